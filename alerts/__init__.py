@@ -1,0 +1,1 @@
+"""Generated Prometheus rules and Alertmanager routing (issue: alerts). Nothing is built here yet."""

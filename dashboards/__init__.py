@@ -1,0 +1,1 @@
+"""Generated Grafana dashboards (issue: dashboards). Nothing is built here yet."""

@@ -1,0 +1,1 @@
+"""The drift service (issue: drift service). Nothing is built here yet."""

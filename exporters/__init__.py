@@ -1,0 +1,1 @@
+"""The fleetscope node exporter: collectors, the HTTP server, and their metric catalog."""

@@ -1,0 +1,63 @@
+"""The collectors the exporter knows, each with its --collector.<name> flags."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from fleetscope import durations
+from fleetscope.exporters.registry import Source
+from fleetscope.exporters.scheduling import OnScrape, Polled
+
+
+@dataclass(frozen=True)
+class CollectorOption:
+    name: str
+    help: str
+    enabled_by_default: bool
+    add_flags: Callable[[argparse._ArgumentGroup], None]
+    build: Callable[[argparse.Namespace], Source]
+
+
+def _gpu_flags(group: argparse._ArgumentGroup) -> None:
+    group.add_argument("--collector.gpu.poll-interval", dest="gpu_poll_interval", type=durations.argument,
+                       default=durations.parse("5s"), metavar="DURATION",
+                       help="read NVML in the background this often and serve the latest reading; 0s reads at "
+                            "every scrape instead")
+    group.add_argument("--collector.gpu.hostname", dest="gpu_hostname",
+                       default=os.environ.get("NODE_NAME") or socket.gethostname(),
+                       help="value of the hostname label (default: $NODE_NAME, as the Kubernetes downward API "
+                            "sets it, else the host name)")
+    group.add_argument("--collector.gpu.pod-resources-socket", dest="gpu_pod_resources_socket",
+                       default="/var/lib/kubelet/pod-resources/kubelet.sock", metavar="PATH",
+                       help="kubelet pod-resources socket; where it exists, GPU series carry the namespace, pod "
+                            "and container the GPU is allocated to. Empty disables")
+    group.add_argument("--collector.gpu.xid-events", dest="gpu_xid_events", action=argparse.BooleanOptionalAction,
+                       default=True, help="count XID errors from NVML's event API")
+
+
+def _gpu_source(args: argparse.Namespace) -> Source:
+    from fleetscope.exporters.gpu.collector import GpuCollector
+    from fleetscope.exporters.kubernetes.podresources import PodResources
+
+    if args.simulate:
+        from fleetscope.exporters.gpu.simulation import simulated_nvml
+
+        library = simulated_nvml(gpus=args.simulate_gpus, seed=args.simulate_seed)
+    else:
+        import pynvml as library
+    pods = PodResources(args.gpu_pod_resources_socket).gpu_pods if args.gpu_pod_resources_socket else dict
+    collector = GpuCollector(library, args.gpu_hostname, pods=pods, xid_events=args.gpu_xid_events)
+    if args.gpu_poll_interval == 0:
+        return OnScrape(collector)
+    polled = Polled(collector, args.gpu_poll_interval)
+    polled.start()
+    return polled
+
+
+AVAILABLE: tuple[CollectorOption, ...] = (
+    CollectorOption("gpu", "NVIDIA GPUs through NVML", True, _gpu_flags, _gpu_source),
+)

@@ -1,0 +1,93 @@
+"""`fleetscope exporter`: flags in Prometheus style, start-up and graceful shutdown."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import threading
+
+from prometheus_client import CollectorRegistry
+
+from fleetscope import __version__, log
+from fleetscope.exporters.collectors import AVAILABLE
+from fleetscope.exporters.registry import ExporterRegistry
+from fleetscope.exporters.server import routes
+from fleetscope.web import config as web_config
+from fleetscope.web.server import WebServer
+
+DESCRIPTION = """Serves GPU telemetry as Prometheus metrics. Each collector can be turned on or
+off with --collector.NAME / --no-collector.NAME. --simulate serves a built-in 8-GPU H100 node
+for trying the exporter on a machine without a GPU."""
+
+_logger = log.get("fleetscope.exporters")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    web = parser.add_argument_group("web")
+    web.add_argument("--web.listen-address", dest="listen_address", default=":9835",
+                     help="address on which to expose metrics and the web interface")
+    web.add_argument("--web.telemetry-path", dest="telemetry_path", default="/metrics",
+                     help="path under which to expose metrics")
+    web.add_argument("--web.config.file", dest="web_config_file", default="",
+                     help="exporter-toolkit web configuration file enabling TLS and/or basic auth")
+    for option in AVAILABLE:
+        group = parser.add_argument_group(f"collector {option.name}")
+        group.add_argument(f"--collector.{option.name}", dest=f"collector_{option.name}",
+                           action=argparse.BooleanOptionalAction, default=option.enabled_by_default,
+                           help=f"enable the {option.name} collector ({option.help})")
+        option.add_flags(group)
+    simulate = parser.add_argument_group("simulation")
+    simulate.add_argument("--simulate", action="store_true",
+                          help="read a simulated node, built from a recording of H100 GPUs, instead of NVML")
+    simulate.add_argument("--simulate.gpus", dest="simulate_gpus", type=_gpu_count, default=8,
+                          help="number of simulated GPUs")
+    simulate.add_argument("--simulate.seed", dest="simulate_seed", type=int, default=1,
+                          help="seed of the simulation's random walk, XIDs and throttling")
+
+
+def _gpu_count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if not 1 <= value <= 1024:
+        raise argparse.ArgumentTypeError("give between 1 and 1024 GPUs")
+    return value
+
+
+def build(args: argparse.Namespace) -> tuple[ExporterRegistry, WebServer]:
+    """Everything the exporter serves, not yet listening; raises UserError for bad flags."""
+    if not args.telemetry_path.startswith("/"):
+        raise log.UserError(f"--web.telemetry-path must start with '/', got {args.telemetry_path!r}")
+    config = web_config.load(args.web_config_file)
+    enabled = [option for option in AVAILABLE if getattr(args, f"collector_{option.name}")]
+    registry = ExporterRegistry([option.build(args) for option in enabled])
+    exposition = CollectorRegistry(auto_describe=False)
+    exposition.register(registry)
+    try:
+        server = WebServer(args.listen_address,
+                           routes(exposition, args.telemetry_path, [o.name for o in enabled]), config)
+    except log.UserError:
+        registry.close()
+        raise
+    return registry, server
+
+
+def run(args: argparse.Namespace) -> int:
+    registry, server = build(args)
+    stop = threading.Event()
+
+    def request_stop(signum: int, frame: object) -> None:
+        _logger.info("shutting down", extra={"signal": signal.Signals(signum).name})
+        stop.set()
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+    server.start()
+    _logger.info("listening", extra={"address": server.url + args.telemetry_path, "version": __version__,
+                                     "collectors": ",".join(s.name for s in registry.sources)})
+    stop.wait()
+    server.shutdown()
+    registry.close()
+    _logger.info("stopped")
+    return 0

@@ -1,0 +1,1 @@
+"""The GPU collector: NVML through pynvml, with a recorded fake for machines without a GPU."""

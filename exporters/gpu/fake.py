@@ -1,0 +1,404 @@
+"""A fake of pynvml's surface, replaying a recording of a real node.
+
+Tests and --simulate substitute it for pynvml at the collector's boundary. Handles, field
+values and GPM requests are pynvml's own ctypes types; failures are pynvml.NVMLError with
+the codes real NVML returns, and can be injected per function, per GPU or for the library.
+
+Recording format (see recordings/): {"system": {function: value}, "devices": [device]},
+where a device is {"values": {key: value}, "fields": {key: value}, "mig": [device]}. A key
+is the function name, followed by "/ARG" for each argument after the handle, enum
+arguments by their pynvml constant name (nvmlDeviceGetClockInfo/NVML_CLOCK_SM); field keys
+are the field's constant name, "/SCOPE" for per-link fields. A value is what the call
+returns (a mapping for a struct) or {"error": "NVML_ERROR_..."}; a key the recording
+lacks answers NVML_ERROR_NOT_SUPPORTED, as the hardware would.
+"""
+
+from __future__ import annotations
+
+import copy
+import ctypes
+import json
+import queue
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from importlib import resources
+from types import SimpleNamespace
+from typing import Any
+
+import pynvml
+
+from fleetscope.exporters.gpu import nvml
+
+H100_RECORDING = "h100-sxm5-80gb.json"
+
+
+def load_recording(name: str = H100_RECORDING) -> dict:
+    return json.loads(resources.files("fleetscope.exporters.gpu").joinpath("recordings", name).read_text())
+
+
+def _constant_names(prefix: str) -> dict[int, str]:
+    return {getattr(pynvml, n): n for n in dir(pynvml) if n.startswith(prefix) and isinstance(getattr(pynvml, n), int)}
+
+
+_CLOCKS = {pynvml.NVML_CLOCK_SM: "NVML_CLOCK_SM", pynvml.NVML_CLOCK_MEM: "NVML_CLOCK_MEM",
+           pynvml.NVML_CLOCK_GRAPHICS: "NVML_CLOCK_GRAPHICS", pynvml.NVML_CLOCK_VIDEO: "NVML_CLOCK_VIDEO"}
+_THRESHOLDS = _constant_names("NVML_TEMPERATURE_THRESHOLD_")
+_SENSORS = {pynvml.NVML_TEMPERATURE_GPU: "NVML_TEMPERATURE_GPU"}
+_PCIE_COUNTERS = {pynvml.NVML_PCIE_UTIL_TX_BYTES: "NVML_PCIE_UTIL_TX_BYTES",
+                  pynvml.NVML_PCIE_UTIL_RX_BYTES: "NVML_PCIE_UTIL_RX_BYTES"}
+# Some field ids have several names (NVML_FI_DEV_PERF_POLICY_POWER is ..._SW_POWER_CAP).
+_FIELD_NAMES: dict[int, list[str]] = {}
+for _name in dir(pynvml):
+    if _name.startswith("NVML_FI_DEV_") and isinstance(getattr(pynvml, _name), int):
+        _FIELD_NAMES.setdefault(getattr(pynvml, _name), []).append(_name)
+_GPM_METRICS = _constant_names("NVML_GPM_METRIC_")
+
+
+def _error(name: str) -> nvml.NVMLError:
+    return pynvml.NVMLError(nvml.error_code(name))
+
+
+class FakeDevice:
+    """One GPU or MIG instance of the recording; its values may be changed while running."""
+
+    def __init__(self, index: int, recorded: dict, parent: FakeDevice | None = None):
+        self.index = index
+        self.parent = parent
+        self.values: dict[str, Any] = dict(recorded.get("values", {}))
+        self.fields: dict[str, Any] = dict(recorded.get("fields", {}))
+        self.mig = [FakeDevice(i, m, parent=self) for i, m in enumerate(recorded.get("mig", []))]
+        self.handle = pynvml.c_nvmlDevice_t(pynvml.struct_c_nvmlDevice_t())
+        self.lost = False
+        self.animated_at = 0.0
+        self.state: dict[str, Any] = {}  # for the simulation's own bookkeeping
+
+    @property
+    def root(self) -> FakeDevice:
+        return self.parent or self
+
+
+class FakeNvml:
+    """Answers the pynvml functions the collector calls; other attributes are pynvml's."""
+
+    def __init__(self, recording: dict | None = None, animate: Callable[[FakeDevice, float], None] | None = None):
+        recording = copy.deepcopy(recording if recording is not None else load_recording())
+        self.system: dict[str, Any] = recording.get("system", {})
+        self.devices = [FakeDevice(i, d) for i, d in enumerate(recording["devices"])]
+        self._by_handle = {nvml.handle_key(d.handle): d for d in self._all_devices()}
+        self._animate = animate
+        self._lock = threading.Lock()
+        self._initialised = 0
+        self._failures: dict[tuple[str, int | None], str] = {}
+        self._init_error: str | None = None
+        self._events: queue.Queue = queue.Queue()
+        self._registered: set[int] = set()
+        self._gpm_samples: dict[int, tuple[FakeDevice, float]] = {}
+        self.calls: Counter[str] = Counter()
+        self.latency_seconds = 0.0  # per call, to model a real driver's ioctl time in benchmarks
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("nvml") and name[4:5].isupper() and callable(getattr(pynvml, name, None)):
+            raise AttributeError(f"FakeNvml does not implement {name}; add it, with its recorded values")
+        return getattr(pynvml, name)
+
+    # ---- injecting what real NVML does -------------------------------------------------
+
+    def fail(self, function: str, error: str, gpu: int | None = None) -> None:
+        """Every call of `function` (on GPU `gpu`, or on any) raises `error` until cleared."""
+        nvml.error_code(error)
+        self._failures[(function, gpu)] = error
+
+    def clear_failures(self) -> None:
+        self._failures.clear()
+        self._init_error = None
+
+    def remove_library(self, error: str = "NVML_ERROR_LIBRARY_NOT_FOUND") -> None:
+        """nvmlInit fails as it does on a machine without a driver (or with a broken one)."""
+        self._init_error = error
+
+    def lose_gpu(self, gpu: int) -> None:
+        """The GPU falls off the bus: every call on it answers NVML_ERROR_GPU_IS_LOST."""
+        self.devices[gpu].lost = True
+
+    def restore_gpu(self, gpu: int) -> None:
+        self.devices[gpu].lost = False
+
+    def inject_xid(self, gpu: int, xid: int, mig_instance: int | None = None) -> None:
+        device = self.devices[gpu]
+        if nvml.handle_key(device.handle) not in self._registered:
+            return  # nobody listens: the event is dropped, as NVML drops it
+        gi = ci = 0xFFFFFFFF
+        if mig_instance is not None:
+            instance = device.mig[mig_instance]
+            gi, ci = instance.values["nvmlDeviceGetGpuInstanceId"], instance.values["nvmlDeviceGetComputeInstanceId"]
+        self._events.put(SimpleNamespace(device=device.handle, eventType=pynvml.nvmlEventTypeXidCriticalError,
+                                         eventData=xid, gpuInstanceId=gi, computeInstanceId=ci))
+
+    # ---- plumbing ----------------------------------------------------------------------
+
+    def _all_devices(self):
+        for device in self.devices:
+            yield device
+            yield from device.mig
+
+    def _enter(self, function: str, device: FakeDevice | None = None) -> None:
+        self.calls[function] += 1
+        if self.latency_seconds:
+            time.sleep(self.latency_seconds)
+        if function != "nvmlInit" and not self._initialised:
+            raise pynvml.NVMLError(pynvml.NVML_ERROR_UNINITIALIZED)
+        for gpu in (None, device.root.index if device else None):
+            error = self._failures.get((function, gpu))
+            if error is not None and (gpu is None or device is not None):
+                raise _error(error)
+        if device is not None and device.root.lost:
+            raise pynvml.NVMLError(pynvml.NVML_ERROR_GPU_IS_LOST)
+
+    def _device(self, function: str, handle: Any) -> FakeDevice:
+        device = self._by_handle.get(nvml.handle_key(handle))
+        if device is None:
+            raise pynvml.NVMLError(pynvml.NVML_ERROR_INVALID_ARGUMENT)
+        self._enter(function, device)
+        if self._animate is not None:
+            now = time.time()
+            root = device.root
+            with self._lock:
+                if now - root.animated_at >= 0.2:
+                    root.animated_at = now
+                    self._animate(root, now)
+        return device
+
+    def _value(self, function: str, handle: Any, *args: Any) -> Any:
+        device = self._device(function, handle)
+        return _recorded(device.values, "/".join([function, *map(str, args)]))
+
+    def _system(self, function: str) -> Any:
+        self._enter(function)
+        return _recorded(self.system, function)
+
+    # ---- library and system ------------------------------------------------------------
+
+    def nvmlInit(self) -> None:
+        self._enter("nvmlInit")
+        if self._init_error:
+            raise _error(self._init_error)
+        self._initialised += 1
+
+    def nvmlShutdown(self) -> None:
+        self._enter("nvmlShutdown")
+        self._initialised -= 1
+
+    def nvmlSystemGetDriverVersion(self) -> str:
+        return self._system("nvmlSystemGetDriverVersion")
+
+    def nvmlSystemGetNVMLVersion(self) -> str:
+        return self._system("nvmlSystemGetNVMLVersion")
+
+    def nvmlSystemGetCudaDriverVersion(self) -> int:
+        return self._system("nvmlSystemGetCudaDriverVersion")
+
+    def nvmlDeviceGetCount(self) -> int:
+        self._enter("nvmlDeviceGetCount")
+        return len(self.devices)
+
+    def nvmlDeviceGetHandleByIndex(self, index: int) -> Any:
+        self._enter("nvmlDeviceGetHandleByIndex")
+        if not 0 <= index < len(self.devices):
+            raise pynvml.NVMLError(pynvml.NVML_ERROR_INVALID_ARGUMENT)
+        error = self._failures.get(("nvmlDeviceGetHandleByIndex", index))
+        if error:
+            raise _error(error)
+        return self.devices[index].handle
+
+    # ---- identity ----------------------------------------------------------------------
+
+    def nvmlDeviceGetUUID(self, handle):
+        return self._value("nvmlDeviceGetUUID", handle)
+
+    def nvmlDeviceGetName(self, handle):
+        return self._value("nvmlDeviceGetName", handle)
+
+    def nvmlDeviceGetSerial(self, handle):
+        return self._value("nvmlDeviceGetSerial", handle)
+
+    def nvmlDeviceGetPciInfo(self, handle):
+        return _struct(self._value("nvmlDeviceGetPciInfo", handle))
+
+    def nvmlDeviceGetArchitecture(self, handle):
+        return self._value("nvmlDeviceGetArchitecture", handle)
+
+    def nvmlDeviceGetMaxClockInfo(self, handle, clock):
+        return self._value("nvmlDeviceGetMaxClockInfo", handle, _CLOCKS[clock])
+
+    def nvmlDeviceGetTemperatureThreshold(self, handle, threshold):
+        return self._value("nvmlDeviceGetTemperatureThreshold", handle, _THRESHOLDS[threshold])
+
+    def nvmlDeviceGetSupportedClocksEventReasons(self, handle):
+        return self._value("nvmlDeviceGetSupportedClocksEventReasons", handle)
+
+    def nvmlDeviceGetNumFans(self, handle):
+        return self._value("nvmlDeviceGetNumFans", handle)
+
+    def nvmlGpmQueryDeviceSupport(self, handle):
+        return _struct(self._value("nvmlGpmQueryDeviceSupport", handle))
+
+    # ---- readings ----------------------------------------------------------------------
+
+    def nvmlDeviceGetFieldValues(self, handle, field_ids):
+        device = self._device("nvmlDeviceGetFieldValues", handle)
+        values = (pynvml.c_nvmlFieldValue_t * len(field_ids))()
+        for slot, requested in zip(values, field_ids):
+            field_id, scope = requested if isinstance(requested, tuple) else (requested, 0)
+            slot.fieldId, slot.scopeId, slot.timestamp = field_id, scope, int(time.time() * 1e6)
+            recorded = _recorded_field(device.fields, field_id, scope)
+            if recorded is None:
+                slot.nvmlReturn = pynvml.NVML_ERROR_NOT_SUPPORTED
+            elif isinstance(recorded, dict):
+                slot.nvmlReturn = nvml.error_code(recorded["error"])
+            elif isinstance(recorded, float):
+                slot.nvmlReturn, slot.valueType, slot.value.dVal = 0, pynvml.NVML_VALUE_TYPE_DOUBLE, recorded
+            else:
+                slot.nvmlReturn, slot.valueType = 0, pynvml.NVML_VALUE_TYPE_UNSIGNED_LONG_LONG
+                slot.value.ullVal = int(recorded)
+        return values
+
+    def nvmlDeviceGetClockInfo(self, handle, clock):
+        return self._value("nvmlDeviceGetClockInfo", handle, _CLOCKS[clock])
+
+    def nvmlDeviceGetTemperature(self, handle, sensor):
+        return self._value("nvmlDeviceGetTemperature", handle, _SENSORS[sensor])
+
+    def nvmlDeviceGetPowerUsage(self, handle):
+        return self._value("nvmlDeviceGetPowerUsage", handle)
+
+    def nvmlDeviceGetEnforcedPowerLimit(self, handle):
+        return self._value("nvmlDeviceGetEnforcedPowerLimit", handle)
+
+    def nvmlDeviceGetPcieThroughput(self, handle, counter):
+        return self._value("nvmlDeviceGetPcieThroughput", handle, _PCIE_COUNTERS[counter])
+
+    def nvmlDeviceGetUtilizationRates(self, handle):
+        return _struct(self._value("nvmlDeviceGetUtilizationRates", handle))
+
+    def nvmlDeviceGetEncoderUtilization(self, handle):
+        return list(self._value("nvmlDeviceGetEncoderUtilization", handle))
+
+    def nvmlDeviceGetDecoderUtilization(self, handle):
+        return list(self._value("nvmlDeviceGetDecoderUtilization", handle))
+
+    def nvmlDeviceGetMemoryInfo(self, handle, version=None):
+        return _struct(self._value("nvmlDeviceGetMemoryInfo", handle))
+
+    def nvmlDeviceGetPerformanceState(self, handle):
+        return self._value("nvmlDeviceGetPerformanceState", handle)
+
+    def nvmlDeviceGetFanSpeed_v2(self, handle, fan):
+        return self._value("nvmlDeviceGetFanSpeed_v2", handle, fan)
+
+    def nvmlDeviceGetNvLinkState(self, handle, link):
+        return self._value("nvmlDeviceGetNvLinkState", handle, link)
+
+    def nvmlDeviceGetCurrentClocksEventReasons(self, handle):
+        return self._value("nvmlDeviceGetCurrentClocksEventReasons", handle)
+
+    def nvmlDeviceGetComputeRunningProcesses(self, handle):
+        return [_struct(p) for p in self._value("nvmlDeviceGetComputeRunningProcesses", handle)]
+
+    def nvmlDeviceGetGraphicsRunningProcesses(self, handle):
+        return [_struct(p) for p in self._value("nvmlDeviceGetGraphicsRunningProcesses", handle)]
+
+    # ---- MIG ---------------------------------------------------------------------------
+
+    def nvmlDeviceGetMigMode(self, handle):
+        return list(self._value("nvmlDeviceGetMigMode", handle))
+
+    def nvmlDeviceGetMaxMigDeviceCount(self, handle):
+        return self._value("nvmlDeviceGetMaxMigDeviceCount", handle)
+
+    def nvmlDeviceGetMigDeviceHandleByIndex(self, handle, index):
+        device = self._device("nvmlDeviceGetMigDeviceHandleByIndex", handle)
+        if not 0 <= index < len(device.mig):
+            raise pynvml.NVMLError(pynvml.NVML_ERROR_NOT_FOUND)
+        return device.mig[index].handle
+
+    def nvmlDeviceGetGpuInstanceId(self, handle):
+        return self._value("nvmlDeviceGetGpuInstanceId", handle)
+
+    def nvmlDeviceGetComputeInstanceId(self, handle):
+        return self._value("nvmlDeviceGetComputeInstanceId", handle)
+
+    # ---- GPM ---------------------------------------------------------------------------
+
+    def nvmlGpmSampleAlloc(self):
+        self._enter("nvmlGpmSampleAlloc")
+        return pynvml.c_nvmlGpmSample_t(pynvml.struct_c_nvmlGpmSample_t())
+
+    def nvmlGpmSampleFree(self, sample):
+        self._enter("nvmlGpmSampleFree")
+        self._gpm_samples.pop(nvml.handle_key(sample), None)
+
+    def nvmlGpmSampleGet(self, handle, sample):
+        device = self._device("nvmlGpmSampleGet", handle)
+        self._gpm_samples[nvml.handle_key(sample)] = (device, time.time())
+        return sample
+
+    def nvmlGpmMetricsGet(self, request):
+        self._enter("nvmlGpmMetricsGet")
+        first = self._gpm_samples.get(nvml.handle_key(request.sample1))
+        second = self._gpm_samples.get(nvml.handle_key(request.sample2))
+        if first is None or second is None or first[0] is not second[0]:
+            raise pynvml.NVMLError(pynvml.NVML_ERROR_INVALID_ARGUMENT)
+        device = second[0]
+        for slot in request.metrics[: request.numMetrics]:
+            recorded = device.values.get(f"nvmlGpmMetricsGet/{_GPM_METRICS.get(slot.metricId)}")
+            if recorded is None:
+                slot.nvmlReturn = pynvml.NVML_ERROR_NOT_SUPPORTED
+            else:
+                slot.nvmlReturn, slot.value = 0, float(recorded)
+        return request
+
+    # ---- events ------------------------------------------------------------------------
+
+    def nvmlEventSetCreate(self):
+        self._enter("nvmlEventSetCreate")
+        return object()
+
+    def nvmlEventSetFree(self, event_set) -> None:
+        self._enter("nvmlEventSetFree")
+        self._registered.clear()
+
+    def nvmlDeviceRegisterEvents(self, handle, event_types, event_set) -> None:
+        device = self._device("nvmlDeviceRegisterEvents", handle)
+        if not _recorded(device.values, "nvmlDeviceRegisterEvents"):
+            raise pynvml.NVMLError(pynvml.NVML_ERROR_NOT_SUPPORTED)
+        self._registered.add(nvml.handle_key(handle))
+
+    def nvmlEventSetWait_v2(self, event_set, timeout_ms):
+        self._enter("nvmlEventSetWait_v2")
+        try:
+            return self._events.get(timeout=timeout_ms / 1000)
+        except queue.Empty:
+            raise pynvml.NVMLError(pynvml.NVML_ERROR_TIMEOUT) from None
+
+
+def _recorded(values: dict, key: str) -> Any:
+    if key not in values:
+        raise pynvml.NVMLError(pynvml.NVML_ERROR_NOT_SUPPORTED)
+    value = values[key]
+    if isinstance(value, dict) and set(value) == {"error"}:
+        raise _error(value["error"])
+    return value
+
+
+def _recorded_field(fields: dict, field_id: int, scope: int) -> Any:
+    for name in _FIELD_NAMES.get(field_id, ()):
+        for key in (f"{name}/{scope}", name):
+            if key in fields:
+                return fields[key]
+    return None
+
+
+def _struct(value: Any) -> Any:
+    return SimpleNamespace(**value) if isinstance(value, dict) else value

@@ -1,0 +1,1 @@
+"""Kubernetes attribution: which pod holds which GPU."""

@@ -1,0 +1,91 @@
+"""Collectors behind one interface, timed and guarded, as node_exporter does it.
+
+A collector's collect() returns prometheus_client Metrics or raises. The registry turns
+each collection into fleetscope_exporter_collector_{success,duration_seconds} and serves
+what succeeded; one failing collector never takes the page down.
+"""
+
+from __future__ import annotations
+
+import platform
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from prometheus_client.metrics_core import Metric
+
+from fleetscope import __version__, log
+from fleetscope.catalog import FamilySet
+from fleetscope.exporters.catalog import exporter as m
+
+_logger = log.get("fleetscope.exporters")
+
+
+class Collector(Protocol):
+    name: str
+
+    def collect(self) -> Iterable[Metric]: ...
+
+    def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class Collection:
+    collector: str
+    metrics: list[Metric] = field(default_factory=list)
+    duration_seconds: float = 0.0
+    finished_at: float = 0.0
+    error: str | None = None
+
+
+def collect_once(collector: Collector) -> Collection:
+    """Runs one collection; an exception becomes a failed Collection and a log line."""
+    started = time.perf_counter()
+    try:
+        metrics = list(collector.collect())
+        error = None
+    except Exception as failure:  # a collector's bug must not take the page down
+        metrics, error = [], f"{type(failure).__name__}: {failure}"
+        _logger.error("collector failed", extra={"collector": collector.name, "error": error})
+        _logger.debug("collector failure traceback", exc_info=True)
+    return Collection(collector.name, metrics, time.perf_counter() - started, time.time(), error)
+
+
+class Source(Protocol):
+    """Where the registry gets a collector's latest Collection (see scheduling.py)."""
+
+    name: str
+
+    def latest(self) -> Collection: ...
+
+    def close(self) -> None: ...
+
+
+class ExporterRegistry:
+    """A prometheus_client collector serving every source plus the exporter's own metrics."""
+
+    def __init__(self, sources: Sequence[Source]):
+        self.sources = list(sources)
+        self._last_success: dict[str, float] = {}
+
+    def collect(self) -> Iterator[Metric]:
+        own = FamilySet()
+        own.add(m.BUILD_INFO, {"version": __version__, "python_version": platform.python_version()}, 1)
+        served: list[Metric] = []
+        for source in self.sources:
+            collection = source.latest()
+            labels = {"collector": source.name}
+            own.add(m.COLLECTOR_SUCCESS, labels, 0 if collection.error else 1)
+            own.add(m.COLLECTOR_DURATION, labels, collection.duration_seconds)
+            if not collection.error:
+                self._last_success[source.name] = collection.finished_at
+                served.extend(collection.metrics)
+            if source.name in self._last_success:
+                own.add(m.COLLECTOR_LAST_SUCCESS, labels, self._last_success[source.name])
+        yield from own.metrics()
+        yield from served
+
+    def close(self) -> None:
+        for source in self.sources:
+            source.close()

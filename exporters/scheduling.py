@@ -1,0 +1,82 @@
+"""When a collector runs: at each scrape, or in the background with the latest result cached.
+
+Background polling is the default for the GPU collector (see the benchmark in
+benchmarks/scrape_latency.py): NVML calls take real time per GPU (nvmlDeviceGetPcieThroughput
+alone samples for 20 ms), GPM needs a steady interval between samples, and a high-availability
+Prometheus pair would otherwise double the load on the driver. A cached result older than
+max_age is not served as if fresh: the collector is reported failed instead.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from fleetscope import log
+from fleetscope.exporters.registry import Collection, Collector, collect_once
+
+_logger = log.get("fleetscope.exporters")
+
+
+class OnScrape:
+    """Collects when scraped. Concurrent scrapes share one collection instead of queueing."""
+
+    def __init__(self, collector: Collector):
+        self.name = collector.name
+        self._collector = collector
+        self._lock = threading.Lock()
+
+    def latest(self) -> Collection:
+        with self._lock:
+            return collect_once(self._collector)
+
+    def close(self) -> None:
+        self._collector.close()
+
+
+class Polled:
+    """Collects every `interval` seconds in a thread; scrapes read the latest result."""
+
+    def __init__(self, collector: Collector, interval: float, max_age: float | None = None):
+        if interval <= 0:
+            raise ValueError("poll interval must be positive")
+        self.name = collector.name
+        self._collector = collector
+        self._interval = interval
+        self._max_age = max_age if max_age is not None else max(3 * interval, interval + 10)
+        self._latest = Collection(collector.name, error="no collection has finished yet")
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"poll-{self.name}", daemon=True)
+
+    def start(self) -> None:
+        """Collects once before returning, so the first scrape already has data."""
+        self._poll()
+        self._thread.start()
+
+    def latest(self) -> Collection:
+        with self._lock:
+            latest = self._latest
+        age = time.time() - latest.finished_at
+        if latest.error is None and age > self._max_age:
+            return Collection(self.name, duration_seconds=latest.duration_seconds, finished_at=latest.finished_at,
+                              error=f"last collection is {age:.1f}s old (poll stuck?); not serving stale values")
+        return latest
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=self._interval + 10)
+        self._collector.close()
+
+    def _run(self) -> None:
+        next_run = time.monotonic() + self._interval
+        while not self._stop.wait(max(0.0, next_run - time.monotonic())):
+            self._poll()
+            # Skip ticks a slow collection overran instead of running back to back.
+            next_run += self._interval * max(1, int((time.monotonic() - next_run) // self._interval) + 1)
+
+    def _poll(self) -> None:
+        collection = collect_once(self._collector)
+        with self._lock:
+            self._latest = collection

@@ -1,0 +1,105 @@
+"""How producers declare their metrics: one MetricSpec per metric, in a catalog module.
+
+Consumers (dashboards, alerts) import the specs instead of spelling metric names, and a
+test checks that every spec follows the naming conventions and really appears on a page.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from prometheus_client.metrics_core import Metric
+
+_NAME = re.compile(r"^fleetscope_[a-z][a-z0-9_]*$")
+_LABEL = re.compile(r"^[a-z_][a-z0-9_]*$")
+BASE_UNITS = ("seconds", "bytes", "watts", "celsius", "joules", "hertz", "ratio")
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    name: str
+    type: str  # "gauge" or "counter"
+    help: str
+    labels: tuple[str, ...] = ()
+    # Labels some series carry and others do not (MIG instance, Kubernetes pod).
+    optional_labels: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        problems = convention_problems(self)
+        if problems:
+            raise ValueError(f"{self.name}: " + "; ".join(problems))
+
+    def family(self) -> Family:
+        return Family(self)
+
+
+def convention_problems(spec: MetricSpec) -> list[str]:
+    problems = []
+    if not _NAME.match(spec.name):
+        problems.append("name must match fleetscope_[a-z0-9_]+")
+    if spec.type not in ("gauge", "counter"):
+        problems.append(f"type {spec.type!r} is not gauge or counter")
+    if spec.type == "counter" and not spec.name.endswith("_total"):
+        problems.append("counters end in _total")
+    if spec.type == "gauge" and spec.name.endswith("_total"):
+        problems.append("only counters end in _total")
+    if not spec.help.strip():
+        problems.append("HELP is required")
+    for label in spec.labels + spec.optional_labels:
+        if not _LABEL.match(label) or label.startswith("__"):
+            problems.append(f"bad label name {label!r}")
+    if len(set(spec.labels + spec.optional_labels)) != len(spec.labels) + len(spec.optional_labels):
+        problems.append("duplicate label names")
+    return problems
+
+
+class Family:
+    """Samples of one spec, collected into a prometheus_client Metric for exposition."""
+
+    __slots__ = ("spec", "metric")
+
+    def __init__(self, spec: MetricSpec):
+        self.spec = spec
+        base = spec.name[: -len("_total")] if spec.type == "counter" else spec.name
+        self.metric = Metric(base, spec.help, spec.type)
+
+    def add(self, labels: Mapping[str, str], value: float) -> None:
+        self.metric.add_sample(self.spec.name, dict(labels), float(value))
+
+    def __len__(self) -> int:
+        return len(self.metric.samples)
+
+
+def check_unique(specs: Iterable[MetricSpec]) -> None:
+    seen: set[str] = set()
+    for spec in specs:
+        if spec.name in seen:
+            raise ValueError(f"metric {spec.name} is declared twice")
+        seen.add(spec.name)
+
+
+class FamilySet:
+    """Families collected during one read, created as their first sample arrives."""
+
+    def __init__(self) -> None:
+        self._families: dict[str, Family] = {}
+
+    def add(self, spec: MetricSpec, labels: Mapping[str, str], value: float) -> None:
+        family = self._families.get(spec.name)
+        if family is None:
+            family = self._families[spec.name] = Family(spec)
+        family.add(labels, value)
+
+    def update(self, other: FamilySet) -> None:
+        """Adds every sample of `other`, as when one GPU's read completes."""
+        for name, family in other._families.items():
+            mine = self._families.get(name)
+            if mine is None:
+                self._families[name] = family
+            else:
+                mine.metric.samples.extend(family.metric.samples)
+
+    def metrics(self) -> list[Metric]:
+        return [family.metric for family in self._families.values()]

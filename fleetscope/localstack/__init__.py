@@ -1,0 +1,1 @@
+"""Real Prometheus-ecosystem processes on loopback, for the tests and the demo."""

@@ -1,0 +1,83 @@
+"""A child process on a free loopback port: started, waited for with a bound, always stopped."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+
+class StartError(RuntimeError):
+    pass
+
+
+def free_port() -> int:
+    """A port free on 127.0.0.1 right now. Callers retry on the rare race with another process."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def require_binary(name: str) -> str:
+    path = shutil.which(name)
+    if path is None:
+        raise StartError(f"{name} is not installed; run scripts/setup.sh (it installs Debian's prometheus "
+                         "and prometheus-alertmanager packages)")
+    return path
+
+
+def http_ok(url: str, timeout: float = 1.0) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            return 200 <= response.status < 300
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+class ManagedProcess:
+    """Runs argv with output to a log file; ready() polls `probe` until it is true or time runs out."""
+
+    def __init__(self, argv: Sequence[str], log_path: Path, probe: Callable[[], bool]):
+        self.argv = list(argv)
+        self.log_path = log_path
+        self._probe = probe
+        self._process: subprocess.Popen | None = None
+
+    def start(self, timeout: float = 30.0) -> None:
+        with open(self.log_path, "ab") as log:
+            self._process = subprocess.Popen(self.argv, stdout=log, stderr=subprocess.STDOUT,
+                                             stdin=subprocess.DEVNULL)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._process.poll() is not None:
+                raise StartError(f"{self.argv[0]} exited with {self._process.returncode}:\n{self.log_tail()}")
+            if self._probe():
+                return
+            time.sleep(0.1)
+        self.stop()
+        raise StartError(f"{self.argv[0]} was not ready within {timeout:.0f}s:\n{self.log_tail()}")
+
+    @property
+    def running(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
+    def stop(self, timeout: float = 10.0) -> None:
+        if self._process is None or self._process.poll() is not None:
+            return
+        self._process.terminate()
+        try:
+            self._process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+            self._process.wait(timeout=timeout)
+
+    def log_tail(self, lines: int = 30) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""

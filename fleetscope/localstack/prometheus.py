@@ -1,0 +1,111 @@
+"""A real Prometheus on 127.0.0.1 scraping given targets, with a small query client."""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from fleetscope.localstack.process import ManagedProcess, StartError, free_port, http_ok, require_binary
+
+
+class QueryError(RuntimeError):
+    pass
+
+
+class Prometheus:
+    """Use as a context manager, or call start() and stop().
+
+    scrape_configs are Prometheus scrape_config mappings; targets() builds a simple one.
+    """
+
+    def __init__(self, workdir: Path, scrape_configs: Sequence[dict], scrape_interval: str = "1s",
+                 rule_files: Sequence[Path] = (), alertmanagers: Sequence[str] = (),
+                 evaluation_interval: str = "1s"):
+        self.workdir = Path(workdir)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.config = {
+            "global": {"scrape_interval": scrape_interval, "evaluation_interval": evaluation_interval},
+            "scrape_configs": list(scrape_configs),
+        }
+        if rule_files:
+            self.config["rule_files"] = [str(path) for path in rule_files]
+        if alertmanagers:
+            self.config["alerting"] = {"alertmanagers": [{"static_configs": [{"targets": list(alertmanagers)}]}]}
+        self.port = 0
+        self._process: ManagedProcess | None = None
+
+    @staticmethod
+    def targets(job: str, addresses: Sequence[str], **options: Any) -> dict:
+        return {"job_name": job, "static_configs": [{"targets": list(addresses)}], **options}
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 30.0, attempts: int = 3) -> Prometheus:
+        binary = require_binary("prometheus")
+        config_path = self.workdir / "prometheus.yml"
+        config_path.write_text(yaml.safe_dump(self.config, sort_keys=False))
+        for attempt in range(attempts):
+            self.port = free_port()
+            self._process = ManagedProcess(
+                [binary, f"--config.file={config_path}", f"--storage.tsdb.path={self.workdir / 'data'}",
+                 f"--web.listen-address=127.0.0.1:{self.port}", "--log.level=warn"],
+                self.workdir / "prometheus.log", lambda: http_ok(f"{self.url}/-/ready"))
+            try:
+                self._process.start(timeout)
+                return self
+            except StartError as error:
+                if "address already in use" not in str(error) or attempt == attempts - 1:
+                    raise
+        raise AssertionError("unreachable")
+
+    def stop(self) -> None:
+        if self._process is not None:
+            self._process.stop()
+
+    def __enter__(self) -> Prometheus:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def api(self, path: str, **params: str) -> Any:
+        url = f"{self.url}/api/v1/{path}?{urllib.parse.urlencode(params)}"
+        try:
+            with urllib.request.urlopen(url, timeout=10) as response:
+                body = json.load(response)
+        except urllib.error.HTTPError as error:
+            body = json.load(error)
+        if body.get("status") != "success":
+            raise QueryError(f"{path} {params}: {body.get('errorType')}: {body.get('error')}")
+        return body["data"]
+
+    def query(self, expr: str) -> list[dict]:
+        """Instant vector results as Prometheus returns them: [{"metric": {...}, "value": [t, "v"]}]."""
+        data = self.api("query", query=expr)
+        if data["resultType"] != "vector":
+            raise QueryError(f"{expr!r} returned a {data['resultType']}, not an instant vector")
+        return data["result"]
+
+    def wait_for(self, expr: str, condition: Callable[[list[dict]], bool] = bool, timeout: float = 30.0) -> list[dict]:
+        """Polls `expr` until condition(result) holds; raises TimeoutError with the last result."""
+        deadline = time.monotonic() + timeout
+        result: list[dict] = []
+        while time.monotonic() < deadline:
+            result = self.query(expr)
+            if condition(result):
+                return result
+            time.sleep(0.25)
+        raise TimeoutError(f"{expr!r} did not satisfy the condition within {timeout:.0f}s; last result: {result}")
+
+    def active_targets(self) -> list[dict]:
+        return self.api("targets")["activeTargets"]

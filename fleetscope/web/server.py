@@ -1,0 +1,210 @@
+"""A small threaded HTTP server in the style of Prometheus exporters.
+
+Routes are plain functions from Request to Response. TLS and basic auth come from the
+exporter-toolkit web config. Shutdown stops accepting, then waits for requests in flight.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import socket
+import ssl
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
+
+import bcrypt
+
+from fleetscope import log
+from fleetscope.log import UserError
+from fleetscope.web.config import WebConfig
+
+_logger = log.get("fleetscope.web")
+# A request that has not sent its headers (or finished its TLS handshake) by then is dropped.
+_REQUEST_TIMEOUT_SECONDS = 30.0
+# Checked with a real hash when the user is unknown, so timing does not tell which users exist.
+_DUMMY_HASH = bcrypt.hashpw(b"fleetscope", bcrypt.gensalt(rounds=10))
+
+
+@dataclass(frozen=True)
+class Request:
+    method: str
+    path: str
+    query: Mapping[str, list[str]]
+    headers: Mapping[str, str]
+
+
+@dataclass
+class Response:
+    status: int = 200
+    body: bytes = b""
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+Route = Callable[[Request], Response]
+
+
+def parse_listen_address(address: str) -> tuple[str, int]:
+    """':9480', '127.0.0.1:0' or '[::1]:9480' as (host, port); host '' means every interface."""
+    host, sep, port = address.rpartition(":")
+    if not sep or not port.isdigit() or int(port) > 65535:
+        raise UserError(f"invalid listen address {address!r}: use host:port, :port or [ipv6]:port")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    return host, int(port)
+
+
+class BasicAuth:
+    """Checks credentials against bcrypt hashes; caches successes as exporter-toolkit does,
+    because bcrypt costs tens of milliseconds per check and Prometheus scrapes often."""
+
+    def __init__(self, users: Mapping[str, bytes]):
+        self._users = dict(users)
+        self._verified: set[bytes] = set()
+        self._lock = threading.Lock()
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self._users)
+
+    def allows(self, authorization: str | None) -> bool:
+        if not self._users:
+            return True
+        user, password = _decode_basic(authorization)
+        if user is None:
+            return False
+        hashed = self._users.get(user)
+        cache_key = hashlib.sha256(b"\0".join([user.encode(), password.encode(), hashed or b""])).digest()
+        with self._lock:
+            if hashed is not None and cache_key in self._verified:
+                return True
+        ok = bcrypt.checkpw(password.encode(), hashed or _DUMMY_HASH) and hashed is not None
+        if ok:
+            with self._lock:
+                if len(self._verified) > 1024:
+                    self._verified.clear()
+                self._verified.add(cache_key)
+        return ok
+
+
+def _decode_basic(authorization: str | None) -> tuple[str | None, str]:
+    if not authorization or not authorization.lower().startswith("basic "):
+        return None, ""
+    try:
+        decoded = base64.b64decode(authorization[6:].strip(), validate=True).decode()
+    except (ValueError, UnicodeDecodeError):
+        return None, ""
+    user, sep, password = decoded.partition(":")
+    return (user, password) if sep else (None, "")
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = False  # server_close() waits for requests in flight
+    block_on_close = True
+
+    def __init__(self, address: tuple[str, int], handler: type, ssl_context: ssl.SSLContext | None):
+        self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
+        self.ssl_context = ssl_context
+        super().__init__(address, handler)
+
+    def server_bind(self) -> None:
+        if self.address_family == socket.AF_INET6:
+            self.socket.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        super().server_bind()
+
+    def finish_request(self, request, client_address) -> None:
+        # Runs in the request's own thread, so a slow TLS handshake never blocks accept().
+        request.settimeout(_REQUEST_TIMEOUT_SECONDS)
+        if self.ssl_context is not None:
+            try:
+                request = self.ssl_context.wrap_socket(request, server_side=True)
+            except (ssl.SSLError, OSError) as error:
+                _logger.debug("TLS handshake failed", extra={"client": client_address[0], "reason": str(error)})
+                return
+        super().finish_request(request, client_address)
+
+
+class WebServer:
+    """Serves routes on one listen address until shutdown()."""
+
+    def __init__(self, listen_address: str, routes: Mapping[str, Route], web_config: WebConfig | None = None):
+        config = web_config or WebConfig()
+        self._routes = dict(routes)
+        self._auth = BasicAuth(config.basic_auth_users)
+        self._extra_headers = dict(config.headers)
+        host, port = parse_listen_address(listen_address)
+        try:
+            self._server = _Server((host, port), self._handler_class(), config.ssl_context)
+        except OSError as error:
+            raise UserError(f"cannot listen on {listen_address}: {error.strerror}") from None
+        self.scheme = "https" if config.ssl_context else "http"
+        self._thread: threading.Thread | None = None
+
+    @property
+    def port(self) -> int:
+        return self._server.server_address[1]
+
+    @property
+    def url(self) -> str:
+        host = self._server.server_address[0]
+        host = "127.0.0.1" if host in ("", "0.0.0.0") else f"[{host}]" if ":" in host else host
+        return f"{self.scheme}://{host}:{self.port}"
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._server.serve_forever, name="web-server", daemon=True)
+        self._thread.start()
+
+    def serve_forever(self) -> None:
+        self._server.serve_forever()
+
+    def shutdown(self) -> None:
+        """Stop accepting connections and wait for requests in flight."""
+        self._server.shutdown()
+        self._server.server_close()
+        if self._thread is not None:
+            self._thread.join()
+
+    def _handler_class(self) -> type:
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+            server_version = "fleetscope"
+
+            def do_GET(self) -> None:
+                server._dispatch(self, send_body=True)
+
+            def do_HEAD(self) -> None:
+                server._dispatch(self, send_body=False)
+
+            def log_message(self, format: str, *args) -> None:
+                _logger.debug("http " + format % args)
+
+        return Handler
+
+    def _dispatch(self, handler: BaseHTTPRequestHandler, send_body: bool) -> None:
+        url = urlsplit(handler.path)
+        if not self._auth.allows(handler.headers.get("Authorization")):
+            response = Response(HTTPStatus.UNAUTHORIZED, b"Unauthorized\n",
+                                {"WWW-Authenticate": 'Basic realm="fleetscope"', "Content-Type": "text/plain"})
+        elif (route := self._routes.get(url.path)) is None:
+            response = Response(HTTPStatus.NOT_FOUND, b"404 page not found\n", {"Content-Type": "text/plain"})
+        else:
+            request = Request(handler.command, url.path, parse_qs(url.query), dict(handler.headers.items()))
+            try:
+                response = route(request)
+            except Exception:
+                _logger.exception("request failed", extra={"path": url.path})
+                response = Response(HTTPStatus.INTERNAL_SERVER_ERROR, b"internal error\n", {"Content-Type": "text/plain"})
+        handler.send_response(response.status)
+        for name, value in {**self._extra_headers, **response.headers}.items():
+            handler.send_header(name, value)
+        handler.send_header("Content-Length", str(len(response.body)))
+        handler.end_headers()
+        if send_body:
+            handler.wfile.write(response.body)
+

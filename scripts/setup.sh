@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Sets up everything fleetscope needs on a Debian machine, idempotently:
+# Debian's prometheus (prometheus, promtool) and prometheus-alertmanager (alertmanager,
+# amtool) for the integration tests and the demo, and a virtual environment in .venv
+# with fleetscope installed in editable mode plus its test dependencies.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_apt=()
+for tool in prometheus promtool; do command -v "$tool" >/dev/null || need_apt+=(prometheus); done
+for tool in alertmanager amtool; do command -v "$tool" >/dev/null || need_apt+=(prometheus-alertmanager); done
+if [ ${#need_apt[@]} -gt 0 ]; then
+    sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    echo "setup: installing Debian packages: $(printf '%s\n' "${need_apt[@]}" | sort -u | tr '\n' ' ')" >&2
+    $sudo apt-get update -qq
+    # The packages start their own services where an init system runs; we start ours by hand.
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends \
+        $(printf '%s\n' "${need_apt[@]}" | sort -u) >/dev/null
+fi
+
+python=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+    "$python" -m venv .venv
+fi
+.venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip >/dev/null
+.venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]'
+echo "setup: ready ($(.venv/bin/fleetscope --version))" >&2

@@ -1,0 +1,101 @@
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from fleetscope.exporters.gpu.collector import GpuCollector
+from fleetscope.exporters.gpu.fake import FakeNvml, load_recording
+from fleetscope.localstack.process import ManagedProcess, free_port, http_ok
+from fleetscope.localstack.prometheus import Prometheus
+from tests.support.exposition import render
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def recording() -> dict:
+    return load_recording()
+
+
+@pytest.fixture
+def fake(recording) -> FakeNvml:
+    return FakeNvml(recording)
+
+
+@pytest.fixture
+def make_collector():
+    made = []
+
+    def make(library, **options) -> GpuCollector:
+        options.setdefault("xid_events", False)
+        collector = GpuCollector(library, "node-a", **options)
+        made.append(collector)
+        return collector
+
+    yield make
+    for collector in made:
+        collector.close()
+
+
+@pytest.fixture
+def page_of():
+    """Renders a collector's output as the text exposition format."""
+    return lambda collector: render(collector.collect())
+
+
+@pytest.fixture
+def prometheus(tmp_path):
+    """Starts real Prometheus servers on loopback; all are stopped at the end of the test."""
+    started: list[Prometheus] = []
+
+    def start(scrape_configs, **options) -> Prometheus:
+        server = Prometheus(tmp_path / f"prometheus-{len(started)}", scrape_configs, **options)
+        started.append(server)
+        return server.start()
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+@pytest.fixture
+def exporter_process(tmp_path):
+    """Runs `fleetscope exporter` as a real process on a free loopback port."""
+    started: list[ManagedProcess] = []
+
+    def start(*flags: str, scheme: str = "http") -> str:
+        port = free_port()
+        address = f"127.0.0.1:{port}"
+        argv = [sys.executable, "-m", "fleetscope", "exporter", f"--web.listen-address={address}", *flags]
+        probe = (lambda: http_ok(f"http://{address}/-/healthy")) if scheme == "http" else (lambda: _port_open(port))
+        process = ManagedProcess(argv, tmp_path / f"exporter-{port}.log", probe)
+        started.append(process)
+        process.start(timeout=30)
+        return address
+
+    start.processes = started
+    yield start
+    for process in started:
+        process.stop()
+
+
+def _port_open(port: int) -> bool:
+    import socket
+
+    with socket.socket() as probe:
+        probe.settimeout(0.5)
+        return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
+def promtool_check_metrics(page: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["promtool", "check", "metrics"], input=page.encode(), capture_output=True, timeout=60)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_proxy():
+    # Loopback traffic must never go through a proxy set in the environment.
+    os.environ["NO_PROXY"] = os.environ["no_proxy"] = "127.0.0.1,localhost"

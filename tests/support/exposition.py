@@ -1,0 +1,42 @@
+"""Reading exposition pages and collector output in tests."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.metrics_core import Metric
+from prometheus_client.parser import text_string_to_metric_families
+
+
+class _Static:
+    def __init__(self, metrics: Iterable[Metric]):
+        self._metrics = list(metrics)
+
+    def collect(self):
+        return self._metrics
+
+
+def render(metrics: Iterable[Metric]) -> str:
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_Static(metrics))
+    return generate_latest(registry).decode()
+
+
+def samples(page: str) -> list[tuple[str, dict[str, str], float]]:
+    return [(s.name, s.labels, s.value) for family in text_string_to_metric_families(page) for s in family.samples]
+
+
+def values(page: str, name: str, **labels: str) -> list[float]:
+    """Values of every sample called `name` whose labels include `labels`."""
+    return [v for n, l, v in samples(page) if n == name and all(l.get(k) == x for k, x in labels.items())]
+
+
+def value(page: str, name: str, **labels: str) -> float:
+    found = values(page, name, **labels)
+    assert len(found) == 1, f"expected one {name}{labels}, found {found}"
+    return found[0]
+
+
+def series_of_gpu(page: str, gpu: str) -> set[str]:
+    return {n for n, l, _ in samples(page) if l.get("gpu") == gpu}
