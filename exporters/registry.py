@@ -37,6 +37,8 @@ class Collection:
     duration_seconds: float = 0.0
     finished_at: float = 0.0
     error: str | None = None
+    # When the metrics this collection stands for were last collected successfully.
+    last_success_at: float | None = None
 
 
 def collect_once(collector: Collector) -> Collection:
@@ -49,7 +51,9 @@ def collect_once(collector: Collector) -> Collection:
         metrics, error = [], f"{type(failure).__name__}: {failure}"
         _logger.error("collector failed", extra={"collector": collector.name, "error": error})
         _logger.debug("collector failure traceback", exc_info=True)
-    return Collection(collector.name, metrics, time.perf_counter() - started, time.time(), error)
+    finished = time.time()
+    return Collection(collector.name, metrics, time.perf_counter() - started, finished, error,
+                      None if error else finished)
 
 
 class Source(Protocol):
@@ -79,8 +83,9 @@ class ExporterRegistry:
             own.add(m.COLLECTOR_SUCCESS, labels, 0 if collection.error else 1)
             own.add(m.COLLECTOR_DURATION, labels, collection.duration_seconds)
             if not collection.error:
-                self._last_success[source.name] = collection.finished_at
                 served.extend(collection.metrics)
+            if collection.last_success_at is not None:
+                self._last_success[source.name] = collection.last_success_at
             if source.name in self._last_success:
                 own.add(m.COLLECTOR_LAST_SUCCESS, labels, self._last_success[source.name])
         yield from own.metrics()

@@ -60,7 +60,8 @@ class Polled:
         age = time.time() - latest.finished_at
         if latest.error is None and age > self._max_age:
             return Collection(self.name, duration_seconds=latest.duration_seconds, finished_at=latest.finished_at,
-                              error=f"last collection is {age:.1f}s old (poll stuck?); not serving stale values")
+                              error=f"last collection is {age:.1f}s old (poll stuck?); not serving stale values",
+                              last_success_at=latest.last_success_at)
         return latest
 
     def close(self) -> None:

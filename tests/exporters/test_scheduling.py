@@ -1,0 +1,110 @@
+"""The registry guards and times collectors; polling serves fresh results and never stale ones."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from fleetscope.catalog import FamilySet
+from fleetscope.exporters.catalog import gpu as gpu_metrics
+from fleetscope.exporters.registry import ExporterRegistry
+from fleetscope.exporters.scheduling import OnScrape, Polled
+from tests.support.exposition import render, value, values
+
+
+class Counting:
+    """A collector whose every collection returns one more; it can be made to fail or hang."""
+
+    def __init__(self, name: str = "counting"):
+        self.name = name
+        self.calls = 0
+        self.fail = False
+        self.hang = threading.Event()
+        self.hang.set()
+        self.closed = False
+
+    def collect(self):
+        self.hang.wait()
+        self.calls += 1
+        if self.fail:
+            raise RuntimeError("sensor unplugged")
+        out = FamilySet()
+        out.add(gpu_metrics.XID_EVENTS, {"gpu": "0"}, self.calls)
+        return out.metrics()
+
+    def close(self):
+        self.closed = True
+
+
+def page(registry: ExporterRegistry) -> str:
+    return render(registry.collect())
+
+
+def test_a_failing_collector_is_marked_and_the_others_are_served():
+    good, bad = Counting("good"), Counting("bad")
+    bad.fail = True
+    registry = ExporterRegistry([OnScrape(good), OnScrape(bad)])
+    text = page(registry)
+    assert value(text, "fleetscope_exporter_collector_success", collector="good") == 1
+    assert value(text, "fleetscope_exporter_collector_success", collector="bad") == 0
+    assert value(text, "fleetscope_exporter_collector_duration_seconds", collector="bad") >= 0
+    assert values(text, "fleetscope_exporter_collector_last_success_timestamp_seconds", collector="bad") == []
+    assert value(text, "fleetscope_gpu_xid_events_total") == 1
+    assert value(text, "fleetscope_exporter_build_info") == 1
+
+
+def test_on_scrape_collects_at_every_scrape():
+    collector = Counting()
+    registry = ExporterRegistry([OnScrape(collector)])
+    page(registry)
+    assert value(page(registry), "fleetscope_gpu_xid_events_total") == 2
+
+
+def test_polled_serves_the_cached_result_between_polls():
+    collector = Counting()
+    polled = Polled(collector, interval=3600)
+    polled.start()
+    registry = ExporterRegistry([polled])
+    for _ in range(3):
+        assert value(page(registry), "fleetscope_gpu_xid_events_total") == 1
+    assert collector.calls == 1
+    polled.close()
+    assert collector.closed
+
+
+def test_polled_keeps_polling_in_the_background():
+    collector = Counting()
+    polled = Polled(collector, interval=0.05)
+    polled.start()
+    try:
+        deadline = time.monotonic() + 10
+        while collector.calls < 3 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert collector.calls >= 3
+    finally:
+        polled.close()
+
+
+def test_a_stuck_poll_is_reported_instead_of_serving_stale_values():
+    collector = Counting()
+    polled = Polled(collector, interval=0.05, max_age=0.3)
+    polled.start()
+    collector.hang.clear()  # the next poll blocks, as a hung NVML call would
+    try:
+        registry = ExporterRegistry([polled])
+        time.sleep(0.5)
+        text = page(registry)
+        assert value(text, "fleetscope_exporter_collector_success", collector="counting") == 0
+        assert values(text, "fleetscope_gpu_xid_events_total") == []
+        # When it last succeeded is still said, so an alert can show how old the data is.
+        assert value(text, "fleetscope_exporter_collector_last_success_timestamp_seconds", collector="counting") > 0
+    finally:
+        collector.hang.set()
+        polled.close()
+
+
+def test_poll_interval_must_be_positive():
+    with pytest.raises(ValueError):
+        Polled(Counting(), interval=0)

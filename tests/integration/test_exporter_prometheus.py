@@ -1,0 +1,149 @@
+"""The exporter as users deploy it: a real process, checked by promtool, scraped by a real Prometheus."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import time
+import urllib.request
+
+import bcrypt
+import pytest
+import yaml
+
+from fleetscope.cli import build_parser
+from fleetscope.exporters import catalog
+from fleetscope.exporters.command import build
+from fleetscope.exporters.gpu import nvml
+from fleetscope.exporters.gpu.fake import FakeDevice
+from fleetscope.exporters.gpu.simulation import simulated_nvml
+from fleetscope.localstack.prometheus import Prometheus
+from tests.conftest import promtool_check_metrics
+from tests.support.exposition import samples
+from tests.support.kubelet import encode_response, start_kubelet
+
+pytestmark = pytest.mark.integration
+
+
+def fetch(address: str, path: str = "/metrics") -> str:
+    with urllib.request.urlopen(f"http://{address}{path}", timeout=10) as response:
+        return response.read().decode()
+
+
+def test_promtool_accepts_the_simulated_page(exporter_process):
+    address = exporter_process("--simulate", "--collector.gpu.poll-interval=1s")
+    result = promtool_check_metrics(fetch(address))
+    assert result.returncode == 0, result.stdout.decode() + result.stderr.decode()
+
+
+def test_prometheus_scrapes_the_exporter(exporter_process, prometheus):
+    address = exporter_process("--simulate", "--collector.gpu.poll-interval=1s")
+    server = prometheus([prometheus_targets("fleetscope", address)])
+    server.wait_for('up{job="fleetscope"} == 1', timeout=30)
+    assert len(server.wait_for("fleetscope_gpu_up == 1", lambda r: len(r) == 8, timeout=30)) == 8
+    # The energy counter rises between scrapes, so rate() over it is the power draw.
+    rates = server.wait_for("rate(fleetscope_gpu_energy_joules_total[5s]) > 0", lambda r: len(r) == 8, timeout=30)
+    assert all(0 < float(r["value"][1]) < 750 for r in rates)
+    models = server.query("count by (model_name) (fleetscope_gpu_info)")
+    assert models[0]["metric"]["model_name"] == "NVIDIA H100 80GB HBM3"
+    assert float(server.query('fleetscope_exporter_collector_success{collector="gpu"}')[0]["value"][1]) == 1
+
+
+def prometheus_targets(job: str, address: str, **options) -> dict:
+    return Prometheus.targets(job, [address], **options)
+
+
+def test_prometheus_scrapes_over_tls_with_basic_auth(exporter_process, prometheus, tmp_path):
+    cert, key = tmp_path / "tls.crt", tmp_path / "tls.key"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=127.0.0.1",
+                    "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True, timeout=60)
+    web = tmp_path / "web.yml"
+    web.write_text(yaml.safe_dump({
+        "tls_server_config": {"cert_file": str(cert), "key_file": str(key)},
+        "basic_auth_users": {"prometheus": bcrypt.hashpw(b"scrape-me", bcrypt.gensalt(4)).decode()}}))
+    address = exporter_process("--simulate", f"--web.config.file={web}", scheme="https")
+    server = prometheus([prometheus_targets(
+        "secure", address, scheme="https", tls_config={"ca_file": str(cert)},
+        basic_auth={"username": "prometheus", "password": "scrape-me"})])
+    server.wait_for('up{job="secure"} == 1', timeout=30)
+    assert len(server.wait_for('fleetscope_gpu_up{job="secure"}', lambda r: len(r) == 8)) == 8
+
+
+def test_sigterm_stops_the_exporter_cleanly(exporter_process):
+    exporter_process("--simulate")
+    process = exporter_process.processes[-1]._process
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=20) == 0
+    assert "stopped" in exporter_process.processes[-1].log_tail()
+
+
+def test_without_a_driver_the_exporter_runs_and_reports_the_gpu_collector_failing(exporter_process):
+    # No --simulate: this machine has no NVIDIA driver, so NVML cannot start.
+    pytest.importorskip("pynvml")
+    try:
+        import pynvml
+
+        pynvml.nvmlInit()
+        pytest.skip("this machine has a working NVIDIA driver")
+    except pynvml.NVMLError:
+        pass
+    address = exporter_process()
+    page = fetch(address)
+    assert 'fleetscope_exporter_collector_success{collector="gpu"} 0.0' in page
+    assert "fleetscope_exporter_build_info" in page
+    assert "NVML library not found" in exporter_process.processes[-1].log_tail()
+    assert promtool_check_metrics(page).returncode == 0
+
+
+def _everything_supported():
+    """A simulated node where every cataloged metric has something to say: fans, retired pages,
+    a GPU in MIG mode with its instances, a pod, an XID, an NVML error."""
+    fake = simulated_nvml(gpus=2)
+    gpu0, gpu1 = fake.devices
+    gpu0.values.update({"nvmlDeviceGetNumFans": 1, "nvmlDeviceGetFanSpeed_v2/0": 35})
+    gpu0.fields.update({"NVML_FI_DEV_RETIRED_SBE": 2, "NVML_FI_DEV_RETIRED_DBE": 0, "NVML_FI_DEV_RETIRED_PENDING": 0})
+    gpu1.values["nvmlDeviceGetMigMode"] = [1, 1]
+    gpu1.mig = [FakeDevice(0, {"values": {
+        "nvmlDeviceGetUUID": "MIG-1111", "nvmlDeviceGetGpuInstanceId": 1, "nvmlDeviceGetComputeInstanceId": 0,
+        "nvmlDeviceGetName": "NVIDIA H100 80GB HBM3 MIG 7g.80gb",
+        "nvmlDeviceGetMemoryInfo": {"total": 80 << 30, "used": 1 << 30, "free": 79 << 30, "reserved": 0}}}, parent=gpu1)]
+    fake._by_handle.update({nvml.handle_key(d.handle): d for d in gpu1.mig})
+    fake.fail("nvmlDeviceGetDecoderUtilization", "NVML_ERROR_UNKNOWN", gpu=1)
+    return fake
+
+
+def test_every_cataloged_metric_appears_on_a_live_page(monkeypatch, tmp_path):
+    from fleetscope.exporters.gpu import simulation
+
+    fake = _everything_supported()
+    monkeypatch.setattr(simulation, "simulated_nvml", lambda **kwargs: fake)
+    socket_path = tmp_path / "kubelet.sock"
+    response = encode_response([("ml", "train", [("main", [("nvidia.com/gpu", [
+        fake.devices[0].values["nvmlDeviceGetUUID"]])])])])
+    grpc_server = start_kubelet(socket_path, lambda context: response)
+    args = build_parser().parse_args(["exporter", "--simulate", "--web.listen-address=127.0.0.1:0",
+                                      "--collector.gpu.poll-interval=0s",
+                                      f"--collector.gpu.pod-resources-socket={socket_path}"])
+    registry, server = build(args)
+    server.start()
+    try:
+        fetch(f"127.0.0.1:{server.port}")
+        fake.inject_xid(0, 79)
+        deadline = time.monotonic() + 10
+        page = ""
+        while time.monotonic() < deadline and "fleetscope_gpu_last_xid{" not in page:
+            time.sleep(0.1)
+            page = fetch(f"127.0.0.1:{server.port}")
+        served = {name for name, _, _ in samples(page)}
+        missing = [spec.name for spec in catalog.ALL if spec.name not in served]
+        assert missing == []
+        pods = [l for n, l, _ in samples(page) if n == "fleetscope_gpu_power_watts" and l.get("pod") == "train"]
+        assert len(pods) == 1
+        result = promtool_check_metrics(page)
+        assert result.returncode == 0, result.stdout.decode() + result.stderr.decode()
+    finally:
+        server.shutdown()
+        registry.close()
+        grpc_server.stop(grace=None)
+

@@ -1,0 +1,78 @@
+"""The fleetscope command as a user runs it: flags, errors, logs."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from fleetscope import durations, log
+from fleetscope.cli import main
+
+
+def run(*argv: str, timeout: float = 60) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "fleetscope", *argv], capture_output=True, text=True,
+                          timeout=timeout, stdin=subprocess.DEVNULL)
+
+
+def test_version_and_help():
+    assert run("--version").stdout.startswith("fleetscope ")
+    help_text = run("exporter", "--help").stdout
+    for flag in ("--web.listen-address", "--web.telemetry-path", "--web.config.file", "--collector.gpu",
+                 "--no-collector.gpu", "--collector.gpu.poll-interval", "--simulate"):
+        assert flag in help_text
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--web.telemetry-path=metrics"], "must start with '/'"),
+    (["--web.listen-address=nowhere"], "invalid listen address"),
+    (["--web.config.file=/does/not/exist.yml"], "cannot read --web.config.file"),
+    (["--collector.gpu.poll-interval=5 seconds"], "invalid duration"),
+    (["--simulate.gpus=0"], "between 1 and 1024"),
+    (["--log.level=loud"], "invalid choice"),
+])
+def test_user_errors_say_what_was_wrong(flags, message):
+    result = run("exporter", "--simulate", *flags)
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_listen_address_in_use_is_a_clear_error():
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = run("exporter", "--simulate", f"--web.listen-address=127.0.0.1:{port}")
+    assert result.returncode == 2 and "cannot listen on" in result.stderr
+
+
+def test_json_logs_are_one_object_a_line(capsys):
+    log.configure("info", "json")
+    log.get("fleetscope.test").warning("GPU is down", extra={"gpu": 3})
+    line = capsys.readouterr().err.strip().splitlines()[-1]
+    record = json.loads(line)
+    assert record["msg"] == "GPU is down" and record["gpu"] == 3 and record["level"] == "warning"
+    log.configure("info", "logfmt")
+    log.get("fleetscope.test").info("two words", extra={"path": "/a b"})
+    assert 'msg="two words"' in capsys.readouterr().err
+
+
+def test_main_returns_2_on_user_error(capsys):
+    assert main(["exporter", "--simulate", "--web.telemetry-path=x"]) == 2
+
+
+@pytest.mark.parametrize("text, seconds", [("15s", 15), ("1m30s", 90), ("500ms", 0.5), ("2h", 7200), ("0s", 0),
+                                           ("1.5s", 1.5)])
+def test_durations(text, seconds):
+    assert durations.parse(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["", "5", "s", "5 s", "1x", "-1s", "1s2"])
+def test_bad_durations(text):
+    with pytest.raises(ValueError, match="invalid duration"):
+        durations.parse(text)
