@@ -6,8 +6,6 @@ import argparse
 import signal
 import threading
 
-from prometheus_client import CollectorRegistry
-
 from fleetscope import __version__, log
 from fleetscope.exporters.collectors import AVAILABLE
 from fleetscope.exporters.registry import ExporterRegistry
@@ -62,11 +60,8 @@ def build(args: argparse.Namespace) -> tuple[ExporterRegistry, WebServer]:
     config = web_config.load(args.web_config_file)
     enabled = [option for option in AVAILABLE if getattr(args, f"collector_{option.name}")]
     registry = ExporterRegistry([option.build(args) for option in enabled])
-    exposition = CollectorRegistry(auto_describe=False)
-    exposition.register(registry)
     try:
-        server = WebServer(args.listen_address,
-                           routes(exposition, args.telemetry_path, [o.name for o in enabled]), config)
+        server = WebServer(args.listen_address, routes(registry, args.telemetry_path), config)
     except log.UserError:
         registry.close()
         raise

@@ -73,23 +73,29 @@ class ExporterRegistry:
         self.sources = list(sources)
         self._last_success: dict[str, float] = {}
 
-    def collect(self) -> Iterator[Metric]:
+    def snapshot(self) -> tuple[list[Metric], list[Collection]]:
+        """The exporter's own metrics, and each source's latest collection."""
         own = FamilySet()
         own.add(m.BUILD_INFO, {"version": __version__, "python_version": platform.python_version()}, 1)
-        served: list[Metric] = []
+        collections = []
         for source in self.sources:
             collection = source.latest()
+            collections.append(collection)
             labels = {"collector": source.name}
             own.add(m.COLLECTOR_SUCCESS, labels, 0 if collection.error else 1)
             own.add(m.COLLECTOR_DURATION, labels, collection.duration_seconds)
-            if not collection.error:
-                served.extend(collection.metrics)
             if collection.last_success_at is not None:
                 self._last_success[source.name] = collection.last_success_at
             if source.name in self._last_success:
                 own.add(m.COLLECTOR_LAST_SUCCESS, labels, self._last_success[source.name])
-        yield from own.metrics()
-        yield from served
+        return own.metrics(), collections
+
+    def collect(self) -> Iterator[Metric]:
+        own, collections = self.snapshot()
+        yield from own
+        for collection in collections:
+            if not collection.error:
+                yield from collection.metrics
 
     def close(self) -> None:
         for source in self.sources:

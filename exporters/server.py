@@ -4,20 +4,75 @@ from __future__ import annotations
 
 import gzip
 import html
+import threading
+from collections.abc import Callable
 
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.exposition import choose_encoder
+from prometheus_client.metrics_core import Metric
 
 from fleetscope import __version__
+from fleetscope.exporters.registry import Collection, ExporterRegistry
 from fleetscope.web.server import Request, Response, Route
 
+_OPENMETRICS_EOF = b"# EOF\n"
 
-def metrics_route(registry: CollectorRegistry) -> Route:
+
+class PageRenderer:
+    """Renders the metrics page, reusing each collector's rendered part until its collection
+    changes. A polled collector changes once per poll, so most scrapes render only the
+    exporter's own few series instead of every GPU series again."""
+
+    def __init__(self, registry: ExporterRegistry):
+        self._registry = registry
+        self._cache: dict[tuple[str, str], tuple[Collection, bytes]] = {}
+        self._lock = threading.Lock()
+
+    def render(self, accept: str) -> tuple[bytes, str]:
+        encoder, content_type = choose_encoder(accept)
+        own, collections = self._registry.snapshot()
+        parts = [encode(own, encoder)]
+        for collection in collections:
+            if not collection.error:
+                parts.append(self._part(collection, encoder, content_type))
+        body = b"".join(part.removesuffix(_OPENMETRICS_EOF) for part in parts)
+        if content_type.startswith("application/openmetrics-text"):
+            body += _OPENMETRICS_EOF
+        return body, content_type
+
+    def _part(self, collection: Collection, encoder: Callable, content_type: str) -> bytes:
+        key = (collection.collector, content_type)
+        with self._lock:
+            cached = self._cache.get(key)
+            if cached is not None and cached[0] is collection:
+                return cached[1]
+        part = encode(collection.metrics, encoder)
+        with self._lock:
+            self._cache[key] = (collection, part)
+        return part
+
+
+class _Fixed:
+    def __init__(self, metrics: list[Metric]):
+        self._metrics = metrics
+
+    def collect(self) -> list[Metric]:
+        return self._metrics
+
+
+def encode(metrics: list[Metric], encoder: Callable = generate_latest) -> bytes:
+    """Metrics in an exposition format (text 0.0.4 unless another encoder is given)."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_Fixed(metrics))
+    return encoder(registry)
+
+
+def metrics_route(registry: ExporterRegistry) -> Route:
     """Text format or OpenMetrics by the Accept header; gzip when the scraper accepts it."""
+    renderer = PageRenderer(registry)
 
     def serve(request: Request) -> Response:
-        encoder, content_type = choose_encoder(request.headers.get("Accept", ""))
-        body = encoder(registry)
+        body, content_type = renderer.render(request.headers.get("Accept", ""))
         headers = {"Content-Type": content_type}
         if "gzip" in request.headers.get("Accept-Encoding", ""):
             body = gzip.compress(body, compresslevel=1)
@@ -27,8 +82,8 @@ def metrics_route(registry: CollectorRegistry) -> Route:
     return serve
 
 
-def routes(registry: CollectorRegistry, telemetry_path: str, collectors: list[str]) -> dict[str, Route]:
-    landing = _landing_page(telemetry_path, collectors)
+def routes(registry: ExporterRegistry, telemetry_path: str) -> dict[str, Route]:
+    landing = _landing_page(telemetry_path, [source.name for source in registry.sources])
     text = {"Content-Type": "text/plain; charset=utf-8"}
     return {
         telemetry_path: metrics_route(registry),

@@ -96,7 +96,9 @@ class FakeNvml:
         self._registered: set[int] = set()
         self._gpm_samples: dict[int, tuple[FakeDevice, float]] = {}
         self.calls: Counter[str] = Counter()
-        self.latency_seconds = 0.0  # per call, to model a real driver's ioctl time in benchmarks
+        # Time each call takes, to model a real driver in benchmarks: a default and per function.
+        self.latency_seconds = 0.0
+        self.latency_by_function: dict[str, float] = {}
 
     def __getattr__(self, name: str) -> Any:
         if name.startswith("nvml") and name[4:5].isupper() and callable(getattr(pynvml, name, None)):
@@ -145,13 +147,14 @@ class FakeNvml:
 
     def _enter(self, function: str, device: FakeDevice | None = None) -> None:
         self.calls[function] += 1
-        if self.latency_seconds:
-            time.sleep(self.latency_seconds)
+        delay = self.latency_by_function.get(function, self.latency_seconds)
+        if delay:
+            time.sleep(delay)
         if function != "nvmlInit" and not self._initialised:
             raise pynvml.NVMLError(pynvml.NVML_ERROR_UNINITIALIZED)
         for gpu in (None, device.root.index if device else None):
             error = self._failures.get((function, gpu))
-            if error is not None and (gpu is None or device is not None):
+            if error is not None:
                 raise _error(error)
         if device is not None and device.root.lost:
             raise pynvml.NVMLError(pynvml.NVML_ERROR_GPU_IS_LOST)

@@ -158,15 +158,14 @@ class WebServer:
         self._thread = threading.Thread(target=self._server.serve_forever, name="web-server", daemon=True)
         self._thread.start()
 
-    def serve_forever(self) -> None:
-        self._server.serve_forever()
-
     def shutdown(self) -> None:
         """Stop accepting connections and wait for requests in flight."""
-        self._server.shutdown()
-        self._server.server_close()
         if self._thread is not None:
+            # socketserver's shutdown() waits for serve_forever() to notice, so only once it runs.
+            self._server.shutdown()
             self._thread.join()
+            self._thread = None
+        self._server.server_close()
 
     def _handler_class(self) -> type:
         server = self

@@ -108,3 +108,43 @@ def test_a_stuck_poll_is_reported_instead_of_serving_stale_values():
 def test_poll_interval_must_be_positive():
     with pytest.raises(ValueError):
         Polled(Counting(), interval=0)
+
+
+def test_the_page_reuses_a_polled_collectors_rendering_until_the_next_poll(monkeypatch):
+    from fleetscope.exporters import server
+
+    collector = Counting()
+    polled = Polled(collector, interval=3600)
+    polled.start()
+    renderer = server.PageRenderer(ExporterRegistry([polled, OnScrape(Counting("live"))]))
+    encoded = []
+    real = server.encode
+    monkeypatch.setattr(server, "encode", lambda metrics, *a: encoded.append(len(metrics)) or real(metrics, *a))
+    first, _ = renderer.render("")
+    second, _ = renderer.render("")
+    # Own metrics and the on-scrape collector each time; the polled one only once.
+    assert len(encoded) == 5
+    # The polled collector's value stays at its one poll; the on-scrape one has collected twice.
+    assert values(second.decode(), "fleetscope_gpu_xid_events_total") == [1, 2]
+    polled._poll()
+    renderer.render("")
+    assert len(encoded) == 8
+    polled.close()
+    assert first.count(b"# TYPE fleetscope_exporter_collector_success") == 1
+
+
+def test_openmetrics_page_has_one_eof_and_parses():
+    from prometheus_client.openmetrics.parser import text_string_to_metric_families
+
+    from fleetscope.exporters import server
+
+    renderer = server.PageRenderer(ExporterRegistry([OnScrape(Counting("a")), OnScrape(Counting("b"))]))
+    body, content_type = renderer.render("application/openmetrics-text; version=1.0.0")
+    assert content_type.startswith("application/openmetrics-text")
+    assert body.count(b"# EOF") == 1 and body.endswith(b"# EOF\n")
+    with pytest.raises(ValueError):  # both collectors serve the same family: OpenMetrics refuses duplicates
+        list(text_string_to_metric_families(body.decode()))
+    body, _ = server.PageRenderer(ExporterRegistry([OnScrape(Counting("a"))])).render(
+        "application/openmetrics-text; version=1.0.0")
+    names = {family.name for family in text_string_to_metric_families(body.decode())}
+    assert "fleetscope_gpu_xid_events" in names and "fleetscope_exporter_collector_success" in names

@@ -4,23 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.metrics_core import Metric
 from prometheus_client.parser import text_string_to_metric_families
 
-
-class _Static:
-    def __init__(self, metrics: Iterable[Metric]):
-        self._metrics = list(metrics)
-
-    def collect(self):
-        return self._metrics
+from fleetscope.exporters.server import encode
 
 
 def render(metrics: Iterable[Metric]) -> str:
-    registry = CollectorRegistry(auto_describe=False)
-    registry.register(_Static(metrics))
-    return generate_latest(registry).decode()
+    return encode(list(metrics)).decode()
 
 
 def samples(page: str) -> list[tuple[str, dict[str, str], float]]:

@@ -166,6 +166,13 @@ def test_missing_web_config_file(tmp_path):
         web_config.load(str(tmp_path / "missing.yml"))
 
 
+def test_a_server_never_started_shuts_down_at_once():
+    from fleetscope.web.server import WebServer
+
+    server = WebServer("127.0.0.1:0", {})
+    server.shutdown()  # must not wait for a serve loop that never ran
+
+
 @pytest.mark.parametrize("address, expected", [(":9835", ("", 9835)), ("127.0.0.1:0", ("127.0.0.1", 0)),
                                                ("[::1]:80", ("::1", 80))])
 def test_listen_addresses(address, expected):

@@ -1,0 +1,155 @@
+"""Scrape latency and CPU per scrape of the exporter, against a bare prometheus_client page.
+
+For 8 and 64 simulated GPUs it measures, in one run on one machine:
+  - baseline: prometheus_client's own HTTP server serving a static page with the same series;
+  - poll:     the exporter with the GPU collector polled in the background (the default);
+  - scrape:   the exporter reading NVML at every scrape (--collector.gpu.poll-interval=0s);
+each with the fake NVML answering instantly ("python cost") and with a modeled driver
+("driver"): 30 us per call and 20 ms for nvmlDeviceGetPcieThroughput, which NVML documents
+as sampling over 20 ms. Each server runs in its own process so its CPU time can be read
+from /proc without counting the client's.
+
+    .venv/bin/python benchmarks/scrape_latency.py            # full run, prints a table
+    .venv/bin/python benchmarks/scrape_latency.py --quick    # a smoke run
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+
+DRIVER_LATENCY = {"default": 30e-6, "nvmlDeviceGetPcieThroughput": 20e-3}
+
+
+def serve(mode: str, gpus: int, driver: bool, port_file: str) -> None:
+    """Child process: serve one configuration until killed."""
+    from fleetscope.exporters.gpu import simulation
+
+    real = simulation.simulated_nvml
+
+    def modeled(**kwargs):
+        fake = real(**kwargs)
+        if driver:
+            fake.latency_seconds = DRIVER_LATENCY["default"]
+            fake.latency_by_function = {k: v for k, v in DRIVER_LATENCY.items() if k != "default"}
+        return fake
+
+    simulation.simulated_nvml = modeled
+    from fleetscope.cli import build_parser
+    from fleetscope.exporters.command import build
+
+    interval = "0s" if mode == "scrape" else "5s"
+    args = build_parser().parse_args(["exporter", "--simulate", f"--simulate.gpus={gpus}",
+                                      "--web.listen-address=127.0.0.1:0", f"--collector.gpu.poll-interval={interval}"])
+    registry, server = build(args)
+    if mode == "baseline":
+        # The same series, collected once, served by prometheus_client's own server.
+        from prometheus_client import CollectorRegistry, start_http_server
+
+        metrics = list(registry.collect())
+        server.shutdown()
+        registry.close()
+
+        class Static:
+            def collect(self):
+                return metrics
+
+        bare = CollectorRegistry(auto_describe=False)
+        bare.register(Static())
+        http, thread = start_http_server(0, addr="127.0.0.1", registry=bare)
+        port = http.server_port
+    else:
+        server.start()
+        port = server.port
+    with open(port_file, "w") as out:
+        out.write(str(port))
+    while True:
+        time.sleep(3600)
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def measure(mode: str, gpus: int, driver: bool, scrapes: int, tmpdir: str) -> dict:
+    port_file = os.path.join(tmpdir, f"{mode}-{gpus}-{driver}.port")
+    child = subprocess.Popen([sys.executable, __file__, "--serve", mode, "--gpus", str(gpus),
+                              "--driver", str(int(driver)), "--port-file", port_file],
+                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while not os.path.exists(port_file) or not open(port_file).read():
+            if time.monotonic() > deadline or child.poll() is not None:
+                raise RuntimeError(f"{mode} server did not start")
+            time.sleep(0.05)
+        url = f"http://127.0.0.1:{open(port_file).read()}/metrics"
+        for _ in range(3):  # warm up
+            body = urllib.request.urlopen(url, timeout=60).read()
+        series = sum(1 for line in body.splitlines() if line and not line.startswith(b"#"))
+        latencies = []
+        cpu_before = cpu_seconds(child.pid)
+        wall_before = time.perf_counter()
+        for _ in range(scrapes):
+            started = time.perf_counter()
+            urllib.request.urlopen(url, timeout=60).read()
+            latencies.append(time.perf_counter() - started)
+        wall = time.perf_counter() - wall_before
+        cpu = cpu_seconds(child.pid) - cpu_before
+        latencies.sort()
+        return {"mode": mode, "gpus": gpus, "nvml": "driver" if driver else "python cost", "series": series,
+                "p50_ms": 1000 * statistics.median(latencies),
+                "p99_ms": 1000 * latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))],
+                "cpu_ms_per_scrape": 1000 * cpu / scrapes, "wall_s": wall}
+    finally:
+        child.kill()
+        child.wait()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="few scrapes, 8 GPUs only: checks the benchmark runs")
+    parser.add_argument("--json", help="also write the results to this file")
+    parser.add_argument("--serve", help=argparse.SUPPRESS)
+    parser.add_argument("--gpus", type=int, default=8, help=argparse.SUPPRESS)
+    parser.add_argument("--driver", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument("--port-file", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve:
+        serve(args.serve, args.gpus, bool(args.driver), args.port_file)
+        return
+
+    import tempfile
+
+    sizes = [8] if args.quick else [8, 64]
+    results = []
+    with tempfile.TemporaryDirectory() as tmpdir:
+        for gpus in sizes:
+            scrapes = 5 if args.quick else (200 if gpus == 8 else 60)
+            for driver in (False, True):
+                for mode in ("baseline", "poll", "scrape"):
+                    if mode == "baseline" and driver:
+                        continue
+                    scrapes_here = max(3, scrapes // 10) if (mode == "scrape" and driver) else scrapes
+                    results.append(measure(mode, gpus, driver, scrapes_here, tmpdir))
+                    print(json.dumps(results[-1]), file=sys.stderr, flush=True)
+    print(f"{'gpus':>4} {'mode':<9} {'nvml':<12} {'series':>6} {'p50 ms':>8} {'p99 ms':>8} {'CPU ms/scrape':>13} "
+          f"{'x baseline CPU':>14}")
+    for row in results:
+        base = next(r for r in results if r["gpus"] == row["gpus"] and r["mode"] == "baseline")
+        ratio = row["cpu_ms_per_scrape"] / base["cpu_ms_per_scrape"] if base["cpu_ms_per_scrape"] else float("nan")
+        print(f"{row['gpus']:>4} {row['mode']:<9} {row['nvml']:<12} {row['series']:>6} {row['p50_ms']:>8.2f} "
+              f"{row['p99_ms']:>8.2f} {row['cpu_ms_per_scrape']:>13.2f} {ratio:>14.2f}")
+    if args.json:
+        with open(args.json, "w") as out:
+            json.dump(results, out, indent=1)
+
+
+if __name__ == "__main__":
+    main()
