@@ -7,7 +7,8 @@ For 8 and 64 simulated GPUs it measures, in one run on one machine:
 each with the fake NVML answering instantly ("python cost") and with a modeled driver
 ("driver"): 30 us per call and 20 ms for nvmlDeviceGetPcieThroughput, which NVML documents
 as sampling over 20 ms. Each server runs in its own process so its CPU time can be read
-from /proc without counting the client's.
+from /proc without counting the client's. For polling, the CPU of the polls themselves is
+measured apart (idle intervals), and the last column adds both up for one 15 s scrape interval.
 
     .venv/bin/python benchmarks/scrape_latency.py            # full run, prints a table
     .venv/bin/python benchmarks/scrape_latency.py --quick    # a smoke run
@@ -27,7 +28,7 @@ import urllib.request
 DRIVER_LATENCY = {"default": 30e-6, "nvmlDeviceGetPcieThroughput": 20e-3}
 
 
-def serve(mode: str, gpus: int, driver: bool, port_file: str) -> None:
+def serve(mode: str, gpus: int, driver: bool, port_file: str, poll_interval: float) -> None:
     """Child process: serve one configuration until killed."""
     from fleetscope.exporters.gpu import simulation
 
@@ -44,7 +45,7 @@ def serve(mode: str, gpus: int, driver: bool, port_file: str) -> None:
     from fleetscope.cli import build_parser
     from fleetscope.exporters.command import build
 
-    interval = "0s" if mode == "scrape" else "5s"
+    interval = "0s" if mode in ("scrape", "baseline") else f"{poll_interval:g}s"
     args = build_parser().parse_args(["exporter", "--simulate", f"--simulate.gpus={gpus}",
                                       "--web.listen-address=127.0.0.1:0", f"--collector.gpu.poll-interval={interval}"])
     registry, server = build(args)
@@ -52,6 +53,7 @@ def serve(mode: str, gpus: int, driver: bool, port_file: str) -> None:
         # The same series, collected once, served by prometheus_client's own server.
         from prometheus_client import CollectorRegistry, start_http_server
 
+        registry.snapshot()  # GPM series appear from the second collection
         metrics = list(registry.collect())
         server.shutdown()
         registry.close()
@@ -78,10 +80,11 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def measure(mode: str, gpus: int, driver: bool, scrapes: int, tmpdir: str) -> dict:
+def measure(mode: str, gpus: int, driver: bool, scrapes: int, tmpdir: str, poll_interval: float) -> dict:
     port_file = os.path.join(tmpdir, f"{mode}-{gpus}-{driver}.port")
     child = subprocess.Popen([sys.executable, __file__, "--serve", mode, "--gpus", str(gpus),
-                              "--driver", str(int(driver)), "--port-file", port_file],
+                              "--driver", str(int(driver)), "--port-file", port_file,
+                              "--poll-interval", str(poll_interval)],
                              stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 120
@@ -90,6 +93,13 @@ def measure(mode: str, gpus: int, driver: bool, scrapes: int, tmpdir: str) -> di
                 raise RuntimeError(f"{mode} server did not start")
             time.sleep(0.05)
         url = f"http://127.0.0.1:{open(port_file).read()}/metrics"
+        body = urllib.request.urlopen(url, timeout=60).read()
+        if mode == "poll":
+            # GPM series appear from the second poll; measure the full page.
+            deadline = time.monotonic() + poll_interval * 3
+            while b"fleetscope_gpu_sm_active_ratio{" not in body and time.monotonic() < deadline:
+                time.sleep(0.2)
+                body = urllib.request.urlopen(url, timeout=60).read()
         for _ in range(3):  # warm up
             body = urllib.request.urlopen(url, timeout=60).read()
         series = sum(1 for line in body.splitlines() if line and not line.startswith(b"#"))
@@ -103,10 +113,19 @@ def measure(mode: str, gpus: int, driver: bool, scrapes: int, tmpdir: str) -> di
         wall = time.perf_counter() - wall_before
         cpu = cpu_seconds(child.pid) - cpu_before
         latencies.sort()
-        return {"mode": mode, "gpus": gpus, "nvml": "driver" if driver else "python cost", "series": series,
-                "p50_ms": 1000 * statistics.median(latencies),
-                "p99_ms": 1000 * latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))],
-                "cpu_ms_per_scrape": 1000 * cpu / scrapes, "wall_s": wall}
+        result = {"mode": mode, "gpus": gpus, "nvml": "driver" if driver else "python cost", "series": series,
+                  "p50_ms": 1000 * statistics.median(latencies),
+                  "p99_ms": 1000 * latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))],
+                  "cpu_ms_per_scrape": 1000 * cpu / scrapes, "wall_s": wall, "cpu_ms_per_poll": None}
+        if mode == "poll":
+            # What polling costs on its own: CPU over idle poll intervals, plus the one
+            # re-render each new poll causes at the next scrape.
+            polls = 2
+            cpu_before = cpu_seconds(child.pid)
+            time.sleep(poll_interval * polls)
+            urllib.request.urlopen(url, timeout=60).read()
+            result["cpu_ms_per_poll"] = 1000 * (cpu_seconds(child.pid) - cpu_before) / polls
+        return result
     finally:
         child.kill()
         child.wait()
@@ -116,18 +135,21 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="few scrapes, 8 GPUs only: checks the benchmark runs")
     parser.add_argument("--json", help="also write the results to this file")
+    parser.add_argument("--poll-interval", type=float, default=15.0,
+                        help="the polled exporter's interval in seconds (the exporter's default is 15)")
     parser.add_argument("--serve", help=argparse.SUPPRESS)
     parser.add_argument("--gpus", type=int, default=8, help=argparse.SUPPRESS)
     parser.add_argument("--driver", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--port-file", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
-        serve(args.serve, args.gpus, bool(args.driver), args.port_file)
+        serve(args.serve, args.gpus, bool(args.driver), args.port_file, args.poll_interval)
         return
 
     import tempfile
 
     sizes = [8] if args.quick else [8, 64]
+    poll_interval = 1.0 if args.quick else args.poll_interval
     results = []
     with tempfile.TemporaryDirectory() as tmpdir:
         for gpus in sizes:
@@ -137,15 +159,20 @@ def main() -> None:
                     if mode == "baseline" and driver:
                         continue
                     scrapes_here = max(3, scrapes // 10) if (mode == "scrape" and driver) else scrapes
-                    results.append(measure(mode, gpus, driver, scrapes_here, tmpdir))
+                    results.append(measure(mode, gpus, driver, scrapes_here, tmpdir, poll_interval))
                     print(json.dumps(results[-1]), file=sys.stderr, flush=True)
     print(f"{'gpus':>4} {'mode':<9} {'nvml':<12} {'series':>6} {'p50 ms':>8} {'p99 ms':>8} {'CPU ms/scrape':>13} "
-          f"{'x baseline CPU':>14}")
+          f"{'x baseline CPU':>14} {'CPU ms/poll':>11} {'CPU ms per 15s scrape':>21}")
+    scrape_interval = 15.0
     for row in results:
         base = next(r for r in results if r["gpus"] == row["gpus"] and r["mode"] == "baseline")
         ratio = row["cpu_ms_per_scrape"] / base["cpu_ms_per_scrape"] if base["cpu_ms_per_scrape"] else float("nan")
+        per_poll = row["cpu_ms_per_poll"]
+        # Everything one scrape every 15 s costs: the polls in between plus the scrape itself.
+        per_interval = row["cpu_ms_per_scrape"] + (scrape_interval / poll_interval * per_poll if per_poll is not None else 0)
         print(f"{row['gpus']:>4} {row['mode']:<9} {row['nvml']:<12} {row['series']:>6} {row['p50_ms']:>8.2f} "
-              f"{row['p99_ms']:>8.2f} {row['cpu_ms_per_scrape']:>13.2f} {ratio:>14.2f}")
+              f"{row['p99_ms']:>8.2f} {row['cpu_ms_per_scrape']:>13.2f} {ratio:>14.2f} "
+              f"{per_poll if per_poll is not None else float('nan'):>11.1f} {per_interval:>21.1f}")
     if args.json:
         with open(args.json, "w") as out:
             json.dump(results, out, indent=1)

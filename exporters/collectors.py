@@ -24,9 +24,9 @@ class CollectorOption:
 
 def _gpu_flags(group: argparse._ArgumentGroup) -> None:
     group.add_argument("--collector.gpu.poll-interval", dest="gpu_poll_interval", type=durations.argument,
-                       default=durations.parse("5s"), metavar="DURATION",
-                       help="read NVML in the background this often and serve the latest reading; 0s reads at "
-                            "every scrape instead")
+                       default=durations.parse("15s"), metavar="DURATION",
+                       help="read NVML in the background this often and serve the latest reading; set it to "
+                            "your scrape interval. 0s reads at every scrape instead")
     group.add_argument("--collector.gpu.hostname", dest="gpu_hostname",
                        default=os.environ.get("NODE_NAME") or socket.gethostname(),
                        help="value of the hostname label (default: $NODE_NAME, as the Kubernetes downward API "

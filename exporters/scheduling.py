@@ -1,10 +1,11 @@
 """When a collector runs: at each scrape, or in the background with the latest result cached.
 
-Background polling is the default for the GPU collector (see the benchmark in
-benchmarks/scrape_latency.py): NVML calls take real time per GPU (nvmlDeviceGetPcieThroughput
-alone samples for 20 ms), GPM needs a steady interval between samples, and a high-availability
-Prometheus pair would otherwise double the load on the driver. A cached result older than
-max_age is not served as if fresh: the collector is reported failed instead.
+Background polling is the default for the GPU collector (see benchmarks/scrape_latency.py):
+NVML calls take real time per GPU (nvmlDeviceGetPcieThroughput alone samples for 20 ms), so
+reading at scrape time makes scrapes slow; GPM needs a steady interval between samples; a
+high-availability Prometheus pair would otherwise double the load on the driver. Polled at
+the scrape interval, it costs the driver no more than reading at scrape time. A cached
+result older than max_age is not served as if fresh: the collector is reported failed instead.
 """
 
 from __future__ import annotations

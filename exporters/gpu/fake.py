@@ -44,16 +44,29 @@ def _constant_names(prefix: str) -> dict[int, str]:
 
 _CLOCKS = {pynvml.NVML_CLOCK_SM: "NVML_CLOCK_SM", pynvml.NVML_CLOCK_MEM: "NVML_CLOCK_MEM",
            pynvml.NVML_CLOCK_GRAPHICS: "NVML_CLOCK_GRAPHICS", pynvml.NVML_CLOCK_VIDEO: "NVML_CLOCK_VIDEO"}
-_THRESHOLDS = _constant_names("NVML_TEMPERATURE_THRESHOLD_")
-_SENSORS = {pynvml.NVML_TEMPERATURE_GPU: "NVML_TEMPERATURE_GPU"}
-_PCIE_COUNTERS = {pynvml.NVML_PCIE_UTIL_TX_BYTES: "NVML_PCIE_UTIL_TX_BYTES",
-                  pynvml.NVML_PCIE_UTIL_RX_BYTES: "NVML_PCIE_UTIL_RX_BYTES"}
+# How recording keys name enum arguments: by their pynvml constant, per function.
+ARGUMENT_NAMES: dict[str, dict[int, str]] = {
+    "nvmlDeviceGetClockInfo": _CLOCKS,
+    "nvmlDeviceGetMaxClockInfo": _CLOCKS,
+    "nvmlDeviceGetTemperatureThreshold": _constant_names("NVML_TEMPERATURE_THRESHOLD_"),
+    "nvmlDeviceGetTemperature": {pynvml.NVML_TEMPERATURE_GPU: "NVML_TEMPERATURE_GPU"},
+    "nvmlDeviceGetPcieThroughput": {pynvml.NVML_PCIE_UTIL_TX_BYTES: "NVML_PCIE_UTIL_TX_BYTES",
+                                    pynvml.NVML_PCIE_UTIL_RX_BYTES: "NVML_PCIE_UTIL_RX_BYTES"},
+}
+GPM_METRIC_NAMES = _constant_names("NVML_GPM_METRIC_")
+
+
+def recording_key(function: str, args: tuple) -> str:
+    """'nvmlDeviceGetClockInfo/NVML_CLOCK_SM' for nvmlDeviceGetClockInfo(handle, NVML_CLOCK_SM)."""
+    names = ARGUMENT_NAMES.get(function, {})
+    return "/".join([function, *(names.get(arg, str(arg)) for arg in args)])
+
+
 # Some field ids have several names (NVML_FI_DEV_PERF_POLICY_POWER is ..._SW_POWER_CAP).
 _FIELD_NAMES: dict[int, list[str]] = {}
 for _name in dir(pynvml):
     if _name.startswith("NVML_FI_DEV_") and isinstance(getattr(pynvml, _name), int):
         _FIELD_NAMES.setdefault(getattr(pynvml, _name), []).append(_name)
-_GPM_METRICS = _constant_names("NVML_GPM_METRIC_")
 
 
 def _error(name: str) -> nvml.NVMLError:
@@ -175,7 +188,7 @@ class FakeNvml:
 
     def _value(self, function: str, handle: Any, *args: Any) -> Any:
         device = self._device(function, handle)
-        return _recorded(device.values, "/".join([function, *map(str, args)]))
+        return _recorded(device.values, recording_key(function, args))
 
     def _system(self, function: str) -> Any:
         self._enter(function)
@@ -233,10 +246,10 @@ class FakeNvml:
         return self._value("nvmlDeviceGetArchitecture", handle)
 
     def nvmlDeviceGetMaxClockInfo(self, handle, clock):
-        return self._value("nvmlDeviceGetMaxClockInfo", handle, _CLOCKS[clock])
+        return self._value("nvmlDeviceGetMaxClockInfo", handle, clock)
 
     def nvmlDeviceGetTemperatureThreshold(self, handle, threshold):
-        return self._value("nvmlDeviceGetTemperatureThreshold", handle, _THRESHOLDS[threshold])
+        return self._value("nvmlDeviceGetTemperatureThreshold", handle, threshold)
 
     def nvmlDeviceGetSupportedClocksEventReasons(self, handle):
         return self._value("nvmlDeviceGetSupportedClocksEventReasons", handle)
@@ -268,10 +281,10 @@ class FakeNvml:
         return values
 
     def nvmlDeviceGetClockInfo(self, handle, clock):
-        return self._value("nvmlDeviceGetClockInfo", handle, _CLOCKS[clock])
+        return self._value("nvmlDeviceGetClockInfo", handle, clock)
 
     def nvmlDeviceGetTemperature(self, handle, sensor):
-        return self._value("nvmlDeviceGetTemperature", handle, _SENSORS[sensor])
+        return self._value("nvmlDeviceGetTemperature", handle, sensor)
 
     def nvmlDeviceGetPowerUsage(self, handle):
         return self._value("nvmlDeviceGetPowerUsage", handle)
@@ -280,7 +293,7 @@ class FakeNvml:
         return self._value("nvmlDeviceGetEnforcedPowerLimit", handle)
 
     def nvmlDeviceGetPcieThroughput(self, handle, counter):
-        return self._value("nvmlDeviceGetPcieThroughput", handle, _PCIE_COUNTERS[counter])
+        return self._value("nvmlDeviceGetPcieThroughput", handle, counter)
 
     def nvmlDeviceGetUtilizationRates(self, handle):
         return _struct(self._value("nvmlDeviceGetUtilizationRates", handle))
@@ -355,7 +368,7 @@ class FakeNvml:
             raise pynvml.NVMLError(pynvml.NVML_ERROR_INVALID_ARGUMENT)
         device = second[0]
         for slot in request.metrics[: request.numMetrics]:
-            recorded = device.values.get(f"nvmlGpmMetricsGet/{_GPM_METRICS.get(slot.metricId)}")
+            recorded = device.values.get(f"nvmlGpmMetricsGet/{GPM_METRIC_NAMES.get(slot.metricId)}")
             if recorded is None:
                 slot.nvmlReturn = pynvml.NVML_ERROR_NOT_SUPPORTED
             else:

@@ -1,0 +1,56 @@
+"""A recording made through RecordingNvml replays to the same page: the recorder and the fake agree."""
+
+from __future__ import annotations
+
+import json
+import re
+
+from fleetscope.exporters.gpu.fake import FakeNvml
+from fleetscope.exporters.gpu.recorder import _plain, record
+from tests.support.exposition import render
+
+_TIMESTAMPS = re.compile(r"^fleetscope_gpu_(last_update|last_xid)_timestamp_seconds.*$", re.M)
+
+
+def _page(library, make_collector) -> str:
+    collector = make_collector(library)
+    collector.collect()
+    # Sample order within a family follows read order, which carries no meaning.
+    return "\n".join(sorted(_TIMESTAMPS.sub("", render(collector.collect())).splitlines()))
+
+
+def test_recording_the_fake_and_replaying_it_serves_the_same_page(recording, make_collector):
+    recorded = record(FakeNvml(recording), interval=0)
+    recorded = json.loads(json.dumps(recorded))  # it must survive being written as JSON
+    assert len(recorded["devices"]) == 8
+    assert recorded["devices"][0]["values"]["nvmlDeviceGetNumFans"] == {"error": "NVML_ERROR_NOT_SUPPORTED"}
+    assert recorded["devices"][0]["fields"]["NVML_FI_DEV_RETIRED_SBE"] == {"error": "NVML_ERROR_NOT_SUPPORTED"}
+    assert _page(FakeNvml(recorded), make_collector) == _page(FakeNvml(recording), make_collector)
+
+
+def test_errors_and_mig_devices_are_recorded(recording, make_collector):
+    from fleetscope.exporters.gpu import nvml
+    from fleetscope.exporters.gpu.fake import FakeDevice
+
+    fake = FakeNvml(recording)
+    gpu = fake.devices[1]
+    gpu.values["nvmlDeviceGetMigMode"] = [1, 1]
+    gpu.mig = [FakeDevice(0, {"values": {
+        "nvmlDeviceGetUUID": "MIG-1", "nvmlDeviceGetGpuInstanceId": 3, "nvmlDeviceGetComputeInstanceId": 0,
+        "nvmlDeviceGetName": "NVIDIA H100 80GB HBM3 MIG 2g.20gb",
+        "nvmlDeviceGetMemoryInfo": {"total": 20 << 30, "used": 1 << 30, "free": 19 << 30, "reserved": 0}}}, parent=gpu)]
+    fake._by_handle.update({nvml.handle_key(d.handle): d for d in gpu.mig})
+    fake.fail("nvmlDeviceGetPowerUsage", "NVML_ERROR_UNKNOWN", gpu=2)
+    recorded = record(fake, interval=0)
+    assert recorded["devices"][2]["values"]["nvmlDeviceGetPowerUsage"] == {"error": "NVML_ERROR_UNKNOWN"}
+    assert recorded["devices"][1]["mig"][0]["values"]["nvmlDeviceGetUUID"] == "MIG-1"
+    assert _page(FakeNvml(recorded), make_collector) == _page(fake, make_collector)
+
+
+def test_plain_turns_pynvml_structs_into_mappings():
+    import pynvml
+
+    memory = pynvml.c_nvmlMemory_v2_t()
+    memory.total, memory.used = 10, 4
+    assert _plain(memory)["total"] == 10 and _plain(memory)["used"] == 4
+    assert _plain(b"00000000:18:00.0") == "00000000:18:00.0"
