@@ -22,7 +22,8 @@ import queue
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from importlib import resources
 from types import SimpleNamespace
 from typing import Any
@@ -71,6 +72,28 @@ for _name in dir(pynvml):
 
 def _error(name: str) -> nvml.NVMLError:
     return pynvml.NVMLError(nvml.error_code(name))
+
+
+@dataclass(frozen=True)
+class FakeMig:
+    """A MIG instance to create with FakeNvml.enable_mig."""
+
+    uuid: str
+    gpu_instance_id: int
+    profile: str
+    memory_total: int
+    memory_used: int = 0
+    compute_instance_id: int = 0
+
+    def recorded(self, model_name: str) -> dict:
+        return {"values": {
+            "nvmlDeviceGetUUID": self.uuid,
+            "nvmlDeviceGetGpuInstanceId": self.gpu_instance_id,
+            "nvmlDeviceGetComputeInstanceId": self.compute_instance_id,
+            "nvmlDeviceGetName": f"{model_name} MIG {self.profile}",
+            "nvmlDeviceGetMemoryInfo": {"total": self.memory_total, "used": self.memory_used,
+                                        "free": self.memory_total - self.memory_used, "reserved": 0},
+        }}
 
 
 class FakeDevice:
@@ -139,6 +162,14 @@ class FakeNvml:
 
     def restore_gpu(self, gpu: int) -> None:
         self.devices[gpu].lost = False
+
+    def enable_mig(self, gpu: int, instances: Iterable[FakeMig]) -> None:
+        """Puts a GPU in MIG mode with these instances, as nvidia-smi mig would."""
+        device = self.devices[gpu]
+        device.values["nvmlDeviceGetMigMode"] = [pynvml.NVML_DEVICE_MIG_ENABLE] * 2
+        model = device.values.get("nvmlDeviceGetName", "")
+        device.mig = [FakeDevice(i, m.recorded(model), parent=device) for i, m in enumerate(instances)]
+        self._by_handle.update({nvml.handle_key(d.handle): d for d in device.mig})
 
     def inject_xid(self, gpu: int, xid: int, mig_instance: int | None = None) -> None:
         device = self.devices[gpu]

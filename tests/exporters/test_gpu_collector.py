@@ -8,7 +8,7 @@ import pytest
 
 from fleetscope.exporters.gpu import nvml
 from fleetscope.exporters.gpu.collector import NvmlUnavailable
-from fleetscope.exporters.gpu.fake import FakeNvml
+from fleetscope.exporters.gpu.fake import FakeMig, FakeNvml
 from fleetscope.exporters.gpu.readings import CLOCK_EVENT_REASONS
 from fleetscope.exporters.gpu.xid import MAX_CODES_PER_GPU
 from tests.support.exposition import samples, series_of_gpu, value, values
@@ -265,19 +265,10 @@ def test_gpm_is_skipped_on_gpus_without_it(fake, make_collector, page_of):
 
 def _mig_gpu(fake: FakeNvml) -> None:
     """GPU 0 in MIG mode with two instances, one running a process."""
-    from fleetscope.exporters.gpu.fake import FakeDevice
-
-    gpu = fake.devices[0]
-    gpu.values["nvmlDeviceGetMigMode"] = [1, 1]
-    gpu.values["nvmlDeviceGetComputeRunningProcesses"] = [
+    fake.enable_mig(0, [FakeMig("MIG-aaaa", 9, "3g.40gb", 40000 * MiB, 4100 * MiB),
+                        FakeMig("MIG-bbbb", 13, "1g.10gb", 9856 * MiB, 4100 * MiB)])
+    fake.devices[0].values["nvmlDeviceGetComputeRunningProcesses"] = [
         {"pid": 7001, "usedGpuMemory": 4096 * MiB, "gpuInstanceId": 9, "computeInstanceId": 0}]
-    instances = [("MIG-aaaa", 9, "3g.40gb", 40000), ("MIG-bbbb", 13, "1g.10gb", 9856)]
-    gpu.mig = [FakeDevice(i, {"values": {
-        "nvmlDeviceGetUUID": uuid, "nvmlDeviceGetGpuInstanceId": gi, "nvmlDeviceGetComputeInstanceId": 0,
-        "nvmlDeviceGetName": f"NVIDIA H100 80GB HBM3 MIG {profile}",
-        "nvmlDeviceGetMemoryInfo": {"total": mib * MiB, "used": 4100 * MiB, "free": (mib - 4100) * MiB, "reserved": 0},
-    }}, parent=gpu) for i, (uuid, gi, profile, mib) in enumerate(instances)]
-    fake._by_handle.update({nvml.handle_key(d.handle): d for d in gpu.mig})
 
 
 def test_mig_instances_are_reported_with_their_own_labels(fake, make_collector, page_of):

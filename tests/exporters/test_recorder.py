@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 
-from fleetscope.exporters.gpu.fake import FakeNvml
+from fleetscope.exporters.gpu.fake import FakeMig, FakeNvml
 from fleetscope.exporters.gpu.recorder import _plain, record
 from tests.support.exposition import render
 
@@ -29,17 +29,8 @@ def test_recording_the_fake_and_replaying_it_serves_the_same_page(recording, mak
 
 
 def test_errors_and_mig_devices_are_recorded(recording, make_collector):
-    from fleetscope.exporters.gpu import nvml
-    from fleetscope.exporters.gpu.fake import FakeDevice
-
     fake = FakeNvml(recording)
-    gpu = fake.devices[1]
-    gpu.values["nvmlDeviceGetMigMode"] = [1, 1]
-    gpu.mig = [FakeDevice(0, {"values": {
-        "nvmlDeviceGetUUID": "MIG-1", "nvmlDeviceGetGpuInstanceId": 3, "nvmlDeviceGetComputeInstanceId": 0,
-        "nvmlDeviceGetName": "NVIDIA H100 80GB HBM3 MIG 2g.20gb",
-        "nvmlDeviceGetMemoryInfo": {"total": 20 << 30, "used": 1 << 30, "free": 19 << 30, "reserved": 0}}}, parent=gpu)]
-    fake._by_handle.update({nvml.handle_key(d.handle): d for d in gpu.mig})
+    fake.enable_mig(1, [FakeMig("MIG-1", 3, "2g.20gb", 20 << 30, 1 << 30)])
     fake.fail("nvmlDeviceGetPowerUsage", "NVML_ERROR_UNKNOWN", gpu=2)
     recorded = record(fake, interval=0)
     assert recorded["devices"][2]["values"]["nvmlDeviceGetPowerUsage"] == {"error": "NVML_ERROR_UNKNOWN"}

@@ -14,8 +14,7 @@ import yaml
 from fleetscope.cli import build_parser
 from fleetscope.exporters import catalog
 from fleetscope.exporters.command import build
-from fleetscope.exporters.gpu import nvml
-from fleetscope.exporters.gpu.fake import FakeDevice
+from fleetscope.exporters.gpu.fake import FakeMig
 from fleetscope.exporters.gpu.simulation import simulated_nvml
 from fleetscope.localstack.prometheus import Prometheus
 from tests.conftest import promtool_check_metrics
@@ -80,10 +79,9 @@ def test_sigterm_stops_the_exporter_cleanly(exporter_process):
 
 def test_without_a_driver_the_exporter_runs_and_reports_the_gpu_collector_failing(exporter_process):
     # No --simulate: this machine has no NVIDIA driver, so NVML cannot start.
-    pytest.importorskip("pynvml")
-    try:
-        import pynvml
+    import pynvml
 
+    try:
         pynvml.nvmlInit()
         pytest.skip("this machine has a working NVIDIA driver")
     except pynvml.NVMLError:
@@ -100,15 +98,10 @@ def _everything_supported():
     """A simulated node where every cataloged metric has something to say: fans, retired pages,
     a GPU in MIG mode with its instances, a pod, an XID, an NVML error."""
     fake = simulated_nvml(gpus=2)
-    gpu0, gpu1 = fake.devices
+    gpu0 = fake.devices[0]
     gpu0.values.update({"nvmlDeviceGetNumFans": 1, "nvmlDeviceGetFanSpeed_v2/0": 35})
     gpu0.fields.update({"NVML_FI_DEV_RETIRED_SBE": 2, "NVML_FI_DEV_RETIRED_DBE": 0, "NVML_FI_DEV_RETIRED_PENDING": 0})
-    gpu1.values["nvmlDeviceGetMigMode"] = [1, 1]
-    gpu1.mig = [FakeDevice(0, {"values": {
-        "nvmlDeviceGetUUID": "MIG-1111", "nvmlDeviceGetGpuInstanceId": 1, "nvmlDeviceGetComputeInstanceId": 0,
-        "nvmlDeviceGetName": "NVIDIA H100 80GB HBM3 MIG 7g.80gb",
-        "nvmlDeviceGetMemoryInfo": {"total": 80 << 30, "used": 1 << 30, "free": 79 << 30, "reserved": 0}}}, parent=gpu1)]
-    fake._by_handle.update({nvml.handle_key(d.handle): d for d in gpu1.mig})
+    fake.enable_mig(1, [FakeMig("MIG-1111", 1, "7g.80gb", 80 << 30, 1 << 30)])
     fake.fail("nvmlDeviceGetDecoderUtilization", "NVML_ERROR_UNKNOWN", gpu=1)
     return fake
 
