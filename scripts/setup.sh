@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Sets up everything fleetscope needs on a Debian machine, idempotently:
-# Debian's prometheus (prometheus, promtool) and prometheus-alertmanager (alertmanager,
+# Debian's prometheus (prometheus, promtool) and prometheus-alertmanager (prometheus-alertmanager,
 # amtool) for the integration tests and the demo, and a virtual environment in .venv
 # with fleetscope installed in editable mode plus its test dependencies.
 set -euo pipefail
@@ -8,7 +8,8 @@ cd "$(dirname "$0")/.."
 
 need_apt=()
 for tool in prometheus promtool; do command -v "$tool" >/dev/null || need_apt+=(prometheus); done
-for tool in alertmanager amtool; do command -v "$tool" >/dev/null || need_apt+=(prometheus-alertmanager); done
+# Debian installs Alertmanager as prometheus-alertmanager (amtool keeps its name).
+for tool in prometheus-alertmanager amtool; do command -v "$tool" >/dev/null || need_apt+=(prometheus-alertmanager); done
 if [ ${#need_apt[@]} -gt 0 ]; then
     sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
     echo "setup: installing Debian packages: $(printf '%s\n' "${need_apt[@]}" | sort -u | tr '\n' ' ')" >&2

@@ -109,7 +109,23 @@ class _Server(ThreadingHTTPServer):
     def __init__(self, address: tuple[str, int], handler: type, ssl_context: ssl.SSLContext | None):
         self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
         self.ssl_context = ssl_context
+        self._connections: set[socket.socket] = set()
+        self._connections_lock = threading.Lock()
         super().__init__(address, handler)
+
+    def end_reading(self) -> None:
+        """Closes the read side of every open connection: a request in flight still gets its
+        response, and an idle keep-alive connection (Prometheus keeps one) ends at once
+        instead of holding shutdown until it times out."""
+        with self._connections_lock:
+            connections = list(self._connections)
+        for connection in connections:
+            try:
+                # socket.socket's own shutdown: SSLSocket.shutdown would drop the TLS state
+                # that the response still being written needs.
+                socket.socket.shutdown(connection, socket.SHUT_RD)
+            except OSError:
+                pass
 
     def server_bind(self) -> None:
         if self.address_family == socket.AF_INET6:
@@ -125,7 +141,13 @@ class _Server(ThreadingHTTPServer):
             except (ssl.SSLError, OSError) as error:
                 _logger.debug("TLS handshake failed", extra={"client": client_address[0], "reason": str(error)})
                 return
-        super().finish_request(request, client_address)
+        with self._connections_lock:
+            self._connections.add(request)
+        try:
+            super().finish_request(request, client_address)
+        finally:
+            with self._connections_lock:
+                self._connections.discard(request)
 
 
 class WebServer:
@@ -165,6 +187,7 @@ class WebServer:
             self._server.shutdown()
             self._thread.join()
             self._thread = None
+        self._server.end_reading()
         self._server.server_close()
 
     def _handler_class(self) -> type:

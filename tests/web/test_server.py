@@ -183,3 +183,26 @@ def test_listen_addresses(address, expected):
 def test_bad_listen_addresses(address):
     with pytest.raises(UserError, match="invalid listen address"):
         parse_listen_address(address)
+
+
+@pytest.mark.parametrize("tls", [False, True])
+def test_shutdown_does_not_wait_for_idle_keep_alive_connections(running, tmp_path, certificate, tls):
+    import http.client
+    import threading
+    import time
+
+    if tls:
+        server = running(f"--web.config.file={_web_config(tmp_path, certificate)}")
+        context = ssl.create_default_context(cafile=str(certificate[0]))
+        connection = http.client.HTTPSConnection("127.0.0.1", server.port, timeout=10, context=context)
+    else:
+        server = running()
+        connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+    connection.request("GET", "/metrics")
+    assert connection.getresponse().read()  # the connection stays open, as Prometheus keeps it
+    done = threading.Event()
+    started = time.monotonic()
+    threading.Thread(target=lambda: (server.shutdown(), done.set()), daemon=True).start()
+    assert done.wait(10), "shutdown waited for an idle keep-alive connection"
+    assert time.monotonic() - started < 5
+    connection.close()
