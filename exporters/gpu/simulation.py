@@ -34,7 +34,8 @@ def scaled_recording(gpus: int, recording: dict | None = None) -> dict:
         if index >= len(recorded):
             values = device["values"]
             values["nvmlDeviceGetUUID"] = f"GPU-5e1f0c3a-{index:04x}-4b7e-9a2c-0d3f6e8b{index:04x}"
-            values["nvmlDeviceGetPciInfo"] = {"busId": f"{index // 256:08X}:{index % 256:02X}:00.0"}
+            # A PCI domain of their own, so no bus id repeats a recorded GPU's.
+            values["nvmlDeviceGetPciInfo"] = {"busId": f"{index // 256 + 1:08X}:{index % 256:02X}:00.0"}
         devices.append(device)
     recording["devices"] = devices
     return recording

@@ -145,6 +145,8 @@ def test_tls_refuses_clients_below_min_version(running, tmp_path, certificate):
     ("http_server_config: {compression: true}", "unknown field"),
     ("tls_config: {}", "unknown field(s) tls_config"),
     ("a: [", "not valid YAML"),
+    ("tls_server_config: 5", "expected a mapping"),
+    ("http_server_config: [headers]", "must be a mapping"),
 ])
 def test_bad_web_configs_are_refused_with_a_reason(tmp_path, document, message):
     path = tmp_path / "web.yml"
@@ -154,7 +156,7 @@ def test_bad_web_configs_are_refused_with_a_reason(tmp_path, document, message):
 
 
 def test_bad_tls_settings_are_refused(tmp_path, certificate):
-    for tls, message in (({"min_version": "TLS99"}, "TLS version"), ({"client_auth_type": "Maybe"}, "client_auth_type"),
+    for tls, message in (({"min_version": "TLS99"}, "TLS version"), ({"min_version": 12}, "TLS version"), ({"client_auth_type": "Maybe"}, "client_auth_type"),
                          ({"client_auth_type": "RequireAndVerifyClientCert"}, "needs client_ca_file")):
         with pytest.raises(UserError, match=message):
             web_config.parse({"tls_server_config": {"cert_file": str(certificate[0]), "key_file": str(certificate[1]),

@@ -1,0 +1,68 @@
+"""--simulate moves like a real node: values change, counters only rise, XIDs and throttling come and go."""
+
+from __future__ import annotations
+
+import pytest
+
+from fleetscope.exporters.gpu.collector import GpuCollector
+from fleetscope.exporters.gpu.fake import FakeNvml
+from fleetscope.exporters.gpu.simulation import Simulation, scaled_recording, simulated_nvml
+from tests.support.exposition import render, samples
+
+
+def _run(simulation: Simulation, gpus: int, steps: int, step_seconds: float) -> list[FakeNvml]:
+    """Drives the simulation's clock by hand and returns the fake after each step's reading."""
+    fake = FakeNvml(scaled_recording(gpus))
+    simulation.fake = fake
+    pages = []
+    collector = GpuCollector(fake, "sim", xid_events=True)
+    try:
+        for step in range(steps):
+            for device in fake.devices:
+                simulation.animate(device, 1_000_000.0 + step * step_seconds)
+            pages.append(render(collector.collect()))
+    finally:
+        collector.close()
+    return pages
+
+
+def test_counters_never_decrease_and_gauges_move():
+    pages = _run(Simulation(seed=7, xid_mean_interval=120, throttle_mean_interval=60), gpus=2, steps=60,
+                 step_seconds=10)
+    previous: dict = {}
+    moved = set()
+    for page in pages:
+        for name, labels, value in samples(page):
+            key = (name, tuple(sorted(labels.items())))
+            if name.endswith("_total") and key in previous:
+                assert value >= previous[key], f"{name} went down"
+            if key in previous and value != previous[key]:
+                moved.add(name)
+            previous[key] = value
+    assert {"fleetscope_gpu_power_watts", "fleetscope_gpu_temperature_celsius", "fleetscope_gpu_utilization_ratio",
+            "fleetscope_gpu_energy_joules_total", "fleetscope_gpu_nvlink_transmit_bytes_total"} <= moved
+
+
+def test_throttling_and_xids_appear_now_and_then():
+    pages = _run(Simulation(seed=3, xid_mean_interval=100, throttle_mean_interval=50), gpus=2, steps=60,
+                 step_seconds=10)
+    throttled = [v for page in pages for n, l, v in samples(page)
+                 if n == "fleetscope_gpu_clock_event_active" and l["reason"] in ("sw_power_cap", "hw_thermal_slowdown")]
+    assert 1 in throttled and 0 in throttled
+    assert sum(v for n, l, v in samples(pages[-1]) if n == "fleetscope_gpu_clock_event_duration_seconds_total"
+               and l["reason"] == "sw_power_cap") > 0
+
+
+def test_same_seed_same_story():
+    a = _run(Simulation(seed=11), gpus=1, steps=10, step_seconds=30)
+    b = _run(Simulation(seed=11), gpus=1, steps=10, step_seconds=30)
+    strip = lambda page: [s for s in samples(page) if "timestamp" not in s[0]]
+    assert [strip(p) for p in a] == [strip(p) for p in b]
+
+
+@pytest.mark.parametrize("gpus", [1, 8, 64])
+def test_any_number_of_gpus_have_distinct_identities(gpus):
+    fake = simulated_nvml(gpus=gpus)
+    uuids = {d.values["nvmlDeviceGetUUID"] for d in fake.devices}
+    buses = {d.values["nvmlDeviceGetPciInfo"]["busId"] for d in fake.devices}
+    assert len(uuids) == len(buses) == gpus
