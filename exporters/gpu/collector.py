@@ -60,9 +60,9 @@ class GpuCollector:
 
     def collect(self) -> list[Metric]:
         with self._lock:
-            if not self._started:
-                self._start()
             try:
+                if not self._started:
+                    self._start()
                 return self._read_all()
             except nvml.LibraryFailed as failure:
                 _logger.error("NVML stopped working; it will be started again at the next collection",
@@ -98,12 +98,8 @@ class GpuCollector:
             self._watcher.stop()
             self._watcher = None
         if self._started:
-            for device in self._devices.values():
-                if device.gpm is not None:
-                    try:
-                        device.gpm.close(self._calls)
-                    except (nvml.DeviceLost, nvml.LibraryFailed):
-                        pass
+            for index in list(self._devices):
+                self._forget(index)
             try:
                 self._library.nvmlShutdown()
             except nvml.NVMLError:
@@ -142,13 +138,20 @@ class GpuCollector:
                         self._down.discard(index)
                         _logger.info("GPU is answering again", extra={"gpu": index, "uuid": device.uuid})
                 except nvml.DeviceLost as lost:
-                    # Its next read starts from a fresh handle.
-                    del self._devices[index]
+                    self._forget(index)  # its next read starts from a fresh handle
                     self._mark_down(index, lost)
             self._emit_health(index, up, out)
         for (function, error), total in sorted(self._errors.snapshot().items()):
             out.add(m.NVML_ERRORS, {"hostname": self._hostname, "function": function, "error": error}, total)
         return out.metrics()
+
+    def _forget(self, index: int) -> None:
+        device = self._devices.pop(index)
+        if device.gpm is not None:
+            try:
+                device.gpm.close(self._calls)
+            except (nvml.DeviceLost, nvml.LibraryFailed):
+                pass
 
     def _emit_health(self, index: int, up: int, out: FamilySet) -> None:
         labels = self._known.get(index, {"gpu": str(index), "hostname": self._hostname})

@@ -317,3 +317,21 @@ def test_process_names_come_from_proc(tmp_path):
     (tmp_path / "42" / "comm").write_text("python3\n")
     assert process_name(42, tmp_path) == "python3"
     assert process_name(43, tmp_path) == ""
+
+
+def test_nvml_breaking_while_starting_leaves_no_half_started_session(fake, make_collector, page_of):
+    fake.fail("nvmlDeviceGetHandleByIndex", "NVML_ERROR_DRIVER_NOT_LOADED")
+    collector = make_collector(fake)
+    with pytest.raises(nvml.LibraryFailed):
+        collector.collect()
+    assert fake.calls["nvmlShutdown"] == 1
+    fake.clear_failures()
+    assert sum(values(page_of(collector), "fleetscope_gpu_up")) == 8
+
+
+def test_a_lost_gpu_releases_its_gpm_sample(fake, make_collector, page_of):
+    collector = make_collector(fake)
+    page_of(collector)
+    fake.lose_gpu(0)
+    page_of(collector)
+    assert fake.calls["nvmlGpmSampleAlloc"] - fake.calls["nvmlGpmSampleFree"] == 7
