@@ -7,6 +7,7 @@ import os
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from fleetscope import durations
 from fleetscope.exporters.registry import Source
@@ -27,10 +28,6 @@ def _gpu_flags(group: argparse._ArgumentGroup) -> None:
                        default=durations.parse("15s"), metavar="DURATION",
                        help="read NVML in the background this often and serve the latest reading; set it to "
                             "your scrape interval. 0s reads at every scrape instead")
-    group.add_argument("--collector.gpu.hostname", dest="gpu_hostname",
-                       default=os.environ.get("NODE_NAME") or socket.gethostname(),
-                       help="value of the hostname label (default: $NODE_NAME, as the Kubernetes downward API "
-                            "sets it, else the host name)")
     group.add_argument("--collector.gpu.pod-resources-socket", dest="gpu_pod_resources_socket",
                        default="/var/lib/kubelet/pod-resources/kubelet.sock", metavar="PATH",
                        help="kubelet pod-resources socket; where it exists, GPU series carry the namespace, pod "
@@ -50,7 +47,7 @@ def _gpu_source(args: argparse.Namespace) -> Source:
     else:
         import pynvml as library
     pods = PodResources(args.gpu_pod_resources_socket).gpu_pods if args.gpu_pod_resources_socket else dict
-    collector = GpuCollector(library, args.gpu_hostname, pods=pods, xid_events=args.gpu_xid_events)
+    collector = GpuCollector(library, args.hostname, pods=pods, xid_events=args.gpu_xid_events)
     if args.gpu_poll_interval == 0:
         return OnScrape(collector)
     polled = Polled(collector, args.gpu_poll_interval)
@@ -58,6 +55,47 @@ def _gpu_source(args: argparse.Namespace) -> Source:
     return polled
 
 
+def _fabric_flags(group: argparse._ArgumentGroup) -> None:
+    pass  # reads --path.sysfs
+
+
+def _fabric_source(args: argparse.Namespace) -> Source:
+    from fleetscope.exporters.fabric.collector import FabricCollector
+
+    if args.simulate:
+        from fleetscope.exporters.fabric.simulation import SimulatedFabric
+
+        fabric = SimulatedFabric(seed=args.simulate_seed)
+        return OnScrape(_Closing(FabricCollector(fabric.root, args.hostname, before_read=fabric.advance), fabric))
+    # Reading sysfs is cheap and its counters are exact at any moment: read at scrape time.
+    return OnScrape(FabricCollector(args.sysfs, args.hostname))
+
+
+class _Closing:
+    """A collector that also closes something it depends on."""
+
+    def __init__(self, collector, resource):
+        self.name = collector.name
+        self._collector, self._resource = collector, resource
+
+    def collect(self):
+        return self._collector.collect()
+
+    def close(self) -> None:
+        self._collector.close()
+        self._resource.close()
+
+
+def add_common_flags(group: argparse._ArgumentGroup) -> None:
+    group.add_argument("--path.sysfs", dest="sysfs", type=Path, default=Path("/sys"), metavar="PATH",
+                       help="sysfs mountpoint (in a container, where the host's /sys is mounted)")
+    group.add_argument("--collector.hostname", dest="hostname",
+                       default=os.environ.get("NODE_NAME") or socket.gethostname(),
+                       help="value of the hostname label on every series (default: $NODE_NAME, as the Kubernetes "
+                            "downward API sets it, else the host name)")
+
+
 AVAILABLE: tuple[CollectorOption, ...] = (
     CollectorOption("gpu", "NVIDIA GPUs through NVML", True, _gpu_flags, _gpu_source),
+    CollectorOption("fabric", "InfiniBand and RoCE ports from sysfs", True, _fabric_flags, _fabric_source),
 )

@@ -7,15 +7,15 @@ import signal
 import threading
 
 from fleetscope import __version__, log
-from fleetscope.exporters.collectors import AVAILABLE
+from fleetscope.exporters.collectors import AVAILABLE, add_common_flags
 from fleetscope.exporters.registry import ExporterRegistry
 from fleetscope.exporters.server import routes
 from fleetscope.web import config as web_config
 from fleetscope.web.server import WebServer
 
 DESCRIPTION = """Serves GPU telemetry as Prometheus metrics. Each collector can be turned on or
-off with --collector.NAME / --no-collector.NAME. --simulate serves a built-in 8-GPU H100 node
-for trying the exporter on a machine without a GPU."""
+off with --collector.NAME / --no-collector.NAME. --simulate serves a built-in node of 8 H100 GPUs and 8
+NDR InfiniBand ports for trying the exporter on a machine without them."""
 
 _logger = log.get("fleetscope.exporters")
 
@@ -28,6 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                      help="path under which to expose metrics")
     web.add_argument("--web.config.file", dest="web_config_file", default="",
                      help="exporter-toolkit web configuration file enabling TLS and/or basic auth")
+    add_common_flags(parser.add_argument_group("collectors"))
     for option in AVAILABLE:
         group = parser.add_argument_group(f"collector {option.name}")
         group.add_argument(f"--collector.{option.name}", dest=f"collector_{option.name}",

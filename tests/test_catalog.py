@@ -9,7 +9,7 @@ from fleetscope.exporters import catalog
 from fleetscope.exporters.catalog.gpu import GPU_LABELS
 
 # Suffixes that are not base units but are the right names for what they count or state.
-NON_UNIT_SUFFIXES = ("_info", "_total", "_up", "_enabled", "_pending", "_failed", "_active", "_state",
+NON_UNIT_SUFFIXES = ("_info", "_total", "_up", "_enabled", "_pending", "_failed", "_active", "_state", "_files",
                      "_success", "_xid", "_per_second")
 
 

@@ -1,9 +1,9 @@
 """Every metric the node exporter serves, declared once. Consumers import from here."""
 
 from fleetscope.catalog import MetricSpec, check_unique
-from fleetscope.exporters.catalog import exporter, gpu
+from fleetscope.exporters.catalog import exporter, fabric, gpu
 
-ALL: tuple[MetricSpec, ...] = exporter.METRICS + gpu.METRICS
+ALL: tuple[MetricSpec, ...] = exporter.METRICS + gpu.METRICS + fabric.METRICS
 check_unique(ALL)
 
-__all__ = ["ALL", "exporter", "gpu"]
+__all__ = ["ALL", "exporter", "fabric", "gpu"]

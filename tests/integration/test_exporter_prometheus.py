@@ -46,6 +46,10 @@ def test_prometheus_scrapes_the_exporter(exporter_process, prometheus):
     models = server.query("count by (model_name) (fleetscope_gpu_info)")
     assert models[0]["metric"]["model_name"] == "NVIDIA H100 80GB HBM3"
     assert float(server.query('fleetscope_exporter_collector_success{collector="gpu"}')[0]["value"][1]) == 1
+    # The simulated fabric: 8 InfiniBand ports and a RoCE one, carrying traffic.
+    fabric = server.wait_for("rate(fleetscope_fabric_port_transmit_bytes_total[5s]) > 0", lambda r: len(r) >= 8,
+                             timeout=30)
+    assert all(float(r["value"][1]) <= 5e10 for r in fabric), "no port sends faster than its 400 Gb/s link"
 
 
 def prometheus_targets(job: str, address: str, **options) -> dict:

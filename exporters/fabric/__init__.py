@@ -1,0 +1,1 @@
+"""The fabric collector: InfiniBand and RoCE port counters from sysfs."""

@@ -1,0 +1,95 @@
+"""--simulate for the fabric: a sysfs tree of eight ConnectX-7 NDR InfiniBand ports (the
+compute fabric) and one 200 Gb/s RoCE port (the frontend network), written to a temporary
+directory and advanced before each read, so the real reading code runs on it.
+
+Traffic follows a training job's rhythm; symbol errors trickle in; now and then a link
+flaps (link_downed rises, the port is down for a while, then active again).
+"""
+
+from __future__ import annotations
+
+import random
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+PORT_COUNTERS = ("port_xmit_data", "port_rcv_data", "port_xmit_packets", "port_rcv_packets", "symbol_error",
+                 "link_downed", "link_error_recovery", "port_xmit_wait", "port_rcv_errors", "port_xmit_discards",
+                 "port_rcv_remote_physical_errors", "port_rcv_switch_relay_errors", "port_xmit_constraint_errors",
+                 "port_rcv_constraint_errors", "local_link_integrity_errors", "excessive_buffer_overrun_errors",
+                 "VL15_dropped")
+HW_COUNTERS = ("out_of_sequence", "local_ack_timeout_err", "rnr_nak_retry_err", "packet_seq_err",
+               "duplicate_request", "out_of_buffer")
+ROCE_CONGESTION = ("np_cnp_sent", "rp_cnp_handled", "np_ecn_marked_roce_packets")
+RATES = {"InfiniBand": ("400 Gb/sec (4X NDR)", 400e9 / 8), "Ethernet": ("200 Gb/sec (4X HDR)", 200e9 / 8)}
+
+
+class SimulatedFabric:
+    def __init__(self, devices: int = 8, seed: int = 1, flap_mean_interval: float = 3600.0):
+        self.root = Path(tempfile.mkdtemp(prefix="fleetscope-sysfs-"))
+        self._rng = random.Random(seed)
+        self._flap_mean_interval = flap_mean_interval
+        self._ports = []
+        for index in range(devices + 1):
+            link_layer = "InfiniBand" if index < devices else "Ethernet"
+            port = self.root / "class" / "infiniband" / f"mlx5_{index}" / "ports" / "1"
+            _write_device(port.parent.parent, index)
+            hw = HW_COUNTERS + (ROCE_CONGESTION if link_layer == "Ethernet" else ())
+            self._ports.append({"path": port, "link_layer": link_layer, "counters": dict.fromkeys(PORT_COUNTERS, 0),
+                                "hw": dict.fromkeys(hw, 0), "down_until": 0.0})
+        self._at = time.time()
+        self.advance(self._at)
+
+    def advance(self, now: float | None = None) -> None:
+        now = time.time() if now is None else now
+        dt, self._at = max(0.0, now - self._at), now
+        rng = self._rng
+        for port in self._ports:
+            down = now < port["down_until"]
+            if not down and rng.random() < dt / self._flap_mean_interval:
+                port["down_until"] = now + rng.uniform(10, 60)
+                port["counters"]["link_downed"] += 1
+                down = True
+            counters, hw = port["counters"], port["hw"]
+            if not down:
+                load = rng.uniform(0.55, 0.8)
+                words = int(RATES[port["link_layer"]][1] * load * dt / 4)
+                counters["port_xmit_data"] += words
+                counters["port_rcv_data"] += int(words * rng.uniform(0.97, 1.0))
+                counters["port_xmit_packets"] += words * 4 // 4096
+                counters["port_rcv_packets"] += words * 4 // 4096
+                counters["port_xmit_wait"] += int(dt * rng.uniform(0, 2000))
+                if rng.random() < dt / 120:
+                    counters["symbol_error"] += rng.randint(1, 5)
+                if rng.random() < dt / 600:
+                    hw["out_of_sequence"] += rng.randint(1, 20)
+                if "np_cnp_sent" in hw:
+                    marked = int(dt * rng.uniform(0, 500))
+                    hw["np_ecn_marked_roce_packets"] += marked
+                    hw["np_cnp_sent"] += marked
+                    hw["rp_cnp_handled"] += int(marked * rng.uniform(0.9, 1.0))
+            _write_port(port["path"], port["link_layer"], counters, hw, down)
+
+    def close(self) -> None:
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+def _write_device(device: Path, index: int) -> None:
+    device.mkdir(parents=True, exist_ok=True)
+    (device / "hca_type").write_text("MT4129\n")
+    (device / "fw_ver").write_text("28.39.1002\n")
+    (device / "board_id").write_text("MT_0000000838\n")
+
+
+def _write_port(port: Path, link_layer: str, counters: dict[str, int], hw: dict[str, int], down: bool) -> None:
+    (port / "counters").mkdir(parents=True, exist_ok=True)
+    (port / "hw_counters").mkdir(exist_ok=True)
+    (port / "link_layer").write_text(f"{link_layer}\n")
+    (port / "state").write_text("1: DOWN\n" if down else "4: ACTIVE\n")
+    (port / "phys_state").write_text("2: Polling\n" if down else "5: LinkUp\n")
+    (port / "rate").write_text(f"{RATES[link_layer][0]}\n")
+    for name, value in counters.items():
+        (port / "counters" / name).write_text(f"{value}\n")
+    for name, value in hw.items():
+        (port / "hw_counters" / name).write_text(f"{value}\n")
