@@ -86,6 +86,29 @@ class _Closing:
         self._resource.close()
 
 
+def _nccl_flags(group: argparse._ArgumentGroup) -> None:
+    group.add_argument("--collector.nccl.inspector-dir", dest="nccl_inspector_dir", type=Path,
+                       default=Path("/var/lib/fleetscope/nccl-inspector"), metavar="PATH",
+                       help="where jobs write NCCL Inspector JSON output (their NCCL_INSPECTOR_DUMP_DIR), or a "
+                            "directory of one such directory per job")
+    group.add_argument("--collector.nccl.max-communicators", dest="nccl_max_communicators", type=int, default=64,
+                       help="communicators tracked at once; records of more are counted as rejected")
+    group.add_argument("--collector.nccl.idle-timeout", dest="nccl_idle_timeout", type=durations.argument,
+                       default=durations.parse("15m"), metavar="DURATION",
+                       help="forget communicators and files with no new records for this long")
+
+
+def _nccl_source(args: argparse.Namespace) -> Source:
+    from fleetscope.exporters.nccl.collector import NcclCollector
+
+    collector = NcclCollector(args.nccl_inspector_dir, args.hostname, args.nccl_max_communicators,
+                              args.nccl_idle_timeout)
+    # Files can grow by megabytes a second: read them in the background, not in the scrape.
+    polled = Polled(collector, interval=5.0)
+    polled.start()
+    return polled
+
+
 def add_common_flags(group: argparse._ArgumentGroup) -> None:
     group.add_argument("--path.sysfs", dest="sysfs", type=Path, default=Path("/sys"), metavar="PATH",
                        help="sysfs mountpoint (in a container, where the host's /sys is mounted)")
@@ -98,4 +121,5 @@ def add_common_flags(group: argparse._ArgumentGroup) -> None:
 AVAILABLE: tuple[CollectorOption, ...] = (
     CollectorOption("gpu", "NVIDIA GPUs through NVML", True, _gpu_flags, _gpu_source),
     CollectorOption("fabric", "InfiniBand and RoCE ports from sysfs", True, _fabric_flags, _fabric_source),
+    CollectorOption("nccl", "NCCL collectives from the NCCL Inspector plugin", True, _nccl_flags, _nccl_source),
 )

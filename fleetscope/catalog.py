@@ -7,7 +7,7 @@ test checks that every spec follows the naming conventions and really appears on
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from prometheus_client.metrics_core import Metric
@@ -20,7 +20,7 @@ BASE_UNITS = ("seconds", "bytes", "watts", "celsius", "joules", "hertz", "ratio"
 @dataclass(frozen=True)
 class MetricSpec:
     name: str
-    type: str  # "gauge" or "counter"
+    type: str  # "gauge", "counter" or "histogram"
     help: str
     labels: tuple[str, ...] = ()
     # Labels some series carry and others do not (MIG instance, Kubernetes pod).
@@ -39,8 +39,8 @@ def convention_problems(spec: MetricSpec) -> list[str]:
     problems = []
     if not _NAME.match(spec.name):
         problems.append("name must match fleetscope_[a-z0-9_]+")
-    if spec.type not in ("gauge", "counter"):
-        problems.append(f"type {spec.type!r} is not gauge or counter")
+    if spec.type not in ("gauge", "counter", "histogram"):
+        problems.append(f"type {spec.type!r} is not gauge, counter or histogram")
     if spec.type == "counter" and not spec.name.endswith("_total"):
         problems.append("counters end in _total")
     if spec.type == "gauge" and spec.name.endswith("_total"):
@@ -68,6 +68,14 @@ class Family:
     def add(self, labels: Mapping[str, str], value: float) -> None:
         self.metric.add_sample(self.spec.name, dict(labels), float(value))
 
+    def add_histogram(self, labels: Mapping[str, str], buckets: Sequence[tuple[float, int]], total: float) -> None:
+        """buckets: (upper bound, cumulative count) in increasing order, ending with +Inf."""
+        for bound, count in buckets:
+            le = "+Inf" if bound == float("inf") else repr(float(bound))
+            self.metric.add_sample(f"{self.spec.name}_bucket", {**labels, "le": le}, float(count))
+        self.metric.add_sample(f"{self.spec.name}_sum", dict(labels), float(total))
+        self.metric.add_sample(f"{self.spec.name}_count", dict(labels), float(buckets[-1][1]))
+
     def __len__(self) -> int:
         return len(self.metric.samples)
 
@@ -91,6 +99,13 @@ class FamilySet:
         if family is None:
             family = self._families[spec.name] = Family(spec)
         family.add(labels, value)
+
+    def add_histogram(self, spec: MetricSpec, labels: Mapping[str, str], buckets: Sequence[tuple[float, int]],
+                      total: float) -> None:
+        family = self._families.get(spec.name)
+        if family is None:
+            family = self._families[spec.name] = Family(spec)
+        family.add_histogram(labels, buckets, total)
 
     def update(self, other: FamilySet) -> None:
         """Adds every sample of `other`, as when one GPU's read completes."""

@@ -19,6 +19,7 @@ from fleetscope.exporters.gpu.simulation import simulated_nvml
 from fleetscope.localstack.prometheus import Prometheus
 from tests.conftest import promtool_check_metrics
 from tests.support.exposition import samples
+from tests.support.inspector import coll, dump_v43, p2p
 from tests.support.kubelet import encode_response, start_kubelet
 
 pytestmark = pytest.mark.integration
@@ -119,9 +120,16 @@ def test_every_cataloged_metric_appears_on_a_live_page(monkeypatch, tmp_path):
     response = encode_response([("ml", "train", [("main", [("nvidia.com/gpu", [
         fake.devices[0].values["nvmlDeviceGetUUID"]])])])])
     grpc_server = start_kubelet(socket_path, lambda context: response)
+    inspector = tmp_path / "nccl"
+    inspector.mkdir()
+    for rank in range(2):  # two local ranks of a job, so lateness and skew have something to compare
+        (inspector / f"node-a-pid{rank}.log").write_text("\n".join(
+            dump_v43([coll(1, exec_us=1000 + rank), coll(2), p2p(1)], rank=rank, pid=rank, dropped=3)
+            + ["a corrupt line"]) + "\n")
     args = build_parser().parse_args(["exporter", "--simulate", "--web.listen-address=127.0.0.1:0",
                                       "--collector.gpu.poll-interval=0s",
-                                      f"--collector.gpu.pod-resources-socket={socket_path}"])
+                                      f"--collector.gpu.pod-resources-socket={socket_path}",
+                                      f"--collector.nccl.inspector-dir={inspector}"])
     registry, server = build(args)
     server.start()
     try:
@@ -133,7 +141,9 @@ def test_every_cataloged_metric_appears_on_a_live_page(monkeypatch, tmp_path):
             time.sleep(0.1)
             page = fetch(f"127.0.0.1:{server.port}")
         served = {name for name, _, _ in samples(page)}
-        missing = [spec.name for spec in catalog.ALL if spec.name not in served]
+        # A histogram's samples are NAME_bucket, NAME_sum and NAME_count.
+        missing = [spec.name for spec in catalog.ALL
+                   if (spec.name + "_count" if spec.type == "histogram" else spec.name) not in served]
         assert missing == []
         pods = [l for n, l, _ in samples(page) if n == "fleetscope_gpu_power_watts" and l.get("pod") == "train"]
         assert len(pods) == 1

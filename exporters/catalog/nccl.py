@@ -1,0 +1,54 @@
+"""NCCL collective metrics, from the NCCL Inspector profiler plugin's JSON output.
+
+Series of a communicator carry COMM_LABELS: the host, NCCL's communicator hash (comm_id)
+and the communicator's name as the job set it (sanitized, at most 64 characters). The
+number of communicators tracked is bounded (--collector.nccl.max-communicators).
+"""
+
+from fleetscope.catalog import MetricSpec
+
+COMM_LABELS = ("hostname", "comm_id", "comm_name")
+OPERATION_LABELS = COMM_LABELS + ("rank", "operation", "size")
+
+
+def _nccl(name: str, type_: str, help_: str, *labels: str) -> MetricSpec:
+    return MetricSpec(f"fleetscope_nccl_{name}", type_, help_, labels)
+
+
+COLLECTIVES = _nccl("collectives_total", "counter",
+                    "Collective and point-to-point operations completed, by rank, operation and message size bucket.",
+                    *OPERATION_LABELS)
+BYTES = _nccl("bytes_total", "counter", "Message bytes of the operations completed (coll_msg_size_bytes).",
+              *OPERATION_LABELS)
+BUS_BYTES = _nccl("bus_bytes_total", "counter",
+                  "Message bytes times nccl-tests' bus bandwidth factor for the operation (2(n-1)/n for AllReduce, "
+                  "(n-1)/n for AllGather, ReduceScatter and AlltoAll, 1 otherwise); "
+                  "rate(bus_bytes) / rate(seconds) is the bus bandwidth.", *OPERATION_LABELS)
+SECONDS = _nccl("seconds_total", "counter", "Time spent in the operations completed (coll_exec_time_us).",
+                *OPERATION_LABELS)
+DURATION = MetricSpec("fleetscope_nccl_duration_seconds", "histogram",
+                      "How long each operation took, by operation and message size bucket.",
+                      COMM_LABELS + ("operation", "size"))
+COMM_RANKS = _nccl("comm_ranks", "gauge", "Ranks in the communicator (n_ranks).", *COMM_LABELS)
+COMM_NODES = _nccl("comm_nodes", "gauge", "Nodes the communicator spans (nnodes).", *COMM_LABELS)
+LAST_PROGRESS = _nccl("comm_last_progress_timestamp_seconds", "gauge",
+                      "Unix time at which a rank of the communicator on this node last completed an operation; "
+                      "a communicator whose processes live but whose progress stops is hung.", *COMM_LABELS)
+SEQUENCE = _nccl("rank_sequence", "gauge",
+                 "Sequence number of the last collective a rank completed (coll_sn); ranks of one communicator "
+                 "that disagree for long point at the rank that stopped.", *COMM_LABELS, "rank")
+LATENESS = _nccl("rank_lateness_seconds", "gauge",
+                 "How much later than the median rank on this node a rank arrives at collectives (moving average). "
+                 "From arrival times where the Inspector records them, else from execution time: in a synchronous "
+                 "collective the late rank waits least, so it shows the shortest time.", *COMM_LABELS, "rank")
+SKEW = _nccl("comm_skew_seconds", "gauge",
+             "The slowest local rank's lateness against the median, per collective (moving average).", *COMM_LABELS)
+DROPPED = _nccl("records_dropped_total", "counter",
+                "Records the Inspector overwrote before dumping them (dump_stats dropped_total), by kind.",
+                *COMM_LABELS, "rank", "kind")
+REJECTED = MetricSpec("fleetscope_nccl_records_rejected_total", "counter",
+                      "Inspector lines the collector could not use, by reason.", ("hostname", "reason"))
+FILES = MetricSpec("fleetscope_nccl_inspector_files", "gauge", "Inspector output files being followed.",
+                   ("hostname",))
+
+METRICS = tuple(value for value in globals().values() if isinstance(value, MetricSpec))

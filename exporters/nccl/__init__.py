@@ -1,0 +1,1 @@
+"""The NCCL collector: collective performance from the NCCL Inspector profiler plugin."""

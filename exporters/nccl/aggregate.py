@@ -1,0 +1,198 @@
+"""NCCL operations folded into bounded state: counters and histograms that add up correctly
+in PromQL, per-rank lateness and per-communicator skew, and the last progress of each
+communicator for hang detection."""
+
+from __future__ import annotations
+
+import re
+import statistics
+from bisect import bisect_left
+from collections import OrderedDict
+from dataclasses import dataclass, field
+
+from fleetscope.catalog import FamilySet
+from fleetscope.exporters.catalog import nccl as m
+from fleetscope.exporters.nccl.inspector import DumpStats, Operation, RecordError
+
+KiB, MiB, GiB = 1 << 10, 1 << 20, 1 << 30
+SIZE_BUCKETS = ((64 * KiB, "0-64KiB"), (MiB, "64KiB-1MiB"), (16 * MiB, "1-16MiB"), (256 * MiB, "16-256MiB"),
+                (4 * GiB, "256MiB-4GiB"), (float("inf"), "4GiB+"))
+DURATION_BOUNDS = (1e-5, 5e-5, 1e-4, 5e-4, 1e-3, 5e-3, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, float("inf"))
+MAX_RANKS_PER_COMM = 256
+MAX_PENDING_GROUPS = 64  # collectives waiting for the other local ranks' records
+SETTLE_AFTER = 8  # a collective this many behind the newest is settled with the ranks it has
+SMOOTHING = 0.1  # weight of the newest collective in the lateness and skew averages
+_OPERATION = re.compile(r"^[A-Za-z]{1,32}$")
+_NAME_UNSAFE = re.compile(r"[^A-Za-z0-9 _.:/-]")
+
+
+def size_bucket(size_bytes: int) -> str:
+    return next(label for bound, label in SIZE_BUCKETS if size_bytes < bound)
+
+
+def bus_factor(operation: str, n_ranks: int) -> float:
+    """nccl-tests' bus bandwidth factor (doc/PERFORMANCE.md in NVIDIA/nccl-tests)."""
+    n = max(n_ranks, 1)
+    name = operation.lower()
+    if name == "allreduce":
+        return 2 * (n - 1) / n
+    if name in ("allgather", "reducescatter", "alltoall"):
+        return (n - 1) / n
+    return 1.0
+
+
+def clean_name(name: str) -> str:
+    """A communicator name as a bounded label value."""
+    return _NAME_UNSAFE.sub("_", name.strip())[:64] or "unknown"
+
+
+@dataclass
+class _Totals:
+    count: int = 0
+    bytes: int = 0
+    bus_bytes: float = 0.0
+    seconds: float = 0.0
+
+
+@dataclass
+class _Histogram:
+    counts: list[int] = field(default_factory=lambda: [0] * len(DURATION_BOUNDS))
+    total: float = 0.0
+
+    def observe(self, seconds: float) -> None:
+        self.counts[bisect_left(DURATION_BOUNDS, seconds)] += 1
+        self.total += seconds
+
+    def cumulative(self) -> list[tuple[float, int]]:
+        running, out = 0, []
+        for bound, count in zip(DURATION_BOUNDS, self.counts):
+            running += count
+            out.append((bound, running))
+        return out
+
+
+@dataclass
+class _Comm:
+    name: str
+    n_ranks: int
+    nnodes: int
+    last_record: float
+    last_progress: float = 0.0
+    totals: dict[tuple[int, str, str], _Totals] = field(default_factory=dict)
+    durations: dict[tuple[str, str], _Histogram] = field(default_factory=dict)
+    sequence: dict[int, int] = field(default_factory=dict)
+    lateness: dict[int, float] = field(default_factory=dict)
+    skew: float | None = None
+    dropped: dict[tuple[int, str, int], int] = field(default_factory=dict)  # (rank, kind, pid) -> total
+    pending: OrderedDict[int, dict[int, Operation]] = field(default_factory=OrderedDict)
+
+
+class Aggregator:
+    def __init__(self, max_communicators: int = 64, idle_seconds: float = 900.0):
+        self.max_communicators = max_communicators
+        self.idle_seconds = idle_seconds
+        self._comms: dict[str, _Comm] = {}
+
+    def add(self, record: Operation | DumpStats, now: float) -> None:
+        """Raises RecordError for a record that cannot be taken (its reason is counted)."""
+        comm = self._comm(record, now)
+        if isinstance(record, DumpStats):
+            for kind, total in record.dropped_total.items():
+                key = (record.comm.rank, kind, record.comm.pid)
+                comm.dropped[key] = max(comm.dropped.get(key, 0), total)
+            return
+        if not _OPERATION.match(record.operation):
+            raise RecordError("bad_field", "operation name")
+        rank, size = record.comm.rank, size_bucket(record.size_bytes)
+        totals = comm.totals.setdefault((rank, record.operation, size), _Totals())
+        totals.count += 1
+        totals.bytes += record.size_bytes
+        totals.bus_bytes += record.size_bytes * bus_factor(record.operation, record.comm.n_ranks)
+        totals.seconds += record.exec_seconds
+        comm.durations.setdefault((record.operation, size), _Histogram()).observe(record.exec_seconds)
+        comm.last_progress = max(comm.last_progress, record.dumped_at)
+        if record.kind == "coll":
+            comm.sequence[rank] = max(comm.sequence.get(rank, 0), record.sn)
+            self._join(comm, record)
+
+    def evict_idle(self, now: float) -> None:
+        for comm_id in [c for c, comm in self._comms.items() if now - comm.last_record > self.idle_seconds]:
+            del self._comms[comm_id]
+
+    def emit(self, hostname: str, out: FamilySet) -> None:
+        for comm_id, comm in self._comms.items():
+            labels = {"hostname": hostname, "comm_id": comm_id, "comm_name": comm.name}
+            out.add(m.COMM_RANKS, labels, comm.n_ranks)
+            out.add(m.COMM_NODES, labels, comm.nnodes)
+            if comm.last_progress:
+                out.add(m.LAST_PROGRESS, labels, comm.last_progress)
+            for (rank, operation, size), totals in comm.totals.items():
+                series = {**labels, "rank": str(rank), "operation": operation, "size": size}
+                out.add(m.COLLECTIVES, series, totals.count)
+                out.add(m.BYTES, series, totals.bytes)
+                out.add(m.BUS_BYTES, series, totals.bus_bytes)
+                out.add(m.SECONDS, series, totals.seconds)
+            for (operation, size), histogram in comm.durations.items():
+                out.add_histogram(m.DURATION, {**labels, "operation": operation, "size": size},
+                                  histogram.cumulative(), histogram.total)
+            for rank, sn in comm.sequence.items():
+                out.add(m.SEQUENCE, {**labels, "rank": str(rank)}, sn)
+            for rank, lateness in comm.lateness.items():
+                out.add(m.LATENESS, {**labels, "rank": str(rank)}, lateness)
+            if comm.skew is not None:
+                out.add(m.SKEW, labels, comm.skew)
+            dropped: dict[tuple[int, str], int] = {}
+            for (rank, kind, _pid), total in comm.dropped.items():
+                dropped[(rank, kind)] = dropped.get((rank, kind), 0) + total
+            for (rank, kind), total in dropped.items():
+                out.add(m.DROPPED, {**labels, "rank": str(rank), "kind": kind}, total)
+
+    def __len__(self) -> int:
+        return len(self._comms)
+
+    def _comm(self, record: Operation | DumpStats, now: float) -> _Comm:
+        info = record.comm
+        comm = self._comms.get(info.comm_id)
+        if comm is None:
+            if len(self._comms) >= self.max_communicators:
+                raise RecordError("too_many_communicators")
+            comm = self._comms[info.comm_id] = _Comm(clean_name(info.comm_name), info.n_ranks, info.nnodes, now)
+        if info.rank >= MAX_RANKS_PER_COMM and info.rank not in comm.sequence:
+            raise RecordError("too_many_ranks")
+        comm.last_record = now
+        return comm
+
+    def settle(self) -> None:
+        """Turns collectives every local rank has reported (or that are long past) into lateness
+        and skew. Called once all files have been read, so no rank's file is read ahead of another's."""
+        for comm in self._comms.values():
+            if not comm.pending:
+                continue
+            newest = max(comm.pending)
+            for sn in [sn for sn, group in comm.pending.items()
+                       if len(group) >= len(comm.sequence) or sn < newest - SETTLE_AFTER]:
+                self._settle(comm, comm.pending.pop(sn))
+
+    def _join(self, comm: _Comm, record: Operation) -> None:
+        """Groups one collective's records from the local ranks until settle()."""
+        comm.pending.setdefault(record.sn, {})[record.comm.rank] = record
+        while len(comm.pending) > MAX_PENDING_GROUPS:
+            _, oldest = comm.pending.popitem(last=False)
+            self._settle(comm, oldest)
+
+    def _settle(self, comm: _Comm, group: dict[int, Operation]) -> None:
+        if len(group) < 2:
+            return
+        records = list(group.values())
+        if all(r.started_at is not None for r in records):
+            arrivals = {r.comm.rank: r.started_at for r in records}
+        else:
+            # All ranks leave a synchronous collective together; the one that came last waited least.
+            arrivals = {r.comm.rank: -r.exec_seconds for r in records}
+        middle = statistics.median(arrivals.values())
+        late = {rank: arrival - middle for rank, arrival in arrivals.items()}
+        for rank, seconds in late.items():
+            previous = comm.lateness.get(rank)
+            comm.lateness[rank] = seconds if previous is None else previous + SMOOTHING * (seconds - previous)
+        worst = max(late.values())
+        comm.skew = worst if comm.skew is None else comm.skew + SMOOTHING * (worst - comm.skew)

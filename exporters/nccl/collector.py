@@ -1,0 +1,103 @@
+"""Follows NCCL Inspector output in a directory (NCCL_INSPECTOR_DUMP_DIR), and one level of
+per-job subdirectories below it, as the plugin writes it: <hostname>-pid<pid>.log."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+
+from prometheus_client.metrics_core import Metric
+
+from fleetscope import log
+from fleetscope.catalog import FamilySet
+from fleetscope.exporters.catalog import nccl as m
+from fleetscope.exporters.nccl.aggregate import Aggregator
+from fleetscope.exporters.nccl.inspector import DumpContext, RecordError
+from fleetscope.exporters.nccl.tail import RESTART, FileTail
+
+_logger = log.get("fleetscope.exporters.nccl")
+PATTERNS = ("*-pid*.log", "*/*-pid*.log")
+MAX_FILES = 1024
+
+
+class _Followed:
+    def __init__(self, path: str):
+        self.tail = FileTail(path)
+        self.context = DumpContext()
+        self.modified = 0.0
+
+
+class NcclCollector:
+    name = "nccl"
+
+    def __init__(self, directory: Path, hostname: str, max_communicators: int = 64, idle_seconds: float = 900.0,
+                 clock: Callable[[], float] = time.time):
+        self._directory = Path(directory)
+        self._hostname = hostname
+        self._idle_seconds = idle_seconds
+        self._clock = clock
+        self._aggregator = Aggregator(max_communicators, idle_seconds)
+        self._files: dict[str, _Followed] = {}
+        self._rejected: Counter[str] = Counter()
+
+    def collect(self) -> list[Metric]:
+        now = self._clock()
+        self._follow_new_files(now)
+        for path, followed in list(self._files.items()):
+            self._read(followed, now)
+            if not os.path.exists(path) or now - followed.modified > self._idle_seconds:
+                followed.tail.close()
+                del self._files[path]
+        self._aggregator.settle()
+        self._aggregator.evict_idle(now)
+        out = FamilySet()
+        self._aggregator.emit(self._hostname, out)
+        out.add(m.FILES, {"hostname": self._hostname}, len(self._files))
+        for reason, count in sorted(self._rejected.items()):
+            out.add(m.REJECTED, {"hostname": self._hostname, "reason": reason}, count)
+        return out.metrics()
+
+    def close(self) -> None:
+        for followed in self._files.values():
+            followed.tail.close()
+        self._files.clear()
+
+    def _follow_new_files(self, now: float) -> None:
+        candidates = []
+        for pattern in PATTERNS:
+            for path in self._directory.glob(pattern):
+                try:
+                    modified = path.stat().st_mtime
+                except OSError:
+                    continue
+                if str(path) not in self._files and now - modified <= self._idle_seconds:
+                    candidates.append((modified, str(path)))
+        room = MAX_FILES - len(self._files)
+        if len(candidates) > room:
+            self._rejected["too_many_files"] += len(candidates) - max(room, 0)
+        for modified, path in sorted(candidates, reverse=True)[:max(room, 0)]:
+            self._files[path] = _Followed(path)
+            self._files[path].modified = modified
+
+    def _read(self, followed: _Followed, now: float) -> None:
+        chunk = followed.tail.read()
+        if chunk.oversized:
+            self._rejected["oversized_line"] += chunk.oversized
+        if chunk.lines:
+            followed.modified = now
+        for line in chunk.lines:
+            if line is RESTART:
+                followed.context = DumpContext()
+                continue
+            truncated = followed.context.truncated_dumps
+            try:
+                record = followed.context.parse(line)
+                if record is not None:
+                    self._aggregator.add(record, now)
+            except RecordError as error:
+                self._rejected[error.reason] += 1
+            if followed.context.truncated_dumps > truncated:
+                self._rejected["truncated_dump"] += 1

@@ -1,0 +1,159 @@
+"""The NCCL Inspector plugin's JSON output, line by line, with its context restored.
+
+Inspector writes <NCCL_INSPECTOR_DUMP_DIR>/<hostname>-pid<pid>.log, one JSON object a line.
+Up to format v4.2 every line carries its own "header" (communicator) and "metadata"
+(process); from v4.3 a "dump_stats" marker carries them once, and the "coll_perf",
+"p2p_perf" and "proxy_trace" lines it counts follow. This restores the context as NVIDIA's
+inspector_json_reader.py does, and refuses what does not fit rather than guessing.
+(Fields: plugins/profiler/inspector/inspector_json.cc in NVIDIA/nccl.)
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from typing import Any
+
+
+class RecordError(ValueError):
+    """A line the collector cannot use; `reason` is a bounded label value."""
+
+    def __init__(self, reason: str, detail: str = ""):
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class Communicator:
+    comm_id: str
+    comm_name: str
+    rank: int
+    n_ranks: int
+    nnodes: int
+    pid: int
+
+
+@dataclass(frozen=True)
+class Operation:
+    comm: Communicator
+    kind: str  # "coll" or "p2p"
+    operation: str  # AllReduce, AllGather, ..., Send, Recv
+    sn: int
+    size_bytes: int
+    exec_seconds: float
+    dumped_at: float  # Unix seconds, from metadata.dump_timestamp_us
+    started_at: float | None  # Unix seconds, from event_trace_ts where verbose
+
+
+@dataclass(frozen=True)
+class DumpStats:
+    comm: Communicator
+    dropped_total: dict[str, int]  # kind -> cumulative records overwritten before a dump
+
+
+class DumpContext:
+    """Per file: the marker whose records are being read. Never shared between files."""
+
+    def __init__(self) -> None:
+        self.header: dict | None = None
+        self.metadata: dict | None = None
+        self.remaining: dict[str, int] = {}
+        # Dumps whose counted records never all arrived (the process died mid-write).
+        self.truncated_dumps = 0
+
+    def parse(self, line: bytes) -> Operation | DumpStats | None:
+        try:
+            record = json.loads(line)
+        except (ValueError, UnicodeDecodeError):
+            raise RecordError("invalid_json") from None
+        if not isinstance(record, dict):
+            raise RecordError("invalid_json", "not an object")
+        if "dump_stats" in record:
+            return self._marker(record)
+        if self.header is not None and not any(self.remaining.values()) and "header" in record:
+            self.header = self.metadata = None  # the v4.3 dump is complete; a self-contained line may follow
+        if self.header is not None:
+            if len(record) != 1:
+                raise RecordError("unexpected_record", "extra fields after a v4.3 marker")
+            kind = next(iter(record))
+            if self.remaining.get(kind, 0) <= 0:
+                raise RecordError("unexpected_record", f"{kind} beyond the marker's count")
+            self.remaining[kind] -= 1
+            return _operation(record, self.header, self.metadata)
+        if "header" not in record or "metadata" not in record:
+            raise RecordError("missing_context", "a record with no header and no marker before it")
+        return _operation(record, record["header"], record["metadata"])
+
+    def _marker(self, record: dict) -> DumpStats:
+        self.truncated_dumps += any(self.remaining.values())
+        self.header = self.metadata = None
+        self.remaining = {}
+        header, metadata, stats = record.get("header"), record.get("metadata"), record["dump_stats"]
+        if not isinstance(header, dict) or not isinstance(metadata, dict) or not isinstance(stats, dict):
+            raise RecordError("bad_field", "dump_stats marker without header and metadata")
+        if metadata.get("inspector_output_format_version", "") >= "v4.3":
+            counts = {"coll_perf": stats.get("coll_records"), "p2p_perf": stats.get("p2p_records"),
+                      "proxy_trace": stats.get("proxy_records", 0)}
+            if any(type(n) is not int or n < 0 for n in counts.values()):
+                raise RecordError("bad_field", "dump_stats record counts")
+            self.header, self.metadata, self.remaining = header, metadata, counts
+        dropped = {kind: _int(stats, f"{kind}_dropped_total", 0) for kind in ("coll", "p2p")}
+        return DumpStats(_communicator(header, metadata), dropped)
+
+
+def _communicator(header: dict, metadata: dict) -> Communicator:
+    return Communicator(
+        comm_id=_text(header, "id"),
+        comm_name=_text(header, "comm_name", "unknown"),
+        rank=_int(header, "rank"),
+        n_ranks=_int(header, "n_ranks"),
+        nnodes=_int(header, "nnodes", 1),
+        pid=_int(metadata, "pid", 0),
+    )
+
+
+def _operation(record: dict, header: Any, metadata: Any) -> Operation | None:
+    if not isinstance(header, dict) or not isinstance(metadata, dict):
+        raise RecordError("bad_field", "header or metadata is not an object")
+    for kind in ("coll", "p2p"):
+        body = record.get(f"{kind}_perf")
+        if body is None:
+            continue
+        if not isinstance(body, dict):
+            raise RecordError("bad_field", f"{kind}_perf is not an object")
+        trace = body.get("event_trace_ts")
+        started = trace.get(f"{kind}_start_ts") if isinstance(trace, dict) else None
+        exec_us = _number(body, f"{kind}_exec_time_us")
+        return Operation(
+            comm=_communicator(header, metadata),
+            kind=kind,
+            operation=_text(body, kind),
+            sn=_int(body, f"{kind}_sn"),
+            size_bytes=_int(body, f"{kind}_msg_size_bytes"),
+            exec_seconds=exec_us / 1e6,
+            dumped_at=_number(metadata, "dump_timestamp_us") / 1e6,
+            started_at=started / 1e6 if isinstance(started, (int, float)) and started > 0 else None,
+        )
+    return None  # proxy_trace and records of kinds this collector does not use
+
+
+def _text(source: dict, key: str, default: str | None = None) -> str:
+    value = source.get(key, default)
+    if not isinstance(value, str) or not value:
+        raise RecordError("bad_field", f"{key} is not a string")
+    return value
+
+
+def _int(source: dict, key: str, default: int | None = None) -> int:
+    value = source.get(key, default)
+    if type(value) is not int or value < 0:
+        raise RecordError("bad_field", f"{key} is not a non-negative integer")
+    return value
+
+
+def _number(source: dict, key: str) -> float:
+    value = source.get(key)
+    if type(value) not in (int, float) or not math.isfinite(value) or value < 0:
+        raise RecordError("bad_field", f"{key} is not a finite non-negative number")
+    return float(value)

@@ -1,0 +1,242 @@
+"""The NCCL collector against NCCL Inspector output in its real formats."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from fleetscope.exporters.nccl.aggregate import bus_factor, size_bucket
+from fleetscope.exporters.nccl.collector import NcclCollector
+from fleetscope.exporters.nccl.tail import MAX_LINE_BYTES
+from tests.conftest import promtool_check_metrics
+from tests.support.exposition import render, samples, value, values
+from tests.support.inspector import coll, dump_v43, lines_v42, p2p
+
+COMM = {"comm_id": "0x7f8c496ae9f661"}
+
+
+class Clock:
+    """Starts at the real time (files get real modification times) and moves only when told."""
+
+    def __init__(self):
+        self.now = time.time()
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock():
+    return Clock()
+
+
+@pytest.fixture
+def collector(tmp_path, clock):
+    made = NcclCollector(tmp_path, "node-a", clock=clock)
+    yield made
+    made.close()
+
+
+def append(path: Path, lines: list[str], newline: bool = True) -> None:
+    with open(path, "a") as out:
+        out.write("\n".join(lines) + ("\n" if newline else ""))
+
+
+def page(collector: NcclCollector) -> str:
+    return render(collector.collect())
+
+
+def test_v43_dumps_become_counters_in_base_units(tmp_path, collector):
+    append(tmp_path / "node-a-pid1639453.log",
+           dump_v43([coll(1, exec_us=2000), coll(2, exec_us=3000), p2p(1)], rank=2, n_ranks=8))
+    text = page(collector)
+    series = {**COMM, "rank": "2", "operation": "AllReduce", "size": "16-256MiB"}
+    assert value(text, "fleetscope_nccl_collectives_total", **series) == 2
+    assert value(text, "fleetscope_nccl_bytes_total", **series) == 2 * (16 << 20)
+    assert value(text, "fleetscope_nccl_bus_bytes_total", **series) == pytest.approx(2 * (16 << 20) * 2 * 7 / 8)
+    assert value(text, "fleetscope_nccl_seconds_total", **series) == pytest.approx(0.005)
+    assert value(text, "fleetscope_nccl_collectives_total", operation="Send", size="1-16MiB") == 1
+    assert value(text, "fleetscope_nccl_duration_seconds_count", operation="AllReduce") == 2
+    assert value(text, "fleetscope_nccl_duration_seconds_bucket", operation="AllReduce", le="0.005") == 2
+    assert value(text, "fleetscope_nccl_duration_seconds_bucket", operation="AllReduce", le="0.001") == 0
+    assert value(text, "fleetscope_nccl_comm_ranks", **COMM) == 8
+    assert value(text, "fleetscope_nccl_rank_sequence", rank="2", **COMM) == 2
+    assert value(text, "fleetscope_nccl_comm_last_progress_timestamp_seconds", **COMM) == pytest.approx(1748030377.748202)
+    assert value(text, "fleetscope_nccl_inspector_files") == 1
+    assert values(text, "fleetscope_nccl_records_rejected_total") == []
+    result = promtool_check_metrics(text)
+    assert result.returncode == 0, result.stdout.decode() + result.stderr.decode()
+
+
+def test_v42_self_contained_lines_are_read_too(tmp_path, collector):
+    append(tmp_path / "node-a-pid7.log", lines_v42([coll(1), coll(2)], rank=0, pid=7))
+    assert value(page(collector), "fleetscope_nccl_collectives_total", rank="0") == 2
+
+
+def test_bus_bandwidth_factors_follow_nccl_tests():
+    assert bus_factor("AllReduce", 8) == pytest.approx(1.75)
+    assert bus_factor("AllGather", 8) == bus_factor("ReduceScatter", 8) == bus_factor("AllToAll", 8) == 0.875
+    assert bus_factor("Broadcast", 8) == bus_factor("Send", 2) == 1
+    assert bus_factor("AllReduce", 1) == 0
+    assert [size_bucket(s) for s in (0, 64 << 10, 5 << 30)] == ["0-64KiB", "64KiB-1MiB", "4GiB+"]
+
+
+def test_lines_are_read_as_they_are_appended_and_partial_lines_wait(tmp_path, collector):
+    path = tmp_path / "node-a-pid1.log"
+    lines = dump_v43([coll(1), coll(2)])
+    append(path, lines[:2])
+    append(path, [lines[2][:40]], newline=False)
+    assert value(page(collector), "fleetscope_nccl_collectives_total") == 1
+    append(path, [lines[2][40:]])
+    assert value(page(collector), "fleetscope_nccl_collectives_total") == 2
+    assert values(page(collector), "fleetscope_nccl_records_rejected_total") == []
+
+
+def test_rotation_reads_the_rest_of_the_old_file_then_the_new_one(tmp_path, collector):
+    path = tmp_path / "node-a-pid1.log"
+    append(path, dump_v43([coll(1)]))
+    page(collector)
+    append(path, dump_v43([coll(2)]))
+    os.rename(path, tmp_path / "rotated.1")
+    append(path, dump_v43([coll(3)]))
+    text = page(collector)
+    assert value(text, "fleetscope_nccl_collectives_total") == 3
+    assert values(text, "fleetscope_nccl_records_rejected_total") == []
+
+
+def test_truncation_starts_over(tmp_path, collector):
+    path = tmp_path / "node-a-pid1.log"
+    append(path, dump_v43([coll(1), coll(2), coll(3)]))
+    page(collector)
+    path.write_text("\n".join(dump_v43([coll(4)])) + "\n")
+    text = page(collector)
+    assert value(text, "fleetscope_nccl_collectives_total") == 4
+    assert value(text, "fleetscope_nccl_rank_sequence", rank="0") == 4
+
+
+@pytest.mark.parametrize("bad, reason", [
+    ("this is not json", "invalid_json"),
+    ("[1, 2, 3]", "invalid_json"),
+    (json.dumps(coll(9)), "missing_context"),
+    (json.dumps({"header": {"id": "0x1", "rank": "zero", "n_ranks": 2}, "metadata": {"dump_timestamp_us": 1},
+                 **coll(1)}), "bad_field"),
+    ('{"header": {"id": "0x1", "comm_name": "x", "rank": 0, "n_ranks": 2, "nnodes": 1}, "metadata": '
+     '{"dump_timestamp_us": 1, "pid": 1}, "coll_perf": {"coll": "AllReduce", "coll_sn": 1, '
+     '"coll_msg_size_bytes": 8, "coll_exec_time_us": NaN}}', "bad_field"),
+    (json.dumps({"header": {"id": "0x1", "comm_name": "x", "rank": 0, "n_ranks": 2, "nnodes": 1},
+                 "metadata": {"dump_timestamp_us": 1, "pid": 1}, **coll(1, size=-5)}), "bad_field"),
+    (json.dumps({"header": {"id": "0x1", "comm_name": "x", "rank": 0, "n_ranks": 2, "nnodes": 1},
+                 "metadata": {"dump_timestamp_us": 1, "pid": 1}, **coll(1, coll="All Reduce; DROP")}), "bad_field"),
+])
+def test_bad_lines_are_counted_by_reason_and_the_rest_is_kept(tmp_path, collector, bad, reason):
+    path = tmp_path / "node-a-pid1.log"
+    append(path, lines_v42([coll(1)]) + [bad] + lines_v42([coll(2)]))
+    text = page(collector)
+    assert value(text, "fleetscope_nccl_records_rejected_total", reason=reason) == 1
+    assert value(text, "fleetscope_nccl_collectives_total") == 2
+
+
+def test_records_beyond_or_short_of_a_markers_count(tmp_path, collector):
+    path = tmp_path / "node-a-pid1.log"
+    marker, first, second = dump_v43([coll(1), coll(2)])
+    append(path, [marker, first])  # the process died before writing the second record
+    append(path, dump_v43([coll(3)]))
+    append(path, [json.dumps(coll(4))])  # one more than the marker counted
+    text = page(collector)
+    assert value(text, "fleetscope_nccl_records_rejected_total", reason="truncated_dump") == 1
+    assert value(text, "fleetscope_nccl_records_rejected_total", reason="unexpected_record") == 1
+    assert value(text, "fleetscope_nccl_collectives_total") == 2
+
+
+def test_oversized_lines_are_dropped_and_reading_goes_on(tmp_path, collector):
+    path = tmp_path / "node-a-pid1.log"
+    append(path, ["x" * (MAX_LINE_BYTES + 10)] + dump_v43([coll(1)]))
+    text = page(collector)
+    assert value(text, "fleetscope_nccl_records_rejected_total", reason="oversized_line") == 1
+    assert value(text, "fleetscope_nccl_collectives_total") == 1
+
+
+def test_many_jobs_and_processes_are_followed(tmp_path, collector):
+    for job in range(3):
+        directory = tmp_path / f"job-{job}"
+        directory.mkdir()
+        for rank in range(2):
+            append(directory / f"node-a-pid{100 * job + rank}.log",
+                   dump_v43([coll(1), coll(2)], comm_id=f"0xabc{job}", rank=rank, n_ranks=16, nnodes=2,
+                            pid=100 * job + rank))
+    text = page(collector)
+    assert value(text, "fleetscope_nccl_inspector_files") == 6
+    assert sorted({l["comm_id"] for n, l, _ in samples(text) if n == "fleetscope_nccl_comm_ranks"}) == \
+        ["0xabc0", "0xabc1", "0xabc2"]
+    assert sum(values(text, "fleetscope_nccl_collectives_total")) == 12
+    assert values(text, "fleetscope_nccl_comm_nodes") == [2, 2, 2]
+
+
+def test_communicators_are_bounded_and_idle_ones_forgotten(tmp_path, clock):
+    collector = NcclCollector(tmp_path, "node-a", max_communicators=2, idle_seconds=60, clock=clock)
+    for comm in range(3):
+        append(tmp_path / f"node-a-pid{comm}.log", dump_v43([coll(1)], comm_id=f"0x{comm}", pid=comm))
+    text = render(collector.collect())
+    assert len(values(text, "fleetscope_nccl_comm_ranks")) == 2
+    assert value(text, "fleetscope_nccl_records_rejected_total", reason="too_many_communicators") >= 1
+    clock.now += 120
+    text = render(collector.collect())
+    assert values(text, "fleetscope_nccl_comm_ranks") == []
+    collector.close()
+
+
+def test_comm_names_are_sanitized_and_bounded(tmp_path, collector):
+    append(tmp_path / "node-a-pid1.log", dump_v43([coll(1)], comm_name='evil"name\n' + "x" * 200))
+    names = {l["comm_name"] for n, l, _ in samples(page(collector)) if n == "fleetscope_nccl_comm_ranks"}
+    (name,) = names
+    assert len(name) == 64 and '"' not in name and "\n" not in name
+
+
+def _local_ranks(tmp_path: Path, exec_us: dict[int, list[float]], started: dict[int, list[int]] | None = None):
+    for rank, times in exec_us.items():
+        records = [coll(sn + 1, exec_us=t, started_us=(started[rank][sn] if started else None))
+                   for sn, t in enumerate(times)]
+        append(tmp_path / f"node-a-pid{rank}.log", dump_v43(records, rank=rank, pid=rank))
+
+
+def test_the_straggler_is_found_from_execution_time(tmp_path, collector):
+    # Rank 3 arrives ~4 ms late every time, so it waits least: its kernel time is the shortest.
+    _local_ranks(tmp_path, {0: [5000] * 20, 1: [5100] * 20, 2: [4900] * 20, 3: [1000] * 20})
+    text = page(collector)
+    lateness = {l["rank"]: v for n, l, v in samples(text) if n == "fleetscope_nccl_rank_lateness_seconds"}
+    assert max(lateness, key=lateness.get) == "3"
+    assert lateness["3"] == pytest.approx(0.004, abs=1e-4)
+    assert value(text, "fleetscope_nccl_comm_skew_seconds", **COMM) == pytest.approx(0.004, abs=1e-4)
+
+
+def test_the_straggler_is_found_from_arrival_times_where_recorded(tmp_path, collector):
+    base = 1748030377000000
+    starts = {rank: [base + sn * 100000 + (7000 if rank == 1 else 0) for sn in range(10)] for rank in range(4)}
+    _local_ranks(tmp_path, {rank: [3000] * 10 for rank in range(4)}, starts)
+    lateness = {l["rank"]: v for n, l, v in samples(page(collector)) if n == "fleetscope_nccl_rank_lateness_seconds"}
+    assert lateness["1"] == pytest.approx(0.007)
+    assert lateness["0"] == pytest.approx(0.0)
+
+
+def test_a_hung_rank_shows_in_sequence_and_progress(tmp_path, collector, clock):
+    _local_ranks(tmp_path, {0: [1000] * 5, 1: [1000] * 5})
+    page(collector)
+    append(tmp_path / "node-a-pid0.log", dump_v43([coll(6), coll(7)], rank=0, pid=0, dumped_us=1748030399000000))
+    text = page(collector)
+    assert value(text, "fleetscope_nccl_rank_sequence", rank="0") == 7
+    assert value(text, "fleetscope_nccl_rank_sequence", rank="1") == 5
+    assert value(text, "fleetscope_nccl_comm_last_progress_timestamp_seconds") == pytest.approx(1748030399.0)
+
+
+def test_dropped_records_are_reported(tmp_path, collector):
+    append(tmp_path / "node-a-pid1.log", dump_v43([coll(1)], dropped=512) + dump_v43([coll(2)], dropped=4096))
+    assert value(page(collector), "fleetscope_nccl_records_dropped_total", kind="coll") == 4096
+
+
+def test_a_missing_directory_means_no_series(tmp_path, clock):
+    collector = NcclCollector(tmp_path / "absent", "node-a", clock=clock)
+    assert value(render(collector.collect()), "fleetscope_nccl_inspector_files") == 0
