@@ -101,8 +101,15 @@ def _nccl_flags(group: argparse._ArgumentGroup) -> None:
 def _nccl_source(args: argparse.Namespace) -> Source:
     from fleetscope.exporters.nccl.collector import NcclCollector
 
-    collector = NcclCollector(args.nccl_inspector_dir, args.hostname, args.nccl_max_communicators,
-                              args.nccl_idle_timeout)
+    if args.simulate:
+        from fleetscope.exporters.nccl.simulation import SimulatedJob
+
+        job = SimulatedJob(seed=args.simulate_seed)
+        collector = _Closing(NcclCollector(job.root, args.hostname, args.nccl_max_communicators,
+                                           args.nccl_idle_timeout, before_read=job.advance), job)
+    else:
+        collector = NcclCollector(args.nccl_inspector_dir, args.hostname, args.nccl_max_communicators,
+                                  args.nccl_idle_timeout)
     # Files can grow by megabytes a second: read them in the background, not in the scrape.
     polled = Polled(collector, interval=5.0)
     polled.start()

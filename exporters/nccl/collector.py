@@ -34,7 +34,8 @@ class NcclCollector:
     name = "nccl"
 
     def __init__(self, directory: Path, hostname: str, max_communicators: int = 64, idle_seconds: float = 900.0,
-                 clock: Callable[[], float] = time.time):
+                 clock: Callable[[], float] = time.time, before_read: Callable[[], None] | None = None):
+        self._before_read = before_read
         self._directory = Path(directory)
         self._hostname = hostname
         self._idle_seconds = idle_seconds
@@ -44,6 +45,8 @@ class NcclCollector:
         self._rejected: Counter[str] = Counter()
 
     def collect(self) -> list[Metric]:
+        if self._before_read is not None:
+            self._before_read()
         now = self._clock()
         self._follow_new_files(now)
         for path, followed in list(self._files.items()):

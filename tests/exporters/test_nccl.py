@@ -240,3 +240,37 @@ def test_dropped_records_are_reported(tmp_path, collector):
 def test_a_missing_directory_means_no_series(tmp_path, clock):
     collector = NcclCollector(tmp_path / "absent", "node-a", clock=clock)
     assert value(render(collector.collect()), "fleetscope_nccl_inspector_files") == 0
+
+
+def test_the_simulated_job_shows_stragglers_and_hangs():
+    from fleetscope.exporters.nccl.simulation import SimulatedJob
+
+    job = SimulatedJob(seed=2, straggler_mean_interval=20, hang_mean_interval=60)
+    clock = Clock()
+    start = clock.now
+    job._at = start
+    # The fake clock runs ahead of the files' real modification times: never call them idle.
+    collector = NcclCollector(job.root, "sim", clock=clock, idle_seconds=1e9,
+                              before_read=lambda: job.advance(clock.now))
+    try:
+        skews, progress, stalls = [], [], 0
+        for minute in range(1, 31):
+            clock.now = start + 60 * minute
+            text = render(collector.collect())
+            dp = {"comm_name": "DP Group 0"}
+            skews += values(text, "fleetscope_nccl_comm_skew_seconds", **dp)
+            progress += values(text, "fleetscope_nccl_comm_last_progress_timestamp_seconds", **dp) or [None]
+            stalls += len(progress) > 1 and progress[-1] is not None and progress[-1] == progress[-2]
+        assert max(skews) > 0.01, "a straggler appeared"
+        assert stalls >= 1, "the data-parallel communicator hung at least once"
+        assert values(text, "fleetscope_nccl_records_rejected_total") == []
+        ranks = {l["rank"] for n, l, _ in samples(text) if n == "fleetscope_nccl_rank_sequence"
+                 and l["comm_name"] == "DP Group 0"}
+        assert ranks == {str(r) for r in range(8, 16)}
+        busbw = value(text, "fleetscope_nccl_bus_bytes_total", rank="8", operation="AllReduce") / \
+            value(text, "fleetscope_nccl_seconds_total", rank="8", operation="AllReduce")
+        # Stragglers (frequent at these rates) make everyone wait, so it sits well below the links' 180 GB/s.
+        assert 1e9 < busbw <= 180e9
+    finally:
+        collector.close()
+        job.close()

@@ -1,0 +1,124 @@
+"""--simulate for NCCL: this node's eight ranks of a four-node training job, writing NCCL
+Inspector JSON (format v4.3) into a temporary directory the collector follows.
+
+Each training step runs a data-parallel AllReduce over all 32 ranks and a tensor-parallel
+AllGather and ReduceScatter over the node's 8. Now and then a local rank straggles for a
+while (it arrives late, so it waits least and the others wait for it), and now and then the
+data-parallel communicator hangs: no rank completes anything until it recovers.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import shutil
+import socket
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+STEP_SECONDS = 0.5
+NODES, GPUS_PER_NODE, NODE_INDEX = 4, 8, 1
+MiB = 1 << 20
+
+
+@dataclass(frozen=True)
+class _Comm:
+    comm_id: str
+    name: str
+    n_ranks: int
+    nnodes: int
+    operations: tuple[tuple[str, int, float], ...]  # (operation, bytes, bus bandwidth in GB/s)
+
+
+COMMS = (
+    _Comm("0x5f1c0de2a7b94d01", "DP Group 0", NODES * GPUS_PER_NODE, NODES, (("AllReduce", 256 * MiB, 180.0),)),
+    _Comm("0x3ab9e0c4d2f17e02", "TP Group 1", GPUS_PER_NODE, 1,
+          (("AllGather", 16 * MiB, 350.0), ("ReduceScatter", 16 * MiB, 340.0))),
+)
+
+
+class SimulatedJob:
+    def __init__(self, seed: int = 1, straggler_mean_interval: float = 900.0, hang_mean_interval: float = 3600.0):
+        self.root = Path(tempfile.mkdtemp(prefix="fleetscope-nccl-"))
+        self._rng = random.Random(seed)
+        self._straggler_mean_interval = straggler_mean_interval
+        self._hang_mean_interval = hang_mean_interval
+        self._hostname = socket.gethostname()
+        self._pids = [40000 + rank for rank in range(GPUS_PER_NODE)]
+        self._sequence = {comm.comm_id: 0 for comm in COMMS}
+        self._straggler: tuple[int, float, float] | None = None  # (local rank, delay, until)
+        self._hang_until = 0.0
+        self._at = time.time()
+
+    def advance(self, now: float | None = None) -> None:
+        now = time.time() if now is None else now
+        steps = int((now - self._at) / STEP_SECONDS)
+        if steps <= 0:
+            return
+        batches: dict[int, list[dict]] = {rank: [] for rank in range(GPUS_PER_NODE)}
+        for step in range(steps):
+            at = self._at + (step + 1) * STEP_SECONDS
+            self._episodes(at)
+            for comm in COMMS:
+                if comm.nnodes > 1 and at < self._hang_until:
+                    continue  # hung: nothing completes
+                self._step(comm, at, batches)
+        self._at += steps * STEP_SECONDS
+        for rank, records in batches.items():
+            self._write(rank, records, now)
+
+    def close(self) -> None:
+        shutil.rmtree(self.root, ignore_errors=True)
+
+    def _episodes(self, at: float) -> None:
+        rng = self._rng
+        if self._straggler and at >= self._straggler[2]:
+            self._straggler = None
+        if self._straggler is None and rng.random() < STEP_SECONDS / self._straggler_mean_interval:
+            self._straggler = (rng.randrange(GPUS_PER_NODE), rng.uniform(0.02, 0.08), at + rng.uniform(60, 300))
+        if at >= self._hang_until and rng.random() < STEP_SECONDS / self._hang_mean_interval:
+            self._hang_until = at + rng.uniform(120, 300)
+
+    def _step(self, comm: _Comm, at: float, batches: dict[int, list[dict]]) -> None:
+        for operation, size, busbw in comm.operations:
+            self._sequence[comm.comm_id] += 1
+            sn = self._sequence[comm.comm_id]
+            factor = 2 * (comm.n_ranks - 1) / comm.n_ranks if operation == "AllReduce" else (comm.n_ranks - 1) / comm.n_ranks
+            base = size * factor / (busbw * 1e9 * self._rng.uniform(0.9, 1.0))
+            late_rank, delay = (self._straggler[0], self._straggler[1]) if self._straggler else (None, 0.0)
+            for rank in range(GPUS_PER_NODE):
+                # Everyone finishes together; the late rank waits least, the others wait for it.
+                exec_seconds = base + (0.0 if rank == late_rank else delay)
+                batches[rank].append({"coll_perf": {
+                    "coll": operation, "coll_algo": "RING", "coll_proto": "SIMPLE", "coll_sn": sn,
+                    "coll_msg_size_bytes": size, "coll_exec_time_us": round(exec_seconds * 1e6),
+                    "coll_timing_source": "kernel_gpu",
+                    "coll_algobw_gbs": round(size / exec_seconds / 1e9, 6),
+                    "coll_busbw_gbs": round(size * factor / exec_seconds / 1e9, 6)}})
+
+    def _write(self, rank: int, records: list[dict], now: float) -> None:
+        lines = []
+        for comm in COMMS:
+            mine = [r for r in records if _belongs(r, comm)]
+            if not mine:
+                continue
+            global_rank = NODE_INDEX * GPUS_PER_NODE + rank if comm.nnodes > 1 else rank
+            marker = {
+                "header": {"id": comm.comm_id, "comm_name": comm.name, "rank": global_rank,
+                           "n_ranks": comm.n_ranks, "nnodes": comm.nnodes},
+                "metadata": {"inspector_output_format_version": "v4.3", "git_rev": "", "rec_mechanism":
+                             "nccl_profiler_interface", "dump_timestamp_us": int(now * 1e6),
+                             "hostname": self._hostname, "pid": self._pids[rank]},
+                "dump_stats": {"coll_records": len(mine), "coll_dropped_total": 0, "coll_dropped_since_last_dump": 0,
+                               "p2p_records": 0, "p2p_dropped_total": 0, "p2p_dropped_since_last_dump": 0},
+            }
+            lines += [json.dumps(marker, separators=(",", ":"))] + [json.dumps(r, separators=(",", ":")) for r in mine]
+        if lines:
+            with open(self.root / f"{self._hostname}-pid{self._pids[rank]}.log", "a") as out:
+                out.write("\n".join(lines) + "\n")
+
+
+def _belongs(record: dict, comm: _Comm) -> bool:
+    return record["coll_perf"]["coll"] in {operation for operation, _, _ in comm.operations}
