@@ -21,6 +21,9 @@ from fleetscope.exporters.nccl.tail import RESTART, FileTail
 _logger = log.get("fleetscope.exporters.nccl")
 PATTERNS = ("*-pid*.log", "*/*-pid*.log")
 MAX_FILES = 1024
+# Read in 1 MiB pieces, at most this many per file per collection: memory stays bounded by the
+# piece, and a file far behind catches up over several collections.
+MAX_READS_PER_COLLECTION = 64
 
 
 class _Followed:
@@ -86,7 +89,13 @@ class NcclCollector:
             self._files[path].modified = modified
 
     def _read(self, followed: _Followed, now: float) -> None:
-        chunk = followed.tail.read()
+        for _ in range(MAX_READS_PER_COLLECTION):
+            chunk = followed.tail.read()
+            if not chunk.lines and not chunk.oversized:
+                return
+            self._take(followed, chunk, now)
+
+    def _take(self, followed: _Followed, chunk, now: float) -> None:
         if chunk.oversized:
             self._rejected["oversized_line"] += chunk.oversized
         if chunk.lines:

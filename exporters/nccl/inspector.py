@@ -58,6 +58,7 @@ class DumpContext:
     def __init__(self) -> None:
         self.header: dict | None = None
         self.metadata: dict | None = None
+        self.communicator: Communicator | None = None  # of the current marker, parsed once
         self.remaining: dict[str, int] = {}
         # Dumps whose counted records never all arrived (the process died mid-write).
         self.truncated_dumps = 0
@@ -80,10 +81,13 @@ class DumpContext:
             if self.remaining.get(kind, 0) <= 0:
                 raise RecordError("unexpected_record", f"{kind} beyond the marker's count")
             self.remaining[kind] -= 1
-            return _operation(record, self.header, self.metadata)
+            return _operation(record, self.communicator, self.metadata)
         if "header" not in record or "metadata" not in record:
             raise RecordError("missing_context", "a record with no header and no marker before it")
-        return _operation(record, record["header"], record["metadata"])
+        header, metadata = record["header"], record["metadata"]
+        if not isinstance(header, dict) or not isinstance(metadata, dict):
+            raise RecordError("bad_field", "header or metadata is not an object")
+        return _operation(record, _communicator(header, metadata), metadata)
 
     def _marker(self, record: dict) -> DumpStats:
         self.truncated_dumps += any(self.remaining.values())
@@ -92,14 +96,23 @@ class DumpContext:
         header, metadata, stats = record.get("header"), record.get("metadata"), record["dump_stats"]
         if not isinstance(header, dict) or not isinstance(metadata, dict) or not isinstance(stats, dict):
             raise RecordError("bad_field", "dump_stats marker without header and metadata")
-        if metadata.get("inspector_output_format_version", "") >= "v4.3":
+        communicator = _communicator(header, metadata)
+        if _version(metadata.get("inspector_output_format_version")) >= (4, 3):
             counts = {"coll_perf": stats.get("coll_records"), "p2p_perf": stats.get("p2p_records"),
                       "proxy_trace": stats.get("proxy_records", 0)}
             if any(type(n) is not int or n < 0 for n in counts.values()):
                 raise RecordError("bad_field", "dump_stats record counts")
-            self.header, self.metadata, self.remaining = header, metadata, counts
+            self.header, self.metadata, self.communicator, self.remaining = header, metadata, communicator, counts
         dropped = {kind: _int(stats, f"{kind}_dropped_total", 0) for kind in ("coll", "p2p")}
-        return DumpStats(_communicator(header, metadata), dropped)
+        return DumpStats(communicator, dropped)
+
+
+def _version(text: Any) -> tuple[int, ...]:
+    """'v4.3' -> (4, 3); anything else sorts first."""
+    try:
+        return tuple(int(part) for part in str(text).lstrip("v").split("."))
+    except ValueError:
+        return ()
 
 
 def _communicator(header: dict, metadata: dict) -> Communicator:
@@ -113,9 +126,7 @@ def _communicator(header: dict, metadata: dict) -> Communicator:
     )
 
 
-def _operation(record: dict, header: Any, metadata: Any) -> Operation | None:
-    if not isinstance(header, dict) or not isinstance(metadata, dict):
-        raise RecordError("bad_field", "header or metadata is not an object")
+def _operation(record: dict, comm: Communicator, metadata: dict) -> Operation | None:
     for kind in ("coll", "p2p"):
         body = record.get(f"{kind}_perf")
         if body is None:
@@ -126,7 +137,7 @@ def _operation(record: dict, header: Any, metadata: Any) -> Operation | None:
         started = trace.get(f"{kind}_start_ts") if isinstance(trace, dict) else None
         exec_us = _number(body, f"{kind}_exec_time_us")
         return Operation(
-            comm=_communicator(header, metadata),
+            comm=comm,
             kind=kind,
             operation=_text(body, kind),
             sn=_int(body, f"{kind}_sn"),

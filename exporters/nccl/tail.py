@@ -32,7 +32,9 @@ class FileTail:
         self._partial = b""
         self._skipping = False  # inside an oversized line, dropping until its newline
 
-    def read(self, max_bytes: int = 8 << 20) -> Chunk:
+    def read(self, max_bytes: int = 1 << 20) -> Chunk:
+        """At most about max_bytes of new lines (more if a line straddles the end of the read).
+        An empty chunk with no RESTART means the reader has caught up."""
         chunk = Chunk()
         if self._file is None and not self._open(chunk):
             return chunk
