@@ -50,7 +50,8 @@ class SimulatedJob:
         self._sequence = {comm.comm_id: 0 for comm in COMMS}
         self._straggler: tuple[int, float, float] | None = None  # (local rank, delay, until)
         self._hang_until = 0.0
-        self._at = time.time()
+        self._at = time.time() - 30  # the job has been running: its first reading has records
+        self.advance()
 
     def advance(self, now: float | None = None) -> None:
         now = time.time() if now is None else now

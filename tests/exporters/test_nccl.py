@@ -247,8 +247,7 @@ def test_the_simulated_job_shows_stragglers_and_hangs():
 
     job = SimulatedJob(seed=2, straggler_mean_interval=20, hang_mean_interval=60)
     clock = Clock()
-    start = clock.now
-    job._at = start
+    start = job._at
     # The fake clock runs ahead of the files' real modification times: never call them idle.
     collector = NcclCollector(job.root, "sim", clock=clock, idle_seconds=1e9,
                               before_read=lambda: job.advance(clock.now))

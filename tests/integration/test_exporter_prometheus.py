@@ -122,14 +122,20 @@ def test_every_cataloged_metric_appears_on_a_live_page(monkeypatch, tmp_path):
     grpc_server = start_kubelet(socket_path, lambda context: response)
     inspector = tmp_path / "nccl"
     inspector.mkdir()
+    from types import SimpleNamespace
+
+    from fleetscope.exporters.nccl import simulation as nccl_simulation
+
+    # In place of the simulated job: records with every kind of line, written below.
+    monkeypatch.setattr(nccl_simulation, "SimulatedJob",
+                        lambda **kwargs: SimpleNamespace(root=inspector, advance=lambda: None, close=lambda: None))
     for rank in range(2):  # two local ranks of a job, so lateness and skew have something to compare
         (inspector / f"node-a-pid{rank}.log").write_text("\n".join(
             dump_v43([coll(1, exec_us=1000 + rank), coll(2), p2p(1)], rank=rank, pid=rank, dropped=3)
             + ["a corrupt line"]) + "\n")
     args = build_parser().parse_args(["exporter", "--simulate", "--web.listen-address=127.0.0.1:0",
                                       "--collector.gpu.poll-interval=0s",
-                                      f"--collector.gpu.pod-resources-socket={socket_path}",
-                                      f"--collector.nccl.inspector-dir={inspector}"])
+                                      f"--collector.gpu.pod-resources-socket={socket_path}"])
     registry, server = build(args)
     server.start()
     try:
