@@ -18,7 +18,7 @@ KiB, MiB, GiB = 1 << 10, 1 << 20, 1 << 30
 SIZE_BUCKETS = ((64 * KiB, "0-64KiB"), (MiB, "64KiB-1MiB"), (16 * MiB, "1-16MiB"), (256 * MiB, "16-256MiB"),
                 (4 * GiB, "256MiB-4GiB"), (float("inf"), "4GiB+"))
 DURATION_BOUNDS = (1e-5, 5e-5, 1e-4, 5e-4, 1e-3, 5e-3, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, float("inf"))
-MAX_RANKS_PER_COMM = 256
+MAX_RANKS_PER_COMM = 256  # ranks of one communicator seen on this node
 MAX_PENDING_GROUPS = 64  # collectives waiting for the other local ranks' records
 SETTLE_AFTER = 8  # a collective this many behind the newest is settled with the ranks it has
 SMOOTHING = 0.1  # weight of the newest collective in the lateness and skew averages
@@ -84,6 +84,7 @@ class _Comm:
     lateness: dict[int, float] = field(default_factory=dict)
     skew: float | None = None
     dropped: dict[tuple[int, str, int], int] = field(default_factory=dict)  # (rank, kind, pid) -> total
+    ranks: set[int] = field(default_factory=set)
     pending: OrderedDict[int, dict[int, Operation]] = field(default_factory=OrderedDict)
 
 
@@ -157,8 +158,11 @@ class Aggregator:
             if len(self._comms) >= self.max_communicators:
                 raise RecordError("too_many_communicators")
             comm = self._comms[info.comm_id] = _Comm(clean_name(info.comm_name), info.n_ranks, info.nnodes, now)
-        if info.rank >= MAX_RANKS_PER_COMM and info.rank not in comm.sequence:
-            raise RecordError("too_many_ranks")
+        if info.rank not in comm.ranks:
+            # Global rank numbers can be large (node 100's ranks are 800-807); their count is what is bounded.
+            if len(comm.ranks) >= MAX_RANKS_PER_COMM:
+                raise RecordError("too_many_ranks")
+            comm.ranks.add(info.rank)
         comm.last_record = now
         return comm
 

@@ -273,3 +273,15 @@ def test_the_simulated_job_shows_stragglers_and_hangs():
     finally:
         collector.close()
         job.close()
+
+
+def test_large_global_rank_numbers_are_fine_but_their_count_is_bounded(tmp_path, collector, monkeypatch):
+    from fleetscope.exporters.nccl import aggregate
+
+    monkeypatch.setattr(aggregate, "MAX_RANKS_PER_COMM", 3)
+    for rank in (800, 801, 802, 803):
+        append(tmp_path / f"node-a-pid{rank}.log", dump_v43([coll(1)], rank=rank, n_ranks=1024, nnodes=128, pid=rank))
+    text = page(collector)
+    ranks = {l["rank"] for n, l, _ in samples(text) if n == "fleetscope_nccl_rank_sequence"}
+    assert len(ranks) == 3 and ranks <= {"800", "801", "802", "803"}
+    assert value(text, "fleetscope_nccl_records_rejected_total", reason="too_many_ranks") >= 1
