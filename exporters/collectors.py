@@ -93,6 +93,9 @@ def _nccl_flags(group: argparse._ArgumentGroup) -> None:
                             "directory of one such directory per job")
     group.add_argument("--collector.nccl.max-communicators", dest="nccl_max_communicators", type=int, default=64,
                        help="communicators tracked at once; records of more are counted as rejected")
+    group.add_argument("--collector.nccl.debug-log", dest="nccl_debug_log", default="", metavar="GLOB",
+                       help="NCCL_DEBUG=INFO log files to read transports, algorithms, channels and warnings from "
+                            "(e.g. /var/log/nccl/*.log, written with NCCL_DEBUG_FILE=/var/log/nccl/%%h.%%p.log)")
     group.add_argument("--collector.nccl.idle-timeout", dest="nccl_idle_timeout", type=durations.argument,
                        default=durations.parse("15m"), metavar="DURATION",
                        help="forget communicators and files with no new records for this long")
@@ -106,10 +109,11 @@ def _nccl_source(args: argparse.Namespace) -> Source:
 
         job = SimulatedJob(seed=args.simulate_seed)
         collector = _Closing(NcclCollector(job.root, args.hostname, args.nccl_max_communicators,
-                                           args.nccl_idle_timeout, before_read=job.advance), job)
+                                           args.nccl_idle_timeout, before_read=job.advance,
+                                           debug_logs=str(job.debug_log)), job)
     else:
         collector = NcclCollector(args.nccl_inspector_dir, args.hostname, args.nccl_max_communicators,
-                                  args.nccl_idle_timeout)
+                                  args.nccl_idle_timeout, debug_logs=args.nccl_debug_log)
     # Files can grow by megabytes a second: read them in the background, not in the scrape.
     polled = Polled(collector, interval=5.0)
     polled.start()

@@ -51,4 +51,22 @@ REJECTED = MetricSpec("fleetscope_nccl_records_rejected_total", "counter",
 FILES = MetricSpec("fleetscope_nccl_inspector_files", "gauge", "Inspector output files being followed.",
                    ("hostname",))
 
+
+# From NCCL_DEBUG=INFO logs (--collector.nccl.debug-log)
+COMM_TRANSPORT = MetricSpec("fleetscope_nccl_comm_transport_info", "gauge",
+                            "A transport the communicator's channels use (P2P/CUMEM, SHM, NET/IB, NET/Socket, ...); "
+                            "always 1.", ("hostname", "comm_id", "transport"))
+COMM_ALGORITHM = MetricSpec("fleetscope_nccl_comm_algorithm_info", "gauge",
+                            "A topology the communicator built (ring, tree); always 1.",
+                            ("hostname", "comm_id", "algorithm"))
+COMM_CHANNELS = MetricSpec("fleetscope_nccl_comm_channels", "gauge",
+                           "Channels the communicator set up, by kind (coll, collnet, nvls, p2p).",
+                           ("hostname", "comm_id", "kind"))
+NETWORK = MetricSpec("fleetscope_nccl_network_info", "gauge",
+                     "A network NCCL chose on this node (IB, Socket, or a net plugin's name); always 1.",
+                     ("hostname", "network"))
+WARNINGS = MetricSpec("fleetscope_nccl_warnings_total", "counter",
+                      "NCCL WARN lines in the debug logs, by category (network, cuda, timeout, memory, other).",
+                      ("hostname", "category"))
+
 METRICS = tuple(value for value in globals().values() if isinstance(value, MetricSpec))

@@ -3,6 +3,7 @@ per-job subdirectories below it, as the plugin writes it: <hostname>-pid<pid>.lo
 
 from __future__ import annotations
 
+import glob
 import os
 import time
 from collections import Counter
@@ -15,6 +16,7 @@ from fleetscope import log
 from fleetscope.catalog import FamilySet
 from fleetscope.exporters.catalog import nccl as m
 from fleetscope.exporters.nccl.aggregate import Aggregator
+from fleetscope.exporters.nccl.debuglog import DebugLog
 from fleetscope.exporters.nccl.inspector import DumpContext, RecordError
 from fleetscope.exporters.nccl.tail import RESTART, FileTail
 
@@ -37,8 +39,13 @@ class NcclCollector:
     name = "nccl"
 
     def __init__(self, directory: Path, hostname: str, max_communicators: int = 64, idle_seconds: float = 900.0,
-                 clock: Callable[[], float] = time.time, before_read: Callable[[], None] | None = None):
+                 clock: Callable[[], float] = time.time, before_read: Callable[[], None] | None = None,
+                 debug_logs: str = ""):
+        """debug_logs: a glob of NCCL_DEBUG=INFO log files to read facts and warnings from."""
         self._before_read = before_read
+        self._debug_glob = debug_logs
+        self._debug_logs: dict[str, FileTail] = {}
+        self._debug = DebugLog()
         self._directory = Path(directory)
         self._hostname = hostname
         self._idle_seconds = idle_seconds
@@ -59,8 +66,10 @@ class NcclCollector:
                 del self._files[path]
         self._aggregator.settle()
         self._aggregator.evict_idle(now)
+        self._read_debug_logs()
         out = FamilySet()
         self._aggregator.emit(self._hostname, out)
+        self._debug.emit(self._hostname, out)
         out.add(m.FILES, {"hostname": self._hostname}, len(self._files))
         for reason, count in sorted(self._rejected.items()):
             out.add(m.REJECTED, {"hostname": self._hostname, "reason": reason}, count)
@@ -70,6 +79,27 @@ class NcclCollector:
         for followed in self._files.values():
             followed.tail.close()
         self._files.clear()
+        for tail in self._debug_logs.values():
+            tail.close()
+        self._debug_logs.clear()
+
+    def _read_debug_logs(self) -> None:
+        if not self._debug_glob:
+            return
+        for path in sorted(glob.glob(self._debug_glob))[:MAX_FILES]:
+            if path not in self._debug_logs:
+                self._debug_logs[path] = FileTail(path)
+        for path, tail in list(self._debug_logs.items()):
+            for _ in range(MAX_READS_PER_COLLECTION):
+                chunk = tail.read()
+                if not chunk.lines:
+                    break
+                for line in chunk.lines:
+                    if line is not RESTART:
+                        self._debug.feed(line.decode(errors="replace"))
+            if not os.path.exists(path):
+                tail.close()
+                del self._debug_logs[path]
 
     def _follow_new_files(self, now: float) -> None:
         candidates = []

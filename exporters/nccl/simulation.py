@@ -50,6 +50,8 @@ class SimulatedJob:
         self._sequence = {comm.comm_id: 0 for comm in COMMS}
         self._straggler: tuple[int, float, float] | None = None  # (local rank, delay, until)
         self._hang_until = 0.0
+        self.debug_log = self.root / f"nccl-debug.{self._hostname}.log"
+        self._write_debug(_init_lines(self._hostname, self._pids[0]))
         self._at = time.time() - 30  # the job has been running: its first reading has records
         self.advance()
 
@@ -73,6 +75,10 @@ class SimulatedJob:
     def close(self) -> None:
         shutil.rmtree(self.root, ignore_errors=True)
 
+    def _write_debug(self, lines: list[str]) -> None:
+        with open(self.debug_log, "a") as out:
+            out.write("\n".join(lines) + "\n")
+
     def _episodes(self, at: float) -> None:
         rng = self._rng
         if self._straggler and at >= self._straggler[2]:
@@ -81,6 +87,9 @@ class SimulatedJob:
             self._straggler = (rng.randrange(GPUS_PER_NODE), rng.uniform(0.02, 0.08), at + rng.uniform(60, 300))
         if at >= self._hang_until and rng.random() < STEP_SECONDS / self._hang_mean_interval:
             self._hang_until = at + rng.uniform(120, 300)
+            self._write_debug([f"{self._hostname}:{self._pids[0]}:{self._pids[0] + 7} [0] transport/net_ib.cc:1696 "
+                               "NCCL WARN NET/IB : Got completion from peer 10.0.0.2<34567> with status=12 opcode=0 "
+                               "len=0 vendor err 129 (Recv)"])
 
     def _step(self, comm: _Comm, at: float, batches: dict[int, list[dict]]) -> None:
         for operation, size, busbw in comm.operations:
@@ -119,6 +128,24 @@ class SimulatedJob:
         if lines:
             with open(self.root / f"{self._hostname}-pid{self._pids[rank]}.log", "a") as out:
                 out.write("\n".join(lines) + "\n")
+
+
+def _init_lines(hostname: str, pid: int) -> list[str]:
+    """What NCCL_DEBUG=INFO logs as local rank 0 sets up the job's communicators."""
+    prefix = f"{hostname}:{pid}:{pid} [0] NCCL INFO"
+    lines = [f"{prefix} Bootstrap : Using eth0:10.0.0.{NODE_INDEX + 1}<0>", f"{prefix} Using network IB"]
+    for comm in COMMS:
+        rank = NODE_INDEX * GPUS_PER_NODE if comm.nnodes > 1 else 0
+        init = (f"{prefix} ncclCommInitRank comm 0x55d1c2c0 rank {rank} nranks {comm.n_ranks} cudaDev 0 nvmlDev 0 "
+                f"busId 18000 commId {comm.comm_id}")
+        ring = " ".join(f"{r:3d}" for r in range(comm.n_ranks))
+        lines += [f"{init} - Init START", f"{prefix} Channel 00/16 : {ring}",
+                  f"{prefix} Trees [0] 1/-1/-1->0->-1", f"{prefix} Channel 00/0 : {rank}[0] -> {rank + 1}[1] via P2P/CUMEM/read"]
+        if comm.nnodes > 1:
+            lines.append(f"{prefix} Channel 00/0 : {rank + 7}[7] -> {rank + 8}[0] [send] via NET/IB/0/GDRDMA")
+        lines += [f"{prefix} 16 coll channels, 0 collnet channels, 0 nvls channels, 16 p2p channels, 2 p2p channels per peer",
+                  f"{init} localSize 8 - Init COMPLETE"]
+    return lines
 
 
 def _belongs(record: dict, comm: _Comm) -> bool:

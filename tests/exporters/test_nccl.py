@@ -285,3 +285,20 @@ def test_large_global_rank_numbers_are_fine_but_their_count_is_bounded(tmp_path,
     ranks = {l["rank"] for n, l, _ in samples(text) if n == "fleetscope_nccl_rank_sequence"}
     assert len(ranks) == 3 and ranks <= {"800", "801", "802", "803"}
     assert value(text, "fleetscope_nccl_records_rejected_total", reason="too_many_ranks") >= 1
+
+
+def test_the_simulated_job_writes_a_debug_log_the_collector_reads():
+    from fleetscope.exporters.nccl.simulation import COMMS, SimulatedJob
+
+    job = SimulatedJob(seed=1)
+    collector = NcclCollector(job.root, "sim", debug_logs=str(job.debug_log))
+    try:
+        text = render(collector.collect())
+        for comm in COMMS:
+            assert value(text, "fleetscope_nccl_comm_channels", comm_id=comm.comm_id, kind="coll") == 16
+        dp = {"comm_id": COMMS[0].comm_id}
+        assert {l["transport"] for n, l, _ in samples(text) if n == "fleetscope_nccl_comm_transport_info"
+                and l["comm_id"] == dp["comm_id"]} == {"P2P/CUMEM", "NET/IB"}
+    finally:
+        collector.close()
+        job.close()

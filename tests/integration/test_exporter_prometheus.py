@@ -127,8 +127,12 @@ def test_every_cataloged_metric_appears_on_a_live_page(monkeypatch, tmp_path):
     from fleetscope.exporters.nccl import simulation as nccl_simulation
 
     # In place of the simulated job: records with every kind of line, written below.
+    from tests.exporters.test_nccl_debuglog import LOG
+
+    (inspector / "nccl-debug.log").write_text(LOG)
     monkeypatch.setattr(nccl_simulation, "SimulatedJob",
-                        lambda **kwargs: SimpleNamespace(root=inspector, advance=lambda: None, close=lambda: None))
+                        lambda **kwargs: SimpleNamespace(root=inspector, debug_log=inspector / "nccl-debug.log",
+                                                         advance=lambda: None, close=lambda: None))
     for rank in range(2):  # two local ranks of a job, so lateness and skew have something to compare
         (inspector / f"node-a-pid{rank}.log").write_text("\n".join(
             dump_v43([coll(1, exec_us=1000 + rank), coll(2), p2p(1)], rank=rank, pid=rank, dropped=3)
