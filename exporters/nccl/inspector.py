@@ -168,3 +168,21 @@ def _number(source: dict, key: str) -> float:
     if type(value) not in (int, float) or not math.isfinite(value) or value < 0:
         raise RecordError("bad_field", f"{key} is not a finite non-negative number")
     return float(value)
+
+
+def format_dump(comm: Communicator, records: list[dict], dumped_us: int, hostname: str,
+                dropped: dict[str, int] | None = None, mechanism: str = "nccl_profiler_interface") -> list[str]:
+    """The lines of one v4.3 dump: the marker with the communicator's header, then its records
+    ({"coll_perf": ...} or {"p2p_perf": ...}), as Inspector writes them and DumpContext reads them."""
+    dropped = dropped or {}
+    marker = {
+        "header": {"id": comm.comm_id, "comm_name": comm.comm_name, "rank": comm.rank, "n_ranks": comm.n_ranks,
+                   "nnodes": comm.nnodes},
+        "metadata": {"inspector_output_format_version": "v4.3", "git_rev": "", "rec_mechanism": mechanism,
+                     "dump_timestamp_us": dumped_us, "hostname": hostname, "pid": comm.pid},
+        "dump_stats": {kind_stat: value for kind in ("coll", "p2p") for kind_stat, value in (
+            (f"{kind}_records", sum(f"{kind}_perf" in r for r in records)),
+            (f"{kind}_dropped_total", dropped.get(kind, 0)),
+            (f"{kind}_dropped_since_last_dump", 0))},
+    }
+    return [json.dumps(line, separators=(",", ":")) for line in (marker, *records)]

@@ -9,7 +9,6 @@ data-parallel communicator hangs: no rank completes anything until it recovers.
 
 from __future__ import annotations
 
-import json
 import random
 import shutil
 import socket
@@ -17,6 +16,8 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from fleetscope.exporters.nccl.inspector import Communicator, format_dump
 
 STEP_SECONDS = 0.5
 NODES, GPUS_PER_NODE, NODE_INDEX = 4, 8, 1
@@ -112,19 +113,11 @@ class SimulatedJob:
         lines = []
         for comm in COMMS:
             mine = [r for r in records if _belongs(r, comm)]
-            if not mine:
-                continue
-            global_rank = NODE_INDEX * GPUS_PER_NODE + rank if comm.nnodes > 1 else rank
-            marker = {
-                "header": {"id": comm.comm_id, "comm_name": comm.name, "rank": global_rank,
-                           "n_ranks": comm.n_ranks, "nnodes": comm.nnodes},
-                "metadata": {"inspector_output_format_version": "v4.3", "git_rev": "", "rec_mechanism":
-                             "nccl_profiler_interface", "dump_timestamp_us": int(now * 1e6),
-                             "hostname": self._hostname, "pid": self._pids[rank]},
-                "dump_stats": {"coll_records": len(mine), "coll_dropped_total": 0, "coll_dropped_since_last_dump": 0,
-                               "p2p_records": 0, "p2p_dropped_total": 0, "p2p_dropped_since_last_dump": 0},
-            }
-            lines += [json.dumps(marker, separators=(",", ":"))] + [json.dumps(r, separators=(",", ":")) for r in mine]
+            if mine:
+                global_rank = NODE_INDEX * GPUS_PER_NODE + rank if comm.nnodes > 1 else rank
+                communicator = Communicator(comm.comm_id, comm.name, global_rank, comm.n_ranks, comm.nnodes,
+                                            self._pids[rank])
+                lines += format_dump(communicator, mine, int(now * 1e6), self._hostname)
         if lines:
             with open(self.root / f"{self._hostname}-pid{self._pids[rank]}.log", "a") as out:
                 out.write("\n".join(lines) + "\n")

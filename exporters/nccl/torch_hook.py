@@ -16,18 +16,18 @@ from __future__ import annotations
 import atexit
 import hashlib
 import inspect
-import json
 import os
 import socket
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 import torch.distributed as dist
+
+from fleetscope.exporters.nccl.inspector import Communicator, format_dump
 
 # function -> (NCCL operation name, kind, the argument whose bytes are the message size)
 WRAPPED: dict[str, tuple[str, str, str]] = {
@@ -51,22 +51,13 @@ def _bytes(value: Any) -> int:
     return 0
 
 
-@dataclass(frozen=True)
-class _Comm:
-    comm_id: str
-    name: str
-    rank: int
-    n_ranks: int
-    nnodes: int
-
-
 class InspectorWriter:
     """Buffers completed operations per communicator and appends them as Inspector dumps."""
 
     def __init__(self, dump_dir: Path, flush_interval: float):
         dump_dir.mkdir(parents=True, exist_ok=True)
         self.path = dump_dir / f"{socket.gethostname()}-pid{os.getpid()}.log"
-        self._pending: dict[_Comm, list[dict]] = {}
+        self._pending: dict[Communicator, list[dict]] = {}
         self._sequence: dict[tuple[str, str], int] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -74,7 +65,7 @@ class InspectorWriter:
                                         daemon=True)
         self._thread.start()
 
-    def record(self, comm: _Comm, operation: str, kind: str, size: int, started: float, ended: float,
+    def record(self, comm: Communicator, operation: str, kind: str, size: int, started: float, ended: float,
                peer: int | None) -> None:
         exec_us = max(0, round((ended - started) * 1e6))
         seconds = max(ended - started, 1e-9)
@@ -95,18 +86,7 @@ class InspectorWriter:
         lines = []
         now_us = int(time.time() * 1e6)
         for comm, records in pending.items():
-            marker = {
-                "header": {"id": comm.comm_id, "comm_name": comm.name, "rank": comm.rank, "n_ranks": comm.n_ranks,
-                           "nnodes": comm.nnodes},
-                "metadata": {"inspector_output_format_version": "v4.3", "git_rev": "",
-                             "rec_mechanism": "fleetscope_torch_hook", "dump_timestamp_us": now_us,
-                             "hostname": socket.gethostname(), "pid": os.getpid()},
-                "dump_stats": {"coll_records": sum("coll_perf" in r for r in records), "coll_dropped_total": 0,
-                               "coll_dropped_since_last_dump": 0, "p2p_records": sum("p2p_perf" in r for r in records),
-                               "p2p_dropped_total": 0, "p2p_dropped_since_last_dump": 0},
-            }
-            lines += [json.dumps(marker, separators=(",", ":"))] + [json.dumps(r, separators=(",", ":"))
-                                                                    for r in records]
+            lines += format_dump(comm, records, now_us, socket.gethostname(), mechanism="fleetscope_torch_hook")
         if lines:
             # One write of whole dumps, so a reader never sees a marker without its records for long.
             with open(self.path, "a") as out:
@@ -126,7 +106,7 @@ class _Hook:
     def __init__(self, writer: InspectorWriter):
         self.writer = writer
         self.originals: dict[str, Callable] = {}
-        self._comms: dict[int, _Comm] = {}
+        self._comms: dict[int, Communicator] = {}
 
     def wrap(self, name: str) -> Callable:
         original = getattr(dist, name)
@@ -150,7 +130,7 @@ class _Hook:
         timed.__wrapped__ = original
         return timed
 
-    def _comm(self, group: Any) -> _Comm:
+    def _comm(self, group: Any) -> Communicator:
         group = group if group is not None else dist.group.WORLD
         known = self._comms.get(id(group))
         if known is None:
@@ -161,9 +141,9 @@ class _Hook:
             world = dist.get_world_size()
             local = int(os.environ.get("LOCAL_WORLD_SIZE", world) or world)
             name = "world" if group is dist.group.WORLD else f"ranks {ranks[0]}-{ranks[-1]}"
-            known = self._comms[id(group)] = _Comm(f"0x{digest}", name, dist.get_rank(group), len(ranks),
-                                                   max(1, -(-world // max(local, 1))) if group is dist.group.WORLD
-                                                   else 1)
+            nnodes = max(1, -(-world // max(local, 1))) if group is dist.group.WORLD else 1
+            known = self._comms[id(group)] = Communicator(f"0x{digest}", name, dist.get_rank(group), len(ranks),
+                                                          nnodes, os.getpid())
         return known
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+from fleetscope.exporters.nccl.inspector import Communicator, format_dump
+
 
 def header(comm_id: str = "0x7f8c496ae9f661", rank: int = 0, n_ranks: int = 8, nnodes: int = 1,
            comm_name: str = "DP Group 0") -> dict:
@@ -33,17 +35,12 @@ def p2p(sn: int, op: str = "Send", size: int = 1 << 20, exec_us: float = 200, pe
                          "p2p_busbw_gbs": 5.0}}
 
 
-def dump_v43(records: list[dict], dropped: int = 0, declared: dict | None = None, **head) -> list[str]:
+def dump_v43(records: list[dict], dropped: int = 0, comm_id: str = "0x7f8c496ae9f661", rank: int = 0,
+             n_ranks: int = 8, nnodes: int = 1, comm_name: str = "DP Group 0", dumped_us: int = 1748030377748202,
+             pid: int = 1639453, hostname: str = "node-a") -> list[str]:
     """A v4.3 dump: the marker with header and metadata, then its records."""
-    meta_keys = {"version", "dumped_us", "pid", "hostname"}
-    meta = metadata(**{k: v for k, v in head.items() if k in meta_keys})
-    stats = {"coll_records": sum("coll_perf" in r for r in records),
-             "coll_dropped_total": dropped, "coll_dropped_since_last_dump": 0,
-             "p2p_records": sum("p2p_perf" in r for r in records), "p2p_dropped_total": 0,
-             "p2p_dropped_since_last_dump": 0, **(declared or {})}
-    marker = {"header": header(**{k: v for k, v in head.items() if k not in meta_keys}), "metadata": meta,
-              "dump_stats": stats}
-    return [json.dumps(marker, separators=(",", ":"))] + [json.dumps(r, separators=(",", ":")) for r in records]
+    return format_dump(Communicator(comm_id, comm_name, rank, n_ranks, nnodes, pid), records, dumped_us, hostname,
+                       dropped={"coll": dropped})
 
 
 def lines_v42(records: list[dict], **head) -> list[str]:
