@@ -18,7 +18,7 @@ from fleetscope.exporters.catalog import nccl as m
 from fleetscope.exporters.nccl.aggregate import Aggregator
 from fleetscope.exporters.nccl.debuglog import DebugLog
 from fleetscope.exporters.nccl.inspector import DumpContext, RecordError
-from fleetscope.exporters.nccl.tail import RESTART, FileTail
+from fleetscope.exporters.nccl.tail import RESTART, Chunk, FileTail
 
 _logger = log.get("fleetscope.exporters.nccl")
 PATTERNS = ("*-pid*.log", "*/*-pid*.log")
@@ -29,10 +29,10 @@ MAX_READS_PER_COLLECTION = 64
 
 
 class _Followed:
-    def __init__(self, path: str):
+    def __init__(self, path: str, modified: float):
         self.tail = FileTail(path)
         self.context = DumpContext()
-        self.modified = 0.0
+        self.modified = modified  # when the file last gave new lines
 
 
 class NcclCollector:
@@ -115,8 +115,7 @@ class NcclCollector:
         if len(candidates) > room:
             self._rejected["too_many_files"] += len(candidates) - max(room, 0)
         for modified, path in sorted(candidates, reverse=True)[:max(room, 0)]:
-            self._files[path] = _Followed(path)
-            self._files[path].modified = modified
+            self._files[path] = _Followed(path, modified)
 
     def _read(self, followed: _Followed, now: float) -> None:
         for _ in range(MAX_READS_PER_COLLECTION):
@@ -125,7 +124,7 @@ class NcclCollector:
                 return
             self._take(followed, chunk, now)
 
-    def _take(self, followed: _Followed, chunk, now: float) -> None:
+    def _take(self, followed: _Followed, chunk: Chunk, now: float) -> None:
         if chunk.oversized:
             self._rejected["oversized_line"] += chunk.oversized
         if chunk.lines:
