@@ -139,9 +139,9 @@ class _Hook:
                 f"{os.environ.get('MASTER_ADDR', '')}:{os.environ.get('MASTER_PORT', '')}"
             digest = hashlib.sha1(f"{job}/{','.join(map(str, ranks))}".encode()).hexdigest()[:14]
             world = dist.get_world_size()
-            local = int(os.environ.get("LOCAL_WORLD_SIZE", world) or world)
+            per_node = max(1, int(os.environ.get("LOCAL_WORLD_SIZE", world) or world))
             name = "world" if group is dist.group.WORLD else f"ranks {ranks[0]}-{ranks[-1]}"
-            nnodes = max(1, -(-world // max(local, 1))) if group is dist.group.WORLD else 1
+            nnodes = len({rank // per_node for rank in ranks})  # launchers place ranks node by node
             known = self._comms[id(group)] = Communicator(f"0x{digest}", name, dist.get_rank(group), len(ranks),
                                                           nnodes, os.getpid())
         return known
