@@ -96,6 +96,12 @@ def _nccl_flags(group: argparse._ArgumentGroup) -> None:
     group.add_argument("--collector.nccl.debug-log", dest="nccl_debug_log", default="", metavar="GLOB",
                        help="NCCL_DEBUG=INFO log files to read transports, algorithms, channels and warnings from "
                             "(e.g. /var/log/nccl/*.log, written with NCCL_DEBUG_FILE=/var/log/nccl/%%h.%%p.log)")
+    group.add_argument("--collector.nccl.ras-address", dest="nccl_ras_address", type=_address,
+                       default=_address("localhost:28028"), metavar="HOST:PORT",
+                       help="NCCL RAS service to query for hangs (NCCL_RAS_ADDR of the jobs); empty disables")
+    group.add_argument("--collector.nccl.ras-hang-after", dest="nccl_ras_hang_after", type=durations.argument,
+                       default=durations.parse("1m"), metavar="DURATION",
+                       help="call a communicator hung when its ranks disagree and its counts have not moved this long")
     group.add_argument("--collector.nccl.idle-timeout", dest="nccl_idle_timeout", type=durations.argument,
                        default=durations.parse("15m"), metavar="DURATION",
                        help="forget communicators and files with no new records for this long")
@@ -110,14 +116,30 @@ def _nccl_source(args: argparse.Namespace) -> Source:
         job = SimulatedJob(seed=args.simulate_seed)
         collector = _Closing(NcclCollector(job.root, args.hostname, args.nccl_max_communicators,
                                            args.nccl_idle_timeout, before_read=job.advance,
-                                           debug_logs=str(job.debug_log)), job)
+                                           debug_logs=str(job.debug_log), ras_address=args.nccl_ras_address,
+                                           ras_hang_after=args.nccl_ras_hang_after), job)
     else:
         collector = NcclCollector(args.nccl_inspector_dir, args.hostname, args.nccl_max_communicators,
-                                  args.nccl_idle_timeout, debug_logs=args.nccl_debug_log)
+                                  args.nccl_idle_timeout, debug_logs=args.nccl_debug_log,
+                                  ras_address=args.nccl_ras_address, ras_hang_after=args.nccl_ras_hang_after)
     # Files can grow by megabytes a second: read them in the background, not in the scrape.
     polled = Polled(collector, interval=5.0)
     polled.start()
     return polled
+
+
+def _address(text: str) -> tuple[str, int] | None:
+    """HOST:PORT for a flag; empty means none."""
+    if not text:
+        return None
+    from fleetscope.log import UserError
+    from fleetscope.web.server import parse_listen_address
+
+    try:
+        host, port = parse_listen_address(text)
+    except UserError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    return host or "localhost", port
 
 
 def add_common_flags(group: argparse._ArgumentGroup) -> None:

@@ -69,4 +69,31 @@ WARNINGS = MetricSpec("fleetscope_nccl_warnings_total", "counter",
                       "NCCL WARN lines in the debug logs, by category (network, cuda, timeout, memory, other).",
                       ("hostname", "category"))
 
+
+# From NCCL RAS (--collector.nccl.ras-address)
+RAS_UP = MetricSpec("fleetscope_nccl_ras_up", "gauge",
+                    "Whether the NCCL RAS service answered the last status query (0 also when no job runs).",
+                    ("hostname",))
+RAS_RANKS = MetricSpec("fleetscope_nccl_ras_comm_ranks", "gauge", "Ranks in the communicator, job-wide, as RAS sees it.",
+                       ("hostname", "comm_id"))
+RAS_MISSING_RANKS = MetricSpec("fleetscope_nccl_ras_comm_missing_ranks", "gauge",
+                               "Ranks of the communicator that did not answer RAS.", ("hostname", "comm_id"))
+RAS_DEAD_RANKS = MetricSpec("fleetscope_nccl_ras_comm_dead_ranks", "gauge",
+                            "Missing ranks RAS considers dead.", ("hostname", "comm_id"))
+RAS_ERROR_RANKS = MetricSpec("fleetscope_nccl_ras_comm_error_ranks", "gauge",
+                             "Ranks reporting an asynchronous error or an abort.", ("hostname", "comm_id"))
+RAS_COLLECTIVES_MIN = MetricSpec("fleetscope_nccl_ras_comm_min_collectives", "gauge",
+                                 "Fewest collectives any rank of the communicator has run.", ("hostname", "comm_id"))
+RAS_COLLECTIVES_MAX = MetricSpec("fleetscope_nccl_ras_comm_max_collectives", "gauge",
+                                 "Most collectives any rank of the communicator has run.", ("hostname", "comm_id"))
+RAS_LAST_PROGRESS = MetricSpec("fleetscope_nccl_ras_comm_last_progress_timestamp_seconds", "gauge",
+                               "Unix time at which the communicator's collective count last rose.",
+                               ("hostname", "comm_id"))
+RAS_HUNG = MetricSpec("fleetscope_nccl_ras_comm_hung", "gauge",
+                      "1 when the communicator's ranks disagree (or some are missing) and its counts have not moved "
+                      "for --collector.nccl.ras-hang-after.", ("hostname", "comm_id"))
+RAS_LAGGING_RANK = MetricSpec("fleetscope_nccl_ras_lagging_rank_collectives", "gauge",
+                              "How many collectives a rank is behind the furthest rank (at most 8 ranks named per "
+                              "communicator).", ("hostname", "comm_id", "rank"))
+
 METRICS = tuple(value for value in globals().values() if isinstance(value, MetricSpec))

@@ -302,3 +302,19 @@ def test_the_simulated_job_writes_a_debug_log_the_collector_reads():
     finally:
         collector.close()
         job.close()
+
+
+def test_a_fast_growing_file_is_caught_up_over_several_collections(tmp_path, collector, monkeypatch):
+    from fleetscope.exporters.nccl import collector as module
+
+    monkeypatch.setattr(module, "MAX_READS_PER_COLLECTION", 1)
+    real_read = module.FileTail.read
+    monkeypatch.setattr(module.FileTail, "read", lambda self, max_bytes=64 << 10: real_read(self, max_bytes))
+    path = tmp_path / "node-a-pid1.log"
+    batches = 40
+    for batch in range(batches):  # ~600 KiB, far more than one collection reads (one 64 KiB piece)
+        append(path, dump_v43([coll(batch * 50 + sn + 1, exec_us=1000) for sn in range(50)]))
+    totals = [value(page(collector), "fleetscope_nccl_collectives_total") for _ in range(15)]
+    assert 0 < totals[0] < batches * 50, "the first collection reads only its share"
+    assert totals == sorted(totals) and totals[-1] == batches * 50, "later ones catch up, losing nothing"
+    assert values(page(collector), "fleetscope_nccl_records_rejected_total") == []

@@ -21,6 +21,8 @@ from tests.conftest import promtool_check_metrics
 from tests.support.exposition import samples
 from tests.support.inspector import coll, dump_v43, p2p
 from tests.support.kubelet import encode_response, start_kubelet
+from tests.support.ras import FakeRas
+from tests.support.ras import report as ras_report
 
 pytestmark = pytest.mark.integration
 
@@ -137,9 +139,13 @@ def test_every_cataloged_metric_appears_on_a_live_page(monkeypatch, tmp_path):
         (inspector / f"node-a-pid{rank}.log").write_text("\n".join(
             dump_v43([coll(1, exec_us=1000 + rank), coll(2), p2p(1)], rank=rank, pid=rank, dropped=3)
             + ["a corrupt line"]) + "\n")
+    ras_service = FakeRas()
+    ras_service.answer = ras_report({"0x1": {0: 3, 1: 2}}, missing={"0x1": [(2, True)]}, errors={"0x1": [1]})
     args = build_parser().parse_args(["exporter", "--simulate", "--web.listen-address=127.0.0.1:0",
                                       "--collector.gpu.poll-interval=0s",
-                                      f"--collector.gpu.pod-resources-socket={socket_path}"])
+                                      f"--collector.gpu.pod-resources-socket={socket_path}",
+                                      "--collector.nccl.ras-address=127.0.0.1:%d" % ras_service.address[1],
+                                      "--collector.nccl.ras-hang-after=0s"])
     registry, server = build(args)
     server.start()
     try:
@@ -163,4 +169,5 @@ def test_every_cataloged_metric_appears_on_a_live_page(monkeypatch, tmp_path):
         server.shutdown()
         registry.close()
         grpc_server.stop(grace=None)
+        ras_service.close()
 
