@@ -110,18 +110,17 @@ def _nccl_flags(group: argparse._ArgumentGroup) -> None:
 def _nccl_source(args: argparse.Namespace) -> Source:
     from fleetscope.exporters.nccl.collector import NcclCollector
 
+    directory, debug_logs, job = args.nccl_inspector_dir, args.nccl_debug_log, None
     if args.simulate:
         from fleetscope.exporters.nccl.simulation import SimulatedJob
 
         job = SimulatedJob(seed=args.simulate_seed)
-        collector = _Closing(NcclCollector(job.root, args.hostname, args.nccl_max_communicators,
-                                           args.nccl_idle_timeout, before_read=job.advance,
-                                           debug_logs=str(job.debug_log), ras_address=args.nccl_ras_address,
-                                           ras_hang_after=args.nccl_ras_hang_after), job)
-    else:
-        collector = NcclCollector(args.nccl_inspector_dir, args.hostname, args.nccl_max_communicators,
-                                  args.nccl_idle_timeout, debug_logs=args.nccl_debug_log,
-                                  ras_address=args.nccl_ras_address, ras_hang_after=args.nccl_ras_hang_after)
+        directory, debug_logs = job.root, str(job.debug_log)
+    collector = NcclCollector(directory, args.hostname, args.nccl_max_communicators, args.nccl_idle_timeout,
+                              before_read=job.advance if job else None, debug_logs=debug_logs,
+                              ras_address=args.nccl_ras_address, ras_hang_after=args.nccl_ras_hang_after)
+    if job is not None:
+        collector = _Closing(collector, job)
     # Files can grow by megabytes a second: read them in the background, not in the scrape.
     polled = Polled(collector, interval=5.0)
     polled.start()
