@@ -63,11 +63,12 @@ def recording_key(function: str, args: tuple) -> str:
     return "/".join([function, *(names.get(arg, str(arg)) for arg in args)])
 
 
-# Some field ids have several names (NVML_FI_DEV_PERF_POLICY_POWER is ..._SW_POWER_CAP).
-_FIELD_NAMES: dict[int, list[str]] = {}
+# Every pynvml name of each field id, for recording keys. Some ids have several
+# (NVML_FI_DEV_PERF_POLICY_POWER is NVML_FI_DEV_CLOCKS_EVENT_REASON_SW_POWER_CAP).
+FIELD_NAMES: dict[int, list[str]] = {}
 for _name in dir(pynvml):
     if _name.startswith("NVML_FI_DEV_") and isinstance(getattr(pynvml, _name), int):
-        _FIELD_NAMES.setdefault(getattr(pynvml, _name), []).append(_name)
+        FIELD_NAMES.setdefault(getattr(pynvml, _name), []).append(_name)
 
 
 def _error(name: str) -> nvml.NVMLError:
@@ -440,7 +441,7 @@ def _recorded(values: dict, key: str) -> Any:
 
 
 def _recorded_field(fields: dict, field_id: int, scope: int) -> Any:
-    for name in _FIELD_NAMES.get(field_id, ()):
+    for name in FIELD_NAMES.get(field_id, ()):
         for key in (f"{name}/{scope}", name):
             if key in fields:
                 return fields[key]

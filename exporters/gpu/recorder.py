@@ -22,12 +22,8 @@ import pynvml
 
 from fleetscope import __version__
 from fleetscope.exporters.gpu import nvml
-from fleetscope.exporters.gpu.fake import GPM_METRIC_NAMES, recording_key
+from fleetscope.exporters.gpu.fake import FIELD_NAMES, GPM_METRIC_NAMES, recording_key
 
-_FIELD_NAMES = {}
-for _name in dir(pynvml):
-    if _name.startswith("NVML_FI_DEV_") and isinstance(getattr(pynvml, _name), int):
-        _FIELD_NAMES.setdefault(getattr(pynvml, _name), _name)
 # Calls whose answers are not values of a device: session plumbing, sampling, events.
 _NOT_RECORDED = {"nvmlInit", "nvmlShutdown", "nvmlDeviceGetCount", "nvmlGpmSampleAlloc", "nvmlGpmSampleFree",
                  "nvmlEventSetCreate", "nvmlEventSetFree", "nvmlEventSetWait_v2"}
@@ -98,7 +94,8 @@ class RecordingNvml:
         if error is not None:
             return  # the whole call failed: nothing about any one field was learnt
         for slot in result:
-            key = _FIELD_NAMES.get(slot.fieldId, str(slot.fieldId)) + (f"/{slot.scopeId}" if slot.scopeId else "")
+            name = FIELD_NAMES.get(slot.fieldId, [str(slot.fieldId)])[0]  # the fake reads any of a field's names
+            key = name + (f"/{slot.scopeId}" if slot.scopeId else "")
             if slot.nvmlReturn != pynvml.NVML_SUCCESS:
                 fields[key] = {"error": nvml.error_name(pynvml.NVMLError(slot.nvmlReturn))}
             elif slot.valueType == pynvml.NVML_VALUE_TYPE_DOUBLE:
