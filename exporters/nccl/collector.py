@@ -7,7 +7,7 @@ import glob
 import os
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from prometheus_client.metrics_core import Metric
@@ -110,10 +110,7 @@ class NcclCollector:
             if path not in self._debug_logs:
                 self._debug_logs[path] = FileTail(path)
         for path, tail in list(self._debug_logs.items()):
-            for _ in range(MAX_READS_PER_COLLECTION):
-                chunk = tail.read()
-                if not chunk.lines:
-                    break
+            for chunk in _new_chunks(tail):
                 for line in chunk.lines:
                     if line is not RESTART:
                         self._debug.feed(line.decode(errors="replace"))
@@ -138,10 +135,7 @@ class NcclCollector:
             self._files[path] = _Followed(path, modified)
 
     def _read(self, followed: _Followed, now: float) -> None:
-        for _ in range(MAX_READS_PER_COLLECTION):
-            chunk = followed.tail.read()
-            if not chunk.lines and not chunk.oversized:
-                return
+        for chunk in _new_chunks(followed.tail):
             self._take(followed, chunk, now)
 
     def _take(self, followed: _Followed, chunk: Chunk, now: float) -> None:
@@ -162,3 +156,12 @@ class NcclCollector:
                 self._rejected[error.reason] += 1
             if followed.context.truncated_dumps > truncated:
                 self._rejected["truncated_dump"] += 1
+
+
+def _new_chunks(tail: FileTail) -> Iterator[Chunk]:
+    """What a file has new, in pieces, until caught up or this collection's share is read."""
+    for _ in range(MAX_READS_PER_COLLECTION):
+        chunk = tail.read()
+        if not chunk.lines and not chunk.oversized:
+            return
+        yield chunk
