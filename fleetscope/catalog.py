@@ -11,6 +11,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from prometheus_client.metrics_core import Metric
+from prometheus_client.samples import Exemplar
 
 _NAME = re.compile(r"^fleetscope_[a-z][a-z0-9_]*$")
 _LABEL = re.compile(r"^[a-z_][a-z0-9_]*$")
@@ -68,11 +69,14 @@ class Family:
     def add(self, labels: Mapping[str, str], value: float) -> None:
         self.metric.add_sample(self.spec.name, dict(labels), float(value))
 
-    def add_histogram(self, labels: Mapping[str, str], buckets: Sequence[tuple[float, int]], total: float) -> None:
-        """buckets: (upper bound, cumulative count) in increasing order, ending with +Inf."""
-        for bound, count in buckets:
+    def add_histogram(self, labels: Mapping[str, str], buckets: Sequence[tuple[float, int]], total: float,
+                      exemplars: Sequence[Exemplar | None] = ()) -> None:
+        """buckets: (upper bound, cumulative count) in increasing order, ending with +Inf;
+        exemplars, where given, one per bucket (served in the OpenMetrics format only)."""
+        for index, (bound, count) in enumerate(buckets):
             le = "+Inf" if bound == float("inf") else repr(float(bound))
-            self.metric.add_sample(f"{self.spec.name}_bucket", {**labels, "le": le}, float(count))
+            exemplar = exemplars[index] if exemplars else None
+            self.metric.add_sample(f"{self.spec.name}_bucket", {**labels, "le": le}, float(count), exemplar=exemplar)
         self.metric.add_sample(f"{self.spec.name}_sum", dict(labels), float(total))
         self.metric.add_sample(f"{self.spec.name}_count", dict(labels), float(buckets[-1][1]))
 
@@ -101,11 +105,11 @@ class FamilySet:
         family.add(labels, value)
 
     def add_histogram(self, spec: MetricSpec, labels: Mapping[str, str], buckets: Sequence[tuple[float, int]],
-                      total: float) -> None:
+                      total: float, exemplars: Sequence[Exemplar | None] = ()) -> None:
         family = self._families.get(spec.name)
         if family is None:
             family = self._families[spec.name] = Family(spec)
-        family.add_histogram(labels, buckets, total)
+        family.add_histogram(labels, buckets, total, exemplars)
 
     def update(self, other: FamilySet) -> None:
         """Adds every sample of `other`, as when one GPU's read completes."""

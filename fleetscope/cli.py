@@ -27,6 +27,18 @@ def build_parser() -> argparse.ArgumentParser:
     exporter_command.add_arguments(exporter)
     log.add_arguments(exporter)
     exporter.set_defaults(run=exporter_command.run)
+
+    from fleetscope.example import server as model_server
+
+    example = commands.add_parser(
+        "model-server",
+        help="serve an example scikit-learn model instrumented with the inference SDK",
+        description=model_server.DESCRIPTION,
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    model_server.add_arguments(example)
+    log.add_arguments(example)
+    example.set_defaults(run=model_server.run)
     return parser
 
 

@@ -63,24 +63,34 @@ def prometheus(tmp_path):
 
 
 @pytest.fixture
-def exporter_process(tmp_path):
-    """Runs `fleetscope exporter` as a real process on a free loopback port."""
+def fleetscope_process(tmp_path):
+    """Runs a `fleetscope COMMAND` server as a real process on a free loopback port."""
     started: list[ManagedProcess] = []
 
-    def start(*flags: str, scheme: str = "http") -> str:
+    def start(command: str, *flags: str, scheme: str = "http") -> str:
         port = free_port()
         address = f"127.0.0.1:{port}"
-        argv = [sys.executable, "-m", "fleetscope", "exporter", f"--web.listen-address={address}", *flags]
+        argv = [sys.executable, "-m", "fleetscope", command, f"--web.listen-address={address}", *flags]
         probe = (lambda: http_ok(f"http://{address}/-/healthy")) if scheme == "http" else (lambda: _port_open(port))
-        process = ManagedProcess(argv, tmp_path / f"exporter-{port}.log", probe)
+        process = ManagedProcess(argv, tmp_path / f"{command}-{port}.log", probe)
         started.append(process)
-        process.start(timeout=30)
+        process.start(timeout=60)
         return address
 
     start.processes = started
     yield start
     for process in started:
         process.stop()
+
+
+@pytest.fixture
+def exporter_process(fleetscope_process):
+    """Runs `fleetscope exporter` as a real process on a free loopback port."""
+    def start(*flags: str, scheme: str = "http") -> str:
+        return fleetscope_process("exporter", *flags, scheme=scheme)
+
+    start.processes = fleetscope_process.processes
+    return start
 
 
 def _port_open(port: int) -> bool:

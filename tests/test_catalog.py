@@ -12,7 +12,7 @@ from fleetscope.exporters.catalog.gpu import GPU_LABELS
 # states and flags, codes, and plain counts of things.
 NON_UNIT_SUFFIXES = ("_info", "_total", "_up", "_enabled", "_pending", "_failed", "_active", "_state", "_success",
                      "_xid", "_per_second", "_files", "_ranks", "_nodes", "_sequence", "_channels",
-                     "_collectives", "_hung")
+                     "_collectives", "_hung", "_tokens", "_in_flight")
 
 
 @pytest.mark.parametrize("spec", catalog.ALL, ids=lambda s: s.name)

@@ -1,9 +1,14 @@
-"""Every metric the node exporter serves, declared once. Consumers import from here."""
+"""Every metric fleetscope.exporters produces, declared once. Consumers import from here.
+
+NODE_EXPORTER is what `fleetscope exporter` serves; inference.METRICS is what model servers
+instrumented with the inference SDK serve on their own pages.
+"""
 
 from fleetscope.catalog import MetricSpec, check_unique
-from fleetscope.exporters.catalog import exporter, fabric, gpu, nccl
+from fleetscope.exporters.catalog import exporter, fabric, gpu, inference, nccl
 
-ALL: tuple[MetricSpec, ...] = exporter.METRICS + gpu.METRICS + fabric.METRICS + nccl.METRICS
+NODE_EXPORTER: tuple[MetricSpec, ...] = exporter.METRICS + gpu.METRICS + fabric.METRICS + nccl.METRICS
+ALL: tuple[MetricSpec, ...] = NODE_EXPORTER + inference.METRICS
 check_unique(ALL)
 
-__all__ = ["ALL", "exporter", "fabric", "gpu", "nccl"]
+__all__ = ["ALL", "NODE_EXPORTER", "exporter", "fabric", "gpu", "inference", "nccl"]

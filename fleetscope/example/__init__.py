@@ -1,0 +1,1 @@
+"""A real model server instrumented with the inference SDK, for the tests and the demo."""

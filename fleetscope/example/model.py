@@ -1,0 +1,60 @@
+"""The example's model: logistic regression trained at start on scikit-learn's iris data set."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from sklearn.datasets import load_iris
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+MAX_INSTANCES = 1024
+
+
+class BadInput(ValueError):
+    """A request the model cannot take; the message names the offending instance and field."""
+
+
+@dataclass(frozen=True)
+class Prediction:
+    label: str
+    confidence: float
+
+
+class IrisModel:
+    name = "iris"
+
+    def __init__(self, seed: int = 0):
+        data = load_iris()
+        self.features: tuple[str, ...] = tuple(name.removesuffix(" (cm)").replace(" ", "_")
+                                               for name in data.feature_names)
+        self.labels: tuple[str, ...] = tuple(str(label) for label in data.target_names)
+        self._pipeline = make_pipeline(StandardScaler(), LogisticRegression(max_iter=500, random_state=seed))
+        self._pipeline.fit(data.data, data.target)
+
+    def validate(self, instances: object) -> np.ndarray:
+        if not isinstance(instances, list) or not instances:
+            raise BadInput("instances must be a non-empty list of feature lists")
+        if len(instances) > MAX_INSTANCES:
+            raise BadInput(f"at most {MAX_INSTANCES} instances per request, not {len(instances)}")
+        for row, instance in enumerate(instances):
+            if not isinstance(instance, list) or len(instance) != len(self.features):
+                raise BadInput(f"instance {row}: expected {len(self.features)} numbers ({', '.join(self.features)})")
+            for column, value in enumerate(instance):
+                if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                    raise BadInput(f"instance {row}, {self.features[column]}: {value!r} is not a finite number")
+        return np.asarray(instances, dtype=np.float64)
+
+    def predict(self, features: np.ndarray) -> list[Prediction]:
+        probabilities = self._pipeline.predict_proba(features)
+        best = probabilities.argmax(axis=1)
+        return [Prediction(self.labels[index], float(probabilities[row, index])) for row, index in enumerate(best)]
+
+    def rows(self, features: np.ndarray, predictions: Sequence[Prediction]) -> list[dict[str, object]]:
+        """What a drift monitor wants of each answer: the inputs and the outputs, by name."""
+        return [{**dict(zip(self.features, map(float, instance))), "label": p.label, "confidence": p.confidence}
+                for instance, p in zip(features, predictions)]

@@ -1,0 +1,88 @@
+"""`fleetscope model-server`: the iris model behind an ASGI (Starlette) app, tracked by the SDK.
+
+    POST /v1/models/iris/predict   {"instances": [[5.1, 3.5, 1.4, 0.2], ...]}
+    GET  /metrics                  the SDK's metrics (OpenMetrics with exemplars when asked for)
+    GET  /-/healthy
+
+Predictions run in a pool of --workers threads; a request waits for a free one, and that
+wait is its queue time. Each answer's rows (inputs and outputs) go to `outputs`, where a drift
+client can take them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+from collections.abc import Callable
+
+from prometheus_client import make_asgi_app
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse
+from starlette.routing import Mount, Route
+
+from fleetscope import log
+from fleetscope.example.model import BadInput, IrisModel
+from fleetscope.exporters.inference import InferenceMetrics, registry_for
+from fleetscope.exporters.inference.asgi import STATE_KEY, InferenceMiddleware
+from fleetscope.web.server import parse_listen_address
+
+DESCRIPTION = "Serve a scikit-learn model (iris) instrumented with fleetscope's inference SDK."
+MAX_BODY_BYTES = 1 << 20
+Outputs = Callable[[str, list[dict[str, object]]], None]
+
+
+def create_app(model: IrisModel, metrics: InferenceMetrics, workers: int = 4,
+               outputs: Outputs | None = None) -> InferenceMiddleware:
+    slots = asyncio.Semaphore(workers)
+
+    async def predict(request: Request) -> JSONResponse:
+        tracked = request.scope["state"][STATE_KEY]
+        body = await request.body()
+        if len(body) > MAX_BODY_BYTES:
+            return JSONResponse({"error": f"body over {MAX_BODY_BYTES} bytes"}, status_code=413)
+        try:
+            document = json.loads(body)
+            features = model.validate(document.get("instances") if isinstance(document, dict) else None)
+        except (ValueError, BadInput) as error:
+            return JSONResponse({"error": str(error)}, status_code=400)
+        async with slots:
+            tracked.dequeued()
+            predictions = await asyncio.to_thread(model.predict, features)
+        if outputs is not None:
+            outputs(model.name, model.rows(features, predictions))
+        return JSONResponse({"model": model.name, "predictions": [
+            {"label": p.label, "confidence": p.confidence} for p in predictions]})
+
+    async def healthy(request: Request) -> PlainTextResponse:
+        return PlainTextResponse("OK\n")
+
+    app = Starlette(routes=[
+        Route(f"/v1/models/{model.name}/predict", predict, methods=["POST"]),
+        Route("/-/healthy", healthy),
+        Mount("/metrics", app=make_asgi_app(registry_for(metrics))),
+    ])
+    predict_path = f"/v1/models/{model.name}/predict"
+    return InferenceMiddleware(app, metrics, route=lambda scope: (model.name, "predict")
+                               if scope["path"] == predict_path else None)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--web.listen-address", dest="listen_address", default="127.0.0.1:8000",
+                        help="address to serve predictions and /metrics on")
+    parser.add_argument("--workers", type=int, default=4, help="predictions run at once; others queue")
+    parser.add_argument("--engine", default="sklearn", help="the engine label of the metrics")
+
+
+def run(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    if args.workers < 1:
+        raise log.UserError(f"--workers must be at least 1, not {args.workers}")
+    host, port = parse_listen_address(args.listen_address)
+    app = create_app(IrisModel(), InferenceMetrics(engine=args.engine), workers=args.workers)
+    log.get("fleetscope.model_server").info("serving the iris model", extra={"address": args.listen_address})
+    uvicorn.Server(uvicorn.Config(app, host=host or "0.0.0.0", port=port, log_level="warning",
+                                  lifespan="off")).run()
+    return 0

@@ -1,0 +1,54 @@
+"""The example model server as a real process, scraped by a real Prometheus."""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+
+import pytest
+
+from fleetscope.exporters.catalog import inference
+from fleetscope.localstack.prometheus import Prometheus
+from tests.conftest import promtool_check_metrics
+from tests.support.exposition import samples
+
+pytestmark = pytest.mark.integration
+
+
+def post(address: str, body: bytes) -> int:
+    request = urllib.request.Request(f"http://{address}/v1/models/iris/predict", data=body,
+                                     headers={"content-type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status
+    except urllib.error.HTTPError as error:
+        return error.code
+
+
+def test_every_inference_metric_reaches_prometheus(fleetscope_process, prometheus):
+    address = fleetscope_process("model-server", "--workers=2")
+    good = json.dumps({"instances": [[5.1, 3.5, 1.4, 0.2], [6.2, 2.9, 4.3, 1.3]]}).encode()
+    assert [post(address, good) for _ in range(20)] == [200] * 20
+    assert post(address, b'{"instances": [[1, 2]]}') == 400
+
+    with urllib.request.urlopen(f"http://{address}/metrics", timeout=10) as response:
+        page = response.read().decode()
+    result = promtool_check_metrics(page)
+    assert result.returncode == 0, result.stdout.decode() + result.stderr.decode()
+    served = {name for name, _, _ in samples(page)}
+    assert [spec.name for spec in inference.METRICS
+            if (spec.name + "_count" if spec.type == "histogram" else spec.name) not in served] == []
+
+    server = prometheus([Prometheus.targets("model-server", [address])], scrape_interval="1s")
+    server.wait_for('up{job="model-server"} == 1', timeout=30)
+    for spec in inference.METRICS:
+        name = spec.name + "_count" if spec.type == "histogram" else spec.name
+        result = server.wait_for(f'{name}{{model="iris",operation="predict",engine="sklearn"}}', timeout=30)
+        assert result, name
+    success = server.query('sum(fleetscope_inference_requests_total{outcome="success"})')
+    assert float(success[0]["value"][1]) == 20
+    client_errors = server.query('fleetscope_inference_requests_total{outcome="client_error",error_type="400"}')
+    assert float(client_errors[0]["value"][1]) == 1
+    p99 = server.query("histogram_quantile(0.99, sum by (le) (fleetscope_inference_request_duration_seconds_bucket))")
+    assert 0 < float(p99[0]["value"][1]) < 1
