@@ -17,3 +17,12 @@ def test_scrape_latency_benchmark_runs(tmp_path):
     # Every configuration served the whole page, GPM series included.
     assert {row["series"] for row in rows} == {rows[0]["series"]} and rows[0]["series"] > 1000
     assert all(row["cpu_ms_per_poll"] is not None for row in rows if row["mode"] == "poll")
+
+
+def test_inference_sdk_benchmark_runs(tmp_path):
+    script = SCRIPT.parent / "inference_sdk.py"
+    result = subprocess.run([sys.executable, str(script), "--calls", "8000", "--json", str(tmp_path / "out.json")],
+                            capture_output=True, text=True, timeout=240, stdin=subprocess.DEVNULL)
+    assert result.returncode == 0, result.stderr
+    rows = json.loads((tmp_path / "out.json").read_text())
+    assert {row["threads"] for row in rows} == {1, 8} and all(row["mean_ns"] > 0 for row in rows)

@@ -58,6 +58,11 @@ class InferenceMetrics:
 
     start = track
 
+    def declare(self, model: str, operation: str = "predict") -> None:
+        """Serves a model's series, all zero, before its first request, so that the first request
+        is an increase that rate() sees (a counter's first sample is its baseline)."""
+        self._series_for(model, operation)
+
     def tracked(self, model: str, operation: str = "predict") -> Callable[[F], F]:
         """Decorates a function or coroutine function so that each call is one tracked request."""
         def decorate(function: F) -> F:

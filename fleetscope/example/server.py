@@ -36,6 +36,7 @@ Outputs = Callable[[str, list[dict[str, object]]], None]
 def create_app(model: IrisModel, metrics: InferenceMetrics, workers: int = 4,
                outputs: Outputs | None = None) -> InferenceMiddleware:
     slots = asyncio.Semaphore(workers)
+    metrics.declare(model.name, "predict")
 
     async def predict(request: Request) -> JSONResponse:
         tracked = request.scope["state"][STATE_KEY]

@@ -244,3 +244,9 @@ def test_buckets_are_increasing_and_hold_the_usual_objectives():
 def test_invalid_settings_are_refused():
     with pytest.raises(ValueError, match="max_series"):
         InferenceMetrics(max_series=0)
+
+
+def test_declared_series_are_served_at_zero(metrics):
+    metrics.declare("m", "chat")
+    (series,) = metrics.snapshot()
+    assert (series.model, series.operation, series.duration.count, series.requests) == ("m", "chat", 0, {})
