@@ -10,6 +10,7 @@ from fleetscope import __version__, log
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from fleetscope.example import server as model_server
     from fleetscope.exporters import command as exporter_command
 
     parser = argparse.ArgumentParser(
@@ -18,28 +19,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"fleetscope {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    exporter = commands.add_parser(
-        "exporter",
-        help="run the node exporter (GPU telemetry as Prometheus metrics)",
-        description=exporter_command.DESCRIPTION,
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
-    exporter_command.add_arguments(exporter)
-    log.add_arguments(exporter)
-    exporter.set_defaults(run=exporter_command.run)
-
-    from fleetscope.example import server as model_server
-
-    example = commands.add_parser(
-        "model-server",
-        help="serve an example scikit-learn model instrumented with the inference SDK",
-        description=model_server.DESCRIPTION,
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
-    model_server.add_arguments(example)
-    log.add_arguments(example)
-    example.set_defaults(run=model_server.run)
+    _add_command(commands, "exporter", "run the node exporter (GPU telemetry as Prometheus metrics)",
+                 exporter_command)
+    _add_command(commands, "model-server",
+                 "serve an example scikit-learn model instrumented with the inference SDK", model_server)
     return parser
+
+
+def _add_command(commands: argparse._SubParsersAction, name: str, help_: str, module: object) -> None:
+    """A subcommand from a module with DESCRIPTION, add_arguments(parser) and run(args)."""
+    parser = commands.add_parser(name, help=help_, description=module.DESCRIPTION,
+                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    module.add_arguments(parser)
+    log.add_arguments(parser)
+    parser.set_defaults(run=module.run)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -7,10 +7,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from sklearn.datasets import load_iris
-from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
 
 MAX_INSTANCES = 1024
 
@@ -29,6 +25,12 @@ class IrisModel:
     name = "iris"
 
     def __init__(self, seed: int = 0):
+        # Imported here so that the CLI, which names this command, does not load scikit-learn.
+        from sklearn.datasets import load_iris
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.pipeline import make_pipeline
+        from sklearn.preprocessing import StandardScaler
+
         data = load_iris()
         self.features: tuple[str, ...] = tuple(name.removesuffix(" (cm)").replace(" ", "_")
                                                for name in data.feature_names)

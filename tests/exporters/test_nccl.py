@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.clock import Clock
+
 from fleetscope.exporters.nccl.aggregate import bus_factor, size_bucket
 from fleetscope.exporters.nccl.collector import NcclCollector
 from fleetscope.exporters.nccl.tail import MAX_LINE_BYTES

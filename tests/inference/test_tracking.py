@@ -11,20 +11,13 @@ import pytest
 from opentelemetry.sdk.trace import TracerProvider
 
 from fleetscope.exporters.inference import InferenceMetrics, buckets
+from tests.support.clock import Clock
 from fleetscope.exporters.inference.series import DRAIN_AT, ERROR_OVERFLOW, MAX_ERROR_TYPES, OTHER
-
-
-class Clock:
-    def __init__(self):
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture
 def clock():
-    return Clock()
+    return Clock(100.0)
 
 
 @pytest.fixture
