@@ -27,6 +27,7 @@ from fleetscope.alerts.engines import ENGINES, Engine, Histogram
 
 TOPOLOGY = ("cluster", "namespace", "model")
 PREFIX = "fleetscope:inference_"
+NO_MODEL, HAS_MODEL = 'model=""', 'model!=""'
 LATENCIES = ("request_duration", "time_to_first_token", "time_per_output_token", "queue_duration")
 
 
@@ -72,8 +73,8 @@ def _with_model(engine: Engine, metric: str, window: str | None) -> str:
         return read(metric)
     if engine.model_label is not None:
         return f'label_replace({read(metric)}, "model", "$1", "{engine.model_label}", "(.*)")'
-    from_job = f'label_replace({read(_with_selector(metric, "model=" + chr(34) * 2))}, "model", "$1", "job", "(.*)")'
-    return f"({from_job} or {read(_with_selector(metric, 'model!=' + chr(34) * 2))})"
+    from_job = f'label_replace({read(_with_selector(metric, NO_MODEL))}, "model", "$1", "job", "(.*)")'
+    return f"({from_job} or {read(_with_selector(metric, HAS_MODEL))})"
 
 
 def _sum_rate(engine: Engine, metrics: Iterable[str], window: str, *extra: str) -> str:
@@ -98,9 +99,8 @@ def _histogram_rate(engine: Engine, histogram: Histogram, suffix: str, window: s
 
 def le_matcher(bound: float) -> str:
     """Matches the le label of `bound` as Go, C++ and Python clients write it ("1", "1.0", "0.5")."""
-    if float(bound).is_integer():
-        return f'le=~"{int(bound)}(\\\\.0)?"'
-    return f'le=~"{re.escape(repr(float(bound)))}"'.replace("\\", "\\\\")
+    pattern = f"{int(bound)}(\\.0)?" if float(bound).is_integer() else re.escape(repr(float(bound)))
+    return 'le=~"' + pattern.replace("\\", "\\\\") + '"'  # backslashes doubled inside a PromQL string
 
 
 def _rule(record: str, expr: str, engine: Engine, **labels: str) -> dict:
@@ -174,6 +174,8 @@ def rule_groups(config: NormalizationConfig | None = None) -> dict:
         "record": f"{PREFIX}error_ratio:rate{w}",
         "expr": f"{PREFIX}errors:rate{w}\n/\n({PREFIX}requests:rate{w} > 0)",
     }]})
-    groups += [{"name": f"fleetscope-inference-slo-{engine.name}", "interval": "1m",
-                "rules": slo_rules(engine, config)} for engine in ENGINES if slo_rules(engine, config)]
+    for engine in ENGINES:
+        rules = slo_rules(engine, config)
+        if rules:
+            groups.append({"name": f"fleetscope-inference-slo-{engine.name}", "interval": "1m", "rules": rules})
     return {"groups": groups}
