@@ -7,8 +7,6 @@ import json
 import re
 import subprocess
 import urllib.request
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -18,6 +16,7 @@ from fleetscope.alerts import generate, inference
 from fleetscope.alerts.engines import ENGINES
 from fleetscope.exporters import catalog
 from fleetscope.localstack.prometheus import Prometheus
+from fleetscope.web.server import Request, Response, WebServer
 
 ALERTS = Path(generate.__file__).resolve().parent
 
@@ -67,29 +66,19 @@ class EnginePages:
 
     def __init__(self):
         self.ticks: dict[str, int] = {}
-        pages = self
+        self.server = WebServer("127.0.0.1:0", {f"/{engine}/metrics": self._page(engine) for engine in PAGES})
+        self.address = f"127.0.0.1:{self.server.port}"
+        self.server.start()
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self):
-                engine = self.path.strip("/").split("/")[0]
-                tick = pages.ticks[engine] = pages.ticks.get(engine, 0) + 1
-                body = PAGES[engine](tick).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "text/plain; version=0.0.4")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.address = f"127.0.0.1:{self.server.server_port}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+    def _page(self, engine: str):
+        def serve(request: Request) -> Response:
+            tick = self.ticks[engine] = self.ticks.get(engine, 0) + 1
+            return Response(body=PAGES[engine](tick).encode(),
+                            headers={"Content-Type": "text/plain; version=0.0.4"})
+        return serve
 
     def close(self):
         self.server.shutdown()
-        self.server.server_close()
 
 
 def _vllm(t: int) -> str:
