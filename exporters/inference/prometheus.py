@@ -8,7 +8,7 @@ from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.metrics_core import Metric
 from prometheus_client.samples import Exemplar
 
-from fleetscope.catalog import FamilySet
+from fleetscope.catalog import FamilySet, MetricSpec
 from fleetscope.exporters.catalog import inference as spec
 from fleetscope.exporters.inference.series import HistogramSnapshot
 from fleetscope.exporters.inference.series import Exemplar as SeenExemplar
@@ -39,7 +39,7 @@ class InferenceCollector:
         yield from families.metrics()
 
 
-def _histogram(families: FamilySet, metric: object, labels: dict[str, str], histogram: HistogramSnapshot) -> None:
+def _histogram(families: FamilySet, metric: MetricSpec, labels: dict[str, str], histogram: HistogramSnapshot) -> None:
     families.add_histogram(metric, labels, histogram.cumulative(), histogram.total,
                            [_exemplar(seen) for seen in histogram.exemplars])
 

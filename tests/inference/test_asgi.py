@@ -66,6 +66,14 @@ def test_oversized_bodies_are_refused(model):
     assert requests_by_outcome(metrics) == {("client_error", "413"): 1}
 
 
+def test_oversized_bodies_without_a_length_are_refused_as_they_arrive(model):
+    metrics = InferenceMetrics()
+    chunks = (b" " * (64 << 10) for _ in range(40))  # 2.5 MiB, chunked: no Content-Length to go by
+    response = TestClient(create_app(model, metrics)).post(PREDICT, content=chunks)
+    assert response.status_code == 413
+    assert requests_by_outcome(metrics) == {("client_error", "413"): 1}
+
+
 def test_only_routed_paths_are_tracked_and_metrics_are_served(model):
     metrics = InferenceMetrics(engine="sklearn")
     client = TestClient(create_app(model, metrics))
