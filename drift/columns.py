@@ -1,0 +1,71 @@
+"""Column kinds and cleaning, exactly as Evidently 0.7 infers and cleans them.
+
+Evidently infers a column's kind from the *current* data set (the Report's first input):
+float columns are numerical; integer columns are categorical up to 10 distinct values and
+numerical above; strings are categorical unless more than half the values are distinct
+(then text); bool and pandas categories are categorical. Before any statistic, infinities
+become NaN and NaNs are dropped, per column.
+"""
+
+from __future__ import annotations
+
+import enum
+
+import numpy as np
+import pandas as pd
+
+# evidently.core.datasets.INTEGER_CARDINALITY_LIMIT
+INTEGER_CARDINALITY_LIMIT = 10
+
+
+class ColumnKind(str, enum.Enum):
+    # The values are Evidently's ColumnType values.
+    NUMERICAL = "num"
+    CATEGORICAL = "cat"
+    TEXT = "text"
+    OTHER = "other"  # datetimes, lists, empty columns: never compared
+
+
+def parse_kind(value: str) -> ColumnKind:
+    aliases = {"num": ColumnKind.NUMERICAL, "numerical": ColumnKind.NUMERICAL,
+               "cat": ColumnKind.CATEGORICAL, "categorical": ColumnKind.CATEGORICAL}
+    try:
+        return aliases[value]
+    except KeyError:
+        raise ValueError(f"column kind {value!r} is not one of numerical or categorical") from None
+
+
+def infer_kind(column: pd.Series) -> ColumnKind:
+    dtype = column.dtype.name
+    if dtype.startswith("float"):
+        return ColumnKind.NUMERICAL
+    if dtype.startswith("int"):
+        return (ColumnKind.CATEGORICAL if column.nunique() <= INTEGER_CARDINALITY_LIMIT
+                else ColumnKind.NUMERICAL)
+    if dtype in ("string", "str"):
+        return _strings_kind(column)
+    if dtype == "object":
+        present = column.dropna()
+        if present.count() == 0:
+            return ColumnKind.OTHER
+        if isinstance(present.iloc[0], str) and isinstance(present.iloc[-1], str):
+            return _strings_kind(column)
+        return ColumnKind.OTHER
+    if dtype in ("bool", "category"):
+        return ColumnKind.CATEGORICAL
+    return ColumnKind.OTHER
+
+
+def _strings_kind(column: pd.Series) -> ColumnKind:
+    return ColumnKind.TEXT if column.nunique() > column.count() * 0.5 else ColumnKind.CATEGORICAL
+
+
+def clean(column: pd.Series) -> pd.Series:
+    """The column without NaN, None and infinities (Evidently drops them before testing)."""
+    if column.dtype.kind in "iub":
+        return column
+    if column.dtype.kind == "f":
+        values = column.to_numpy()
+        finite = np.isfinite(values)
+        return column if finite.all() else column[finite]
+    return column.replace([-np.inf, np.inf], np.nan).dropna()

@@ -1,0 +1,131 @@
+"""compare(): per-column drift between a reference and a current data set, as Evidently's
+DataDriftPreset computes it, with the reference prepared once and reusable."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from fleetscope.drift import stattests
+from fleetscope.drift.columns import ColumnKind, infer_kind
+from fleetscope.drift.prepared import PreparedColumn
+
+COMPARABLE = (ColumnKind.NUMERICAL, ColumnKind.CATEGORICAL)
+
+
+@dataclass(frozen=True)
+class ColumnDrift:
+    column: str
+    kind: ColumnKind
+    method: str
+    score: float
+    threshold: float
+    drifted: bool
+    reference_rows: int
+    current_rows: int
+
+
+@dataclass(frozen=True)
+class DriftResult:
+    columns: dict[str, ColumnDrift]
+    drift_share: float
+    # Columns left out, with the reason: text (Evidently's text drift trains a classifier
+    # and is not reproduced here), datetimes, or no values left after removing NaN.
+    skipped: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def drifted_count(self) -> int:
+        return sum(drift.drifted for drift in self.columns.values())
+
+    @property
+    def drifted_share(self) -> float:
+        return self.drifted_count / len(self.columns) if self.columns else 0.0
+
+    @property
+    def dataset_drifted(self) -> bool:
+        return bool(self.columns) and self.drifted_share >= self.drift_share
+
+
+class PreparedReference:
+    """A reference data set with every column cleaned, sorted and counted once."""
+
+    def __init__(self, reference: pd.DataFrame, kinds: Mapping[str, ColumnKind]) -> None:
+        self.rows = len(reference)
+        self.kinds = dict(kinds)
+        self.columns: dict[str, PreparedColumn] = {}
+        for name, kind in self.kinds.items():
+            if name not in reference.columns:
+                raise ValueError(f"column {name!r} is not in the reference data")
+            self.columns[name] = PreparedColumn(reference[name], kind)
+
+
+def column_kinds(current: pd.DataFrame, numerical: Iterable[str] | None = None,
+                 categorical: Iterable[str] | None = None) -> dict[str, ColumnKind]:
+    """Declared kinds where given; otherwise, when neither list is given, Evidently's inference."""
+    numerical, categorical = list(numerical or ()), list(categorical or ())
+    if numerical or categorical:
+        both = set(numerical) & set(categorical)
+        if both:
+            raise ValueError(f"columns declared both numerical and categorical: {sorted(both)}")
+        return {**{name: ColumnKind.NUMERICAL for name in numerical},
+                **{name: ColumnKind.CATEGORICAL for name in categorical}}
+    return {str(name): infer_kind(current[name]) for name in current.columns}
+
+
+def compare(reference: pd.DataFrame | PreparedReference, current: pd.DataFrame,
+            numerical: Iterable[str] | None = None, categorical: Iterable[str] | None = None,
+            methods: Mapping[str, str] | str | None = None,
+            thresholds: Mapping[str, float] | float | None = None,
+            drift_share: float = 0.5) -> DriftResult:
+    """Drift of each column of `current` against `reference`.
+
+    With no `numerical`/`categorical` lists the kinds are inferred from `current`, as
+    Evidently does. `methods` and `thresholds` are one value for every column or a mapping
+    by column; columns not named get Evidently's default method and its default threshold.
+    Pass a PreparedReference to reuse the reference's preparation across calls.
+    """
+    if isinstance(reference, PreparedReference):
+        prepared = reference
+        kinds = prepared.kinds
+    else:
+        kinds = column_kinds(current, numerical, categorical)
+        prepared = None
+    skipped = {name: _skip_reason(kind) for name, kind in kinds.items() if kind not in COMPARABLE}
+    kinds = {name: kind for name, kind in kinds.items() if kind in COMPARABLE}
+    for name in kinds:
+        if name not in current.columns:
+            raise ValueError(f"column {name!r} is not in the current data")
+    if prepared is None:
+        prepared = PreparedReference(reference, kinds)
+
+    drifts = [_column_drift(name, prepared.columns[name], PreparedColumn(current[name], kind),
+                            _per_column(methods, name), _per_column(thresholds, name))
+              for name, kind in kinds.items()]
+    return DriftResult({drift.column: drift for drift in drifts}, drift_share, skipped)
+
+
+def _skip_reason(kind: ColumnKind) -> str:
+    if kind is ColumnKind.TEXT:
+        return "text column (more than half its values distinct); declare it categorical to compare it"
+    return "neither numerical nor categorical (datetime, list, or empty)"
+
+
+def _per_column(setting: Mapping | str | float | None, name: str):
+    if isinstance(setting, Mapping):
+        return setting.get(name)
+    return setting
+
+
+def _column_drift(name: str, reference: PreparedColumn, current: PreparedColumn,
+                  method: str | None, threshold: float | None) -> ColumnDrift:
+    if reference.size == 0:
+        raise ValueError(f"column {name!r} has no values in the reference data once NaN and infinities are removed")
+    if current.size == 0:
+        raise ValueError(f"column {name!r} has no values in the current data once NaN and infinities are removed")
+    test = stattests.get(method, reference.kind) if method else stattests.default_for(reference, current)
+    threshold = test.default_threshold if threshold is None else float(threshold)
+    score = test.score(reference, current)
+    return ColumnDrift(name, reference.kind, test.name, score, threshold, test.drifted(score, threshold),
+                       reference.size, current.size)

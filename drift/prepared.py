@@ -1,0 +1,68 @@
+"""A column made ready for the statistical tests: cleaned, sorted and counted once.
+
+A reference that does not change is prepared once and reused for every window, which is
+where most of the speed over Evidently comes from: Evidently sorts, counts and bins the
+reference again for every column of every report.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+
+import numpy as np
+import pandas as pd
+
+from fleetscope.drift.columns import ColumnKind, clean
+
+
+class PreparedColumn:
+    """One side of a comparison: the column's values with NaN and infinities removed."""
+
+    def __init__(self, column: pd.Series, kind: ColumnKind) -> None:
+        self.kind = kind
+        self.series = clean(column)
+        self.size = len(self.series)
+        if kind is ColumnKind.NUMERICAL:
+            if not pd.api.types.is_numeric_dtype(self.series):
+                raise ValueError(f"column {column.name!r} should contain numerical values only")
+            self.sorted = np.sort(self.series.to_numpy(dtype=np.float64))
+
+    @cached_property
+    def unique_count(self) -> int:
+        if self.kind is ColumnKind.NUMERICAL:
+            return int(np.count_nonzero(np.diff(self.sorted))) + 1 if self.size else 0
+        return int(self.series.nunique())
+
+    @cached_property
+    def uniques(self) -> frozenset:
+        return frozenset(self.counts)
+
+    @cached_property
+    def counts(self) -> dict:
+        """Occurrences of each distinct value, as pandas' value_counts gives them."""
+        if self.kind is ColumnKind.NUMERICAL:
+            values, counts = np.unique(self.sorted, return_counts=True)
+            return dict(zip(values.tolist(), counts.tolist()))
+        return dict(self.series.value_counts())
+
+    @cached_property
+    def std(self) -> float:
+        return float(np.std(self.sorted))
+
+    def histogram(self, edges: np.ndarray) -> np.ndarray:
+        """np.histogram(values, edges)[0], by binary search in the sorted values.
+
+        numpy computes a histogram over explicit edges by sorting the data and searching
+        it (numpy.lib._histograms_impl._search_sorted_inclusive); the values here are
+        sorted already, so this is the same computation without the sort.
+        """
+        cumulative = np.concatenate((self.sorted.searchsorted(edges[:-1], "left"),
+                                     self.sorted.searchsorted(edges[-1:], "right")))
+        return np.diff(cumulative)
+
+
+def distinct_union_count(reference: PreparedColumn, current: PreparedColumn, limit: int) -> int:
+    """pd.concat([reference, current]).nunique(), exact up to `limit` and anything above it after."""
+    if reference.unique_count > limit or current.unique_count > limit:
+        return max(reference.unique_count, current.unique_count)
+    return len(reference.uniques | current.uniques)
