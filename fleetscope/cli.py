@@ -10,6 +10,7 @@ from fleetscope import __version__, log
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from fleetscope.drift import command as drift_command
     from fleetscope.example import server as model_server
     from fleetscope.exporters import command as exporter_command
 
@@ -21,6 +22,9 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     _add_command(commands, "exporter", "run the node exporter (GPU telemetry as Prometheus metrics)",
                  exporter_command)
+    drift = commands.add_parser("drift", help="the drift service", description="The drift service.")
+    _add_command(drift.add_subparsers(dest="drift_command", metavar="COMMAND", required=True), "serve",
+                 "run the drift service (model outputs against references, as metrics)", drift_command)
     _add_command(commands, "model-server",
                  "serve an example scikit-learn model instrumented with the inference SDK", model_server)
     return parser

@@ -64,15 +64,15 @@ def prometheus(tmp_path):
 
 @pytest.fixture
 def fleetscope_process(tmp_path):
-    """Runs a `fleetscope COMMAND` server as a real process on a free loopback port."""
+    """Runs a `fleetscope COMMAND` server (COMMAND may be two words) as a real process on a free loopback port."""
     started: list[ManagedProcess] = []
 
     def start(command: str, *flags: str, scheme: str = "http") -> str:
         port = free_port()
         address = f"127.0.0.1:{port}"
-        argv = [sys.executable, "-m", "fleetscope", command, f"--web.listen-address={address}", *flags]
+        argv = [sys.executable, "-m", "fleetscope", *command.split(), f"--web.listen-address={address}", *flags]
         probe = (lambda: http_ok(f"http://{address}/-/healthy")) if scheme == "http" else (lambda: _port_open(port))
-        process = ManagedProcess(argv, tmp_path / f"{command}-{port}.log", probe)
+        process = ManagedProcess(argv, tmp_path / f"{command.replace(' ', '-')}-{port}.log", probe)
         started.append(process)
         process.start(timeout=60)
         return address

@@ -26,6 +26,7 @@ from fleetscope import log
 from fleetscope.example.model import BadInput, IrisModel
 from fleetscope.exporters.inference import InferenceMetrics, registry_for
 from fleetscope.exporters.inference.asgi import STATE_KEY, InferenceMiddleware
+from fleetscope.web.bodies import bounded_body
 from fleetscope.web.server import parse_listen_address
 
 DESCRIPTION = "Serve a scikit-learn model (iris) instrumented with fleetscope's inference SDK."
@@ -40,7 +41,7 @@ def create_app(model: IrisModel, metrics: InferenceMetrics, workers: int = 4,
 
     async def predict(request: Request) -> JSONResponse:
         tracked = request.scope["state"][STATE_KEY]
-        body = await _bounded_body(request)
+        body = await bounded_body(request, MAX_BODY_BYTES)
         if body is None:
             return JSONResponse({"error": f"body over {MAX_BODY_BYTES} bytes"}, status_code=413)
         try:
@@ -67,20 +68,6 @@ def create_app(model: IrisModel, metrics: InferenceMetrics, workers: int = 4,
     predict_path = f"/v1/models/{model.name}/predict"
     return InferenceMiddleware(app, metrics, route=lambda scope: (model.name, "predict")
                                if scope["path"] == predict_path else None)
-
-
-async def _bounded_body(request: Request) -> bytes | None:
-    """The body, or None as soon as it passes MAX_BODY_BYTES: an oversized body is never held whole."""
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-        return None
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_BODY_BYTES:
-            return None
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

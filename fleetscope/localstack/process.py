@@ -76,6 +76,12 @@ class ManagedProcess:
             self._process.kill()
             self._process.wait(timeout=timeout)
 
+    def kill(self) -> None:
+        """SIGKILL, as a crash or the OOM killer would end it: no shutdown code runs."""
+        if self._process is not None and self._process.poll() is None:
+            self._process.kill()
+            self._process.wait(timeout=10)
+
     def log_tail(self, lines: int = 30) -> str:
         try:
             return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])

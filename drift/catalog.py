@@ -1,0 +1,74 @@
+"""Every metric the drift service and its client produce, declared once. Consumers import from here.
+
+Drift series carry the model and, when the model is evaluated per segment (region,
+model_version, ...), a `segment` label such as "region=eu,model_version=v2"; the series of
+the model as a whole carry no segment label. Segments are bounded by limits.max_segments,
+columns by limits.max_columns and models by limits.max_models.
+"""
+
+from fleetscope.catalog import MetricSpec, check_unique
+
+SEGMENT = ("segment",)
+
+
+def _drift(name: str, type_: str, help_: str, *labels: str, segmented: bool = False) -> MetricSpec:
+    return MetricSpec(f"fleetscope_drift_{name}", type_, help_, labels, SEGMENT if segmented else ())
+
+
+SCORE = _drift(
+    "score", "gauge",
+    "Latest drift score of a column against the model's reference: a p-value for tests (ks, chisquare, z, ...), "
+    "a distance for the others (wasserstein, jensenshannon, psi, ...); method says which.",
+    "model", "column", "method", segmented=True)
+THRESHOLD = _drift(
+    "threshold", "gauge",
+    "Threshold the column's score is compared with: drift when a p-value falls below it or a distance reaches it.",
+    "model", "column", "method", segmented=True)
+DETECTED = _drift(
+    "detected", "gauge", "1 when the latest evaluation found the column drifted, else 0.",
+    "model", "column", segmented=True)
+SHARE = _drift(
+    "share_ratio", "gauge", "Share of the model's columns found drifted in the latest evaluation.",
+    "model", segmented=True)
+DATASET_DETECTED = _drift(
+    "dataset_detected", "gauge",
+    "1 when the share of drifted columns reached the model's drift_share in the latest evaluation, else 0.",
+    "model", segmented=True)
+WINDOW_ROWS = _drift(
+    "window_rows", "gauge", "Rows in the window compared by the latest evaluation, current or reference.",
+    "model", "window", segmented=True)
+ROWS_ACCEPTED = _drift(
+    "rows_accepted_total", "counter", "Output rows accepted and stored durably.", "model")
+ROWS_REJECTED = _drift(
+    "rows_rejected_total", "counter",
+    "Output rows refused, by reason; rows of a body that could not be parsed are not counted here.",
+    "model", "reason")
+BATCHES_REJECTED = _drift(
+    "batches_rejected_total", "counter",
+    "Requests refused, by reason (malformed, schema, too_large, unauthorized, overloaded, unknown_model, ...).",
+    "model", "reason")
+EVALUATIONS = _drift(
+    "evaluations_total", "counter", "Evaluations run, by outcome (success, no_data, error).", "model", "outcome")
+LAST_EVALUATION = _drift(
+    "last_evaluation_timestamp_seconds", "gauge", "Unix time the model was last evaluated successfully.", "model")
+EVALUATION_DURATION = _drift(
+    "evaluation_duration_seconds", "gauge", "Time the model's latest evaluation took.", "model")
+MODELS = _drift("models", "gauge", "Models the service holds a schema for.")
+STORE_SIZE = _drift(
+    "store_size_bytes", "gauge", "Size of the service's store on disk, database and write-ahead log.")
+
+SERVICE_METRICS = (SCORE, THRESHOLD, DETECTED, SHARE, DATASET_DETECTED, WINDOW_ROWS, ROWS_ACCEPTED, ROWS_REJECTED,
+                   BATCHES_REJECTED, EVALUATIONS, LAST_EVALUATION, EVALUATION_DURATION, MODELS, STORE_SIZE)
+
+CLIENT_ROWS_SENT = _drift(
+    "client_rows_sent_total", "counter", "Output rows the drift client delivered to the drift service.", "model")
+CLIENT_ROWS_DROPPED = _drift(
+    "client_rows_dropped_total", "counter",
+    "Output rows the drift client dropped, by reason (queue_full, rejected, retries_exhausted, closed).",
+    "model", "reason")
+CLIENT_QUEUE_ROWS = _drift(
+    "client_queue_rows", "gauge", "Output rows waiting in the drift client's queue.", "model")
+
+CLIENT_METRICS = (CLIENT_ROWS_SENT, CLIENT_ROWS_DROPPED, CLIENT_QUEUE_ROWS)
+ALL = SERVICE_METRICS + CLIENT_METRICS
+check_unique(ALL)

@@ -1,0 +1,75 @@
+"""`fleetscope drift serve`: the drift service, configured by a YAML file and flags."""
+
+from __future__ import annotations
+
+import argparse
+import threading
+from pathlib import Path
+
+from fleetscope import durations, log
+from fleetscope.drift.service.config import ConfigError, load
+from fleetscope.web.server import parse_listen_address
+
+DESCRIPTION = """Compares live model outputs with reference windows and serves drift as Prometheus metrics.
+Models, windows, limits, tokens and TLS are set in --config.file (see fleetscope.drift.service.config);
+the flags below override the file."""
+
+_log = log.get("fleetscope.drift")
+COMPACTION_INTERVAL = 600.0
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config.file", dest="config_file", type=Path, help="YAML configuration file")
+    parser.add_argument("--web.listen-address", dest="listen_address",
+                        help="address to serve the API and /metrics on (default 127.0.0.1:9840)")
+    parser.add_argument("--storage.path", dest="storage_path", type=Path,
+                        help="SQLite file that holds accepted outputs and references (default fleetscope-drift.sqlite)")
+    parser.add_argument("--storage.retention", dest="retention", type=durations.argument,
+                        help="how long accepted outputs are kept (default 7d)")
+    parser.add_argument("--evaluation.interval", dest="evaluation_interval", type=durations.argument,
+                        help="how often each model is evaluated, unless its config says otherwise (default 1m)")
+
+
+def run(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from fleetscope.drift.service.http import create_app
+    from fleetscope.drift.service.service import DriftService
+
+    try:
+        config = load(args.config_file).with_overrides(
+            listen_address=args.listen_address, storage_path=args.storage_path, retention=args.retention,
+            evaluation_interval=args.evaluation_interval)
+        host, port = parse_listen_address(config.listen_address)
+    except (ConfigError, ValueError) as error:
+        raise log.UserError(str(error)) from None
+    service = DriftService(config)
+    stop = threading.Event()
+    scheduler = threading.Thread(target=_schedule, args=(service, stop), name="drift-scheduler", daemon=True)
+    scheduler.start()
+    tls = {}
+    if config.tls_cert_file is not None:
+        tls = {"ssl_certfile": str(config.tls_cert_file), "ssl_keyfile": str(config.tls_key_file)}
+    _log.info("drift service listening", extra={"address": config.listen_address, "models": len(service.models()),
+                                                "store": str(config.storage_path), "tls": bool(tls)})
+    try:
+        uvicorn.Server(uvicorn.Config(create_app(service), host=host or "0.0.0.0", port=port, log_level="warning",
+                                      lifespan="off", **tls)).run()
+    finally:
+        stop.set()
+        scheduler.join(timeout=30)
+        service.close()
+    return 0
+
+
+def _schedule(service, stop: threading.Event) -> None:
+    """Evaluates models as they fall due, and applies retention every COMPACTION_INTERVAL."""
+    next_compaction = 0.0
+    while not stop.wait(0.5):
+        try:
+            service.run_due()
+            if service.clock() >= next_compaction:
+                service.compact()
+                next_compaction = service.clock() + COMPACTION_INTERVAL
+        except Exception:  # the scheduler must outlive any one failure
+            _log.exception("scheduled work failed")

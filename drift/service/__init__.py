@@ -1,0 +1,1 @@
+"""`fleetscope drift serve`: ingest, windows, storage, evaluation and the HTTP API."""

@@ -1,0 +1,321 @@
+"""The drift service's configuration: a YAML file, with command-line flags over it.
+
+Every section is optional. A model listed under `models` has a fixed schema; a model not
+listed is created by PUT /v1/models/{model}/reference, its schema taken from that data
+with the `defaults` settings.
+
+    listen_address: 127.0.0.1:9840
+    evaluation_interval: 1m
+    storage: {path: /var/lib/fleetscope-drift/drift.sqlite, retention: 7d}
+    limits: {max_body_bytes: 16777216, max_rows_per_batch: 100000, max_models: 100,
+             max_columns: 100, max_segments: 20, max_window_rows: 1000000,
+             max_category_length: 256, max_concurrent_writes: 4, max_concurrent_evaluations: 2}
+    auth:
+      read_tokens_file: /etc/fleetscope/drift-read-tokens    # one token a line
+      write_tokens_file: /etc/fleetscope/drift-write-tokens  # write tokens may also read
+      metrics_require_token: false
+    tls: {cert_file: server.crt, key_file: server.key}
+    defaults:
+      window: {type: sliding, duration: 10m, rows: 100000}
+      drift_share: 0.5
+    models:
+      iris:
+        columns: {score: numerical, label: categorical, region: categorical}
+        segments: [region]
+        window: {type: tumbling, duration: 5m}
+        reference: {file: iris-reference.parquet}     # or {rolling: {offset: 1d, duration: 1h}}
+        methods: {score: psi}
+        thresholds: {score: 0.2}
+        drift_share: 0.5
+        evaluation_interval: 30s
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from fleetscope import durations
+from fleetscope.drift import stattests
+from fleetscope.drift.columns import ColumnKind, parse_kind
+
+MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")
+COLUMN_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.:-]{0,127}$")
+
+
+class ConfigError(ValueError):
+    """A configuration that cannot work; the message names the setting."""
+
+
+@dataclass(frozen=True)
+class Window:
+    type: str = "sliding"  # sliding: the latest duration and/or rows; tumbling: the latest complete period
+    duration: float | None = 600.0
+    rows: int | None = 100_000
+
+    def check(self, where: str) -> None:
+        if self.type not in ("sliding", "tumbling"):
+            raise ConfigError(f"{where}.type must be sliding or tumbling, not {self.type!r}")
+        if self.duration is None and self.rows is None:
+            raise ConfigError(f"{where} needs a duration, rows, or both")
+        if self.type == "tumbling" and self.duration is not None and self.rows is not None:
+            raise ConfigError(f"{where}: a tumbling window is by duration or by rows, not both")
+        if self.duration is not None and self.duration <= 0 or self.rows is not None and self.rows <= 0:
+            raise ConfigError(f"{where}: duration and rows must be positive")
+
+
+@dataclass(frozen=True)
+class RollingReference:
+    offset: float  # how far back the reference window ends, e.g. 1d for "the same hour yesterday"
+    duration: float
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    name: str
+    columns: dict[str, ColumnKind]
+    segments: tuple[str, ...] = ()
+    window: Window = field(default_factory=Window)
+    reference_file: Path | None = None
+    rolling_reference: RollingReference | None = None
+    methods: dict[str, str] = field(default_factory=dict)
+    thresholds: dict[str, float] = field(default_factory=dict)
+    drift_share: float = 0.5
+    evaluation_interval: float | None = None  # None: the service's
+
+    def to_json(self) -> dict:
+        """The schema part that the store keeps for models created through the API."""
+        return {"columns": {name: kind.value for name, kind in self.columns.items()},
+                "segments": list(self.segments)}
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_body_bytes: int = 16 * 1024 * 1024
+    max_rows_per_batch: int = 100_000
+    max_models: int = 100
+    max_columns: int = 100
+    max_segments: int = 20
+    max_window_rows: int = 1_000_000
+    max_category_length: int = 256
+    max_concurrent_writes: int = 4
+    max_concurrent_evaluations: int = 2
+
+
+@dataclass(frozen=True)
+class Auth:
+    read_tokens: frozenset[str] = frozenset()
+    write_tokens: frozenset[str] = frozenset()
+    metrics_require_token: bool = False
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.read_tokens or self.write_tokens)
+
+
+@dataclass(frozen=True)
+class ServiceConfig:
+    listen_address: str = "127.0.0.1:9840"
+    evaluation_interval: float = 60.0
+    storage_path: Path = Path("fleetscope-drift.sqlite")
+    retention: float = 7 * 86400.0
+    limits: Limits = field(default_factory=Limits)
+    auth: Auth = field(default_factory=Auth)
+    tls_cert_file: Path | None = None
+    tls_key_file: Path | None = None
+    default_window: Window = field(default_factory=Window)
+    default_drift_share: float = 0.5
+    models: dict[str, ModelConfig] = field(default_factory=dict)
+
+    def with_overrides(self, **overrides: Any) -> ServiceConfig:
+        return replace(self, **{key: value for key, value in overrides.items() if value is not None})
+
+    def model_from_schema(self, name: str, schema: Mapping) -> ModelConfig:
+        """A model created through the API: its stored schema with the default settings."""
+        return model_config(name, {**schema, "window": None}, self, Path("."))
+
+
+def load(path: Path | None) -> ServiceConfig:
+    if path is None:
+        return ServiceConfig()
+    try:
+        document = yaml.safe_load(path.read_text()) or {}
+    except (OSError, yaml.YAMLError) as error:
+        raise ConfigError(f"cannot read the config file {path}: {error}") from None
+    return parse(document, base=path.parent)
+
+
+def parse(document: Mapping, base: Path = Path(".")) -> ServiceConfig:
+    _mapping(document, "the config")
+    _only(document, "the config", {"listen_address", "evaluation_interval", "storage", "limits", "auth", "tls",
+                                   "defaults", "models"})
+    storage = _mapping(document.get("storage", {}), "storage")
+    _only(storage, "storage", {"path", "retention"})
+    limits_document = _mapping(document.get("limits", {}), "limits")
+    _only(limits_document, "limits", set(Limits.__dataclass_fields__))
+    limits = Limits(**{key: _positive_int(value, f"limits.{key}") for key, value in limits_document.items()})
+    tls = _mapping(document.get("tls", {}), "tls")
+    _only(tls, "tls", {"cert_file", "key_file"})
+    if bool(tls.get("cert_file")) != bool(tls.get("key_file")):
+        raise ConfigError("tls needs both cert_file and key_file")
+    defaults = _mapping(document.get("defaults", {}), "defaults")
+    _only(defaults, "defaults", {"window", "drift_share"})
+    config = ServiceConfig(
+        listen_address=str(document.get("listen_address", ServiceConfig.listen_address)),
+        evaluation_interval=_duration(document.get("evaluation_interval", "1m"), "evaluation_interval"),
+        storage_path=base / str(storage.get("path", ServiceConfig.storage_path)),
+        retention=_duration(storage.get("retention", "7d"), "storage.retention"),
+        limits=limits,
+        auth=_auth(_mapping(document.get("auth", {}), "auth"), base),
+        tls_cert_file=base / tls["cert_file"] if tls.get("cert_file") else None,
+        tls_key_file=base / tls["key_file"] if tls.get("key_file") else None,
+        default_window=_window(defaults.get("window"), Window(), "defaults.window"),
+        default_drift_share=_share(defaults.get("drift_share", 0.5), "defaults.drift_share"),
+    )
+    models = _mapping(document.get("models", {}), "models")
+    if len(models) > limits.max_models:
+        raise ConfigError(f"the config declares {len(models)} models; limits.max_models is {limits.max_models}")
+    parsed = {str(name): model_config(str(name), _mapping(body, f"models.{name}"), config, base)
+              for name, body in models.items()}
+    return replace(config, models=parsed)
+
+
+def model_config(name: str, document: Mapping, service: ServiceConfig, base: Path) -> ModelConfig:
+    where = f"models.{name}"
+    if not MODEL_NAME.match(name):
+        raise ConfigError(f"{where}: a model name is 1-128 letters, digits, '_', '.', ':' or '-'")
+    _only(document, where, {"columns", "segments", "window", "reference", "methods", "thresholds", "drift_share",
+                            "evaluation_interval"})
+    columns_document = _mapping(document.get("columns"), f"{where}.columns")
+    if not columns_document:
+        raise ConfigError(f"{where}.columns must name at least one column and its kind")
+    if len(columns_document) > service.limits.max_columns:
+        raise ConfigError(f"{where} has {len(columns_document)} columns; limits.max_columns is "
+                          f"{service.limits.max_columns}")
+    columns = {}
+    for column, kind in columns_document.items():
+        if not COLUMN_NAME.match(str(column)):
+            raise ConfigError(f"{where}.columns: {column!r} is not a valid column name")
+        try:
+            columns[str(column)] = parse_kind(str(kind))
+        except ValueError as error:
+            raise ConfigError(f"{where}.columns.{column}: {error}") from None
+    segments = tuple(str(segment) for segment in document.get("segments") or ())
+    for segment in segments:
+        if columns.get(segment) is not ColumnKind.CATEGORICAL:
+            raise ConfigError(f"{where}.segments: {segment!r} must be one of the model's categorical columns")
+    methods = {str(column): str(method) for column, method in
+               _mapping(document.get("methods", {}), f"{where}.methods").items()}
+    for column, method in methods.items():
+        if column not in columns:
+            raise ConfigError(f"{where}.methods: {column!r} is not one of the model's columns")
+        try:
+            stattests.get(method, columns[column])
+        except ValueError as error:
+            raise ConfigError(f"{where}.methods.{column}: {error}") from None
+    thresholds = {}
+    for column, threshold in _mapping(document.get("thresholds", {}), f"{where}.thresholds").items():
+        if column not in columns:
+            raise ConfigError(f"{where}.thresholds: {column!r} is not one of the model's columns")
+        if not isinstance(threshold, (int, float)) or isinstance(threshold, bool) or not threshold == threshold:
+            raise ConfigError(f"{where}.thresholds.{column} must be a number")
+        thresholds[str(column)] = float(threshold)
+    reference = _mapping(document.get("reference", {}), f"{where}.reference")
+    _only(reference, f"{where}.reference", {"file", "rolling"})
+    if "file" in reference and "rolling" in reference:
+        raise ConfigError(f"{where}.reference is a file or a rolling window, not both")
+    rolling = None
+    if "rolling" in reference:
+        body = _mapping(reference["rolling"], f"{where}.reference.rolling")
+        _only(body, f"{where}.reference.rolling", {"offset", "duration"})
+        rolling = RollingReference(_duration(body.get("offset"), f"{where}.reference.rolling.offset"),
+                                   _duration(body.get("duration"), f"{where}.reference.rolling.duration"))
+        if rolling.offset + rolling.duration > service.retention:
+            raise ConfigError(f"{where}.reference.rolling reaches back further than storage.retention keeps data")
+    interval = document.get("evaluation_interval")
+    return ModelConfig(
+        name=name, columns=columns, segments=segments,
+        window=_window(document.get("window"), service.default_window, f"{where}.window"),
+        reference_file=base / str(reference["file"]) if "file" in reference else None,
+        rolling_reference=rolling, methods=methods, thresholds=thresholds,
+        drift_share=_share(document.get("drift_share", service.default_drift_share), f"{where}.drift_share"),
+        evaluation_interval=_duration(interval, f"{where}.evaluation_interval") if interval is not None else None)
+
+
+def _auth(document: Mapping, base: Path) -> Auth:
+    _only(document, "auth", {"read_tokens", "write_tokens", "read_tokens_file", "write_tokens_file",
+                             "metrics_require_token"})
+
+    def tokens(kind: str) -> frozenset[str]:
+        found = [str(token) for token in document.get(f"{kind}_tokens") or ()]
+        if document.get(f"{kind}_tokens_file"):
+            path = base / str(document[f"{kind}_tokens_file"])
+            try:
+                found += [line.strip() for line in path.read_text().splitlines() if line.strip()]
+            except OSError as error:
+                raise ConfigError(f"auth.{kind}_tokens_file: cannot read {path}: {error}") from None
+        for token in found:
+            if len(token) < 16:
+                raise ConfigError(f"auth.{kind}_tokens: tokens must be at least 16 characters")
+        return frozenset(found)
+
+    write = tokens("write")
+    return Auth(read_tokens=tokens("read") | write, write_tokens=write,
+                metrics_require_token=bool(document.get("metrics_require_token", False)))
+
+
+def _window(document: Any, default: Window, where: str) -> Window:
+    if document is None:
+        return default
+    _mapping(document, where)
+    _only(document, where, {"type", "duration", "rows"})
+    window = Window(
+        type=str(document.get("type", "sliding")),
+        duration=_duration(document["duration"], f"{where}.duration") if document.get("duration") else None,
+        rows=_positive_int(document["rows"], f"{where}.rows") if document.get("rows") else None)
+    window.check(where)
+    return window
+
+
+def _mapping(value: Any, where: str) -> Mapping:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"{where} must be a mapping")
+    return value
+
+
+def _only(document: Mapping, where: str, allowed: set[str]) -> None:
+    unknown = set(map(str, document)) - allowed
+    if unknown:
+        raise ConfigError(f"{where}: unknown setting(s) {', '.join(sorted(unknown))}; "
+                          f"known: {', '.join(sorted(allowed))}")
+
+
+def _duration(value: Any, where: str) -> float:
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
+        return float(value)
+    try:
+        seconds = durations.parse(str(value))
+    except ValueError as error:
+        raise ConfigError(f"{where}: {error}") from None
+    if seconds <= 0:
+        raise ConfigError(f"{where} must be positive")
+    return seconds
+
+
+def _positive_int(value: Any, where: str) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+        raise ConfigError(f"{where} must be a positive whole number, not {value!r}")
+    return value
+
+
+def _share(value: Any, where: str) -> float:
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 < value <= 1:
+        raise ConfigError(f"{where} must be a number in (0, 1]")
+    return float(value)

@@ -1,0 +1,126 @@
+"""One evaluation of one model: its windows read from the store, compared as a whole and
+per segment, and the outcome kept for the API, the metrics and the report."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from fleetscope.drift.compare import DriftResult, PreparedReference, compare
+from fleetscope.drift.service.config import ModelConfig
+from fleetscope.drift.service.store import RowRange
+
+
+@dataclass
+class Evaluation:
+    model: str
+    evaluated_at: float
+    outcome: str  # success, no_data or error
+    message: str = ""
+    duration: float = 0.0
+    current: RowRange = RowRange(0, 0)
+    reference: RowRange | None = None  # rows of a rolling reference; None for a fixed one
+    current_rows: int = 0
+    reference_rows: int = 0
+    result: DriftResult | None = None
+    segments: dict[str, DriftResult] = field(default_factory=dict)
+    segment_rows: dict[str, tuple[int, int]] = field(default_factory=dict)  # label: (current, reference)
+    skipped_segments: dict[str, str] = field(default_factory=dict)
+
+    def to_json(self) -> dict:
+        document = {
+            "model": self.model, "outcome": self.outcome, "evaluated_at": self.evaluated_at,
+            "duration_seconds": self.duration, "message": self.message,
+            "current": {"rows": self.current_rows, "first_row": self.current.first, "end_row": self.current.end},
+            "reference": {"rows": self.reference_rows, "kind": "fixed" if self.reference is None else "rolling"},
+        }
+        if self.reference is not None:
+            document["reference"].update(first_row=self.reference.first, end_row=self.reference.end)
+        if self.result is not None:
+            document.update(_result_json(self.result))
+            document["segments"] = {
+                label: {"current_rows": self.segment_rows[label][0], "reference_rows": self.segment_rows[label][1],
+                        **_result_json(result)}
+                for label, result in self.segments.items()}
+            document["skipped_segments"] = self.skipped_segments
+        return document
+
+
+def _result_json(result: DriftResult) -> dict:
+    return {
+        "drift_share": result.drift_share, "drifted_share": result.drifted_share,
+        "dataset_drifted": result.dataset_drifted,
+        "columns": {name: {"kind": drift.kind.name.lower(), "method": drift.method, "score": drift.score,
+                           "threshold": drift.threshold, "drifted": drift.drifted,
+                           "current_rows": drift.current_rows, "reference_rows": drift.reference_rows}
+                    for name, drift in result.columns.items()},
+        "skipped_columns": result.skipped,
+    }
+
+
+class PreparedCache:
+    """Prepared references of a fixed reference, per segment, kept until the reference changes."""
+
+    def __init__(self) -> None:
+        self.version: object = None
+        self.prepared: dict[str, PreparedReference] = {}
+
+    def get(self, version: object, label: str, frame: pd.DataFrame, kinds: dict) -> PreparedReference:
+        if version != self.version:
+            self.version, self.prepared = version, {}
+        key = f"{label}\0{','.join(kinds)}"
+        if key not in self.prepared:
+            self.prepared[key] = PreparedReference(frame, kinds)
+        return self.prepared[key]
+
+
+def run(config: ModelConfig, current: pd.DataFrame, reference: pd.DataFrame, max_segments: int,
+        cache: PreparedCache | None, version: object, evaluation: Evaluation) -> Evaluation:
+    """Fills `evaluation` with the comparison of `current` against `reference`."""
+    started = time.perf_counter()
+    evaluation.current_rows, evaluation.reference_rows = len(current), len(reference)
+    evaluation.result = _compare(config, current, reference, dict(config.columns), "", cache, version)
+    if config.segments:
+        kinds = {name: kind for name, kind in config.columns.items() if name not in config.segments}
+        sizes = current.groupby(list(config.segments), dropna=False, sort=False).size()
+        sizes = sizes.sort_values(ascending=False, kind="stable")
+        current_groups = current.groupby(list(config.segments), dropna=False, sort=False)
+        reference_groups = reference.groupby(list(config.segments), dropna=False, sort=False)
+        for position, (values, _) in enumerate(sizes.items()):
+            values = values if isinstance(values, tuple) else (values,)
+            label = ",".join(f"{name}={'' if pd.isna(value) else value}"
+                             for name, value in zip(config.segments, values))
+            if position >= max_segments:
+                evaluation.skipped_segments[label] = f"beyond limits.max_segments ({max_segments}), by rows"
+                continue
+            try:
+                segment_reference = reference_groups.get_group(values)
+            except KeyError:
+                evaluation.skipped_segments[label] = "the reference has no rows for this segment"
+                continue
+            segment_current = current_groups.get_group(values)
+            evaluation.segments[label] = _compare(config, segment_current, segment_reference, kinds, label, cache,
+                                                  version)
+            evaluation.segment_rows[label] = (len(segment_current), len(segment_reference))
+    evaluation.outcome = "success"
+    evaluation.duration = time.perf_counter() - started
+    return evaluation
+
+
+def _compare(config: ModelConfig, current: pd.DataFrame, reference: pd.DataFrame, kinds: dict, label: str,
+             cache: PreparedCache | None, version: object) -> DriftResult:
+    # A column with no values on one side cannot be compared (Evidently raises); say so instead.
+    present_current, present_reference = current.count(), reference.count()
+    skipped = {}
+    for name in list(kinds):
+        if present_current[name] == 0 or present_reference[name] == 0:
+            side = "current window" if present_current[name] == 0 else "reference"
+            skipped[name] = f"no values in the {side}"
+            del kinds[name]
+    prepared = cache.get(version, label, reference, kinds) if cache is not None else PreparedReference(reference,
+                                                                                                      kinds)
+    result = compare(prepared, current, methods=config.methods, thresholds=config.thresholds,
+                     drift_share=config.drift_share)
+    return DriftResult(result.columns, result.drift_share, {**result.skipped, **skipped})

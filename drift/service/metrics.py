@@ -1,0 +1,61 @@
+"""The service's /metrics page, read from its state at scrape time."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from prometheus_client.metrics_core import Metric
+from prometheus_client.registry import CollectorRegistry
+
+from fleetscope.catalog import FamilySet
+from fleetscope.drift import catalog
+from fleetscope.drift.compare import DriftResult
+from fleetscope.drift.service.service import DriftService
+
+
+class DriftCollector:
+    def __init__(self, service: DriftService) -> None:
+        self.service = service
+
+    def collect(self) -> Iterator[Metric]:
+        service, families = self.service, FamilySet()
+        for name, model in service.models().items():
+            latest = service.model(name).latest
+            if latest is not None and latest.outcome == "success":
+                _add_result(families, {"model": name}, latest.result, latest.current_rows, latest.reference_rows)
+                for label, result in latest.segments.items():
+                    rows = latest.segment_rows[label]
+                    _add_result(families, {"model": name, "segment": label}, result, *rows)
+            if latest is not None:
+                families.add(catalog.EVALUATION_DURATION, {"model": name}, latest.duration)
+            if name in service.last_success:
+                families.add(catalog.LAST_EVALUATION, {"model": name}, service.last_success[name])
+            families.add(catalog.ROWS_ACCEPTED, {"model": name}, service.rows_accepted[name])
+        for (name, outcome), count in sorted(service.evaluations.items()):
+            families.add(catalog.EVALUATIONS, {"model": name, "outcome": outcome}, count)
+        for (name, reason), count in sorted(service.rows_rejected.items()):
+            families.add(catalog.ROWS_REJECTED, {"model": name, "reason": reason}, count)
+        for (name, reason), count in sorted(service.batches_rejected.items()):
+            families.add(catalog.BATCHES_REJECTED, {"model": name, "reason": reason}, count)
+        families.add(catalog.MODELS, {}, len(service.models()))
+        families.add(catalog.STORE_SIZE, {}, service.store.size_bytes())
+        yield from families.metrics()
+
+
+def _add_result(families: FamilySet, labels: dict[str, str], result: DriftResult, current_rows: int,
+                reference_rows: int) -> None:
+    for column, drift in result.columns.items():
+        method_labels = {**labels, "column": column, "method": drift.method}
+        families.add(catalog.SCORE, method_labels, drift.score)
+        families.add(catalog.THRESHOLD, method_labels, drift.threshold)
+        families.add(catalog.DETECTED, {**labels, "column": column}, drift.drifted)
+    families.add(catalog.SHARE, labels, result.drifted_share)
+    families.add(catalog.DATASET_DETECTED, labels, result.dataset_drifted)
+    families.add(catalog.WINDOW_ROWS, {**labels, "window": "current"}, current_rows)
+    families.add(catalog.WINDOW_ROWS, {**labels, "window": "reference"}, reference_rows)
+
+
+def registry_for(service: DriftService) -> CollectorRegistry:
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(DriftCollector(service))
+    return registry

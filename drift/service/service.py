@@ -1,0 +1,312 @@
+"""The drift service's state and operations, independent of HTTP: models, ingest,
+references, scheduled and on-demand evaluation, reports and retention."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass
+
+import pandas as pd
+import pyarrow as pa
+
+from fleetscope import log
+from fleetscope.drift.compare import column_kinds
+from fleetscope.drift.columns import ColumnKind
+from fleetscope.drift.report import evidently_html, evidently_snapshot
+from fleetscope.drift.service import evaluation, windows
+from fleetscope.drift.service.config import COLUMN_NAME, MODEL_NAME, ModelConfig, ServiceConfig
+from fleetscope.drift.service.decode import BadBatch, conform, read_table
+from fleetscope.drift.service.store import RowRange, Store
+
+_log = log.get("fleetscope.drift")
+
+
+class Overloaded(Exception):
+    """Too much work at once; the client should retry after `retry_after` seconds."""
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+@dataclass
+class _Model:
+    config: ModelConfig
+    cache: evaluation.PreparedCache
+    lock: threading.Lock
+    latest: evaluation.Evaluation | None = None
+    report: tuple[float, str] | None = None  # (evaluated_at, html)
+    next_due: float = 0.0
+
+
+class DriftService:
+    def __init__(self, config: ServiceConfig, clock=time.time) -> None:
+        self.config = config
+        self.limits = config.limits
+        self.clock = clock
+        self.store = Store(config.storage_path, clock=clock)
+        self._models: dict[str, _Model] = {}
+        self._models_lock = threading.Lock()
+        self._writes = threading.BoundedSemaphore(self.limits.max_concurrent_writes)
+        self._evaluations = threading.BoundedSemaphore(self.limits.max_concurrent_evaluations)
+        self.rows_accepted: Counter[str] = Counter()
+        self.rows_rejected: Counter[tuple[str, str]] = Counter()
+        self.batches_rejected: Counter[tuple[str, str]] = Counter()
+        self.evaluations: Counter[tuple[str, str]] = Counter()
+        self.last_success: dict[str, float] = {}
+        for name, schema in self.store.models().items():
+            if name not in config.models:
+                self._add(config.model_from_schema(name, schema))
+        for name, model_config in config.models.items():
+            self._add(model_config)
+            self.store.put_model(name, model_config.to_json())
+            if model_config.reference_file is not None:
+                self._load_reference_file(model_config)
+
+    def _add(self, config: ModelConfig) -> _Model:
+        model = _Model(config, evaluation.PreparedCache(), threading.Lock())
+        self._models[config.name] = model
+        return model
+
+    def models(self) -> dict[str, ModelConfig]:
+        return {name: model.config for name, model in self._models.items()}
+
+    def model(self, name: str) -> _Model:
+        model = self._models.get(name)
+        if model is None:
+            raise KeyError(name)
+        return model
+
+    # -- writes ------------------------------------------------------------------------
+
+    def _write_slot(self) -> threading.BoundedSemaphore:
+        if not self._writes.acquire(blocking=False):
+            raise Overloaded(f"{self.limits.max_concurrent_writes} writes are in progress "
+                             "(limits.max_concurrent_writes); retry shortly", retry_after=1)
+        return self._writes
+
+    def ingest(self, name: str, body: bytes, content_type: str) -> RowRange:
+        """Validates and stores one batch of outputs; all of it or nothing."""
+        model = self._models.get(name)
+        label = name if model is not None else "_unknown"
+        try:
+            if model is None:
+                raise BadBatch(404, "unknown_model", f"model {name!r} has no schema: declare it in the config or "
+                                                     "PUT its reference first")
+            table = conform(read_table(body, content_type), model.config.columns, self.limits.max_rows_per_batch,
+                            self.limits.max_category_length)
+            slot = self._write_slot()
+            try:
+                stored = self.store.append(name, table)
+            finally:
+                slot.release()
+        except BadBatch as error:
+            self.reject(label, error.reason, error.rows)
+            raise
+        except Overloaded:
+            self.reject(label, "overloaded", None)
+            raise
+        self.rows_accepted[name] += stored.rows
+        return stored
+
+    def reject(self, model: str, reason: str, rows: int | None) -> None:
+        self.batches_rejected[model, reason] += 1
+        if rows:
+            self.rows_rejected[model, reason] += rows
+
+    def put_reference(self, name: str, body: bytes, content_type: str, numerical: list[str] | None = None,
+                      categorical: list[str] | None = None, segments: list[str] | None = None) -> int:
+        """Sets a model's reference; a model not yet known takes its schema from this data."""
+        model = self._models.get(name)
+        label = name if model is not None else "_unknown"
+        try:
+            if model is not None and model.config.rolling_reference is not None:
+                raise BadBatch(409, "rolling_reference", f"model {name!r} uses a rolling reference window; "
+                                                         "it cannot be set")
+            table = read_table(body, content_type)
+            config = model.config if model is not None else self._new_model_config(name, table, numerical,
+                                                                                  categorical, segments)
+            table = conform(table, config.columns, self.limits.max_window_rows, self.limits.max_category_length)
+            slot = self._write_slot()
+            try:
+                with self._models_lock:
+                    if model is None and len(self._models) >= self.limits.max_models:
+                        raise BadBatch(409, "too_many_models",
+                                       f"the service holds {len(self._models)} models, its limit "
+                                       "(limits.max_models); remove one or raise the limit")
+                    self.store.put_reference(name, table, None if model is not None else config.to_json())
+                    if model is None:
+                        self._add(config)
+            finally:
+                slot.release()
+        except BadBatch as error:
+            self.reject(label, error.reason, error.rows)
+            raise
+        except Overloaded:
+            self.reject(label, "overloaded", None)
+            raise
+        _log.info("reference set", extra={"model": name, "rows": table.num_rows})
+        return table.num_rows
+
+    def _new_model_config(self, name: str, table, numerical, categorical, segments) -> ModelConfig:
+        if not MODEL_NAME.match(name):
+            raise BadBatch(400, "bad_model_name", f"model name {name!r}: use 1-128 letters, digits, "
+                                                  "'_', '.', ':' or '-'")
+        if len(self._models) >= self.limits.max_models:
+            raise BadBatch(409, "too_many_models", f"the service holds {len(self._models)} models, its limit "
+                                                   "(limits.max_models); remove one or raise the limit")
+        if len(table.column_names) > self.limits.max_columns:
+            raise BadBatch(400, "too_many_columns", f"the reference has {len(table.column_names)} columns; "
+                                                    f"limits.max_columns is {self.limits.max_columns}")
+        for column in table.column_names:
+            if not COLUMN_NAME.match(column):
+                raise BadBatch(400, "schema", f"column name {column!r}: use letters, digits, '_', '.', ':' or '-'")
+        frame = _as_frame(table)
+        declared = set(numerical or ()) | set(categorical or ())
+        unknown = declared - set(frame.columns)
+        if unknown:
+            raise BadBatch(400, "schema", f"declared column(s) {sorted(unknown)} are not in the reference")
+        kinds = column_kinds(frame)  # Evidently's inference, overridden by what was declared
+        kinds.update({column: ColumnKind.NUMERICAL for column in numerical or ()})
+        kinds.update({column: ColumnKind.CATEGORICAL for column in categorical or ()})
+        unusable = {column: kind for column, kind in kinds.items()
+                    if kind not in (ColumnKind.NUMERICAL, ColumnKind.CATEGORICAL)}
+        if unusable:
+            column, kind = next(iter(unusable.items()))
+            raise BadBatch(400, "schema", f"column {column!r} looks like {kind.name.lower()} data, which is not "
+                                          "compared: declare it with ?categorical= or ?numerical=, or leave it out")
+        schema = {"columns": {column: kind.value for column, kind in kinds.items()}, "segments": list(segments or ())}
+        try:
+            return self.config.model_from_schema(name, schema)
+        except ValueError as error:
+            raise BadBatch(400, "schema", str(error)) from None
+
+    def _load_reference_file(self, config: ModelConfig) -> None:
+        path = config.reference_file
+        suffix = path.suffix.lower()
+        content_type = {".csv": "text/csv", ".parquet": "application/vnd.apache.parquet",
+                        ".json": "application/json", ".arrow": "application/vnd.apache.arrow.file"}.get(suffix)
+        if content_type is None:
+            raise log.UserError(f"model {config.name}: reference file {path} must be .csv, .parquet, .json or .arrow")
+        try:
+            body = path.read_bytes()
+            table = conform(read_table(body, content_type), config.columns, self.limits.max_window_rows,
+                            self.limits.max_category_length)
+        except OSError as error:
+            raise log.UserError(f"model {config.name}: cannot read reference file {path}: {error}") from None
+        except BadBatch as error:
+            raise log.UserError(f"model {config.name}: reference file {path}: {error.message}") from None
+        self.store.put_reference(config.name, table)
+
+    # -- evaluation --------------------------------------------------------------------
+
+    def evaluate(self, name: str, wait: bool = True) -> evaluation.Evaluation:
+        model = self.model(name)
+        if not (self._evaluations.acquire(timeout=30) if wait else self._evaluations.acquire(blocking=False)):
+            raise Overloaded(f"{self.limits.max_concurrent_evaluations} evaluations are running "
+                             "(limits.max_concurrent_evaluations); retry shortly", retry_after=5)
+        try:
+            with model.lock:
+                result = self._evaluate(model)
+                model.latest = result
+        finally:
+            self._evaluations.release()
+        self.evaluations[name, result.outcome] += 1
+        if result.outcome == "success":
+            self.last_success[name] = result.evaluated_at
+        return result
+
+    def _evaluate(self, model: _Model) -> evaluation.Evaluation:
+        config, now = model.config, self.clock()
+        outcome = evaluation.Evaluation(config.name, now, "no_data")
+        try:
+            current_range = windows.current_rows(self.store, config.name, config.window, now,
+                                                 self.limits.max_window_rows)
+            outcome.current = current_range
+            current = self._frame(config, current_range)
+            reference, version = self._reference(config, now, outcome)
+            if current is None or len(current) == 0:
+                outcome.message = "the current window has no rows"
+            elif reference is None or len(reference) == 0:
+                outcome.message = ("the reference window has no rows" if config.rolling_reference
+                                   else "no reference: PUT /v1/models/{model}/reference or name a file in the config")
+            else:
+                cache = model.cache if config.rolling_reference is None else None
+                evaluation.run(config, current, reference, self.limits.max_segments, cache, version, outcome)
+        except Exception as error:  # an evaluation must never take the service down
+            _log.exception("evaluation failed", extra={"model": config.name})
+            outcome.outcome, outcome.message = "error", f"{type(error).__name__}: {error}"
+        outcome.duration = self.clock() - now if outcome.outcome != "success" else outcome.duration
+        return outcome
+
+    def _frame(self, config: ModelConfig, rows: RowRange) -> pd.DataFrame | None:
+        if rows.rows == 0:
+            return None
+        table = self.store.read(config.name, rows, list(config.columns))
+        return None if table is None else _as_frame(table)
+
+    def _reference(self, config: ModelConfig, now: float, outcome: evaluation.Evaluation):
+        if config.rolling_reference is not None:
+            rows = windows.rolling_reference_rows(self.store, config.name, config.rolling_reference, now,
+                                                  self.limits.max_window_rows)
+            outcome.reference = rows
+            return self._frame(config, rows), None
+        stored = self.store.reference(config.name)
+        if stored is None:
+            return None, None
+        updated_at, table = stored
+        return _as_frame(table.select(list(config.columns))), updated_at
+
+    def report(self, name: str) -> str:
+        """Evidently's HTML report of the windows the latest evaluation compared."""
+        model = self.model(name)
+        latest = model.latest
+        if latest is None or latest.outcome != "success":
+            raise LookupError(f"model {name!r} has no successful evaluation yet: POST /v1/models/{name}/evaluate")
+        if model.report is not None and model.report[0] == latest.evaluated_at:
+            return model.report[1]
+        if not self._evaluations.acquire(timeout=30):
+            raise Overloaded("evaluations and reports are busy (limits.max_concurrent_evaluations)", retry_after=5)
+        try:
+            config = model.config
+            current = self._frame(config, latest.current)
+            if latest.reference is not None:
+                reference = self._frame(config, latest.reference)
+            else:
+                reference, _ = self._reference(config, latest.evaluated_at, latest)
+            kinds = {name: drift.kind for name, drift in latest.result.columns.items()}
+            methods = {name: drift.method for name, drift in latest.result.columns.items()}
+            thresholds = {name: drift.threshold for name, drift in latest.result.columns.items()}
+            html = evidently_html(evidently_snapshot(reference, current, kinds, methods, thresholds,
+                                                     config.drift_share))
+        finally:
+            self._evaluations.release()
+        model.report = (latest.evaluated_at, html)
+        return html
+
+    def run_due(self) -> None:
+        """Evaluates every model whose interval has passed (the scheduler calls this)."""
+        now = self.clock()
+        for name, model in list(self._models.items()):
+            interval = model.config.evaluation_interval or self.config.evaluation_interval
+            if now >= model.next_due:
+                model.next_due = now + interval
+                try:
+                    self.evaluate(name, wait=False)
+                except Overloaded:
+                    model.next_due = now + 1
+
+    def compact(self) -> int:
+        deleted = self.store.compact(self.config.retention)
+        if deleted:
+            _log.info("retention compaction", extra={"batches_deleted": deleted})
+        return deleted
+
+    def close(self) -> None:
+        self.store.close()
+
+
+def _as_frame(table: pa.Table) -> pd.DataFrame:
+    return table.to_pandas()

@@ -1,0 +1,189 @@
+"""Durable storage of accepted outputs, references and model schemas, in SQLite.
+
+Why SQLite: it ships with Python, and one transaction per batch gives exactly what the API
+promises: a batch is stored whole or not at all, and once the commit returns it survives
+kill -9 and power loss (write-ahead log with synchronous=FULL). Batches are stored as Arrow
+IPC blobs, one row per batch, so a 10,000-row batch is one insert and windows read back as
+Arrow tables without per-row decoding. DuckDB would add a large dependency and takes a
+process-wide file lock; Parquet segments would need a write-ahead log of our own.
+
+Every accepted row gets a number, per model, in arrival order; windows are ranges of those
+numbers, so the exact rows of an evaluation can be read again for its report.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow as pa
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS models (
+    name TEXT PRIMARY KEY, schema TEXT NOT NULL, created_at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS batches (
+    id INTEGER PRIMARY KEY, model TEXT NOT NULL, received_at REAL NOT NULL,
+    first_row INTEGER NOT NULL, rows INTEGER NOT NULL, data BLOB NOT NULL);
+CREATE INDEX IF NOT EXISTS batches_by_model_row ON batches (model, first_row);
+CREATE INDEX IF NOT EXISTS batches_by_model_time ON batches (model, received_at);
+CREATE TABLE IF NOT EXISTS row_counters (
+    model TEXT PRIMARY KEY, next_row INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS model_references (
+    model TEXT PRIMARY KEY, updated_at REAL NOT NULL, rows INTEGER NOT NULL, data BLOB NOT NULL);
+"""
+
+
+@dataclass(frozen=True)
+class RowRange:
+    """Row numbers [first, end) of one model."""
+    first: int
+    end: int
+
+    @property
+    def rows(self) -> int:
+        return max(0, self.end - self.first)
+
+
+class Store:
+    def __init__(self, path: Path, clock=time.time) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._clock = clock
+        self._write_lock = threading.Lock()
+        self._writer = self._connect()
+        self._writer.execute("PRAGMA auto_vacuum=INCREMENTAL")  # takes effect on a new file only
+        self._writer.executescript(_SCHEMA)
+        self._reader = self._connect()
+        self._read_lock = threading.Lock()
+        self._next_row = dict(self._writer.execute("SELECT model, next_row FROM row_counters"))
+        self._last_time = self._writer.execute("SELECT COALESCE(MAX(received_at), 0) FROM batches").fetchone()[0]
+
+    def _connect(self) -> sqlite3.Connection:
+        connection = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        connection.execute("PRAGMA journal_mode=WAL")
+        connection.execute("PRAGMA synchronous=FULL")  # durable once COMMIT returns
+        connection.execute("PRAGMA busy_timeout=5000")
+        return connection
+
+    def close(self) -> None:
+        with self._write_lock, self._read_lock:
+            self._writer.close()
+            self._reader.close()
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        with self._write_lock:
+            self._writer.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._writer
+            except BaseException:
+                self._writer.execute("ROLLBACK")
+                raise
+            self._writer.execute("COMMIT")
+
+    # -- models and references -------------------------------------------------------
+
+    def models(self) -> dict[str, dict]:
+        with self._read_lock:
+            return {name: json.loads(schema) for name, schema in
+                    self._reader.execute("SELECT name, schema FROM models ORDER BY name")}
+
+    def put_model(self, name: str, schema: dict) -> None:
+        with self._transaction() as db:
+            db.execute("INSERT INTO models (name, schema, created_at) VALUES (?, ?, ?) "
+                       "ON CONFLICT (name) DO UPDATE SET schema = excluded.schema",
+                       (name, json.dumps(schema, sort_keys=True), self._clock()))
+
+    def put_reference(self, model: str, table: pa.Table, schema: dict | None = None) -> None:
+        """Sets the model's reference, and its schema when given, in one transaction."""
+        with self._transaction() as db:
+            if schema is not None:
+                db.execute("INSERT INTO models (name, schema, created_at) VALUES (?, ?, ?) "
+                           "ON CONFLICT (name) DO UPDATE SET schema = excluded.schema",
+                           (model, json.dumps(schema, sort_keys=True), self._clock()))
+            db.execute("INSERT INTO model_references (model, updated_at, rows, data) VALUES (?, ?, ?, ?) "
+                       "ON CONFLICT (model) DO UPDATE SET updated_at = excluded.updated_at, rows = excluded.rows, "
+                       "data = excluded.data", (model, self._clock(), table.num_rows, _to_ipc(table)))
+
+    def reference(self, model: str) -> tuple[float, pa.Table] | None:
+        with self._read_lock:
+            found = self._reader.execute("SELECT updated_at, data FROM model_references WHERE model = ?",
+                                         (model,)).fetchone()
+        return None if found is None else (found[0], _from_ipc(found[1]))
+
+    # -- outputs ---------------------------------------------------------------------
+
+    def append(self, model: str, table: pa.Table) -> RowRange:
+        """Stores a batch; when this returns, the batch is on disk."""
+        blob = _to_ipc(table)
+        with self._transaction() as db:
+            received_at = max(self._clock(), self._last_time)  # arrival order and time agree
+            first = self._next_row.get(model, 0)
+            db.execute("INSERT INTO batches (model, received_at, first_row, rows, data) VALUES (?, ?, ?, ?, ?)",
+                       (model, received_at, first, table.num_rows, blob))
+            db.execute("INSERT INTO row_counters (model, next_row) VALUES (?, ?) "
+                       "ON CONFLICT (model) DO UPDATE SET next_row = excluded.next_row",
+                       (model, first + table.num_rows))
+        self._last_time = received_at
+        self._next_row[model] = first + table.num_rows
+        return RowRange(first, first + table.num_rows)
+
+    def total_rows(self, model: str) -> int:
+        """Rows ever accepted for the model (row numbers run from 0 to this)."""
+        return self._next_row.get(model, 0)
+
+    def rows_between_times(self, model: str, since: float, until: float) -> RowRange:
+        """The rows that arrived in [since, until)."""
+        with self._read_lock:
+            first, end = self._reader.execute(
+                "SELECT MIN(first_row), MAX(first_row + rows) FROM batches "
+                "WHERE model = ? AND received_at >= ? AND received_at < ?", (model, since, until)).fetchone()
+        return RowRange(0, 0) if first is None else RowRange(first, end)
+
+    def read(self, model: str, rows: RowRange, columns: list[str]) -> pa.Table | None:
+        """The stored rows of the range (fewer where retention removed some), or None if none."""
+        with self._read_lock:
+            found = self._reader.execute(
+                "SELECT first_row, data FROM batches WHERE model = ? AND first_row < ? AND first_row + rows > ? "
+                "ORDER BY first_row", (model, rows.end, rows.first)).fetchall()
+        pieces = []
+        for first_row, blob in found:
+            table = _from_ipc(blob).select(columns)
+            start = max(0, rows.first - first_row)
+            stop = min(table.num_rows, rows.end - first_row)
+            pieces.append(table.slice(start, stop - start))
+        return pa.concat_tables(pieces) if pieces else None
+
+    # -- retention -------------------------------------------------------------------
+
+    def compact(self, retention: float) -> int:
+        """Deletes batches older than the retention and gives the space back; returns batches deleted."""
+        cutoff = self._clock() - retention
+        with self._transaction() as db:
+            deleted = db.execute("DELETE FROM batches WHERE received_at < ?", (cutoff,)).rowcount
+        if deleted:
+            with self._write_lock:
+                self._writer.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                self._writer.execute("PRAGMA incremental_vacuum")
+        return deleted
+
+    def size_bytes(self) -> int:
+        return sum(path.stat().st_size for path in (self.path, Path(f"{self.path}-wal"))
+                   if path.exists())
+
+
+def _to_ipc(table: pa.Table) -> bytes:
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    return sink.getvalue().to_pybytes()
+
+
+def _from_ipc(blob: bytes) -> pa.Table:
+    return pa.ipc.open_stream(pa.py_buffer(blob)).read_all()

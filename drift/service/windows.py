@@ -1,0 +1,44 @@
+"""Which stored rows a window covers, as a range of row numbers.
+
+sliding:  the rows that arrived in the last `duration`, and/or the last `rows` rows;
+          with both, the later of the two starts (the smaller window).
+tumbling: the latest complete period: by time, aligned to the Unix epoch (a 5m window
+          ending at 12:05:00 covers 12:00:00 to 12:05:00); by rows, the latest complete
+          block of `rows` rows.
+A rolling reference is the window [now - offset - duration, now - offset).
+Every window is capped to the newest limits.max_window_rows rows.
+"""
+
+from __future__ import annotations
+
+import math
+
+from fleetscope.drift.service.config import RollingReference, Window
+from fleetscope.drift.service.store import RowRange, Store
+
+
+def current_rows(store: Store, model: str, window: Window, now: float, max_rows: int) -> RowRange:
+    total = store.total_rows(model)
+    if window.type == "tumbling":
+        if window.duration is not None:
+            end = math.floor(now / window.duration) * window.duration
+            found = store.rows_between_times(model, end - window.duration, end)
+        else:
+            end_row = total // window.rows * window.rows
+            found = RowRange(max(0, end_row - window.rows), end_row)
+    else:
+        found = (store.rows_between_times(model, now - window.duration, math.inf)
+                 if window.duration is not None else RowRange(0, total))
+        if window.rows is not None:
+            found = RowRange(max(found.first, found.end - window.rows), found.end)
+    return cap(found, max_rows)
+
+
+def rolling_reference_rows(store: Store, model: str, rolling: RollingReference, now: float,
+                           max_rows: int) -> RowRange:
+    end = now - rolling.offset
+    return cap(store.rows_between_times(model, end - rolling.duration, end), max_rows)
+
+
+def cap(rows: RowRange, max_rows: int) -> RowRange:
+    return RowRange(max(rows.first, rows.end - max_rows), rows.end)
