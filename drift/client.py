@@ -111,8 +111,9 @@ class DriftClient:
                     break
             if closing:
                 with self._lock:
-                    self.dropped["closed"] += len(self._queue)
-                    self._queue.clear()
+                    if self._queue:
+                        self.dropped["closed"] += len(self._queue)
+                        self._queue.clear()
                 return
 
     def _take(self) -> list[Mapping]:

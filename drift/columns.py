@@ -68,4 +68,6 @@ def clean(column: pd.Series) -> pd.Series:
         values = column.to_numpy()
         finite = np.isfinite(values)
         return column if finite.all() else column[finite]
+    if column.dtype == object and pd.api.types.infer_dtype(column, skipna=True) == "string":
+        return column.dropna() if column.hasnans else column  # strings hold no infinities
     return column.replace([-np.inf, np.inf], np.nan).dropna()

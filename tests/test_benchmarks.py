@@ -26,3 +26,24 @@ def test_inference_sdk_benchmark_runs(tmp_path):
     assert result.returncode == 0, result.stderr
     rows = json.loads((tmp_path / "out.json").read_text())
     assert {row["threads"] for row in rows} == {1, 8} and all(row["mean_ns"] > 0 for row in rows)
+
+
+def test_drift_compare_benchmark_runs_and_agrees_with_evidently(tmp_path):
+    script = SCRIPT.parent / "drift_compare.py"
+    result = subprocess.run([sys.executable, str(script), "--rows", "3000", "--repeat", "1", "--json",
+                             str(tmp_path / "out.json")], capture_output=True, text=True, timeout=240,
+                            stdin=subprocess.DEVNULL)
+    assert result.returncode == 0, result.stderr
+    rows = json.loads((tmp_path / "out.json").read_text())
+    assert [row["same_values"] for row in rows] == [True, True] and all(row["columns"] == 20 for row in rows)
+
+
+def test_drift_ingest_benchmark_runs(tmp_path):
+    script = SCRIPT.parent / "drift_ingest.py"
+    result = subprocess.run([sys.executable, str(script), "--seconds", "1", "--clients", "2", "--json",
+                             str(tmp_path / "out.json")], capture_output=True, text=True, timeout=240,
+                            stdin=subprocess.DEVNULL)
+    assert result.returncode == 0, result.stderr
+    rows = json.loads((tmp_path / "out.json").read_text())
+    assert [row["encoding"] for row in rows] == ["idle", "json", "arrow"]
+    assert all(row["rows_accepted"] > 0 for row in rows[1:])

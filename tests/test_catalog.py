@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from fleetscope.catalog import BASE_UNITS, MetricSpec, check_unique
+from fleetscope.drift import catalog as drift_catalog
 from fleetscope.exporters import catalog
 from fleetscope.exporters.catalog.gpu import GPU_LABELS
 
@@ -12,10 +13,14 @@ from fleetscope.exporters.catalog.gpu import GPU_LABELS
 # states and flags, codes, and plain counts of things.
 NON_UNIT_SUFFIXES = ("_info", "_total", "_up", "_enabled", "_pending", "_failed", "_active", "_state", "_success",
                      "_xid", "_per_second", "_files", "_ranks", "_nodes", "_sequence", "_channels",
-                     "_collectives", "_hung", "_tokens", "_in_flight")
+                     "_collectives", "_hung", "_tokens", "_in_flight",
+                     # drift: a score whose meaning the method label gives, its threshold, a 0/1 verdict,
+                     # and counts of rows and models
+                     "_score", "_threshold", "_detected", "_rows", "_models")
+EVERY_SPEC = catalog.ALL + drift_catalog.ALL
 
 
-@pytest.mark.parametrize("spec", catalog.ALL, ids=lambda s: s.name)
+@pytest.mark.parametrize("spec", EVERY_SPEC, ids=lambda s: s.name)
 def test_names_carry_base_units(spec):
     name = spec.name.removesuffix("_total")
     assert name.endswith(tuple(f"_{unit}" for unit in BASE_UNITS)) or spec.name.endswith(NON_UNIT_SUFFIXES), (
@@ -45,6 +50,6 @@ def test_specs_breaking_conventions_are_refused(bad, problem):
 
 
 def test_names_are_unique():
-    check_unique(catalog.ALL)
+    check_unique(EVERY_SPEC)
     with pytest.raises(ValueError, match="declared twice"):
         check_unique(catalog.ALL + catalog.ALL[:1])

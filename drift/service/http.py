@@ -52,84 +52,69 @@ def create_app(service: DriftService) -> Starlette:
                                "send smaller batches")
         return body
 
-    async def outputs(request: Request) -> Response:
-        model = request.path_params["model"]
-        if (denied := refused(request, write=True)) is not None:
-            return denied
-        body = await body_of(request, model)
-        if isinstance(body, Response):
-            return body
-        try:
-            stored = await run_in_threadpool(service.ingest, model, body, request.headers.get("content-type", ""))
-        except BadBatch as error:
-            return _error(error.status, error.message, reason=error.reason)
-        except Overloaded as error:
-            return _error(429, str(error), headers={"Retry-After": str(error.retry_after)})
-        except Exception as error:  # the store failing (disk full, I/O error): nothing was accepted
-            _log.exception("storing a batch failed", extra={"model": model})
-            return _error(503, f"the store could not take the batch: {error}", headers={"Retry-After": "5"})
+    def endpoint(handler, write: bool, known_model: bool = True, busy_status: int = 503):
+        """Auth, the model check and the mapping of refusals to statuses, around one handler.
+
+        busy_status: 429 where the client sent too much at once (writes), 503 where the
+        service itself is busy (evaluations and reports)."""
+        async def guarded(request: Request) -> Response:
+            model = request.path_params.get("model")
+            if (denied := refused(request, write)) is not None:
+                return denied
+            if known_model and model not in service.models():
+                return _error(404, f"model {model!r} is not known: declare it in the config or PUT its "
+                                   "reference first")
+            try:
+                return await handler(request, model)
+            except BadBatch as error:
+                return _error(error.status, error.message, reason=error.reason)
+            except Overloaded as error:
+                return _error(busy_status, str(error), headers={"Retry-After": str(error.retry_after)})
+            except LookupError as error:
+                return _error(404, str(error))
+            except Exception as error:
+                if not write:
+                    raise
+                # the store failing (disk full, I/O error): nothing was accepted
+                _log.exception("storing failed", extra={"model": model})
+                return _error(503, f"the store could not take the data: {error}", headers={"Retry-After": "5"})
+        return guarded
+
+    async def read_body(request: Request, model: str) -> bytes:
+        body = await bounded_body(request, limits.max_body_bytes)
+        if body is None:
+            service.reject(model if model in service.models() else "_unknown", "too_large", None)
+            raise BadBatch(413, "too_large", f"the body is larger than limits.max_body_bytes "
+                                             f"({limits.max_body_bytes} bytes): send smaller batches")
+        return body
+
+    async def outputs(request: Request, model: str) -> Response:
+        body = await read_body(request, model)
+        stored = await run_in_threadpool(service.ingest, model, body, request.headers.get("content-type", ""))
         return JSONResponse({"accepted": stored.rows, "first_row": stored.first}, status_code=202)
 
-    async def reference(request: Request) -> Response:
-        model = request.path_params["model"]
-        if (denied := refused(request, write=True)) is not None:
-            return denied
-        body = await body_of(request, model)
-        if isinstance(body, Response):
-            return body
+    async def reference(request: Request, model: str) -> Response:
+        body = await read_body(request, model)
         query = request.query_params
-        try:
-            rows = await run_in_threadpool(
-                service.put_reference, model, body, request.headers.get("content-type", ""),
-                _names(query.get("numerical")), _names(query.get("categorical")), _names(query.get("segments")))
-        except BadBatch as error:
-            return _error(error.status, error.message, reason=error.reason)
-        except Overloaded as error:
-            return _error(429, str(error), headers={"Retry-After": str(error.retry_after)})
-        except Exception as error:
-            _log.exception("storing a reference failed", extra={"model": model})
-            return _error(503, f"the store could not take the reference: {error}", headers={"Retry-After": "5"})
+        rows = await run_in_threadpool(
+            service.put_reference, model, body, request.headers.get("content-type", ""),
+            _names(query.get("numerical")), _names(query.get("categorical")), _names(query.get("segments")))
         config = service.model(model).config
         return JSONResponse({"model": model, "rows": rows,
                              "columns": {name: kind.name.lower() for name, kind in config.columns.items()},
                              "segments": list(config.segments)})
 
-    async def evaluate(request: Request) -> Response:
-        model = request.path_params["model"]
-        if (denied := refused(request, write=True)) is not None:
-            return denied
-        if model not in service.models():
-            return _unknown(model)
-        try:
-            result = await run_in_threadpool(service.evaluate, model)
-        except Overloaded as error:
-            return _error(503, str(error), headers={"Retry-After": str(error.retry_after)})
-        return _json(result.to_json())
+    async def evaluate(request: Request, model: str) -> Response:
+        return _json((await run_in_threadpool(service.evaluate, model)).to_json())
 
-    async def drift(request: Request) -> Response:
-        model = request.path_params["model"]
-        if (denied := refused(request, write=False)) is not None:
-            return denied
-        if model not in service.models():
-            return _unknown(model)
+    async def drift(request: Request, model: str) -> Response:
         latest = service.model(model).latest
         if latest is None:
             return _error(404, f"model {model!r} has not been evaluated yet: POST /v1/models/{model}/evaluate")
         return _json(latest.to_json())
 
-    async def report(request: Request) -> Response:
-        model = request.path_params["model"]
-        if (denied := refused(request, write=False)) is not None:
-            return denied
-        if model not in service.models():
-            return _unknown(model)
-        try:
-            html = await run_in_threadpool(service.report, model)
-        except LookupError as error:
-            return _error(404, str(error))
-        except Overloaded as error:
-            return _error(503, str(error), headers={"Retry-After": str(error.retry_after)})
-        return HTMLResponse(html)
+    async def report(request: Request, model: str) -> Response:
+        return HTMLResponse(await run_in_threadpool(service.report, model))
 
     async def models(request: Request) -> Response:
         if (denied := refused(request, write=False)) is not None:
@@ -148,11 +133,11 @@ def create_app(service: DriftService) -> Starlette:
         return PlainTextResponse("OK\n")
 
     return Starlette(routes=[
-        Route("/v1/models/{model}/outputs", outputs, methods=["POST"]),
-        Route("/v1/models/{model}/reference", reference, methods=["PUT"]),
-        Route("/v1/models/{model}/evaluate", evaluate, methods=["POST"]),
-        Route("/v1/models/{model}/drift", drift, methods=["GET"]),
-        Route("/v1/models/{model}/report", report, methods=["GET"]),
+        Route("/v1/models/{model}/outputs", endpoint(outputs, True, False, 429), methods=["POST"]),
+        Route("/v1/models/{model}/reference", endpoint(reference, True, False, 429), methods=["PUT"]),
+        Route("/v1/models/{model}/evaluate", endpoint(evaluate, write=True), methods=["POST"]),
+        Route("/v1/models/{model}/drift", endpoint(drift, write=False), methods=["GET"]),
+        Route("/v1/models/{model}/report", endpoint(report, write=False), methods=["GET"]),
         Route("/v1/models", models, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
         Route("/-/healthy", healthy, methods=["GET"]),
@@ -162,10 +147,6 @@ def create_app(service: DriftService) -> Starlette:
 
 def _names(value: str | None) -> list[str] | None:
     return [name.strip() for name in value.split(",") if name.strip()] if value else None
-
-
-def _unknown(model: str) -> Response:
-    return _error(404, f"model {model!r} is not known: declare it in the config or PUT its reference first")
 
 
 def _error(status: int, message: str, reason: str | None = None, headers: dict | None = None) -> Response:

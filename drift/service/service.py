@@ -6,6 +6,8 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import pandas as pd
@@ -81,33 +83,40 @@ class DriftService:
 
     # -- writes ------------------------------------------------------------------------
 
-    def _write_slot(self) -> threading.BoundedSemaphore:
+    @contextmanager
+    def _write_slot(self) -> Iterator[None]:
+        """One of limits.max_concurrent_writes; Overloaded at once when none is free."""
         if not self._writes.acquire(blocking=False):
             raise Overloaded(f"{self.limits.max_concurrent_writes} writes are in progress "
                              "(limits.max_concurrent_writes); retry shortly", retry_after=1)
-        return self._writes
-
-    def ingest(self, name: str, body: bytes, content_type: str) -> RowRange:
-        """Validates and stores one batch of outputs; all of it or nothing."""
-        model = self._models.get(name)
-        label = name if model is not None else "_unknown"
         try:
-            if model is None:
-                raise BadBatch(404, "unknown_model", f"model {name!r} has no schema: declare it in the config or "
-                                                     "PUT its reference first")
-            table = conform(read_table(body, content_type), model.config.columns, self.limits.max_rows_per_batch,
-                            self.limits.max_category_length)
-            slot = self._write_slot()
-            try:
-                stored = self.store.append(name, table)
-            finally:
-                slot.release()
+            yield
+        finally:
+            self._writes.release()
+
+    @contextmanager
+    def _counting_refusals(self, name: str) -> Iterator[None]:
+        label = name if name in self._models else "_unknown"
+        try:
+            yield
         except BadBatch as error:
             self.reject(label, error.reason, error.rows)
             raise
         except Overloaded:
             self.reject(label, "overloaded", None)
             raise
+
+    def ingest(self, name: str, body: bytes, content_type: str) -> RowRange:
+        """Validates and stores one batch of outputs; all of it or nothing."""
+        model = self._models.get(name)
+        with self._counting_refusals(name):
+            if model is None:
+                raise BadBatch(404, "unknown_model", f"model {name!r} has no schema: declare it in the config or "
+                                                     "PUT its reference first")
+            table = conform(read_table(body, content_type), model.config.columns, self.limits.max_rows_per_batch,
+                            self.limits.max_category_length)
+            with self._write_slot():
+                stored = self.store.append(name, table)
         self.rows_accepted[name] += stored.rows
         return stored
 
@@ -120,8 +129,7 @@ class DriftService:
                       categorical: list[str] | None = None, segments: list[str] | None = None) -> int:
         """Sets a model's reference; a model not yet known takes its schema from this data."""
         model = self._models.get(name)
-        label = name if model is not None else "_unknown"
-        try:
+        with self._counting_refusals(name):
             if model is not None and model.config.rolling_reference is not None:
                 raise BadBatch(409, "rolling_reference", f"model {name!r} uses a rolling reference window; "
                                                          "it cannot be set")
@@ -129,24 +137,12 @@ class DriftService:
             config = model.config if model is not None else self._new_model_config(name, table, numerical,
                                                                                   categorical, segments)
             table = conform(table, config.columns, self.limits.max_window_rows, self.limits.max_category_length)
-            slot = self._write_slot()
-            try:
-                with self._models_lock:
-                    if model is None and len(self._models) >= self.limits.max_models:
-                        raise BadBatch(409, "too_many_models",
-                                       f"the service holds {len(self._models)} models, its limit "
-                                       "(limits.max_models); remove one or raise the limit")
-                    self.store.put_reference(name, table, None if model is not None else config.to_json())
-                    if model is None:
-                        self._add(config)
-            finally:
-                slot.release()
-        except BadBatch as error:
-            self.reject(label, error.reason, error.rows)
-            raise
-        except Overloaded:
-            self.reject(label, "overloaded", None)
-            raise
+            with self._write_slot(), self._models_lock:
+                if model is None:
+                    self._check_room()
+                self.store.put_reference(name, table, None if model is not None else config.to_json())
+                if model is None:
+                    self._add(config)
         _log.info("reference set", extra={"model": name, "rows": table.num_rows})
         return table.num_rows
 
@@ -154,9 +150,7 @@ class DriftService:
         if not MODEL_NAME.match(name):
             raise BadBatch(400, "bad_model_name", f"model name {name!r}: use 1-128 letters, digits, "
                                                   "'_', '.', ':' or '-'")
-        if len(self._models) >= self.limits.max_models:
-            raise BadBatch(409, "too_many_models", f"the service holds {len(self._models)} models, its limit "
-                                                   "(limits.max_models); remove one or raise the limit")
+        self._check_room()
         if len(table.column_names) > self.limits.max_columns:
             raise BadBatch(400, "too_many_columns", f"the reference has {len(table.column_names)} columns; "
                                                     f"limits.max_columns is {self.limits.max_columns}")
@@ -182,6 +176,11 @@ class DriftService:
             return self.config.model_from_schema(name, schema)
         except ValueError as error:
             raise BadBatch(400, "schema", str(error)) from None
+
+    def _check_room(self) -> None:
+        if len(self._models) >= self.limits.max_models:
+            raise BadBatch(409, "too_many_models", f"the service holds {len(self._models)} models, its limit "
+                                                   "(limits.max_models); remove one or raise the limit")
 
     def _load_reference_file(self, config: ModelConfig) -> None:
         path = config.reference_file

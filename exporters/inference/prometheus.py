@@ -51,9 +51,12 @@ def _exemplar(seen: SeenExemplar | None) -> Exemplar | None:
                     seen.timestamp)
 
 
-def registry_for(metrics: InferenceMetrics) -> CollectorRegistry:
+def registry_for(metrics: InferenceMetrics, *collectors: object) -> CollectorRegistry:
+    """A registry serving the SDK's metrics and any other collectors the server has."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(InferenceCollector(metrics))
+    for collector in collectors:
+        registry.register(collector)
     return registry
 
 

@@ -14,7 +14,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from prometheus_client import make_asgi_app
 from starlette.applications import Starlette
@@ -35,7 +36,7 @@ Outputs = Callable[[str, list[dict[str, object]]], None]
 
 
 def create_app(model: IrisModel, metrics: InferenceMetrics, workers: int = 4,
-               outputs: Outputs | None = None) -> InferenceMiddleware:
+               outputs: Outputs | None = None, collectors: Sequence[object] = ()) -> InferenceMiddleware:
     slots = asyncio.Semaphore(workers)
     metrics.declare(model.name, "predict")
 
@@ -63,7 +64,7 @@ def create_app(model: IrisModel, metrics: InferenceMetrics, workers: int = 4,
     app = Starlette(routes=[
         Route(f"/v1/models/{model.name}/predict", predict, methods=["POST"]),
         Route("/-/healthy", healthy),
-        Mount("/metrics", app=make_asgi_app(registry_for(metrics))),
+        Mount("/metrics", app=make_asgi_app(registry_for(metrics, *collectors))),
     ])
     predict_path = f"/v1/models/{model.name}/predict"
     return InferenceMiddleware(app, metrics, route=lambda scope: (model.name, "predict")
@@ -75,6 +76,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="address to serve predictions and /metrics on")
     parser.add_argument("--workers", type=int, default=4, help="predictions run at once; others queue")
     parser.add_argument("--engine", default="sklearn", help="the engine label of the metrics")
+    parser.add_argument("--drift.url", dest="drift_url",
+                        help="drift service to send each prediction's inputs and outputs to (e.g. http://127.0.0.1:9840)")
+    parser.add_argument("--drift.token-file", dest="drift_token_file", type=Path,
+                        help="file holding a write token for the drift service")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -83,8 +88,25 @@ def run(args: argparse.Namespace) -> int:
     if args.workers < 1:
         raise log.UserError(f"--workers must be at least 1, not {args.workers}")
     host, port = parse_listen_address(args.listen_address)
-    app = create_app(IrisModel(), InferenceMetrics(engine=args.engine), workers=args.workers)
+    model, client = IrisModel(), None
+    if args.drift_url:
+        from fleetscope.drift.client import DriftClient
+
+        token = _read_token(args.drift_token_file) if args.drift_token_file else None
+        client = DriftClient(args.drift_url, model.name, token=token)
+    app = create_app(model, InferenceMetrics(engine=args.engine), workers=args.workers,
+                     outputs=(lambda _, rows: client.send_many(rows)) if client else None,
+                     collectors=(client,) if client else ())
     log.get("fleetscope.model_server").info("serving the iris model", extra={"address": args.listen_address})
     uvicorn.Server(uvicorn.Config(app, host=host or "0.0.0.0", port=port, log_level="warning",
                                   lifespan="off")).run()
+    if client is not None:
+        client.close()
     return 0
+
+
+def _read_token(path: Path) -> str:
+    try:
+        return path.read_text().strip()
+    except OSError as error:
+        raise log.UserError(f"cannot read --drift.token-file {path}: {error}") from None

@@ -1,0 +1,112 @@
+"""fleetscope.drift.client against a loopback server that answers as told."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from fleetscope.drift.client import DriftClient
+from fleetscope.localstack.process import free_port
+
+
+class Answers:
+    """A drift-service stand-in: answers each POST with the next scripted status."""
+
+    def __init__(self, statuses: list[int], default: int = 202) -> None:
+        self.statuses, self.default = list(statuses), default
+        self.received: list[dict] = []
+        self.lock = threading.Lock()
+        answers = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                with answers.lock:
+                    status = answers.statuses.pop(0) if answers.statuses else answers.default
+                    if status == 202:
+                        answers.received.append(json.loads(body))
+                self.send_response(status)
+                if status == 429:
+                    self.send_header("Retry-After", "0")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def rows(self) -> list:
+        return [value for batch in self.received for value in batch["columns"]["score"]]
+
+
+@pytest.fixture
+def answers():
+    made = []
+
+    def make(statuses=(), default=202) -> Answers:
+        made.append(Answers(list(statuses), default))
+        return made[-1]
+
+    yield make
+    for server in made:
+        server.server.shutdown()
+
+
+def test_rows_arrive_in_order_in_batches(answers):
+    server = answers()
+    client = DriftClient(server.url, "iris", batch_rows=100, flush_interval=0.05)
+    for index in range(250):
+        assert client.send({"score": float(index), "label": "a"})
+    client.close()
+    assert server.rows() == [float(index) for index in range(250)]
+    assert client.sent == 250 and not client.dropped
+    assert max(len(batch["columns"]["score"]) for batch in server.received) <= 100
+
+
+def test_overload_and_server_errors_are_retried_with_backoff(answers):
+    server = answers([429, 503, 500])
+    client = DriftClient(server.url, "iris", flush_interval=0.05, backoff=0.01)
+    client.send_many({"score": 1.0} for _ in range(5))
+    client.close()
+    assert client.sent == 5 and server.rows() == [1.0] * 5
+
+
+def test_a_refused_batch_is_dropped_and_counted_not_retried(answers):
+    server = answers([400])
+    client = DriftClient(server.url, "iris", flush_interval=0.05)
+    client.send_many({"score": "bad"} for _ in range(3))
+    time.sleep(0.3)
+    client.send({"score": 2.0})
+    client.close()
+    assert client.dropped == {"rejected": 3} and server.rows() == [2.0]
+
+
+def test_an_unreachable_service_never_blocks_the_caller_and_memory_stays_bounded():
+    client = DriftClient(f"http://127.0.0.1:{free_port()}", "iris", max_queue_rows=1000, flush_interval=0.05,
+                         backoff=0.01, max_retries=2, batch_rows=100)
+    started = time.perf_counter()
+    for index in range(20_000):
+        client.send({"score": float(index)})
+    assert time.perf_counter() - started < 5  # no network wait on the caller's thread
+    assert client.queued <= 1000
+    client.close(timeout=2)
+    assert client.sent == 0
+    assert sum(client.dropped.values()) == 20_000
+    assert client.dropped["queue_full"] > 10_000
+
+
+def test_rows_that_cannot_be_sent_are_counted_not_raised(answers):
+    server = answers()
+    client = DriftClient(server.url, "iris", flush_interval=0.05)
+    assert client.send({"score": float("nan")})  # JSON has no NaN: the batch is dropped, the caller unharmed
+    time.sleep(0.3)
+    client.close()
+    client.send({"score": 1.0})
+    assert client.dropped == {"invalid": 1, "closed": 1}
