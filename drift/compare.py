@@ -63,7 +63,8 @@ class PreparedReference:
 
 def column_kinds(current: pd.DataFrame, numerical: Iterable[str] | None = None,
                  categorical: Iterable[str] | None = None) -> dict[str, ColumnKind]:
-    """Declared kinds where given; otherwise, when neither list is given, Evidently's inference."""
+    """The declared columns only, when either list is given; otherwise every column, kinds inferred as
+    Evidently infers them from the current data."""
     numerical, categorical = list(numerical or ()), list(categorical or ())
     if numerical or categorical:
         both = set(numerical) & set(categorical)

@@ -113,7 +113,7 @@ def _compare(config: ModelConfig, current: pd.DataFrame, reference: pd.DataFrame
              cache: PreparedCache | None, version: object) -> DriftResult:
     # A column with no values on one side cannot be compared (Evidently raises); say so instead.
     present_current, present_reference = current.count(), reference.count()
-    skipped = {}
+    kinds, skipped = dict(kinds), {}
     for name in list(kinds):
         if present_current[name] == 0 or present_reference[name] == 0:
             side = "current window" if present_current[name] == 0 else "reference"
