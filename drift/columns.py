@@ -36,28 +36,34 @@ def parse_kind(value: str) -> ColumnKind:
 
 
 def infer_kind(column: pd.Series) -> ColumnKind:
+    return infer_kind_and_counts(column)[0]
+
+
+def infer_kind_and_counts(column: pd.Series) -> tuple[ColumnKind, pd.Series | None]:
+    """The kind, and the value counts where inferring a string column had to count them anyway."""
     dtype = column.dtype.name
     if dtype.startswith("float"):
-        return ColumnKind.NUMERICAL
+        return ColumnKind.NUMERICAL, None
     if dtype.startswith("int"):
         return (ColumnKind.CATEGORICAL if column.nunique() <= INTEGER_CARDINALITY_LIMIT
-                else ColumnKind.NUMERICAL)
+                else ColumnKind.NUMERICAL), None
     if dtype in ("string", "str"):
         return _strings_kind(column)
     if dtype == "object":
         present = column.dropna()
         if present.count() == 0:
-            return ColumnKind.OTHER
+            return ColumnKind.OTHER, None
         if isinstance(present.iloc[0], str) and isinstance(present.iloc[-1], str):
             return _strings_kind(column)
-        return ColumnKind.OTHER
+        return ColumnKind.OTHER, None
     if dtype in ("bool", "category"):
-        return ColumnKind.CATEGORICAL
-    return ColumnKind.OTHER
+        return ColumnKind.CATEGORICAL, None
+    return ColumnKind.OTHER, None
 
 
-def _strings_kind(column: pd.Series) -> ColumnKind:
-    return ColumnKind.TEXT if column.nunique() > column.count() * 0.5 else ColumnKind.CATEGORICAL
+def _strings_kind(column: pd.Series) -> tuple[ColumnKind, pd.Series]:
+    counts = column.value_counts(dropna=True)  # nunique() and count() in one pass
+    return (ColumnKind.TEXT if len(counts) > counts.sum() * 0.5 else ColumnKind.CATEGORICAL), counts
 
 
 def clean(column: pd.Series) -> pd.Series:

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from fleetscope.drift import stattests
-from fleetscope.drift.columns import ColumnKind, infer_kind
+from fleetscope.drift.columns import ColumnKind, infer_kind_and_counts
 from fleetscope.drift.prepared import PreparedColumn
 
 COMPARABLE = (ColumnKind.NUMERICAL, ColumnKind.CATEGORICAL)
@@ -72,7 +72,16 @@ def column_kinds(current: pd.DataFrame, numerical: Iterable[str] | None = None,
             raise ValueError(f"columns declared both numerical and categorical: {sorted(both)}")
         return {**{name: ColumnKind.NUMERICAL for name in numerical},
                 **{name: ColumnKind.CATEGORICAL for name in categorical}}
-    return {str(name): infer_kind(current[name]) for name in current.columns}
+    return _infer(current)[0]
+
+
+def _infer(current: pd.DataFrame) -> tuple[dict[str, ColumnKind], dict[str, pd.Series]]:
+    kinds, counts = {}, {}
+    for name in current.columns:
+        kinds[str(name)], found = infer_kind_and_counts(current[name])
+        if found is not None:
+            counts[str(name)] = found
+    return kinds, counts
 
 
 def compare(reference: pd.DataFrame | PreparedReference, current: pd.DataFrame,
@@ -87,12 +96,14 @@ def compare(reference: pd.DataFrame | PreparedReference, current: pd.DataFrame,
     by column; columns not named get Evidently's default method and its default threshold.
     Pass a PreparedReference to reuse the reference's preparation across calls.
     """
+    counted: dict[str, pd.Series] = {}  # value counts that inferring kinds made anyway
     if isinstance(reference, PreparedReference):
         prepared = reference
         kinds = prepared.kinds
+    elif numerical or categorical:
+        kinds, prepared = column_kinds(current, numerical, categorical), None
     else:
-        kinds = column_kinds(current, numerical, categorical)
-        prepared = None
+        (kinds, counted), prepared = _infer(current), None
     skipped = {name: _skip_reason(kind) for name, kind in kinds.items() if kind not in COMPARABLE}
     kinds = {name: kind for name, kind in kinds.items() if kind in COMPARABLE}
     for name in kinds:
@@ -101,7 +112,7 @@ def compare(reference: pd.DataFrame | PreparedReference, current: pd.DataFrame,
     if prepared is None:
         prepared = PreparedReference(reference, kinds)
 
-    drifts = [_column_drift(name, prepared.columns[name], PreparedColumn(current[name], kind),
+    drifts = [_column_drift(name, prepared.columns[name], PreparedColumn(current[name], kind, counted.get(name)),
                             _per_column(methods, name), _per_column(thresholds, name))
               for name, kind in kinds.items()]
     return DriftResult({drift.column: drift for drift in drifts}, drift_share, skipped)

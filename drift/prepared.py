@@ -7,6 +7,7 @@ reference again for every column of every report.
 
 from __future__ import annotations
 
+import math
 from functools import cached_property
 
 import numpy as np
@@ -18,20 +19,29 @@ from fleetscope.drift.columns import ColumnKind, clean
 class PreparedColumn:
     """One side of a comparison: the column's values with NaN and infinities removed."""
 
-    def __init__(self, column: pd.Series, kind: ColumnKind) -> None:
+    def __init__(self, column: pd.Series, kind: ColumnKind, value_counts: pd.Series | None = None) -> None:
         self.kind = kind
-        self.series = clean(column)
-        self.size = len(self.series)
         if kind is ColumnKind.NUMERICAL:
+            self.series = clean(column)
             if not pd.api.types.is_numeric_dtype(self.series):
                 raise ValueError(f"column {column.name!r} should contain numerical values only")
             self.sorted = np.sort(self.series.to_numpy(dtype=np.float64))
+            self.size = len(self.sorted)
+        else:
+            # Counting drops NaN and None itself; infinities, which Evidently also drops, are
+            # removed from the counts. One pass over the values instead of three, or none
+            # when inferring the column's kind counted them already (value_counts).
+            if value_counts is None:
+                value_counts = column.value_counts(dropna=True)
+            self.counts = {value: count for value, count in value_counts.items()
+                           if count and not _is_infinite(value)}
+            self.size = sum(self.counts.values())
 
     @cached_property
     def unique_count(self) -> int:
         if self.kind is ColumnKind.NUMERICAL:
             return int(np.count_nonzero(np.diff(self.sorted))) + 1 if self.size else 0
-        return int(self.series.nunique())
+        return len(self.counts)
 
     @cached_property
     def uniques(self) -> frozenset:
@@ -39,11 +49,9 @@ class PreparedColumn:
 
     @cached_property
     def counts(self) -> dict:
-        """Occurrences of each distinct value, as pandas' value_counts gives them."""
-        if self.kind is ColumnKind.NUMERICAL:
-            values, counts = np.unique(self.sorted, return_counts=True)
-            return dict(zip(values.tolist(), counts.tolist()))
-        return dict(self.series.value_counts())
+        """Occurrences of each distinct value (a categorical column's are counted in __init__)."""
+        values, counts = np.unique(self.sorted, return_counts=True)
+        return dict(zip(values.tolist(), counts.tolist()))
 
     @cached_property
     def std(self) -> float:
@@ -59,6 +67,10 @@ class PreparedColumn:
         cumulative = np.concatenate((self.sorted.searchsorted(edges[:-1], "left"),
                                      self.sorted.searchsorted(edges[-1:], "right")))
         return np.diff(cumulative)
+
+
+def _is_infinite(value: object) -> bool:
+    return isinstance(value, float) and math.isinf(value)
 
 
 def distinct_union_count(reference: PreparedColumn, current: PreparedColumn, limit: int) -> int:
