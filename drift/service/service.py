@@ -180,7 +180,7 @@ class DriftService:
     def _check_room(self) -> None:
         if len(self._models) >= self.limits.max_models:
             raise BadBatch(409, "too_many_models", f"the service holds {len(self._models)} models, its limit "
-                                                   "(limits.max_models); remove one or raise the limit")
+                                                   "(limits.max_models); raise the limit to add more")
 
     def _load_reference_file(self, config: ModelConfig) -> None:
         path = config.reference_file
