@@ -1,1 +1,2 @@
-"""Generated Grafana dashboards (issue: dashboards). Nothing is built here yet."""
+"""Grafana dashboards, generated with grafana-foundation-sdk from the metric catalogs:
+`python -m fleetscope.dashboards.generate` writes json/, provisioning/ and kubernetes/."""

@@ -10,6 +10,7 @@ from fleetscope import __version__, log
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from fleetscope.dashboards import preview as dashboards_preview
     from fleetscope.drift import command as drift_command
     from fleetscope.example import server as model_server
     from fleetscope.exporters import command as exporter_command
@@ -25,6 +26,10 @@ def build_parser() -> argparse.ArgumentParser:
     drift = commands.add_parser("drift", help="the drift service", description="The drift service.")
     _add_command(drift.add_subparsers(dest="drift_command", metavar="COMMAND", required=True), "serve",
                  "run the drift service (model outputs against references, as metrics)", drift_command)
+    dashboards = commands.add_parser("dashboards", help="the generated Grafana dashboards",
+                                     description="The generated Grafana dashboards.")
+    _add_command(dashboards.add_subparsers(dest="dashboards_command", metavar="COMMAND", required=True),
+                 "preview", "render each dashboard's panels with data from Prometheus to PNG", dashboards_preview)
     _add_command(commands, "model-server",
                  "serve an example scikit-learn model instrumented with the inference SDK", model_server)
     return parser

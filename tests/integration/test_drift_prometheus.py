@@ -11,20 +11,10 @@ import pytest
 from fleetscope.drift import catalog
 from fleetscope.localstack.prometheus import Prometheus
 from tests.conftest import promtool_check_metrics
-from tests.drift.support import call, outputs
+from tests.support.fleet_data import DRIFT_CONFIG, feed_drift_service
 from tests.support.exposition import samples
 
 pytestmark = pytest.mark.integration
-
-CONFIG = """
-evaluation_interval: 1s
-models:
-  iris:
-    columns: {score: numerical, label: categorical, region: categorical}
-    segments: [region]
-    window: {type: sliding, rows: 2000}
-"""
-
 
 def page_of(address: str) -> str:
     with urllib.request.urlopen(f"http://{address}/metrics", timeout=10) as response:
@@ -32,12 +22,10 @@ def page_of(address: str) -> str:
 
 
 def test_drift_metrics_reach_prometheus(fleetscope_process, prometheus, tmp_path):
-    (tmp_path / "drift.yaml").write_text(CONFIG)
+    (tmp_path / "drift.yaml").write_text(DRIFT_CONFIG)
     drift = fleetscope_process("drift serve", f"--config.file={tmp_path / 'drift.yaml'}",
                                f"--storage.path={tmp_path / 'drift.sqlite'}")
-    assert call(drift, "PUT", "/v1/models/iris/reference", outputs(3000, seed=1))[0] == 200
-    assert call(drift, "POST", "/v1/models/iris/outputs", outputs(1500, seed=2, shift=1.0))[0] == 202
-    assert call(drift, "POST", "/v1/models/iris/outputs", [{"score": "x", "label": "a", "region": "eu"}])[0] == 400
+    feed_drift_service(drift)  # a reference, 1500 shifted outputs and one bad batch
 
     server = prometheus([Prometheus.targets("drift", [drift])], scrape_interval="1s")
     server.wait_for('up{job="drift"} == 1', timeout=30)
@@ -56,7 +44,7 @@ def test_drift_metrics_reach_prometheus(fleetscope_process, prometheus, tmp_path
 
 
 def test_model_server_outputs_flow_through_the_client(fleetscope_process, tmp_path):
-    config = CONFIG.replace("columns: {score: numerical, label: categorical, region: categorical}",
+    config = DRIFT_CONFIG.replace("columns: {score: numerical, label: categorical, region: categorical}",
                             "columns: {sepal_length: numerical, sepal_width: numerical, petal_length: numerical, "
                             "petal_width: numerical, label: categorical, confidence: numerical}").replace(
         "    segments: [region]\n", "")

@@ -1,0 +1,74 @@
+"""Model drift: per model the share of drifted columns, per column the score against its
+threshold over time, what the drift service ingests and rejects, and links to its reports."""
+
+from grafana_foundation_sdk.builders import dashboard as builders
+from grafana_foundation_sdk.models import dashboard as models
+
+from fleetscope.dashboards.build import (RATE, Query, Row, dashboard, datasource_variable, label_variable,
+                                         stat_panel, table_panel, timeseries_panel)
+from fleetscope.dashboards.common import TITLES, UIDS, links_except, m
+from fleetscope.drift import catalog as drift
+
+MODEL = 'cluster=~"$cluster",model=~"$model"'
+WHOLE = MODEL + ',segment=""'  # the model as a whole, not one segment
+SEGMENTS = MODEL + ',segment!=""'
+COLUMNS = WHOLE + ',column=~"$column"'
+REPORT = "${drift_service}/v1/models/${model}/report"
+
+
+def build() -> dict:
+    verdict = Row("Drift per model", [
+        stat_panel("Models drifted now", "Models whose latest evaluation found the dataset drifted.", "none",
+                   Query(f"sum({m(drift.DATASET_DETECTED, WHOLE)})"), thresholds=[(1, "red")]),
+        stat_panel("Columns drifted now", "Columns found drifted in the latest evaluations.", "none",
+                   Query(f"sum({m(drift.DETECTED, COLUMNS)})"), thresholds=[(1, "orange")]),
+        stat_panel("Time since last evaluation", "Seconds since each model was last evaluated successfully.",
+                   "s", Query(f"time() - max by (model) ({m(drift.LAST_EVALUATION, MODEL)})", "{{model}}"),
+                   thresholds=[(300, "orange"), (900, "red")], width=12),
+        timeseries_panel("Share of drifted columns", "Share of each model's columns whose latest evaluation found "
+                                                     "drift; the dataset counts as drifted at its drift_share.",
+                         "percentunit", Query(m(drift.SHARE, WHOLE), "{{model}}"), min=0, max=1,
+                         thresholds=[(0.5, "red")], links=[("Drift report for $model", REPORT)]),
+        timeseries_panel("Segments drifted", "Share of drifted columns in each segment of the model (region, "
+                                             "version, ...).", "percentunit",
+                         Query(m(drift.SHARE, SEGMENTS), "{{model}} {{segment}}"), min=0, max=1),
+    ])
+    columns = Row("Columns", [
+        timeseries_panel("Drift score by column", "Each column's score from its test: a p-value for ks, "
+                                                  "chisquare and z (drift below the threshold), a distance for "
+                                                  "wasserstein, jensenshannon, psi (drift at or above it).", "none",
+                         Query(m(drift.SCORE, COLUMNS), "{{model}} {{column}} ({{method}})"),
+                         links=[("Drift report for $model", REPORT)]),
+        timeseries_panel("Score over threshold", "Score divided by its threshold: above 1 is drift for distances, "
+                                                 "below 1 is drift for p-values.", "none",
+                         Query(f"{m(drift.SCORE, COLUMNS)} / {m(drift.THRESHOLD, COLUMNS)}",
+                               "{{model}} {{column}} ({{method}})")),
+        table_panel("Latest verdict per column", "Each column's latest method, score, threshold and verdict "
+                                                 "(1 drifted).", "none",
+                    Query(m(drift.SCORE, COLUMNS), "score"), Query(m(drift.THRESHOLD, COLUMNS), "threshold"),
+                    Query(m(drift.DETECTED, COLUMNS), "drifted"), width=24, links=[("Drift report", REPORT)]),
+    ])
+    ingest = Row("Ingest and evaluation", [
+        timeseries_panel("Rows accepted per second", "Output rows the drift service stored.", "rowsps",
+                         Query(f"sum by (model) (rate({m(drift.ROWS_ACCEPTED, MODEL)}[{RATE}]))", "{{model}}")),
+        timeseries_panel("Requests rejected per second", "Requests the drift service refused, by reason "
+                                                         "(schema, not_finite, too_large, unauthorized, ...).",
+                         "reqps", Query(f"sum by (model, reason) (rate({m(drift.BATCHES_REJECTED, MODEL)}[{RATE}]))",
+                                        "{{model}} {{reason}}")),
+        timeseries_panel("Rows in the windows", "Rows compared by the latest evaluation, current and reference.",
+                         "none", Query(m(drift.WINDOW_ROWS, WHOLE), "{{model}} {{window}}")),
+        timeseries_panel("Evaluation duration", "Time the latest evaluation of each model took.", "s",
+                         Query(m(drift.EVALUATION_DURATION, MODEL), "{{model}}")),
+    ])
+    variables = [datasource_variable(),
+                 label_variable("cluster", "Cluster", drift.SHARE.name),
+                 label_variable("model", "Model", drift.SHARE.name, 'cluster=~"$cluster"'),
+                 label_variable("column", "Column", drift.DETECTED.name, 'cluster=~"$cluster",model=~"$model"'),
+                 builders.TextBoxVariable("drift_service").label("Drift service URL (for reports)")
+                 .default_value("http://fleetscope-drift:9840")
+                 .current(models.VariableOption(selected=True, text="http://fleetscope-drift:9840",
+                                                value="http://fleetscope-drift:9840"))]
+    return dashboard(UIDS["drift"], TITLES["drift"],
+                     "Model drift from the fleetscope drift service: drift share per model and segment, each "
+                     "column's score against its threshold over time, ingest and rejections, and links to the "
+                     "service's Evidently reports.", variables, [verdict, columns, ingest], links_except("drift"))

@@ -1,0 +1,62 @@
+"""Renders the README's dashboard previews: starts a small fleet on loopback (the simulated
+exporter, the drift service with a drifted model, an SDK-instrumented LLM server under
+synthetic traffic), lets a real Prometheus scrape it for a few minutes, then runs
+`fleetscope dashboards preview` against it.
+
+    .venv/bin/python scripts/preview_dashboards.py [--minutes 4] [--output docs/dashboards]
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from fleetscope.localstack.process import ManagedProcess, free_port, http_ok  # noqa: E402
+from fleetscope.localstack.prometheus import Prometheus  # noqa: E402
+from tests.support.fleet_data import DRIFT_CONFIG, LlmTraffic, feed_drift_service  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--minutes", type=float, default=4)
+    parser.add_argument("--output", type=Path, default=Path("docs/dashboards"))
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as directory:
+        work = Path(directory)
+        (work / "drift.yaml").write_text(DRIFT_CONFIG)
+        processes = []
+        addresses = {}
+        for name, command in (("exporter", ["exporter", "--simulate"]),
+                              ("drift", ["drift", "serve", f"--config.file={work / 'drift.yaml'}",
+                                         f"--storage.path={work / 'drift.sqlite'}"])):
+            address = f"127.0.0.1:{free_port()}"
+            process = ManagedProcess([sys.executable, "-m", "fleetscope", *command, f"--web.listen-address={address}"],
+                                     work / f"{name}.log", lambda address=address: http_ok(f"http://{address}/-/healthy"))
+            process.start(timeout=60)
+            processes.append(process)
+            addresses[name] = address
+        feed_drift_service(addresses["drift"])
+        traffic = LlmTraffic().start()
+        server = Prometheus(work / "prometheus", [Prometheus.targets(job, [address]) for job, address in
+                                                  {**addresses, "llm": traffic.address}.items()],
+                            scrape_interval="5s").start()
+        try:
+            time.sleep(args.minutes * 60)
+            subprocess.run([sys.executable, "-m", "fleetscope", "dashboards", "preview", f"--prometheus.url={server.url}",
+                            f"--output={args.output}", f"--range={int(args.minutes * 60)}s", "--rate-interval=20s"],
+                           check=True)
+        finally:
+            server.stop()
+            traffic.stop()
+            for process in processes:
+                process.stop()
+
+
+if __name__ == "__main__":
+    main()

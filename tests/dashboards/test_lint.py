@@ -1,0 +1,135 @@
+"""Every generated dashboard, linted in the spirit of grafana/dashboard-linter, and its
+queries parsed by promtool."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+
+import pytest
+import yaml
+
+from fleetscope.dashboards import generate, queries
+from fleetscope.dashboards.common import UIDS
+from fleetscope.drift import catalog as drift_catalog
+from fleetscope.exporters import catalog as exporter_catalog
+
+BOARDS = queries.load()
+METRIC = re.compile(r"\bfleetscope_[a-z0-9_]+")
+WINDOW_FUNCTIONS = ("rate", "irate", "increase")
+FILTERS = {"fleet": {"cluster", "hostname"}, "gpu": {"cluster", "hostname", "gpu"},
+           "collectives": {"cluster", "hostname"}, "inference": {"cluster", "model", "engine"},
+           "drift": {"cluster", "model"}}
+
+
+def _specs() -> dict[str, str]:
+    """Every series name a catalog produces, with its type (histograms by their series)."""
+    names = {}
+    for spec in exporter_catalog.ALL + drift_catalog.ALL:
+        if spec.type == "histogram":
+            names.update({spec.name + suffix: "counter" for suffix in ("_bucket", "_count", "_sum")})
+        else:
+            names[spec.name] = spec.type
+    return names
+
+
+SPECS = _specs()
+
+
+def test_committed_files_are_what_the_generator_writes():
+    for name, text in generate.files().items():
+        assert (generate.DIRECTORY / name).read_text() == text, f"{name}: run python -m fleetscope.dashboards.generate"
+    assert len(BOARDS) == len(UIDS) == 5
+
+
+@pytest.mark.parametrize("key", UIDS)
+def test_uid_title_tags_and_filters(key):
+    board = next(board for board in BOARDS if board["uid"] == UIDS[key])
+    assert len(board["uid"]) <= 40 and board["title"] and "fleetscope" in board["tags"]
+    variables = {variable["name"]: variable for variable in board["templating"]["list"]}
+    assert variables["datasource"]["type"] == "datasource" and variables["datasource"]["query"] == "prometheus"
+    assert FILTERS[key] <= set(variables)
+    for name in FILTERS[key]:
+        assert variables[name]["includeAll"] and variables[name]["allValue"] == ".*"
+    assert {link["url"] for link in board["links"]} == {f"/d/{uid}" for other, uid in UIDS.items() if other != key}
+
+
+@pytest.mark.parametrize("board", BOARDS, ids=lambda board: board["uid"])
+def test_panels_have_ids_descriptions_units_datasources_and_no_overlap(board):
+    seen_ids, cells = set(), set()
+    for panel in board["panels"]:
+        assert panel["id"] not in seen_ids, f"panel id {panel['id']} twice"
+        seen_ids.add(panel["id"])
+        grid = panel["gridPos"]
+        assert grid["x"] + grid["w"] <= 24
+        covered = {(x, y) for x in range(grid["x"], grid["x"] + grid["w"])
+                   for y in range(grid["y"], grid["y"] + grid["h"])}
+        assert not covered & cells, f"panel {panel['title']!r} overlaps another"
+        cells |= covered
+    for panel in queries.panels(board):
+        where = f"{board['uid']}: {panel['title']}"
+        assert panel.get("description"), f"{where}: no description"
+        assert panel["datasource"] == {"type": "prometheus", "uid": "${datasource}"}, where
+        assert panel["fieldConfig"]["defaults"].get("unit"), f"{where}: no unit"
+        assert panel["targets"], f"{where}: no query"
+        for target in panel["targets"]:
+            assert target["datasource"]["uid"] == "${datasource}", where
+
+
+def _enclosing_function(expr: str, position: int) -> str:
+    depth = 0
+    for index in range(position - 1, -1, -1):
+        if expr[index] == ")":
+            depth += 1
+        elif expr[index] == "(":
+            if depth == 0:
+                return re.search(r"(\w*)\s*$", expr[:index]).group(1)
+            depth -= 1
+    return ""
+
+
+@pytest.mark.parametrize("board", BOARDS, ids=lambda board: board["uid"])
+def test_queries_read_cataloged_metrics_counters_under_rate_and_rate_interval(board):
+    for panel in queries.panel_queries(board):
+        for expr in panel.exprs:
+            where = f"{board['uid']}: {panel.title}: {expr}"
+            for match in METRIC.finditer(expr):
+                name = match.group(0)
+                assert name in SPECS, f"{where}: {name} is in no catalog"
+                if SPECS[name] == "counter":
+                    assert _enclosing_function(expr, match.start()) in WINDOW_FUNCTIONS, \
+                        f"{where}: counter {name} outside rate()/increase()"
+            for function, window in re.findall(r"\b(i?rate)\([^\[]*\[([^\]]+)\]", expr):
+                assert window == "$__rate_interval", f"{where}: {function}() over {window}, not $__rate_interval"
+
+
+def test_the_linter_catches_what_it_is_meant_to():
+    expr = 'sum(fleetscope_gpu_energy_joules_total) + rate(fleetscope_gpu_energy_joules_total[5m])'
+    assert _enclosing_function(expr, expr.index("fleetscope")) == "sum"
+    assert re.findall(r"\b(i?rate)\([^\[]*\[([^\]]+)\]", expr) == [("rate", "5m")]
+
+
+def test_every_query_parses_with_promtool(tmp_path):
+    rules = []
+    for board in BOARDS:
+        values = queries.defaults(board)
+        for panel in queries.panel_queries(board):
+            for index, expr in enumerate(panel.exprs):
+                rules.append({"record": f"dashboard:{board['uid'].replace('-', '_')}:{panel.panel_id}_{index}",
+                              "expr": queries.concrete(expr, values, "1m")})
+    path = tmp_path / "queries.yaml"
+    path.write_text(yaml.safe_dump({"groups": [{"name": "dashboards", "rules": rules}]}))
+    result = subprocess.run(["promtool", "check", "rules", str(path)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert len(rules) > 50
+
+
+def test_provisioning_and_configmaps():
+    files = generate.files()
+    provider = yaml.safe_load(files["provisioning/dashboards.yaml"])["providers"][0]
+    assert provider["type"] == "file" and provider["options"]["path"] == generate.MOUNT
+    datasource = yaml.safe_load(files["provisioning/datasources.yaml"])["datasources"][0]
+    assert datasource["type"] == "prometheus"
+    configmaps = [document for document in yaml.safe_load_all(files["kubernetes/configmaps.yaml"]) if document]
+    assert [document["metadata"]["labels"]["grafana_dashboard"] for document in configmaps] == ["1"] * 5
+    assert {name for document in configmaps for name in document["data"]} == {f"{uid}.json" for uid in UIDS.values()}
