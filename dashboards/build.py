@@ -12,7 +12,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from grafana_foundation_sdk.builders import bargauge, common as common_builders, dashboard as builders
+from grafana_foundation_sdk.builders import common as common_builders, dashboard as builders
 from grafana_foundation_sdk.builders import prometheus, stat, table, timeseries
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
 from grafana_foundation_sdk.models import common, dashboard as models
@@ -28,12 +28,11 @@ RATE = "$__rate_interval"
 class Query:
     expr: str
     legend: str = ""
-    instant: bool = False  # stat and table panels read the latest value
 
 
 @dataclass
 class Panel:
-    kind: str  # timeseries, stat, table, bargauge
+    kind: str  # timeseries, stat or table
     title: str
     description: str
     unit: str
@@ -90,17 +89,13 @@ def table_panel(title: str, description: str, unit: str, *queries: Query, **opti
     return Panel("table", title, description, unit, queries, **options)
 
 
-def bargauge_panel(title: str, description: str, unit: str, *queries: Query, **options) -> Panel:
-    return Panel("bargauge", title, description, unit, queries, **options)
-
-
 def _targets(panel: Panel) -> list[prometheus.Dataquery]:
     targets = []
     for index, query in enumerate(panel.queries):
         target = prometheus.Dataquery().expr(query.expr).ref_id(chr(ord("A") + index)).datasource(DATASOURCE)
         if query.legend:
             target = target.legend_format(query.legend)
-        if query.instant or panel.kind in ("stat", "table", "bargauge"):
+        if panel.kind in ("stat", "table"):  # the latest value, not a range
             target = target.instant()
         if panel.kind == "table":
             target = target.format(prometheus_models.PromQueryFormat.TABLE)
@@ -125,11 +120,10 @@ def _build_panel(panel: Panel, panel_id: int, x: int, y: int):
     elif panel.kind == "stat":
         built = stat.Panel().reduce_options(common_builders.ReduceDataOptions().calcs(["lastNotNull"])) \
             .graph_mode(common.BigValueGraphMode.NONE)
-    elif panel.kind == "bargauge":
-        built = bargauge.Panel().reduce_options(common_builders.ReduceDataOptions().calcs(["lastNotNull"])) \
-            .orientation(common.VizOrientation.HORIZONTAL)
     else:
         built = table.Panel()
+        if len(panel.queries) > 1:  # one row per series, a column per query
+            built = built.with_transformation(models.DataTransformerConfig(id_val="merge", options={}))
     built = (built.id(panel_id).title(panel.title).description(panel.description).datasource(DATASOURCE)
              .unit(panel.unit).thresholds(_thresholds(panel))
              .grid_pos(models.GridPos(h=panel.height, w=panel.width, x=x, y=y)))

@@ -1,5 +1,6 @@
 """`fleetscope dashboards preview`: each dashboard's panels, with the series Prometheus returns
 for them, drawn with matplotlib where Grafana would put them, one PNG per dashboard.
+Time series are drawn as lines; stats and tables as their latest values.
 
 Grafana cannot be installed everywhere; this shows what a dashboard will show, from the same
 committed JSON and the same queries, against any Prometheus."""
