@@ -210,7 +210,9 @@ def test_xids_are_counted_per_gpu_and_code(fake, make_collector, page_of):
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         page = page_of(collector)
-        if value(page, "fleetscope_gpu_xid_events_total", gpu="2") == 3:
+        # the events arrive on a background thread, GPU by GPU: wait for both GPUs' events
+        if (value(page, "fleetscope_gpu_xid_events_total", gpu="2") == 3
+                and value(page, "fleetscope_gpu_xid_events_total", gpu="5") == 1):
             break
         time.sleep(0.05)
     assert value(page, "fleetscope_gpu_xid_errors_total", gpu="2", xid="79") == 2
