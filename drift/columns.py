@@ -35,10 +35,6 @@ def parse_kind(value: str) -> ColumnKind:
         raise ValueError(f"column kind {value!r} is not one of numerical or categorical") from None
 
 
-def infer_kind(column: pd.Series) -> ColumnKind:
-    return infer_kind_and_counts(column)[0]
-
-
 def infer_kind_and_counts(column: pd.Series) -> tuple[ColumnKind, pd.Series | None]:
     """The kind, and the value counts where inferring a string column had to count them anyway."""
     dtype = column.dtype.name

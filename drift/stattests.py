@@ -37,7 +37,6 @@ class StatTest:
     default_threshold: float
     compare: Callable[[float, float], bool]  # (score, threshold) -> drifted
     score: Score
-    is_p_value: bool
 
     def drifted(self, score: float, threshold: float) -> bool:
         return bool(self.compare(score, threshold))
@@ -49,8 +48,7 @@ REGISTRY: dict[str, StatTest] = {}
 def register(name: str, kinds: tuple[ColumnKind, ...], default_threshold: float,
              compare: Callable[[float, float], bool]) -> Callable[[Score], Score]:
     def add(score: Score) -> Score:
-        is_p_value = compare in (operator.lt, operator.le)
-        REGISTRY[name] = StatTest(name, kinds, default_threshold, compare, score, is_p_value)
+        REGISTRY[name] = StatTest(name, kinds, default_threshold, compare, score)
         return score
     return add
 

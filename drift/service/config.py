@@ -137,7 +137,7 @@ class ServiceConfig:
 
     def model_from_schema(self, name: str, schema: Mapping) -> ModelConfig:
         """A model created through the API: its stored schema with the default settings."""
-        return model_config(name, {**schema, "window": None}, self, Path("."))
+        return model_config(name, schema, self, Path("."))
 
 
 def load(path: Path | None) -> ServiceConfig:

@@ -98,7 +98,7 @@ def _json_rows(rows: list) -> pa.Table:
                                           "no value)", len(rows))
         for name, value in row.items():
             values[name].append(value)
-    return _object_table(values)
+    return _ObjectTable(values)
 
 
 def _json_columns(columns: object) -> pa.Table:
@@ -116,11 +116,7 @@ def _json_columns(columns: object) -> pa.Table:
                                       f"{lengths[first]}; columns must be the same length")
     if not next(iter(lengths.values())):
         raise BadBatch(400, "empty", "the batch has no rows")
-    return _object_table({name: _Values(values) for name, values in columns.items()})
-
-
-def _object_table(values: Mapping[str, _Values]) -> _ObjectTable:
-    return _ObjectTable(values)
+    return _ObjectTable({name: _Values(values) for name, values in columns.items()})
 
 
 class _ObjectTable(dict):
@@ -222,7 +218,7 @@ def _categorical(name: str, column, rows: int, max_length: int) -> pa.Array:
             raise BadBatch(400, "schema", f"column {name!r} holds {column.type} but is a categorical column "
                                           "(strings, integers or booleans)", rows)
     lengths = pc.fill_null(pc.utf8_length(values), 0)
-    if rows and pc.max(lengths).as_py() > max_length:
+    if pc.max(lengths).as_py() > max_length:
         index = pc.index(pc.greater(lengths, max_length), True).as_py()
         raise BadBatch(400, "too_long", f"row {index}, column {name!r}: a category of {lengths[index].as_py()} "
                                         f"characters; the limit is {max_length}", rows)

@@ -38,8 +38,7 @@ def create_app(service: DriftService) -> Starlette:
         allowed = auth.write_tokens if write else auth.read_tokens
         if token and any(hmac.compare_digest(token, known) for known in allowed):
             return None
-        model = request.path_params.get("model")
-        service.reject(model if model in service.models() else "_unknown", "unauthorized", None)
+        service.reject(request.path_params.get("model"), "unauthorized", None)
         message = "a write token is required" if write and token in auth.read_tokens else \
             "missing or unknown bearer token"
         return _error(401, message, headers={"WWW-Authenticate": 'Bearer realm="fleetscope-drift"'})
@@ -47,7 +46,7 @@ def create_app(service: DriftService) -> Starlette:
     async def body_of(request: Request, model: str) -> bytes | Response:
         body = await bounded_body(request, limits.max_body_bytes)
         if body is None:
-            service.reject(model if model in service.models() else "_unknown", "too_large", None)
+            service.reject(model, "too_large", None)
             return _error(413, f"the body is larger than limits.max_body_bytes ({limits.max_body_bytes} bytes): "
                                "send smaller batches")
         return body

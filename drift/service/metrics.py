@@ -19,7 +19,7 @@ class DriftCollector:
 
     def collect(self) -> Iterator[Metric]:
         service, families = self.service, FamilySet()
-        for name, model in service.models().items():
+        for name in service.models():
             latest = service.model(name).latest
             if latest is not None and latest.outcome == "success":
                 _add_result(families, {"model": name}, latest.result, latest.current_rows, latest.reference_rows)

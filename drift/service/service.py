@@ -96,14 +96,13 @@ class DriftService:
 
     @contextmanager
     def _counting_refusals(self, name: str) -> Iterator[None]:
-        label = name if name in self._models else "_unknown"
         try:
             yield
         except BadBatch as error:
-            self.reject(label, error.reason, error.rows)
+            self.reject(name, error.reason, error.rows)
             raise
         except Overloaded:
-            self.reject(label, "overloaded", None)
+            self.reject(name, "overloaded", None)
             raise
 
     def ingest(self, name: str, body: bytes, content_type: str) -> RowRange:
@@ -120,10 +119,13 @@ class DriftService:
         self.rows_accepted[name] += stored.rows
         return stored
 
-    def reject(self, model: str, reason: str, rows: int | None) -> None:
-        self.batches_rejected[model, reason] += 1
+    def reject(self, model: str | None, reason: str, rows: int | None) -> None:
+        """Counts a refused request; names of models the service does not hold (user input,
+        unbounded) are all counted as "_unknown"."""
+        label = model if model in self._models else "_unknown"
+        self.batches_rejected[label, reason] += 1
         if rows:
-            self.rows_rejected[model, reason] += rows
+            self.rows_rejected[label, reason] += rows
 
     def put_reference(self, name: str, body: bytes, content_type: str, numerical: list[str] | None = None,
                       categorical: list[str] | None = None, segments: list[str] | None = None) -> int:
@@ -218,26 +220,29 @@ class DriftService:
         return result
 
     def _evaluate(self, model: _Model) -> evaluation.Evaluation:
-        config, now = model.config, self.clock()
+        config, now, started = model.config, self.clock(), time.perf_counter()
         outcome = evaluation.Evaluation(config.name, now, "no_data")
         try:
-            current_range = windows.current_rows(self.store, config.name, config.window, now,
-                                                 self.limits.max_window_rows)
-            outcome.current = current_range
-            current = self._frame(config, current_range)
-            reference, version = self._reference(config, now, outcome)
+            outcome.current = windows.current_rows(self.store, config.name, config.window, now,
+                                                   self.limits.max_window_rows)
+            current = self._frame(config, outcome.current)
+            if config.rolling_reference is not None:
+                outcome.reference = windows.rolling_reference_rows(self.store, config.name, config.rolling_reference,
+                                                                   now, self.limits.max_window_rows)
+                reference, version, cache = self._frame(config, outcome.reference), None, None
+            else:
+                (reference, version), cache = self._fixed_reference(model), model.cache
             if current is None or len(current) == 0:
                 outcome.message = "the current window has no rows"
             elif reference is None or len(reference) == 0:
                 outcome.message = ("the reference window has no rows" if config.rolling_reference
                                    else "no reference: PUT /v1/models/{model}/reference or name a file in the config")
             else:
-                cache = model.cache if config.rolling_reference is None else None
                 evaluation.run(config, current, reference, self.limits.max_segments, cache, version, outcome)
         except Exception as error:  # an evaluation must never take the service down
             _log.exception("evaluation failed", extra={"model": config.name})
             outcome.outcome, outcome.message = "error", f"{type(error).__name__}: {error}"
-        outcome.duration = self.clock() - now if outcome.outcome != "success" else outcome.duration
+        outcome.duration = time.perf_counter() - started
         return outcome
 
     def _frame(self, config: ModelConfig, rows: RowRange) -> pd.DataFrame | None:
@@ -246,17 +251,17 @@ class DriftService:
         table = self.store.read(config.name, rows, list(config.columns))
         return None if table is None else _as_frame(table)
 
-    def _reference(self, config: ModelConfig, now: float, outcome: evaluation.Evaluation):
-        if config.rolling_reference is not None:
-            rows = windows.rolling_reference_rows(self.store, config.name, config.rolling_reference, now,
-                                                  self.limits.max_window_rows)
-            outcome.reference = rows
-            return self._frame(config, rows), None
-        stored = self.store.reference(config.name)
-        if stored is None:
+    def _fixed_reference(self, model: _Model) -> tuple[pd.DataFrame | None, float | None]:
+        """The model's set reference and its version; read from the store only when it changed."""
+        config = model.config
+        version = self.store.reference_version(config.name)
+        if version is None:
             return None, None
-        updated_at, table = stored
-        return _as_frame(table.select(list(config.columns))), updated_at
+
+        def load() -> pd.DataFrame:
+            return _as_frame(self.store.reference(config.name)[1].select(list(config.columns)))
+
+        return model.cache.frame(version, load), version
 
     def report(self, name: str) -> str:
         """Evidently's HTML report of the windows the latest evaluation compared."""
@@ -274,7 +279,7 @@ class DriftService:
             if latest.reference is not None:
                 reference = self._frame(config, latest.reference)
             else:
-                reference, _ = self._reference(config, latest.evaluated_at, latest)
+                reference, _ = self._fixed_reference(model)
             kinds = {name: drift.kind for name, drift in latest.result.columns.items()}
             methods = {name: drift.method for name, drift in latest.result.columns.items()}
             thresholds = {name: drift.threshold for name, drift in latest.result.columns.items()}

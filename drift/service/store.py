@@ -96,20 +96,28 @@ class Store:
 
     def put_model(self, name: str, schema: dict) -> None:
         with self._transaction() as db:
-            db.execute("INSERT INTO models (name, schema, created_at) VALUES (?, ?, ?) "
-                       "ON CONFLICT (name) DO UPDATE SET schema = excluded.schema",
-                       (name, json.dumps(schema, sort_keys=True), self._clock()))
+            self._upsert_model(db, name, schema)
+
+    def _upsert_model(self, db: sqlite3.Connection, name: str, schema: dict) -> None:
+        db.execute("INSERT INTO models (name, schema, created_at) VALUES (?, ?, ?) "
+                   "ON CONFLICT (name) DO UPDATE SET schema = excluded.schema",
+                   (name, json.dumps(schema, sort_keys=True), self._clock()))
 
     def put_reference(self, model: str, table: pa.Table, schema: dict | None = None) -> None:
         """Sets the model's reference, and its schema when given, in one transaction."""
         with self._transaction() as db:
             if schema is not None:
-                db.execute("INSERT INTO models (name, schema, created_at) VALUES (?, ?, ?) "
-                           "ON CONFLICT (name) DO UPDATE SET schema = excluded.schema",
-                           (model, json.dumps(schema, sort_keys=True), self._clock()))
+                self._upsert_model(db, model, schema)
             db.execute("INSERT INTO model_references (model, updated_at, rows, data) VALUES (?, ?, ?, ?) "
                        "ON CONFLICT (model) DO UPDATE SET updated_at = excluded.updated_at, rows = excluded.rows, "
                        "data = excluded.data", (model, self._clock(), table.num_rows, _to_ipc(table)))
+
+    def reference_version(self, model: str) -> float | None:
+        """When the model's reference was last set, without reading it; None if it has none."""
+        with self._read_lock:
+            found = self._reader.execute("SELECT updated_at FROM model_references WHERE model = ?",
+                                         (model,)).fetchone()
+        return None if found is None else found[0]
 
     def reference(self, model: str) -> tuple[float, pa.Table] | None:
         with self._read_lock:
