@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import io
 import json
-import sys
 import tempfile
 import threading
 import time
@@ -25,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from fleetscope.localstack.process import ManagedProcess, free_port, http_ok
+from fleetscope.localstack.process import fleetscope_server
 
 CONFIG = """
 evaluation_interval: 1s
@@ -111,14 +110,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as directory:
         config = Path(directory) / "drift.yaml"
         config.write_text(CONFIG)
-        address = f"127.0.0.1:{free_port()}"
-        service = ManagedProcess([sys.executable, "-m", "fleetscope", "drift", "serve", f"--config.file={config}",
-                                  f"--storage.path={Path(directory) / 'store.sqlite'}",
-                                  f"--web.listen-address={address}"], Path(directory) / "service.log",
-                                 lambda: http_ok(f"http://{address}/-/healthy"))
+        service, address = fleetscope_server(["drift", "serve", f"--config.file={config}",
+                                              f"--storage.path={Path(directory) / 'store.sqlite'}"], Path(directory))
         service.start(timeout=60)
         try:
-            pid = service._process.pid
+            pid = service.pid
             post(address, "/v1/models/llm/reference", json.dumps({"columns": batch(20_000, 99)}).encode(),
                  "application/json")
             results = [{"encoding": "idle", "service_peak_rss_mib": peak_rss_mib(pid)}]

@@ -8,22 +8,19 @@ committed JSON and the same queries, against any Prometheus."""
 from __future__ import annotations
 
 import argparse
-import json
 import re
 import time
-import urllib.parse
-import urllib.request
 from pathlib import Path
 
-from fleetscope import durations, log
+from fleetscope import durations
 from fleetscope.dashboards import queries
+from fleetscope.localstack import prometheus
 
 DESCRIPTION = "Render every generated dashboard's panels, with data from a Prometheus, to PNG images."
 ROW_HEIGHT_INCHES = 0.42
 WIDTH_INCHES = 20.0
 LEFT, WIDTH, TOP = 0.03, 0.965, 0.975  # figure fractions: room for tick labels and the title
 HIDDEN_LABELS = ("__name__", "uuid", "pci_bus_id", "model_name", "job", "instance")
-_log = log.get("fleetscope.dashboards")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -74,7 +71,7 @@ def render(board: dict, prometheus_url: str, path: Path, time_range: float, rate
                 _timeseries(axes, panel, prometheus_url, values, rate_interval, now - time_range, now, unit)
             else:
                 _latest(axes, panel, prometheus_url, values, rate_interval, unit)
-        except (OSError, ValueError) as error:
+        except (OSError, ValueError, prometheus.QueryError) as error:
             axes.text(0.5, 0.5, f"query failed: {error}", ha="center", va="center", fontsize=7, color="red",
                       transform=axes.transAxes)
     figure.savefig(path, dpi=80)
@@ -86,12 +83,7 @@ def _plain(text: str) -> str:
 
 
 def _api(prometheus_url: str, path: str, **params: str) -> list[dict]:
-    url = f"{prometheus_url.rstrip('/')}/api/v1/{path}?{urllib.parse.urlencode(params)}"
-    with urllib.request.urlopen(url, timeout=30) as response:
-        body = json.load(response)
-    if body.get("status") != "success":
-        raise ValueError(body.get("error", "query failed"))
-    return body["data"]["result"]
+    return prometheus.api(prometheus_url, path, timeout=30.0, **params)["result"]
 
 
 def _legend(template: str, labels: dict[str, str]) -> str:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from fleetscope.localstack.process import ManagedProcess, free_port, http_ok  # noqa: E402
+from fleetscope.localstack.process import fleetscope_server  # noqa: E402
 from fleetscope.localstack.prometheus import Prometheus  # noqa: E402
 from tests.support.fleet_data import DRIFT_CONFIG, LlmTraffic, feed_drift_service  # noqa: E402
 
@@ -35,9 +35,7 @@ def main() -> None:
         for name, command in (("exporter", ["exporter", "--simulate"]),
                               ("drift", ["drift", "serve", f"--config.file={work / 'drift.yaml'}",
                                          f"--storage.path={work / 'drift.sqlite'}"])):
-            address = f"127.0.0.1:{free_port()}"
-            process = ManagedProcess([sys.executable, "-m", "fleetscope", *command, f"--web.listen-address={address}"],
-                                     work / f"{name}.log", lambda address=address: http_ok(f"http://{address}/-/healthy"))
+            process, address = fleetscope_server(command, work)
             process.start(timeout=60)
             processes.append(process)
             addresses[name] = address

@@ -2,14 +2,13 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from fleetscope.exporters.gpu.collector import GpuCollector
 from fleetscope.exporters.gpu.fake import FakeNvml, load_recording
-from fleetscope.localstack.process import ManagedProcess, free_port, http_ok
+from fleetscope.localstack.process import ManagedProcess, fleetscope_server
 from fleetscope.localstack.prometheus import Prometheus
 from tests.support.exposition import render
 
@@ -68,11 +67,7 @@ def fleetscope_process(tmp_path):
     started: list[ManagedProcess] = []
 
     def start(command: str, *flags: str, scheme: str = "http") -> str:
-        port = free_port()
-        address = f"127.0.0.1:{port}"
-        argv = [sys.executable, "-m", "fleetscope", *command.split(), f"--web.listen-address={address}", *flags]
-        probe = (lambda: http_ok(f"http://{address}/-/healthy")) if scheme == "http" else (lambda: _port_open(port))
-        process = ManagedProcess(argv, tmp_path / f"{command.replace(' ', '-')}-{port}.log", probe)
+        process, address = fleetscope_server([*command.split(), *flags], tmp_path, tls=scheme != "http")
         started.append(process)
         process.start(timeout=60)
         return address
@@ -91,14 +86,6 @@ def exporter_process(fleetscope_process):
 
     start.processes = fleetscope_process.processes
     return start
-
-
-def _port_open(port: int) -> bool:
-    import socket
-
-    with socket.socket() as probe:
-        probe.settimeout(0.5)
-        return probe.connect_ex(("127.0.0.1", port)) == 0
 
 
 def promtool_check_metrics(page: str) -> subprocess.CompletedProcess:

@@ -5,14 +5,19 @@ import subprocess
 import sys
 from pathlib import Path
 
-SCRIPT = Path(__file__).resolve().parent.parent / "benchmarks" / "scrape_latency.py"
+BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
+
+
+def run_benchmark(script: str, tmp_path: Path, *flags: str) -> list[dict]:
+    """Runs benchmarks/<script> with `flags` and returns the rows it wrote with --json."""
+    result = subprocess.run([sys.executable, str(BENCHMARKS / script), *flags, "--json", str(tmp_path / "out.json")],
+                            capture_output=True, text=True, timeout=240, stdin=subprocess.DEVNULL)
+    assert result.returncode == 0, result.stderr
+    return json.loads((tmp_path / "out.json").read_text())
 
 
 def test_scrape_latency_benchmark_runs(tmp_path):
-    result = subprocess.run([sys.executable, str(SCRIPT), "--quick", "--json", str(tmp_path / "out.json")],
-                            capture_output=True, text=True, timeout=240, stdin=subprocess.DEVNULL)
-    assert result.returncode == 0, result.stderr
-    rows = json.loads((tmp_path / "out.json").read_text())
+    rows = run_benchmark("scrape_latency.py", tmp_path, "--quick")
     assert {row["mode"] for row in rows} == {"baseline", "poll", "scrape"}
     # Every configuration served the whole page, GPM series included.
     assert {row["series"] for row in rows} == {rows[0]["series"]} and rows[0]["series"] > 1000
@@ -20,30 +25,16 @@ def test_scrape_latency_benchmark_runs(tmp_path):
 
 
 def test_inference_sdk_benchmark_runs(tmp_path):
-    script = SCRIPT.parent / "inference_sdk.py"
-    result = subprocess.run([sys.executable, str(script), "--calls", "8000", "--json", str(tmp_path / "out.json")],
-                            capture_output=True, text=True, timeout=240, stdin=subprocess.DEVNULL)
-    assert result.returncode == 0, result.stderr
-    rows = json.loads((tmp_path / "out.json").read_text())
+    rows = run_benchmark("inference_sdk.py", tmp_path, "--calls", "8000")
     assert {row["threads"] for row in rows} == {1, 8} and all(row["mean_ns"] > 0 for row in rows)
 
 
 def test_drift_compare_benchmark_runs_and_agrees_with_evidently(tmp_path):
-    script = SCRIPT.parent / "drift_compare.py"
-    result = subprocess.run([sys.executable, str(script), "--rows", "3000", "--repeat", "1", "--json",
-                             str(tmp_path / "out.json")], capture_output=True, text=True, timeout=240,
-                            stdin=subprocess.DEVNULL)
-    assert result.returncode == 0, result.stderr
-    rows = json.loads((tmp_path / "out.json").read_text())
+    rows = run_benchmark("drift_compare.py", tmp_path, "--rows", "3000", "--repeat", "1")
     assert [row["same_values"] for row in rows] == [True, True] and all(row["columns"] == 20 for row in rows)
 
 
 def test_drift_ingest_benchmark_runs(tmp_path):
-    script = SCRIPT.parent / "drift_ingest.py"
-    result = subprocess.run([sys.executable, str(script), "--seconds", "1", "--clients", "2", "--json",
-                             str(tmp_path / "out.json")], capture_output=True, text=True, timeout=240,
-                            stdin=subprocess.DEVNULL)
-    assert result.returncode == 0, result.stderr
-    rows = json.loads((tmp_path / "out.json").read_text())
+    rows = run_benchmark("drift_ingest.py", tmp_path, "--seconds", "1", "--clients", "2")
     assert [row["encoding"] for row in rows] == ["idle", "json", "arrow"]
     assert all(row["rows_accepted"] > 0 for row in rows[1:])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 import socket
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -39,6 +40,23 @@ def http_ok(url: str, timeout: float = 1.0) -> bool:
         return False
 
 
+def port_open(port: int) -> bool:
+    with socket.socket() as probe:
+        probe.settimeout(0.5)
+        return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
+def fleetscope_server(command: Sequence[str], log_directory: Path, tls: bool = False) -> tuple[ManagedProcess, str]:
+    """`fleetscope COMMAND` (words and --flags) on a free loopback port, not yet started, and its
+    address. Ready once /-/healthy answers, or with TLS once the port accepts connections."""
+    port = free_port()
+    address = f"127.0.0.1:{port}"
+    argv = [sys.executable, "-m", "fleetscope", *command, f"--web.listen-address={address}"]
+    probe = (lambda: port_open(port)) if tls else (lambda: http_ok(f"http://{address}/-/healthy"))
+    name = "-".join(word for word in command if not word.startswith("-"))
+    return ManagedProcess(argv, Path(log_directory) / f"{name}-{port}.log", probe), address
+
+
 class ManagedProcess:
     """Runs argv with output to a log file; ready() polls `probe` until it is true or time runs out."""
 
@@ -61,6 +79,10 @@ class ManagedProcess:
             time.sleep(0.1)
         self.stop()
         raise StartError(f"{self.argv[0]} was not ready within {timeout:.0f}s:\n{self.log_tail()}")
+
+    @property
+    def pid(self) -> int | None:
+        return None if self._process is None else self._process.pid
 
     @property
     def running(self) -> bool:

@@ -79,15 +79,7 @@ class Prometheus:
         self.stop()
 
     def api(self, path: str, **params: str) -> Any:
-        url = f"{self.url}/api/v1/{path}?{urllib.parse.urlencode(params)}"
-        try:
-            with urllib.request.urlopen(url, timeout=10) as response:
-                body = json.load(response)
-        except urllib.error.HTTPError as error:
-            body = json.load(error)
-        if body.get("status") != "success":
-            raise QueryError(f"{path} {params}: {body.get('errorType')}: {body.get('error')}")
-        return body["data"]
+        return api(self.url, path, **params)
 
     def query(self, expr: str) -> list[dict]:
         """Instant vector results as Prometheus returns them: [{"metric": {...}, "value": [t, "v"]}]."""
@@ -109,3 +101,17 @@ class Prometheus:
 
     def active_targets(self) -> list[dict]:
         return self.api("targets")["activeTargets"]
+
+
+def api(base_url: str, path: str, timeout: float = 10.0, **params: str) -> Any:
+    """The `data` of a Prometheus HTTP API answer, e.g. api(url, "query", query="up");
+    QueryError with Prometheus' own message when it refuses."""
+    url = f"{base_url.rstrip('/')}/api/v1/{path}?{urllib.parse.urlencode(params)}"
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            body = json.load(response)
+    except urllib.error.HTTPError as error:
+        body = json.load(error)
+    if body.get("status") != "success":
+        raise QueryError(f"{path} {params}: {body.get('errorType')}: {body.get('error')}")
+    return body["data"]
