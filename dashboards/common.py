@@ -34,5 +34,4 @@ def links_except(key: str) -> list[tuple[str, str]]:
 
 def m(spec: MetricSpec, matchers: str = "", suffix: str = "") -> str:
     """A metric selector from its catalog spec: m(gpu.POWER, GPU) -> fleetscope_gpu_power_watts{...}."""
-    name = spec.name + suffix
-    return f"{name}{{{matchers}}}" if matchers else name
+    return spec.select(matchers, suffix=suffix)

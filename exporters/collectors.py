@@ -43,7 +43,8 @@ def _gpu_source(args: argparse.Namespace) -> Source:
     if args.simulate:
         from fleetscope.exporters.gpu.simulation import simulated_nvml
 
-        library = simulated_nvml(gpus=args.simulate_gpus, seed=args.simulate_seed)
+        library = simulated_nvml(gpus=args.simulate_gpus, seed=args.simulate_seed,
+                                 scheduled_xids=args.simulate_xids)
     else:
         import pynvml as library
     pods = PodResources(args.gpu_pod_resources_socket).gpu_pods if args.gpu_pod_resources_socket else dict

@@ -6,8 +6,9 @@ import argparse
 import signal
 import threading
 
-from fleetscope import __version__, log
+from fleetscope import __version__, durations, log
 from fleetscope.exporters.collectors import AVAILABLE, add_common_flags
+from fleetscope.exporters.gpu.simulation import ScheduledXid
 from fleetscope.exporters.registry import ExporterRegistry
 from fleetscope.exporters.server import routes
 from fleetscope.web import config as web_config
@@ -42,6 +43,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                           help="number of simulated GPUs")
     simulate.add_argument("--simulate.seed", dest="simulate_seed", type=int, default=1,
                           help="seed of the simulation's random walk, XIDs and throttling")
+    simulate.add_argument("--simulate.xid", dest="simulate_xids", type=_scheduled_xid, action="append", default=[],
+                          metavar="AFTER:GPU:CODE",
+                          help="raise XID CODE on GPU (an index) AFTER a duration from start-up, e.g. 30s:2:79; "
+                               "repeatable")
 
 
 def _gpu_count(text: str) -> int:
@@ -54,8 +59,20 @@ def _gpu_count(text: str) -> int:
     return value
 
 
+def _scheduled_xid(text: str) -> ScheduledXid:
+    after, gpu, code = (text.split(":") + ["", ""])[:3]
+    try:
+        return ScheduledXid(durations.parse(after), int(gpu), int(code))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not AFTER:GPU:CODE, e.g. 30s:2:79") from None
+
+
 def build(args: argparse.Namespace) -> tuple[ExporterRegistry, WebServer]:
     """Everything the exporter serves, not yet listening; raises UserError for bad flags."""
+    for xid in args.simulate_xids:
+        if not args.simulate or not 0 <= xid.gpu < args.simulate_gpus:
+            raise log.UserError(f"--simulate.xid names GPU {xid.gpu}: give --simulate and a GPU index below "
+                                f"--simulate.gpus ({args.simulate_gpus})")
     if not args.telemetry_path.startswith("/"):
         raise log.UserError(f"--web.telemetry-path must start with '/', got {args.telemetry_path!r}")
     config = web_config.load(args.web_config_file)

@@ -35,6 +35,11 @@ class MetricSpec:
     def family(self) -> Family:
         return Family(self)
 
+    def select(self, *matchers: str, suffix: str = "") -> str:
+        """A PromQL selector: GPU_UP.select('job="x"') -> fleetscope_gpu_up{job="x"}; empty matchers are skipped."""
+        joined = ",".join(matcher for matcher in matchers if matcher)
+        return f"{self.name}{suffix}{{{joined}}}" if joined else self.name + suffix
+
 
 def convention_problems(spec: MetricSpec) -> list[str]:
     problems = []

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import copy
 import random
+from collections.abc import Iterable
+from dataclasses import dataclass
 
 import pynvml
 
@@ -18,6 +20,7 @@ from fleetscope.exporters.gpu.fake import FakeDevice, FakeNvml, load_recording
 MiB = 1024 * 1024
 # (XID, weight, what it does to the memory error counters); see NVIDIA's XID catalog.
 XIDS = ((13, 30, None), (31, 30, None), (43, 20, None), (45, 10, None), (63, 5, "remap"), (94, 5, "contained"))
+_EFFECTS = {code: effect for code, _, effect in XIDS}
 THROTTLES = (("sw_power_cap", pynvml.nvmlClocksEventReasonSwPowerCap, 0.8),
              ("hw_thermal_slowdown", pynvml.nvmlClocksEventReasonHwThermalSlowdown, 0.2))
 _DURATION_FIELDS = {"sw_power_cap": "NVML_FI_DEV_CLOCKS_EVENT_REASON_SW_POWER_CAP",
@@ -41,13 +44,24 @@ def scaled_recording(gpus: int, recording: dict | None = None) -> dict:
     return recording
 
 
+@dataclass(frozen=True)
+class ScheduledXid:
+    """An XID the simulation raises on one GPU a fixed time after it starts (--simulate.xid)."""
+    after: float  # seconds
+    gpu: int
+    code: int
+
+
 class Simulation:
-    def __init__(self, seed: int = 1, xid_mean_interval: float = 4800.0, throttle_mean_interval: float = 600.0):
+    def __init__(self, seed: int = 1, xid_mean_interval: float = 4800.0, throttle_mean_interval: float = 600.0,
+                 scheduled_xids: Iterable[ScheduledXid] = ()):
         """Mean intervals are per GPU, in seconds."""
         self.seed = seed
         self.xid_mean_interval = xid_mean_interval
         self.throttle_mean_interval = throttle_mean_interval
         self.fake: FakeNvml | None = None
+        self._scheduled = sorted(scheduled_xids, key=lambda xid: xid.after)
+        self._started: float | None = None
 
     def animate(self, device: FakeDevice, now: float) -> None:
         state = device.state
@@ -65,9 +79,18 @@ class Simulation:
         self._throttle(device, rng, now, dt)
         self._write(device, dt, rng)
         if rng.random() < dt / self.xid_mean_interval:
-            self._xid(device, rng)
+            code, _, effect = rng.choices(XIDS, weights=[x[1] for x in XIDS])[0]
+            self._xid(device, code, effect)
+        self._raise_scheduled(device, now)
+
+    def _raise_scheduled(self, device: FakeDevice, now: float) -> None:
+        for xid in [x for x in self._scheduled if x.gpu == device.index and now - self._started >= x.after]:
+            self._scheduled.remove(xid)
+            self._xid(device, xid.code, _EFFECTS.get(xid.code))
 
     def _begin(self, device: FakeDevice, now: float) -> None:
+        if self._started is None:
+            self._started = now
         rng = random.Random(self.seed * 100_003 + device.index)
         device.state.update(rng=rng, at=now, busy=True, phase_until=now + rng.uniform(30, 300), util=0.95,
                             temp=float(device.values["nvmlDeviceGetTemperature/NVML_TEMPERATURE_GPU"]),
@@ -131,8 +154,7 @@ class Simulation:
                               ("FP16_UTIL", 0.03), ("FP64_UTIL", 0.0)):
             values[f"nvmlGpmMetricsGet/NVML_GPM_METRIC_{metric}"] = round(util * share * 100, 2)
 
-    def _xid(self, device: FakeDevice, rng: random.Random) -> None:
-        code, _, effect = rng.choices(XIDS, weights=[x[1] for x in XIDS])[0]
+    def _xid(self, device: FakeDevice, code: int, effect: str | None) -> None:
         if effect == "remap":
             device.fields["NVML_FI_DEV_REMAPPED_COR"] += 1
         elif effect == "contained":
@@ -143,8 +165,9 @@ class Simulation:
             self.fake.inject_xid(device.index, code)
 
 
-def simulated_nvml(gpus: int = 8, seed: int = 1, **rates: float) -> FakeNvml:
-    simulation = Simulation(seed, **rates)
+def simulated_nvml(gpus: int = 8, seed: int = 1, scheduled_xids: Iterable[ScheduledXid] = (),
+                   **rates: float) -> FakeNvml:
+    simulation = Simulation(seed, scheduled_xids=scheduled_xids, **rates)
     fake = FakeNvml(scaled_recording(gpus), animate=simulation.animate)
     simulation.fake = fake
     return fake

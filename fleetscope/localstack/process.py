@@ -46,6 +46,21 @@ def port_open(port: int) -> bool:
         return probe.connect_ex(("127.0.0.1", port)) == 0
 
 
+def start_on_free_port(make: Callable[[int], ManagedProcess], timeout: float = 30.0,
+                       attempts: int = 3) -> tuple[ManagedProcess, int]:
+    """Starts make(port) on a free port, trying another when a different process took it first."""
+    for attempt in range(attempts):
+        port = free_port()
+        process = make(port)
+        try:
+            process.start(timeout)
+            return process, port
+        except StartError as error:
+            if "address already in use" not in str(error) or attempt == attempts - 1:
+                raise
+    raise AssertionError("unreachable")
+
+
 def fleetscope_server(command: Sequence[str], log_directory: Path, tls: bool = False) -> tuple[ManagedProcess, str]:
     """`fleetscope COMMAND` (words and --flags) on a free loopback port, not yet started, and its
     address. Ready once /-/healthy answers, or with TLS once the port accepts connections."""

@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from fleetscope.localstack.process import ManagedProcess, StartError, free_port, http_ok, require_binary
+from fleetscope.localstack.process import ManagedProcess, http_ok, require_binary, start_on_free_port
 
 
 class QueryError(RuntimeError):
@@ -54,19 +54,15 @@ class Prometheus:
         binary = require_binary("prometheus")
         config_path = self.workdir / "prometheus.yml"
         config_path.write_text(yaml.safe_dump(self.config, sort_keys=False))
-        for attempt in range(attempts):
-            self.port = free_port()
-            self._process = ManagedProcess(
+
+        def make(port: int) -> ManagedProcess:
+            return ManagedProcess(
                 [binary, f"--config.file={config_path}", f"--storage.tsdb.path={self.workdir / 'data'}",
-                 f"--web.listen-address=127.0.0.1:{self.port}", "--log.level=warn"],
-                self.workdir / "prometheus.log", lambda: http_ok(f"{self.url}/-/ready"))
-            try:
-                self._process.start(timeout)
-                return self
-            except StartError as error:
-                if "address already in use" not in str(error) or attempt == attempts - 1:
-                    raise
-        raise AssertionError("unreachable")
+                 f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn"],
+                self.workdir / "prometheus.log", lambda: http_ok(f"http://127.0.0.1:{port}/-/ready"))
+
+        self._process, self.port = start_on_free_port(make, timeout, attempts)
+        return self
 
     def stop(self) -> None:
         if self._process is not None:

@@ -66,3 +66,53 @@ def test_any_number_of_gpus_have_distinct_identities(gpus):
     uuids = {d.values["nvmlDeviceGetUUID"] for d in fake.devices}
     buses = {d.values["nvmlDeviceGetPciInfo"]["busId"] for d in fake.devices}
     assert len(uuids) == len(buses) == gpus
+
+
+def test_scheduled_xids_arrive_on_their_gpu_after_their_delay():
+    import time
+
+    from fleetscope.exporters.gpu.simulation import ScheduledXid
+
+    simulation = Simulation(seed=1, xid_mean_interval=1e12,
+                            scheduled_xids=[ScheduledXid(after=30, gpu=1, code=79), ScheduledXid(60, 0, 48)])
+    fake = FakeNvml(scaled_recording(2))
+    simulation.fake = fake
+    collector = GpuCollector(fake, "sim", xid_events=True)
+
+    def xids() -> set[tuple[str, str]]:
+        return {(labels["gpu"], labels["xid"]) for name, labels, _ in samples(render(collector.collect()))
+                if name == "fleetscope_gpu_xid_errors_total"}
+
+    try:
+        assert xids() == set()  # the collector starts watching for XID events
+        for step in range(6):  # 0 to 50 s after the start: only the first is due
+            for device in fake.devices:
+                simulation.animate(device, 1_000_000.0 + step * 10)
+        deadline = time.monotonic() + 10
+        while not xids() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert xids() == {("1", "79")}
+    finally:
+        collector.close()
+
+
+@pytest.mark.parametrize("flag", ["--simulate.xid=soon:1:79", "--simulate.xid=30s:x:79", "--simulate.xid=30s:1"])
+def test_malformed_scheduled_xids_are_refused(flag, capsys):
+    from fleetscope.cli import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["exporter", "--simulate", flag])
+    assert exit_info.value.code == 2 and "AFTER:GPU:CODE" in capsys.readouterr().err
+
+
+def test_scheduled_xid_on_a_gpu_the_node_lacks_is_refused():
+    import argparse
+
+    from fleetscope import log
+    from fleetscope.exporters import command
+
+    parser = argparse.ArgumentParser()
+    command.add_arguments(parser)
+    args = parser.parse_args(["--simulate", "--simulate.gpus=2", "--simulate.xid=1s:2:79"])
+    with pytest.raises(log.UserError, match="GPU 2"):
+        command.build(args)

@@ -1,0 +1,94 @@
+"""Alerts on NCCL collectives (bandwidth against their own baseline, stragglers, hangs) and on
+the InfiniBand / RoCE fabric under them."""
+
+from __future__ import annotations
+
+from fleetscope.alerts.config import AlertsConfig
+from fleetscope.alerts.rule import Alert, group, seconds
+from fleetscope.exporters.catalog import fabric, gpu, nccl
+
+BUS_BANDWIDTH = "fleetscope:nccl_bus_bandwidth_bytes_per_second:rate5m"
+# Job-wide: every node's ranks of a communicator together, per operation and message size.
+_JOB = "cluster, comm_id, comm_name, operation, size"
+_COMM = "communicator {{ $labels.comm_name }} ({{ $labels.comm_id }})"
+_PORT = "port {{ $labels.device }}/{{ $labels.port }} of {{ $labels.hostname }}"
+ACTIVE = 4  # fabric.PORT_STATE: 1 down, 2 init, 3 armed, 4 active, 5 active deferred
+
+
+def nccl_alerts(config: AlertsConfig) -> list[Alert]:
+    e, n = config.selectors.exporter, config.nccl
+    baseline = f"quantile_over_time(0.5, {BUS_BANDWIDTH}[{n.bandwidth_baseline_window}])"
+    gpu_processes = f"count by (cluster, instance) ({gpu.PROCESS_MEMORY.select(e)})"
+    return [
+        Alert("FleetscopeNCCLBusBandwidthLow",
+              f"{BUS_BANDWIDTH} / {baseline} < {n.bandwidth_ratio:g}\n"
+              f"and\ncount_over_time({BUS_BANDWIDTH}[{n.bandwidth_baseline_window}]) >= "
+              f"{n.bandwidth_min_baseline_samples}", "ticket", for_=n.bandwidth_for,
+              summary="{{ $labels.operation }} bus bandwidth of {{ $labels.comm_name }} fell below its baseline",
+              description=f"{{{{ $labels.operation }}}} ({{{{ $labels.size }}}} messages) on {_COMM} runs at "
+                          f"{{{{ $value | humanizePercentage }}}} of its median bus bandwidth over the last "
+                          f"{n.bandwidth_baseline_window}. A slow link, a throttled GPU or a straggling rank slows "
+                          "every rank of the job."),
+        Alert("FleetscopeNCCLStragglerRank", f"{nccl.LATENESS.select(e)} > {n.straggler_lateness_seconds:g}",
+              "ticket", for_=n.straggler_for,
+              summary="Rank {{ $labels.rank }} of {{ $labels.comm_name }} on {{ $labels.hostname }} straggles",
+              description=f"Rank {{{{ $labels.rank }}}} of {_COMM} on {{{{ $labels.hostname }}}} arrives at "
+                          "collectives {{ $value | humanizeDuration }} later than the node's median rank, on "
+                          f"average, for {n.straggler_for}; every other rank waits for it."),
+        Alert("FleetscopeNCCLNoProgress",
+              f"time() - {nccl.LAST_PROGRESS.select(e)} > {seconds(n.hang_after)}\n"
+              f"and on (cluster, instance)\n{gpu_processes} > 0", "page",
+              summary="{{ $labels.comm_name }} has completed no collective for {{ $value | humanizeDuration }}",
+              description=f"No rank of {_COMM} on {{{{ $labels.hostname }}}} has completed an operation for "
+                          "{{ $value | humanizeDuration }}, while processes still hold that node's GPUs: the job "
+                          "is most likely hung in a collective."),
+        Alert("FleetscopeNCCLHung", f"{nccl.RAS_HUNG.select(e)} == 1", "page", for_=n.ras_hung_for,
+              summary="NCCL RAS reports communicator {{ $labels.comm_id }} hung",
+              description="NCCL's RAS service on {{ $labels.hostname }} reports communicator {{ $labels.comm_id }} "
+                          "hung: its ranks disagree on the collectives completed (or some are missing) and the "
+                          f"counts have not moved, for {n.ras_hung_for}."),
+    ]
+
+
+def fabric_alerts(config: AlertsConfig) -> list[Alert]:
+    e, f = config.selectors.exporter, config.fabric
+    state = fabric.PORT_STATE.select(e)
+    return [
+        Alert("FleetscopeFabricPortDown",
+              f"{state} < {ACTIVE}\nand\nmax_over_time({state}[{f.link_was_active_within}]) >= {ACTIVE}", "ticket",
+              for_=f.link_down_for,
+              summary=f"Fabric {_PORT} is down",
+              description=f"Fabric {_PORT} has been in logical state {{{{ $value }}}} (1 down, 2 init, 3 armed) "
+                          f"for {f.link_down_for} after being active within {f.link_was_active_within}. Collectives "
+                          "across nodes lose that link's bandwidth or fail."),
+        Alert("FleetscopeFabricLinkFlapping",
+              f"increase({fabric.LINK_DOWNED.select(e)}[{f.link_flap_window}]) > 0", "ticket",
+              summary=f"Fabric {_PORT} went down and came back",
+              description=f"Fabric {_PORT} went down {{{{ $value | printf \"%.0f\" }}}} time(s) in the last "
+                          f"{f.link_flap_window} after failing to recover from errors. Reseat or replace the cable "
+                          "or transceiver."),
+        Alert("FleetscopeFabricSymbolErrors",
+              f"increase({fabric.SYMBOL_ERRORS.select(e)}[1h]) > {f.symbol_errors_per_hour:g}", "ticket",
+              for_=f.errors_for,
+              summary=f"Symbol errors rising on fabric {_PORT}",
+              description=f"Fabric {_PORT} counted {{{{ $value | printf \"%.0f\" }}}} symbol errors in the last "
+                          "hour: a marginal cable, transceiver or port."),
+        Alert("FleetscopeFabricPortErrors",
+              f"sum without (type) (rate({fabric.ERRORS.select(e)}[5m])) > {f.port_errors_per_second:g}", "ticket",
+              for_=f.errors_for,
+              summary=f"Errors rising on fabric {_PORT}",
+              description=f"Fabric {_PORT} counts {{{{ $value | humanize }}}} port errors a second (receive "
+                          f"errors, discards, integrity errors), for {f.errors_for}."),
+    ]
+
+
+def rule_groups(config: AlertsConfig) -> dict:
+    e = config.selectors.exporter
+    bandwidth = {"record": BUS_BANDWIDTH,
+                 "expr": f"sum by ({_JOB}) (rate({nccl.BUS_BYTES.select(e)}[5m]))\n/\n"
+                         f"(sum by ({_JOB}) (rate({nccl.SECONDS.select(e)}[5m])) > 0)"}
+    return {"groups": [
+        {"name": "fleetscope-nccl-recording", "rules": [bandwidth]},
+        group("fleetscope-nccl", config.team("nccl"), config, nccl_alerts(config)),
+        group("fleetscope-fabric", config.team("fabric"), config, fabric_alerts(config)),
+    ]}

@@ -1,0 +1,303 @@
+"""Every threshold, selector, team and routing choice of the generated rules, in one place,
+as a monitoring mixin's _config: change it in Python or in a YAML file and regenerate.
+
+    python -m fleetscope.alerts.generate --config my-alerts.yaml OUTPUT_DIR
+
+The YAML file holds only what differs from the defaults, in the same shape:
+
+    selectors: {exporter: 'job="gpu-nodes"'}
+    gpu: {xid_page: [48, 79]}
+    inference:
+      slos:
+        - {selector: 'model="llama-3-70b"', latency: time_to_first_token, threshold: 1.0, objective: 0.995}
+    teams: {serving: llm-serving}
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from fleetscope import durations
+from fleetscope.alerts.inference import LATENCIES, NormalizationConfig
+
+SEVERITIES = ("page", "ticket", "info")
+
+
+class ConfigError(ValueError):
+    """A setting that cannot be used; the message names it."""
+
+
+@dataclass(frozen=True)
+class Selectors:
+    """Matchers (PromQL, without braces) that pick each producer's series out of the fleet's."""
+    exporter: str = 'job="fleetscope-exporter"'  # `fleetscope exporter` on every GPU node
+    drift_service: str = 'job="fleetscope-drift"'  # `fleetscope drift serve`
+    model_servers: str = ""  # the drift client's series in model servers
+
+
+@dataclass(frozen=True)
+class GpuConfig:
+    # XID codes by what they demand (NVIDIA's XID catalog, "Action" column). Codes in neither
+    # list are mostly application faults (13, 31, 43, 45) and alert at severity info.
+    xid_page: tuple[int, ...] = (48, 61, 62, 64, 74, 79, 95, 109, 119, 120, 140, 143, 154)
+    xid_ticket: tuple[int, ...] = (63, 92, 94, 121, 123)
+    xid_window: str = "10m"
+    gpu_down_for: str = "2m"
+    nvml_unreachable_for: str = "5m"
+    row_remap_pending_for: str = "15m"
+    thermal_reasons: tuple[str, ...] = ("hw_thermal_slowdown", "sw_thermal_slowdown", "hw_slowdown")
+    # sw_power_cap is how a GPU at full load normally holds its power limit; power brake is not.
+    power_reasons: tuple[str, ...] = ("hw_power_brake_slowdown",)
+    throttle_window: str = "15m"
+    throttle_fraction: float = 0.5  # throttled for at least this share of throttle_window
+    throttle_for: str = "15m"
+    slowdown_margin_celsius: float = 5.0
+    slowdown_margin_for: str = "5m"
+    count_baseline_window: str = "6h"  # a node with fewer GPUs than it had over this window lost one
+
+
+@dataclass(frozen=True)
+class WasteConfig:
+    idle_utilization: float = 0.05
+    idle_window: str = "30m"  # mean utilization over this window...
+    idle_for: str = "2h"  # ...stays below idle_utilization for this long
+
+
+@dataclass(frozen=True)
+class ExporterConfig:
+    down_for: str = "5m"
+    collector_failing_for: str = "15m"
+
+
+@dataclass(frozen=True)
+class NcclConfig:
+    bandwidth_ratio: float = 0.5  # alert below this share of the communicator's own median
+    bandwidth_baseline_window: str = "6h"
+    bandwidth_min_baseline_samples: int = 30  # evaluations of the baseline before it is trusted
+    bandwidth_for: str = "10m"
+    straggler_lateness_seconds: float = 0.02
+    straggler_for: str = "10m"
+    hang_after: str = "5m"
+    ras_hung_for: str = "1m"
+
+
+@dataclass(frozen=True)
+class FabricConfig:
+    link_down_for: str = "2m"
+    link_was_active_within: str = "1d"  # ports never active in this window are not cabled, not down
+    link_flap_window: str = "1h"
+    symbol_errors_per_hour: float = 10.0
+    port_errors_per_second: float = 0.1
+    errors_for: str = "15m"
+
+
+@dataclass(frozen=True)
+class LatencySlo:
+    """A latency objective: `objective` of requests (matched by `selector`) at or under `threshold`."""
+    selector: str = 'model!=""'
+    latency: str = "request_duration"
+    threshold: float = 2.5
+    objective: float = 0.99
+
+
+@dataclass(frozen=True)
+class InferenceConfig:
+    slos: tuple[LatencySlo, ...] = (LatencySlo(),)
+    # The SRE Workbook's multi-window, multi-burn-rate alerts: (severity, long, short, burn rate, for).
+    burn_rates: tuple[tuple[str, str, str, float, str], ...] = (
+        ("page", "1h", "5m", 14.4, "2m"),
+        ("page", "6h", "30m", 6.0, "15m"),
+        ("ticket", "1d", "2h", 3.0, "1h"),
+        ("ticket", "3d", "6h", 1.0, "3h"),
+    )
+    min_requests_per_second: float = 0.05  # below this, ratios are noise
+    error_ratio: float = 0.05
+    error_ratio_for: str = "10m"
+    queue_p90_seconds: float = 5.0
+    time_to_first_token_p90_seconds: float = 2.0
+    latency_for: str = "15m"
+    normalization: NormalizationConfig = field(default_factory=NormalizationConfig)
+
+
+@dataclass(frozen=True)
+class DriftConfig:
+    detected_for: str = "30m"
+    column_detected_for: str = "1h"
+    evaluation_stale_after: str = "15m"
+    evaluation_failing_for: str = "15m"
+    rejected_ratio: float = 0.05
+    rejected_for: str = "15m"
+    service_down_for: str = "5m"
+    client_dropping_for: str = "15m"
+
+
+@dataclass(frozen=True)
+class Receivers:
+    """Where each team's notifications go; every secret is a file Alertmanager reads. Write the files
+    without a trailing newline (printf %s): Alertmanager 0.25 sends the Opsgenie key file's newline in
+    the Authorization header, and Opsgenie refuses every notification."""
+    secrets_dir: str = "/etc/alertmanager/secrets"  # <team>-pagerduty, <team>-opsgenie, <team>-slack
+    webhook_url: str = "http://fleetscope-webhook.monitoring.svc:8080/alerts"
+    webhook_token_file: str = "/etc/alertmanager/secrets/webhook-token"
+    slack_channel_prefix: str = "#alerts-"
+
+
+@dataclass(frozen=True)
+class Routing:
+    group_by: tuple[str, ...] = ("alertname", "cluster", "team")
+    group_wait: str = "30s"
+    group_interval: str = "5m"
+    repeat_interval: dict[str, str] = field(default_factory=lambda: {"page": "4h", "ticket": "1d", "info": "3d"})
+    # Alerts meaning a node is unreachable; they silence that node's GPU alerts.
+    node_down_alerts: tuple[str, ...] = ("FleetscopeExporterDown",)
+    receivers: Receivers = field(default_factory=Receivers)
+    # Alertmanager's `global` section as is, e.g. {pagerduty_url: https://events.eu.pagerduty.com/v2/enqueue}.
+    global_settings: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class AlertsConfig:
+    runbook_url: str = "https://github.com/fleetscope/fleetscope/blob/main/alerts/runbooks"
+    kubernetes_namespace: str = "monitoring"
+    # kube-prometheus-stack's Prometheus picks up PrometheusRules labelled with its release name.
+    prometheus_rule_labels: dict[str, str] = field(default_factory=lambda: {"release": "kube-prometheus-stack"})
+    selectors: Selectors = field(default_factory=Selectors)
+    teams: dict[str, str] = field(default_factory=lambda: {
+        "exporter": "gpu-infra", "gpu": "gpu-infra", "fabric": "gpu-infra", "waste": "ml-platform",
+        "nccl": "ml-platform", "serving": "serving", "drift": "ml-platform"})
+    exporter: ExporterConfig = field(default_factory=ExporterConfig)
+    gpu: GpuConfig = field(default_factory=GpuConfig)
+    waste: WasteConfig = field(default_factory=WasteConfig)
+    nccl: NcclConfig = field(default_factory=NcclConfig)
+    fabric: FabricConfig = field(default_factory=FabricConfig)
+    inference: InferenceConfig = field(default_factory=InferenceConfig)
+    drift: DriftConfig = field(default_factory=DriftConfig)
+    routing: Routing = field(default_factory=Routing)
+
+    def __post_init__(self) -> None:
+        check(self)
+
+    def team(self, area: str) -> str:
+        return self.teams[area]
+
+
+def load(path: str | Path | None) -> AlertsConfig:
+    """The defaults, with what a YAML file sets over them; ConfigError naming the setting otherwise."""
+    if path is None:
+        return AlertsConfig()
+    try:
+        document = yaml.safe_load(Path(path).read_text()) or {}
+    except (OSError, yaml.YAMLError) as error:
+        raise ConfigError(f"cannot read alerts config {path}: {error}") from None
+    return from_mapping(document)
+
+
+def from_mapping(document: Any) -> AlertsConfig:
+    return _build(AlertsConfig, document, "")
+
+
+def _build(cls: type, document: Any, where: str) -> Any:
+    if not isinstance(document, dict):
+        raise ConfigError(f"{where or 'the alerts config'} must be a mapping, got {type(document).__name__}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(document) - names)
+    if unknown:
+        raise ConfigError(f"unknown setting {_join(where, unknown[0])}: known are {', '.join(sorted(names))}")
+    values = {name: _value(hints[name], value, _join(where, name)) for name, value in document.items()}
+    defaults = cls()
+    for name, value in values.items():
+        if isinstance(value, dict):  # a mapping (teams, repeat intervals) adds to its defaults
+            values[name] = {**getattr(defaults, name), **value}
+    try:
+        return cls(**values)
+    except ConfigError:
+        raise
+    except (TypeError, ValueError) as error:
+        raise ConfigError(f"{where or 'alerts config'}: {error}") from None
+
+
+def _value(hint: Any, value: Any, where: str) -> Any:
+    origin = typing.get_origin(hint)
+    if dataclasses.is_dataclass(hint):
+        return _build(hint, value, where)
+    if origin is tuple:
+        if not isinstance(value, list):
+            raise ConfigError(f"{where} must be a list, got {value!r}")
+        args = typing.get_args(hint)
+        item = args[0]
+        if len(args) != 2 or args[1] is not Ellipsis:  # a fixed-length tuple, such as a burn-rate row
+            if len(value) != len(args):
+                raise ConfigError(f"{where} must have {len(args)} items, got {value!r}")
+            return tuple(_value(t, v, f"{where}[{i}]") for i, (t, v) in enumerate(zip(args, value)))
+        return tuple(_value(item, v, f"{where}[{i}]") for i, v in enumerate(value))
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where} must be a mapping, got {value!r}")
+        return {str(k): _value(typing.get_args(hint)[1], v, f"{where}.{k}") for k, v in value.items()}
+    if origin in (typing.Union, types.UnionType):
+        return value
+    if hint is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if hint in (int, str) and type(value) is hint:
+        return value
+    if hint is float or hint in (int, str):
+        raise ConfigError(f"{where} must be a {hint.__name__}, got {value!r}")
+    return value
+
+
+def _join(where: str, name: str) -> str:
+    return f"{where}.{name}" if where else name
+
+
+def check(config: AlertsConfig) -> None:
+    """Raises ConfigError for values no rule can use."""
+    for section in (config.exporter, config.gpu, config.waste, config.nccl, config.fabric, config.inference,
+                    config.drift):
+        for f in dataclasses.fields(section):
+            value = getattr(section, f.name)
+            if f.name.endswith(("_for", "_window", "_within", "_after")) and isinstance(value, str):
+                _duration(value, f"{type(section).__name__}.{f.name}")
+    for severity, long, short, rate, for_ in config.inference.burn_rates:
+        if severity not in SEVERITIES:
+            raise ConfigError(f"inference.burn_rates: severity {severity!r} is not one of {', '.join(SEVERITIES)}")
+        for window in (long, short):
+            if window not in config.inference.normalization.slo_windows:
+                raise ConfigError(f"inference.burn_rates: window {window} has no recorded SLO ratio; recorded are "
+                                  f"{', '.join(config.inference.normalization.slo_windows)}")
+        if not rate > 0:
+            raise ConfigError(f"inference.burn_rates: burn rate must be above 0, got {rate}")
+        _duration(for_, "inference.burn_rates")
+    recorded = dict(config.inference.normalization.slo_thresholds)
+    for slo in config.inference.slos:
+        if slo.latency not in LATENCIES:
+            raise ConfigError(f"inference.slos: latency {slo.latency!r} is not one of {', '.join(LATENCIES)}")
+        if slo.threshold not in recorded.get(slo.latency, ()):
+            raise ConfigError(f"inference.slos: no SLO ratio is recorded for {slo.latency} at {slo.threshold:g} s; "
+                              f"recorded thresholds are {list(recorded.get(slo.latency, ()))} "
+                              "(add it to inference.normalization.slo_thresholds)")
+        if not 0 < slo.objective < 1:
+            raise ConfigError(f"inference.slos: objective must be between 0 and 1, got {slo.objective}")
+    missing = {"exporter", "gpu", "fabric", "waste", "nccl", "serving", "drift"} - set(config.teams)
+    if missing:
+        raise ConfigError(f"teams: no team for {', '.join(sorted(missing))}")
+    for name, team in config.teams.items():
+        if not team or not team.replace("-", "").replace("_", "").isalnum():
+            raise ConfigError(f"teams.{name}: {team!r} must be letters, digits, '-' or '_'")
+    for severity in SEVERITIES:
+        if severity not in config.routing.repeat_interval:
+            raise ConfigError(f"routing.repeat_interval: no interval for severity {severity}")
+
+
+def _duration(text: str, where: str) -> None:
+    try:
+        durations.parse(text)
+    except ValueError as error:
+        raise ConfigError(f"{where}: {error}") from None

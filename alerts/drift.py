@@ -1,0 +1,58 @@
+"""Alerts on model drift and on the drift service that measures it."""
+
+from __future__ import annotations
+
+from fleetscope.alerts.config import AlertsConfig
+from fleetscope.alerts.rule import Alert, group, seconds
+from fleetscope.drift import catalog as drift
+
+_BY_MODEL = "cluster, job, instance, model"
+_MODEL = "Model {{ $labels.model }}{{ with $labels.segment }} (segment {{ . }}){{ end }}"
+
+
+def drift_alerts(config: AlertsConfig) -> list[Alert]:
+    d, s, m = config.drift, config.selectors.drift_service, config.selectors.model_servers
+    rejected = f"sum by ({_BY_MODEL}) (rate({drift.ROWS_REJECTED.select(s)}[{d.rejected_for}]))"
+    accepted = f"sum by ({_BY_MODEL}) (rate({drift.ROWS_ACCEPTED.select(s)}[{d.rejected_for}]))"
+    return [
+        Alert("FleetscopeModelDriftDetected",
+              f"{drift.SHARE.select(s)}\nand\n({drift.DATASET_DETECTED.select(s)} == 1)", "ticket",
+              for_=d.detected_for,
+              summary="{{ $labels.model }} has drifted from its reference",
+              description=f"{_MODEL} has drifted for {d.detected_for}: {{{{ $value | humanizePercentage }}}} of its "
+                          "columns differ from the reference window, past the model's drift share. The drift report "
+                          "shows which columns and how."),
+        Alert("FleetscopeModelColumnDrift",
+              f"{drift.SCORE.select(s)}\nand on (cluster, job, instance, model, column, segment)\n"
+              f"({drift.DETECTED.select(s)} == 1)", "info", for_=d.column_detected_for,
+              summary="Column {{ $labels.column }} of {{ $labels.model }} has drifted",
+              description=f"{_MODEL}: column {{{{ $labels.column }}}} has differed from the reference for "
+                          f"{d.column_detected_for} ({{{{ $labels.method }}}} score {{{{ $value | printf \"%.3g\" }}}})."),
+        Alert("FleetscopeDriftEvaluationStale",
+              f"time() - {drift.LAST_EVALUATION.select(s)} > {seconds(d.evaluation_stale_after)}", "ticket",
+              summary="Drift of {{ $labels.model }} has not been evaluated for {{ $value | humanizeDuration }}",
+              description="The drift service on {{ $labels.instance }} last evaluated model {{ $labels.model }} "
+                          "successfully {{ $value | humanizeDuration }} ago. fleetscope_drift_evaluations_total "
+                          "by outcome says why: no_data when no outputs arrive, error otherwise."),
+        Alert("FleetscopeDriftRowsRejected",
+              f"{rejected}\n/\n({rejected} + ({accepted} or {rejected} * 0))\n> {d.rejected_ratio:g}", "ticket",
+              for_=d.rejected_for,
+              summary="The drift service rejects {{ $value | humanizePercentage }} of {{ $labels.model }}'s rows",
+              description="The drift service on {{ $labels.instance }} has rejected {{ $value | humanizePercentage }} "
+                          f"of the rows sent for model {{{{ $labels.model }}}} over {d.rejected_for}: the model's "
+                          "outputs no longer match its schema, and drift is measured on what is left."),
+        Alert("FleetscopeDriftServiceDown", f"up{{{s}}} == 0", "ticket", for_=d.service_down_for,
+              summary="The drift service on {{ $labels.instance }} cannot be scraped",
+              description=f"Prometheus has failed to scrape the drift service on {{{{ $labels.instance }}}} for "
+                          f"{d.service_down_for}: no model's drift is measured."),
+        Alert("FleetscopeDriftClientDroppingRows",
+              f"sum by ({_BY_MODEL}, reason) (rate({drift.CLIENT_ROWS_DROPPED.select(m)}[5m])) > 0", "ticket",
+              for_=d.client_dropping_for,
+              summary="{{ $labels.instance }} drops {{ $labels.model }}'s rows before the drift service",
+              description="The drift client in {{ $labels.instance }} drops {{ $value | humanize }} rows a second "
+                          f"of model {{{{ $labels.model }}}} ({{{{ $labels.reason }}}}), for {d.client_dropping_for}."),
+    ]
+
+
+def rule_groups(config: AlertsConfig) -> dict:
+    return {"groups": [group("fleetscope-drift", config.team("drift"), config, drift_alerts(config))]}

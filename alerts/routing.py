@@ -1,0 +1,108 @@
+"""The Alertmanager configuration: a route tree by team and severity, a receiver per team
+and channel with every secret read from a file, and the inhibit rules.
+
+Every alert goes to the generic webhook (automation, an audit trail). Then, by its team:
+page goes to PagerDuty, ticket to Opsgenie, and every severity to the team's Slack channel.
+"""
+
+from __future__ import annotations
+
+from fleetscope.alerts.config import SEVERITIES, AlertsConfig
+from fleetscope.alerts.rule import regex
+
+WEBHOOK = "fleetscope-webhook"
+# What makes two alerts of one name the same problem, for the page -> ticket twin inhibition:
+# every label the rules keep except severity and the burn-rate windows.
+TWIN_LABELS = ("alertname", "cluster", "namespace", "model", "engine", "latency", "threshold", "objective", "instance",
+               "hostname", "gpu", "uuid", "xid", "comm_id", "device", "port")
+# Alerts about one node's GPUs and links: silenced while that node is unreachable.
+NODE_ALERTS = 'alertname=~"FleetscopeGPU.+|FleetscopeNVMLUnreachable|FleetscopeExporterCollectorFailing|' \
+              'FleetscopeFabric.+|FleetscopeNCCLStragglerRank|FleetscopeNCCLNoProgress"'
+
+SLACK_TITLE = ('[{{ .Status | toUpper }}{{ if eq .Status "firing" }}:{{ .Alerts.Firing | len }}{{ end }}] '
+               '{{ .CommonLabels.alertname }} ({{ .CommonLabels.severity }})')
+SLACK_TEXT = ('{{ range .Alerts }}*{{ .Annotations.summary }}*\n{{ .Annotations.description }}\n'
+              '<{{ .Annotations.runbook_url }}|Runbook>\n{{ end }}')
+
+
+def receivers_of(team: str) -> dict[str, str]:
+    return {"page": f"{team}-pagerduty", "ticket": f"{team}-opsgenie", "info": f"{team}-slack"}
+
+
+def _team_route(team: str, config: AlertsConfig) -> dict:
+    names, repeat = receivers_of(team), config.routing.repeat_interval
+    return {
+        "receiver": names["info"],
+        "matchers": [f'team="{team}"'],
+        "routes": [
+            {"receiver": names["page"], "matchers": ['severity="page"'], "repeat_interval": repeat["page"],
+             "continue": True},
+            {"receiver": names["ticket"], "matchers": ['severity="ticket"'], "repeat_interval": repeat["ticket"],
+             "continue": True},
+            {"receiver": names["info"], "repeat_interval": repeat["info"]},
+        ],
+    }
+
+
+def _team_receivers(team: str, config: AlertsConfig) -> list[dict]:
+    secrets = config.routing.receivers.secrets_dir.rstrip("/")
+    names = receivers_of(team)
+    return [
+        {"name": names["page"], "pagerduty_configs": [{
+            "routing_key_file": f"{secrets}/{team}-pagerduty",
+            # PagerDuty takes critical, error, warning or info, never our "page".
+            "severity": "critical",
+            "send_resolved": True,
+        }]},
+        {"name": names["ticket"], "opsgenie_configs": [{
+            "api_key_file": f"{secrets}/{team}-opsgenie",
+            "priority": "P3",
+            "tags": f"fleetscope,{team}",
+            "send_resolved": True,
+        }]},
+        {"name": names["info"], "slack_configs": [{
+            "api_url_file": f"{secrets}/{team}-slack",
+            "channel": f"{config.routing.receivers.slack_channel_prefix}{team}",
+            "title": SLACK_TITLE,
+            "text": SLACK_TEXT,
+            "send_resolved": True,
+        }]},
+    ]
+
+
+def inhibit_rules(config: AlertsConfig) -> list[dict]:
+    rules = [{
+        "source_matchers": [f'alertname=~"{regex(config.routing.node_down_alerts)}"'],
+        "target_matchers": [NODE_ALERTS],
+        "equal": ["cluster", "instance"],
+    }]
+    for position, severity in enumerate(SEVERITIES[:-1]):
+        rules.append({
+            "source_matchers": [f'severity="{severity}"'],
+            "target_matchers": [f'severity=~"{regex(SEVERITIES[position + 1:])}"'],
+            "equal": list(TWIN_LABELS),
+        })
+    return rules
+
+
+def alertmanager_config(config: AlertsConfig) -> dict:
+    routing, receivers = config.routing, config.routing.receivers
+    teams = sorted(set(config.teams.values()))
+    webhook = {"name": WEBHOOK, "webhook_configs": [{
+        "url": receivers.webhook_url,
+        "send_resolved": True,
+        "http_config": {"authorization": {"type": "Bearer", "credentials_file": receivers.webhook_token_file}},
+    }]}
+    document: dict = {"global": dict(routing.global_settings)} if routing.global_settings else {}
+    return document | {
+        "route": {
+            "receiver": WEBHOOK,
+            "group_by": list(routing.group_by),
+            "group_wait": routing.group_wait,
+            "group_interval": routing.group_interval,
+            "repeat_interval": routing.repeat_interval["ticket"],
+            "routes": [{"receiver": WEBHOOK, "continue": True}] + [_team_route(team, config) for team in teams],
+        },
+        "inhibit_rules": inhibit_rules(config),
+        "receivers": [webhook] + [receiver for team in teams for receiver in _team_receivers(team, config)],
+    }

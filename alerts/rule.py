@@ -1,0 +1,63 @@
+"""One alert as the areas declare it, and the Prometheus rule it becomes."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from fleetscope import durations
+from fleetscope.alerts.config import SEVERITIES, AlertsConfig
+
+
+@dataclass(frozen=True)
+class Alert:
+    name: str
+    expr: str
+    severity: str
+    summary: str
+    description: str  # Go template: $labels, $value and Prometheus' template functions
+    for_: str = ""
+    labels: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.severity not in SEVERITIES:
+            raise ValueError(f"{self.name}: severity {self.severity!r} is not one of {SEVERITIES}")
+        if not self.name.startswith("Fleetscope"):
+            raise ValueError(f"{self.name}: alert names start with Fleetscope")
+
+
+def alert_rule(alert: Alert, team: str, config: AlertsConfig) -> dict:
+    rule: dict = {"alert": alert.name, "expr": alert.expr}
+    if alert.for_:
+        rule["for"] = alert.for_
+    rule["labels"] = {"severity": alert.severity, "team": team, **alert.labels}
+    rule["annotations"] = {"summary": alert.summary, "description": alert.description,
+                           "runbook_url": runbook_url(alert.name, config)}
+    return rule
+
+
+def runbook_url(name: str, config: AlertsConfig) -> str:
+    return f"{config.runbook_url.rstrip('/')}/{name}.md"
+
+
+def group(name: str, team: str, config: AlertsConfig, alerts: list[Alert], interval: str = "") -> dict:
+    result: dict = {"name": name}
+    if interval:
+        result["interval"] = interval
+    result["rules"] = [alert_rule(alert, team, config) for alert in alerts]
+    return result
+
+
+def matchers(*parts: str) -> str:
+    """Joins PromQL matchers, skipping empty ones: matchers('job="x"', '', 'reason="y"')."""
+    return ",".join(part for part in parts if part)
+
+
+def seconds(duration: str) -> str:
+    """A Prometheus duration as a number of seconds, for comparisons with time()."""
+    return f"{durations.parse(duration):g}"
+
+
+def regex(values: Iterable[object]) -> str:
+    """An alternation for =~, from codes or names."""
+    return "|".join(str(value) for value in values)

@@ -1,0 +1,75 @@
+"""Alerts on inference serving, read from the normalized recording rules of inference.py, so
+they hold for every engine: latency SLOs as multi-window, multi-burn-rate alerts (the SRE
+Workbook, chapter 5), error ratio, queue time and time to first token."""
+
+from __future__ import annotations
+
+from fleetscope import durations
+from fleetscope.alerts.config import AlertsConfig, LatencySlo
+from fleetscope.alerts.inference import PREFIX
+from fleetscope.alerts.rule import Alert, group, matchers
+
+_MODEL = ("{{ $labels.model }} ({{ $labels.engine }}){{ with $labels.namespace }} in namespace {{ . }}{{ end }}"
+          "{{ with $labels.cluster }} of cluster {{ . }}{{ end }}")
+_SERIES = "cluster, namespace, model, engine"
+THIRTY_DAYS = 30 * 86400
+
+
+def _budget(objective: float) -> str:
+    return f"{1 - objective:.6g}"
+
+
+def burn_rate_alerts(slo: LatencySlo, config: AlertsConfig) -> list[Alert]:
+    window_rule = f"{PREFIX}{slo.latency}_seconds:slo_good_ratio_rate"
+    selector = matchers(slo.selector, f'threshold="{slo.threshold:g}"')
+    budget = _budget(slo.objective)
+    what = f"{slo.latency.replace('_', ' ')} at or under {slo.threshold:g} s"
+    alerts = []
+    for severity, long, short, rate, for_ in config.inference.burn_rates:
+        def burn(window: str) -> str:
+            return f"(1 - {window_rule}{window}{{{selector}}}) / {budget}"
+        alerts.append(Alert(
+            "FleetscopeInferenceLatencyBudgetBurn",
+            f"{burn(long)} > {rate:g}\nand\n{burn(short)} > {rate:g}", severity, for_=for_,
+            labels={"latency": slo.latency, "objective": f"{slo.objective:g}", "long_window": long,
+                    "short_window": short},
+            summary=f"{{{{ $labels.model }}}} burns its {slo.latency.replace('_', ' ')} error budget "
+                    f"{rate:g}x too fast",
+            description=f"{_MODEL} is spending the error budget of its objective ({slo.objective:g} of requests "
+                        f"with {what}) {{{{ $value | printf \"%.1f\" }}}} times as fast as the objective allows "
+                        f"over {long}, and over {short} too. At {rate:g}x, "
+                        f"{rate * durations.parse(long) / THIRTY_DAYS:.1%} of a 30-day budget goes in {long}."))
+    return alerts
+
+
+def serving_alerts(config: AlertsConfig) -> list[Alert]:
+    i = config.inference
+    busy = f"{PREFIX}requests:rate5m > {i.min_requests_per_second:g}"
+    alerts = [alert for slo in i.slos for alert in burn_rate_alerts(slo, config)]
+    alerts += [
+        Alert("FleetscopeInferenceErrorRatioHigh",
+              f"{PREFIX}error_ratio:rate5m > {i.error_ratio:g}\nand on ({_SERIES})\n{busy}", "ticket",
+              for_=i.error_ratio_for,
+              summary="{{ $labels.model }} fails {{ $value | humanizePercentage }} of its requests",
+              description=f"{_MODEL} has failed {{{{ $value | humanizePercentage }}}} of its requests over 5 minutes, "
+                          f"for {i.error_ratio_for} (threshold {i.error_ratio:.0%})."),
+        Alert("FleetscopeInferenceQueueTimeHigh",
+              f'{PREFIX}queue_duration_seconds:quantile_rate5m{{quantile="0.9"}} > {i.queue_p90_seconds:g}\n'
+              f"and on ({_SERIES})\n{busy}", "ticket", for_=i.latency_for,
+              summary="Requests to {{ $labels.model }} wait {{ $value | humanizeDuration }} in the queue",
+              description=f"One request in ten to {_MODEL} waits longer than {{{{ $value | humanizeDuration }}}} "
+                          f"before it is scheduled (p90 over 5 minutes, threshold {i.queue_p90_seconds:g} s), for "
+                          f"{i.latency_for}: the server is short of capacity."),
+        Alert("FleetscopeInferenceTimeToFirstTokenHigh",
+              f'{PREFIX}time_to_first_token_seconds:quantile_rate5m{{quantile="0.9"}} > '
+              f"{i.time_to_first_token_p90_seconds:g}\nand on ({_SERIES})\n{busy}", "ticket", for_=i.latency_for,
+              summary="{{ $labels.model }} takes {{ $value | humanizeDuration }} to its first token",
+              description=f"One request in ten to {_MODEL} waits longer than {{{{ $value | humanizeDuration }}}} "
+                          f"for its first token (p90 over 5 minutes, threshold {i.time_to_first_token_p90_seconds:g}"
+                          f" s), for {i.latency_for}."),
+    ]
+    return alerts
+
+
+def rule_groups(config: AlertsConfig) -> list[dict]:
+    return [group("fleetscope-inference-alerts", config.team("serving"), config, serving_alerts(config))]

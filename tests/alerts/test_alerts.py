@@ -1,0 +1,249 @@
+"""The generated rules and routing: committed as generated, accepted by promtool and amtool,
+every alert unit-tested firing and quiet, labelled, annotated and given a runbook; routes
+proven with amtool; the config's settings really reach the rules, and bad settings are refused."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from fleetscope.alerts import generate, routing
+from fleetscope.alerts.config import SEVERITIES, AlertsConfig, ConfigError, Routing, from_mapping, load
+from fleetscope.drift import catalog as drift_catalog
+from fleetscope.exporters import catalog as exporter_catalog
+
+ALERTS = Path(generate.__file__).resolve().parent
+RULE_FILES = [f"rules/{name}" for name in generate.RULE_FILES]
+
+
+def _alert_rules(texts: dict[str, str] | None = None) -> list[dict]:
+    texts = texts or generate.files()
+    return [rule for name in RULE_FILES for group in yaml.safe_load(texts[name])["groups"]
+            for rule in group["rules"] if "alert" in rule]
+
+
+def _run(*argv: str) -> subprocess.CompletedProcess:
+    return subprocess.run(list(argv), capture_output=True, text=True, timeout=180)
+
+
+def test_committed_files_are_what_the_generator_writes():
+    for name, text in generate.files().items():
+        path = ALERTS / name
+        assert path.exists() and path.read_text() == text, f"{name}: run python -m fleetscope.alerts.generate"
+
+
+@pytest.mark.parametrize("name", RULE_FILES)
+def test_promtool_accepts_each_rule_file(name):
+    result = _run("promtool", "check", "rules", str(ALERTS / name))
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_prometheus_rule_manifest_holds_every_group(tmp_path):
+    manifest = yaml.safe_load((ALERTS / "kubernetes" / "prometheusrule.yaml").read_text())
+    assert manifest["apiVersion"] == "monitoring.coreos.com/v1" and manifest["kind"] == "PrometheusRule"
+    groups = [group for name in RULE_FILES for group in yaml.safe_load((ALERTS / name).read_text())["groups"]]
+    assert manifest["spec"]["groups"] == groups
+    (tmp_path / "spec.yaml").write_text(yaml.safe_dump(manifest["spec"]))
+    result = _run("promtool", "check", "rules", str(tmp_path / "spec.yaml"))
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("name", sorted(path.name for path in (ALERTS / "tests").glob("*.test.yaml")))
+def test_promtool_unit_tests_pass(name):
+    result = _run("promtool", "test", "rules", str(ALERTS / "tests" / name))
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_every_alert_has_a_unit_test_firing_and_one_quiet():
+    firing, quiet = set(), set()
+    for path in (ALERTS / "tests").glob("*.test.yaml"):
+        for test in yaml.safe_load(path.read_text())["tests"]:
+            for case in test.get("alert_rule_test", []):
+                (firing if case.get("exp_alerts") else quiet).add(case["alertname"])
+    names = {rule["alert"] for rule in _alert_rules()}
+    assert names - firing == set(), "alerts never shown firing"
+    assert names - quiet == set(), "alerts never shown quiet"
+
+
+def test_every_severity_of_a_shared_alert_name_is_shown_firing():
+    fired = set()
+    for path in (ALERTS / "tests").glob("*.test.yaml"):
+        for test in yaml.safe_load(path.read_text())["tests"]:
+            for case in test.get("alert_rule_test", []):
+                fired |= {(case["alertname"], alert["exp_labels"]["severity"]) for alert in case["exp_alerts"]}
+    assert {(rule["alert"], rule["labels"]["severity"]) for rule in _alert_rules()} <= fired
+
+
+def test_every_alert_is_labelled_annotated_and_has_a_runbook():
+    teams = set(AlertsConfig().teams.values())
+    for rule in _alert_rules():
+        name = rule["alert"]
+        assert rule["labels"]["severity"] in SEVERITIES and rule["labels"]["team"] in teams, name
+        annotations = rule["annotations"]
+        assert set(annotations) == {"summary", "description", "runbook_url"}, name
+        assert annotations["runbook_url"].endswith(f"/alerts/runbooks/{name}.md")
+        runbook = (ALERTS / "runbooks" / f"{name}.md").read_text()
+        assert runbook.startswith(f"# {name}\n") and all(
+            f"\n## {section}\n" in runbook for section in ("Meaning", "Confirm", "Act")), name
+
+
+def test_no_runbook_without_an_alert():
+    names = {rule["alert"] for rule in _alert_rules()}
+    assert {path.stem for path in (ALERTS / "runbooks").glob("*.md")} == names
+
+
+def test_every_fleetscope_metric_the_rules_read_is_cataloged():
+    cataloged = {spec.name for spec in exporter_catalog.ALL + drift_catalog.ALL}
+    text = "".join((ALERTS / name).read_text() for name in RULE_FILES)
+    read = {re.sub(r"_(bucket|sum|count)$", "", name) for name in re.findall(r"\bfleetscope_[a-z_]+", text)}
+    # Names quoted in annotations for the reader are metrics too, and must exist as well.
+    assert read and read - cataloged == set()
+
+
+def test_settings_reach_the_rules():
+    config = from_mapping({
+        "selectors": {"exporter": 'job="gpu-nodes"'},
+        "gpu": {"xid_page": [79], "gpu_down_for": "7m"},
+        "inference": {"slos": [{"selector": 'model="llama"', "latency": "time_to_first_token", "threshold": 1.0,
+                                "objective": 0.995}]},
+        "teams": {"serving": "llm-serving"},
+        "runbook_url": "https://wiki.example.com/runbooks/",
+    })
+    rules = {(rule["alert"], rule["labels"]["severity"]): rule for rule in _alert_rules(generate.files(config))}
+    assert 'xid=~"79"' in rules["FleetscopeGPUXidError", "page"]["expr"]
+    assert rules["FleetscopeGPUDown", "page"]["for"] == "7m"
+    assert 'job="gpu-nodes"' in rules["FleetscopeGPUDown", "page"]["expr"]
+    burn = next(rule for rule in _alert_rules(generate.files(config))
+                if rule["alert"] == "FleetscopeInferenceLatencyBudgetBurn" and rule["labels"]["long_window"] == "1h")
+    assert 'slo_good_ratio_rate1h{model="llama",threshold="1"}' in burn["expr"] and "/ 0.005 > 14.4" in burn["expr"]
+    assert burn["labels"]["team"] == "llm-serving" and burn["labels"]["objective"] == "0.995"
+    assert burn["annotations"]["runbook_url"] == "https://wiki.example.com/runbooks/FleetscopeInferenceLatencyBudgetBurn.md"
+    assert "llm-serving-pagerduty" in generate.files(config)["alertmanager/alertmanager.yml"]
+
+
+def test_the_generator_takes_a_yaml_config(tmp_path):
+    (tmp_path / "alerts.yaml").write_text("drift: {detected_for: 2h}\n")
+    assert generate.main(["--config", str(tmp_path / "alerts.yaml"), str(tmp_path / "out")]) == 0
+    assert "for: 2h" in (tmp_path / "out" / "rules" / "drift.yaml").read_text()
+    assert (tmp_path / "out" / "alertmanager" / "alertmanager.yml").exists()
+
+
+@pytest.mark.parametrize("document, message", [
+    ({"gpu": {"xid_windw": "5m"}}, "unknown setting gpu.xid_windw"),
+    ({"gpu": {"xid_window": "ten minutes"}}, "GpuConfig.xid_window: invalid duration"),
+    ({"gpu": {"throttle_fraction": "half"}}, "gpu.throttle_fraction must be a float"),
+    ({"gpu": {"xid_page": 79}}, "gpu.xid_page must be a list"),
+    ({"inference": {"slos": [{"latency": "request_duration", "threshold": 3.0}]}},
+     "no SLO ratio is recorded for request_duration at 3 s"),
+    ({"inference": {"slos": [{"latency": "tokens"}]}}, "latency 'tokens' is not one of"),
+    ({"inference": {"slos": [{"objective": 1.0}]}}, "objective must be between 0 and 1"),
+    ({"inference": {"burn_rates": [["page", "1h", "7m", 14.4, "2m"]]}}, "window 7m has no recorded SLO ratio"),
+    ({"inference": {"burn_rates": [["urgent", "1h", "5m", 14.4, "2m"]]}}, "severity 'urgent'"),
+    ({"teams": {"gpu": "gpu infra"}}, "teams.gpu"),
+    (["gpu"], "must be a mapping"),
+])
+def test_bad_settings_are_refused_naming_the_setting(document, message):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        from_mapping(document)
+
+
+def test_a_config_built_in_python_needs_every_team_and_interval():
+    with pytest.raises(ConfigError, match="teams: no team for"):
+        AlertsConfig(teams={"gpu": "gpu-infra"})
+    with pytest.raises(ConfigError, match="no interval for severity ticket"):
+        AlertsConfig(routing=Routing(repeat_interval={"page": "1h", "info": "1d"}))
+
+
+def test_mappings_in_a_config_file_add_to_the_defaults():
+    config = from_mapping({"teams": {"serving": "llm-serving"}, "routing": {"repeat_interval": {"page": "1h"}}})
+    assert config.teams["serving"] == "llm-serving" and config.teams["gpu"] == "gpu-infra"
+    assert config.routing.repeat_interval == {"page": "1h", "ticket": "1d", "info": "3d"}
+
+
+def test_an_unreadable_config_file_is_refused(tmp_path):
+    (tmp_path / "bad.yaml").write_text("gpu: [unclosed\n")
+    with pytest.raises(ConfigError, match="cannot read alerts config"):
+        load(tmp_path / "bad.yaml")
+    with pytest.raises(SystemExit):
+        generate.main(["--config", str(tmp_path / "missing.yaml"), str(tmp_path)])
+
+
+# --- Alertmanager ------------------------------------------------------------------------------
+
+AM_CONFIG = ALERTS / "alertmanager" / "alertmanager.yml"
+
+
+def test_amtool_accepts_the_alertmanager_config():
+    result = _run("amtool", "check-config", str(AM_CONFIG))
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_no_secret_is_inlined():
+    document = yaml.safe_load(AM_CONFIG.read_text())
+    for receiver in document["receivers"]:
+        for kind, configs in receiver.items():
+            for config in configs if isinstance(configs, list) else []:
+                assert not {"routing_key", "service_key", "api_key", "api_url"} & set(config), receiver["name"]
+                if kind == "webhook_configs":
+                    assert "credentials_file" in config["http_config"]["authorization"]
+
+
+def _rule_labels(name: str, severity: str) -> dict[str, str]:
+    return next(rule["labels"] for rule in _alert_rules()
+                if rule["alert"] == name and rule["labels"]["severity"] == severity)
+
+
+# (alert, severity, the receivers Alertmanager must choose, in order)
+ROUTES = [
+    ("FleetscopeGPUXidError", "page", "fleetscope-webhook,gpu-infra-pagerduty,gpu-infra-slack"),
+    ("FleetscopeGPUXidError", "ticket", "fleetscope-webhook,gpu-infra-opsgenie,gpu-infra-slack"),
+    ("FleetscopeGPUXidError", "info", "fleetscope-webhook,gpu-infra-slack"),
+    ("FleetscopeExporterDown", "ticket", "fleetscope-webhook,gpu-infra-opsgenie,gpu-infra-slack"),
+    ("FleetscopeFabricPortDown", "ticket", "fleetscope-webhook,gpu-infra-opsgenie,gpu-infra-slack"),
+    ("FleetscopeNCCLHung", "page", "fleetscope-webhook,ml-platform-pagerduty,ml-platform-slack"),
+    ("FleetscopeGPUAllocatedIdle", "ticket", "fleetscope-webhook,ml-platform-opsgenie,ml-platform-slack"),
+    ("FleetscopeInferenceLatencyBudgetBurn", "page", "fleetscope-webhook,serving-pagerduty,serving-slack"),
+    ("FleetscopeInferenceLatencyBudgetBurn", "ticket", "fleetscope-webhook,serving-opsgenie,serving-slack"),
+    ("FleetscopeModelDriftDetected", "ticket", "fleetscope-webhook,ml-platform-opsgenie,ml-platform-slack"),
+    ("FleetscopeModelColumnDrift", "info", "fleetscope-webhook,ml-platform-slack"),
+]
+
+
+@pytest.mark.parametrize("alert, severity, receivers", ROUTES)
+def test_amtool_routes_each_alert_to_its_team_and_channel(alert, severity, receivers):
+    labels = {"alertname": alert, **_rule_labels(alert, severity), "instance": "node-1:9835"}
+    result = _run("amtool", "config", "routes", "test", f"--config.file={AM_CONFIG}",
+                  f"--verify.receivers={receivers}", *(f"{key}={value}" for key, value in labels.items()))
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_an_alert_of_no_known_team_reaches_the_webhook_only():
+    result = _run("amtool", "config", "routes", "test", f"--config.file={AM_CONFIG}",
+                  "--verify.receivers=fleetscope-webhook", "alertname=SomethingElse", "severity=page")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_every_team_has_a_route_and_its_three_receivers():
+    document = yaml.safe_load(AM_CONFIG.read_text())
+    names = {receiver["name"] for receiver in document["receivers"]}
+    for team in set(AlertsConfig().teams.values()):
+        assert set(routing.receivers_of(team).values()) <= names
+        assert any(route.get("matchers") == [f'team="{team}"'] for route in document["route"]["routes"])
+
+
+def test_the_labels_the_rules_match_on_are_the_metrics_own():
+    specs = {spec.name: spec for spec in exporter_catalog.ALL + drift_catalog.ALL}
+    target_labels = {"job", "instance", "cluster", "le"}
+    text = "".join((ALERTS / name).read_text() for name in RULE_FILES)
+    checked = 0
+    for name, matchers in re.findall(r"\b(fleetscope_[a-z_]+)\{([^}]*)\}", text):
+        spec = specs[re.sub(r"_(bucket|sum|count)$", "", name)]
+        declared = set(spec.labels) | set(spec.optional_labels) | target_labels
+        for label in re.findall(r"([a-z_]+)\s*(?:=~|!~|!=|=)", matchers):
+            assert label in declared, f"{name} has no label {label}"
+            checked += 1
+    assert checked > 50

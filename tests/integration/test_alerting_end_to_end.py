@@ -1,0 +1,157 @@
+"""From a fault to on-call, with real components on loopback: the simulated exporter and the
+drift service, scraped by Prometheus evaluating the generated rules, a real Alertmanager with
+the generated routing, and this test standing in for the webhook, PagerDuty, Opsgenie and
+Slack. Also: the generated inhibit rules, applied by a real Alertmanager."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+import yaml
+
+from fleetscope.alerts import generate, routing
+from fleetscope.alerts.config import from_mapping
+from fleetscope.localstack.alertmanager import Alertmanager
+from fleetscope.localstack.prometheus import Prometheus
+from fleetscope.localstack.receiver import Notification, NotificationReceiver
+from tests.support.fleet_data import DRIFT_CONFIG, feed_drift_service
+
+pytestmark = pytest.mark.integration
+
+KEYS = {"gpu-infra-pagerduty": "pd-routing-key-gpu-infra", "ml-platform-opsgenie": "og-api-key-ml-platform",
+        "webhook-token": "webhook-token-0123456789"}
+
+
+def _secrets(directory, receiver: NotificationReceiver) -> None:
+    """Secret files as `printf %s` writes them: Alertmanager 0.25 trims the PagerDuty and Slack files
+    but sends a trailing newline of the Opsgenie key file in its Authorization header, and fails."""
+    directory.mkdir()
+    teams = {"gpu-infra", "ml-platform", "serving"}
+    for team in teams:
+        for channel in ("pagerduty", "opsgenie"):
+            (directory / f"{team}-{channel}").write_text(KEYS.get(f"{team}-{channel}", f"{channel}-key-{team}"))
+        (directory / f"{team}-slack").write_text(f"{receiver.url}/slack/{team}")
+    (directory / "webhook-token").write_text(KEYS["webhook-token"])
+
+
+def _config(tmp_path, receiver: NotificationReceiver, **overrides):
+    """The default config, with short `for`s and timings, and every channel pointed at the receiver."""
+    secrets = tmp_path / "secrets"
+    _secrets(secrets, receiver)
+    return from_mapping({
+        "drift": {"detected_for": "5s"},
+        "routing": {"group_wait": "1s", "group_interval": "2s",
+                    "receivers": {"secrets_dir": str(secrets), "webhook_url": f"{receiver.url}/webhook",
+                                  "webhook_token_file": str(secrets / "webhook-token")},
+                    "global_settings": {"pagerduty_url": f"{receiver.url}/pagerduty/v2/enqueue",
+                                        "opsgenie_api_url": f"{receiver.url}/opsgenie/"}},
+        **overrides,
+    })
+
+
+def _webhook_alert(notification: Notification, **labels: str) -> dict | None:
+    if notification.path != "/webhook" or not isinstance(notification.body, dict):
+        return None
+    return next((alert for alert in notification.body["alerts"] if alert["status"] == "firing"
+                 and all(alert["labels"].get(key) == value for key, value in labels.items())), None)
+
+
+def test_an_xid_and_a_drift_shift_reach_on_call(tmp_path, fleetscope_process, prometheus):
+    receiver = NotificationReceiver().start()
+    try:
+        config = _config(tmp_path, receiver)
+        texts = generate.files(config)
+        for name, text in texts.items():
+            (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+            (tmp_path / name).write_text(text)
+        alertmanager = Alertmanager(tmp_path / "alertmanager",
+                                    yaml.safe_load(texts["alertmanager/alertmanager.yml"])).start()
+        try:
+            # GPU 2 raises XID 79 (fallen off the bus) 15 s after the exporter starts.
+            exporter = fleetscope_process("exporter", "--simulate", "--simulate.xid=15s:2:79")
+            (tmp_path / "drift.yaml").write_text(DRIFT_CONFIG)
+            drift = fleetscope_process("drift serve", f"--config.file={tmp_path / 'drift.yaml'}",
+                                       f"--storage.path={tmp_path / 'drift.sqlite'}")
+            prometheus([Prometheus.targets("fleetscope-exporter", [exporter]),
+                        Prometheus.targets("fleetscope-drift", [drift])],
+                       rule_files=[tmp_path / "rules" / name for name in generate.RULE_FILES],
+                       alertmanagers=[alertmanager.address])
+            started = time.monotonic()
+            feed_drift_service(drift)  # a reference, then outputs shifted by one standard deviation
+
+            xid = receiver.wait_for(lambda n: _webhook_alert(n, alertname="FleetscopeGPUXidError", xid="79"), 90)
+            alert = _webhook_alert(xid, alertname="FleetscopeGPUXidError", xid="79")
+            assert alert["labels"] | {"instance": ""} == alert["labels"] | {
+                "alertname": "FleetscopeGPUXidError", "severity": "page", "team": "gpu-infra", "gpu": "2",
+                "job": "fleetscope-exporter", "instance": ""}
+            assert alert["labels"]["uuid"].startswith("GPU-") and alert["labels"]["hostname"]
+            assert alert["annotations"]["runbook_url"].endswith("/FleetscopeGPUXidError.md")
+            assert xid.headers["Authorization"] == f"Bearer {KEYS['webhook-token']}"
+
+            # The page went to PagerDuty with the key from its file, and to the team's Slack.
+            page = receiver.wait_for(lambda n: n.path == "/pagerduty/v2/enqueue"
+                                     and "FleetscopeGPUXidError" in str(n.body), 30)
+            assert page.body["routing_key"] == KEYS["gpu-infra-pagerduty"]
+            assert page.body["event_action"] == "trigger" and page.body["payload"]["severity"] == "critical"
+            receiver.wait_for(lambda n: n.path == "/slack/gpu-infra" and "XID 79" in str(n.body), 30)
+
+            drifted = receiver.wait_for(
+                lambda n: _webhook_alert(n, alertname="FleetscopeModelDriftDetected", model="iris"), 90)
+            alert = _webhook_alert(drifted, alertname="FleetscopeModelDriftDetected", model="iris")
+            assert alert["labels"]["severity"] == "ticket" and alert["labels"]["team"] == "ml-platform"
+            assert "has drifted" in alert["annotations"]["description"]
+            ticket = receiver.wait_for(lambda n: n.path == "/opsgenie/v2/alerts"
+                                       and "FleetscopeModelDriftDetected" in str(n.body), 30)
+            assert ticket.headers["Authorization"] == f"GenieKey {KEYS['ml-platform-opsgenie']}"
+            # A ticket never pages.
+            assert not [n for n in receiver.notifications
+                        if n.path.startswith("/pagerduty") and "FleetscopeModelDriftDetected" in str(n.body)]
+            assert time.monotonic() - started < 150
+        finally:
+            alertmanager.stop()
+    finally:
+        receiver.stop()
+
+
+def _alert(name: str, severity: str, **labels: str) -> dict:
+    return {"labels": {"alertname": name, "severity": severity, **labels},
+            "annotations": {"summary": name}}
+
+
+def test_the_inhibit_rules_silence_a_down_node_and_ticket_twins(tmp_path):
+    receiver = NotificationReceiver().start()
+    try:
+        config = _config(tmp_path, receiver)
+        with Alertmanager(tmp_path / "alertmanager", routing.alertmanager_config(config)) as alertmanager:
+            gpu = {"instance": "node-1:9835", "hostname": "node-1", "gpu": "0", "uuid": "GPU-0", "team": "gpu-infra"}
+            slo = {"model": "llama", "engine": "vllm", "namespace": "chat", "latency": "request_duration",
+                   "threshold": "2.5", "objective": "0.99", "team": "serving"}
+            alertmanager.post_alerts([
+                _alert("FleetscopeExporterDown", "ticket", instance="node-1:9835", team="gpu-infra"),
+                _alert("FleetscopeGPUThermalThrottling", "ticket", **gpu, reason="hw_thermal_slowdown"),
+                _alert("FleetscopeGPUThermalThrottling", "ticket", **(gpu | {"instance": "node-2:9835",
+                                                                          "hostname": "node-2"}),
+                       reason="hw_thermal_slowdown"),
+                _alert("FleetscopeInferenceLatencyBudgetBurn", "page", **slo, long_window="1h", short_window="5m"),
+                _alert("FleetscopeInferenceLatencyBudgetBurn", "ticket", **slo, long_window="1d", short_window="2h"),
+                _alert("FleetscopeInferenceLatencyBudgetBurn", "ticket", **(slo | {"model": "mistral"}),
+                       long_window="1d", short_window="2h"),
+            ])
+            deadline = time.monotonic() + 30
+            while True:
+                states = {(a["labels"]["alertname"], a["labels"].get("instance", a["labels"].get("model")),
+                           a["labels"]["severity"]): a["status"]["state"] for a in alertmanager.alerts()}
+                if len(states) == 6 and "unprocessed" not in states.values() or time.monotonic() > deadline:
+                    break
+                time.sleep(0.2)
+            assert states == {
+                ("FleetscopeExporterDown", "node-1:9835", "ticket"): "active",
+                ("FleetscopeGPUThermalThrottling", "node-1:9835", "ticket"): "suppressed",  # its node is down
+                ("FleetscopeGPUThermalThrottling", "node-2:9835", "ticket"): "active",
+                ("FleetscopeInferenceLatencyBudgetBurn", "llama", "page"): "active",
+                ("FleetscopeInferenceLatencyBudgetBurn", "llama", "ticket"): "suppressed",  # its page twin fires
+                ("FleetscopeInferenceLatencyBudgetBurn", "mistral", "ticket"): "active",
+            }
+    finally:
+        receiver.stop()
