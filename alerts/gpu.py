@@ -49,11 +49,20 @@ def _xid(codes: str, config: AlertsConfig, severity: str) -> Alert:
                              "The runbook lists what each code needs.")
 
 
+def _throttling(kind: str, adverb: str, reasons: tuple[str, ...], config: AlertsConfig, advice: str) -> Alert:
+    g = config.gpu
+    active = gpu.CLOCK_EVENT_ACTIVE.select(config.selectors.exporter, f'reason=~"{regex(reasons)}"')
+    return Alert(f"FleetscopeGPU{kind}Throttling",
+                 f"avg_over_time({active}[{g.throttle_window}]) >= {g.throttle_fraction:g}", "ticket",
+                 for_=g.throttle_for,
+                 summary=f"GPU {{{{ $labels.gpu }}}} of {{{{ $labels.hostname }}}} is {adverb} throttled",
+                 description=f"{_GPU} has had its clocks cut by {{{{ $labels.reason }}}} "
+                             f"{{{{ $value | humanizePercentage }}}} of the last {g.throttle_window}. {advice}")
+
+
 def gpu_alerts(config: AlertsConfig) -> list[Alert]:
     e, g = config.selectors.exporter, config.gpu
     page, ticket = regex(g.xid_page), regex(g.xid_ticket)
-    thermal = gpu.CLOCK_EVENT_ACTIVE.select(e, f'reason=~"{regex(g.thermal_reasons)}"')
-    power = gpu.CLOCK_EVENT_ACTIVE.select(e, f'reason=~"{regex(g.power_reasons)}"')
     double_bit = gpu.ECC_ERRORS.select(e, 'type="double_bit"')
     return [
         _xid(f'xid=~"{page}"', config, "page"),
@@ -90,20 +99,10 @@ def gpu_alerts(config: AlertsConfig) -> list[Alert]:
               description="The GPU collector on {{ $labels.instance }} has failed for "
                           f"{g.nvml_unreachable_for}: NVML cannot be initialized or every GPU call fails, so no GPU "
                           "of that node is observed. The driver may be unloaded, mismatched or hung."),
-        Alert("FleetscopeGPUThermalThrottling",
-              f"avg_over_time({thermal}[{g.throttle_window}])"
-              f" >= {g.throttle_fraction:g}", "ticket", for_=g.throttle_for,
-              summary="GPU {{ $labels.gpu }} of {{ $labels.hostname }} is thermally throttled",
-              description=f"{_GPU} has had its clocks cut by {{{{ $labels.reason }}}} "
-                          f"{{{{ $value | humanizePercentage }}}} of the last {g.throttle_window}. Check its "
-                          "cooling: fans, airflow, inlet temperature."),
-        Alert("FleetscopeGPUPowerThrottling",
-              f"avg_over_time({power}[{g.throttle_window}])"
-              f" >= {g.throttle_fraction:g}", "ticket", for_=g.throttle_for,
-              summary="GPU {{ $labels.gpu }} of {{ $labels.hostname }} is power throttled",
-              description=f"{_GPU} has had its clocks cut by {{{{ $labels.reason }}}} "
-                          f"{{{{ $value | humanizePercentage }}}} of the last {g.throttle_window}. A power brake "
-                          "is asserted by the system, usually for a power supply or facility problem."),
+        _throttling("Thermal", "thermally", g.thermal_reasons, config,
+                    "Check its cooling: fans, airflow, inlet temperature."),
+        _throttling("Power", "power", g.power_reasons, config,
+                    "A power brake is asserted by the system, usually for a power supply or facility problem."),
         Alert("FleetscopeGPUTemperatureNearSlowdown",
               f"{gpu.SLOWDOWN_TEMPERATURE.select(e)} - {gpu.TEMPERATURE.select(e)} < {g.slowdown_margin_celsius:g}",
               "ticket", for_=g.slowdown_margin_for,
