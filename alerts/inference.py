@@ -37,6 +37,7 @@ class NormalizationConfig:
     quantiles: tuple[float, ...] = (0.5, 0.9, 0.99)
     # The windows of the SRE Workbook's multi-window, multi-burn-rate alerts.
     slo_windows: tuple[str, ...] = ("5m", "30m", "1h", "2h", "6h", "1d", "3d")
+    slo_interval: str = "1m"  # the SLO ratios over long windows are costly; they are evaluated this often
     slo_thresholds: tuple[tuple[str, tuple[float, ...]], ...] = (
         ("request_duration", (1.0, 2.5, 5.0, 10.0)),
         ("time_to_first_token", (0.25, 0.5, 1.0, 2.5)),
@@ -177,5 +178,6 @@ def rule_groups(config: NormalizationConfig | None = None) -> dict:
     for engine in ENGINES:
         rules = slo_rules(engine, config)
         if rules:
-            groups.append({"name": f"fleetscope-inference-slo-{engine.name}", "interval": "1m", "rules": rules})
+            groups.append({"name": f"fleetscope-inference-slo-{engine.name}", "interval": config.slo_interval,
+                           "rules": rules})
     return {"groups": groups}

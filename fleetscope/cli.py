@@ -10,6 +10,7 @@ from fleetscope import __version__, log
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from fleetscope import demo
     from fleetscope.dashboards import preview as dashboards_preview
     from fleetscope.drift import command as drift_command
     from fleetscope.example import server as model_server
@@ -21,6 +22,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"fleetscope {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    _add_command(commands, "demo", "run the whole stack on loopback, watching a simulated GPU fleet", demo)
     _add_command(commands, "exporter", "run the node exporter (GPU telemetry as Prometheus metrics)",
                  exporter_command)
     drift = commands.add_parser("drift", help="the drift service", description="The drift service.")

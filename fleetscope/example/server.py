@@ -14,7 +14,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from prometheus_client import make_asgi_app
@@ -23,7 +25,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse
 from starlette.routing import Mount, Route
 
-from fleetscope import log
+from fleetscope import durations, log
 from fleetscope.example.model import BadInput, IrisModel
 from fleetscope.exporters.inference import InferenceMetrics, registry_for
 from fleetscope.exporters.inference.asgi import STATE_KEY, InferenceMiddleware
@@ -36,8 +38,10 @@ Outputs = Callable[[str, list[dict[str, object]]], None]
 
 
 def create_app(model: IrisModel, metrics: InferenceMetrics, workers: int = 4,
-               outputs: Outputs | None = None, collectors: Sequence[object] = ()) -> InferenceMiddleware:
+               outputs: Outputs | None = None, collectors: Sequence[object] = (),
+               slowdown: Slowdown | None = None) -> InferenceMiddleware:
     slots = asyncio.Semaphore(workers)
+    started = time.monotonic()
     metrics.declare(model.name, "predict")
 
     async def predict(request: Request) -> JSONResponse:
@@ -53,6 +57,8 @@ def create_app(model: IrisModel, metrics: InferenceMetrics, workers: int = 4,
         async with slots:
             tracked.dequeued()
             predictions = await asyncio.to_thread(model.predict, features)
+        if slowdown is not None and time.monotonic() - started >= slowdown.after:
+            await asyncio.sleep(slowdown.delay)
         if outputs is not None:
             outputs(model.name, model.rows(features, predictions))
         return JSONResponse({"model": model.name, "predictions": [
@@ -80,6 +86,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="drift service to send each prediction's inputs and outputs to (e.g. http://127.0.0.1:9840)")
     parser.add_argument("--drift.token-file", dest="drift_token_file", type=Path,
                         help="file holding a write token for the drift service")
+    parser.add_argument("--simulate.slowdown", dest="slowdown", type=_slowdown, metavar="AFTER:DELAY",
+                        help="from AFTER (a duration from start-up) on, every prediction takes DELAY longer, as on a "
+                             "degraded GPU; e.g. 90s:3s")
+
+
+@dataclass(frozen=True)
+class Slowdown:
+    after: float  # seconds from start-up
+    delay: float  # seconds added to every prediction
+
+
+def _slowdown(text: str) -> Slowdown:
+    after, _, delay = text.partition(":")
+    try:
+        return Slowdown(durations.parse(after), durations.parse(delay))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not AFTER:DELAY, e.g. 90s:3s") from None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -96,7 +119,7 @@ def run(args: argparse.Namespace) -> int:
         client = DriftClient(args.drift_url, model.name, token=token)
     app = create_app(model, InferenceMetrics(engine=args.engine), workers=args.workers,
                      outputs=(lambda _, rows: client.send_many(rows)) if client else None,
-                     collectors=(client,) if client else ())
+                     collectors=(client,) if client else (), slowdown=args.slowdown)
     log.get("fleetscope.model_server").info("serving the iris model", extra={"address": args.listen_address})
     uvicorn.Server(uvicorn.Config(app, host=host or "0.0.0.0", port=port, log_level="warning",
                                   lifespan="off")).run()

@@ -1,0 +1,251 @@
+"""`fleetscope demo`: the whole stack on loopback, watching a simulated GPU fleet.
+
+It starts a real Prometheus with the generated rules, a real Alertmanager with the generated
+routing (PagerDuty, Opsgenie, Slack and the webhook all pointed at a local receiver that prints
+each notification), simulated exporters for a few nodes, the drift service, and the example
+model server under steady load. Then, on a timeline: an XID on a GPU, a shift in the model's
+inputs, a slowdown of the model server. Each alert is printed as it fires and resolves.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import random
+import shutil
+import signal
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import TextIO
+
+import yaml
+
+from fleetscope import durations
+from fleetscope.alerts import generate
+from fleetscope.alerts.config import from_mapping
+from fleetscope.example.load import Load, instances
+from fleetscope.localstack.alertmanager import Alertmanager
+from fleetscope.localstack.process import ManagedProcess, fleetscope_server
+from fleetscope.localstack.prometheus import Prometheus, QueryError
+from fleetscope.localstack.receiver import Notification, NotificationReceiver
+
+DESCRIPTION = __doc__.split("\n\n", 1)[1].strip() if __doc__ else ""
+MODEL = "iris"
+NOTIFICATIONS = "notifications.jsonl"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--duration", type=durations.argument, default=0.0,
+                        help="stop after this long (e.g. 5m); by default run until Ctrl-C")
+    parser.add_argument("--nodes", type=int, default=3, choices=range(1, 9), metavar="1-8",
+                        help="simulated GPU nodes, 8 H100s each")
+    parser.add_argument("--xid-after", type=durations.argument, default=30.0,
+                        help="when GPU 2 of the first node reports XID 79 (fallen off the bus)")
+    parser.add_argument("--shift-after", type=durations.argument, default=60.0,
+                        help="when the model's inputs shift (longer and wider petals)")
+    parser.add_argument("--slowdown-after", type=durations.argument, default=120.0,
+                        help="when every prediction starts taking 3 s longer (the latency SLO is 2.5 s)")
+    parser.add_argument("--workdir", type=Path,
+                        help="keep configuration, logs, data and notifications.jsonl here (default: a temporary "
+                             "directory, removed at the end)")
+
+
+def demo_alerts_config(workdir: Path, receiver_url: str) -> dict:
+    """The default alerts config, with `for`s short enough for a demo and every receiver local."""
+    secrets = workdir / "secrets"
+    secrets.mkdir(parents=True, exist_ok=True)
+    for team in ("gpu-infra", "ml-platform", "serving"):
+        (secrets / f"{team}-pagerduty").write_text(f"demo-routing-key-{team}")
+        (secrets / f"{team}-opsgenie").write_text(f"demo-api-key-{team}")
+        (secrets / f"{team}-slack").write_text(f"{receiver_url}/slack/{team}")
+    (secrets / "webhook-token").write_text("demo-webhook-token")
+    return {
+        "drift": {"detected_for": "20s", "column_detected_for": "1m"},
+        "inference": {"normalization": {"slo_interval": "10s"}, "burn_rates": [["page", "1h", "5m", 14.4, "20s"], ["page", "6h", "30m", 6.0, "1m"],
+                                     ["ticket", "1d", "2h", 3.0, "5m"], ["ticket", "3d", "6h", 1.0, "10m"]]},
+        "routing": {
+            "group_wait": "2s", "group_interval": "5s",
+            "receivers": {"secrets_dir": str(secrets), "webhook_url": f"{receiver_url}/webhook",
+                          "webhook_token_file": str(secrets / "webhook-token")},
+            "global_settings": {"pagerduty_url": f"{receiver_url}/pagerduty/v2/enqueue",
+                                "opsgenie_api_url": f"{receiver_url}/opsgenie/"},
+        },
+    }
+
+
+def write_reference(path: Path, count: int = 1500, seed: int = 7) -> None:
+    """What the model answers to unshifted inputs: the drift service's reference."""
+    import numpy as np
+
+    from fleetscope.example.model import IrisModel
+
+    model = IrisModel()
+    features = np.asarray(instances(random.Random(seed), count, shifted=False))
+    rows = model.rows(features, model.predict(features))
+    with path.open("w", newline="") as out:
+        writer = csv.DictWriter(out, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+DRIFT_CONFIG = """\
+evaluation_interval: 5s
+models:
+  iris:
+    columns: {sepal_length: numerical, sepal_width: numerical, petal_length: numerical,
+              petal_width: numerical, label: categorical, confidence: numerical}
+    window: {type: sliding, duration: 30s}
+    reference: {file: reference.csv}
+"""
+
+
+class AlertPrinter:
+    """Prints each alert of the webhook's notifications when its state changes, and keeps them all."""
+
+    def __init__(self, out: TextIO, record: Path, started: float):
+        self._out, self._record, self._started = out, record, started
+        self._states: dict[str, str] = {}
+        self._lock = threading.Lock()
+
+    def __call__(self, notification: Notification) -> None:
+        if notification.path != "/webhook" or not isinstance(notification.body, dict):
+            return
+        with self._lock, self._record.open("a") as record:
+            record.write(json.dumps(notification.body) + "\n")
+            for alert in notification.body.get("alerts", []):
+                key = alert.get("fingerprint") or json.dumps(alert["labels"], sort_keys=True)
+                if self._states.get(key) == alert["status"]:
+                    continue
+                self._states[key] = alert["status"]
+                labels = alert["labels"]
+                self._out.write(f"{_clock(self._started)} {alert['status'].upper():8} {labels.get('alertname')} "
+                                f"[{labels.get('severity')} → {labels.get('team')}] "
+                                f"{alert['annotations'].get('summary', '')}\n")
+                self._out.flush()
+
+
+def _clock(started: float) -> str:
+    return f"[{time.monotonic() - started:6.0f}s]"
+
+
+class Demo:
+    def __init__(self, args: argparse.Namespace, out: TextIO = sys.stdout):
+        self.args, self.out = args, out
+        self.workdir = args.workdir or Path(tempfile.mkdtemp(prefix="fleetscope-demo-"))
+        self._keep = args.workdir is not None
+        self.started = time.monotonic()
+        self._processes: list[ManagedProcess] = []
+        self._receiver: NotificationReceiver | None = None
+        self._alertmanager: Alertmanager | None = None
+        self._prometheus: Prometheus | None = None
+        self._load: Load | None = None
+
+    def say(self, text: str) -> None:
+        self.out.write(f"{_clock(self.started)} {text}\n")
+        self.out.flush()
+
+    def _serve(self, *commands: list[str]) -> list[str]:
+        """Starts `fleetscope` processes side by side; their addresses, once all answer."""
+        started = [fleetscope_server(words, self.workdir / "logs") for words in commands]
+        self._processes += [process for process, _ in started]
+        with ThreadPoolExecutor(len(started)) as pool:
+            list(pool.map(lambda process: process.start(timeout=60), [process for process, _ in started]))
+        return [address for _, address in started]
+
+    def start(self) -> None:
+        args, work = self.args, self.workdir
+        (work / "logs").mkdir(parents=True, exist_ok=True)
+        (work / NOTIFICATIONS).write_text("")
+        printer = AlertPrinter(self.out, work / NOTIFICATIONS, self.started)
+        self._receiver = NotificationReceiver(on_notification=printer).start()
+        self.say(f"working in {work}")
+
+        config = from_mapping(demo_alerts_config(work, self._receiver.url))
+        texts = generate.files(config)
+        for name, text in texts.items():
+            (work / "config" / name).parent.mkdir(parents=True, exist_ok=True)
+            (work / "config" / name).write_text(text)
+        self._alertmanager = Alertmanager(work / "alertmanager",
+                                          yaml.safe_load(texts["alertmanager/alertmanager.yml"])).start()
+        self.say(f"Alertmanager     {self._alertmanager.url}  (PagerDuty, Opsgenie, Slack and the webhook "
+                 f"all go to {self._receiver.url})")
+
+        write_reference(work / "reference.csv")
+        (work / "drift.yaml").write_text(DRIFT_CONFIG)
+        [drift] = self._serve(["drift", "serve", f"--config.file={work / 'drift.yaml'}",
+                               f"--storage.path={work / 'drift.sqlite'}"])
+        nodes = [["exporter", "--simulate", f"--simulate.seed={node + 1}", f"--collector.hostname=gpu-node-{node + 1}"]
+                 + ([f"--simulate.xid={args.xid_after:g}s:2:79"] if node == 0 else []) for node in range(args.nodes)]
+        *exporters, server = self._serve(*nodes, ["model-server", f"--drift.url=http://{drift}",
+                                                  f"--simulate.slowdown={args.slowdown_after:g}s:3s"])
+        self.say(f"drift service    http://{drift}/v1/models  (report: http://{drift}/v1/models/{MODEL}/report)")
+        self.say(f"node exporters   {', '.join(f'http://{a}/metrics' for a in exporters)}")
+        self.say(f"model server     http://{server}/metrics")
+
+        self._prometheus = Prometheus(
+            work / "prometheus",
+            [Prometheus.targets("fleetscope-exporter", exporters), Prometheus.targets("fleetscope-drift", [drift]),
+             Prometheus.targets("model-servers", [server])],
+            scrape_interval="2s", evaluation_interval="2s",
+            rule_files=[work / "config" / "rules" / name for name in generate.RULE_FILES],
+            alertmanagers=[self._alertmanager.address]).start()
+        self.say(f"Prometheus       {self._prometheus.url}/targets  ·  {self._prometheus.url}/alerts")
+        self._load = Load(f"http://{server}/v1/models/{MODEL}/predict", shift_after=args.shift_after).start()
+        self.say(f"timeline: XID 79 on gpu-node-1 GPU 2 at {args.xid_after:g}s, inputs shift at "
+                 f"{args.shift_after:g}s, predictions slow down at {args.slowdown_after:g}s")
+
+    def progress(self) -> None:
+        try:
+            up = self._prometheus.query("sum(up)")
+            targets = self._prometheus.query("count(up)")
+            firing = self._prometheus.query('count by (alertname) (ALERTS{alertstate="firing"})')
+        except (QueryError, OSError) as error:
+            self.say(f"Prometheus is not answering: {error}")
+            return
+        names = ", ".join(sorted(r["metric"]["alertname"] for r in firing)) or "none"
+        value = (lambda result: int(float(result[0]["value"][1])) if result else 0)
+        self.say(f"targets up {value(up)}/{value(targets)} · requests {self._load.sent} "
+                 f"({'shifted' if self._load.shifted else 'reference'} inputs) · firing: {names}")
+
+    def stop(self) -> None:
+        if self._load is not None:
+            self._load.stop()
+        if self._prometheus is not None:
+            self._prometheus.stop()
+        for process in reversed(self._processes):
+            process.stop()
+        if self._alertmanager is not None:
+            self._alertmanager.stop()
+        if self._receiver is not None:
+            self._receiver.stop()
+        if not self._keep:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+def run(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
+    stop = threading.Event()
+
+    def request_stop(signum: int, frame: object) -> None:
+        stop.set()
+
+    previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    demo = Demo(args, out)
+    try:
+        demo.start()
+        demo.say("running; Ctrl-C stops everything" + (f", or after {args.duration:g}s" if args.duration else ""))
+        deadline = demo.started + args.duration if args.duration else float("inf")
+        while not stop.wait(min(15.0, max(0.0, deadline - time.monotonic()))):
+            if time.monotonic() >= deadline:
+                break
+            demo.progress()
+    finally:
+        demo.say("stopping")
+        demo.stop()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return 0
