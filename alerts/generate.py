@@ -6,10 +6,11 @@
     rules/collectives.yaml            NCCL collectives and the fabric
     rules/inference.yaml              every engine's telemetry normalized, and the serving alerts
     rules/drift.yaml                  model drift and the drift service
-    kubernetes/prometheusrule.yaml    all of them as one PrometheusRule (Prometheus Operator)
     alertmanager/alertmanager.yml     the route tree, receivers and inhibit rules
 
-DIR defaults to the package's own directory, whose files are committed; with --config, the
+The PrometheusRule manifest holding every group is written with the other deployment files
+(python -m fleetscope.deploy.generate). DIR defaults to the package's own directory, whose
+files are committed; with --config, the
 thresholds, selectors and teams come from a YAML file over the defaults (see config.py).
 """
 
@@ -77,7 +78,6 @@ def files(config: AlertsConfig | None = None) -> dict[str, str]:
     config = config or AlertsConfig()
     rules = rule_files(config)
     texts = {f"rules/{name}": render(document) for name, document in rules.items()}
-    texts["kubernetes/prometheusrule.yaml"] = render(prometheus_rule(config, rules))
     texts["alertmanager/alertmanager.yml"] = render(routing.alertmanager_config(config))
     return texts
 

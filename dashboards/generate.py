@@ -44,14 +44,18 @@ def files() -> dict[str, str]:
         "name": "Prometheus", "uid": "prometheus", "type": "prometheus", "access": "proxy",
         "url": "http://prometheus:9090", "isDefault": True, "editable": False,
         "jsonData": {"timeInterval": "15s", "httpMethod": "POST"}}]})
-    configmaps = [{"apiVersion": "v1", "kind": "ConfigMap",
-                   "metadata": {"name": board["uid"], "namespace": "monitoring",
-                                "labels": {"grafana_dashboard": "1", "app.kubernetes.io/part-of": "fleetscope"},
-                                "annotations": {"grafana_folder": "fleetscope"}},
-                   "data": {f"{board['uid']}.json": json.dumps(board, sort_keys=True)}} for board in built]
     texts["kubernetes/configmaps.yaml"] = HEADER + "".join(
-        "---\n" + yaml.safe_dump(configmap, sort_keys=False, width=120) for configmap in configmaps)
+        "---\n" + yaml.safe_dump(configmap, sort_keys=False, width=120) for configmap in configmaps(built))
     return texts
+
+
+def configmaps(boards: list[dict], namespace: str = "monitoring") -> list[dict]:
+    """One ConfigMap per dashboard, labelled for the Grafana sidecar of kube-prometheus-stack."""
+    return [{"apiVersion": "v1", "kind": "ConfigMap",
+             "metadata": {"name": board["uid"], "namespace": namespace,
+                          "labels": {"grafana_dashboard": "1", "app.kubernetes.io/part-of": "fleetscope"},
+                          "annotations": {"grafana_folder": "fleetscope"}},
+             "data": {f"{board['uid']}.json": json.dumps(board, sort_keys=True)}} for board in boards]
 
 
 def main(argv: list[str] | None = None) -> int:

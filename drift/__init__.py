@@ -5,7 +5,19 @@
 model servers to it.
 """
 
-from fleetscope.drift.columns import ColumnKind
-from fleetscope.drift.compare import ColumnDrift, DriftResult, PreparedReference, compare
+from __future__ import annotations
+
+import importlib
+from typing import Any
 
 __all__ = ["ColumnDrift", "ColumnKind", "DriftResult", "PreparedReference", "compare"]
+
+
+def __getattr__(name: str) -> Any:
+    # Imported on first use: model servers import fleetscope.drift.client and the catalog, which
+    # need neither pandas nor scipy (the `drift` extra).
+    if name == "ColumnKind":
+        return importlib.import_module("fleetscope.drift.columns").ColumnKind
+    if name in __all__:
+        return getattr(importlib.import_module("fleetscope.drift.compare"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

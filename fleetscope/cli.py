@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from collections.abc import Sequence
 
@@ -10,35 +11,45 @@ from fleetscope import __version__, log
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from fleetscope import demo
-    from fleetscope.dashboards import preview as dashboards_preview
-    from fleetscope.drift import command as drift_command
-    from fleetscope.example import server as model_server
-    from fleetscope.exporters import command as exporter_command
-
     parser = argparse.ArgumentParser(
         prog="fleetscope",
         description="Observability and drift monitoring for GPU fleets.",
     )
     parser.add_argument("--version", action="version", version=f"fleetscope {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    _add_command(commands, "demo", "run the whole stack on loopback, watching a simulated GPU fleet", demo)
+    _add_command(commands, "demo", "run the whole stack on loopback, watching a simulated GPU fleet",
+                 "fleetscope.demo", "all")
     _add_command(commands, "exporter", "run the node exporter (GPU telemetry as Prometheus metrics)",
-                 exporter_command)
+                 "fleetscope.exporters.command", "")
     drift = commands.add_parser("drift", help="the drift service", description="The drift service.")
     _add_command(drift.add_subparsers(dest="drift_command", metavar="COMMAND", required=True), "serve",
-                 "run the drift service (model outputs against references, as metrics)", drift_command)
+                 "run the drift service (model outputs against references, as metrics)",
+                 "fleetscope.drift.command", "drift")
     dashboards = commands.add_parser("dashboards", help="the generated Grafana dashboards",
                                      description="The generated Grafana dashboards.")
     _add_command(dashboards.add_subparsers(dest="dashboards_command", metavar="COMMAND", required=True),
-                 "preview", "render each dashboard's panels with data from Prometheus to PNG", dashboards_preview)
-    _add_command(commands, "model-server",
-                 "serve an example scikit-learn model instrumented with the inference SDK", model_server)
+                 "preview", "render each dashboard's panels with data from Prometheus to PNG",
+                 "fleetscope.dashboards.preview", "dashboards")
+    _add_command(commands, "model-server", "serve an example scikit-learn model instrumented with the inference SDK",
+                 "fleetscope.example.server", "example")
     return parser
 
 
-def _add_command(commands: argparse._SubParsersAction, name: str, help_: str, module: object) -> None:
-    """A subcommand from a module with DESCRIPTION, add_arguments(parser) and run(args)."""
+def _add_command(commands: argparse._SubParsersAction, name: str, help_: str, module_name: str, extra: str) -> None:
+    """A subcommand from a module with DESCRIPTION, add_arguments(parser) and run(args). A command
+    whose extra is not installed stays listed, and says what to install."""
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as error:
+        reason = str(error)
+        parser = commands.add_parser(name, help=f"{help_} (needs fleetscope[{extra}])")
+
+        def missing(args: argparse.Namespace) -> int:
+            raise log.UserError(f"`fleetscope {name}` needs `pip install 'fleetscope[{extra}]'` ({reason})")
+
+        log.add_arguments(parser)
+        parser.set_defaults(run=missing)
+        return
     parser = commands.add_parser(name, help=help_, description=module.DESCRIPTION,
                                  formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     module.add_arguments(parser)

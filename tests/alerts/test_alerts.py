@@ -43,7 +43,7 @@ def test_promtool_accepts_each_rule_file(name):
 
 
 def test_the_prometheus_rule_manifest_holds_every_group(tmp_path):
-    manifest = yaml.safe_load((ALERTS / "kubernetes" / "prometheusrule.yaml").read_text())
+    manifest = yaml.safe_load((ALERTS.parent / "deploy" / "kubernetes" / "prometheusrule.yaml").read_text())
     assert manifest["apiVersion"] == "monitoring.coreos.com/v1" and manifest["kind"] == "PrometheusRule"
     groups = [group for name in RULE_FILES for group in yaml.safe_load((ALERTS / name).read_text())["groups"]]
     assert manifest["spec"]["groups"] == groups

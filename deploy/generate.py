@@ -1,0 +1,79 @@
+"""Writes the deployment files under deploy/: `python -m fleetscope.deploy.generate [--alerts-config FILE] [DIR]`.
+
+    kubernetes/        kubectl apply -k deploy/kubernetes (namespace monitoring, kube-prometheus-stack)
+    systemd/           fleetscope-exporter.service, fleetscope-drift.service
+    prometheus/        prometheus.yml with file-based discovery, and example target files
+    containers/        a Containerfile per service, and the .dockerignore to copy to the build root
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import yaml
+
+from fleetscope.alerts import generate as alerts
+from fleetscope.alerts import routing
+from fleetscope.alerts.config import AlertsConfig, ConfigError, load
+from fleetscope.dashboards import generate as dashboards
+from fleetscope.deploy import baremetal, containers, kubernetes
+from fleetscope.generated import header, write_all
+
+HEADER = header("python -m fleetscope.deploy.generate")
+DIRECTORY = Path(__file__).resolve().parent
+
+
+def _documents(documents: list[dict]) -> str:
+    return HEADER + "".join("---\n" + yaml.safe_dump(document, sort_keys=False, width=120) for document in documents)
+
+
+def kubernetes_files(alerts_config: AlertsConfig, config: kubernetes.KubernetesConfig) -> dict[str, str]:
+    am_config = kubernetes.alertmanager_alerts_config(alerts_config)
+    am_yaml = alerts.render(routing.alertmanager_config(am_config))
+    rules = alerts.rule_files(alerts_config)
+    files = {
+        "exporter.yaml": _documents(kubernetes.exporter(config)),
+        "drift.yaml": _documents(kubernetes.drift_service(config)),
+        "monitors.yaml": _documents(kubernetes.monitors(config)),
+        "prometheusrule.yaml": _documents([alerts.prometheus_rule(alerts_config, rules)]),
+        "dashboards.yaml": _documents(dashboards.configmaps(dashboards.dashboards(), config.namespace)),
+        "alertmanager.yaml": _documents([kubernetes.alertmanager_secret(config, am_yaml)]),
+    }
+    files["kustomization.yaml"] = HEADER + yaml.safe_dump({
+        "apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization",
+        "namespace": config.namespace, "resources": sorted(files)}, sort_keys=False)
+    return {f"kubernetes/{name}": text for name, text in files.items()}
+
+
+def files(alerts_config: AlertsConfig | None = None,
+          config: kubernetes.KubernetesConfig | None = None) -> dict[str, str]:
+    alerts_config = alerts_config or AlertsConfig()
+    texts = kubernetes_files(alerts_config, config or kubernetes.KubernetesConfig())
+    texts["systemd/fleetscope-exporter.service"] = baremetal.EXPORTER_UNIT
+    texts["systemd/fleetscope-drift.service"] = baremetal.DRIFT_UNIT
+    texts["prometheus/prometheus.yml"] = HEADER + yaml.safe_dump(baremetal.prometheus_config(), sort_keys=False)
+    for job, groups in baremetal.example_targets().items():
+        texts[f"prometheus/file_sd/{job}/example.yaml"] = HEADER + yaml.safe_dump(groups, sort_keys=False)
+    for image in containers.IMAGES:
+        texts[f"containers/{image.name}.Containerfile"] = containers.containerfile(image)
+    texts["containers/dockerignore"] = containers.DOCKERIGNORE
+    return texts
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m fleetscope.deploy.generate", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--alerts-config", help="the alerts config (YAML) the rules and routing are built from")
+    parser.add_argument("directory", nargs="?", type=Path, default=DIRECTORY)
+    args = parser.parse_args(argv)
+    try:
+        alerts_config = load(args.alerts_config)
+    except ConfigError as error:
+        parser.exit(2, f"error: {error}\n")
+    write_all(files(alerts_config), args.directory)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,242 @@
+"""Kubernetes manifests for a GPU cluster running the Prometheus Operator (kube-prometheus-stack):
+
+    exporter.yaml       the node exporter: ServiceAccount and DaemonSet on every GPU node
+    drift.yaml          the drift service: ConfigMap, PersistentVolumeClaim, Deployment, Service
+    monitors.yaml       PodMonitor for the exporters and for instrumented model servers, ServiceMonitor
+                        for the drift service
+    alertmanager.yaml   the generated Alertmanager configuration as the Secret kube-prometheus-stack's
+                        Alertmanager reads (alertmanager.alertmanagerSpec.configSecret)
+    prometheusrule.yaml and dashboards.yaml come from the alerts and dashboards generators.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from fleetscope import __version__
+from fleetscope.alerts.config import AlertsConfig
+
+EXPORTER, DRIFT = "fleetscope-exporter", "fleetscope-drift"
+EXPORTER_PORT, DRIFT_PORT = 9835, 9840
+# The Secret of on-call keys that the Alertmanager resource mounts (alertmanagerSpec.secrets);
+# the Prometheus Operator mounts it at /etc/alertmanager/secrets/<name>.
+ONCALL_SECRET = "fleetscope-oncall"
+
+
+@dataclass(frozen=True)
+class KubernetesConfig:
+    namespace: str = "monitoring"
+    image_registry: str = "ghcr.io/fleetscope"
+    version: str = __version__
+    monitor_labels: tuple[tuple[str, str], ...] = (("release", "kube-prometheus-stack"),)
+    scrape_interval: str = "15s"
+    gpu_node_selector: tuple[tuple[str, str], ...] = (("nvidia.com/gpu.present", "true"),)
+    runtime_class: str = "nvidia"
+    nccl_inspector_dir: str = "/var/log/nccl-inspector"
+    drift_storage: str = "20Gi"
+    # Model server pods to scrape carry this label and name their metrics port "metrics".
+    model_server_label: tuple[str, str] = ("fleetscope.io/scrape", "inference")
+
+
+def _labels(name: str, component: str) -> dict[str, str]:
+    return {"app.kubernetes.io/name": name, "app.kubernetes.io/component": component,
+            "app.kubernetes.io/part-of": "fleetscope"}
+
+
+def _metadata(name: str, config: KubernetesConfig, component: str, **extra: dict) -> dict:
+    return {"name": name, "namespace": config.namespace, "labels": _labels(name, component), **extra}
+
+
+def _image(config: KubernetesConfig, service: str) -> str:
+    return f"{config.image_registry}/{service}:{config.version}"
+
+
+def _restricted(read_only_root: bool = True) -> dict:
+    return {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": read_only_root,
+            "capabilities": {"drop": ["ALL"]}, "seccompProfile": {"type": "RuntimeDefault"}}
+
+
+def _probe(port: str, path: str = "/-/healthy", period: int = 10) -> dict:
+    return {"httpGet": {"path": path, "port": port}, "periodSeconds": period, "timeoutSeconds": 5}
+
+
+def exporter(config: KubernetesConfig) -> list[dict]:
+    labels = _labels(EXPORTER, "node-exporter")
+    host_paths = {
+        # The kubelet's pod-resources socket: which pod holds which GPU.
+        "pod-resources": "/var/lib/kubelet/pod-resources",
+        # InfiniBand / RoCE counters.
+        "sys": "/sys",
+        # NCCL Inspector output of the jobs on the node.
+        "nccl-inspector": config.nccl_inspector_dir,
+    }
+    container = {
+        "name": "exporter",
+        "image": _image(config, "exporter"),
+        "args": [f"--web.listen-address=:{EXPORTER_PORT}", "--collector.hostname=$(NODE_NAME)",
+                 "--path.sysfs=/host/sys", f"--collector.nccl.inspector-dir=/host{config.nccl_inspector_dir}",
+                 "--collector.gpu.pod-resources-socket=/var/lib/kubelet/pod-resources/kubelet.sock",
+                 "--log.format=json"],
+        "env": [
+            {"name": "NODE_NAME", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}},
+            # The NVIDIA runtime mounts the driver's NVML library and every GPU, for monitoring only.
+            {"name": "NVIDIA_VISIBLE_DEVICES", "value": "all"},
+            {"name": "NVIDIA_DRIVER_CAPABILITIES", "value": "utility"},
+        ],
+        "ports": [{"name": "metrics", "containerPort": EXPORTER_PORT, "protocol": "TCP"}],
+        "readinessProbe": _probe("metrics"),
+        "livenessProbe": _probe("metrics", period=30),
+        "resources": {"requests": {"cpu": "50m", "memory": "96Mi"}, "limits": {"memory": "256Mi"}},
+        # The kubelet's socket is root's alone; everything else about the container is locked down.
+        "securityContext": {**_restricted(), "runAsUser": 0, "runAsNonRoot": False},
+        "volumeMounts": [
+            {"name": "pod-resources", "mountPath": "/var/lib/kubelet/pod-resources", "readOnly": True},
+            {"name": "sys", "mountPath": "/host/sys", "readOnly": True},
+            {"name": "nccl-inspector", "mountPath": f"/host{config.nccl_inspector_dir}", "readOnly": True},
+        ],
+    }
+    daemonset = {
+        "apiVersion": "apps/v1", "kind": "DaemonSet",
+        "metadata": _metadata(EXPORTER, config, "node-exporter"),
+        "spec": {
+            "selector": {"matchLabels": labels},
+            "updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": "10%"}},
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {
+                    "serviceAccountName": EXPORTER,
+                    "automountServiceAccountToken": False,
+                    # Host PID: process IDs NVML reports are the host's, so attribution needs its namespace.
+                    "hostPID": True,
+                    "runtimeClassName": config.runtime_class,
+                    "priorityClassName": "system-node-critical",
+                    "nodeSelector": dict(config.gpu_node_selector),
+                    "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
+                    "containers": [container],
+                    "volumes": [{"name": name, "hostPath": {"path": path, "type": "DirectoryOrCreate"
+                                                            if name == "nccl-inspector" else "Directory"}}
+                                for name, path in host_paths.items()],
+                },
+            },
+        },
+    }
+    account = {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": _metadata(EXPORTER, config, "node-exporter"),
+               "automountServiceAccountToken": False}
+    return [account, daemonset]
+
+
+DRIFT_CONFIG = f"""\
+# The drift service's configuration (see fleetscope/drift/service/config.py for every setting).
+listen_address: ":{DRIFT_PORT}"
+evaluation_interval: 1m
+storage: {{path: /var/lib/fleetscope-drift/drift.sqlite, retention: 7d}}
+auth:
+  read_tokens_file: /etc/fleetscope/tokens/read
+  write_tokens_file: /etc/fleetscope/tokens/write
+defaults:
+  window: {{type: sliding, duration: 10m, rows: 100000}}
+"""
+
+
+def drift_service(config: KubernetesConfig) -> list[dict]:
+    labels = _labels(DRIFT, "drift-service")
+    configmap = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": _metadata(DRIFT, config, "drift-service"),
+                 "data": {"drift.yaml": DRIFT_CONFIG}}
+    claim = {"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+             "metadata": _metadata(DRIFT, config, "drift-service"),
+             "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": config.drift_storage}}}}
+    container = {
+        "name": "drift",
+        "image": _image(config, "drift"),
+        "args": ["--config.file=/etc/fleetscope/drift.yaml", "--log.format=json"],
+        "ports": [{"name": "http", "containerPort": DRIFT_PORT, "protocol": "TCP"}],
+        "readinessProbe": _probe("http"),
+        "livenessProbe": _probe("http", period=30),
+        # About 200 MiB idle, flat under load (benchmarks/drift_ingest.py); more with many models.
+        "resources": {"requests": {"cpu": "500m", "memory": "512Mi"}, "limits": {"memory": "2Gi"}},
+        "securityContext": _restricted(),
+        "volumeMounts": [
+            {"name": "config", "mountPath": "/etc/fleetscope/drift.yaml", "subPath": "drift.yaml", "readOnly": True},
+            {"name": "tokens", "mountPath": "/etc/fleetscope/tokens", "readOnly": True},
+            {"name": "data", "mountPath": "/var/lib/fleetscope-drift"},
+            {"name": "tmp", "mountPath": "/tmp"},
+        ],
+    }
+    deployment = {
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": _metadata(DRIFT, config, "drift-service"),
+        "spec": {
+            "replicas": 1,
+            # One writer: the SQLite store on a ReadWriteOnce volume cannot be shared during a rollout.
+            "strategy": {"type": "Recreate"},
+            "selector": {"matchLabels": labels},
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {
+                    "automountServiceAccountToken": False,
+                    "securityContext": {"runAsNonRoot": True, "runAsUser": 65532, "runAsGroup": 65532,
+                                        "fsGroup": 65532},
+                    "containers": [container],
+                    "volumes": [
+                        {"name": "config", "configMap": {"name": DRIFT}},
+                        # Create it with read and write tokens, one per line:
+                        # kubectl -n monitoring create secret generic fleetscope-drift-tokens --from-file=read --from-file=write
+                        {"name": "tokens", "secret": {"secretName": f"{DRIFT}-tokens"}},
+                        {"name": "data", "persistentVolumeClaim": {"claimName": DRIFT}},
+                        {"name": "tmp", "emptyDir": {}},
+                    ],
+                },
+            },
+        },
+    }
+    service = {"apiVersion": "v1", "kind": "Service", "metadata": _metadata(DRIFT, config, "drift-service"),
+               "spec": {"selector": labels, "ports": [{"name": "http", "port": DRIFT_PORT, "targetPort": "http"}]}}
+    return [configmap, claim, deployment, service]
+
+
+def monitors(config: KubernetesConfig) -> list[dict]:
+    def metadata(name: str, component: str) -> dict:
+        meta = _metadata(name, config, component)
+        meta["labels"].update(dict(config.monitor_labels))
+        return meta
+
+    # jobLabel makes `job` the app name, which the alert selectors match (alerts/config.py: selectors).
+    exporter_monitor = {
+        "apiVersion": "monitoring.coreos.com/v1", "kind": "PodMonitor",
+        "metadata": metadata(EXPORTER, "node-exporter"),
+        "spec": {"jobLabel": "app.kubernetes.io/name",
+                 "selector": {"matchLabels": _labels(EXPORTER, "node-exporter")},
+                 "podMetricsEndpoints": [{"port": "metrics", "interval": config.scrape_interval}]},
+    }
+    key, value = config.model_server_label
+    model_servers = {
+        "apiVersion": "monitoring.coreos.com/v1", "kind": "PodMonitor",
+        "metadata": metadata("fleetscope-model-servers", "model-server"),
+        "spec": {"namespaceSelector": {"any": True}, "selector": {"matchLabels": {key: value}},
+                 "podMetricsEndpoints": [{"port": "metrics", "interval": config.scrape_interval,
+                                          "relabelings": [
+                                              {"action": "replace", "sourceLabels": ["__meta_kubernetes_namespace"],
+                                               "targetLabel": "namespace"}]}]},
+    }
+    drift_monitor = {
+        "apiVersion": "monitoring.coreos.com/v1", "kind": "ServiceMonitor",
+        "metadata": metadata(DRIFT, "drift-service"),
+        "spec": {"jobLabel": "app.kubernetes.io/name",
+                 "selector": {"matchLabels": _labels(DRIFT, "drift-service")},
+                 "endpoints": [{"port": "http", "interval": config.scrape_interval}]},
+    }
+    return [exporter_monitor, model_servers, drift_monitor]
+
+
+def alertmanager_alerts_config(alerts: AlertsConfig) -> AlertsConfig:
+    """The alerts config with its secret files where the Operator mounts the on-call Secret."""
+    directory = f"/etc/alertmanager/secrets/{ONCALL_SECRET}"
+    receivers = replace(alerts.routing.receivers, secrets_dir=directory,
+                        webhook_token_file=f"{directory}/webhook-token")
+    return replace(alerts, routing=replace(alerts.routing, receivers=receivers))
+
+
+def alertmanager_secret(config: KubernetesConfig, alertmanager_yaml: str) -> dict:
+    return {"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+            "metadata": _metadata("alertmanager-fleetscope", config, "alertmanager"),
+            "stringData": {"alertmanager.yaml": alertmanager_yaml}}
