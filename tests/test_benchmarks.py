@@ -38,3 +38,8 @@ def test_drift_ingest_benchmark_runs(tmp_path):
     rows = run_benchmark("drift_ingest.py", tmp_path, "--seconds", "1", "--clients", "2")
     assert [row["encoding"] for row in rows] == ["idle", "json", "arrow"]
     assert all(row["rows_accepted"] > 0 for row in rows[1:])
+
+
+def test_drift_memory_benchmark_runs(tmp_path):
+    rows = run_benchmark("drift_memory.py", tmp_path, "--models", "2", "--step", "1", "--rows", "500")
+    assert [row["models"] for row in rows] == [0, 1, 2] and all(row["rss_mib"] > 0 for row in rows)
