@@ -17,6 +17,7 @@ thresholds, selectors and teams come from a YAML file over the defaults (see con
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from pathlib import Path
 
 import yaml
@@ -82,18 +83,25 @@ def files(config: AlertsConfig | None = None) -> dict[str, str]:
     return texts
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m fleetscope.alerts.generate", description=__doc__,
+def run_generator(argv: list[str] | None, prog: str, description: str, directory: Path,
+                  files_for: Callable[[AlertsConfig], dict[str, str]], config_flag: str = "--config") -> int:
+    """The command line of a generator built from the alerts config: [CONFIG_FLAG FILE] [DIR]."""
+    parser = argparse.ArgumentParser(prog=prog, description=description,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", help="YAML file of settings over the defaults (see fleetscope/alerts/config.py)")
-    parser.add_argument("directory", nargs="?", type=Path, default=DIRECTORY)
+    parser.add_argument(config_flag, dest="config",
+                        help="YAML file of alerts settings over the defaults (see fleetscope/alerts/config.py)")
+    parser.add_argument("directory", nargs="?", type=Path, default=directory)
     args = parser.parse_args(argv)
     try:
         config = load(args.config)
     except ConfigError as error:
         parser.exit(2, f"error: {error}\n")
-    write_all(files(config), args.directory)
+    write_all(files_for(config), args.directory)
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_generator(argv, "python -m fleetscope.alerts.generate", __doc__ or "", DIRECTORY, files)
 
 
 if __name__ == "__main__":

@@ -42,6 +42,17 @@ def burn_rate_alerts(slo: LatencySlo, config: AlertsConfig) -> list[Alert]:
     return alerts
 
 
+def _slow_p90(name: str, latency: str, threshold: float, config: AlertsConfig, summary: str, waits: str,
+              consequence: str) -> Alert:
+    i = config.inference
+    return Alert(name, f'{PREFIX}{latency}_seconds:quantile_rate5m{{quantile="0.9"}} > {threshold:g}\n'
+                       f"and on ({_SERIES})\n{PREFIX}requests:rate5m > {i.min_requests_per_second:g}",
+                 "ticket", for_=i.latency_for, summary=summary,
+                 description=f"One request in ten to {_MODEL} waits longer than {{{{ $value | humanizeDuration }}}} "
+                             f"{waits} (p90 over 5 minutes, threshold {threshold:g} s), for {i.latency_for}"
+                             f"{consequence}.")
+
+
 def serving_alerts(config: AlertsConfig) -> list[Alert]:
     i = config.inference
     busy = f"{PREFIX}requests:rate5m > {i.min_requests_per_second:g}"
@@ -53,20 +64,12 @@ def serving_alerts(config: AlertsConfig) -> list[Alert]:
               summary="{{ $labels.model }} fails {{ $value | humanizePercentage }} of its requests",
               description=f"{_MODEL} has failed {{{{ $value | humanizePercentage }}}} of its requests over 5 minutes, "
                           f"for {i.error_ratio_for} (threshold {i.error_ratio:.0%})."),
-        Alert("FleetscopeInferenceQueueTimeHigh",
-              f'{PREFIX}queue_duration_seconds:quantile_rate5m{{quantile="0.9"}} > {i.queue_p90_seconds:g}\n'
-              f"and on ({_SERIES})\n{busy}", "ticket", for_=i.latency_for,
-              summary="Requests to {{ $labels.model }} wait {{ $value | humanizeDuration }} in the queue",
-              description=f"One request in ten to {_MODEL} waits longer than {{{{ $value | humanizeDuration }}}} "
-                          f"before it is scheduled (p90 over 5 minutes, threshold {i.queue_p90_seconds:g} s), for "
-                          f"{i.latency_for}: the server is short of capacity."),
-        Alert("FleetscopeInferenceTimeToFirstTokenHigh",
-              f'{PREFIX}time_to_first_token_seconds:quantile_rate5m{{quantile="0.9"}} > '
-              f"{i.time_to_first_token_p90_seconds:g}\nand on ({_SERIES})\n{busy}", "ticket", for_=i.latency_for,
-              summary="{{ $labels.model }} takes {{ $value | humanizeDuration }} to its first token",
-              description=f"One request in ten to {_MODEL} waits longer than {{{{ $value | humanizeDuration }}}} "
-                          f"for its first token (p90 over 5 minutes, threshold {i.time_to_first_token_p90_seconds:g}"
-                          f" s), for {i.latency_for}."),
+        _slow_p90("FleetscopeInferenceQueueTimeHigh", "queue_duration", i.queue_p90_seconds, config,
+                  "Requests to {{ $labels.model }} wait {{ $value | humanizeDuration }} in the queue",
+                  "before it is scheduled", ": the server is short of capacity"),
+        _slow_p90("FleetscopeInferenceTimeToFirstTokenHigh", "time_to_first_token", i.time_to_first_token_p90_seconds,
+                  config, "{{ $labels.model }} takes {{ $value | humanizeDuration }} to its first token",
+                  "for its first token", ""),
     ]
     return alerts
 

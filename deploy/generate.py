@@ -8,17 +8,16 @@
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import yaml
 
 from fleetscope.alerts import generate as alerts
 from fleetscope.alerts import routing
-from fleetscope.alerts.config import AlertsConfig, ConfigError, load
+from fleetscope.alerts.config import AlertsConfig
 from fleetscope.dashboards import generate as dashboards
 from fleetscope.deploy import baremetal, containers, kubernetes
-from fleetscope.generated import header, write_all
+from fleetscope.generated import header
 
 HEADER = header("python -m fleetscope.deploy.generate")
 DIRECTORY = Path(__file__).resolve().parent
@@ -62,17 +61,8 @@ def files(alerts_config: AlertsConfig | None = None,
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m fleetscope.deploy.generate", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--alerts-config", help="the alerts config (YAML) the rules and routing are built from")
-    parser.add_argument("directory", nargs="?", type=Path, default=DIRECTORY)
-    args = parser.parse_args(argv)
-    try:
-        alerts_config = load(args.alerts_config)
-    except ConfigError as error:
-        parser.exit(2, f"error: {error}\n")
-    write_all(files(alerts_config), args.directory)
-    return 0
+    return alerts.run_generator(argv, "python -m fleetscope.deploy.generate", __doc__ or "", DIRECTORY, files,
+                                config_flag="--alerts-config")
 
 
 if __name__ == "__main__":

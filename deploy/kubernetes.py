@@ -195,36 +195,24 @@ def drift_service(config: KubernetesConfig) -> list[dict]:
 
 
 def monitors(config: KubernetesConfig) -> list[dict]:
-    def metadata(name: str, component: str) -> dict:
-        meta = _metadata(name, config, component)
-        meta["labels"].update(dict(config.monitor_labels))
-        return meta
+    def monitor(kind: str, name: str, component: str, spec: dict) -> dict:
+        metadata = _metadata(name, config, component)
+        metadata["labels"].update(dict(config.monitor_labels))
+        return {"apiVersion": "monitoring.coreos.com/v1", "kind": kind, "metadata": metadata, "spec": spec}
 
+    endpoint = {"interval": config.scrape_interval}
     # jobLabel makes `job` the app name, which the alert selectors match (alerts/config.py: selectors).
-    exporter_monitor = {
-        "apiVersion": "monitoring.coreos.com/v1", "kind": "PodMonitor",
-        "metadata": metadata(EXPORTER, "node-exporter"),
-        "spec": {"jobLabel": "app.kubernetes.io/name",
-                 "selector": {"matchLabels": _labels(EXPORTER, "node-exporter")},
-                 "podMetricsEndpoints": [{"port": "metrics", "interval": config.scrape_interval}]},
-    }
+    exporter_monitor = monitor("PodMonitor", EXPORTER, "node-exporter", {
+        "jobLabel": "app.kubernetes.io/name", "selector": {"matchLabels": _labels(EXPORTER, "node-exporter")},
+        "podMetricsEndpoints": [{"port": "metrics", **endpoint}]})
     key, value = config.model_server_label
-    model_servers = {
-        "apiVersion": "monitoring.coreos.com/v1", "kind": "PodMonitor",
-        "metadata": metadata("fleetscope-model-servers", "model-server"),
-        "spec": {"namespaceSelector": {"any": True}, "selector": {"matchLabels": {key: value}},
-                 "podMetricsEndpoints": [{"port": "metrics", "interval": config.scrape_interval,
-                                          "relabelings": [
-                                              {"action": "replace", "sourceLabels": ["__meta_kubernetes_namespace"],
-                                               "targetLabel": "namespace"}]}]},
-    }
-    drift_monitor = {
-        "apiVersion": "monitoring.coreos.com/v1", "kind": "ServiceMonitor",
-        "metadata": metadata(DRIFT, "drift-service"),
-        "spec": {"jobLabel": "app.kubernetes.io/name",
-                 "selector": {"matchLabels": _labels(DRIFT, "drift-service")},
-                 "endpoints": [{"port": "http", "interval": config.scrape_interval}]},
-    }
+    model_servers = monitor("PodMonitor", "fleetscope-model-servers", "model-server", {
+        "namespaceSelector": {"any": True}, "selector": {"matchLabels": {key: value}},
+        "podMetricsEndpoints": [{"port": "metrics", **endpoint, "relabelings": [
+            {"action": "replace", "sourceLabels": ["__meta_kubernetes_namespace"], "targetLabel": "namespace"}]}]})
+    drift_monitor = monitor("ServiceMonitor", DRIFT, "drift-service", {
+        "jobLabel": "app.kubernetes.io/name", "selector": {"matchLabels": _labels(DRIFT, "drift-service")},
+        "endpoints": [{"port": "http", **endpoint}]})
     return [exporter_monitor, model_servers, drift_monitor]
 
 

@@ -20,7 +20,6 @@ import pytest
 import yaml
 
 from fleetscope.deploy import baremetal, containers, generate, kubernetes
-from fleetscope.localstack.prometheus import Prometheus
 
 DEPLOY = generate.DIRECTORY
 ROOT = DEPLOY.parent
@@ -200,12 +199,11 @@ def test_prometheus_finds_an_exporter_through_file_sd(tmp_path, exporter_process
     assert check.returncode == 0, check.stdout + check.stderr
 
     address = exporter_process("--simulate")
+    server = prometheus(yaml.safe_load(text)["scrape_configs"], scrape_interval="1s",
+                        rule_files=sorted((ROOT / "alerts" / "rules").glob("*.yaml")))
+    # The inventory writes a target file while Prometheus runs; Prometheus notices it by itself.
     (tmp_path / "file_sd" / "fleetscope-exporter" / "rack-1.yaml").write_text(
         yaml.safe_dump([{"targets": [address], "labels": {"cluster": "train-a"}}]))
-    loaded = yaml.safe_load(text)
-    server = prometheus(loaded["scrape_configs"], scrape_interval="1s",
-                        rule_files=sorted((ROOT / "alerts" / "rules").glob("*.yaml")))
-    server.config["scrape_configs"][0]["file_sd_configs"][0]["refresh_interval"] = "1s"
     result = server.wait_for('up{job="fleetscope-exporter",cluster="train-a"} == 1', timeout=90)
     assert result[0]["metric"]["instance"] == address
     assert server.wait_for('fleetscope:node_gpus:count{cluster="train-a"} == 8', timeout=60)
