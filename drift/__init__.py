@@ -5,19 +5,12 @@
 model servers to it.
 """
 
-from __future__ import annotations
-
-import importlib
-from typing import Any
+try:
+    from fleetscope.drift.columns import ColumnKind
+    from fleetscope.drift.compare import ColumnDrift, DriftResult, PreparedReference, compare
+except ModuleNotFoundError as error:
+    # Without the `drift` extra, model servers still import the client and the catalog.
+    if (error.name or "").split(".")[0] not in {"pandas", "scipy", "evidently", "pyarrow"}:
+        raise
 
 __all__ = ["ColumnDrift", "ColumnKind", "DriftResult", "PreparedReference", "compare"]
-
-
-def __getattr__(name: str) -> Any:
-    # Imported on first use: model servers import fleetscope.drift.client and the catalog, which
-    # need neither pandas nor scipy (the `drift` extra).
-    if name == "ColumnKind":
-        return importlib.import_module("fleetscope.drift.columns").ColumnKind
-    if name in __all__:
-        return getattr(importlib.import_module("fleetscope.drift.compare"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -41,6 +41,8 @@ def _add_command(commands: argparse._SubParsersAction, name: str, help_: str, mo
     try:
         module = importlib.import_module(module_name)
     except ImportError as error:
+        if not extra:
+            raise
         reason = str(error)
         parser = commands.add_parser(name, help=f"{help_} (needs fleetscope[{extra}])")
 

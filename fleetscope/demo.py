@@ -25,12 +25,12 @@ from typing import TextIO
 
 import yaml
 
-from fleetscope import durations
+from fleetscope import durations, log
 from fleetscope.alerts import generate
 from fleetscope.alerts.config import from_mapping
 from fleetscope.example.load import Load, instances
 from fleetscope.localstack.alertmanager import Alertmanager
-from fleetscope.localstack.process import ManagedProcess, fleetscope_server
+from fleetscope.localstack.process import ManagedProcess, StartError, fleetscope_server
 from fleetscope.localstack.prometheus import Prometheus, QueryError
 from fleetscope.localstack.receiver import Notification, NotificationReceiver
 
@@ -236,7 +236,10 @@ def run(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
     previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     demo = Demo(args, out)
     try:
-        demo.start()
+        try:
+            demo.start()
+        except (StartError, ImportError) as error:
+            raise log.UserError(f"the demo could not start: {error}") from None
         demo.say("running; Ctrl-C stops everything" + (f", or after {args.duration:g}s" if args.duration else ""))
         deadline = demo.started + args.duration if args.duration else float("inf")
         while not stop.wait(min(15.0, max(0.0, deadline - time.monotonic()))):

@@ -16,7 +16,7 @@ BLOCK = textwrap.dedent("""
     class Refuse:
         def find_spec(self, name, path=None, target=None):
             if name.split(".")[0] in EXTRAS:
-                raise ImportError(f"No module named {name!r} (blocked by the test)")
+                raise ModuleNotFoundError(f"No module named {name!r} (blocked by the test)", name=name)
 
     sys.meta_path.insert(0, Refuse())
 """)
