@@ -18,6 +18,8 @@ from fleetscope.alerts.config import AlertsConfig
 
 EXPORTER, DRIFT = "fleetscope-exporter", "fleetscope-drift"
 EXPORTER_PORT, DRIFT_PORT = 9835, 9840
+# Not DRIFT: the drift dashboard's ConfigMap is named by its uid, fleetscope-drift.
+DRIFT_CONFIG_MAP = f"{DRIFT}-config"
 # The Secret of on-call keys that the Alertmanager resource mounts (alertmanagerSpec.secrets);
 # the Prometheus Operator mounts it at /etc/alertmanager/secrets/<name>.
 ONCALL_SECRET = "fleetscope-oncall"
@@ -140,7 +142,7 @@ defaults:
 
 def drift_service(config: KubernetesConfig) -> list[dict]:
     labels = _labels(DRIFT, "drift-service")
-    configmap = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": _metadata(DRIFT, config, "drift-service"),
+    configmap = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": _metadata(DRIFT_CONFIG_MAP, config, "drift-service"),
                  "data": {"drift.yaml": DRIFT_CONFIG}}
     claim = {"apiVersion": "v1", "kind": "PersistentVolumeClaim",
              "metadata": _metadata(DRIFT, config, "drift-service"),
@@ -178,7 +180,7 @@ def drift_service(config: KubernetesConfig) -> list[dict]:
                                         "fsGroup": 65532},
                     "containers": [container],
                     "volumes": [
-                        {"name": "config", "configMap": {"name": DRIFT}},
+                        {"name": "config", "configMap": {"name": DRIFT_CONFIG_MAP}},
                         # Create it with read and write tokens, one per line:
                         # kubectl -n monitoring create secret generic fleetscope-drift-tokens --from-file=read --from-file=write
                         {"name": "tokens", "secret": {"secretName": f"{DRIFT}-tokens"}},

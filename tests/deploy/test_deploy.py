@@ -52,6 +52,19 @@ def test_the_kustomization_holds_every_manifest_in_one_namespace():
     assert {doc["metadata"]["namespace"] for doc in _all_documents()} == {"monitoring"}
 
 
+def test_no_two_objects_share_a_kind_and_name():
+    ids = [(doc["kind"], doc["metadata"]["namespace"], doc["metadata"]["name"]) for doc in _all_documents()]
+    assert sorted(set(ids)) == sorted(ids)
+
+
+@pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl is not installed")
+def test_kustomize_builds_the_directory():
+    result = subprocess.run(["kubectl", "kustomize", str(DEPLOY / "kubernetes")], capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert len([doc for doc in yaml.safe_load_all(result.stdout) if doc]) == len(_all_documents())
+
+
 @cache
 def _operator_schema(kind: str) -> dict:
     """The CRD's schema, from models generated from the Prometheus Operator's CRDs, made strict."""
