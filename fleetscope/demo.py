@@ -37,6 +37,7 @@ from fleetscope.localstack.receiver import Notification, NotificationReceiver
 DESCRIPTION = __doc__.split("\n\n", 1)[1].strip() if __doc__ else ""
 MODEL = "iris"
 NOTIFICATIONS = "notifications.jsonl"
+SCRAPE_INTERVAL = "2s"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -44,11 +45,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="stop after this long (e.g. 5m); by default run until Ctrl-C")
     parser.add_argument("--nodes", type=int, default=3, choices=range(1, 9), metavar="1-8",
                         help="simulated GPU nodes, 8 H100s each")
-    parser.add_argument("--xid-after", type=durations.argument, default=30.0,
+    parser.add_argument("--xid-after", type=durations.argument, default=20.0,
                         help="when GPU 2 of the first node reports XID 79 (fallen off the bus)")
-    parser.add_argument("--shift-after", type=durations.argument, default=60.0,
+    parser.add_argument("--shift-after", type=durations.argument, default=40.0,
                         help="when the model's inputs shift (longer and wider petals)")
-    parser.add_argument("--slowdown-after", type=durations.argument, default=120.0,
+    parser.add_argument("--slowdown-after", type=durations.argument, default=80.0,
                         help="when every prediction starts taking 3 s longer (the latency SLO is 2.5 s)")
     parser.add_argument("--workdir", type=Path,
                         help="keep configuration, logs, data and notifications.jsonl here (default: a temporary "
@@ -179,7 +180,9 @@ class Demo:
         (work / "drift.yaml").write_text(DRIFT_CONFIG)
         [drift] = self._serve(["drift", "serve", f"--config.file={work / 'drift.yaml'}",
                                f"--storage.path={work / 'drift.sqlite'}"])
-        nodes = [["exporter", "--simulate", f"--simulate.seed={node + 1}", f"--collector.hostname=gpu-node-{node + 1}"]
+        # Read the GPUs as often as Prometheus scrapes, so that a fault shows within seconds.
+        nodes = [["exporter", "--simulate", f"--simulate.seed={node + 1}", f"--collector.hostname=gpu-node-{node + 1}",
+                  f"--collector.gpu.poll-interval={SCRAPE_INTERVAL}"]
                  + ([f"--simulate.xid={args.xid_after:g}s:2:79"] if node == 0 else []) for node in range(args.nodes)]
         *exporters, server = self._serve(*nodes, ["model-server", f"--drift.url=http://{drift}",
                                                   f"--simulate.slowdown={args.slowdown_after:g}s:3s"])
@@ -191,7 +194,7 @@ class Demo:
             work / "prometheus",
             [Prometheus.targets("fleetscope-exporter", exporters), Prometheus.targets("fleetscope-drift", [drift]),
              Prometheus.targets("model-servers", [server])],
-            scrape_interval="2s", evaluation_interval="2s",
+            scrape_interval=SCRAPE_INTERVAL, evaluation_interval=SCRAPE_INTERVAL,
             rule_files=[work / "config" / "rules" / name for name in generate.RULE_FILES],
             alertmanagers=[self._alertmanager.address]).start()
         self.say(f"Prometheus       {self._prometheus.url}/targets  ·  {self._prometheus.url}/alerts")
