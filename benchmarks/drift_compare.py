@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from fleetscope.drift import PreparedReference, compare
-from fleetscope.drift.compare import column_kinds
+from fleetscope.drift.comparison import column_kinds
 from fleetscope.drift.report import evidently_numbers, evidently_snapshot
 
 

@@ -5,12 +5,20 @@
 model servers to it.
 """
 
-try:
-    from fleetscope.drift.columns import ColumnKind
-    from fleetscope.drift.compare import ColumnDrift, DriftResult, PreparedReference, compare
-except ModuleNotFoundError as error:
-    # Without the `drift` extra, model servers still import the client and the catalog.
-    if (error.name or "").split(".")[0] not in {"pandas", "scipy", "evidently", "pyarrow"}:
-        raise
+from __future__ import annotations
 
-__all__ = ["ColumnDrift", "ColumnKind", "DriftResult", "PreparedReference", "compare"]
+import importlib
+from typing import Any
+
+# Where each public name lives. They are imported on first use, so that model servers importing
+# fleetscope.drift.client or the catalog load neither pandas nor SciPy (the `drift` extra).
+_EXPORTS = {"ColumnKind": "fleetscope.drift.columns", "ColumnDrift": "fleetscope.drift.comparison",
+            "DriftResult": "fleetscope.drift.comparison", "PreparedReference": "fleetscope.drift.comparison",
+            "compare": "fleetscope.drift.comparison"}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(_EXPORTS[name]), name)

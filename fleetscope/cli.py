@@ -4,40 +4,51 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import itertools
 import sys
 from collections.abc import Sequence
 
 from fleetscope import __version__, log
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The parser of every command. Given the command line, only the module of the command it
+    names is imported (the exporter then loads no drift or dashboard libraries); without it, all are."""
+    words = None if argv is None else list(itertools.takewhile(lambda arg: not arg.startswith("-"), argv))
     parser = argparse.ArgumentParser(
         prog="fleetscope",
         description="Observability and drift monitoring for GPU fleets.",
     )
     parser.add_argument("--version", action="version", version=f"fleetscope {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    _add_command(commands, "demo", "run the whole stack on loopback, watching a simulated GPU fleet",
-                 "fleetscope.demo", "all")
-    _add_command(commands, "exporter", "run the node exporter (GPU telemetry as Prometheus metrics)",
-                 "fleetscope.exporters.command", "")
+    _add_command(commands, ("demo",), "run the whole stack on loopback, watching a simulated GPU fleet",
+                 "fleetscope.demo", "all", words)
+    _add_command(commands, ("exporter",), "run the node exporter (GPU telemetry as Prometheus metrics)",
+                 "fleetscope.exporters.command", "", words)
     drift = commands.add_parser("drift", help="the drift service", description="The drift service.")
-    _add_command(drift.add_subparsers(dest="drift_command", metavar="COMMAND", required=True), "serve",
+    _add_command(drift.add_subparsers(dest="drift_command", metavar="COMMAND", required=True), ("drift", "serve"),
                  "run the drift service (model outputs against references, as metrics)",
-                 "fleetscope.drift.command", "drift")
+                 "fleetscope.drift.command", "drift", words)
     dashboards = commands.add_parser("dashboards", help="the generated Grafana dashboards",
                                      description="The generated Grafana dashboards.")
     _add_command(dashboards.add_subparsers(dest="dashboards_command", metavar="COMMAND", required=True),
-                 "preview", "render each dashboard's panels with data from Prometheus to PNG",
-                 "fleetscope.dashboards.preview", "dashboards")
-    _add_command(commands, "model-server", "serve an example scikit-learn model instrumented with the inference SDK",
-                 "fleetscope.example.server", "example")
+                 ("dashboards", "preview"), "render each dashboard's panels with data from Prometheus to PNG",
+                 "fleetscope.dashboards.preview", "dashboards", words)
+    _add_command(commands, ("model-server",),
+                 "serve an example scikit-learn model instrumented with the inference SDK",
+                 "fleetscope.example.server", "example", words)
     return parser
 
 
-def _add_command(commands: argparse._SubParsersAction, name: str, help_: str, module_name: str, extra: str) -> None:
-    """A subcommand from a module with DESCRIPTION, add_arguments(parser) and run(args). A command
-    whose extra is not installed stays listed, and says what to install."""
+def _add_command(commands: argparse._SubParsersAction, path: tuple[str, ...], help_: str, module_name: str,
+                 extra: str, words: list[str] | None) -> None:
+    """A subcommand from a module with DESCRIPTION, add_arguments(parser) and run(args), imported
+    only when `words` (the command line's leading words) name it, or always when words is None.
+    A command whose extra is not installed stays listed, and says what to install."""
+    name = path[-1]
+    if words is not None and tuple(words[:len(path)]) != path:
+        commands.add_parser(name, help=help_)  # listed in --help; never run from this command line
+        return
     try:
         module = importlib.import_module(module_name)
     except ImportError as error:
@@ -47,7 +58,7 @@ def _add_command(commands: argparse._SubParsersAction, name: str, help_: str, mo
         parser = commands.add_parser(name, help=f"{help_} (needs fleetscope[{extra}])")
 
         def missing(args: argparse.Namespace) -> int:
-            raise log.UserError(f"`fleetscope {name}` needs `pip install 'fleetscope[{extra}]'` ({reason})")
+            raise log.UserError(f"`fleetscope {' '.join(path)}` needs `pip install 'fleetscope[{extra}]'` ({reason})")
 
         log.add_arguments(parser)
         parser.set_defaults(run=missing)
@@ -60,7 +71,8 @@ def _add_command(commands: argparse._SubParsersAction, name: str, help_: str, mo
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(argv)
     args = parser.parse_args(argv)
     log.configure(args.log_level, args.log_format)
     try:

@@ -25,6 +25,25 @@ def test_version_and_help():
         assert flag in help_text
 
 
+def test_a_command_loads_only_its_own_libraries():
+    probe = ("import sys; from fleetscope.cli import build_parser; build_parser({argv}); "
+             "print(sorted(m for m in ('pandas', 'scipy', 'evidently', 'sklearn', 'starlette', 'matplotlib') "
+             "if m in sys.modules))")
+    exporter = subprocess.run([sys.executable, "-c", probe.format(argv=["exporter", "--simulate"])],
+                              capture_output=True, text=True, timeout=60)
+    assert exporter.stdout.strip() == "[]", exporter.stderr
+    drift = subprocess.run([sys.executable, "-c", probe.format(argv=["drift", "serve"])],
+                           capture_output=True, text=True, timeout=60)
+    assert "pandas" in drift.stdout, drift.stderr
+
+
+def test_help_lists_every_command_without_loading_them():
+    listed = run("--help").stdout
+    for command in ("demo", "exporter", "drift", "dashboards", "model-server"):
+        assert f"    {command}" in listed
+    assert "--config.file" in run("drift", "serve", "--help").stdout
+
+
 @pytest.mark.parametrize("flags, message", [
     (["--web.telemetry-path=metrics"], "must start with '/'"),
     (["--web.listen-address=nowhere"], "invalid listen address"),

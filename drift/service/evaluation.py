@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from fleetscope.drift.compare import DriftResult, PreparedReference, compare
+from fleetscope.drift.comparison import DriftResult, PreparedReference, compare
 from fleetscope.drift.service.config import ModelConfig
 from fleetscope.drift.service.store import RowRange
 

@@ -9,7 +9,7 @@ from prometheus_client.registry import CollectorRegistry
 
 from fleetscope.catalog import FamilySet
 from fleetscope.drift import catalog
-from fleetscope.drift.compare import DriftResult
+from fleetscope.drift.comparison import DriftResult
 from fleetscope.drift.service.service import DriftService
 
 

@@ -14,7 +14,7 @@ import pandas as pd
 import pyarrow as pa
 
 from fleetscope import log
-from fleetscope.drift.compare import column_kinds
+from fleetscope.drift.comparison import column_kinds
 from fleetscope.drift.columns import ColumnKind
 from fleetscope.drift.report import evidently_html, evidently_snapshot
 from fleetscope.drift.service import evaluation, windows

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from fleetscope.drift import ColumnKind, PreparedReference, compare
-from fleetscope.drift.compare import column_kinds
+from fleetscope.drift.comparison import column_kinds
 from fleetscope.drift.report import evidently_numbers, evidently_snapshot
 
 
