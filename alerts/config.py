@@ -16,7 +16,6 @@ The YAML file holds only what differs from the defaults, in the same shape:
 from __future__ import annotations
 
 import dataclasses
-import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -207,15 +206,15 @@ def _build(cls: type, document: Any, where: str) -> Any:
     if not isinstance(document, dict):
         raise ConfigError(f"{where or 'the alerts config'} must be a mapping, got {type(document).__name__}")
     hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    names = set(fields)
     unknown = sorted(set(document) - names)
     if unknown:
         raise ConfigError(f"unknown setting {_join(where, unknown[0])}: known are {', '.join(sorted(names))}")
     values = {name: _value(hints[name], value, _join(where, name)) for name, value in document.items()}
-    defaults = cls()
     for name, value in values.items():
         if isinstance(value, dict):  # a mapping (teams, repeat intervals) adds to its defaults
-            values[name] = {**getattr(defaults, name), **value}
+            values[name] = {**fields[name].default_factory(), **value}
     try:
         return cls(**values)
     except ConfigError:
@@ -242,8 +241,6 @@ def _value(hint: Any, value: Any, where: str) -> Any:
         if not isinstance(value, dict):
             raise ConfigError(f"{where} must be a mapping, got {value!r}")
         return {str(k): _value(typing.get_args(hint)[1], v, f"{where}.{k}") for k, v in value.items()}
-    if origin in (typing.Union, types.UnionType):
-        return value
     if hint is float and isinstance(value, (int, float)) and not isinstance(value, bool):
         return float(value)
     if hint in (int, str) and type(value) is hint:

@@ -96,7 +96,8 @@ def run_generator(argv: list[str] | None, prog: str, description: str, directory
         config = load(args.config)
     except ConfigError as error:
         parser.exit(2, f"error: {error}\n")
-    write_all(files_for(config), args.directory)
+    for path in write_all(files_for(config), args.directory):
+        print(path)
     return 0
 
 

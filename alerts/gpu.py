@@ -7,7 +7,7 @@ Alertmanager can silence a node's GPU alerts while its exporter is down.
 from __future__ import annotations
 
 from fleetscope.alerts.config import AlertsConfig
-from fleetscope.alerts.rule import Alert, group, matchers, regex
+from fleetscope.alerts.rule import Alert, group, regex
 from fleetscope.exporters.catalog import exporter, gpu
 
 GPU_COUNT = "fleetscope:node_gpus:count"
@@ -129,7 +129,7 @@ def waste_alerts(config: AlertsConfig) -> list[Alert]:
 def rule_groups(config: AlertsConfig) -> dict:
     e = config.selectors.exporter
     count = {"record": GPU_COUNT,
-             "expr": f"count by (cluster, job, instance, hostname) ({gpu.UP.select(matchers(e))})"}
+             "expr": f"count by (cluster, job, instance, hostname) ({gpu.UP.select(e)})"}
     return {"groups": [
         {"name": "fleetscope-gpu-recording", "rules": [count]},
         group("fleetscope-exporter", config.team("exporter"), config, exporter_alerts(config)),

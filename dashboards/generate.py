@@ -4,8 +4,10 @@
     provisioning/dashboards.yaml    a Grafana dashboard provider reading json/ (mount it at
                                     /etc/grafana/provisioning/dashboards/)
     provisioning/datasources.yaml   the Prometheus datasource (uid "prometheus")
-    kubernetes/configmaps.yaml      one ConfigMap per dashboard, labelled for the Grafana
-                                    sidecar (grafana_dashboard: "1"), as kube-prometheus-stack expects
+
+configmaps() makes one ConfigMap per dashboard, labelled for the Grafana sidecar
+(grafana_dashboard: "1") as kube-prometheus-stack expects; they are written with the other
+Kubernetes manifests, to deploy/kubernetes/dashboards.yaml (python -m fleetscope.deploy.generate).
 """
 
 from __future__ import annotations
@@ -44,8 +46,6 @@ def files() -> dict[str, str]:
         "name": "Prometheus", "uid": "prometheus", "type": "prometheus", "access": "proxy",
         "url": "http://prometheus:9090", "isDefault": True, "editable": False,
         "jsonData": {"timeInterval": "15s", "httpMethod": "POST"}}]})
-    texts["kubernetes/configmaps.yaml"] = HEADER + "".join(
-        "---\n" + yaml.safe_dump(configmap, sort_keys=False, width=120) for configmap in configmaps(built))
     return texts
 
 
@@ -60,7 +60,8 @@ def configmaps(boards: list[dict], namespace: str = "monitoring") -> list[dict]:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    write_all(files(), Path(argv[0]) if argv else DIRECTORY)
+    for path in write_all(files(), Path(argv[0]) if argv else DIRECTORY):
+        print(path)
     return 0
 
 

@@ -29,6 +29,7 @@ from fleetscope import durations, log
 from fleetscope.alerts import generate
 from fleetscope.alerts.config import from_mapping
 from fleetscope.example.load import Load, instances
+from fleetscope.generated import write_all
 from fleetscope.localstack.alertmanager import Alertmanager
 from fleetscope.localstack.process import ManagedProcess, StartError, fleetscope_server
 from fleetscope.localstack.prometheus import Prometheus, QueryError
@@ -168,9 +169,7 @@ class Demo:
 
         config = from_mapping(demo_alerts_config(work, self._receiver.url))
         texts = generate.files(config)
-        for name, text in texts.items():
-            (work / "config" / name).parent.mkdir(parents=True, exist_ok=True)
-            (work / "config" / name).write_text(text)
+        write_all(texts, work / "config")
         self._alertmanager = Alertmanager(work / "alertmanager",
                                           yaml.safe_load(texts["alertmanager/alertmanager.yml"])).start()
         self.say(f"Alertmanager     {self._alertmanager.url}  (PagerDuty, Opsgenie, Slack and the webhook "

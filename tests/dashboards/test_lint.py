@@ -130,6 +130,6 @@ def test_provisioning_and_configmaps():
     assert provider["type"] == "file" and provider["options"]["path"] == generate.MOUNT
     datasource = yaml.safe_load(files["provisioning/datasources.yaml"])["datasources"][0]
     assert datasource["type"] == "prometheus"
-    configmaps = [document for document in yaml.safe_load_all(files["kubernetes/configmaps.yaml"]) if document]
+    configmaps = generate.configmaps(generate.dashboards())
     assert [document["metadata"]["labels"]["grafana_dashboard"] for document in configmaps] == ["1"] * 5
     assert {name for document in configmaps for name in document["data"]} == {f"{uid}.json" for uid in UIDS.values()}
