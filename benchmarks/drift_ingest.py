@@ -60,16 +60,19 @@ def bodies(rows: int, encoding: str) -> list[tuple[bytes, str]]:
     return made
 
 
-def post(address: str, path: str, body: bytes, content_type: str) -> dict:
-    request = urllib.request.Request(f"http://{address}{path}", data=body, method="PUT" if "reference" in path
-                                     else "POST", headers={"Content-Type": content_type})
-    with urllib.request.urlopen(request, timeout=60) as response:
+def send(address: str, path: str, body: bytes = b"", content_type: str = "application/json",
+         method: str = "POST") -> dict:
+    """One request to the drift service; its JSON answer."""
+    request = urllib.request.Request(f"http://{address}{path}", data=body, method=method,
+                                     headers={"Content-Type": content_type})
+    with urllib.request.urlopen(request, timeout=120) as response:
         return json.loads(response.read())
 
 
-def peak_rss_mib(pid: int) -> float:
+def memory_mib(pid: int, field: str = "VmHWM") -> float:
+    """A memory figure of /proc/PID/status in MiB: VmHWM, the peak resident set, or VmRSS, the current one."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
+        if line.startswith(f"{field}:"):
             return int(line.split()[1]) / 1024
     return float("nan")
 
@@ -83,7 +86,7 @@ def run(address: str, pid: int, encoding: str, clients: int, rows: int, seconds:
         sent = 0
         while time.monotonic() < deadline:
             body, content_type = payloads[(index + sent) % len(payloads)]
-            count = post(address, "/v1/models/llm/outputs", body, content_type)["accepted"]
+            count = send(address, "/v1/models/llm/outputs", body, content_type)["accepted"]
             sent += 1
             with lock:
                 accepted[0] += count
@@ -97,7 +100,7 @@ def run(address: str, pid: int, encoding: str, clients: int, rows: int, seconds:
     elapsed = time.monotonic() - started
     return {"encoding": encoding, "clients": clients, "batch_rows": rows, "seconds": elapsed,
             "rows_accepted": accepted[0], "rows_per_second": accepted[0] / elapsed,
-            "service_peak_rss_mib": peak_rss_mib(pid)}
+            "service_peak_rss_mib": memory_mib(pid)}
 
 
 def main() -> None:
@@ -115,9 +118,9 @@ def main() -> None:
         service.start(timeout=60)
         try:
             pid = service.pid
-            post(address, "/v1/models/llm/reference", json.dumps({"columns": batch(20_000, 99)}).encode(),
-                 "application/json")
-            results = [{"encoding": "idle", "service_peak_rss_mib": peak_rss_mib(pid)}]
+            send(address, "/v1/models/llm/reference", json.dumps({"columns": batch(20_000, 99)}).encode(),
+                 method="PUT")
+            results = [{"encoding": "idle", "service_peak_rss_mib": memory_mib(pid)}]
             for encoding in ("json", "arrow"):
                 results.append(run(address, pid, encoding, args.clients, args.batch, args.seconds))
             store = sum(path.stat().st_size for path in Path(directory).glob("store.sqlite*"))

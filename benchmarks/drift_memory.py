@@ -10,8 +10,9 @@ import argparse
 import json
 import random
 import tempfile
-import urllib.request
 from pathlib import Path
+
+from drift_ingest import memory_mib, send  # this directory: the benchmarks run as scripts
 
 from fleetscope.localstack.process import fleetscope_server
 
@@ -23,21 +24,6 @@ def _rows(count: int, seed: int, shift: float = 0.0) -> dict:
             "confidence": [rng.random() for _ in range(count)],
             "label": [rng.choice("abcde") for _ in range(count)],
             "region": [rng.choice(["eu", "us", "ap"]) for _ in range(count)]}}
-
-
-def _call(address: str, method: str, path: str, body: dict | None = None) -> int:
-    data = json.dumps(body).encode() if body is not None else b""
-    request = urllib.request.Request(f"http://{address}{path}", data=data, method=method,
-                                     headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=120) as response:
-        return response.status
-
-
-def _rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError("no VmRSS")
 
 
 def main() -> None:
@@ -56,16 +42,18 @@ def main() -> None:
         process.start(timeout=60)
         try:
             print(f"models  RSS MiB  ({args.rows} reference rows and {args.rows} window rows, 6 columns each)")
-            baseline = _rss_mib(process.pid)
+            baseline = memory_mib(process.pid, "VmRSS")
             measured = [{"models": 0, "rss_mib": baseline}]
             print(f"{0:6d}  {baseline:7.0f}")
             for model in range(args.models):
                 name = f"model-{model}"
-                _call(address, "PUT", f"/v1/models/{name}/reference", _rows(args.rows, model))
-                _call(address, "POST", f"/v1/models/{name}/outputs", _rows(args.rows, 10_000 + model, shift=0.5))
-                _call(address, "POST", f"/v1/models/{name}/evaluate")
+                send(address, f"/v1/models/{name}/reference", json.dumps(_rows(args.rows, model)).encode(),
+                     method="PUT")
+                send(address, f"/v1/models/{name}/outputs",
+                     json.dumps(_rows(args.rows, 10_000 + model, shift=0.5)).encode())
+                send(address, f"/v1/models/{name}/evaluate")
                 if (model + 1) % args.step == 0:
-                    rss = _rss_mib(process.pid)
+                    rss = memory_mib(process.pid, "VmRSS")
                     measured.append({"models": model + 1, "rss_mib": rss})
                     print(f"{model + 1:6d}  {rss:7.0f}   {(rss - baseline) / (model + 1):.1f} MiB a model")
         finally:
