@@ -7,6 +7,9 @@ page goes to PagerDuty, ticket to Opsgenie, and every severity to the team's Sla
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from pathlib import Path
+
 from fleetscope.alerts.config import SEVERITIES, AlertsConfig
 from fleetscope.alerts.rule import regex
 
@@ -83,6 +86,24 @@ def inhibit_rules(config: AlertsConfig) -> list[dict]:
             "equal": list(TWIN_LABELS),
         })
     return rules
+
+
+def local_receivers(receiver_url: str, secrets_dir: Path, teams: Iterable[str]) -> dict:
+    """The `routing` settings that send every channel of every team (PagerDuty, Opsgenie, Slack and
+    the webhook) to one local HTTP receiver, as the demo and the tests need; writes the secret files
+    they read under secrets_dir. Files are written as `printf %s` writes them: Alertmanager 0.25 trims
+    the PagerDuty and Slack files but sends a trailing newline of the Opsgenie key file in its
+    Authorization header, and fails."""
+    secrets_dir.mkdir(parents=True, exist_ok=True)
+    for team in teams:
+        (secrets_dir / f"{team}-pagerduty").write_text(f"routing-key-{team}")
+        (secrets_dir / f"{team}-opsgenie").write_text(f"api-key-{team}")
+        (secrets_dir / f"{team}-slack").write_text(f"{receiver_url}/slack/{team}")
+    (secrets_dir / "webhook-token").write_text("webhook-token-0123456789")
+    return {"receivers": {"secrets_dir": str(secrets_dir), "webhook_url": f"{receiver_url}/webhook",
+                          "webhook_token_file": str(secrets_dir / "webhook-token")},
+            "global_settings": {"pagerduty_url": f"{receiver_url}/pagerduty/v2/enqueue",
+                                "opsgenie_api_url": f"{receiver_url}/opsgenie/"}}
 
 
 def alertmanager_config(config: AlertsConfig) -> dict:

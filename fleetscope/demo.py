@@ -27,7 +27,8 @@ import yaml
 
 from fleetscope import durations, log
 from fleetscope.alerts import generate
-from fleetscope.alerts.config import from_mapping
+from fleetscope.alerts.config import AlertsConfig, from_mapping
+from fleetscope.alerts.routing import local_receivers
 from fleetscope.example.load import Load, instances
 from fleetscope.generated import write_all
 from fleetscope.localstack.alertmanager import Alertmanager
@@ -59,24 +60,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def demo_alerts_config(workdir: Path, receiver_url: str) -> dict:
     """The default alerts config, with `for`s short enough for a demo and every receiver local."""
-    secrets = workdir / "secrets"
-    secrets.mkdir(parents=True, exist_ok=True)
-    for team in ("gpu-infra", "ml-platform", "serving"):
-        (secrets / f"{team}-pagerduty").write_text(f"demo-routing-key-{team}")
-        (secrets / f"{team}-opsgenie").write_text(f"demo-api-key-{team}")
-        (secrets / f"{team}-slack").write_text(f"{receiver_url}/slack/{team}")
-    (secrets / "webhook-token").write_text("demo-webhook-token")
     return {
         "drift": {"detected_for": "20s", "column_detected_for": "1m"},
-        "inference": {"normalization": {"slo_interval": "10s"}, "burn_rates": [["page", "1h", "5m", 14.4, "20s"], ["page", "6h", "30m", 6.0, "1m"],
+        "inference": {"normalization": {"slo_interval": "10s"},
+                      "burn_rates": [["page", "1h", "5m", 14.4, "20s"], ["page", "6h", "30m", 6.0, "1m"],
                                      ["ticket", "1d", "2h", 3.0, "5m"], ["ticket", "3d", "6h", 1.0, "10m"]]},
-        "routing": {
-            "group_wait": "2s", "group_interval": "5s",
-            "receivers": {"secrets_dir": str(secrets), "webhook_url": f"{receiver_url}/webhook",
-                          "webhook_token_file": str(secrets / "webhook-token")},
-            "global_settings": {"pagerduty_url": f"{receiver_url}/pagerduty/v2/enqueue",
-                                "opsgenie_api_url": f"{receiver_url}/opsgenie/"},
-        },
+        "routing": {"group_wait": "2s", "group_interval": "5s",
+                    **local_receivers(receiver_url, workdir / "secrets", set(AlertsConfig().teams.values()))},
     }
 
 

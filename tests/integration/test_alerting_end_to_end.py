@@ -11,7 +11,8 @@ import pytest
 import yaml
 
 from fleetscope.alerts import generate, routing
-from fleetscope.alerts.config import from_mapping
+from fleetscope.alerts.config import AlertsConfig, from_mapping
+from fleetscope.alerts.routing import local_receivers
 from fleetscope.localstack.alertmanager import Alertmanager
 from fleetscope.localstack.prometheus import Prometheus
 from fleetscope.localstack.receiver import Notification, NotificationReceiver
@@ -19,35 +20,18 @@ from tests.support.fleet_data import DRIFT_CONFIG, feed_drift_service
 
 pytestmark = pytest.mark.integration
 
-KEYS = {"gpu-infra-pagerduty": "pd-routing-key-gpu-infra", "ml-platform-opsgenie": "og-api-key-ml-platform",
-        "webhook-token": "webhook-token-0123456789"}
-
-
-def _secrets(directory, receiver: NotificationReceiver) -> None:
-    """Secret files as `printf %s` writes them: Alertmanager 0.25 trims the PagerDuty and Slack files
-    but sends a trailing newline of the Opsgenie key file in its Authorization header, and fails."""
-    directory.mkdir()
-    teams = {"gpu-infra", "ml-platform", "serving"}
-    for team in teams:
-        for channel in ("pagerduty", "opsgenie"):
-            (directory / f"{team}-{channel}").write_text(KEYS.get(f"{team}-{channel}", f"{channel}-key-{team}"))
-        (directory / f"{team}-slack").write_text(f"{receiver.url}/slack/{team}")
-    (directory / "webhook-token").write_text(KEYS["webhook-token"])
-
-
-def _config(tmp_path, receiver: NotificationReceiver, **overrides):
+def _config(tmp_path, receiver: NotificationReceiver):
     """The default config, with short `for`s and timings, and every channel pointed at the receiver."""
-    secrets = tmp_path / "secrets"
-    _secrets(secrets, receiver)
     return from_mapping({
         "drift": {"detected_for": "5s"},
         "routing": {"group_wait": "1s", "group_interval": "2s",
-                    "receivers": {"secrets_dir": str(secrets), "webhook_url": f"{receiver.url}/webhook",
-                                  "webhook_token_file": str(secrets / "webhook-token")},
-                    "global_settings": {"pagerduty_url": f"{receiver.url}/pagerduty/v2/enqueue",
-                                        "opsgenie_api_url": f"{receiver.url}/opsgenie/"}},
-        **overrides,
+                    **local_receivers(receiver.url, tmp_path / "secrets", set(AlertsConfig().teams.values()))},
     })
+
+
+def _secret(tmp_path, name: str) -> str:
+    """What the receiver must be sent: a secret as Alertmanager reads it from its file."""
+    return (tmp_path / "secrets" / name).read_text()
 
 
 def _webhook_alert(notification: Notification, **labels: str) -> dict | None:
@@ -87,12 +71,12 @@ def test_an_xid_and_a_drift_shift_reach_on_call(tmp_path, fleetscope_process, pr
                 "job": "fleetscope-exporter", "instance": ""}
             assert alert["labels"]["uuid"].startswith("GPU-") and alert["labels"]["hostname"]
             assert alert["annotations"]["runbook_url"].endswith("/FleetscopeGPUXidError.md")
-            assert xid.headers["Authorization"] == f"Bearer {KEYS['webhook-token']}"
+            assert xid.headers["Authorization"] == f"Bearer {_secret(tmp_path, 'webhook-token')}"
 
             # The page went to PagerDuty with the key from its file, and to the team's Slack.
             page = receiver.wait_for(lambda n: n.path == "/pagerduty/v2/enqueue"
                                      and "FleetscopeGPUXidError" in str(n.body), 30)
-            assert page.body["routing_key"] == KEYS["gpu-infra-pagerduty"]
+            assert page.body["routing_key"] == _secret(tmp_path, "gpu-infra-pagerduty")
             assert page.body["event_action"] == "trigger" and page.body["payload"]["severity"] == "critical"
             receiver.wait_for(lambda n: n.path == "/slack/gpu-infra" and "XID 79" in str(n.body), 30)
 
@@ -103,7 +87,7 @@ def test_an_xid_and_a_drift_shift_reach_on_call(tmp_path, fleetscope_process, pr
             assert "has drifted" in alert["annotations"]["description"]
             ticket = receiver.wait_for(lambda n: n.path == "/opsgenie/v2/alerts"
                                        and "FleetscopeModelDriftDetected" in str(n.body), 30)
-            assert ticket.headers["Authorization"] == f"GenieKey {KEYS['ml-platform-opsgenie']}"
+            assert ticket.headers["Authorization"] == f"GenieKey {_secret(tmp_path, 'ml-platform-opsgenie')}"
             # A ticket never pages.
             assert not [n for n in receiver.notifications
                         if n.path.startswith("/pagerduty") and "FleetscopeModelDriftDetected" in str(n.body)]
