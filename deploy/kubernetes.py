@@ -86,7 +86,7 @@ def exporter(config: KubernetesConfig) -> list[dict]:
             {"name": "NVIDIA_DRIVER_CAPABILITIES", "value": "utility"},
         ],
         "ports": [{"name": "metrics", "containerPort": EXPORTER_PORT, "protocol": "TCP"}],
-        "readinessProbe": _probe("metrics"),
+        "readinessProbe": _probe("metrics", "/-/ready"),
         "livenessProbe": _probe("metrics", period=30),
         "resources": {"requests": {"cpu": "50m", "memory": "96Mi"}, "limits": {"memory": "256Mi"}},
         # The kubelet's socket is root's alone; everything else about the container is locked down.
@@ -152,7 +152,7 @@ def drift_service(config: KubernetesConfig) -> list[dict]:
         "image": _image(config, "drift"),
         "args": ["--config.file=/etc/fleetscope/drift.yaml", "--log.format=json"],
         "ports": [{"name": "http", "containerPort": DRIFT_PORT, "protocol": "TCP"}],
-        "readinessProbe": _probe("http"),
+        "readinessProbe": _probe("http", "/-/ready"),
         "livenessProbe": _probe("http", period=30),
         # About 200 MiB idle, flat under load (benchmarks/drift_ingest.py); more with many models.
         "resources": {"requests": {"cpu": "500m", "memory": "512Mi"}, "limits": {"memory": "2Gi"}},

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from fleetscope import durations, log
 from fleetscope.drift.service.config import ConfigError, load
-from fleetscope.web.server import parse_listen_address
+from fleetscope.web.server import is_loopback, parse_listen_address
 
 DESCRIPTION = """Compares live model outputs with reference windows and serves drift as Prometheus metrics.
 Models, windows, limits, tokens and TLS are set in --config.file (see fleetscope.drift.service.config);
@@ -28,13 +28,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="how long accepted outputs are kept (default 7d)")
     parser.add_argument("--evaluation.interval", dest="evaluation_interval", type=durations.argument,
                         help="how often each model is evaluated, unless its config says otherwise (default 1m)")
+    parser.add_argument("--web.allow-unauthenticated", dest="allow_unauthenticated", action="store_true",
+                        help="serve on an address other machines can reach with no write tokens configured, so that "
+                             "anyone who can connect may create models and write outputs (refused without this flag)")
 
 
 def run(args: argparse.Namespace) -> int:
-    import uvicorn
-
     from fleetscope.drift.service.http import create_app
     from fleetscope.drift.service.service import DriftService
+    from fleetscope.web.asgi import serve
 
     try:
         config = load(args.config_file).with_overrides(
@@ -43,6 +45,14 @@ def run(args: argparse.Namespace) -> int:
         host, port = parse_listen_address(config.listen_address)
     except (ConfigError, ValueError) as error:
         raise log.UserError(str(error)) from None
+    if not config.auth.write_tokens and not is_loopback(host):
+        if not args.allow_unauthenticated:
+            raise log.UserError(
+                f"refusing to serve on {config.listen_address} with no write tokens: anyone who can reach it could "
+                "create models and write outputs. Set auth.write_tokens_file in --config.file, listen on "
+                "127.0.0.1, or pass --web.allow-unauthenticated if the network itself is trusted")
+        _log.warning("serving without authentication on an address other machines can reach",
+                     extra={"address": config.listen_address})
     service = DriftService(config)
     stop = threading.Event()
     scheduler = threading.Thread(target=_schedule, args=(service, stop), name="drift-scheduler", daemon=True)
@@ -51,10 +61,11 @@ def run(args: argparse.Namespace) -> int:
     if config.tls_cert_file is not None:
         tls = {"ssl_certfile": str(config.tls_cert_file), "ssl_keyfile": str(config.tls_key_file)}
     _log.info("drift service listening", extra={"address": config.listen_address, "models": len(service.models()),
-                                                "store": str(config.storage_path), "tls": bool(tls)})
+                                                "store": str(config.storage_path), "tls": bool(tls),
+                                                "auth": config.auth.enabled})
+    connections = config.limits.connections()
     try:
-        uvicorn.Server(uvicorn.Config(create_app(service), host=host or "0.0.0.0", port=port, log_level="warning",
-                                      lifespan="off", **tls)).run()
+        serve(create_app(service, connections.body_timeout), host or "0.0.0.0", port, connections, **tls)
     finally:
         stop.set()
         scheduler.join(timeout=30)

@@ -52,7 +52,7 @@ def _gpu_source(args: argparse.Namespace) -> Source:
     if args.gpu_poll_interval == 0:
         return OnScrape(collector)
     polled = Polled(collector, args.gpu_poll_interval)
-    polled.start()
+    polled.start(wait=False)  # the exporter listens at once; /-/ready waits for this
     return polled
 
 
@@ -124,7 +124,7 @@ def _nccl_source(args: argparse.Namespace) -> Source:
         collector = _Closing(collector, job)
     # Files can grow by megabytes a second: read them in the background, not in the scrape.
     polled = Polled(collector, interval=5.0)
-    polled.start()
+    polled.start(wait=False)  # the exporter listens at once; /-/ready waits for this
     return polled
 
 

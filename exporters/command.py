@@ -12,6 +12,7 @@ from fleetscope.exporters.gpu.simulation import ScheduledXid
 from fleetscope.exporters.registry import ExporterRegistry
 from fleetscope.exporters.server import routes
 from fleetscope.web import config as web_config
+from fleetscope.web.connections import ConnectionLimits
 from fleetscope.web.server import WebServer
 
 DESCRIPTION = """Serves GPU telemetry as Prometheus metrics. Each collector can be turned on or
@@ -29,6 +30,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                      help="path under which to expose metrics")
     web.add_argument("--web.config.file", dest="web_config_file", default="",
                      help="exporter-toolkit web configuration file enabling TLS and/or basic auth")
+    web.add_argument("--web.max-connections", dest="max_connections", type=_positive_int, default=64,
+                     help="open connections at most; past it the one waiting longest for its request is closed")
+    web.add_argument("--web.header-timeout", dest="header_timeout", type=durations.argument, default=10.0,
+                     help="time a new connection has to send a complete request head")
+    web.add_argument("--web.idle-timeout", dest="idle_timeout", type=durations.argument, default=120.0,
+                     help="time a keep-alive connection may wait for its next request")
     add_common_flags(parser.add_argument_group("collectors"))
     for option in AVAILABLE:
         group = parser.add_argument_group(f"collector {option.name}")
@@ -47,6 +54,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                           metavar="AFTER:GPU:CODE",
                           help="raise XID CODE on GPU (an index) AFTER a duration from start-up, e.g. 30s:2:79; "
                                "repeatable")
+
+
+def _positive_int(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive whole number")
+    return int(text)
 
 
 def _gpu_count(text: str) -> int:
@@ -79,7 +92,8 @@ def build(args: argparse.Namespace) -> tuple[ExporterRegistry, WebServer]:
     enabled = [option for option in AVAILABLE if getattr(args, f"collector_{option.name}")]
     registry = ExporterRegistry([option.build(args) for option in enabled])
     try:
-        server = WebServer(args.listen_address, routes(registry, args.telemetry_path), config)
+        limits = ConnectionLimits(args.max_connections, args.header_timeout, args.idle_timeout)
+        server = WebServer(args.listen_address, routes(registry, args.telemetry_path), config, limits)
     except log.UserError:
         registry.close()
         raise

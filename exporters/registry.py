@@ -63,6 +63,11 @@ class Source(Protocol):
 
     def latest(self) -> Collection: ...
 
+    @property
+    def ready(self) -> bool:
+        """Whether it has collected once (a source that collects when scraped always is)."""
+        ...
+
     def close(self) -> None: ...
 
 
@@ -89,6 +94,18 @@ class ExporterRegistry:
             if source.name in self._last_success:
                 own.add(m.COLLECTOR_LAST_SUCCESS, labels, self._last_success[source.name])
         return own.metrics(), collections
+
+    def not_ready(self) -> list[str]:
+        """The sources still waiting for their first collection."""
+        return [source.name for source in self.sources if not source.ready]
+
+    def wait_ready(self, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while self.not_ready():
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.05)
+        return True
 
     def collect(self) -> Iterator[Metric]:
         own, collections = self.snapshot()

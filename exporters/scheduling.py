@@ -31,6 +31,10 @@ class OnScrape:
         with self._lock:
             return collect_once(self._collector)
 
+    @property
+    def ready(self) -> bool:
+        return True  # it collects when scraped
+
     def close(self) -> None:
         self._collector.close()
 
@@ -48,12 +52,24 @@ class Polled:
         self._latest = Collection(collector.name, error="no collection has finished yet")
         self._lock = threading.Lock()
         self._stop = threading.Event()
+        self._first = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"poll-{self.name}", daemon=True)
 
-    def start(self) -> None:
-        """Collects once before returning, so the first scrape already has data."""
-        self._poll()
+    def start(self, wait: bool = True) -> None:
+        """Starts polling. wait: collect once before returning, so the first scrape has data;
+        otherwise the first collection runs in the background and `ready` tells when it is done
+        (the exporter listens at once and answers /-/ready 503 until then)."""
+        if wait:
+            self._poll()
         self._thread.start()
+
+    @property
+    def ready(self) -> bool:
+        """Whether a first collection has finished (successfully or not)."""
+        return self._first.is_set()
+
+    def wait_ready(self, timeout: float) -> bool:
+        return self._first.wait(timeout)
 
     def latest(self) -> Collection:
         with self._lock:
@@ -72,6 +88,8 @@ class Polled:
         self._collector.close()
 
     def _run(self) -> None:
+        if not self._first.is_set():
+            self._poll()
         next_run = time.monotonic() + self._interval
         while not self._stop.wait(max(0.0, next_run - time.monotonic())):
             self._poll()
@@ -82,3 +100,4 @@ class Polled:
         collection = collect_once(self._collector)
         with self._lock:
             self._latest = collection
+        self._first.set()

@@ -89,8 +89,16 @@ def routes(registry: ExporterRegistry, telemetry_path: str) -> dict[str, Route]:
         telemetry_path: metrics_route(registry),
         "/": lambda request: Response(200, landing, {"Content-Type": "text/html; charset=utf-8"}),
         "/-/healthy": lambda request: Response(200, b"Healthy\n", text),
-        "/-/ready": lambda request: Response(200, b"Ready\n", text),
+        "/-/ready": lambda request: _ready(registry),
     }
+
+
+def _ready(registry: ExporterRegistry) -> Response:
+    waiting = registry.not_ready()
+    if waiting:
+        return Response(503, f"Not ready: waiting for the first collection of {', '.join(waiting)}\n".encode(),
+                        {"Content-Type": "text/plain; charset=utf-8"})
+    return Response(200, b"Ready\n", {"Content-Type": "text/plain; charset=utf-8"})
 
 
 def _landing_page(telemetry_path: str, collectors: list[str]) -> bytes:

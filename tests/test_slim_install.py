@@ -35,6 +35,7 @@ def test_the_exporter_serves_a_simulated_node_without_the_extras():
         command.add_arguments(parser)
         registry, server = command.build(parser.parse_args(["--simulate", "--web.listen-address=127.0.0.1:0"]))
         from prometheus_client.exposition import generate_latest
+        assert registry.wait_ready(60), registry.not_ready()
         page = generate_latest(registry).decode()
         registry.close()
         assert "fleetscope_gpu_power_watts" in page and "fleetscope_fabric_port_state" in page, page[:500]

@@ -9,7 +9,9 @@ with the `defaults` settings.
     storage: {path: /var/lib/fleetscope-drift/drift.sqlite, retention: 7d}
     limits: {max_body_bytes: 16777216, max_rows_per_batch: 100000, max_models: 100,
              max_columns: 100, max_segments: 20, max_window_rows: 1000000,
-             max_category_length: 256, max_concurrent_writes: 4, max_concurrent_evaluations: 2}
+             max_category_length: 256, max_concurrent_writes: 4, max_concurrent_evaluations: 2,
+             max_concurrent_reports: 1, max_decoded_bytes: 268435456, max_connections: 256,
+             header_timeout_seconds: 10, body_timeout_seconds: 30, idle_timeout_seconds: 60}
     auth:
       read_tokens_file: /etc/fleetscope/drift-read-tokens    # one token a line
       write_tokens_file: /etc/fleetscope/drift-write-tokens  # write tokens may also read
@@ -43,6 +45,7 @@ import yaml
 from fleetscope import durations
 from fleetscope.drift import stattests
 from fleetscope.drift.columns import ColumnKind, parse_kind
+from fleetscope.web.connections import ConnectionLimits
 
 MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")
 COLUMN_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.:-]{0,127}$")
@@ -105,6 +108,17 @@ class Limits:
     max_category_length: int = 256
     max_concurrent_writes: int = 4
     max_concurrent_evaluations: int = 2
+    max_concurrent_reports: int = 1
+    # What a body may decode to (Arrow, Parquet and CSV columns; dictionary-encoded text expanded).
+    max_decoded_bytes: int = 256 * 1024 * 1024
+    max_connections: int = 256
+    header_timeout_seconds: int = 10
+    body_timeout_seconds: int = 30
+    idle_timeout_seconds: int = 60
+
+    def connections(self) -> ConnectionLimits:
+        return ConnectionLimits(self.max_connections, self.header_timeout_seconds, self.idle_timeout_seconds,
+                                self.body_timeout_seconds)
 
 
 @dataclass(frozen=True)
@@ -257,11 +271,14 @@ def _auth(document: Mapping, base: Path) -> Auth:
             path = base / str(document[f"{kind}_tokens_file"])
             try:
                 found += [line.strip() for line in path.read_text().splitlines() if line.strip()]
-            except OSError as error:
+            except (OSError, UnicodeDecodeError) as error:
                 raise ConfigError(f"auth.{kind}_tokens_file: cannot read {path}: {error}") from None
         for token in found:
             if len(token) < 16:
                 raise ConfigError(f"auth.{kind}_tokens: tokens must be at least 16 characters")
+            if not (token.isascii() and token.isprintable()) or " " in token:
+                raise ConfigError(f"auth.{kind}_tokens: a token must be printable ASCII without spaces (it is "
+                                  "sent in an HTTP header); generate one with `openssl rand -hex 32`")
         return frozenset(found)
 
     write = tokens("write")

@@ -12,12 +12,16 @@ from __future__ import annotations
 import io
 import json
 import math
+import re
 from collections.abc import Mapping
+
+from dataclasses import dataclass
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from fleetscope.drift.columns import ColumnKind
+from fleetscope.drift.service import arrow_ipc
 
 JSON = "application/json"
 CSV = "text/csv"
@@ -33,41 +37,117 @@ class BadBatch(Exception):
         self.status, self.reason, self.message, self.rows = status, reason, message, rows
 
 
-def read_table(body: bytes, content_type: str) -> pa.Table:
-    """Any accepted body as an Arrow table, columns as sent (JSON values stay Python objects)."""
+@dataclass(frozen=True)
+class BodyLimits:
+    """What one body may declare, checked before it is expanded."""
+    max_rows: int
+    max_columns: int
+    max_decoded_bytes: int
+    max_category_length: int
+
+
+def read_table(body: bytes, content_type: str, limits: BodyLimits) -> pa.Table | _ObjectTable:
+    """Any accepted body as an Arrow table, columns as sent (JSON values stay Python objects).
+
+    Sizes the body declares (rows, columns, decoded bytes) are checked before anything is
+    expanded, binary formats are validated in full, and anything the body makes a reader
+    raise is a 400, never a crash or a 5xx."""
     media_type = content_type.split(";")[0].strip().lower()
     if not body:
         raise BadBatch(400, "empty", "the body is empty: send at least one row")
     try:
         if media_type == JSON:
-            return _json_table(body)
+            return _json_table(body, limits)
         if media_type == CSV:
-            import pyarrow.csv as csv
-            return csv.read_csv(io.BytesIO(body))
+            return _csv_table(body, limits)
         if media_type in PARQUET:
-            import pyarrow.parquet as parquet
-            return parquet.read_table(io.BytesIO(body))
-        if media_type == ARROW_STREAM:
-            return pa.ipc.open_stream(body).read_all()
-        if media_type == ARROW_FILE:
-            return pa.ipc.open_file(pa.py_buffer(body)).read_all()
+            return _parquet_table(body, limits)
+        if media_type in (ARROW_STREAM, ARROW_FILE):
+            ipc_limits = arrow_ipc.IpcLimits(limits.max_rows, limits.max_decoded_bytes)
+            read = arrow_ipc.read_stream if media_type == ARROW_STREAM else arrow_ipc.read_file
+            return _checked_shape(read(body, ipc_limits), limits)
     except BadBatch:
         raise
-    except (pa.ArrowException, ValueError, OSError) as error:
-        raise BadBatch(400, "malformed", f"cannot read the {media_type} body: {error}") from None
+    except arrow_ipc.IpcRefused as refused:
+        raise BadBatch(_STATUS[refused.reason], refused.reason, str(refused)) from None
+    except (pa.ArrowException, ValueError, OSError, IndexError, TypeError) as error:
+        raise BadBatch(400, "malformed", f"cannot read the {media_type} body: {_clip(str(error))}") from None
     raise BadBatch(415, "unsupported_media_type",
-                   f"Content-Type {content_type or '(none)'} is not accepted; send one of {', '.join(ACCEPTED_TYPES)}")
+                   f"Content-Type {_clip(content_type) or '(none)'} is not accepted; send one of "
+                   f"{', '.join(ACCEPTED_TYPES)}")
+
+
+_STATUS = {"malformed": 400, "too_many_rows": 413, "too_large": 413}
+
+
+def _checked_shape(table: pa.Table, limits: BodyLimits) -> pa.Table:
+    if table.num_columns > limits.max_columns:
+        raise BadBatch(400, "too_many_columns", f"the body has {table.num_columns} columns; the limit is "
+                                                f"{limits.max_columns} (limits.max_columns)")
+    if table.num_rows > limits.max_rows:
+        raise _too_many_rows(table.num_rows, limits.max_rows)
+    _check_expansion(table, limits)
+    return table
+
+
+def _too_many_rows(rows: int, limit: int) -> BadBatch:
+    return BadBatch(413, "too_many_rows", f"the batch has {rows} rows and the limit is {limit}: "
+                                          "send it in smaller batches", rows)
+
+
+def _csv_table(body: bytes, limits: BodyLimits) -> pa.Table:
+    import pyarrow.csv as csv
+
+    header = body[:body.find(b"\n")] if b"\n" in body else body
+    if header.count(b",") >= limits.max_columns:
+        raise BadBatch(400, "too_many_columns", f"the CSV header names more than {limits.max_columns} columns "
+                                                "(limits.max_columns)")
+    # Only an empty field is missing: pyarrow's default also reads "nan", "NA" and "null" as null,
+    # which would let a NaN that JSON refuses slip in through CSV.
+    options = csv.ConvertOptions(null_values=[""], strings_can_be_null=True)
+    return _checked_shape(csv.read_csv(io.BytesIO(body), convert_options=options), limits)
+
+
+def _parquet_table(body: bytes, limits: BodyLimits) -> pa.Table:
+    import pyarrow.parquet as parquet
+
+    source = pa.BufferReader(body)
+    bounds = {"thrift_string_size_limit": len(body), "thrift_container_size_limit": 100_000}
+    metadata = parquet.ParquetFile(source, **bounds).metadata
+    if metadata.num_columns > limits.max_columns:
+        raise BadBatch(400, "too_many_columns", f"the Parquet file has {metadata.num_columns} columns; the limit "
+                                                f"is {limits.max_columns} (limits.max_columns)")
+    if metadata.num_rows > limits.max_rows:
+        raise _too_many_rows(metadata.num_rows, limits.max_rows)
+    declared = sum(max(0, metadata.row_group(index).total_byte_size) for index in range(metadata.num_row_groups))
+    if declared > limits.max_decoded_bytes:
+        raise BadBatch(413, "too_large", f"the Parquet file decodes to {declared} bytes; the limit is "
+                                         f"{limits.max_decoded_bytes} (limits.max_decoded_bytes)")
+    schema = metadata.schema.to_arrow_schema()
+    # Text columns stay dictionary-encoded, so a short dictionary repeated over many rows is
+    # checked (conform) before it is expanded.
+    text = [field.name for field in schema if pa.types.is_string(field.type) or pa.types.is_large_string(field.type)]
+    table = parquet.ParquetFile(pa.BufferReader(body), metadata=metadata, read_dictionary=text, **bounds).read()
+    table.validate(full=True)
+    return _checked_shape(table, limits)
+
+
+def _clip(text: str, limit: int = 200) -> str:
+    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 class _Values(list):
     """A JSON column's values, kept as Python objects until the schema says what they must be."""
 
 
-def _json_table(body: bytes) -> pa.Table:
+def _json_table(body: bytes, limits: BodyLimits) -> _ObjectTable:
+    _check_json_containers(body, limits)
     try:
         document = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise BadBatch(400, "malformed", f"the body is not valid JSON: {error}") from None
+    except RecursionError:
+        raise BadBatch(400, "too_deep", "the JSON body nests too deeply: send rows of column: value") from None
+    except ValueError as error:  # JSONDecodeError, UnicodeDecodeError, an integer of thousands of digits
+        raise BadBatch(400, "malformed", f"the body is not valid JSON: {_clip(str(error))}") from None
     if isinstance(document, Mapping) and set(document) == {"columns"}:
         return _json_columns(document["columns"])
     if isinstance(document, Mapping) and set(document) == {"rows"}:
@@ -75,6 +155,24 @@ def _json_table(body: bytes) -> pa.Table:
     if not isinstance(document, list):
         raise BadBatch(400, "malformed", 'send a JSON list of rows, {"rows": [...]} or {"columns": {name: [...]}}')
     return _json_rows(document)
+
+
+_JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
+
+
+def _check_json_containers(body: bytes, limits: BodyLimits) -> None:
+    """Refuses, before parsing, a body with more objects and arrays than any batch within the
+    limits has (one per row, one per column and a few around them): parsed, each costs
+    hundreds of bytes, so 16 MB of `[{"c":[]},...]` would take half a gigabyte."""
+    allowed = limits.max_rows + limits.max_columns + 4
+    if body.count(b"[") + body.count(b"{") <= allowed:
+        return  # the common case: an upper bound, since brackets inside strings count too
+    structure = _JSON_STRING.sub(b'""', body)
+    containers = structure.count(b"[") + structure.count(b"{")
+    if containers > allowed:
+        raise BadBatch(413, "too_many_rows", f"the JSON body holds {containers} objects and arrays; a batch of "
+                                             f"at most {limits.max_rows} rows and {limits.max_columns} columns "
+                                             f"holds at most {allowed}: send smaller batches")
 
 
 def _json_rows(rows: list) -> pa.Table:
@@ -86,6 +184,8 @@ def _json_rows(rows: list) -> pa.Table:
         if not isinstance(row, Mapping):
             raise BadBatch(400, "malformed", f"row {index}: expected an object of column: value")
         if names is None:
+            if not row:
+                raise BadBatch(400, "schema", "row 0 has no columns: send each row as an object of column: value")
             names = list(row)
             values = {name: _Values() for name in names}
         elif len(row) != len(names) or any(name not in values for name in row):
@@ -135,15 +235,13 @@ class _ObjectTable(dict):
         return pd.DataFrame({name: list(values) for name, values in self.items()})
 
 
-def conform(table: pa.Table | _ObjectTable, columns: Mapping[str, ColumnKind], max_rows: int,
-            max_category_length: int) -> pa.Table:
+def conform(table: pa.Table | _ObjectTable, columns: Mapping[str, ColumnKind], limits: BodyLimits) -> pa.Table:
     """The table with exactly the schema's columns and types, or BadBatch naming the problem."""
     rows = table.num_rows
     if rows == 0:
         raise BadBatch(400, "empty", "the batch has no rows")
-    if rows > max_rows:
-        raise BadBatch(413, "too_many_rows", f"the batch has {rows} rows and the limit is {max_rows}: "
-                                             "send it in smaller batches", rows)
+    if rows > limits.max_rows:
+        raise _too_many_rows(rows, limits.max_rows)
     names = table.column_names
     unknown = [name for name in names if name not in columns]
     if unknown:
@@ -158,8 +256,32 @@ def conform(table: pa.Table | _ObjectTable, columns: Mapping[str, ColumnKind], m
         if kind is ColumnKind.NUMERICAL:
             arrays[name] = _numerical(name, column, rows)
         else:
-            arrays[name] = _categorical(name, column, rows, max_category_length)
+            arrays[name] = _categorical(name, column, rows, limits.max_category_length)
     return pa.table(arrays)
+
+
+def _check_expansion(table: pa.Table, limits: BodyLimits) -> None:
+    """Dictionary-encoded columns (Parquet text, Arrow dictionaries) decode to a value per row:
+    a short dictionary of long values repeated over many rows is refused before it is expanded."""
+    decoded = 0
+    for column in table.columns:
+        for chunk in column.chunks:
+            if not pa.types.is_dictionary(chunk.type):
+                decoded += chunk.nbytes
+                continue
+            dictionary = chunk.dictionary
+            if pa.types.is_string(dictionary.type) or pa.types.is_large_string(dictionary.type):
+                lengths = pc.fill_null(pc.utf8_length(dictionary), 0)
+                if len(dictionary) and pc.max(lengths).as_py() > limits.max_category_length:
+                    raise BadBatch(400, "too_long", f"a dictionary value of {pc.max(lengths).as_py()} characters; "
+                                                    f"the limit is {limits.max_category_length}", table.num_rows)
+                value_bytes = pc.binary_length(dictionary)
+                decoded += (pc.sum(pc.take(value_bytes, chunk.indices)).as_py() or 0) + 8 * len(chunk)
+            else:
+                decoded += 8 * len(chunk)
+    if decoded > limits.max_decoded_bytes:
+        raise BadBatch(413, "too_large", f"the batch decodes to {decoded} bytes; the limit is "
+                                         f"{limits.max_decoded_bytes} (limits.max_decoded_bytes)", table.num_rows)
 
 
 def _numerical(name: str, column, rows: int) -> pa.Array:
@@ -204,7 +326,12 @@ def _categorical(name: str, column, rows: int, max_length: int) -> pa.Array:
             else:
                 raise BadBatch(400, "schema", f"row {index}, column {name!r}: {_describe(value)} is not a category "
                                               "(categorical values are strings, integers or booleans)", rows)
-        values = pa.array(texts, type=pa.string())
+        try:
+            values = pa.array(texts, type=pa.string())
+        except (pa.ArrowException, UnicodeError):
+            index, value = next((index, value) for index, value in enumerate(texts) if not _is_utf8(value))
+            raise BadBatch(400, "bad_text", f"row {index}, column {name!r}: {_describe(value)} is not valid "
+                                            "Unicode text (a lone surrogate?)", rows) from None
     else:
         column = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
         if pa.types.is_dictionary(column.type):
@@ -223,6 +350,15 @@ def _categorical(name: str, column, rows: int, max_length: int) -> pa.Array:
         raise BadBatch(400, "too_long", f"row {index}, column {name!r}: a category of {lengths[index].as_py()} "
                                         f"characters; the limit is {max_length}", rows)
     return values
+
+
+def _is_utf8(value: str | None) -> bool:
+    try:
+        if value is not None:
+            value.encode()
+        return True
+    except UnicodeEncodeError:
+        return False
 
 
 def _describe(value: object) -> str:

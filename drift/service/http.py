@@ -6,9 +6,11 @@ token when auth is configured; a request refused for auth, size or load writes n
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 import math
+import re
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
@@ -20,36 +22,33 @@ from starlette.routing import Route
 from fleetscope import log
 from fleetscope.drift.service.decode import BadBatch
 from fleetscope.drift.service.metrics import registry_for
-from fleetscope.drift.service.service import DriftService, Overloaded
-from fleetscope.web.bodies import bounded_body
+from fleetscope.drift.service.service import REPORT_WAIT_SECONDS, DriftService, Overloaded
+from fleetscope.web.bodies import BodyRefused, bounded_body
+from fleetscope.web.headers import SecurityHeaders
 
 _log = log.get("fleetscope.drift")
+BATCH_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
 
 
-def create_app(service: DriftService) -> Starlette:
+def create_app(service: DriftService, body_timeout: float = 30.0) -> Starlette:
+    """body_timeout: seconds a client has to send a request's whole body."""
     auth, limits = service.config.auth, service.limits
     registry = registry_for(service)
+    report_builds: dict[str, asyncio.Lock] = {}  # per model: one build at a time, waiters hold no thread
 
     def refused(request: Request, write: bool) -> Response | None:
         if not auth.enabled:
             return None
         header = request.headers.get("authorization", "")
-        token = header[7:].strip() if header[:7].lower() == "bearer " else ""
+        # Compared as bytes: a header may carry any byte, and compare_digest refuses non-ASCII text.
+        token = header[7:].strip().encode("latin-1") if header[:7].lower() == "bearer " else b""
         allowed = auth.write_tokens if write else auth.read_tokens
-        if token and any(hmac.compare_digest(token, known) for known in allowed):
+        if token and any(hmac.compare_digest(token, known.encode()) for known in allowed):
             return None
         service.reject(request.path_params.get("model"), "unauthorized", None)
-        message = "a write token is required" if write and token in auth.read_tokens else \
-            "missing or unknown bearer token"
+        read_only = token and any(hmac.compare_digest(token, known.encode()) for known in auth.read_tokens)
+        message = "a write token is required" if write and read_only else "missing or unknown bearer token"
         return _error(401, message, headers={"WWW-Authenticate": 'Bearer realm="fleetscope-drift"'})
-
-    async def body_of(request: Request, model: str) -> bytes | Response:
-        body = await bounded_body(request, limits.max_body_bytes)
-        if body is None:
-            service.reject(model, "too_large", None)
-            return _error(413, f"the body is larger than limits.max_body_bytes ({limits.max_body_bytes} bytes): "
-                               "send smaller batches")
-        return body
 
     def endpoint(handler, write: bool, known_model: bool = True, busy_status: int = 503):
         """Auth, the model check and the mapping of refusals to statuses, around one handler.
@@ -71,33 +70,46 @@ def create_app(service: DriftService) -> Starlette:
                 return _error(busy_status, str(error), headers={"Retry-After": str(error.retry_after)})
             except LookupError as error:
                 return _error(404, str(error))
-            except Exception as error:
-                if not write:
-                    raise
-                # the store failing (disk full, I/O error): nothing was accepted
-                _log.exception("storing failed", extra={"model": model})
-                return _error(503, f"the store could not take the data: {error}", headers={"Retry-After": "5"})
+            except Exception:
+                # The store failing (disk full, I/O error) or a bug: nothing was accepted. The
+                # exception's text goes to the log only; it can name files and internals.
+                _log.exception("request failed", extra={"model": model, "path": request.url.path})
+                return _error(503, "the service could not complete the request; its log has the details",
+                              headers={"Retry-After": "5"})
         return guarded
 
     async def read_body(request: Request, model: str) -> bytes:
-        body = await bounded_body(request, limits.max_body_bytes)
-        if body is None:
-            service.reject(model if model in service.models() else "_unknown", "too_large", None)
-            raise BadBatch(413, "too_large", f"the body is larger than limits.max_body_bytes "
-                                             f"({limits.max_body_bytes} bytes): send smaller batches")
-        return body
+        try:
+            return await bounded_body(request, limits.max_body_bytes, body_timeout)
+        except BodyRefused as refusal:
+            message = (f"the body is larger than limits.max_body_bytes ({limits.max_body_bytes} bytes): "
+                       "send smaller batches") if refusal.reason == "too_large" else refusal.message
+            raise BadBatch(refusal.status, refusal.reason, message) from None
+
+    def batch_id_of(request: Request) -> str | None:
+        batch_id = request.headers.get("idempotency-key")
+        if batch_id is not None and not BATCH_ID.match(batch_id):
+            raise BadBatch(400, "bad_batch_id", "Idempotency-Key must be 1-128 letters, digits, '-', '_', '.' or ':'")
+        return batch_id
 
     async def outputs(request: Request, model: str) -> Response:
-        body = await read_body(request, model)
-        stored = await run_in_threadpool(service.ingest, model, body, request.headers.get("content-type", ""))
-        return JSONResponse({"accepted": stored.rows, "first_row": stored.first}, status_code=202)
+        # The write slot is taken before the body is read: bodies in memory are bounded with the rest.
+        with service.counting_refusals(model), service.write_slot():
+            batch_id = batch_id_of(request)
+            body = await read_body(request, model)
+            stored = await run_in_threadpool(service.ingest, model, body, request.headers.get("content-type", ""),
+                                             batch_id, slot_taken=True)
+        headers = {"Idempotent-Replayed": "true"} if stored.replayed else None
+        return JSONResponse({"accepted": stored.rows, "first_row": stored.first}, status_code=202, headers=headers)
 
     async def reference(request: Request, model: str) -> Response:
-        body = await read_body(request, model)
         query = request.query_params
-        rows = await run_in_threadpool(
-            service.put_reference, model, body, request.headers.get("content-type", ""),
-            _names(query.get("numerical")), _names(query.get("categorical")), _names(query.get("segments")))
+        with service.counting_refusals(model), service.write_slot():
+            body = await read_body(request, model)
+            rows = await run_in_threadpool(
+                service.put_reference, model, body, request.headers.get("content-type", ""),
+                _names(query.get("numerical")), _names(query.get("categorical")), _names(query.get("segments")),
+                slot_taken=True)
         config = service.model(model).config
         return JSONResponse({"model": model, "rows": rows,
                              "columns": {name: kind.name.lower() for name, kind in config.columns.items()},
@@ -113,7 +125,18 @@ def create_app(service: DriftService) -> Starlette:
         return _json(latest.to_json())
 
     async def report(request: Request, model: str) -> Response:
-        return HTMLResponse(await run_in_threadpool(service.report, model))
+        lock = report_builds.setdefault(model, asyncio.Lock())  # model is known: the dict stays bounded
+        try:
+            async with asyncio.timeout(REPORT_WAIT_SECONDS):
+                await lock.acquire()
+        except TimeoutError:
+            raise Overloaded(f"the report of {model!r} is still being built; retry shortly", retry_after=5) from None
+        try:
+            page = await run_in_threadpool(service.report, model)
+        finally:
+            lock.release()
+        return HTMLResponse(page.html, headers={"Content-Security-Policy": page.content_security_policy,
+                                                "Referrer-Policy": "no-referrer", "Cache-Control": "no-store"})
 
     async def models(request: Request) -> Response:
         if (denied := refused(request, write=False)) is not None:
@@ -131,7 +154,12 @@ def create_app(service: DriftService) -> Starlette:
     async def healthy(request: Request) -> Response:
         return PlainTextResponse("OK\n")
 
-    return Starlette(routes=[
+    async def ready(request: Request) -> Response:
+        if not await run_in_threadpool(service.ready):
+            return PlainTextResponse("not ready: the store cannot be read\n", status_code=503)
+        return PlainTextResponse("Ready\n")
+
+    app = Starlette(routes=[
         Route("/v1/models/{model}/outputs", endpoint(outputs, True, False, 429), methods=["POST"]),
         Route("/v1/models/{model}/reference", endpoint(reference, True, False, 429), methods=["PUT"]),
         Route("/v1/models/{model}/evaluate", endpoint(evaluate, write=True), methods=["POST"]),
@@ -140,8 +168,9 @@ def create_app(service: DriftService) -> Starlette:
         Route("/v1/models", models, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
         Route("/-/healthy", healthy, methods=["GET"]),
-        Route("/-/ready", healthy, methods=["GET"]),
+        Route("/-/ready", ready, methods=["GET"]),
     ])
+    return SecurityHeaders(app)
 
 
 def _names(value: str | None) -> list[str] | None:
@@ -149,8 +178,9 @@ def _names(value: str | None) -> list[str] | None:
 
 
 def _error(status: int, message: str, reason: str | None = None, headers: dict | None = None) -> Response:
+    # ASCII JSON: a message that quotes the client's input may hold a lone surrogate, which UTF-8 cannot encode
     body = {"error": message, **({"reason": reason} if reason else {})}
-    return JSONResponse(body, status_code=status, headers=headers)
+    return Response(json.dumps(body), status_code=status, headers=headers, media_type="application/json")
 
 
 def _json(document: dict) -> Response:

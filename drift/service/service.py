@@ -7,7 +7,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 
 import pandas as pd
@@ -19,10 +19,12 @@ from fleetscope.drift.columns import ColumnKind
 from fleetscope.drift.report import evidently_html, evidently_snapshot
 from fleetscope.drift.service import evaluation, windows
 from fleetscope.drift.service.config import COLUMN_NAME, MODEL_NAME, ModelConfig, ServiceConfig
-from fleetscope.drift.service.decode import BadBatch, conform, read_table
+from fleetscope.drift.service.decode import BadBatch, BodyLimits, conform, read_table
 from fleetscope.drift.service.store import RowRange, Store
 
 _log = log.get("fleetscope.drift")
+# How long a report request waits for a build (its own or another's) before it is answered 503.
+REPORT_WAIT_SECONDS = 60.0
 
 
 class Overloaded(Exception):
@@ -38,6 +40,7 @@ class _Model:
     config: ModelConfig
     cache: evaluation.PreparedCache
     lock: threading.Lock
+    report_lock: threading.Lock  # one build per evaluation, however many ask for it at once
     latest: evaluation.Evaluation | None = None
     report: tuple[float, str] | None = None  # (evaluated_at, html)
     next_due: float = 0.0
@@ -53,6 +56,10 @@ class DriftService:
         self._models_lock = threading.Lock()
         self._writes = threading.BoundedSemaphore(self.limits.max_concurrent_writes)
         self._evaluations = threading.BoundedSemaphore(self.limits.max_concurrent_evaluations)
+        # Reports have their own slots, so a burst of readers never delays a scheduled evaluation.
+        self._reports = threading.BoundedSemaphore(self.limits.max_concurrent_reports)
+        self._batch_limits = self._body_limits(self.limits.max_rows_per_batch)
+        self._reference_limits = self._body_limits(self.limits.max_window_rows)
         self.rows_accepted: Counter[str] = Counter()
         self.rows_rejected: Counter[tuple[str, str]] = Counter()
         self.batches_rejected: Counter[tuple[str, str]] = Counter()
@@ -67,8 +74,12 @@ class DriftService:
             if model_config.reference_file is not None:
                 self._load_reference_file(model_config)
 
+    def _body_limits(self, max_rows: int) -> BodyLimits:
+        limits = self.limits
+        return BodyLimits(max_rows, limits.max_columns, limits.max_decoded_bytes, limits.max_category_length)
+
     def _add(self, config: ModelConfig) -> _Model:
-        model = _Model(config, evaluation.PreparedCache(), threading.Lock())
+        model = _Model(config, evaluation.PreparedCache(), threading.Lock(), threading.Lock())
         self._models[config.name] = model
         return model
 
@@ -84,8 +95,10 @@ class DriftService:
     # -- writes ------------------------------------------------------------------------
 
     @contextmanager
-    def _write_slot(self) -> Iterator[None]:
-        """One of limits.max_concurrent_writes; Overloaded at once when none is free."""
+    def write_slot(self) -> Iterator[None]:
+        """One of limits.max_concurrent_writes; Overloaded at once when none is free. A write holds
+        it from reading its body to storing it, so bodies, decoding and storing together never
+        take more memory than the limits allow (README: Security and limits)."""
         if not self._writes.acquire(blocking=False):
             raise Overloaded(f"{self.limits.max_concurrent_writes} writes are in progress "
                              "(limits.max_concurrent_writes); retry shortly", retry_after=1)
@@ -95,28 +108,32 @@ class DriftService:
             self._writes.release()
 
     @contextmanager
-    def _counting_refusals(self, name: str) -> Iterator[None]:
+    def counting_refusals(self, name: str | None) -> Iterator[None]:
+        """Counts a write refused for its input or for load, by reason, and lets the refusal through."""
         try:
             yield
-        except BadBatch as error:
-            self.reject(name, error.reason, error.rows)
-            raise
-        except Overloaded:
-            self.reject(name, "overloaded", None)
+        except (BadBatch, Overloaded) as error:
+            if not getattr(error, "counted", False):  # nested scopes count a refusal once
+                error.counted = True
+                self.reject(name, getattr(error, "reason", "overloaded"), getattr(error, "rows", None))
             raise
 
-    def ingest(self, name: str, body: bytes, content_type: str) -> RowRange:
-        """Validates and stores one batch of outputs; all of it or nothing."""
+    def ingest(self, name: str, body: bytes, content_type: str, batch_id: str | None = None,
+               slot_taken: bool = False) -> RowRange:
+        """Validates and stores one batch of outputs; all of it or nothing. A batch id seen before
+        for the model stores nothing and answers the rows it was first stored as.
+
+        slot_taken: the caller holds a write_slot() (the HTTP API takes one before reading the body)."""
         model = self._models.get(name)
-        with self._counting_refusals(name):
+        with self.counting_refusals(name), (nullcontext() if slot_taken else self.write_slot()):
             if model is None:
                 raise BadBatch(404, "unknown_model", f"model {name!r} has no schema: declare it in the config or "
                                                      "PUT its reference first")
-            table = conform(read_table(body, content_type), model.config.columns, self.limits.max_rows_per_batch,
-                            self.limits.max_category_length)
-            with self._write_slot():
-                stored = self.store.append(name, table)
-        self.rows_accepted[name] += stored.rows
+            limits = self._batch_limits
+            table = conform(read_table(body, content_type, limits), model.config.columns, limits)
+            stored = self.store.append(name, table, batch_id)
+        if not stored.replayed:
+            self.rows_accepted[name] += stored.rows
         return stored
 
     def reject(self, model: str | None, reason: str, rows: int | None) -> None:
@@ -128,18 +145,19 @@ class DriftService:
             self.rows_rejected[label, reason] += rows
 
     def put_reference(self, name: str, body: bytes, content_type: str, numerical: list[str] | None = None,
-                      categorical: list[str] | None = None, segments: list[str] | None = None) -> int:
+                      categorical: list[str] | None = None, segments: list[str] | None = None,
+                      slot_taken: bool = False) -> int:
         """Sets a model's reference; a model not yet known takes its schema from this data."""
         model = self._models.get(name)
-        with self._counting_refusals(name):
+        with self.counting_refusals(name), (nullcontext() if slot_taken else self.write_slot()):
             if model is not None and model.config.rolling_reference is not None:
                 raise BadBatch(409, "rolling_reference", f"model {name!r} uses a rolling reference window; "
                                                          "it cannot be set")
-            table = read_table(body, content_type)
+            table = read_table(body, content_type, self._reference_limits)
             config = model.config if model is not None else self._new_model_config(name, table, numerical,
                                                                                   categorical, segments)
-            table = conform(table, config.columns, self.limits.max_window_rows, self.limits.max_category_length)
-            with self._write_slot(), self._models_lock:
+            table = conform(table, config.columns, self._reference_limits)
+            with self._models_lock:
                 if model is None:
                     self._check_room()
                 self.store.put_reference(name, table, None if model is not None else config.to_json())
@@ -193,8 +211,8 @@ class DriftService:
             raise log.UserError(f"model {config.name}: reference file {path} must be .csv, .parquet, .json or .arrow")
         try:
             body = path.read_bytes()
-            table = conform(read_table(body, content_type), config.columns, self.limits.max_window_rows,
-                            self.limits.max_category_length)
+            table = conform(read_table(body, content_type, self._reference_limits), config.columns,
+                            self._reference_limits)
         except OSError as error:
             raise log.UserError(f"model {config.name}: cannot read reference file {path}: {error}") from None
         except BadBatch as error:
@@ -241,7 +259,9 @@ class DriftService:
                 evaluation.run(config, current, reference, self.limits.max_segments, cache, version, outcome)
         except Exception as error:  # an evaluation must never take the service down
             _log.exception("evaluation failed", extra={"model": config.name})
-            outcome.outcome, outcome.message = "error", f"{type(error).__name__}: {error}"
+            # the exception's text stays in the log: it may name files and internals
+            outcome.outcome = "error"
+            outcome.message = f"the evaluation failed ({type(error).__name__}); the service's log has the details"
         outcome.duration = time.perf_counter() - started
         return outcome
 
@@ -269,10 +289,19 @@ class DriftService:
         latest = model.latest
         if latest is None or latest.outcome != "success":
             raise LookupError(f"model {name!r} has no successful evaluation yet: POST /v1/models/{name}/evaluate")
-        if model.report is not None and model.report[0] == latest.evaluated_at:
+        # Whoever comes first builds it; the others wait for that build instead of repeating it.
+        if not model.report_lock.acquire(timeout=REPORT_WAIT_SECONDS):
+            raise Overloaded(f"the report of {name!r} is still being built; retry shortly", retry_after=5)
+        try:
+            if model.report is None or model.report[0] != latest.evaluated_at:
+                model.report = (latest.evaluated_at, self._build_report(model, latest))
             return model.report[1]
-        if not self._evaluations.acquire(timeout=30):
-            raise Overloaded("evaluations and reports are busy (limits.max_concurrent_evaluations)", retry_after=5)
+        finally:
+            model.report_lock.release()
+
+    def _build_report(self, model: _Model, latest: evaluation.Evaluation) -> str:
+        if not self._reports.acquire(timeout=REPORT_WAIT_SECONDS):
+            raise Overloaded("reports are busy (limits.max_concurrent_reports)", retry_after=5)
         try:
             config = model.config
             current = self._frame(config, latest.current)
@@ -283,12 +312,10 @@ class DriftService:
             kinds = {name: drift.kind for name, drift in latest.result.columns.items()}
             methods = {name: drift.method for name, drift in latest.result.columns.items()}
             thresholds = {name: drift.threshold for name, drift in latest.result.columns.items()}
-            html = evidently_html(evidently_snapshot(reference, current, kinds, methods, thresholds,
+            return evidently_html(evidently_snapshot(reference, current, kinds, methods, thresholds,
                                                      config.drift_share))
         finally:
-            self._evaluations.release()
-        model.report = (latest.evaluated_at, html)
-        return html
+            self._reports.release()
 
     def run_due(self) -> None:
         """Evaluates every model whose interval has passed (the scheduler calls this)."""
@@ -301,6 +328,10 @@ class DriftService:
                     self.evaluate(name, wait=False)
                 except Overloaded:
                     model.next_due = now + 1
+
+    def ready(self) -> bool:
+        """True while the store answers: the models and references it holds are loaded at start-up."""
+        return self.store.readable()
 
     def compact(self) -> int:
         deleted = self.store.compact(self.config.retention)

@@ -34,6 +34,10 @@ CREATE INDEX IF NOT EXISTS batches_by_model_row ON batches (model, first_row);
 CREATE INDEX IF NOT EXISTS batches_by_model_time ON batches (model, received_at);
 CREATE TABLE IF NOT EXISTS row_counters (
     model TEXT PRIMARY KEY, next_row INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS batch_ids (
+    model TEXT NOT NULL, batch_id TEXT NOT NULL, first_row INTEGER NOT NULL, rows INTEGER NOT NULL,
+    received_at REAL NOT NULL, PRIMARY KEY (model, batch_id));
+CREATE INDEX IF NOT EXISTS batch_ids_by_time ON batch_ids (received_at);
 CREATE TABLE IF NOT EXISTS model_references (
     model TEXT PRIMARY KEY, updated_at REAL NOT NULL, rows INTEGER NOT NULL, data BLOB NOT NULL);
 """
@@ -44,6 +48,7 @@ class RowRange:
     """Row numbers [first, end) of one model."""
     first: int
     end: int
+    replayed: bool = False  # a batch id seen before: these are the rows it was stored as then
 
     @property
     def rows(self) -> int:
@@ -78,14 +83,19 @@ class Store:
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
-        with self._write_lock:
-            self._writer.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._writer
-            except BaseException:
-                self._writer.execute("ROLLBACK")
-                raise
-            self._writer.execute("COMMIT")
+        with self._write_lock, self._transaction_held() as db:
+            yield db
+
+    @contextmanager
+    def _transaction_held(self) -> Iterator[sqlite3.Connection]:
+        """One transaction; the caller holds the write lock."""
+        self._writer.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._writer
+        except BaseException:
+            self._writer.execute("ROLLBACK")
+            raise
+        self._writer.execute("COMMIT")
 
     # -- models and references -------------------------------------------------------
 
@@ -127,19 +137,31 @@ class Store:
 
     # -- outputs ---------------------------------------------------------------------
 
-    def append(self, model: str, table: pa.Table) -> RowRange:
-        """Stores a batch; when this returns, the batch is on disk."""
+    def append(self, model: str, table: pa.Table, batch_id: str | None = None) -> RowRange:
+        """Stores a batch; when this returns, the batch is on disk. A batch id already stored for
+        the model (a client's retry after a lost acknowledgement) stores nothing and returns the
+        rows it was stored as, so a batch is kept once however often it is sent."""
         blob = _to_ipc(table)
-        with self._transaction() as db:
-            received_at = max(self._clock(), self._last_time)  # arrival order and time agree
-            first = self._next_row.get(model, 0)
-            db.execute("INSERT INTO batches (model, received_at, first_row, rows, data) VALUES (?, ?, ?, ?, ?)",
-                       (model, received_at, first, table.num_rows, blob))
-            db.execute("INSERT INTO row_counters (model, next_row) VALUES (?, ?) "
-                       "ON CONFLICT (model) DO UPDATE SET next_row = excluded.next_row",
-                       (model, first + table.num_rows))
-        self._last_time = received_at
-        self._next_row[model] = first + table.num_rows
+        with self._write_lock:
+            if batch_id is not None:
+                seen = self._writer.execute("SELECT first_row, rows FROM batch_ids WHERE model = ? AND batch_id = ?",
+                                            (model, batch_id)).fetchone()
+                if seen is not None:
+                    return RowRange(seen[0], seen[0] + seen[1], replayed=True)
+            with self._transaction_held() as db:
+                received_at = max(self._clock(), self._last_time)  # arrival order and time agree
+                first = self._next_row.get(model, 0)
+                db.execute("INSERT INTO batches (model, received_at, first_row, rows, data) VALUES (?, ?, ?, ?, ?)",
+                           (model, received_at, first, table.num_rows, blob))
+                db.execute("INSERT INTO row_counters (model, next_row) VALUES (?, ?) "
+                           "ON CONFLICT (model) DO UPDATE SET next_row = excluded.next_row",
+                           (model, first + table.num_rows))
+                if batch_id is not None:
+                    db.execute("INSERT INTO batch_ids (model, batch_id, first_row, rows, received_at) "
+                               "VALUES (?, ?, ?, ?, ?)", (model, batch_id, first, table.num_rows, received_at))
+            # still under the write lock: the next append sees these once the commit has happened
+            self._last_time = received_at
+            self._next_row[model] = first + table.num_rows
         return RowRange(first, first + table.num_rows)
 
     def total_rows(self, model: str) -> int:
@@ -175,11 +197,21 @@ class Store:
         cutoff = self._clock() - retention
         with self._transaction() as db:
             deleted = db.execute("DELETE FROM batches WHERE received_at < ?", (cutoff,)).rowcount
+            # a retry comes within seconds; ids are kept as long as their batches
+            db.execute("DELETE FROM batch_ids WHERE received_at < ?", (cutoff,))
         if deleted:
             with self._write_lock:
                 self._writer.execute("PRAGMA wal_checkpoint(TRUNCATE)")
                 self._writer.execute("PRAGMA incremental_vacuum")
         return deleted
+
+    def readable(self) -> bool:
+        try:
+            with self._read_lock:
+                self._reader.execute("SELECT 1 FROM models LIMIT 1").fetchall()
+            return True
+        except sqlite3.Error:
+            return False
 
     def size_bytes(self) -> int:
         return sum(path.stat().st_size for path in (self.path, Path(f"{self.path}-wal"))

@@ -21,6 +21,13 @@ class Prediction:
     confidence: float
 
 
+def _finite(value: int | float) -> bool:
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an integer past float's range, such as 10**400
+        return False
+
+
 class IrisModel:
     name = "iris"
 
@@ -47,8 +54,9 @@ class IrisModel:
             if not isinstance(instance, list) or len(instance) != len(self.features):
                 raise BadInput(f"instance {row}: expected {len(self.features)} numbers ({', '.join(self.features)})")
             for column, value in enumerate(instance):
-                if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-                    raise BadInput(f"instance {row}, {self.features[column]}: {value!r} is not a finite number")
+                if isinstance(value, bool) or not isinstance(value, (int, float)) or not _finite(value):
+                    shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:37] + "..."
+                    raise BadInput(f"instance {row}, {self.features[column]}: {shown} is not a finite number")
         return np.asarray(instances, dtype=np.float64)
 
     def predict(self, features: np.ndarray) -> list[Prediction]:

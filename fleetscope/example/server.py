@@ -2,7 +2,7 @@
 
     POST /v1/models/iris/predict   {"instances": [[5.1, 3.5, 1.4, 0.2], ...]}
     GET  /metrics                  the SDK's metrics (OpenMetrics with exemplars when asked for)
-    GET  /-/healthy
+    GET  /-/healthy, /-/ready
 
 Predictions run in a pool of --workers threads; a request waits for a free one, and that
 wait is its queue time. Each answer's rows (inputs and outputs) go to `outputs`, where a drift
@@ -26,10 +26,12 @@ from starlette.responses import JSONResponse, PlainTextResponse
 from starlette.routing import Mount, Route
 
 from fleetscope import durations, log
-from fleetscope.example.model import BadInput, IrisModel
+from fleetscope.example.model import IrisModel
 from fleetscope.exporters.inference import InferenceMetrics, registry_for
 from fleetscope.exporters.inference.asgi import STATE_KEY, InferenceMiddleware
-from fleetscope.web.bodies import bounded_body
+from fleetscope.web.bodies import BodyRefused, bounded_body
+from fleetscope.web.connections import ConnectionLimits
+from fleetscope.web.headers import SecurityHeaders
 from fleetscope.web.server import parse_listen_address
 
 DESCRIPTION = "Serve a scikit-learn model (iris) instrumented with fleetscope's inference SDK."
@@ -39,20 +41,23 @@ Outputs = Callable[[str, list[dict[str, object]]], None]
 
 def create_app(model: IrisModel, metrics: InferenceMetrics, workers: int = 4,
                outputs: Outputs | None = None, collectors: Sequence[object] = (),
-               slowdown: Slowdown | None = None) -> InferenceMiddleware:
+               slowdown: Slowdown | None = None, limits: ConnectionLimits = ConnectionLimits()) -> SecurityHeaders:
     slots = asyncio.Semaphore(workers)
     started = time.monotonic()
     metrics.declare(model.name, "predict")
 
     async def predict(request: Request) -> JSONResponse:
         tracked = request.scope["state"][STATE_KEY]
-        body = await bounded_body(request, MAX_BODY_BYTES)
-        if body is None:
-            return JSONResponse({"error": f"body over {MAX_BODY_BYTES} bytes"}, status_code=413)
+        try:
+            body = await bounded_body(request, MAX_BODY_BYTES, limits.body_timeout)
+        except BodyRefused as refusal:
+            return JSONResponse({"error": refusal.message}, status_code=refusal.status)
         try:
             document = json.loads(body)
             features = model.validate(document.get("instances") if isinstance(document, dict) else None)
-        except (ValueError, BadInput) as error:
+        except RecursionError:
+            return JSONResponse({"error": "the body nests too deeply"}, status_code=400)
+        except ValueError as error:  # invalid JSON (JSONDecodeError), or the model's BadInput
             return JSONResponse({"error": str(error)}, status_code=400)
         async with slots:
             tracked.dequeued()
@@ -70,11 +75,12 @@ def create_app(model: IrisModel, metrics: InferenceMetrics, workers: int = 4,
     app = Starlette(routes=[
         Route(f"/v1/models/{model.name}/predict", predict, methods=["POST"]),
         Route("/-/healthy", healthy),
+        Route("/-/ready", healthy),  # the model is trained before the server listens
         Mount("/metrics", app=make_asgi_app(registry_for(metrics, *collectors))),
     ])
     predict_path = f"/v1/models/{model.name}/predict"
-    return InferenceMiddleware(app, metrics, route=lambda scope: (model.name, "predict")
-                               if scope["path"] == predict_path else None)
+    return SecurityHeaders(InferenceMiddleware(app, metrics, route=lambda scope: (model.name, "predict")
+                                               if scope["path"] == predict_path else None))
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -106,7 +112,7 @@ def _slowdown(text: str) -> Slowdown:
 
 
 def run(args: argparse.Namespace) -> int:
-    import uvicorn
+    from fleetscope.web.asgi import serve
 
     if args.workers < 1:
         raise log.UserError(f"--workers must be at least 1, not {args.workers}")
@@ -121,8 +127,7 @@ def run(args: argparse.Namespace) -> int:
                      outputs=(lambda _, rows: client.send_many(rows)) if client else None,
                      collectors=(client,) if client else (), slowdown=args.slowdown)
     log.get("fleetscope.model_server").info("serving the iris model", extra={"address": args.listen_address})
-    uvicorn.Server(uvicorn.Config(app, host=host or "0.0.0.0", port=port, log_level="warning",
-                                  lifespan="off")).run()
+    serve(app, host or "0.0.0.0", port, ConnectionLimits())
     if client is not None:
         client.close()
     return 0

@@ -63,11 +63,11 @@ def start_on_free_port(make: Callable[[int], ManagedProcess], timeout: float = 3
 
 def fleetscope_server(command: Sequence[str], log_directory: Path, tls: bool = False) -> tuple[ManagedProcess, str]:
     """`fleetscope COMMAND` (words and --flags) on a free loopback port, not yet started, and its
-    address. Ready once /-/healthy answers, or with TLS once the port accepts connections."""
+    address. Ready once /-/ready answers 200, or with TLS once the port accepts connections."""
     port = free_port()
     address = f"127.0.0.1:{port}"
     argv = [sys.executable, "-m", "fleetscope", *command, f"--web.listen-address={address}"]
-    probe = (lambda: port_open(port)) if tls else (lambda: http_ok(f"http://{address}/-/healthy"))
+    probe = (lambda: port_open(port)) if tls else (lambda: http_ok(f"http://{address}/-/ready"))
     name = "-".join(word for word in command if not word.startswith("-"))
     return ManagedProcess(argv, Path(log_directory) / f"{name}-{port}.log", probe), address
 

@@ -1,19 +1,38 @@
-"""Request bodies read with a size limit, for the Starlette services."""
+"""Request bodies read with a size limit and a deadline, for the Starlette services."""
 
 from __future__ import annotations
+
+import asyncio
 
 from starlette.requests import Request
 
 
-async def bounded_body(request: Request, limit: int) -> bytes | None:
-    """The body, or None as soon as it passes `limit` bytes: an oversized body is never held whole."""
+class BodyRefused(Exception):
+    """The body was too large (413) or too slow (408); nothing of it is kept."""
+
+    def __init__(self, status: int, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.reason, self.message = status, reason, message
+
+
+async def bounded_body(request: Request, limit: int, timeout: float) -> bytes:
+    """The whole body; BodyRefused as soon as it passes `limit` bytes (an oversized body is never
+    held whole) or has not arrived within `timeout` seconds (a trickling client holds no slot)."""
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
-        return None
+        raise _too_large(limit)
     chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            return None
-        chunks.append(chunk)
+    try:
+        async with asyncio.timeout(timeout):
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    raise _too_large(limit)
+                chunks.append(chunk)
+    except TimeoutError:
+        raise BodyRefused(408, "body_timeout", f"the body did not arrive within {timeout:g} seconds") from None
     return b"".join(chunks)
+
+
+def _too_large(limit: int) -> BodyRefused:
+    return BodyRefused(413, "too_large", f"the body is larger than {limit} bytes: send smaller batches")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import ipaddress
 import socket
 import ssl
 import threading
@@ -22,10 +23,12 @@ import bcrypt
 from fleetscope import log
 from fleetscope.log import UserError
 from fleetscope.web.config import WebConfig
+from fleetscope.web.connections import ConnectionLimits, Waiting
 
 _logger = log.get("fleetscope.web")
-# A request that has not sent its headers (or finished its TLS handshake) by then is dropped.
-_REQUEST_TIMEOUT_SECONDS = 30.0
+# No single read or write on a connection may block longer (a client that stops reading its
+# response); the deadlines for a whole request head are in ConnectionLimits.
+_SOCKET_TIMEOUT_SECONDS = 30.0
 # Checked with a real hash when the user is unknown, so timing does not tell which users exist.
 _DUMMY_HASH = bcrypt.hashpw(b"fleetscope", bcrypt.gensalt(rounds=10))
 
@@ -56,6 +59,16 @@ def parse_listen_address(address: str) -> tuple[str, int]:
     if host.startswith("[") and host.endswith("]"):
         host = host[1:-1]
     return host, int(port)
+
+
+def is_loopback(host: str) -> bool:
+    """Whether a listen host ('' is every interface) is reachable only from this machine."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # '' (every interface) or a name that may resolve anywhere
 
 
 class BasicAuth:
@@ -102,65 +115,96 @@ def _decode_basic(authorization: str | None) -> tuple[str | None, str]:
     return (user, password) if sep else (None, "")
 
 
+class _Connection:
+    """One accepted connection: its socket, the TLS one once the handshake is done."""
+
+    __slots__ = ("socket",)
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.socket = sock
+
+    def shutdown(self, how: int) -> None:
+        try:
+            # socket.socket's own shutdown: SSLSocket.shutdown would drop the TLS state
+            # that a response still being written needs.
+            socket.socket.shutdown(self.socket, how)
+        except OSError:
+            pass
+
+
 class _Server(ThreadingHTTPServer):
     daemon_threads = False  # server_close() waits for requests in flight
     block_on_close = True
+    request_queue_size = 128  # socketserver's 5 drops honest scrapes in a burst
 
-    def __init__(self, address: tuple[str, int], handler: type, ssl_context: ssl.SSLContext | None):
+    def __init__(self, address: tuple[str, int], handler: type, ssl_context: ssl.SSLContext | None,
+                 limits: ConnectionLimits):
         self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
         self.ssl_context = ssl_context
-        self._connections: set[socket.socket] = set()
-        self._connections_lock = threading.Lock()
+        self.waiting: Waiting[_Connection] = Waiting(limits, close=lambda connection: connection.shutdown(
+            socket.SHUT_RDWR))
+        self._accepted: dict[int, _Connection] = {}
+        self._current = threading.local()  # the connection the handler on this thread serves
         super().__init__(address, handler)
 
     def end_reading(self) -> None:
         """Closes the read side of every open connection: a request in flight still gets its
         response, and an idle keep-alive connection (Prometheus keeps one) ends at once
         instead of holding shutdown until it times out."""
-        with self._connections_lock:
-            connections = list(self._connections)
-        for connection in connections:
-            try:
-                # socket.socket's own shutdown: SSLSocket.shutdown would drop the TLS state
-                # that the response still being written needs.
-                socket.socket.shutdown(connection, socket.SHUT_RD)
-            except OSError:
-                pass
+        for connection in self.waiting.connections():
+            connection.shutdown(socket.SHUT_RD)
 
     def server_bind(self) -> None:
         if self.address_family == socket.AF_INET6:
             self.socket.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
         super().server_bind()
 
+    def service_actions(self) -> None:
+        self.waiting.expire()  # serve_forever calls this about twice a second
+
+    def process_request(self, request, client_address) -> None:
+        connection = _Connection(request)
+        if not self.waiting.opened(connection):  # the cap is reached and every connection is busy
+            self.shutdown_request(request)
+            return
+        self._accepted[id(request)] = connection
+        super().process_request(request, client_address)
+
     def finish_request(self, request, client_address) -> None:
-        # Runs in the request's own thread, so a slow TLS handshake never blocks accept().
-        request.settimeout(_REQUEST_TIMEOUT_SECONDS)
-        if self.ssl_context is not None:
-            try:
-                request = self.ssl_context.wrap_socket(request, server_side=True)
-            except (ssl.SSLError, OSError) as error:
-                _logger.debug("TLS handshake failed", extra={"client": client_address[0], "reason": str(error)})
-                return
-        with self._connections_lock:
-            self._connections.add(request)
+        # Runs in the connection's own thread, so a slow TLS handshake never blocks accept().
+        connection = self._accepted.pop(id(request))
+        self._current.connection = connection
         try:
+            request.settimeout(_SOCKET_TIMEOUT_SECONDS)
+            if self.ssl_context is not None:
+                try:
+                    request = connection.socket = self.ssl_context.wrap_socket(request, server_side=True)
+                except (ssl.SSLError, OSError) as error:
+                    _logger.debug("TLS handshake failed", extra={"client": client_address[0], "reason": str(error)})
+                    return
             super().finish_request(request, client_address)
         finally:
-            with self._connections_lock:
-                self._connections.discard(request)
+            self.waiting.closed(connection)
+
+    def request_started(self) -> None:
+        self.waiting.request_started(self._current.connection)
+
+    def response_sent(self) -> None:
+        self.waiting.response_sent(self._current.connection)
 
 
 class WebServer:
     """Serves routes on one listen address until shutdown()."""
 
-    def __init__(self, listen_address: str, routes: Mapping[str, Route], web_config: WebConfig | None = None):
+    def __init__(self, listen_address: str, routes: Mapping[str, Route], web_config: WebConfig | None = None,
+                 limits: ConnectionLimits = ConnectionLimits(max_connections=64, idle_timeout=120.0)):
         config = web_config or WebConfig()
         self._routes = dict(routes)
         self._auth = BasicAuth(config.basic_auth_users)
         self._extra_headers = dict(config.headers)
         host, port = parse_listen_address(listen_address)
         try:
-            self._server = _Server((host, port), self._handler_class(), config.ssl_context)
+            self._server = _Server((host, port), self._handler_class(), config.ssl_context, limits)
         except OSError as error:
             raise UserError(f"cannot listen on {listen_address}: {error.strerror}") from None
         self.scheme = "https" if config.ssl_context else "http"
@@ -202,6 +246,16 @@ class WebServer:
 
             def do_HEAD(self) -> None:
                 server._dispatch(self, send_body=False)
+
+            def parse_request(self) -> bool:
+                parsed = super().parse_request()  # reads the headers
+                server._server.request_started()  # the head is in: no longer waiting for one
+                return parsed
+
+            def handle_one_request(self) -> None:
+                super().handle_one_request()
+                if not self.close_connection:
+                    server._server.response_sent()
 
             def log_message(self, format: str, *args) -> None:
                 _logger.debug("http " + format % args)

@@ -118,7 +118,7 @@ def test_empty_columns_are_skipped_with_a_reason(tmp_path):
 def test_writes_beyond_the_concurrency_limit_are_told_to_retry(tmp_path):
     service = service_with(tmp_path, Clock(START), limits={"max_concurrent_writes": 1})
     service.put_reference("iris", json.dumps(outputs(100, seed=1)).encode(), "application/json")
-    with service._write_slot():  # another write in progress
+    with service.write_slot():  # another write in progress
         with pytest.raises(Overloaded) as refused:
             send(service, outputs(10, seed=2))
         assert refused.value.retry_after >= 1
