@@ -8,9 +8,11 @@ the way of serving.
 
 Rows queue in memory up to `max_queue_rows`; past that new rows are dropped and counted.
 A background thread posts them in batches (JSON columns) every `flush_interval` or once
-`batch_rows` are waiting. A failed post (network, 429, 5xx) is retried with exponential
+`batch_rows` are waiting. A failed post (network, 408, 429, 5xx) is retried with exponential
 backoff and jitter, honouring Retry-After, up to `max_retries`; a batch the service refuses
-as invalid (4xx) is dropped and counted, since sending it again cannot succeed.
+as invalid (any other 4xx) is dropped and counted, since sending it again cannot succeed.
+Every post of a batch carries the same Idempotency-Key, so a retry after an acknowledgement
+that was lost stores nothing twice.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+import uuid
 from collections import Counter, deque
 from collections.abc import Iterable, Iterator, Mapping
 
@@ -31,6 +34,8 @@ from fleetscope.catalog import FamilySet
 from fleetscope.drift import catalog
 
 _log = log.get("fleetscope.drift.client")
+# 408: the body was too slow to arrive; 429: too many writes at once. Both can succeed later.
+RETRIED_CLIENT_ERRORS = (408, 429)
 
 
 class DriftClient:
@@ -128,12 +133,13 @@ class DriftClient:
             _log.warning("drift client dropped an unserializable batch", extra={"error": str(error)})
             self.dropped["invalid"] += len(batch)
             return True
+        batch_id = uuid.uuid4().hex
         for attempt in range(self.max_retries + 1):
-            status, retry_after = self._post(body)
+            status, retry_after = self._post(body, batch_id)
             if status == 202:
                 self.sent += len(batch)
                 return True
-            if status is not None and 400 <= status < 500 and status != 429:
+            if status is not None and 400 <= status < 500 and status not in RETRIED_CLIENT_ERRORS:
                 _log.warning("drift service refused a batch", extra={"status": status, "rows": len(batch)})
                 self.dropped["rejected"] += len(batch)
                 return True
@@ -146,8 +152,9 @@ class DriftClient:
         self.dropped["retries_exhausted"] += len(batch)
         return False
 
-    def _post(self, body: bytes) -> tuple[int | None, float | None]:
-        request = urllib.request.Request(self.endpoint, data=body, method="POST", headers=self._headers)
+    def _post(self, body: bytes, batch_id: str) -> tuple[int | None, float | None]:
+        request = urllib.request.Request(self.endpoint, data=body, method="POST",
+                                         headers={**self._headers, "Idempotency-Key": batch_id})
         try:
             with urllib.request.urlopen(request, timeout=self.timeout) as response:
                 return response.status, None

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Sets up everything fleetscope needs on a Debian machine, idempotently:
 # Debian's prometheus (prometheus, promtool) and prometheus-alertmanager (prometheus-alertmanager,
-# amtool) for the integration tests and the demo, and a virtual environment in .venv
-# with fleetscope installed in editable mode plus its test dependencies.
+# amtool) for the integration tests and the demo, chromium (headless) for the test that opens a
+# drift report in a real browser, and a virtual environment in .venv with fleetscope installed in
+# editable mode plus its test dependencies.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -10,6 +11,7 @@ need_apt=()
 for tool in prometheus promtool; do command -v "$tool" >/dev/null || need_apt+=(prometheus); done
 # Debian installs Alertmanager as prometheus-alertmanager (amtool keeps its name).
 for tool in prometheus-alertmanager amtool; do command -v "$tool" >/dev/null || need_apt+=(prometheus-alertmanager); done
+command -v chromium >/dev/null || need_apt+=(chromium)
 if [ ${#need_apt[@]} -gt 0 ]; then
     sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
     echo "setup: installing Debian packages: $(printf '%s\n' "${need_apt[@]}" | sort -u | tr '\n' ' ')" >&2

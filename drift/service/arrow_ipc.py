@@ -89,7 +89,7 @@ def check_stream(buffer: pa.Buffer, limits: IpcLimits) -> None:
 def _declared_bytes(message: pa.ipc.Message, limits: IpcLimits) -> int:
     """The bytes a record or dictionary batch decodes to; 0 for a schema message."""
     try:
-        root = _Table.root(message.metadata.to_pybytes())
+        root = FlatbufferTable.root(message.metadata.to_pybytes())
         header_type = root.scalar(1, "B", 0)
         if header_type == _SCHEMA:
             return 0
@@ -126,7 +126,7 @@ def _declared_bytes(message: pa.ipc.Message, limits: IpcLimits) -> int:
         raise IpcRefused("malformed", f"the Arrow IPC metadata does not parse: {error}") from None
 
 
-class _Table:
+class FlatbufferTable:
     """Just enough of the flatbuffers format to read fields of the Arrow IPC Message table."""
 
     def __init__(self, data: bytes, position: int) -> None:
@@ -135,10 +135,10 @@ class _Table:
         self._vtable, self._vtable_size = vtable, struct.unpack_from("<H", data, vtable)[0]
 
     @classmethod
-    def root(cls, data: bytes) -> _Table:
+    def root(cls, data: bytes) -> FlatbufferTable:
         return cls(data, struct.unpack_from("<I", data, 0)[0])
 
-    def _field(self, index: int) -> int | None:
+    def field_position(self, index: int) -> int | None:
         slot = 4 + 2 * index
         if slot >= self._vtable_size:
             return None
@@ -146,16 +146,16 @@ class _Table:
         return self._position + offset if offset else None
 
     def scalar(self, index: int, fmt: str, default: int) -> int:
-        at = self._field(index)
+        at = self.field_position(index)
         return default if at is None else struct.unpack_from("<" + fmt, self._data, at)[0]
 
     def _target(self, index: int) -> int | None:
-        at = self._field(index)
+        at = self.field_position(index)
         return None if at is None else at + struct.unpack_from("<I", self._data, at)[0]
 
-    def table(self, index: int) -> _Table | None:
+    def table(self, index: int) -> FlatbufferTable | None:
         at = self._target(index)
-        return None if at is None else _Table(self._data, at)
+        return None if at is None else FlatbufferTable(self._data, at)
 
     def structs(self, index: int, fmt: str) -> list[tuple]:
         at = self._target(index)

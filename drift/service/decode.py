@@ -32,9 +32,11 @@ ACCEPTED_TYPES = (JSON, CSV, *PARQUET, ARROW_STREAM, ARROW_FILE)
 
 
 class BadBatch(Exception):
-    def __init__(self, status: int, reason: str, message: str, rows: int | None = None) -> None:
+    def __init__(self, status: int, reason: str, message: str, rows: int | None = None,
+                 headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.status, self.reason, self.message, self.rows = status, reason, message, rows
+        self.headers = headers  # for the answer, e.g. Connection: close where the body was not read whole
 
 
 @dataclass(frozen=True)

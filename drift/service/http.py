@@ -65,7 +65,7 @@ def create_app(service: DriftService, body_timeout: float = 30.0) -> Starlette:
             try:
                 return await handler(request, model)
             except BadBatch as error:
-                return _error(error.status, error.message, reason=error.reason)
+                return _error(error.status, error.message, reason=error.reason, headers=error.headers)
             except Overloaded as error:
                 return _error(busy_status, str(error), headers={"Retry-After": str(error.retry_after)})
             except LookupError as error:
@@ -84,7 +84,7 @@ def create_app(service: DriftService, body_timeout: float = 30.0) -> Starlette:
         except BodyRefused as refusal:
             message = (f"the body is larger than limits.max_body_bytes ({limits.max_body_bytes} bytes): "
                        "send smaller batches") if refusal.reason == "too_large" else refusal.message
-            raise BadBatch(refusal.status, refusal.reason, message) from None
+            raise BadBatch(refusal.status, refusal.reason, message, headers=refusal.headers) from None
 
     def batch_id_of(request: Request) -> str | None:
         batch_id = request.headers.get("idempotency-key")

@@ -51,7 +51,7 @@ def create_app(model: IrisModel, metrics: InferenceMetrics, workers: int = 4,
         try:
             body = await bounded_body(request, MAX_BODY_BYTES, limits.body_timeout)
         except BodyRefused as refusal:
-            return JSONResponse({"error": refusal.message}, status_code=refusal.status)
+            return JSONResponse({"error": refusal.message}, status_code=refusal.status, headers=refusal.headers)
         try:
             document = json.loads(body)
             features = model.validate(document.get("instances") if isinstance(document, dict) else None)

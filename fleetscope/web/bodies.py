@@ -10,6 +10,10 @@ from starlette.requests import Request
 class BodyRefused(Exception):
     """The body was too large (413) or too slow (408); nothing of it is kept."""
 
+    # The rest of the body is never read, so the connection cannot carry another request:
+    # the answer closes it rather than leave a trickling client holding it.
+    headers = {"Connection": "close"}
+
     def __init__(self, status: int, reason: str, message: str) -> None:
         super().__init__(message)
         self.status, self.reason, self.message = status, reason, message

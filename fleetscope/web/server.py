@@ -159,6 +159,11 @@ class _Server(ThreadingHTTPServer):
             self.socket.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
         super().server_bind()
 
+    def handle_error(self, request, client_address) -> None:
+        # A connection ended under a handler (a deadline, the cap, the client going away) is
+        # routine; socketserver would print its traceback to stderr.
+        _logger.debug("connection ended with an error", extra={"client": client_address[0]}, exc_info=True)
+
     def service_actions(self) -> None:
         self.waiting.expire()  # serve_forever calls this about twice a second
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 
 import pytest
 
@@ -156,9 +157,66 @@ def test_concurrent_writers_lose_nothing(tmp_path):
      "retention"),
     ({"limits": {"max_models": 0}}, "positive whole number"),
     ({"auth": {"write_tokens": ["short"]}}, "at least 16 characters"),
+    ({"auth": {"write_tokens": ["caf\u00e9-0123456789abcdef"]}}, "printable ASCII"),
+    ({"auth": {"read_tokens": ["tab\tinside-0123456789abcdef"]}}, "printable ASCII"),
     ({"storage": {"retention": "soon"}}, "invalid duration"),
     ({"colour": "blue"}, "unknown setting"),
 ])
 def test_bad_configs_are_refused_with_the_setting_named(document, message):
     with pytest.raises(service_config.ConfigError, match=message):
         service_config.parse(document)
+
+
+def test_a_non_ascii_token_file_is_refused_at_load(tmp_path):
+    (tmp_path / "tokens").write_bytes(b"caf\xc3\xa9-0123456789abcdef\n")
+    with pytest.raises(service_config.ConfigError, match="printable ASCII"):
+        service_config.parse({"auth": {"write_tokens_file": "tokens"}}, base=tmp_path)
+    (tmp_path / "tokens").write_bytes(b"\xff\xfe-0123456789abcdef\n")  # not even UTF-8
+    with pytest.raises(service_config.ConfigError, match="write_tokens_file"):
+        service_config.parse({"auth": {"write_tokens_file": "tokens"}}, base=tmp_path)
+
+
+def test_a_batch_id_is_stored_once_however_often_it_is_sent(tmp_path):
+    service = service_with(tmp_path, Clock(START), window={"type": "sliding", "rows": 10_000})
+    service.put_reference("iris", json.dumps(outputs(100, seed=1)).encode(), "application/json")
+    body = json.dumps(outputs(30, seed=2)).encode()
+    first = service.ingest("iris", body, "application/json", batch_id="batch-1")
+    again = service.ingest("iris", body, "application/json", batch_id="batch-1")
+    assert (first.first, first.rows, first.replayed) == (0, 30, False)
+    assert (again.first, again.rows, again.replayed) == (0, 30, True)
+    assert service.ingest("iris", body, "application/json", batch_id="batch-2").first == 30
+    service.close()
+    reopened = service_with(tmp_path, Clock(START))  # remembered across restarts
+    assert reopened.ingest("iris", body, "application/json", batch_id="batch-1").replayed
+    assert reopened.evaluate("iris").current_rows == 60 and reopened.rows_accepted["iris"] == 0
+
+
+def test_concurrent_report_requests_build_it_once_and_never_starve_evaluations(tmp_path, monkeypatch):
+    service = service_with(tmp_path, Clock(START), limits={"max_concurrent_evaluations": 1})
+    service.put_reference("iris", json.dumps(outputs(300, seed=1)).encode(), "application/json")
+    send(service, outputs(300, seed=2))
+    service.evaluate("iris")
+    builds, release = [], threading.Event()
+    real = service._build_report
+
+    def slow_build(model, latest):
+        builds.append(latest.evaluated_at)
+        release.wait(30)
+        return real(model, latest)
+
+    monkeypatch.setattr(service, "_build_report", slow_build)
+    pages = []
+    readers = [threading.Thread(target=lambda: pages.append(service.report("iris"))) for _ in range(12)]
+    for reader in readers:
+        reader.start()
+    deadline = time.monotonic() + 10
+    while not builds and time.monotonic() < deadline:
+        time.sleep(0.01)
+    # while the report is being built, the scheduler's evaluation (which never waits) still runs
+    service.model("iris").next_due = 0
+    service.run_due()
+    assert service.evaluations["iris", "success"] == 2
+    release.set()
+    for reader in readers:
+        reader.join(60)
+    assert len(builds) == 1 and len(pages) == 12 and len({id(page) for page in pages}) == 1
