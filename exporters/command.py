@@ -88,11 +88,14 @@ def build(args: argparse.Namespace) -> tuple[ExporterRegistry, WebServer]:
                                 f"--simulate.gpus ({args.simulate_gpus})")
     if not args.telemetry_path.startswith("/"):
         raise log.UserError(f"--web.telemetry-path must start with '/', got {args.telemetry_path!r}")
+    try:
+        limits = ConnectionLimits(args.max_connections, args.header_timeout, args.idle_timeout)
+    except ValueError as error:
+        raise log.UserError(f"--web.header-timeout and --web.idle-timeout: {error}") from None
     config = web_config.load(args.web_config_file)
     enabled = [option for option in AVAILABLE if getattr(args, f"collector_{option.name}")]
     registry = ExporterRegistry([option.build(args) for option in enabled])
     try:
-        limits = ConnectionLimits(args.max_connections, args.header_timeout, args.idle_timeout)
         server = WebServer(args.listen_address, routes(registry, args.telemetry_path), config, limits)
     except log.UserError:
         registry.close()

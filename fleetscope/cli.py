@@ -58,7 +58,7 @@ def _add_command(commands: argparse._SubParsersAction, path: tuple[str, ...], he
         parser = commands.add_parser(name, help=f"{help_} (needs fleetscope[{extra}])")
 
         def missing(args: argparse.Namespace) -> int:
-            raise log.UserError(f"`fleetscope {' '.join(path)}` needs `pip install 'fleetscope[{extra}]'` ({reason})")
+            raise _needs_extra(path, extra, reason)
 
         log.add_arguments(parser)
         parser.set_defaults(run=missing)
@@ -67,7 +67,24 @@ def _add_command(commands: argparse._SubParsersAction, path: tuple[str, ...], he
                                  formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     module.add_arguments(parser)
     log.add_arguments(parser)
-    parser.set_defaults(run=module.run)
+    parser.set_defaults(run=_saying_what_to_install(module.run, path, extra) if extra else module.run)
+
+
+def _needs_extra(path: tuple[str, ...], extra: str, reason: str) -> log.UserError:
+    return log.UserError(f"`fleetscope {' '.join(path)}` needs `pip install 'fleetscope[{extra}]'` ({reason})")
+
+
+def _saying_what_to_install(run, path: tuple[str, ...], extra: str):
+    """run, with a library its extra should have brought but did not (imported once the command
+    starts) reported as what to install rather than as a traceback."""
+    def guarded(args: argparse.Namespace) -> int:
+        try:
+            return run(args)
+        except ModuleNotFoundError as error:
+            if (error.name or "fleetscope").partition(".")[0] == "fleetscope":
+                raise
+            raise _needs_extra(path, extra, str(error)) from None
+    return guarded
 
 
 def main(argv: Sequence[str] | None = None) -> int:

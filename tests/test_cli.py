@@ -95,3 +95,32 @@ def test_durations(text, seconds):
 def test_bad_durations(text):
     with pytest.raises(ValueError, match="invalid duration"):
         durations.parse(text)
+
+
+def test_the_drift_service_refuses_to_serve_every_interface_without_write_tokens(tmp_path):
+    result = run("drift", "serve", "--web.listen-address=:0", f"--storage.path={tmp_path / 's.sqlite'}")
+    assert result.returncode == 2 and "no write tokens" in result.stderr and "--web.allow-unauthenticated" in \
+        result.stderr
+    assert not (tmp_path / "s.sqlite").exists()  # refused before anything was opened
+
+
+def test_the_drift_service_serves_every_interface_without_tokens_only_when_told_and_says_so(tmp_path, monkeypatch,
+                                                                                          capsys):
+    from fleetscope.cli import build_parser
+    from fleetscope.drift import command
+    from fleetscope.web import asgi
+
+    served = []
+    monkeypatch.setattr(asgi, "serve", lambda app, host, port, limits, **tls: served.append((host, port)))
+    log.configure("info", "json")
+    args = build_parser().parse_args(["drift", "serve", "--web.listen-address=:9840", "--web.allow-unauthenticated",
+                                      f"--storage.path={tmp_path / 's.sqlite'}"])
+    assert command.run(args) == 0 and served == [("0.0.0.0", 9840)]
+    records = [json.loads(line) for line in capsys.readouterr().err.splitlines() if line.startswith("{")]
+    assert any(record["level"] == "warning" and "without authentication" in record["msg"] for record in records)
+
+
+@pytest.mark.parametrize("flag", ["--web.max-connections=0", "--web.header-timeout=0s"])
+def test_connection_limits_must_be_positive(flag):
+    result = run("exporter", "--simulate", flag)
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr

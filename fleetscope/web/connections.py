@@ -31,7 +31,7 @@ class ConnectionLimits:
     idle_timeout: float = 60.0  # a keep-alive connection's wait for its next request
     body_timeout: float = 30.0  # request head to the whole body (where a body is read)
 
-    def check(self) -> None:
+    def __post_init__(self) -> None:
         if self.max_connections < 1:
             raise ValueError("the connection cap must be at least 1")
         if min(self.header_timeout, self.idle_timeout, self.body_timeout) <= 0:

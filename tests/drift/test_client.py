@@ -19,6 +19,7 @@ class Answers:
     def __init__(self, statuses: list[int], default: int = 202) -> None:
         self.statuses, self.default = list(statuses), default
         self.received: list[dict] = []
+        self.keys: list[str] = []  # each post's Idempotency-Key
         self.lock = threading.Lock()
         answers = self
 
@@ -26,11 +27,12 @@ class Answers:
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers["Content-Length"]))
                 with answers.lock:
+                    answers.keys.append(self.headers["Idempotency-Key"])
                     status = answers.statuses.pop(0) if answers.statuses else answers.default
                     if status == 202:
                         answers.received.append(json.loads(body))
                 self.send_response(status)
-                if status == 429:
+                if status in (408, 429):
                     self.send_header("Retry-After", "0")
                 self.send_header("Content-Length", "0")
                 self.end_headers()
@@ -110,3 +112,27 @@ def test_rows_that_cannot_be_sent_are_counted_not_raised(answers):
     client.close()
     client.send({"score": 1.0})
     assert client.dropped == {"invalid": 1, "closed": 1}
+
+
+def test_every_post_of_a_batch_carries_one_idempotency_key(answers):
+    server = answers([503, 500, 429])
+    client = DriftClient(server.url, "iris", flush_interval=0.05, backoff=0.01)
+    client.send_many({"score": 1.0} for _ in range(3))
+    client.close()
+    client_two = DriftClient(server.url, "iris", flush_interval=0.05)
+    client_two.send({"score": 2.0})
+    client_two.close()
+    first_batch, second_batch = server.keys[:4], server.keys[4:]
+    assert len(set(first_batch)) == 1 and len(first_batch) == 4  # three failures and the success
+    assert len(second_batch) == 1 and second_batch[0] != first_batch[0]
+
+
+@pytest.mark.parametrize("status", [400, 404, 409, 413, 415])
+def test_no_client_error_is_retried_but_a_slow_body(answers, status):
+    server = answers([status, 408])
+    client = DriftClient(server.url, "iris", flush_interval=0.05, backoff=0.01)
+    client.send({"score": 1.0})
+    time.sleep(0.3)
+    client.send({"score": 2.0})
+    client.close()
+    assert len(server.keys) == 3 and client.dropped == {"rejected": 1} and server.rows() == [2.0]

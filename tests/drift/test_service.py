@@ -220,3 +220,10 @@ def test_concurrent_report_requests_build_it_once_and_never_starve_evaluations(t
     for reader in readers:
         reader.join(60)
     assert len(builds) == 1 and len(pages) == 12 and len({id(page) for page in pages}) == 1
+
+
+def test_ready_while_the_store_answers(tmp_path):
+    service = service_with(tmp_path, Clock(START))
+    assert service.ready()
+    service.close()
+    assert not service.ready()

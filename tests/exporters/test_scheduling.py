@@ -148,3 +148,23 @@ def test_openmetrics_page_has_one_eof_and_parses():
         "application/openmetrics-text; version=1.0.0")
     names = {family.name for family in text_string_to_metric_families(body.decode())}
     assert "fleetscope_gpu_xid_events" in names and "fleetscope_exporter_collector_success" in names
+
+
+def test_ready_only_after_the_first_collection():
+    from fleetscope.exporters.server import routes
+    from fleetscope.web.server import Request
+
+    slow = Counting("gpu")
+    slow.hang.clear()  # the first collection takes as long as NVML's start on a big node can
+    polled = Polled(slow, interval=3600)
+    polled.start(wait=False)
+    ready = routes(ExporterRegistry([polled, OnScrape(Counting("fabric"))]), "/metrics")["/-/ready"]
+    request = Request("GET", "/-/ready", {}, {})
+    try:
+        answer = ready(request)
+        assert answer.status == 503 and b"first collection of gpu" in answer.body
+    finally:
+        slow.hang.set()
+    assert polled.wait_ready(10)
+    assert ready(request).status == 200
+    polled.close()

@@ -50,6 +50,9 @@ def test_predictions_are_tracked_and_their_rows_handed_on(model):
     (b'{"instances": [[1, 2, 3, NaN]]}', "petal_width: nan is not a finite number"),
     (b'{"instances": [[1, 2, 3, Infinity]]}', "inf is not a finite number"),
     (b'[1, 2]', "non-empty list"),
+    (b'{"instances": [[1, 2, 3, 1' + b"0" * 400 + b']]}', "is not a finite number"),  # past float's range
+    (b'{"instances": [[1, 2, 3, 1' + b"0" * 5000 + b']]}', "Exceeds the limit"),  # past int parsing's limit
+    (b'{"instances": ' + b"[" * 100_000, "nests too deeply"),
 ])
 def test_bad_requests_are_client_errors_with_a_message(model, body, message):
     metrics = InferenceMetrics()

@@ -42,6 +42,7 @@ def running(tmp_path):
         registry, server = build(args)
         server.start()
         started.append((registry, server))
+        assert registry.wait_ready(30), registry.not_ready()
         return server
 
     yield start
