@@ -93,10 +93,11 @@ def _declared_bytes(message: pa.ipc.Message, limits: IpcLimits) -> int:
         header_type = root.scalar(1, "B", 0)
         if header_type == _SCHEMA:
             return 0
+        header = root.table(2)
         if header_type == _DICTIONARY_BATCH:
-            batch = root.table(2).table(1)
+            batch = header.table(1) if header is not None else None
         elif header_type == _RECORD_BATCH:
-            batch = root.table(2)
+            batch = header
         else:
             raise IpcRefused("malformed", "the Arrow IPC stream holds a message that is not a schema or a batch")
         if batch is None:

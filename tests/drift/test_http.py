@@ -189,3 +189,67 @@ def test_tls(drift_service, tmp_path):
     status, body, _ = call(address, "PUT", "/v1/models/iris/reference", outputs(50, seed=13), scheme="https",
                            context=context)
     assert (status, body["rows"]) == (200, 50)
+
+
+def test_repeated_kill_9_under_concurrent_writers_keeps_every_acknowledged_row_exactly_once(drift_service, tmp_path):
+    """Writers retry each batch with its Idempotency-Key until acknowledged, as the drift client
+    does, while the service is killed mid-work again and again: afterwards every acknowledged
+    row is stored, and no row twice (a retry after a lost acknowledgement included)."""
+    import json
+    import threading
+    import time
+    import urllib.request
+    import uuid
+
+    from fleetscope.drift.service.store import RowRange, Store
+
+    config = MODEL_CONFIG.replace("rows: 5000", "rows: 1000000")
+    current = {"address": drift_service(config)}
+    assert call(current["address"], "PUT", "/v1/models/iris/reference", outputs(200, seed=1))[0] == 200
+    acknowledged: list[float] = []
+    retries = [0]
+    lock, done = threading.Lock(), threading.Event()
+    deadline = time.monotonic() + 120
+
+    def writer(number: int) -> None:
+        for batch in range(1000):
+            if done.is_set():
+                return
+            marker = number * 1_000_000 + batch * 1_000
+            rows = [{"score": float(marker + index), "label": "setosa", "region": "eu"} for index in range(25)]
+            body, key = json.dumps(rows).encode(), uuid.uuid4().hex
+            while time.monotonic() < deadline:
+                request = urllib.request.Request(f"http://{current['address']}/v1/models/iris/outputs", data=body,
+                                                 method="POST", headers={"Content-Type": "application/json",
+                                                                         "Idempotency-Key": key})
+                try:
+                    with urllib.request.urlopen(request, timeout=5) as response:
+                        if response.status == 202:
+                            with lock:
+                                acknowledged.extend(row["score"] for row in rows)
+                            break
+                except OSError:  # refused, reset, 5xx, 429: the service is restarting or busy
+                    with lock:
+                        retries[0] += 1
+                    time.sleep(0.05)
+
+    writers = [threading.Thread(target=writer, args=(number,)) for number in range(4)]
+    for thread in writers:
+        thread.start()
+    for _ in range(3):
+        time.sleep(1.0)
+        drift_service.processes[-1].kill()
+        current["address"] = drift_service(config)  # same store, new process
+    time.sleep(1.0)
+    done.set()  # each writer finishes the batch in hand (until acknowledged) and stops
+    for thread in writers:
+        thread.join(150)
+    drift_service.processes[-1].stop()
+
+    print(f"kill -9 x3: {len(acknowledged)} rows acknowledged, {retries[0]} retries")
+    assert acknowledged and retries[0] > 0
+    store = Store(tmp_path / "store.sqlite")
+    stored = store.read("iris", RowRange(0, store.total_rows("iris")), ["score"]).column("score").to_pylist()
+    store.close()
+    assert len(stored) == len(set(stored)), "a row was stored twice"
+    assert sorted(stored) == sorted(acknowledged)

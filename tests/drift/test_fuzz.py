@@ -1,0 +1,53 @@
+"""A seeded, time-bounded fuzz run against the drift service as a real process: mutated bodies of
+every format, sent by several clients at once. Every answer is 2xx or 4xx and the service stays
+up. FLEETSCOPE_FUZZ_SECONDS (per format) and FLEETSCOPE_FUZZ_SEED change the run."""
+
+from __future__ import annotations
+
+import os
+import random
+import threading
+import time
+
+from tests.drift.fuzz import mutate, seed_bodies
+from tests.drift.support import MODEL_CONFIG, call, outputs
+from tests.drift.test_http import drift_service  # noqa: F401 (fixture)
+
+SECONDS = float(os.environ.get("FLEETSCOPE_FUZZ_SECONDS", "4"))
+SEED = int(os.environ.get("FLEETSCOPE_FUZZ_SEED", "20261129"))
+
+
+def test_mutated_bodies_of_every_format_never_crash_the_service_or_get_a_5xx(drift_service):
+    address = drift_service(MODEL_CONFIG + "limits: {max_rows_per_batch: 5000, max_decoded_bytes: 50000000}\n")
+    assert call(address, "PUT", "/v1/models/iris/reference", outputs(300, seed=1))[0] == 200
+    failures: list[str] = []
+    counts: dict[str, dict[int, int]] = {}
+    for name, (body, content_type) in seed_bodies().items():
+        assert call(address, "POST", "/v1/models/iris/outputs", body, content_type)[0] == 202, name
+        statuses: dict[int, int] = {}
+        deadline = time.monotonic() + SECONDS
+
+        def client(number: int) -> None:
+            rng = random.Random(f"{SEED}-{name}-{number}")
+            while time.monotonic() < deadline and not failures:
+                mutated = mutate(body, rng, text=content_type in ("application/json", "text/csv"))
+                try:
+                    status, answer, _ = call(address, "POST", "/v1/models/iris/outputs", mutated, content_type)
+                except OSError as error:
+                    failures.append(f"{name}: no answer ({error}) to {mutated[:200]!r}")
+                    return
+                statuses[status] = statuses.get(status, 0) + 1
+                if not (200 <= status < 300 or 400 <= status < 500):
+                    failures.append(f"{name}: {status} {answer!r} to {mutated[:200]!r}")
+
+        clients = [threading.Thread(target=client, args=(number,)) for number in range(4)]
+        for thread in clients:
+            thread.start()
+        for thread in clients:
+            thread.join(SECONDS + 60)
+        counts[name] = statuses
+        assert drift_service.processes[-1].running, f"the service died fuzzing {name}"
+        assert not failures, failures[:3]
+    print("fuzz cases per format:", {name: sum(statuses.values()) for name, statuses in counts.items()})
+    assert all(sum(statuses.values()) > 20 for statuses in counts.values()), counts
+    assert call(address, "GET", "/-/ready")[0] == 200
