@@ -7,6 +7,7 @@ token when auth is configured; a request refused for auth, size or load writes n
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hmac
 import json
 import math
@@ -23,7 +24,7 @@ from fleetscope import log
 from fleetscope.drift.service.decode import BadBatch
 from fleetscope.drift.service.metrics import registry_for
 from fleetscope.drift.service.service import REPORT_WAIT_SECONDS, DriftService, Overloaded
-from fleetscope.web.bodies import BodyRefused, bounded_body
+from fleetscope.web.bodies import BodyRefused, bounded_body, discard_body
 from fleetscope.web.headers import SecurityHeaders
 
 _log = log.get("fleetscope.drift")
@@ -92,9 +93,19 @@ def create_app(service: DriftService, body_timeout: float = 30.0) -> Starlette:
             raise BadBatch(400, "bad_batch_id", "Idempotency-Key must be 1-128 letters, digits, '-', '_', '.' or ':'")
         return batch_id
 
+    @contextlib.asynccontextmanager
+    async def writing(request: Request, model: str):
+        """A write slot from before the body is read until the write is stored; when none is free the
+        body is drained first, so that the 429 reaches a client still sending it."""
+        try:
+            with service.counting_refusals(model), service.write_slot():
+                yield
+        except Overloaded:
+            await discard_body(request, limits.max_body_bytes, body_timeout)
+            raise
+
     async def outputs(request: Request, model: str) -> Response:
-        # The write slot is taken before the body is read: bodies in memory are bounded with the rest.
-        with service.counting_refusals(model), service.write_slot():
+        async with writing(request, model):
             batch_id = batch_id_of(request)
             body = await read_body(request, model)
             stored = await run_in_threadpool(service.ingest, model, body, request.headers.get("content-type", ""),
@@ -104,7 +115,7 @@ def create_app(service: DriftService, body_timeout: float = 30.0) -> Starlette:
 
     async def reference(request: Request, model: str) -> Response:
         query = request.query_params
-        with service.counting_refusals(model), service.write_slot():
+        async with writing(request, model):
             body = await read_body(request, model)
             rows = await run_in_threadpool(
                 service.put_reference, model, body, request.headers.get("content-type", ""),

@@ -61,12 +61,14 @@ def start_on_free_port(make: Callable[[int], ManagedProcess], timeout: float = 3
     raise AssertionError("unreachable")
 
 
-def fleetscope_server(command: Sequence[str], log_directory: Path, tls: bool = False) -> tuple[ManagedProcess, str]:
+def fleetscope_server(command: Sequence[str], log_directory: Path, tls: bool = False,
+                      python: str = sys.executable) -> tuple[ManagedProcess, str]:
     """`fleetscope COMMAND` (words and --flags) on a free loopback port, not yet started, and its
-    address. Ready once /-/ready answers 200, or with TLS once the port accepts connections."""
+    address. Ready once /-/ready answers 200, or with TLS once the port accepts connections.
+    python: the interpreter (another virtual environment's, to compare another version)."""
     port = free_port()
     address = f"127.0.0.1:{port}"
-    argv = [sys.executable, "-m", "fleetscope", *command, f"--web.listen-address={address}"]
+    argv = [python, "-m", "fleetscope", *command, f"--web.listen-address={address}"]
     probe = (lambda: port_open(port)) if tls else (lambda: http_ok(f"http://{address}/-/ready"))
     name = "-".join(word for word in command if not word.startswith("-"))
     return ManagedProcess(argv, Path(log_directory) / f"{name}-{port}.log", probe), address

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 from starlette.requests import Request
 
@@ -22,20 +23,34 @@ class BodyRefused(Exception):
 async def bounded_body(request: Request, limit: int, timeout: float) -> bytes:
     """The whole body; BodyRefused as soon as it passes `limit` bytes (an oversized body is never
     held whole) or has not arrived within `timeout` seconds (a trickling client holds no slot)."""
+    chunks: list[bytes] = []
+    await _receive(request, limit, timeout, chunks.append)
+    return b"".join(chunks)
+
+
+async def discard_body(request: Request, limit: int, timeout: float) -> None:
+    """Reads and drops the body (up to `limit` bytes, for at most `timeout` seconds), so that an
+    answer given without it (429) reaches a client still sending, not a reset connection."""
+    try:
+        await _receive(request, limit, timeout, lambda chunk: None)
+    except BodyRefused:
+        pass
+
+
+async def _receive(request: Request, limit: int, timeout: float, take: Callable[[bytes], object]) -> None:
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
         raise _too_large(limit)
-    chunks, size = [], 0
+    size = 0
     try:
         async with asyncio.timeout(timeout):
             async for chunk in request.stream():
                 size += len(chunk)
                 if size > limit:
                     raise _too_large(limit)
-                chunks.append(chunk)
+                take(chunk)
     except TimeoutError:
         raise BodyRefused(408, "body_timeout", f"the body did not arrive within {timeout:g} seconds") from None
-    return b"".join(chunks)
 
 
 def _too_large(limit: int) -> BodyRefused:
