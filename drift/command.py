@@ -37,6 +37,7 @@ def run(args: argparse.Namespace) -> int:
     from fleetscope.drift.service.http import create_app
     from fleetscope.drift.service.service import DriftService
     from fleetscope.web.asgi import serve
+    from fleetscope.web.connections import raise_open_file_limit
 
     try:
         config = load(args.config_file).with_overrides(
@@ -64,6 +65,7 @@ def run(args: argparse.Namespace) -> int:
                                                 "store": str(config.storage_path), "tls": bool(tls),
                                                 "auth": config.auth.enabled})
     connections = config.limits.connections()
+    raise_open_file_limit(connections)
     try:
         serve(create_app(service, connections.body_timeout), host or "0.0.0.0", port, connections, **tls)
     finally:

@@ -12,7 +12,7 @@ from fleetscope.exporters.gpu.simulation import ScheduledXid
 from fleetscope.exporters.registry import ExporterRegistry
 from fleetscope.exporters.server import routes
 from fleetscope.web import config as web_config
-from fleetscope.web.connections import ConnectionLimits
+from fleetscope.web.connections import ConnectionLimits, raise_open_file_limit
 from fleetscope.web.server import WebServer
 
 DESCRIPTION = """Serves GPU telemetry as Prometheus metrics. Each collector can be turned on or
@@ -105,6 +105,7 @@ def build(args: argparse.Namespace) -> tuple[ExporterRegistry, WebServer]:
 
 def run(args: argparse.Namespace) -> int:
     registry, server = build(args)
+    raise_open_file_limit(server.limits)
     stop = threading.Event()
 
     def request_stop(signum: int, frame: object) -> None:

@@ -30,7 +30,7 @@ from fleetscope.example.model import IrisModel
 from fleetscope.exporters.inference import InferenceMetrics, registry_for
 from fleetscope.exporters.inference.asgi import STATE_KEY, InferenceMiddleware
 from fleetscope.web.bodies import BodyRefused, bounded_body
-from fleetscope.web.connections import ConnectionLimits
+from fleetscope.web.connections import ConnectionLimits, raise_open_file_limit
 from fleetscope.web.headers import SecurityHeaders
 from fleetscope.web.server import parse_listen_address
 
@@ -123,11 +123,13 @@ def run(args: argparse.Namespace) -> int:
 
         token = _read_token(args.drift_token_file) if args.drift_token_file else None
         client = DriftClient(args.drift_url, model.name, token=token)
-    app = create_app(model, InferenceMetrics(engine=args.engine), workers=args.workers,
+    limits = ConnectionLimits()
+    app = create_app(model, InferenceMetrics(engine=args.engine), workers=args.workers, limits=limits,
                      outputs=(lambda _, rows: client.send_many(rows)) if client else None,
                      collectors=(client,) if client else (), slowdown=args.slowdown)
     log.get("fleetscope.model_server").info("serving the iris model", extra={"address": args.listen_address})
-    serve(app, host or "0.0.0.0", port, ConnectionLimits())
+    raise_open_file_limit(limits)
+    serve(app, host or "0.0.0.0", port, limits)
     if client is not None:
         client.close()
     return 0

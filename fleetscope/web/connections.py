@@ -16,6 +16,7 @@ So an attacker holding the cap only ever evicts its own connections, and a scrap
 
 from __future__ import annotations
 
+import resource
 import threading
 import time
 from collections import OrderedDict
@@ -23,10 +24,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
+from fleetscope import log
+
 
 @dataclass(frozen=True)
 class ConnectionLimits:
-    max_connections: int = 256
+    max_connections: int = 1024
     header_timeout: float = 10.0  # connect to a complete request head
     idle_timeout: float = 60.0  # a keep-alive connection's wait for its next request
     body_timeout: float = 30.0  # request head to the whole body (where a body is read)
@@ -110,3 +113,27 @@ class Waiting(Generic[Connection]):
         self.timed_out += len(expired)
         for connection in expired:
             self._close(connection)
+
+
+# Files a service holds besides its connections: the store, logs, sysfs and NVML handles.
+_OTHER_FILES = 64
+
+
+def raise_open_file_limit(limits: ConnectionLimits) -> int:
+    """Raises the soft limit on open files to the hard one, as Go programs do at start: the
+    common default soft limit (1024) would otherwise cap connections below max_connections, and
+    accept() failing is worse than the cap's eviction. Warns when even that leaves too little
+    room for the cap; returns the soft limit now in force."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or hard > soft:
+        target = hard if hard != resource.RLIM_INFINITY else max(soft, limits.max_connections + 1024)
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+        except (ValueError, OSError):
+            pass
+    if soft < limits.max_connections + _OTHER_FILES:
+        log.get("fleetscope.web").warning(
+            "the open-file limit is below the connection cap: raise it (ulimit -n, LimitNOFILE=) or lower the cap",
+            extra={"open_file_limit": soft, "max_connections": limits.max_connections})
+    return soft

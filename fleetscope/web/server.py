@@ -204,6 +204,7 @@ class WebServer:
     def __init__(self, listen_address: str, routes: Mapping[str, Route], web_config: WebConfig | None = None,
                  limits: ConnectionLimits = ConnectionLimits(max_connections=64, idle_timeout=120.0)):
         config = web_config or WebConfig()
+        self.limits = limits
         self._routes = dict(routes)
         self._auth = BasicAuth(config.basic_auth_users)
         self._extra_headers = dict(config.headers)
