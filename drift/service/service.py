@@ -16,7 +16,7 @@ import pyarrow as pa
 from fleetscope import log
 from fleetscope.drift.comparison import column_kinds
 from fleetscope.drift.columns import ColumnKind
-from fleetscope.drift.report import evidently_html, evidently_snapshot
+from fleetscope.drift.report import SafeReport, evidently_html, evidently_snapshot
 from fleetscope.drift.service import evaluation, windows
 from fleetscope.drift.service.config import COLUMN_NAME, MODEL_NAME, ModelConfig, ServiceConfig
 from fleetscope.drift.service.decode import BadBatch, BodyLimits, conform, read_table
@@ -42,7 +42,7 @@ class _Model:
     lock: threading.Lock
     report_lock: threading.Lock  # one build per evaluation, however many ask for it at once
     latest: evaluation.Evaluation | None = None
-    report: tuple[float, str] | None = None  # (evaluated_at, html)
+    report: tuple[float, SafeReport] | None = None  # (evaluated_at, the page)
     next_due: float = 0.0
 
 
@@ -283,7 +283,7 @@ class DriftService:
 
         return model.cache.frame(version, load), version
 
-    def report(self, name: str) -> str:
+    def report(self, name: str) -> SafeReport:
         """Evidently's HTML report of the windows the latest evaluation compared."""
         model = self.model(name)
         latest = model.latest
@@ -299,7 +299,7 @@ class DriftService:
         finally:
             model.report_lock.release()
 
-    def _build_report(self, model: _Model, latest: evaluation.Evaluation) -> str:
+    def _build_report(self, model: _Model, latest: evaluation.Evaluation) -> SafeReport:
         if not self._reports.acquire(timeout=REPORT_WAIT_SECONDS):
             raise Overloaded("reports are busy (limits.max_concurrent_reports)", retry_after=5)
         try:
