@@ -24,10 +24,7 @@ class CollectorOption:
 
 
 def _gpu_flags(group: argparse._ArgumentGroup) -> None:
-    group.add_argument("--collector.gpu.poll-interval", dest="gpu_poll_interval", type=durations.argument,
-                       default=durations.parse("15s"), metavar="DURATION",
-                       help="read NVML in the background this often and serve the latest reading; set it to "
-                            "your scrape interval. 0s reads at every scrape instead")
+    _poll_flag(group, "gpu", "15s", "NVML")
     group.add_argument("--collector.gpu.pod-resources-socket", dest="gpu_pod_resources_socket",
                        default="/var/lib/kubelet/pod-resources/kubelet.sock", metavar="PATH",
                        help="kubelet pod-resources socket; where it exists, GPU series carry the namespace, pod "
@@ -49,15 +46,31 @@ def _gpu_source(args: argparse.Namespace) -> Source:
         import pynvml as library
     pods = PodResources(args.gpu_pod_resources_socket).gpu_pods if args.gpu_pod_resources_socket else dict
     collector = GpuCollector(library, args.hostname, pods=pods, xid_events=args.gpu_xid_events)
-    if args.gpu_poll_interval == 0:
+    return scheduled(collector, args.gpu_poll_interval)
+
+
+def scheduled(collector, interval: float) -> Source:
+    """The collector read in the background every `interval` seconds, or at every scrape for 0.
+
+    Polled is the default for every collector: a scrape then renders only what changed since the
+    last poll (see exporters/server.py), so the page costs less than a bare prometheus_client page
+    of the same series, and a slow file system or driver never delays it."""
+    if interval == 0:
         return OnScrape(collector)
-    polled = Polled(collector, args.gpu_poll_interval)
-    polled.start(wait=False)  # the exporter listens at once; /-/ready waits for this
+    polled = Polled(collector, interval)
+    polled.start(wait=False)  # the exporter listens at once; /-/ready waits for the first collection
     return polled
 
 
+def _poll_flag(group: argparse._ArgumentGroup, collector: str, default: str, reads: str) -> None:
+    group.add_argument(f"--collector.{collector}.poll-interval", dest=f"{collector}_poll_interval",
+                       type=durations.argument, default=durations.parse(default), metavar="DURATION",
+                       help=f"read {reads} in the background this often and serve the latest reading; set it to "
+                            "your scrape interval. 0s reads at every scrape instead")
+
+
 def _fabric_flags(group: argparse._ArgumentGroup) -> None:
-    pass  # reads --path.sysfs
+    _poll_flag(group, "fabric", "15s", "the ports' sysfs counters")
 
 
 def _fabric_source(args: argparse.Namespace) -> Source:
@@ -67,9 +80,10 @@ def _fabric_source(args: argparse.Namespace) -> Source:
         from fleetscope.exporters.fabric.simulation import SimulatedFabric
 
         fabric = SimulatedFabric(seed=args.simulate_seed)
-        return OnScrape(_Closing(FabricCollector(fabric.root, args.hostname, before_read=fabric.advance), fabric))
-    # Reading sysfs is cheap and its counters are exact at any moment: read at scrape time.
-    return OnScrape(FabricCollector(args.sysfs, args.hostname))
+        collector = _Closing(FabricCollector(fabric.root, args.hostname, before_read=fabric.advance), fabric)
+    else:
+        collector = FabricCollector(args.sysfs, args.hostname)
+    return scheduled(collector, args.fabric_poll_interval)
 
 
 class _Closing:
@@ -88,6 +102,8 @@ class _Closing:
 
 
 def _nccl_flags(group: argparse._ArgumentGroup) -> None:
+    # Files can grow by megabytes a second: a shorter default than the scrape interval keeps each read small.
+    _poll_flag(group, "nccl", "5s", "the Inspector files, debug logs and RAS")
     group.add_argument("--collector.nccl.inspector-dir", dest="nccl_inspector_dir", type=Path,
                        default=Path("/var/lib/fleetscope/nccl-inspector"), metavar="PATH",
                        help="where jobs write NCCL Inspector JSON output (their NCCL_INSPECTOR_DUMP_DIR), or a "
@@ -122,10 +138,7 @@ def _nccl_source(args: argparse.Namespace) -> Source:
                               ras_address=args.nccl_ras_address, ras_hang_after=args.nccl_ras_hang_after)
     if job is not None:
         collector = _Closing(collector, job)
-    # Files can grow by megabytes a second: read them in the background, not in the scrape.
-    polled = Polled(collector, interval=5.0)
-    polled.start(wait=False)  # the exporter listens at once; /-/ready waits for this
-    return polled
+    return scheduled(collector, args.nccl_poll_interval)
 
 
 def _address(text: str) -> tuple[str, int] | None:

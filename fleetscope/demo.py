@@ -169,9 +169,9 @@ class Demo:
         (work / "drift.yaml").write_text(DRIFT_CONFIG)
         [drift] = self._serve(["drift", "serve", f"--config.file={work / 'drift.yaml'}",
                                f"--storage.path={work / 'drift.sqlite'}"])
-        # Read the GPUs as often as Prometheus scrapes, so that a fault shows within seconds.
+        # Read the GPUs and ports as often as Prometheus scrapes, so that a fault shows within seconds.
         nodes = [["exporter", "--simulate", f"--simulate.seed={node + 1}", f"--collector.hostname=gpu-node-{node + 1}",
-                  f"--collector.gpu.poll-interval={SCRAPE_INTERVAL}"]
+                  f"--collector.gpu.poll-interval={SCRAPE_INTERVAL}", f"--collector.fabric.poll-interval={SCRAPE_INTERVAL}"]
                  + ([f"--simulate.xid={args.xid_after:g}s:2:79"] if node == 0 else []) for node in range(args.nodes)]
         *exporters, server = self._serve(*nodes, ["model-server", f"--drift.url=http://{drift}",
                                                   f"--simulate.slowdown={args.slowdown_after:g}s:3s"])

@@ -19,8 +19,10 @@ def run_benchmark(script: str, tmp_path: Path, *flags: str) -> list[dict]:
 def test_scrape_latency_benchmark_runs(tmp_path):
     rows = run_benchmark("scrape_latency.py", tmp_path, "--quick")
     assert {row["mode"] for row in rows} == {"baseline", "poll", "scrape"}
-    # Every configuration served the whole page, GPM series included.
-    assert {row["series"] for row in rows} == {rows[0]["series"]} and rows[0]["series"] > 1000
+    # Every configuration served the whole page, GPM series included. The simulated NCCL job adds a few
+    # series as it runs (a new operation's lateness per rank), so pages taken at different moments differ by those.
+    series = [row["series"] for row in rows]
+    assert all(row["gpm_series"] for row in rows) and min(series) > 1000 and max(series) - min(series) <= 20
     assert all(row["cpu_ms_per_poll"] is not None for row in rows if row["mode"] == "poll")
 
 

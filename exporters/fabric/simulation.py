@@ -31,6 +31,8 @@ class SimulatedFabric:
         self._rng = random.Random(seed)
         self._flap_mean_interval = flap_mean_interval
         self._ports = []
+        self._written: dict[str, str] = {}  # what each file holds, so an advance rewrites only what changed
+        self._created: set[Path] = set()
         for index in range(devices + 1):
             link_layer = "InfiniBand" if index < devices else "Ethernet"
             port = self.root / "class" / "infiniband" / f"mlx5_{index}" / "ports" / "1"
@@ -69,7 +71,24 @@ class SimulatedFabric:
                     hw["np_ecn_marked_roce_packets"] += marked
                     hw["np_cnp_sent"] += marked
                     hw["rp_cnp_handled"] += int(marked * rng.uniform(0.9, 1.0))
-            _write_port(port["path"], port["link_layer"], counters, hw, down)
+            self._write_port(port["path"], port["link_layer"], counters, hw, down)
+
+    def _write_port(self, port: Path, link_layer: str, counters: dict[str, int], hw: dict[str, int],
+                    down: bool) -> None:
+        if port not in self._created:
+            (port / "counters").mkdir(parents=True, exist_ok=True)
+            (port / "hw_counters").mkdir(exist_ok=True)
+            self._created.add(port)
+        files = {"link_layer": link_layer, "state": "1: DOWN" if down else "4: ACTIVE",
+                 "phys_state": "2: Polling" if down else "5: LinkUp", "rate": RATES[link_layer][0],
+                 **{f"counters/{name}": str(value) for name, value in counters.items()},
+                 **{f"hw_counters/{name}": str(value) for name, value in hw.items()}}
+        for name, text in files.items():
+            path = f"{port}/{name}"
+            if self._written.get(path) != text:
+                with open(path, "w") as out:
+                    out.write(f"{text}\n")
+                self._written[path] = text
 
     def close(self) -> None:
         shutil.rmtree(self.root, ignore_errors=True)
@@ -80,16 +99,3 @@ def _write_device(device: Path, index: int) -> None:
     (device / "hca_type").write_text("MT4129\n")
     (device / "fw_ver").write_text("28.39.1002\n")
     (device / "board_id").write_text("MT_0000000838\n")
-
-
-def _write_port(port: Path, link_layer: str, counters: dict[str, int], hw: dict[str, int], down: bool) -> None:
-    (port / "counters").mkdir(parents=True, exist_ok=True)
-    (port / "hw_counters").mkdir(exist_ok=True)
-    (port / "link_layer").write_text(f"{link_layer}\n")
-    (port / "state").write_text("1: DOWN\n" if down else "4: ACTIVE\n")
-    (port / "phys_state").write_text("2: Polling\n" if down else "5: LinkUp\n")
-    (port / "rate").write_text(f"{RATES[link_layer][0]}\n")
-    for name, value in counters.items():
-        (port / "counters" / name).write_text(f"{value}\n")
-    for name, value in hw.items():
-        (port / "hw_counters" / name).write_text(f"{value}\n")

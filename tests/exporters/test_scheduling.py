@@ -168,3 +168,57 @@ def test_ready_only_after_the_first_collection():
     assert polled.wait_ready(10)
     assert ready(request).status == 200
     polled.close()
+
+
+def test_hung_background_collectors_never_delay_the_page_and_are_reported_stale(monkeypatch):
+    """Every collector as the exporter builds it is polled, with the staleness rule: here each one's
+    second read hangs (a stuck sysfs read, NVML call or file system), the page is still served at
+    once from what was read, and once the reading is older than the rule allows it is marked failed
+    and its series withheld, never served stale."""
+    from fleetscope.cli import build_parser
+    from fleetscope.exporters.command import build
+    from fleetscope.exporters.fabric.collector import FabricCollector
+    from fleetscope.exporters.gpu.collector import GpuCollector
+    from fleetscope.exporters.nccl.collector import NcclCollector
+    from fleetscope.exporters.server import PageRenderer
+
+    release = threading.Event()
+    for cls in (GpuCollector, FabricCollector, NcclCollector):
+        real, calls = cls.collect, []
+
+        def collect(self, real=real, calls=calls):
+            calls.append(1)
+            if len(calls) > 1:
+                release.wait(60)
+            return real(self)
+
+        monkeypatch.setattr(cls, "collect", collect)
+    interval = 0.2
+    args = build_parser().parse_args(["exporter", "--simulate", "--web.listen-address=127.0.0.1:0",
+                                      *(f"--collector.{name}.poll-interval={interval}s"
+                                        for name in ("gpu", "fabric", "nccl"))])
+    registry, server = build(args)
+    renderer = PageRenderer(registry)
+    try:
+        assert registry.wait_ready(30), registry.not_ready()
+        first = renderer.render("")[0].decode()
+        for name in ("gpu", "fabric", "nccl"):
+            assert value(first, "fleetscope_exporter_collector_success", collector=name) == 1
+        deadline = time.monotonic() + 30  # the rule: older than max(3 intervals, interval + 10 s)
+        while time.monotonic() < deadline:
+            started = time.perf_counter()
+            page = renderer.render("")[0].decode()
+            assert time.perf_counter() - started < 1.0  # never waits for a hung collector
+            if all(values(page, "fleetscope_exporter_collector_success", collector=name) == [0]
+                   for name in ("gpu", "fabric", "nccl")):
+                break
+            time.sleep(0.5)
+        for name, series in (("gpu", "fleetscope_gpu_power_watts"), ("fabric", "fleetscope_fabric_port_state"),
+                             ("nccl", "fleetscope_nccl_inspector_files")):
+            assert value(page, "fleetscope_exporter_collector_success", collector=name) == 0, name
+            assert values(page, series) == [], name
+            # when it last succeeded stays on the page, for the alert that says how old the data is
+            assert value(page, "fleetscope_exporter_collector_last_success_timestamp_seconds", collector=name) > 0
+    finally:
+        release.set()
+        registry.close()

@@ -39,7 +39,9 @@ def test_promtool_accepts_the_simulated_page(exporter_process):
 
 
 def test_prometheus_scrapes_the_exporter(exporter_process, prometheus):
-    address = exporter_process("--simulate", "--collector.gpu.poll-interval=1s")
+    # Polled at the scrape interval (1s here), as the README asks: a counter read every 15 s but
+    # scraped every second would rise in steps, and rate() over a few seconds would see bursts.
+    address = exporter_process("--simulate", "--collector.gpu.poll-interval=1s", "--collector.fabric.poll-interval=1s")
     server = prometheus([prometheus_targets("fleetscope", address)])
     server.wait_for('up{job="fleetscope"} == 1', timeout=30)
     assert len(server.wait_for("fleetscope_gpu_up == 1", lambda r: len(r) == 8, timeout=30)) == 8
