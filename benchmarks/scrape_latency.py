@@ -69,8 +69,8 @@ def serve(mode: str, gpus: int, driver: bool, port_file: str, poll_interval: flo
     nccl = interval if mode != "poll" else f"{min(poll_interval, 5.0):g}s"
     intervals = [f"--collector.gpu.poll-interval={interval}", f"--collector.fabric.poll-interval={interval}",
                  f"--collector.nccl.poll-interval={nccl}"]
-    args = build_parser().parse_args(["exporter", "--simulate", f"--simulate.gpus={gpus}",
-                                      "--web.listen-address=127.0.0.1:0", *intervals])
+    argv = ["exporter", "--simulate", f"--simulate.gpus={gpus}", "--web.listen-address=127.0.0.1:0", *intervals]
+    args = build_parser(argv).parse_args(argv)  # loads only the exporter, so its resident memory is the exporter's
     registry, server = build(args)
     if mode == "baseline":
         # The same series, collected once, served by prometheus_client's own server.

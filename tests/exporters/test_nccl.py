@@ -320,3 +320,29 @@ def test_a_fast_growing_file_is_caught_up_over_several_collections(tmp_path, col
     assert 0 < totals[0] < batches * 50, "the first collection reads only its share"
     assert totals == sorted(totals) and totals[-1] == batches * 50, "later ones catch up, losing nothing"
     assert values(page(collector), "fleetscope_nccl_records_rejected_total") == []
+
+
+def test_a_collection_reads_only_what_was_appended_since_the_last(tmp_path, collector, monkeypatch):
+    """The cost of a collection follows the new lines, not the size of the files already read."""
+    from fleetscope.exporters.nccl import tail
+
+    read_bytes = []
+    real_read = tail.FileTail.read
+
+    def counting(self, max_bytes=1 << 20):
+        chunk = real_read(self, max_bytes)
+        read_bytes.append(sum(len(line) for line in chunk.lines if line is not None))
+        return chunk
+
+    monkeypatch.setattr(tail.FileTail, "read", counting)
+    path = tmp_path / "node-a-pid1.log"
+    append(path, dump_v43([coll(sn) for sn in range(1, 2001)]))  # a long-running job's file
+    assert value(page(collector), "fleetscope_nccl_collectives_total") == 2000
+    assert sum(read_bytes) > 200_000
+    read_bytes.clear()
+    page(collector)
+    assert sum(read_bytes) == 0  # nothing new: nothing read
+    extra = dump_v43([coll(2001)])
+    append(path, extra)
+    assert value(page(collector), "fleetscope_nccl_collectives_total") == 2001
+    assert sum(read_bytes) <= sum(len(line) for line in extra)
