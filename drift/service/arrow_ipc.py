@@ -67,7 +67,7 @@ def file_as_stream(body: bytes) -> memoryview:
 def check_stream(buffer: pa.Buffer, limits: IpcLimits) -> None:
     """Raises IpcRefused unless every message's declared sizes are within the limits."""
     reader = pa.ipc.MessageReader.open_stream(pa.BufferReader(buffer))
-    decoded, messages = 0, 0
+    decoded, messages, rows = 0, 0, 0
     while True:
         try:
             message = reader.read_next_message()
@@ -80,19 +80,23 @@ def check_stream(buffer: pa.Buffer, limits: IpcLimits) -> None:
         messages += 1
         if messages > limits.max_messages:
             raise IpcRefused("too_large", f"the stream has more than {limits.max_messages} messages")
-        decoded += _declared_bytes(message, limits)
+        batch_rows, batch_bytes = _declared(message, limits)
+        rows, decoded = rows + batch_rows, decoded + batch_bytes
+        if rows > limits.max_rows:
+            raise IpcRefused("too_many_rows", f"the stream's batches declare more than {limits.max_rows} rows")
         if decoded > limits.max_decoded_bytes:
             raise IpcRefused("too_large", f"the body would decode to more than {limits.max_decoded_bytes} bytes "
                                           "(limits.max_decoded_bytes): send smaller batches")
 
 
-def _declared_bytes(message: pa.ipc.Message, limits: IpcLimits) -> int:
-    """The bytes a record or dictionary batch decodes to; 0 for a schema message."""
+def _declared(message: pa.ipc.Message, limits: IpcLimits) -> tuple[int, int]:
+    """(rows, bytes decoded) a message declares: a record batch's rows, a dictionary batch's or
+    a record batch's bytes after decompression; nothing for a schema message."""
     try:
         root = FlatbufferTable.root(message.metadata.to_pybytes())
         header_type = root.scalar(1, "B", 0)
         if header_type == _SCHEMA:
-            return 0
+            return 0, 0
         header = root.table(2)
         if header_type == _DICTIONARY_BATCH:
             batch = header.table(1) if header is not None else None
@@ -110,10 +114,11 @@ def _declared_bytes(message: pa.ipc.Message, limits: IpcLimits) -> int:
                 raise IpcRefused("too_many_rows", f"an Arrow column declares {length} values; the limit is "
                                                   f"{limits.max_rows}")
         body = message.body
+        body_size = body.size if body is not None else 0
         compressed = batch.table(3) is not None
         total = 0
         for offset, length in batch.structs(2, "qq"):
-            if offset < 0 or length < 0 or offset + length > body.size:
+            if offset < 0 or length < 0 or offset + length > body_size:
                 raise IpcRefused("malformed", "an Arrow buffer lies outside its message body")
             if compressed and length >= 8:
                 uncompressed = struct.unpack("<q", body[offset:offset + 8].to_pybytes())[0]
@@ -122,7 +127,7 @@ def _declared_bytes(message: pa.ipc.Message, limits: IpcLimits) -> int:
                     raise IpcRefused("malformed", "an Arrow buffer declares a negative size")
             else:
                 total += length
-        return total
+        return (rows if header_type == _RECORD_BATCH else 0), total
     except (struct.error, IndexError) as error:
         raise IpcRefused("malformed", f"the Arrow IPC metadata does not parse: {error}") from None
 

@@ -13,9 +13,9 @@ import io
 import json
 import math
 from collections.abc import Mapping
-
 from dataclasses import dataclass
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -126,7 +126,7 @@ def _parquet_table(body: bytes, limits: BodyLimits) -> pa.Table:
                                          f"{limits.max_decoded_bytes} (limits.max_decoded_bytes)")
     schema = metadata.schema.to_arrow_schema()
     # Text columns stay dictionary-encoded, so a short dictionary repeated over many rows is
-    # checked (conform) before it is expanded.
+    # checked (_check_expansion) before it is expanded.
     text = [field.name for field in schema if pa.types.is_string(field.type) or pa.types.is_large_string(field.type)]
     table = parquet.ParquetFile(pa.BufferReader(body), metadata=metadata, read_dictionary=text, **bounds).read()
     table.validate(full=True)
@@ -176,14 +176,13 @@ _QUOTE, _OPEN_LIST, _OPEN_OBJECT = ord('"'), ord("["), ord("{")
 
 
 def _containers_outside_strings(body: bytes, chunk: int = 1 << 20) -> int:
-    """The '[' and '{' of a JSON text that are not inside strings, in about a megabyte of memory.
+    """The '[' and '{' of a JSON text that are not inside strings, in a few megabytes beyond the
+    body (and a copy of it where it holds escapes), at numpy speed.
 
     Escapes first: in a valid text a backslash occurs only in strings and escapes the byte after
     it, so dropping escaped backslashes (pairwise, from the left) and then escaped quotes leaves
     only the quotes that open and close strings. A bracket is then outside strings where the
     quotes before it are even in number."""
-    import numpy as np
-
     if b"\\" in body:
         body = body.replace(b"\\\\", b"").replace(b'\\"', b"")
     data = np.frombuffer(body, dtype=np.uint8)

@@ -21,10 +21,10 @@ def iris_table(rows: int = 50, seed: int = 1) -> pa.Table:
     return pa.Table.from_pylist(outputs(rows, seed=seed))
 
 
-def arrow_stream(table: pa.Table, compression: str | None = None) -> bytes:
+def arrow_stream(table: pa.Table, compression: str | None = None, batch_rows: int | None = None) -> bytes:
     sink = pa.BufferOutputStream()
     with pa.ipc.new_stream(sink, table.schema, options=pa.ipc.IpcWriteOptions(compression=compression)) as writer:
-        writer.write_table(table)
+        writer.write_table(table, max_chunksize=batch_rows)
     return sink.getvalue().to_pybytes()
 
 
