@@ -292,9 +292,9 @@ def _check_expansion(table: pa.Table, limits: BodyLimits) -> None:
                 continue
             dictionary = chunk.dictionary
             if pa.types.is_string(dictionary.type) or pa.types.is_large_string(dictionary.type):
-                lengths = pc.fill_null(pc.utf8_length(dictionary), 0)
-                if len(dictionary) and pc.max(lengths).as_py() > limits.max_category_length:
-                    raise BadBatch(400, "too_long", f"a dictionary value of {pc.max(lengths).as_py()} characters; "
+                longest = pc.max(pc.utf8_length(dictionary)).as_py() or 0
+                if longest > limits.max_category_length:
+                    raise BadBatch(400, "too_long", f"a dictionary value of {longest} characters; "
                                                     f"the limit is {limits.max_category_length}", table.num_rows)
                 value_bytes = pc.binary_length(dictionary)
                 decoded += (pc.sum(pc.take(value_bytes, chunk.indices)).as_py() or 0) + 8 * len(chunk)

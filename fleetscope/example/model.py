@@ -55,7 +55,8 @@ class IrisModel:
                 raise BadInput(f"instance {row}: expected {len(self.features)} numbers ({', '.join(self.features)})")
             for column, value in enumerate(instance):
                 if isinstance(value, bool) or not isinstance(value, (int, float)) or not _finite(value):
-                    shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:37] + "..."
+                    shown = repr(value)
+                    shown = shown if len(shown) <= 40 else shown[:37] + "..."
                     raise BadInput(f"instance {row}, {self.features[column]}: {shown} is not a finite number")
         return np.asarray(instances, dtype=np.float64)
 
