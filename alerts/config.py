@@ -122,6 +122,13 @@ class InferenceConfig:
     queue_p90_seconds: float = 5.0
     time_to_first_token_p90_seconds: float = 2.0
     latency_for: str = "15m"
+    # Saturation, which warns before latency degrades.
+    kv_cache_usage_ratio: float = 0.95  # of the fullest replica's KV cache
+    kv_cache_for: str = "15m"
+    preemptions_per_second: float = 0.05
+    preemptions_for: str = "15m"
+    queue_waiting: float = 10.0  # requests waiting, growing for queue_growing_for
+    queue_growing_for: str = "15m"
     normalization: NormalizationConfig = field(default_factory=NormalizationConfig)
 
 

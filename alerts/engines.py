@@ -1,16 +1,22 @@
 """How each serving engine exposes request telemetry, as its own source declares it.
 
-The names, types, units, labels and bucket boundaries are the engines' own, read from:
-- vLLM v0.10 (V1 engine): vllm/v1/metrics/loggers.py, PrometheusStatLogger. Labels model_name, engine.
-  vllm:inter_token_latency_seconds replaces vllm:time_per_output_token_seconds from v0.11 (both
-  carry the same buckets); the rules read whichever the server has.
-- SGLang (main, 2026): python/sglang/srt/metrics/collector.py, TokenizerMetricsCollector and
-  SchedulerMetricsCollector. Label model_name.
-- Text Generation Inference 2.x/3.x: router/src/server.rs (metrics crate; histograms whose name ends
-  in "duration" get 35 geometric buckets 0.0001 * 1.5^k). TGI serves one model and labels none.
-- Triton Inference Server (core r23-r25): src/metrics.cc, src/metric_model_reporter.cc. Labels
-  model, version. Latencies are cumulative microsecond counters; there are no latency histograms.
-- fleetscope's inference SDK: fleetscope.exporters.catalog.inference.
+One entry per engine: the names, types, units, labels and default bucket boundaries are the
+engine's own, and `source` names the upstream file and release they were read from. Adding an
+engine is adding an entry; fleetscope.alerts.inference turns every entry into recording rules.
+
+What each schema signal means, whatever the engine:
+- requests: requests that finished, whatever their outcome. Its parts, each counted once:
+  errors (the server failed: vLLM's finished_reason="error", TGI's generation errors, Triton's
+  BACKEND and OTHER failures, HTTP 5xx but 503), rejected (refused for overload before any work:
+  TGI's "overloaded", Triton's REJECTED, HTTP 429 and 503), cancelled (the client went away or
+  aborted: vLLM "abort", SGLang aborts, TGI "dropped", Triton CANCELED, HTTP 499) and client
+  errors (the request was invalid: TGI "validation", HTTP 4xx). The error ratio is
+  (errors + rejected) / requests.
+- time_per_output_token: one observation per request, (duration - TTFT) / (output tokens - 1),
+  as OpenTelemetry's gen_ai.server.time_per_output_token. inter_token_latency: one observation
+  per decode step or token, weighted by tokens; never recorded under the other's name.
+- saturation: KV-cache usage as a 0-1 ratio, requests running (in a batch) and waiting (queued),
+  preemptions (requests evicted from the KV cache and rescheduled).
 """
 
 from __future__ import annotations
@@ -24,34 +30,50 @@ from fleetscope.exporters.inference import buckets as sdk_buckets
 @dataclass(frozen=True)
 class Histogram:
     metric: str  # the base name: _bucket, _sum and _count follow it
-    bounds: tuple[float, ...] = ()  # the engine's default boundaries, where SLO ratios can be read off them
+    # The engine's default boundaries, in the metric's unit; None where they are not fixed
+    # (set by configuration, or not published), so SLO ratios are tried at every threshold.
+    bounds: tuple[float, ...] | None = None
     alternatives: tuple[str, ...] = ()  # names the same histogram has in other releases
+    seconds_per_unit: float = 1.0  # 0.001 for a histogram in milliseconds
+    bounds_setting: str = ""  # the engine's flag or setting that changes the boundaries
 
 
 @dataclass(frozen=True)
 class Engine:
-    name: str
-    # How a series names its model: "model_name", "model", or None when the engine labels no model
-    # (the scrape config's `model` target label is used, else the job).
+    name: str  # the `engine` label of every schema series
+    source: str  # the upstream files and releases the names were read from
+    # How a series names its model: "model_name", "model", another label, or None when the engine
+    # labels no model (the scrape config's `model` target label is used, else the job).
     model_label: str | None
-    requests: tuple[str, ...]  # counters whose rates add up to finished requests per second
-    errors: tuple[str, ...] = ()  # counters (with selectors) of requests the server failed
+    requests: tuple[str, ...] = ()  # counters whose rates add up to finished requests per second
+    errors: tuple[str, ...] = ()  # counters (with selectors) of each outcome, as above
+    rejected: tuple[str, ...] = ()
     cancelled: tuple[str, ...] = ()
-    in_flight: tuple[str, ...] = ()  # gauges that add up to requests admitted and not finished
+    client_errors: tuple[str, ...] = ()
+    in_flight: tuple[str, ...] = ()  # gauges of requests admitted and not finished, where not running + waiting
+    running: tuple[str, ...] = ()  # gauges that add up to requests being executed
+    waiting: tuple[str, ...] = ()  # gauges that add up to requests queued
+    kv_cache_usage: tuple[str, ...] = ()  # 0-1 gauges; later entries are read only where earlier ones are absent
+    preemptions: str | None = None  # a counter
     input_tokens: str | None = None  # counters of tokens
     output_tokens: str | None = None
     request_duration: Histogram | None = None
     time_to_first_token: Histogram | None = None
     time_per_output_token: Histogram | None = None
+    inter_token_latency: Histogram | None = None
     queue_duration: Histogram | None = None
     # (sum counter, count counters, seconds per unit) for engines whose latencies are only counters
     mean_request_duration: tuple[str, tuple[str, ...], float] | None = None
     mean_queue_duration: tuple[str, tuple[str, ...], float] | None = None
+    mean_inter_token_latency: tuple[str, tuple[str, ...], float] | None = None
     # The engine sets this label itself on its series; the rules take the engine's name otherwise.
     own_engine_label: bool = False
+    # (prefix, older prefix): every name is also read under the older prefix where the first is absent.
+    renames: tuple[tuple[str, str], ...] = ()
     notes: tuple[str, ...] = field(default=())
 
 
+# vLLM's boundaries (vllm/v1/metrics/loggers.py); TensorRT-LLM and LMDeploy copied them.
 _VLLM_LATENCY = (0.3, 0.5, 0.8, 1.0, 1.5, 2.0, 2.5, 5.0, 10.0, 15.0, 20.0, 30.0, 40.0, 50.0, 60.0, 120.0, 240.0,
                  480.0, 960.0, 1920.0, 7680.0)
 _VLLM_TTFT = (0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0, 20.0,
@@ -61,12 +83,23 @@ _VLLM_TPOT = (0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0
 _SGLANG_E2E = (0.1, 0.2, 0.4, 0.6, 0.8, 1.0, 2.0, 4.0, 6.0, 8.0, 10.0, 20.0, 40.0, 60.0, 80.0, 100.0, 200.0, 400.0,
                600.0, 1200.0, 1800.0, 2400.0)
 _SGLANG_TTFT = (0.1, 0.2, 0.4, 0.6, 0.8, 1.0, 2.0, 4.0, 6.0, 8.0, 10.0, 20.0, 40.0, 60.0, 80.0, 100.0, 200.0, 400.0)
+# Ray Serve's DEFAULT_LATENCY_BUCKET_MS (python/ray/serve/_private/constants.py).
+_RAY_LATENCY_MS = (1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1000.0, 2000.0, 5000.0, 10000.0, 60000.0,
+                   120000.0, 300000.0, 600000.0)
+# OpenTelemetry GenAI semantic conventions (model/gen-ai/metrics.yaml, v1.37): the advised boundaries.
+OTEL_REQUEST_DURATION = (0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92)
+OTEL_TIME_TO_FIRST_TOKEN = (0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5,
+                            10.0)
+OTEL_TIME_PER_OUTPUT_TOKEN = (0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5)
 
 SDK = Engine(
-    name="fleetscope", model_label="model", own_engine_label=True,
+    name="fleetscope", source="fleetscope.exporters.catalog.inference (this repository)",
+    model_label="model", own_engine_label=True,
     requests=(sdk.REQUESTS.name,),
     errors=(f'{sdk.REQUESTS.name}{{outcome="error"}}',),
+    rejected=(f'{sdk.REQUESTS.name}{{outcome="rejected"}}',),
     cancelled=(f'{sdk.REQUESTS.name}{{outcome="cancelled"}}',),
+    client_errors=(f'{sdk.REQUESTS.name}{{outcome="client_error"}}',),
     in_flight=(sdk.IN_FLIGHT.name,),
     input_tokens=f'{sdk.REQUEST_TOKENS.name}_sum{{token_type="input"}}',
     output_tokens=f'{sdk.REQUEST_TOKENS.name}_sum{{token_type="output"}}',
@@ -74,64 +107,220 @@ SDK = Engine(
     time_to_first_token=Histogram(sdk.TIME_TO_FIRST_TOKEN.name, sdk_buckets.TIME_TO_FIRST_TOKEN),
     time_per_output_token=Histogram(sdk.TIME_PER_OUTPUT_TOKEN.name, sdk_buckets.TIME_PER_OUTPUT_TOKEN),
     queue_duration=Histogram(sdk.QUEUE_DURATION.name, sdk_buckets.QUEUE_DURATION),
+    notes=("Serving engines report no KV cache of their own through the SDK; pair it with the engine's page.",),
 )
 
 VLLM = Engine(
     name="vllm", model_label="model_name",
-    # Every finished request, whatever its finished_reason (stop, length, abort).
+    source="vllm/v1/metrics/loggers.py (PrometheusStatLogger) and vllm/v1/engine/__init__.py (FinishReason), "
+           "vLLM 0.11-0.13",
+    # Every finished request, whatever its finished_reason: stop, length, repetition, abort, error.
     requests=("vllm:request_success_total",),
+    # "error" is a request-level engine failure, always returned as 500; "abort" is the client's.
+    errors=('vllm:request_success_total{finished_reason="error"}',),
     cancelled=('vllm:request_success_total{finished_reason="abort"}',),
-    in_flight=("vllm:num_requests_running", "vllm:num_requests_waiting"),
+    running=("vllm:num_requests_running",),
+    waiting=("vllm:num_requests_waiting",),
+    kv_cache_usage=("vllm:kv_cache_usage_perc", "vllm:gpu_cache_usage_perc"),  # the second before 0.10
+    preemptions="vllm:num_preemptions_total",
     input_tokens="vllm:prompt_tokens_total",
     output_tokens="vllm:generation_tokens_total",
     request_duration=Histogram("vllm:e2e_request_latency_seconds", _VLLM_LATENCY),
     time_to_first_token=Histogram("vllm:time_to_first_token_seconds", _VLLM_TTFT),
-    time_per_output_token=Histogram("vllm:inter_token_latency_seconds", _VLLM_TPOT,
-                                    alternatives=("vllm:time_per_output_token_seconds",)),
+    # Per request from 0.11; before it, vllm:time_per_output_token_seconds was per decode step.
+    time_per_output_token=Histogram("vllm:request_time_per_output_token_seconds", _VLLM_TPOT),
+    inter_token_latency=Histogram("vllm:inter_token_latency_seconds", _VLLM_TPOT,
+                                  alternatives=("vllm:time_per_output_token_seconds",)),
     queue_duration=Histogram("vllm:request_queue_time_seconds", _VLLM_LATENCY),
-    notes=("The engine counts no failed requests: errors come from the SDK or an API gateway, not vLLM.",),
+    notes=("Requests refused before the engine (validation, overload) never reach its counters.",),
 )
 
 SGLANG = Engine(
     name="sglang", model_label="model_name",
-    requests=("sglang:num_requests_total", "sglang:num_aborted_requests_total"),
+    source="python/sglang/srt/metrics/collector.py (TokenizerMetricsCollector, SchedulerMetricsCollector) and "
+           "python/sglang/srt/managers/tokenizer_manager.py, SGLang 0.5",
+    # An aborted request is counted by num_aborted_requests_total when aborted and again by
+    # num_requests_total when its final output passes observe_one_finished_request: the latter alone
+    # counts every finished request.
+    requests=("sglang:num_requests_total",),
     cancelled=("sglang:num_aborted_requests_total",),
-    in_flight=("sglang:num_running_reqs", "sglang:num_queue_reqs"),
+    running=("sglang:num_running_reqs",),
+    waiting=("sglang:num_queue_reqs",),
+    kv_cache_usage=("sglang:token_usage",),
+    preemptions="sglang:num_retracted_requests_total",
     input_tokens="sglang:prompt_tokens_total",
     output_tokens="sglang:generation_tokens_total",
-    request_duration=Histogram("sglang:e2e_request_latency_seconds", _SGLANG_E2E),
-    time_to_first_token=Histogram("sglang:time_to_first_token_seconds", _SGLANG_TTFT),
-    time_per_output_token=Histogram("sglang:inter_token_latency_seconds"),
+    request_duration=Histogram("sglang:e2e_request_latency_seconds", _SGLANG_E2E,
+                               bounds_setting="--bucket-e2e-request-latency"),
+    time_to_first_token=Histogram("sglang:time_to_first_token_seconds", _SGLANG_TTFT,
+                                  bounds_setting="--bucket-time-to-first-token"),
+    # Observed once per streamed chunk with a count of its tokens: token-weighted, so inter-token.
+    inter_token_latency=Histogram("sglang:inter_token_latency_seconds",
+                                  bounds_setting="--bucket-inter-token-latency"),
     queue_duration=Histogram("sglang:queue_time_seconds"),
-    notes=("SGLang counts aborted requests but no failed ones.",),
+    notes=("SGLang counts no failed or rejected requests.",),
 )
 
 TGI = Engine(
     name="tgi", model_label=None,
+    source="router/src/server.rs, router/src/infer/mod.rs (InferError::error_type) and backends/v3/src/queue.rs, "
+           "Text Generation Inference 3.3",
+    # Counted on arrival, before validation: every request that got an answer.
     requests=("tgi_request_count",),
-    # err is validation (the caller's fault), cancelled, conc_limit, overloaded or generation.
-    errors=('tgi_request_failure{err!~"validation|cancelled"}',),
-    cancelled=('tgi_request_failure{err="cancelled"}',),
-    in_flight=("tgi_queue_size", "tgi_batch_current_size"),
+    errors=('tgi_request_failure{err!~"validation|template_error|missing_template_variable|tool_error|overloaded'
+            '|dropped|cancelled"}',),
+    rejected=('tgi_request_failure{err="overloaded"}',),
+    # "dropped": the client went away while the request was queued (0.9 to 1.x spelled it "cancelled").
+    cancelled=('tgi_request_failure{err=~"dropped|cancelled"}',),
+    # Answered with 422: the request or its chat template was invalid.
+    client_errors=('tgi_request_failure{err=~"validation|template_error|missing_template_variable|tool_error"}',),
+    running=("tgi_batch_current_size",),
+    waiting=("tgi_queue_size",),
     input_tokens="tgi_request_input_length_sum",
     output_tokens="tgi_request_generated_tokens_sum",
     request_duration=Histogram("tgi_request_duration"),
-    # TGI's mean time per token includes prefill; it is the nearest it has to time per output token.
-    time_per_output_token=Histogram("tgi_request_mean_time_per_token_duration"),
     queue_duration=Histogram("tgi_request_queue_duration"),
-    notes=("No time to first token.", "Geometric buckets: no SLO ratio can be read off them at round thresholds."),
+    notes=("No time to first token.",
+           "tgi_request_mean_time_per_token_duration divides inference time, prefill included, by the tokens "
+           "generated: it is neither time per output token nor inter-token latency, so it is not read.",
+           "Geometric buckets (0.0001 x 1.5^k s): no round SLO threshold is a boundary."),
 )
 
 TRITON = Engine(
     name="triton", model_label="model",
+    source="src/metric_model_reporter.cc, src/metrics.cc (Triton core r24-r25) and tensorrtllm_backend "
+           "inflight_batcher_llm/src/custom_metrics_reporter (nv_trt_llm_*), Triton 25.x",
     requests=("nv_inference_request_success", "nv_inference_request_failure"),
-    errors=("nv_inference_request_failure",),
-    in_flight=("nv_inference_pending_request_count",),
+    # reason is REJECTED, CANCELED, BACKEND or OTHER (from 24.04; absent before, when every failure is an error).
+    errors=('nv_inference_request_failure{reason!~"REJECTED|CANCELED"}',),
+    rejected=('nv_inference_request_failure{reason="REJECTED"}',),
+    cancelled=('nv_inference_request_failure{reason="CANCELED"}',),
+    running=('nv_trt_llm_request_metrics{request_type="scheduled"}',),
+    waiting=("nv_inference_pending_request_count",),
+    kv_cache_usage=('nv_trt_llm_kv_cache_block_metrics{kv_cache_block_type="fraction"}',),
     mean_request_duration=("nv_inference_request_duration_us",
                            ("nv_inference_request_success", "nv_inference_request_failure"), 1e-6),
     mean_queue_duration=("nv_inference_queue_duration_us",
                          ("nv_inference_request_success", "nv_inference_request_failure"), 1e-6),
-    notes=("Latencies are cumulative counters: means only, no quantiles or SLO ratios, no time to first token.",),
+    # Opt-in (--metrics-config histogram_latencies=true), decoupled (streaming) models only: the time to
+    # the first response, which for a streaming LLM backend is its first token.
+    time_to_first_token=Histogram("nv_inference_first_response_histogram_ms", seconds_per_unit=0.001,
+                                  bounds_setting="model_metrics histogram_options in config.pbtxt"),
+    notes=("Request latency is a pair of cumulative microsecond counters: means, no quantiles or SLO ratios.",
+           "Client errors are not told apart from OTHER failures.",
+           "Running requests and KV cache come from the TensorRT-LLM backend only."),
 )
 
-ENGINES = (SDK, VLLM, SGLANG, TGI, TRITON)
+TRTLLM = Engine(
+    name="trtllm", model_label="model_name",
+    source="tensorrt_llm/metrics/collector.py (MetricsCollector, metric_prefix trtllm_), TensorRT-LLM 1.2; "
+           "the same names Dynamo serves for its TensorRT-LLM workers from 0.6; Dynamo 0.4-0.5 "
+           "(docs/backends/trtllm/prometheus.md) served TensorRT-LLM 1.0-1.1's with a trtllm: prefix",
+    renames=(("trtllm_", "trtllm:"),),
+    requests=("trtllm_request_success_total",),
+    cancelled=('trtllm_request_success_total{finished_reason="cancelled"}',),
+    running=("trtllm_num_requests_running",),
+    waiting=("trtllm_num_requests_waiting",),
+    kv_cache_usage=("trtllm_kv_cache_utilization",),
+    input_tokens="trtllm_prompt_tokens_total",
+    output_tokens="trtllm_generation_tokens_total",
+    request_duration=Histogram("trtllm_e2e_request_latency_seconds", _VLLM_LATENCY),
+    time_to_first_token=Histogram("trtllm_time_to_first_token_seconds", _VLLM_TTFT),
+    # Logged once per finished request from its own timings: per request.
+    time_per_output_token=Histogram("trtllm_time_per_output_token_seconds", _VLLM_TPOT),
+    queue_duration=Histogram("trtllm_request_queue_time_seconds", _VLLM_LATENCY),
+    notes=("trtllm-serve counts no failed requests; 1.0-1.1 served the same series without a prefix, too generic "
+           "to claim (relabel them with a trtllm_ prefix).",),
+)
+
+DYNAMO = Engine(
+    name="dynamo", model_label="model",
+    source="lib/runtime/src/metrics/prometheus_names.rs (frontend_service) and lib/llm/src/http/service/"
+           "metrics.rs, NVIDIA Dynamo 0.7",
+    requests=("dynamo_frontend_requests_total",),
+    # error_type (from 0.6) classes a failure; before it every status="error" is an error.
+    errors=('dynamo_frontend_requests_total{status="error", error_type!~"validation|not_found|overload|cancelled"}',),
+    rejected=('dynamo_frontend_requests_total{error_type="overload"}',),
+    cancelled=('dynamo_frontend_requests_total{error_type="cancelled"}',),
+    client_errors=('dynamo_frontend_requests_total{error_type=~"validation|not_found"}',),
+    in_flight=("dynamo_frontend_inflight_requests",),
+    waiting=("dynamo_frontend_queued_requests",),
+    input_tokens="dynamo_frontend_input_sequence_tokens_sum",
+    output_tokens="dynamo_frontend_output_sequence_tokens_sum",
+    request_duration=Histogram("dynamo_frontend_request_duration_seconds"),
+    time_to_first_token=Histogram("dynamo_frontend_time_to_first_token_seconds"),
+    inter_token_latency=Histogram("dynamo_frontend_inter_token_latency_seconds"),
+    notes=("The frontend's own view; its workers' engine series (vllm:, sglang:, trtllm_) are read by their "
+           "entries, so a model served through Dynamo appears under both engine labels.",),
+)
+
+LMDEPLOY = Engine(
+    name="lmdeploy", model_label="model_name",
+    source="lmdeploy/metrics/loggers.py (PrometheusStatLogger) and lmdeploy/messages.py (ResponseType), "
+           "LMDeploy 0.10",
+    # finished_reason is str(ResponseType), "ResponseType.FINISH" and the like.
+    requests=("lmdeploy:request_success_total",),
+    errors=('lmdeploy:request_success_total{finished_reason=~".*(ENGINE_STOP_ERROR|INTERNAL_ENGINE_ERROR)"}',),
+    rejected=('lmdeploy:request_success_total{finished_reason=~".*HANDLER_NOT_EXIST"}',),
+    cancelled=('lmdeploy:request_success_total{finished_reason=~".*CANCEL"}',),
+    client_errors=('lmdeploy:request_success_total{finished_reason=~".*(INPUT_LENGTH_ERROR|SESSION_REPEAT'
+                   '|SESSION_NOT_EXIST)"}',),
+    running=("lmdeploy:num_requests_running",),
+    waiting=("lmdeploy:num_requests_waiting",),
+    kv_cache_usage=("lmdeploy:gpu_cache_usage_perc",),
+    input_tokens="lmdeploy:prompt_tokens_total",
+    output_tokens="lmdeploy:generation_tokens_total",
+    request_duration=Histogram("lmdeploy:e2e_request_latency_seconds", _VLLM_LATENCY),
+    time_to_first_token=Histogram("lmdeploy:time_to_first_token_seconds", _VLLM_TTFT),
+    time_per_output_token=Histogram("lmdeploy:time_per_output_token_seconds", (0.005,) + _VLLM_TPOT),
+    inter_token_latency=Histogram("lmdeploy:iter_token_latency", (0.005,) + _VLLM_TPOT),
+    queue_duration=Histogram("lmdeploy:request_queue_time_seconds", _VLLM_LATENCY),
+)
+
+LLAMACPP = Engine(
+    name="llamacpp", model_label=None,
+    source="tools/server/server.cpp (handle_metrics, --metrics), llama.cpp b6000-b7000",
+    running=("llamacpp:requests_processing",),
+    waiting=("llamacpp:requests_deferred",),
+    kv_cache_usage=("llamacpp:kv_cache_usage_ratio",),  # removed in later builds
+    input_tokens="llamacpp:prompt_tokens_total",
+    output_tokens="llamacpp:tokens_predicted_total",
+    # Seconds spent generating over tokens generated: the mean time per generated token, token-weighted.
+    mean_inter_token_latency=("llamacpp:tokens_predicted_seconds_total", ("llamacpp:tokens_predicted_total",), 1.0),
+    notes=("No request counters and no latency histograms: throughput, slots and token timing only.",),
+)
+
+RAY_SERVE = Engine(
+    name="ray-serve", model_label="application",
+    source="python/ray/serve/_private/proxy.py, replica.py and doc/source/serve/monitoring.md, Ray 2.4x",
+    requests=("ray_serve_num_http_requests_total",),
+    # error_code is the HTTP status of every non-2xx/3xx answer; 499: the client disconnected.
+    errors=('ray_serve_num_http_error_requests_total{error_code=~"5..", error_code!="503"}',),
+    rejected=('ray_serve_num_http_error_requests_total{error_code=~"503|429"}',),
+    cancelled=('ray_serve_num_http_error_requests_total{error_code="499"}',),
+    client_errors=('ray_serve_num_http_error_requests_total{error_code=~"4..", error_code!~"499|429"}',),
+    running=("ray_serve_replica_processing_queries",),
+    waiting=("ray_serve_deployment_queued_queries",),
+    request_duration=Histogram("ray_serve_http_request_latency_ms", _RAY_LATENCY_MS, seconds_per_unit=0.001,
+                               bounds_setting="RAY_SERVE_REQUEST_LATENCY_BUCKETS_MS"),
+    notes=("Ray Serve LLM's engine series are vLLM's with a ray_ prefix (ray_vllm:...): relabel them to vllm: "
+           "(see the README) and the vLLM entry reads them.",),
+)
+
+OPENTELEMETRY = Engine(
+    name="opentelemetry", model_label="gen_ai_request_model",
+    source="OpenTelemetry semantic conventions model/gen-ai/metrics.yaml (v1.37, gen_ai.server.*), as the "
+           "Prometheus exporters and the Collector translate them (dots to underscores, unit suffix _seconds)",
+    requests=("gen_ai_server_request_duration_seconds_count",),
+    # The conventions class failures only by error.type: every request with one is counted an error.
+    errors=('gen_ai_server_request_duration_seconds_count{error_type!=""}',),
+    input_tokens='gen_ai_client_token_usage_sum{gen_ai_token_type="input"}',
+    output_tokens='gen_ai_client_token_usage_sum{gen_ai_token_type="output"}',
+    request_duration=Histogram("gen_ai_server_request_duration_seconds", OTEL_REQUEST_DURATION),
+    time_to_first_token=Histogram("gen_ai_server_time_to_first_token_seconds", OTEL_TIME_TO_FIRST_TOKEN),
+    time_per_output_token=Histogram("gen_ai_server_time_per_output_token_seconds", OTEL_TIME_PER_OUTPUT_TOKEN),
+    notes=("The advised request-duration boundaries are powers of two: 1, 2.5, 5 and 10 s are not among them.",),
+)
+
+ENGINES = (SDK, VLLM, SGLANG, TGI, TRITON, TRTLLM, DYNAMO, LMDEPLOY, LLAMACPP, RAY_SERVE,
+           OPENTELEMETRY)

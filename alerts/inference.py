@@ -1,20 +1,26 @@
 """Recording rules that put every serving engine's request telemetry into one schema.
 
-Every rule records, by (cluster, namespace, model, engine):
+Every rule records, by (cluster, namespace, model, engine); see engines.py for what each means:
   fleetscope:inference_requests:rate5m                    finished requests per second
   fleetscope:inference_errors:rate5m                      requests the server failed, per second
-  fleetscope:inference_cancelled:rate5m                   requests cancelled or aborted, per second
-  fleetscope:inference_error_ratio:rate5m                 errors / requests
+  fleetscope:inference_rejected:rate5m                    requests refused for overload, per second
+  fleetscope:inference_cancelled:rate5m                   requests the client cancelled or abandoned
+  fleetscope:inference_client_errors:rate5m               invalid requests
+  fleetscope:inference_error_ratio:rate5m                 (errors + rejected) / requests
   fleetscope:inference_requests_in_flight                 requests admitted and not finished
+  fleetscope:inference_requests_running, ..._waiting      in a batch, and queued
+  fleetscope:inference_kv_cache_usage_ratio               0-1, the fullest replica's
+  fleetscope:inference_preemptions:rate5m                 requests evicted and rescheduled, per second
   fleetscope:inference_input_tokens:rate5m, ..._output_tokens:rate5m
   fleetscope:inference_<latency>_seconds:quantile_rate5m  {quantile="0.5|0.9|0.99"}
   fleetscope:inference_<latency>_seconds:mean_rate5m
-  fleetscope:inference_<latency>_seconds:slo_good_ratio_rate<window>
-      {threshold="1", effective_threshold="1"}: the share of requests at or under the threshold,
-      read off the bucket at the largest boundary not above it (effective_threshold), so an
-      engine without that exact boundary is judged a little strictly, never leniently.
-where <latency> is request_duration, time_to_first_token, time_per_output_token or
-queue_duration. What an engine does not measure is absent, not zero: see engines.py.
+  fleetscope:inference_<latency>_seconds:slo_good_ratio_rate<window>   {threshold="1"}
+      the share of requests at or under the threshold, read off the bucket whose boundary is the
+      threshold exactly; an engine without that boundary gets no ratio, and instead
+  fleetscope:inference_<latency>_seconds:slo_threshold_missing         {threshold="1"}
+      is 1 where the engine serves the histogram but no bucket at the threshold.
+where <latency> is request_duration, time_to_first_token, time_per_output_token,
+inter_token_latency or queue_duration. What an engine does not measure is absent, not zero.
 """
 
 from __future__ import annotations
@@ -26,9 +32,12 @@ from dataclasses import dataclass
 from fleetscope.alerts.engines import ENGINES, Engine, Histogram
 
 TOPOLOGY = ("cluster", "namespace", "model")
+SERIES = ", ".join(TOPOLOGY + ("engine",))
 PREFIX = "fleetscope:inference_"
 NO_MODEL, HAS_MODEL = 'model=""', 'model!=""'
-LATENCIES = ("request_duration", "time_to_first_token", "time_per_output_token", "queue_duration")
+LATENCIES = ("request_duration", "time_to_first_token", "time_per_output_token", "inter_token_latency",
+             "queue_duration")
+OUTCOMES = ("errors", "rejected", "cancelled", "client_errors")
 
 
 @dataclass(frozen=True)
@@ -48,20 +57,9 @@ def _by(engine: Engine, *extra: str) -> str:
     return ", ".join(TOPOLOGY + (("engine",) if engine.own_engine_label else ()) + extra)
 
 
-def _selector(names: Iterable[str]) -> str:
-    names = tuple(names)
-    if len(names) == 1:
-        return names[0]
-    if any("{" in name for name in names):
-        raise ValueError(f"several metrics with selectors cannot be read together: {names}")
-    return '{__name__=~"%s"}' % "|".join(names)
-
-
 def _with_selector(metric: str, matcher: str) -> str:
     if metric.endswith("}"):
         return metric[:-1] + ", " + matcher + "}"
-    if metric.startswith("{"):
-        return "{" + matcher + ", " + metric[1:]
     return metric + "{" + matcher + "}"
 
 
@@ -78,24 +76,42 @@ def _with_model(engine: Engine, metric: str, window: str | None) -> str:
     return f"({from_job} or {read(_with_selector(metric, HAS_MODEL))})"
 
 
-def _sum_rate(engine: Engine, metrics: Iterable[str], window: str, *extra: str) -> str:
+def _sum(engine: Engine, metrics: Iterable[str], window: str | None, *extra: str, aggregation: str = "sum") -> str:
+    """The metrics' series (their rates when a window is given) added up by the schema's labels."""
     metrics = tuple(metrics)
+    reads = [_sum_names(engine, metrics, window, *extra, aggregation=aggregation)]
+    for prefix, older in engine.renames:
+        renamed = tuple(older + m[len(prefix):] if m.startswith(prefix) else m for m in metrics)
+        reads.append(_sum_names(engine, renamed, window, *extra, aggregation=aggregation))
+    return _first_of(reads)
+
+
+def _sum_names(engine: Engine, metrics: tuple[str, ...], window: str | None, *extra: str, aggregation: str) -> str:
     if len(metrics) == 1:
-        return f"sum by ({_by(engine, *extra)}) ({_with_model(engine, metrics[0], window)})"
-    # rate() drops metric names, so the counters' series would collide when joined with `or`:
-    # a label naming each counter keeps them apart until the sum.
-    tagged = " or ".join(f'label_replace({_with_model(engine, metric, window)}, "source_counter", "{metric}", "", "")'
-                         for metric in metrics)
-    return f"sum by ({_by(engine, *extra)}) ({tagged})"
+        return f"{aggregation} by ({_by(engine, *extra)}) ({_with_model(engine, metrics[0], window)})"
+    # rate() drops metric names, and gauges of different names may share labels, so the series would
+    # collide when joined with `or`: a label naming each metric keeps them apart until the sum.
+    tagged = " or ".join(f'label_replace({_with_model(engine, metric, window)}, "source_metric", "{i}", "", "")'
+                         for i, metric in enumerate(metrics))
+    return f"{aggregation} by ({_by(engine, *extra)}) ({tagged})"
 
 
-def _histogram_rate(engine: Engine, histogram: Histogram, suffix: str, window: str, *extra: str,
-                    matcher: str = "") -> str:
+def _first_of(reads: list[str]) -> str:
+    """The first read that has series, for each set of labels: names that replaced one another."""
+    return reads[0] if len(reads) == 1 else "(" + " or ".join(reads) + ")"
+
+
+def _histogram(engine: Engine, histogram: Histogram, suffix: str, window: str, *extra: str,
+               matcher: str = "", aggregation: str = "sum") -> str:
     reads = []
     for name in (histogram.metric,) + histogram.alternatives:
         metric = f"{name}_{suffix}" if not matcher else _with_selector(f"{name}_{suffix}", matcher)
-        reads.append(_sum_rate(engine, (metric,), window, *extra))
-    return reads[0] if len(reads) == 1 else "(" + " or ".join(reads) + ")"
+        reads.append(_sum(engine, (metric,), window or None, *extra, aggregation=aggregation))
+    return _first_of(reads)
+
+
+def _scaled(expr: str, seconds_per_unit: float) -> str:
+    return expr if seconds_per_unit == 1 else f"{expr} * {seconds_per_unit:g}"
 
 
 def le_matcher(bound: float) -> str:
@@ -113,57 +129,103 @@ def _rule(record: str, expr: str, engine: Engine, **labels: str) -> dict:
     return rule
 
 
+def _outcome_rules(engine: Engine, w: str) -> list[dict]:
+    if not engine.requests:
+        return []
+    requests = _sum(engine, engine.requests, w)
+    rules = [_rule(f"{PREFIX}requests:rate{w}", requests, engine)]
+    for outcome in OUTCOMES:
+        counters = getattr(engine, outcome)
+        if counters:
+            # An engine that counts an outcome and has seen none has a zero, not nothing: its selector
+            # matches no series until the first one.
+            rules.append(_rule(f"{PREFIX}{outcome}:rate{w}", f"{_sum(engine, counters, w)}\nor\n{requests} * 0",
+                               engine))
+    return rules
+
+
+def _saturation_rules(engine: Engine, w: str) -> list[dict]:
+    rules = []
+    in_flight = engine.in_flight or engine.running + engine.waiting
+    if in_flight:
+        rules.append(_rule(f"{PREFIX}requests_in_flight", _sum(engine, in_flight, None), engine))
+    for name, gauges in (("running", engine.running), ("waiting", engine.waiting)):
+        if gauges:
+            rules.append(_rule(f"{PREFIX}requests_{name}", _sum(engine, gauges, None), engine))
+    if engine.kv_cache_usage:
+        # The fullest replica's: one full cache preempts requests however empty the others are.
+        reads = [_sum(engine, (gauge,), None, aggregation="max") for gauge in engine.kv_cache_usage]
+        rules.append(_rule(f"{PREFIX}kv_cache_usage_ratio", _first_of(reads), engine))
+    if engine.preemptions:
+        rules.append(_rule(f"{PREFIX}preemptions:rate{w}", _sum(engine, (engine.preemptions,), w), engine))
+    return rules
+
+
 def engine_rules(engine: Engine, config: NormalizationConfig) -> list[dict]:
     w = config.rate_window
-    rules = [_rule(f"{PREFIX}requests:rate{w}", _sum_rate(engine, engine.requests, w), engine)]
-    if engine.errors:
-        rules.append(_rule(f"{PREFIX}errors:rate{w}", _sum_rate(engine, engine.errors, w), engine))
-    if engine.cancelled:
-        rules.append(_rule(f"{PREFIX}cancelled:rate{w}", _sum_rate(engine, engine.cancelled, w), engine))
-    if engine.in_flight:
-        rules.append(_rule(f"{PREFIX}requests_in_flight",
-                           f"sum by ({_by(engine)}) ({_with_model(engine, _selector(engine.in_flight), None)})",
-                           engine))
+    rules = _outcome_rules(engine, w) + _saturation_rules(engine, w)
     for direction, metric in (("input", engine.input_tokens), ("output", engine.output_tokens)):
         if metric:
-            rules.append(_rule(f"{PREFIX}{direction}_tokens:rate{w}", _sum_rate(engine, (metric,), w), engine))
+            rules.append(_rule(f"{PREFIX}{direction}_tokens:rate{w}", _sum(engine, (metric,), w), engine))
     for latency in LATENCIES:
         histogram: Histogram | None = getattr(engine, latency)
         record = f"{PREFIX}{latency}_seconds"
         if histogram is not None:
-            buckets = _histogram_rate(engine, histogram, "bucket", w, "le")
+            buckets = _histogram(engine, histogram, "bucket", w, "le")
             for quantile in config.quantiles:
-                rules.append(_rule(f"{record}:quantile_rate{w}", f"histogram_quantile({quantile}, {buckets})",
+                rules.append(_rule(f"{record}:quantile_rate{w}",
+                                   _scaled(f"histogram_quantile({quantile}, {buckets})", histogram.seconds_per_unit),
                                    engine, quantile=str(quantile)))
-            rules.append(_rule(f"{record}:mean_rate{w}", f"({_histogram_rate(engine, histogram, 'sum', w)})\n/\n"
-                                                       f"({_histogram_rate(engine, histogram, 'count', w)} > 0)",
-                               engine))
+            mean = (f"({_histogram(engine, histogram, 'sum', w)})\n/\n"
+                    f"({_histogram(engine, histogram, 'count', w)} > 0)")
+            rules.append(_rule(f"{record}:mean_rate{w}", _scaled(f"({mean})", histogram.seconds_per_unit)
+                               if histogram.seconds_per_unit != 1 else mean, engine))
         counters = getattr(engine, f"mean_{latency}", None)
         if counters is not None:
             total, counts, scale = counters
-            rules.append(_rule(f"{record}:mean_rate{w}", f"{_sum_rate(engine, (total,), w)} * {scale:g}\n/\n"
-                                                       f"({_sum_rate(engine, counts, w)} > 0)", engine))
+            rules.append(_rule(f"{record}:mean_rate{w}", f"{_scaled(_sum(engine, (total,), w), scale)}\n/\n"
+                                                       f"({_sum(engine, counts, w)} > 0)", engine))
     return rules
+
+
+def expressible(histogram: Histogram, threshold: float) -> bool:
+    """Whether the histogram may have a bucket at `threshold` seconds: its default boundaries have it,
+    or its boundaries are not fixed (set by configuration), so it is tried."""
+    if histogram.bounds is None or histogram.bounds_setting:
+        return True
+    return any(abs(bound * histogram.seconds_per_unit - threshold) < 1e-9 for bound in histogram.bounds)
+
+
+def _bound(histogram: Histogram, threshold: float) -> float:
+    return round(threshold / histogram.seconds_per_unit, 9)
 
 
 def slo_rules(engine: Engine, config: NormalizationConfig) -> list[dict]:
     rules = []
     for latency, thresholds in config.slo_thresholds:
         histogram: Histogram | None = getattr(engine, latency)
-        if histogram is None or not histogram.bounds:
+        if histogram is None:
             continue
+        record = f"{PREFIX}{latency}_seconds"
         for threshold in thresholds:
-            usable = [bound for bound in histogram.bounds if bound <= threshold]
-            if not usable:
-                continue
-            bound = max(usable)
-            for window in config.slo_windows:
-                good = _histogram_rate(engine, histogram, "bucket", window, matcher=le_matcher(bound))
-                total = _histogram_rate(engine, histogram, "count", window)
-                rules.append(_rule(f"{PREFIX}{latency}_seconds:slo_good_ratio_rate{window}",
-                                   f"({good})\n/\n({total} > 0)", engine, threshold=f"{threshold:g}",
-                                   effective_threshold=f"{bound:g}"))
+            at_threshold = le_matcher(_bound(histogram, threshold))
+            if expressible(histogram, threshold):
+                for window in config.slo_windows:
+                    good = _histogram(engine, histogram, "bucket", window, matcher=at_threshold)
+                    total = _histogram(engine, histogram, "count", window)
+                    rules.append(_rule(f"{record}:slo_good_ratio_rate{window}", f"({good})\n/\n({total} > 0)",
+                                       engine, threshold=f"{threshold:g}"))
+            served = _histogram(engine, histogram, "count", "", aggregation="group")
+            bucket = _histogram(engine, histogram, "bucket", "", matcher=at_threshold, aggregation="group")
+            rules.append(_rule(f"{record}:slo_threshold_missing", f"{served}\nunless\n{bucket}", engine,
+                               threshold=f"{threshold:g}"))
     return rules
+
+
+def _either(first: str, second: str) -> str:
+    """first + second where either is recorded, absent where neither is."""
+    return (f"({first} or on ({SERIES}) {second} * 0)\n+ on ({SERIES})\n"
+            f"({second} or on ({SERIES}) {first} * 0)")
 
 
 def rule_groups(config: NormalizationConfig | None = None) -> dict:
@@ -171,9 +233,10 @@ def rule_groups(config: NormalizationConfig | None = None) -> dict:
     w = config.rate_window
     groups = [{"name": f"fleetscope-inference-{engine.name}", "rules": engine_rules(engine, config)}
               for engine in ENGINES]
+    failed = _either(f"{PREFIX}errors:rate{w}", f"{PREFIX}rejected:rate{w}")
     groups.append({"name": "fleetscope-inference-ratios", "rules": [{
         "record": f"{PREFIX}error_ratio:rate{w}",
-        "expr": f"{PREFIX}errors:rate{w}\n/\n({PREFIX}requests:rate{w} > 0)",
+        "expr": f"(\n{failed}\n)\n/ on ({SERIES})\n({PREFIX}requests:rate{w} > 0)",
     }]})
     for engine in ENGINES:
         rules = slo_rules(engine, config)

@@ -1,6 +1,7 @@
 """Alerts on inference serving, read from the normalized recording rules of inference.py, so
 they hold for every engine: latency SLOs as multi-window, multi-burn-rate alerts (the SRE
-Workbook, chapter 5), error ratio, queue time and time to first token."""
+Workbook, chapter 5), error ratio, queue time and time to first token, and the saturation that
+comes before them (a full KV cache, preemptions, a growing queue)."""
 
 from __future__ import annotations
 
@@ -42,6 +43,22 @@ def burn_rate_alerts(slo: LatencySlo, config: AlertsConfig) -> list[Alert]:
     return alerts
 
 
+def unmeasurable_slo_alert(slo: LatencySlo) -> Alert:
+    """Info where an engine serves the SLO's histogram without a bucket at its threshold, so that
+    the SLO cannot be judged there, rather than judging it at another threshold under the same name."""
+    what = slo.latency.replace("_", " ")
+    selector = matchers(slo.selector, f'threshold="{slo.threshold:g}"')
+    return Alert(
+        "FleetscopeInferenceSLOUnmeasurable", f"{PREFIX}{slo.latency}_seconds:slo_threshold_missing{{{selector}}}",
+        "info", for_="1h", labels={"latency": slo.latency},
+        summary=f"{{{{ $labels.model }}}}'s {what} SLO at {slo.threshold:g} s cannot be judged on "
+                f"{{{{ $labels.engine }}}}",
+        description=f"{_MODEL} serves its {what} histogram without a bucket boundary at {slo.threshold:g} s, so no "
+                    "share of requests under the threshold can be read from it and its latency budget alerts stay "
+                    "silent. Add the boundary with the engine's bucket setting (see the README's engine table), or "
+                    "set the objective at a boundary the engine has.")
+
+
 def _slow_p90(name: str, latency: str, threshold: float, config: AlertsConfig, summary: str, waits: str,
               consequence: str) -> Alert:
     i = config.inference
@@ -57,6 +74,7 @@ def serving_alerts(config: AlertsConfig) -> list[Alert]:
     i = config.inference
     busy = f"{PREFIX}requests:rate5m > {i.min_requests_per_second:g}"
     alerts = [alert for slo in i.slos for alert in burn_rate_alerts(slo, config)]
+    alerts += [unmeasurable_slo_alert(slo) for slo in i.slos]
     alerts += [
         Alert("FleetscopeInferenceErrorRatioHigh",
               f"{PREFIX}error_ratio:rate5m > {i.error_ratio:g}\nand on ({_SERIES})\n{busy}", "ticket",
@@ -71,7 +89,33 @@ def serving_alerts(config: AlertsConfig) -> list[Alert]:
                   config, "{{ $labels.model }} takes {{ $value | humanizeDuration }} to its first token",
                   "for its first token", ""),
     ]
-    return alerts
+    return alerts + saturation_alerts(config)
+
+
+def saturation_alerts(config: AlertsConfig) -> list[Alert]:
+    i = config.inference
+    waiting = f"{PREFIX}requests_waiting"
+    return [
+        Alert("FleetscopeInferenceKVCacheNearFull", f"{PREFIX}kv_cache_usage_ratio > {i.kv_cache_usage_ratio:g}",
+              "ticket", for_=i.kv_cache_for,
+              summary="{{ $labels.model }}'s KV cache is {{ $value | humanizePercentage }} full",
+              description=f"The fullest replica of {_MODEL} has held its KV cache above "
+                          f"{i.kv_cache_usage_ratio:.0%} for {i.kv_cache_for}: new requests wait for blocks, and "
+                          "running ones are preempted and recomputed, before latency shows it."),
+        Alert("FleetscopeInferencePreemptionsRising",
+              f"{PREFIX}preemptions:rate5m > {i.preemptions_per_second:g}", "ticket", for_=i.preemptions_for,
+              summary="{{ $labels.model }} preempts {{ $value | printf \"%.2f\" }} requests a second",
+              description=f"{_MODEL} has evicted running requests from its KV cache at {{{{ $value | printf \"%.2f\" }}}} "
+                          f"a second for {i.preemptions_for} (threshold {i.preemptions_per_second:g}): their work is "
+                          "recomputed, so throughput falls and time per output token rises."),
+        Alert("FleetscopeInferenceQueueGrowing",
+              f"{waiting} > {i.queue_waiting:g}\nand on ({_SERIES})\nderiv({waiting}[{i.queue_growing_for}]) > 0",
+              "ticket", for_=i.queue_growing_for,
+              summary="{{ $value }} requests wait for {{ $labels.model }}, and more every minute",
+              description=f"More than {i.queue_waiting:g} requests have waited for {_MODEL}, and the queue has grown "
+                          f"over {i.queue_growing_for}: arrivals outpace what the replicas run, so queue time and "
+                          "time to first token will grow until capacity is added."),
+    ]
 
 
 def rule_groups(config: AlertsConfig) -> list[dict]:

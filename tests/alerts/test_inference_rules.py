@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from fleetscope.alerts import generate, inference
-from fleetscope.alerts.engines import ENGINES
+from fleetscope.alerts.engines import ENGINES, Histogram
 from fleetscope.exporters import catalog
 from fleetscope.localstack.prometheus import Prometheus
 from fleetscope.web.server import Request, Response, WebServer
@@ -34,12 +34,63 @@ def test_every_fleetscope_metric_the_rules_read_is_cataloged():
     assert read and read <= cataloged
 
 
-def test_every_engine_yields_request_rates_and_latency():
+def _records(engine) -> set[str]:
     groups = {group["name"]: group["rules"] for group in inference.rule_groups()["groups"]}
+    return {rule["record"] for rule in groups[f"fleetscope-inference-{engine.name}"]}
+
+
+def test_every_signal_an_engine_declares_is_recorded_and_nothing_else():
     for engine in ENGINES:
-        records = {rule["record"] for rule in groups[f"fleetscope-inference-{engine.name}"]}
-        assert "fleetscope:inference_requests:rate5m" in records
-        assert "fleetscope:inference_request_duration_seconds:mean_rate5m" in records
+        expected = {f"fleetscope:inference_{name}:rate5m" for name in ("requests",) + inference.OUTCOMES
+                    if getattr(engine, name)}
+        expected |= {f"fleetscope:inference_requests_{name}" for name in ("running", "waiting")
+                     if getattr(engine, name)}
+        if engine.in_flight or engine.running or engine.waiting:
+            expected.add("fleetscope:inference_requests_in_flight")
+        if engine.kv_cache_usage:
+            expected.add("fleetscope:inference_kv_cache_usage_ratio")
+        if engine.preemptions:
+            expected.add("fleetscope:inference_preemptions:rate5m")
+        expected |= {f"fleetscope:inference_{d}_tokens:rate5m" for d in ("input", "output")
+                     if getattr(engine, f"{d}_tokens")}
+        for latency in inference.LATENCIES:
+            if getattr(engine, latency) is not None:
+                expected |= {f"fleetscope:inference_{latency}_seconds:{s}_rate5m" for s in ("quantile", "mean")}
+            if getattr(engine, f"mean_{latency}", None) is not None:
+                expected.add(f"fleetscope:inference_{latency}_seconds:mean_rate5m")
+        assert _records(engine) == expected, engine.name
+        assert engine.source, f"{engine.name} cites no upstream source"
+
+
+def test_time_per_output_token_is_never_read_from_a_per_step_histogram():
+    text = {engine.name: yaml.safe_dump(inference.engine_rules(engine, inference.NormalizationConfig()))
+            for engine in ENGINES}
+    per_step = ("vllm:inter_token_latency_seconds", "vllm:time_per_output_token_seconds",
+                "sglang:inter_token_latency_seconds", "tgi_request_mean_time_per_token_duration")
+    for engine in ENGINES:
+        for rule in inference.engine_rules(engine, inference.NormalizationConfig()):
+            if rule["record"].startswith("fleetscope:inference_time_per_output_token_seconds"):
+                assert not any(name in rule["expr"] for name in per_step), (engine.name, rule["expr"])
+    assert "vllm:request_time_per_output_token_seconds" in text["vllm"]
+
+
+@pytest.mark.parametrize("bounds, setting, threshold, expected", [
+    ((1.0, 2.0, 4.0), "", 1.0, True), ((1.0, 2.0, 4.0), "", 2.5, False),
+    ((1.0, 2.0, 4.0), "--bucket-e2e-request-latency", 2.5, True), (None, "", 2.5, True)])
+def test_slo_ratios_are_only_read_at_a_threshold_the_histogram_can_have(bounds, setting, threshold, expected):
+    assert inference.expressible(Histogram("h", bounds, bounds_setting=setting), threshold) is expected
+
+
+def test_no_slo_ratio_is_recorded_at_a_boundary_other_than_its_threshold():
+    for engine in ENGINES:
+        for rule in inference.slo_rules(engine, inference.NormalizationConfig()):
+            if ":slo_good_ratio_rate" not in rule["record"]:
+                continue
+            histogram = getattr(engine, rule["record"].split(":")[1].removeprefix("inference_")
+                                .removesuffix("_seconds"))
+            bound = float(rule["labels"]["threshold"]) / histogram.seconds_per_unit
+            assert inference.le_matcher(round(bound, 9)) in rule["expr"]
+            assert "effective_threshold" not in rule["labels"]
 
 
 @pytest.mark.parametrize("bound, value, matches", [(1.0, "1", True), (1.0, "1.0", True), (1.0, "10.0", False),
@@ -70,55 +121,94 @@ class EnginePages:
         self.server.shutdown()
 
 
+def _counter(name: str, series: dict[str, float], t: int) -> str:
+    """A counter family whose series (label text: amount per scrape) grow with every scrape."""
+    lines = "".join(f"{name}{{{labels}}} {t * amount}\n" if labels else f"{name} {t * amount}\n"
+                    for labels, amount in series.items())
+    return f"# TYPE {name} counter\n{lines}"
+
+
+def _gauge(name: str, labels: str, value: float) -> str:
+    return f"# TYPE {name} gauge\n{name}{{{labels}}} {value}\n"
+
+
+def _histogram(name: str, labels: str, buckets: list[tuple[str, float]], total: float, t: int) -> str:
+    sep = "," if labels else ""
+    lines = "".join(f'{name}_bucket{{{labels}{sep}le="{le}"}} {t * n}\n' for le, n in buckets)
+    count = buckets[-1][1]
+    braces = f"{{{labels}}}" if labels else ""
+    return (f"# TYPE {name} histogram\n{lines}{name}_count{braces} {t * count}\n"
+            f"{name}_sum{braces} {t * total}\n")
+
+
 def _vllm(t: int) -> str:
     labels = 'engine="0",model_name="llama"'
-    buckets = "".join(f'vllm:e2e_request_latency_seconds_bucket{{{labels},le="{le}"}} {t * n}\n'
-                      for le, n in (("0.5", 0), ("0.8", 5), ("1.0", 10), ("+Inf", 10)))
-    return ("# TYPE vllm:request_success_total counter\n"
-            f'vllm:request_success_total{{{labels},finished_reason="stop"}} {t * 10}\n'
-            "# TYPE vllm:e2e_request_latency_seconds histogram\n" + buckets +
-            f"vllm:e2e_request_latency_seconds_count{{{labels}}} {t * 10}\n"
-            f"vllm:e2e_request_latency_seconds_sum{{{labels}}} {t * 9.0}\n")
+    return (_counter("vllm:request_success_total", {f'{labels},finished_reason="stop"': 9,
+                                                    f'{labels},finished_reason="error"': 1}, t) +
+            _histogram("vllm:e2e_request_latency_seconds", labels,
+                       [("0.5", 0), ("0.8", 5), ("1.0", 10), ("2.5", 10), ("+Inf", 10)], 9.0, t) +
+            _gauge("vllm:kv_cache_usage_perc", labels, 0.75))
 
 
 def _sglang(t: int) -> str:
     labels = 'model_name="qwen"'
-    return ("# TYPE sglang:num_requests_total counter\n"
-            f"sglang:num_requests_total{{{labels}}} {t * 9}\n"
-            "# TYPE sglang:num_aborted_requests_total counter\n"
-            f"sglang:num_aborted_requests_total{{{labels}}} {t}\n"
-            "# TYPE sglang:e2e_request_latency_seconds histogram\n"
-            f'sglang:e2e_request_latency_seconds_bucket{{{labels},le="2.0"}} 0\n'
-            f'sglang:e2e_request_latency_seconds_bucket{{{labels},le="4.0"}} {t * 9}\n'
-            f'sglang:e2e_request_latency_seconds_bucket{{{labels},le="+Inf"}} {t * 9}\n'
-            f"sglang:e2e_request_latency_seconds_count{{{labels}}} {t * 9}\n"
-            f"sglang:e2e_request_latency_seconds_sum{{{labels}}} {t * 27}\n")
+    return (_counter("sglang:num_requests_total", {labels: 10}, t) +
+            _counter("sglang:num_aborted_requests_total", {labels: 1}, t) +
+            _histogram("sglang:e2e_request_latency_seconds", labels, [("2.0", 0), ("4.0", 9), ("+Inf", 9)], 27, t))
 
 
 def _tgi(t: int) -> str:
-    return ("# TYPE tgi_request_count counter\n"
-            f"tgi_request_count {t * 10}\n"
-            "# TYPE tgi_request_failure counter\n"
-            f'tgi_request_failure{{err="generation"}} {t}\n'
-            "# TYPE tgi_request_duration histogram\n"
-            f'tgi_request_duration_bucket{{le="0.7481827642679213"}} 0\n'
-            f'tgi_request_duration_bucket{{le="1.122274146401882"}} {t * 10}\n'
-            f'tgi_request_duration_bucket{{le="+Inf"}} {t * 10}\n'
-            f"tgi_request_duration_sum {t * 9.0}\n"
-            f"tgi_request_duration_count {t * 10}\n")
+    return (_counter("tgi_request_count", {"": 10}, t) +
+            _counter("tgi_request_failure", {'err="generation"': 1, 'err="dropped"': 2}, t) +
+            _histogram("tgi_request_duration", "", [("0.7481827642679213", 0), ("1.122274146401882", 10),
+                                                    ("+Inf", 10)], 9.0, t))
 
 
 def _triton(t: int) -> str:
     labels = 'model="resnet",version="1"'
-    return ("# TYPE nv_inference_request_success counter\n"
-            f"nv_inference_request_success{{{labels}}} {t * 19}\n"
-            "# TYPE nv_inference_request_failure counter\n"
-            f'nv_inference_request_failure{{{labels},reason="REJECTED"}} {t}\n'
-            "# TYPE nv_inference_request_duration_us counter\n"
-            f"nv_inference_request_duration_us{{{labels}}} {t * 400000}\n")
+    return (_counter("nv_inference_request_success", {labels: 19}, t) +
+            _counter("nv_inference_request_failure", {f'{labels},reason="REJECTED"': 1}, t) +
+            _counter("nv_inference_request_duration_us", {labels: 400000}, t))
 
 
-PAGES = {"vllm": _vllm, "sglang": _sglang, "tgi": _tgi, "triton": _triton}
+def _trtllm(t: int) -> str:
+    labels = 'engine_type="pytorch",model_name="mixtral"'
+    return (_counter("trtllm_request_success_total", {f'{labels},finished_reason="stop"': 8,
+                                                      f'{labels},finished_reason="cancelled"': 2}, t) +
+            _gauge("trtllm_kv_cache_utilization", labels, 0.5))
+
+
+def _dynamo(t: int) -> str:
+    labels = 'endpoint="chat_completions",model="deepseek",request_type="stream"'
+    return _counter("dynamo_frontend_requests_total", {f'{labels},error_type="",status="success"': 8,
+                                                       f'{labels},error_type="overload",status="error"': 2}, t)
+
+
+def _lmdeploy(t: int) -> str:
+    labels = 'engine="0",model_name="internlm"'
+    return _counter("lmdeploy:request_success_total", {f'{labels},finished_reason="ResponseType.FINISH"': 10}, t)
+
+
+def _llamacpp(t: int) -> str:
+    return (_counter("llamacpp:tokens_predicted_total", {"": 500}, t) +
+            _counter("llamacpp:tokens_predicted_seconds_total", {"": 10}, t))
+
+
+def _ray_serve(t: int) -> str:
+    labels = 'application="chat",method="POST",route="/chat"'
+    return (_counter("ray_serve_num_http_requests_total", {f'{labels},status_code="200"': 9,
+                                                           f'{labels},status_code="500"': 1}, t) +
+            _counter("ray_serve_num_http_error_requests_total", {f'{labels},error_code="500"': 1}, t))
+
+
+def _opentelemetry(t: int) -> str:
+    labels = 'gen_ai_operation_name="chat",gen_ai_provider_name="vllm",gen_ai_request_model="gpt-oss"'
+    return _histogram("gen_ai_server_request_duration_seconds", labels, [("0.64", 0), ("1.28", 10), ("+Inf", 10)],
+                      9.0, t)
+
+
+PAGES = {"vllm": _vllm, "sglang": _sglang, "tgi": _tgi, "triton": _triton, "trtllm": _trtllm, "dynamo": _dynamo,
+         "lmdeploy": _lmdeploy, "llamacpp": _llamacpp, "ray-serve": _ray_serve, "opentelemetry": _opentelemetry}
 
 
 @pytest.mark.integration
@@ -130,7 +220,8 @@ def test_prometheus_records_one_schema_over_every_engine(tmp_path, fleetscope_pr
                    "static_configs": [{"targets": [pages.address]}]} for engine in PAGES]
         scrape.append(Prometheus.targets("iris", [sdk]))
         rules = tmp_path / "inference.yaml"
-        rules.write_text(yaml.safe_dump(inference.rule_groups()))
+        # SLO rules every 2 s rather than every minute, so that the test need not wait for them.
+        rules.write_text(yaml.safe_dump(inference.rule_groups(inference.NormalizationConfig(slo_interval="2s"))))
         server = prometheus(scrape, rule_files=[rules])
         server.wait_for('up{job="iris"} == 1', timeout=30)  # so that the requests below are an increase
         request = urllib.request.Request(f"http://{sdk}/v1/models/iris/predict",
@@ -138,20 +229,38 @@ def test_prometheus_records_one_schema_over_every_engine(tmp_path, fleetscope_pr
                                          headers={"content-type": "application/json"})
         for _ in range(5):
             urllib.request.urlopen(request, timeout=10).read()
-        rates = server.wait_for("fleetscope:inference_requests:rate5m > 0", lambda r: len(r) == 5, timeout=30)
+        rates = server.wait_for("fleetscope:inference_requests:rate5m > 0", lambda r: len(r) == 10, timeout=30)
         assert {(r["metric"]["engine"], r["metric"]["model"]) for r in rates} == {
-            ("vllm", "llama"), ("sglang", "qwen"), ("tgi", "tgi"), ("triton", "resnet"), ("sklearn", "iris")}
-        ratios = server.wait_for("fleetscope:inference_error_ratio:rate5m", lambda r: len(r) == 3, timeout=30)
+            ("vllm", "llama"), ("sglang", "qwen"), ("tgi", "tgi"), ("triton", "resnet"), ("sklearn", "iris"),
+            ("trtllm", "mixtral"), ("dynamo", "deepseek"), ("lmdeploy", "internlm"), ("ray-serve", "chat"),
+            ("opentelemetry", "gpt-oss")}
+        # SGLang's page counts one abort in ten finished requests: a tenth, not 1/11 as if counted twice.
+        share = server.wait_for('fleetscope:inference_cancelled:rate5m{engine="sglang"}\n'
+                                '/ fleetscope:inference_requests:rate5m{engine="sglang"}', timeout=30)
+        assert float(share[0]["value"][1]) == pytest.approx(0.1)
+        ratios = server.wait_for("fleetscope:inference_error_ratio:rate5m", lambda r: len(r) == 8, timeout=30)
         by_engine = {r["metric"]["engine"]: float(r["value"][1]) for r in ratios}
-        assert by_engine["tgi"] == pytest.approx(0.1) and by_engine["triton"] == pytest.approx(0.05)
-        assert by_engine["sklearn"] == 0
+        # vLLM's finished_reason="error", TGI's generation failure (not its dropped requests), Triton's rejection,
+        # Dynamo's overload, Ray Serve's 500.
+        assert by_engine == pytest.approx({"vllm": 0.1, "tgi": 0.1, "triton": 0.05, "sklearn": 0, "dynamo": 0.2,
+                                           "lmdeploy": 0, "ray-serve": 0.1, "opentelemetry": 0})
+        cancelled = server.wait_for("fleetscope:inference_cancelled:rate5m > 0", lambda r: len(r) == 3, timeout=30)
+        assert {r["metric"]["engine"] for r in cancelled} == {"sglang", "tgi", "trtllm"}
         p50 = server.wait_for('fleetscope:inference_request_duration_seconds:quantile_rate5m{quantile="0.5"}',
-                              lambda r: len(r) == 4, timeout=30)
+                              lambda r: len(r) == 5, timeout=30)
         values = {r["metric"]["engine"]: float(r["value"][1]) for r in p50}
         assert values["vllm"] == pytest.approx(0.8) and values["sglang"] == pytest.approx(3)
         assert 0.748 < values["tgi"] < 1.123 and 0 < values["sklearn"] < 1
+        assert 0.64 < values["opentelemetry"] < 1.28
         mean = server.wait_for('fleetscope:inference_request_duration_seconds:mean_rate5m{engine="triton"}',
                                timeout=30)
         assert float(mean[0]["value"][1]) == pytest.approx(0.02)
+        kv = server.wait_for("fleetscope:inference_kv_cache_usage_ratio", lambda r: len(r) == 2, timeout=30)
+        assert {r["metric"]["engine"]: float(r["value"][1]) for r in kv} == {"vllm": 0.75, "trtllm": 0.5}
+        itl = server.wait_for("fleetscope:inference_inter_token_latency_seconds:mean_rate5m", timeout=30)
+        assert [(r["metric"]["engine"], float(r["value"][1])) for r in itl] == [("llamacpp", pytest.approx(0.02))]
+        missing = server.wait_for('fleetscope:inference_request_duration_seconds:slo_threshold_missing'
+                                  '{threshold="2.5"}', lambda r: len(r) == 3, timeout=30)
+        assert {r["metric"]["engine"] for r in missing} == {"sglang", "tgi", "opentelemetry"}
     finally:
         pages.close()
