@@ -83,15 +83,11 @@ _VLLM_TPOT = (0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0
 _SGLANG_E2E = (0.1, 0.2, 0.4, 0.6, 0.8, 1.0, 2.0, 4.0, 6.0, 8.0, 10.0, 20.0, 40.0, 60.0, 80.0, 100.0, 200.0, 400.0,
                600.0, 1200.0, 1800.0, 2400.0)
 _SGLANG_TTFT = (0.1, 0.2, 0.4, 0.6, 0.8, 1.0, 2.0, 4.0, 6.0, 8.0, 10.0, 20.0, 40.0, 60.0, 80.0, 100.0, 200.0, 400.0)
+# TGI's metrics-exporter-prometheus buckets for every histogram named *duration (router/src/server.rs).
+_TGI_DURATION = tuple(0.0001 * 1.5 ** k for k in range(35))
 # Ray Serve's DEFAULT_LATENCY_BUCKET_MS (python/ray/serve/_private/constants.py).
 _RAY_LATENCY_MS = (1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1000.0, 2000.0, 5000.0, 10000.0, 60000.0,
                    120000.0, 300000.0, 600000.0)
-# OpenTelemetry GenAI semantic conventions (model/gen-ai/metrics.yaml, v1.37): the advised boundaries.
-OTEL_REQUEST_DURATION = (0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92)
-OTEL_TIME_TO_FIRST_TOKEN = (0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5,
-                            10.0)
-OTEL_TIME_PER_OUTPUT_TOKEN = (0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5)
-
 SDK = Engine(
     name="fleetscope", source="fleetscope.exporters.catalog.inference (this repository)",
     model_label="model", own_engine_label=True,
@@ -178,8 +174,8 @@ TGI = Engine(
     waiting=("tgi_queue_size",),
     input_tokens="tgi_request_input_length_sum",
     output_tokens="tgi_request_generated_tokens_sum",
-    request_duration=Histogram("tgi_request_duration"),
-    queue_duration=Histogram("tgi_request_queue_duration"),
+    request_duration=Histogram("tgi_request_duration", _TGI_DURATION),
+    queue_duration=Histogram("tgi_request_queue_duration", _TGI_DURATION),
     notes=("No time to first token.",
            "tgi_request_mean_time_per_token_duration divides inference time, prefill included, by the tokens "
            "generated: it is neither time per output token nor inter-token latency, so it is not read.",
@@ -316,9 +312,11 @@ OPENTELEMETRY = Engine(
     errors=('gen_ai_server_request_duration_seconds_count{error_type!=""}',),
     input_tokens='gen_ai_client_token_usage_sum{gen_ai_token_type="input"}',
     output_tokens='gen_ai_client_token_usage_sum{gen_ai_token_type="output"}',
-    request_duration=Histogram("gen_ai_server_request_duration_seconds", OTEL_REQUEST_DURATION),
-    time_to_first_token=Histogram("gen_ai_server_time_to_first_token_seconds", OTEL_TIME_TO_FIRST_TOKEN),
-    time_per_output_token=Histogram("gen_ai_server_time_per_output_token_seconds", OTEL_TIME_PER_OUTPUT_TOKEN),
+    request_duration=Histogram("gen_ai_server_request_duration_seconds", sdk_buckets.GENAI_ADVISED_REQUEST_DURATION),
+    time_to_first_token=Histogram("gen_ai_server_time_to_first_token_seconds",
+                                  sdk_buckets.GENAI_ADVISED_TIME_TO_FIRST_TOKEN),
+    time_per_output_token=Histogram("gen_ai_server_time_per_output_token_seconds",
+                                    sdk_buckets.GENAI_ADVISED_TIME_PER_OUTPUT_TOKEN),
     notes=("The advised request-duration boundaries are powers of two: 1, 2.5, 5 and 10 s are not among them.",),
 )
 

@@ -1,6 +1,7 @@
 """Recording rules that put every serving engine's request telemetry into one schema.
 
 Every rule records, by (cluster, namespace, model, engine); see engines.py for what each means:
+  fleetscope:inference_served                             1 for every model and engine served (for filters)
   fleetscope:inference_requests:rate5m                    finished requests per second
   fleetscope:inference_errors:rate5m                      requests the server failed, per second
   fleetscope:inference_rejected:rate5m                    requests refused for overload, per second
@@ -38,6 +39,9 @@ NO_MODEL, HAS_MODEL = 'model=""', 'model!=""'
 LATENCIES = ("request_duration", "time_to_first_token", "time_per_output_token", "inter_token_latency",
              "queue_duration")
 OUTCOMES = ("errors", "rejected", "cancelled", "client_errors")
+SERVED = f"{PREFIX}served"
+# Between them, every engine records at least one of these for every model it serves.
+_PRESENCE = ("requests:rate5m", "requests_in_flight", "output_tokens:rate5m", "request_duration_seconds:mean_rate5m")
 
 
 @dataclass(frozen=True)
@@ -234,9 +238,13 @@ def rule_groups(config: NormalizationConfig | None = None) -> dict:
     groups = [{"name": f"fleetscope-inference-{engine.name}", "rules": engine_rules(engine, config)}
               for engine in ENGINES]
     failed = _either(f"{PREFIX}errors:rate{w}", f"{PREFIX}rejected:rate{w}")
+    presence = "|".join(name.replace("5m", w) for name in _PRESENCE)
     groups.append({"name": "fleetscope-inference-ratios", "rules": [{
         "record": f"{PREFIX}error_ratio:rate{w}",
         "expr": f"(\n{failed}\n)\n/ on ({SERIES})\n({PREFIX}requests:rate{w} > 0)",
+    }, {
+        "record": SERVED,
+        "expr": f'group by ({SERIES}) ({{__name__=~"{PREFIX}({presence})"}})',
     }]})
     for engine in ENGINES:
         rules = slo_rules(engine, config)

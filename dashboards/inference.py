@@ -1,101 +1,132 @@
-"""Inference: request rate, errors, latency percentiles, time to first token and per output
-token, queue time, tokens, and the latency SLO's burn rate and error budget, per model and
-engine, from the SDK's histograms."""
+"""Inference: traffic and outcomes, latency percentiles, saturation, and the latency SLO's burn
+rates, per model and engine, for every engine: the panels read the schema the normalization rules
+record (fleetscope.alerts.inference), so a vLLM, Triton or SDK-instrumented server appears alike."""
 
 from grafana_foundation_sdk.builders import dashboard as builders
 from grafana_foundation_sdk.models import dashboard as models
 
-from fleetscope.dashboards.build import (RATE, Query, Row, dashboard, datasource_variable, label_variable,
-                                         stat_panel, timeseries_panel)
-from fleetscope.dashboards.common import TITLES, UIDS, links_except, m
-from fleetscope.exporters.catalog import inference
+from fleetscope.alerts.inference import PREFIX, SERVED
+from fleetscope.dashboards.build import (Query, Row, dashboard, datasource_variable, label_variable, stat_panel,
+                                         timeseries_panel)
+from fleetscope.dashboards.common import TITLES, UIDS, links_except
 
 SERIES = 'cluster=~"$cluster",namespace=~"$namespace",model=~"$model",engine=~"$engine"'
-WITHIN_THRESHOLD = SERIES + ',le="$slo_threshold"'
-SERVER_ERRORS = 'outcome="error"'
 BY = "model, engine"
 LEGEND = "{{model}} ({{engine}})"
-SLO_THRESHOLDS = ("0.1", "0.25", "0.5", "1.0", "2.5", "5.0", "10.0")  # bucket bounds as the SDK writes them
+SLO_THRESHOLDS = ("1", "2.5", "5", "10")  # the request-duration thresholds the rules record ratios at
 SLO_TARGETS = ("0.9", "0.95", "0.99", "0.995", "0.999")
+FAILED = "errors|rejected"
+OUTCOMES = "errors|rejected|cancelled|client_errors"
 
 
-def _requests(matchers: str = "", window: str = RATE) -> str:
-    selector = SERIES + ("," + matchers if matchers else "")
-    return f"sum by ({BY}) (rate({m(inference.REQUESTS, selector)}[{window}]))"
+def _schema(name: str, matchers: str = "") -> str:
+    return f"{PREFIX}{name}{{{SERIES}{',' + matchers if matchers else ''}}}"
 
 
-def _quantile(quantile: float, spec, legend: str) -> Query:
-    return Query(f"histogram_quantile({quantile}, sum by (le, {BY}) (rate({m(spec, SERIES, '_bucket')}[{RATE}])))",
-                 f"p{quantile * 100:g} {legend}")
+def _sum(name: str, by: str = BY) -> str:
+    return f"sum by ({by}) ({_schema(name)})"
 
 
-def _good_ratio(window: str) -> str:
-    """Share of requests within the SLO threshold over the window (a bucket bound)."""
-    duration = inference.REQUEST_DURATION
-    return (f"sum by ({BY}) (increase({m(duration, WITHIN_THRESHOLD, '_bucket')}[{window}])) / "
-            f"sum by ({BY}) (increase({m(duration, SERIES, '_count')}[{window}]))")
+def _names(names: str, suffix: str) -> str:
+    return f'{{__name__=~"{PREFIX}({names}){suffix}",{SERIES}}}'
+
+
+def _quantiles(latency: str, quantiles: tuple[str, ...]) -> list[Query]:
+    # Quantiles cannot be added across clusters: the slowest cluster's is shown.
+    queries = []
+    for quantile in quantiles:
+        selector = _schema(f"{latency}_seconds:quantile_rate5m", f'quantile="{quantile}"')
+        queries.append(Query(f"max by ({BY}) ({selector})", f"p{float(quantile) * 100:g} {LEGEND}"))
+    return queries
+
+
+def _good(window: str) -> str:
+    return _schema(f"request_duration_seconds:slo_good_ratio_rate{window}", 'threshold="$slo_threshold"')
+
+
+def _burn(window: str) -> str:
+    return f"(1 - min by ({BY}) ({_good(window)})) / (1 - $slo_target)"
 
 
 def build() -> dict:
-    traffic = Row("Traffic and errors", [
-        timeseries_panel("Requests per second", "Requests finished per second, by model and engine.", "reqps",
-                         Query(_requests(), LEGEND)),
-        timeseries_panel("Error ratio", "Share of requests that failed on the server (outcome error); client "
-                                        "errors and cancellations are not counted.", "percentunit",
-                         Query(f"({_requests(SERVER_ERRORS)} or {_requests()} * 0) / "
-                               f"{_requests()}", LEGEND), min=0),
-        timeseries_panel("Requests by outcome", "Requests per second by outcome: success, error, client_error, "
-                                                "cancelled.", "reqps",
-                         Query(f"sum by ({BY}, outcome) (rate({m(inference.REQUESTS, SERIES)}[{RATE}]))",
-                               LEGEND + " {{outcome}}"), stacked=True),
-        timeseries_panel("In flight", "Requests started and not finished.", "none",
-                         Query(f"sum by ({BY}) ({m(inference.IN_FLIGHT, SERIES)})", LEGEND), min=0),
+    traffic = Row("Traffic and outcomes", [
+        timeseries_panel("Requests per second", "Requests finished per second, whatever their outcome.", "reqps",
+                         Query(_sum("requests:rate5m"), LEGEND)),
+        timeseries_panel("Error ratio", "Share of requests the server failed or refused for overload (errors and "
+                                        "rejections); client errors and cancellations are not counted. Absent for "
+                                        "engines that count neither.", "percentunit",
+                         Query(f"sum by ({BY}) ({_names(FAILED, ':rate5m')})\n/ {_sum('requests:rate5m')} > 0",
+                               LEGEND), min=0),
+        timeseries_panel("Requests by outcome", "Requests per second that did not succeed, by outcome: errors (the "
+                                                "server failed), rejected (overload), cancelled (the client went "
+                                                "away), client errors (invalid requests).", "reqps",
+                         Query(f'sum by ({BY}, outcome) (label_replace({_names(OUTCOMES, ":rate5m")}, "outcome", '
+                               f'"$1", "__name__", "{PREFIX}(.+):rate5m"))', LEGEND + " {{outcome}}"),
+                         stacked=True),
+        timeseries_panel("Tokens per second", "Input (prompt) and output (generated) tokens per second.", "none",
+                         Query(_sum("input_tokens:rate5m"), "input " + LEGEND),
+                         Query(_sum("output_tokens:rate5m"), "output " + LEGEND)),
     ])
     latency = Row("Latency", [
-        timeseries_panel("Request latency p50, p90, p99", "From arrival to last byte, from the request duration "
-                                                          "histogram.", "s",
-                         *(_quantile(q, inference.REQUEST_DURATION, LEGEND) for q in (0.5, 0.9, 0.99))),
+        timeseries_panel("Request latency p50, p90, p99", "From arrival to the last byte.", "s",
+                         *_quantiles("request_duration", ("0.5", "0.9", "0.99"))),
         timeseries_panel("Time to first token p50, p99", "From arrival to the first output token.", "s",
-                         *(_quantile(q, inference.TIME_TO_FIRST_TOKEN, LEGEND) for q in (0.5, 0.99))),
-        timeseries_panel("Time per output token p50, p99", "Mean time per output token after the first.", "s",
-                         *(_quantile(q, inference.TIME_PER_OUTPUT_TOKEN, LEGEND) for q in (0.5, 0.99))),
+                         *_quantiles("time_to_first_token", ("0.5", "0.99"))),
+        timeseries_panel("Time per output token p50, p99", "One observation per request: its time after the first "
+                                                           "token over its output tokens after the first.", "s",
+                         *_quantiles("time_per_output_token", ("0.5", "0.99"))),
+        timeseries_panel("Inter-token latency p50, p99 and mean", "One observation per decode step or token, "
+                                                                  "weighted by tokens: what a streaming reader "
+                                                                  "sees between tokens.", "s",
+                         *_quantiles("inter_token_latency", ("0.5", "0.99")),
+                         Query(f"max by ({BY}) ({_schema('inter_token_latency_seconds:mean_rate5m')})",
+                               f"mean {LEGEND}")),
         timeseries_panel("Queue time p50, p99", "Time a request waited before the model started on it.", "s",
-                         *(_quantile(q, inference.QUEUE_DURATION, LEGEND) for q in (0.5, 0.99))),
-        timeseries_panel("Tokens per second", "Input and output tokens per second.", "none",
-                         Query(f"sum by ({BY}, token_type) (rate({m(inference.REQUEST_TOKENS, SERIES, '_sum')}"
-                               f"[{RATE}]))", LEGEND + " {{token_type}}"), width=24),
+                         *_quantiles("queue_duration", ("0.5", "0.99")), width=24),
+    ])
+    saturation = Row("Saturation", [
+        timeseries_panel("KV cache usage", "The fullest replica's KV cache, 0-1. Near full, new requests wait for "
+                                           "blocks and running ones are preempted.", "percentunit",
+                         Query(f"max by ({BY}) ({_schema('kv_cache_usage_ratio')})", LEGEND),
+                         min=0, max=1, thresholds=[(0.9, "orange"), (0.95, "red")], width=8),
+        timeseries_panel("Requests running and waiting", "Requests in a batch on the GPUs, and requests queued for "
+                                                         "one. A queue that keeps growing outpaces capacity.", "none",
+                         Query(_sum("requests_running"), "running " + LEGEND),
+                         Query(_sum("requests_waiting"), "waiting " + LEGEND), min=0, width=8),
+        timeseries_panel("Preemptions per second", "Running requests evicted from the KV cache and recomputed "
+                                                   "later (vLLM preemptions, SGLang retractions).", "none",
+                         Query(_sum("preemptions:rate5m"), LEGEND), min=0, width=8),
     ])
     slo = Row("Latency SLO: $slo_target of requests within $slo_threshold s", [
         timeseries_panel("Burn rate, 1h and 5m", "How fast the error budget burns: 1 spends it exactly over the "
-                                                 "SLO period; 14.4 over 1h and 5m pages (SRE Workbook).", "none",
-                         Query(f"(1 - ({_good_ratio('1h')})) / (1 - $slo_target)", "1h " + LEGEND),
-                         Query(f"(1 - ({_good_ratio('5m')})) / (1 - $slo_target)", "5m " + LEGEND),
+                                                 "SLO period; 14.4 over 1h and 5m pages (SRE Workbook). Engines "
+                                                 "without a bucket at the threshold have no ratio (see "
+                                                 "FleetscopeInferenceSLOUnmeasurable).", "none",
+                         Query(_burn("1h"), "1h " + LEGEND), Query(_burn("5m"), "5m " + LEGEND),
                          thresholds=[(6, "orange"), (14.4, "red")]),
         timeseries_panel("Burn rate, 6h and 30m", "6 over 6h and 30m pages too; 3 over 1d and 1 over 3d open "
                                                   "tickets.", "none",
-                         Query(f"(1 - ({_good_ratio('6h')})) / (1 - $slo_target)", "6h " + LEGEND),
-                         Query(f"(1 - ({_good_ratio('30m')})) / (1 - $slo_target)", "30m " + LEGEND),
+                         Query(_burn("6h"), "6h " + LEGEND), Query(_burn("30m"), "30m " + LEGEND),
                          thresholds=[(6, "orange"), (14.4, "red")]),
-        stat_panel("Error budget left, 30 days", "Share of the 30-day error budget not yet spent.", "percentunit",
-                   Query(f"1 - (1 - ({_good_ratio('30d')})) / (1 - $slo_target)", LEGEND),
-                   thresholds=[(0, "red"), (0.25, "orange"), (0.5, "green")], width=12),
-        stat_panel("Requests within the threshold, 30 days", "Share of requests that finished within "
-                                                             "$slo_threshold s over 30 days.", "percentunit",
-                   Query(_good_ratio("30d"), LEGEND), width=12),
+        stat_panel("30-day budget spent in 3 days", "Share of a 30-day error budget that the last 3 days spent: "
+                                                    "above 10% is faster than the budget allows.", "percentunit",
+                   Query(f"{_burn('3d')} * 3 / 30", LEGEND), thresholds=[(0.1, "orange"), (0.25, "red")],
+                   width=12),
+        stat_panel("Requests within the threshold, 3 days", "Share of requests that finished within "
+                                                            "$slo_threshold s over 3 days.", "percentunit",
+                   Query(f"min by ({BY}) ({_good('3d')})", LEGEND), width=12),
     ])
     variables = [datasource_variable(),
-                 label_variable("cluster", "Cluster", inference.IN_FLIGHT.name),
-                 label_variable("namespace", "Namespace", inference.IN_FLIGHT.name, 'cluster=~"$cluster"'),
-                 label_variable("model", "Model", inference.IN_FLIGHT.name,
-                                'cluster=~"$cluster",namespace=~"$namespace"'),
-                 label_variable("engine", "Engine", inference.IN_FLIGHT.name,
-                                'cluster=~"$cluster",namespace=~"$namespace",model=~"$model"'),
-                 _custom("slo_threshold", "SLO latency threshold (s)", SLO_THRESHOLDS, "1.0"),
+                 label_variable("cluster", "Cluster", SERVED),
+                 label_variable("namespace", "Namespace", SERVED, 'cluster=~"$cluster"'),
+                 label_variable("model", "Model", SERVED, 'cluster=~"$cluster",namespace=~"$namespace"'),
+                 label_variable("engine", "Engine", SERVED, 'cluster=~"$cluster",namespace=~"$namespace",model=~"$model"'),
+                 _custom("slo_threshold", "SLO latency threshold (s)", SLO_THRESHOLDS, "2.5"),
                  _custom("slo_target", "SLO target", SLO_TARGETS, "0.99")]
     return dashboard(UIDS["inference"], TITLES["inference"],
-                     "Inference per model and engine: traffic, errors, latency percentiles, time to first token "
-                     "and per output token, queue time, tokens, and the latency SLO's burn rates and error budget.",
-                     variables, [traffic, latency, slo], links_except("inference"))
+                     "Inference per model and engine, over every engine the normalization rules map: traffic and "
+                     "outcomes, latency percentiles, saturation (KV cache, queue, preemptions), and the latency "
+                     "SLO's burn rates.", variables, [traffic, latency, saturation, slo], links_except("inference"))
 
 
 def _custom(name: str, label: str, values: tuple[str, ...], default: str) -> builders.CustomVariable:

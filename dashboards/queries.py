@@ -10,7 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 JSON_DIRECTORY = Path(__file__).resolve().parent / "json"
-_VARIABLE = re.compile(r"\$\{?(\w+)\}?")
+# A variable's name starts with a letter or _: "$1" in label_replace() is a regex group, which Grafana leaves alone.
+_VARIABLE = re.compile(r"\$\{?([A-Za-z_]\w*)\}?")
 
 
 @dataclass(frozen=True)

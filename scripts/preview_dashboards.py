@@ -1,6 +1,7 @@
 """Renders the README's dashboard previews: starts a small fleet on loopback (the simulated
 exporter, the drift service with a drifted model, an SDK-instrumented LLM server under
-synthetic traffic), lets a real Prometheus scrape it for a few minutes, then runs
+synthetic traffic and a vLLM engine's page), lets a real Prometheus scrape it and record the
+inference schema for a few minutes, then runs
 `fleetscope dashboards preview` against it.
 
     .venv/bin/python scripts/preview_dashboards.py [--minutes 4] [--output docs/dashboards]
@@ -17,6 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from fleetscope.alerts.generate import DIRECTORY as ALERTS  # noqa: E402
 from fleetscope.localstack.process import fleetscope_server  # noqa: E402
 from fleetscope.localstack.prometheus import Prometheus  # noqa: E402
 from tests.support.fleet_data import DRIFT_CONFIG, LlmTraffic, feed_drift_service  # noqa: E402
@@ -42,8 +44,10 @@ def main() -> None:
         feed_drift_service(addresses["drift"])
         traffic = LlmTraffic().start()
         server = Prometheus(work / "prometheus", [Prometheus.targets(job, [address]) for job, address in
-                                                  {**addresses, "llm": traffic.address}.items()],
-                            scrape_interval="5s").start()
+                                                  {**addresses, "llm": traffic.address,
+                                                   "vllm": traffic.engine.address}.items()],
+                            scrape_interval="5s", evaluation_interval="5s",
+                            rule_files=[ALERTS / "rules" / "inference.yaml"]).start()
         try:
             time.sleep(args.minutes * 60)
             subprocess.run([sys.executable, "-m", "fleetscope", "dashboards", "preview", f"--prometheus.url={server.url}",

@@ -17,24 +17,26 @@ def _inference(name: str, type_: str, help_: str, *labels: str) -> MetricSpec:
 
 REQUEST_DURATION = _inference(
     "request_duration_seconds", "histogram",
-    "Time from a request's arrival to its last byte, whatever its outcome (gen_ai.server.request.duration).")
+    "Time from a request's arrival to its last byte, by outcome and error class as requests_total counts them "
+    "(gen_ai.server.request.duration with error.type).", "outcome", "error_type")
 QUEUE_DURATION = _inference(
     "queue_duration_seconds", "histogram",
     "Time a request waited before the model started on it; only requests whose server marks that moment.")
 TIME_TO_FIRST_TOKEN = _inference(
     "time_to_first_token_seconds", "histogram",
-    "Time from a request's arrival to its first output token (gen_ai.server.time_to_first_token).")
+    "Time from a request's arrival to its first output token, successful requests only "
+    "(gen_ai.server.time_to_first_token).")
 TIME_PER_OUTPUT_TOKEN = _inference(
     "time_per_output_token_seconds", "histogram",
-    "Mean time per output token after the first, one observation per request with two or more output tokens "
-    "(gen_ai.server.time_per_output_token).")
+    "Mean time per output token after the first, one observation per successful request with two or more output "
+    "tokens (gen_ai.server.time_per_output_token).")
 REQUEST_TOKENS = _inference(
     "request_tokens", "histogram",
     "Tokens per request, input (prompt) or output (completion); rate of _sum is token throughput "
     "(gen_ai.client.token.usage).", "token_type")
 REQUESTS = _inference(
     "requests_total", "counter",
-    "Requests finished, by outcome (success, error, cancelled) and, for errors, the error's class.",
+    "Requests finished, by outcome (success, error, rejected, client_error, cancelled) and the error's class.",
     "outcome", "error_type")
 IN_FLIGHT = _inference(
     "requests_in_flight", "gauge", "Requests started and not yet finished.")

@@ -7,7 +7,8 @@ The route function names a request's model and operation, or returns None to lea
 untracked (health checks, /metrics). The handler reaches its tracked request as
 scope["state"]["fleetscope_request"] (Starlette: request.state.fleetscope_request) to report
 tokens or the end of queueing. The first non-empty body chunk marks the first token unless the
-handler marked it; 5xx responses and exceptions count as errors, 4xx as client errors.
+handler marked it; 429 and 503 responses count as rejections (overload), other 5xx responses and
+exceptions as errors, other 4xx as client errors.
 """
 
 from __future__ import annotations
@@ -55,7 +56,9 @@ class InferenceMiddleware:
 
         with request:
             await self.app(scope, receive, observe)
-            if status >= 500:
+            if status in (429, 503):
+                request.reject(str(status))
+            elif status >= 500:
                 request.fail(str(status))
             elif status >= 400:
                 request.fail(str(status), client=True)

@@ -40,11 +40,15 @@ log = logging.getLogger(__name__)
 SCOPE = InstrumentationScope("fleetscope.exporters.inference", __version__)
 CUMULATIVE = AggregationTemporality.CUMULATIVE
 
+# The outcomes that are OpenTelemetry errors: error.type is set on them. A cancellation is the client's
+# choice, not a failure of the operation, so it carries fleetscope.outcome only.
+ERROR_OUTCOMES = ("error", "rejected", "client_error")
+DURATION = ("gen_ai.server.request.duration", "s", "Time from a request's arrival to its last byte.")
 # (name, unit, description, which histogram of a SeriesSnapshot, extra attributes)
 HISTOGRAMS = (
-    ("gen_ai.server.request.duration", "s", "Time from a request's arrival to its last byte.", "duration", {}),
-    ("gen_ai.server.time_to_first_token", "s", "Time to the first output token.", "time_to_first_token", {}),
-    ("gen_ai.server.time_per_output_token", "s", "Mean time per output token after the first.",
+    ("gen_ai.server.time_to_first_token", "s", "Time to the first output token of successful requests.",
+     "time_to_first_token", {}),
+    ("gen_ai.server.time_per_output_token", "s", "Mean time per output token after the first, successful requests.",
      "time_per_output_token", {}),
     ("fleetscope.inference.queue.duration", "s", "Time a request waited before the model started on it.",
      "queue", {}),
@@ -56,14 +60,22 @@ HISTOGRAMS = (
 
 def attributes(metrics: InferenceMetrics, series: SeriesSnapshot) -> dict[str, str]:
     return {"gen_ai.request.model": series.model, "gen_ai.operation.name": series.operation,
-            "fleetscope.engine": metrics.engine}
+            "gen_ai.provider.name": metrics.provider, "fleetscope.engine": metrics.engine}
+
+
+def outcome_attributes(outcome: str, error_type: str) -> dict[str, str]:
+    error = {"error.type": error_type or outcome} if outcome in ERROR_OUTCOMES else {}
+    return {"fleetscope.outcome": outcome, **error}
 
 
 def metrics_data(metrics: InferenceMetrics, resource: Resource, now_ns: int | None = None) -> MetricsData:
     now_ns = now_ns or time.time_ns()
     start_ns = int(metrics.created * 1e9)
     snapshots = metrics.snapshot()
-    points: dict[str, tuple[str, str, list[HistogramDataPoint]]] = {}
+    name, unit, description = DURATION
+    points: dict[str, tuple[str, str, list[HistogramDataPoint]]] = {name: (unit, description, [
+        _histogram_point({**attributes(metrics, series), **outcome_attributes(*key)}, duration, start_ns, now_ns)
+        for series in snapshots for key, duration in sorted(series.durations.items())])}
     for name, unit, description, field, extra in HISTOGRAMS:
         entry = points.setdefault(name, (unit, description, []))
         for series in snapshots:
@@ -71,8 +83,8 @@ def metrics_data(metrics: InferenceMetrics, resource: Resource, now_ns: int | No
                                              start_ns, now_ns))
     out = [Metric(name, description, unit, Histogram(data, CUMULATIVE)) for name, (unit, description, data)
            in points.items()]
-    requests = [NumberDataPoint({**attributes(metrics, series), "fleetscope.outcome": outcome,
-                                 **({"error.type": error_type} if error_type else {})}, start_ns, now_ns, count)
+    requests = [NumberDataPoint({**attributes(metrics, series), **outcome_attributes(outcome, error_type)},
+                                start_ns, now_ns, count)
                 for series in snapshots for (outcome, error_type), count in sorted(series.requests.items())]
     out.append(Metric("fleetscope.inference.requests", "Requests finished, by outcome.", "{request}",
                       Sum(requests, CUMULATIVE, is_monotonic=True)))

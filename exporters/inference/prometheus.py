@@ -25,7 +25,9 @@ class InferenceCollector:
         families = FamilySet()
         for series in self.metrics.snapshot():
             labels = {"model": series.model, "operation": series.operation, "engine": self.metrics.engine}
-            _histogram(families, spec.REQUEST_DURATION, labels, series.duration)
+            for (outcome, error_type), duration in sorted(series.durations.items()):
+                _histogram(families, spec.REQUEST_DURATION, {**labels, "outcome": outcome, "error_type": error_type},
+                           duration)
             _histogram(families, spec.QUEUE_DURATION, labels, series.queue)
             _histogram(families, spec.TIME_TO_FIRST_TOKEN, labels, series.time_to_first_token)
             _histogram(families, spec.TIME_PER_OUTPUT_TOKEN, labels, series.time_per_output_token)

@@ -72,6 +72,15 @@ class Histogram:
         return HistogramSnapshot(self.bounds, tuple(self.counts.tolist()), self.total, tuple(self.exemplars))
 
 
+def merged(snapshots: Sequence[HistogramSnapshot]) -> HistogramSnapshot:
+    """One histogram of several with the same bounds; each bucket keeps the latest exemplar."""
+    first = snapshots[0]
+    counts = tuple(map(sum, zip(*(s.counts for s in snapshots))))
+    exemplars = tuple(max((e for e in bucket if e is not None), key=lambda e: e.timestamp, default=None)
+                      for bucket in zip(*(s.exemplars for s in snapshots)))
+    return HistogramSnapshot(first.bounds, counts, sum(s.total for s in snapshots), exemplars)
+
+
 @dataclass(frozen=True)
 class HistogramSnapshot:
     bounds: tuple[float, ...]
@@ -95,7 +104,8 @@ class HistogramSnapshot:
 class SeriesSnapshot:
     model: str
     operation: str
-    duration: HistogramSnapshot
+    duration: HistogramSnapshot  # every request's, whatever its outcome
+    durations: dict[tuple[str, str], HistogramSnapshot]  # by (outcome, error_type), as requests are counted
     queue: HistogramSnapshot
     time_to_first_token: HistogramSnapshot
     time_per_output_token: HistogramSnapshot
@@ -105,8 +115,12 @@ class SeriesSnapshot:
     in_flight: int
 
 
+SUCCESS = ("success", "")
+
+
 class Series:
-    __slots__ = ("model", "operation", "_pending", "_lock", "_started", "_finished", "_requests", "_histograms")
+    __slots__ = ("model", "operation", "_pending", "_lock", "_started", "_finished", "_requests", "_histograms",
+                 "_durations")
 
     def __init__(self, model: str, operation: str):
         self.model = model
@@ -116,8 +130,10 @@ class Series:
         self._started = itertools.count()
         self._finished = 0
         self._requests: Counter[tuple[str, str]] = Counter()
-        self._histograms = {DURATION: Histogram(buckets.REQUEST_DURATION), QUEUE: Histogram(buckets.QUEUE_DURATION),
-                            TTFT: Histogram(buckets.TIME_TO_FIRST_TOKEN),
+        # Request durations by outcome, so that failed and successful latencies do not mix (OpenTelemetry's
+        # error.type on gen_ai.server.request.duration); successes are served from the start.
+        self._durations = {SUCCESS: Histogram(buckets.REQUEST_DURATION)}
+        self._histograms = {QUEUE: Histogram(buckets.QUEUE_DURATION), TTFT: Histogram(buckets.TIME_TO_FIRST_TOKEN),
                             TPOT: Histogram(buckets.TIME_PER_OUTPUT_TOKEN),
                             INPUT_TOKENS: Histogram(buckets.TOKENS), OUTPUT_TOKENS: Histogram(buckets.TOKENS)}
 
@@ -138,7 +154,9 @@ class Series:
             self._drain()
             started = int(repr(self._started)[len("count("):-1])  # the value next() would give next
             h = self._histograms
-            return SeriesSnapshot(self.model, self.operation, h[DURATION].snapshot(), h[QUEUE].snapshot(),
+            durations = {key: histogram.snapshot() for key, histogram in self._durations.items()}
+            return SeriesSnapshot(self.model, self.operation, merged(list(durations.values())), durations,
+                                  h[QUEUE].snapshot(),
                                   h[TTFT].snapshot(), h[TPOT].snapshot(), h[INPUT_TOKENS].snapshot(),
                                   h[OUTPUT_TOKENS].snapshot(), dict(self._requests),
                                   max(0, started - self._finished - len(self._pending)))
@@ -152,12 +170,32 @@ class Series:
         batch = pending[:count]
         del pending[:count]
         columns = list(zip(*batch))
-        for key, seen in Counter(zip(columns[OUTCOME], columns[ERROR_TYPE])).items():
-            self._requests[self._bounded(key)] += seen
+        keys = list(zip(columns[OUTCOME], columns[ERROR_TYPE]))
+        bounded = {}
+        for key, seen in Counter(keys).items():
+            bounded[key] = self._bounded(key)
+            self._requests[bounded[key]] += seen
         exemplars = columns[EXEMPLAR] if any(e is not None for e in columns[EXEMPLAR]) else None
+        self._add_durations(keys, bounded, columns[DURATION], exemplars)
         for field, histogram in self._histograms.items():
-            histogram.add(columns[field], exemplars if field in (DURATION, QUEUE, TTFT, TPOT) else None)
+            histogram.add(columns[field], exemplars if field in (QUEUE, TTFT, TPOT) else None)
         self._finished += count
+
+    def _add_durations(self, keys: list[tuple[str, str]], bounded: dict[tuple[str, str], tuple[str, str]],
+                       durations: Sequence[float], exemplars: Sequence[tuple[int, int, float] | None] | None) -> None:
+        targets = sorted(set(bounded.values()))
+        for target in targets:
+            if target not in self._durations:
+                self._durations[target] = Histogram(buckets.REQUEST_DURATION)
+        if len(targets) == 1:  # the usual batch: every request the same outcome
+            self._durations[targets[0]].add(durations, exemplars)
+            return
+        code = {target: i for i, target in enumerate(targets)}
+        codes = np.fromiter((code[bounded[key]] for key in keys), np.int64, len(keys))
+        values = np.asarray(durations, dtype=np.float64)
+        for target, i in code.items():
+            rows = np.flatnonzero(codes == i)
+            self._durations[target].add(values[rows], None if exemplars is None else [exemplars[r] for r in rows])
 
     def _bounded(self, key: tuple[str, str]) -> tuple[str, str]:
         outcome, error_type = key

@@ -9,7 +9,11 @@
 
 On leaving the block the request counts as a success, as cancelled (asyncio.CancelledError,
 GeneratorExit) or as an error named after the exception's class. Streaming servers that
-outlive a block call `start()` and then `finish()`, `fail()` or `cancel()` themselves.
+outlive a block call `start()` and then `finish()`, `fail()`, `reject()` or `cancel()` themselves.
+Outcomes mean what they mean in fleetscope's inference schema (fleetscope.alerts.engines):
+an error is the server's failure, a rejection a refusal for overload, a client error an invalid
+request, a cancellation the client's. Time to first token and time per output token are
+recorded for successful requests only, as OpenTelemetry's GenAI conventions ask.
 """
 
 from __future__ import annotations
@@ -39,11 +43,14 @@ MAX_LABEL_LENGTH = 128
 class InferenceMetrics:
     """The inference metrics of one process: one series per (model, operation), bounded in number."""
 
-    def __init__(self, engine: str = "python", *, max_series: int = 256, exemplars: bool = True,
-                 clock: Callable[[], float] = time.perf_counter):
+    def __init__(self, engine: str = "python", *, provider: str | None = None, max_series: int = 256,
+                 exemplars: bool = True, clock: Callable[[], float] = time.perf_counter):
+        """`engine` names the serving engine (the `engine` label); `provider` is OpenTelemetry's
+        gen_ai.provider.name on OTLP output, the engine's name unless given."""
         if max_series < 1:
             raise ValueError(f"max_series must be at least 1, not {max_series}")
         self.engine = _label(engine, "engine")
+        self.provider = self.engine if provider is None else _label(provider, "provider")
         self.max_series = max_series
         self.exemplars = exemplars
         self.clock = clock
@@ -159,6 +166,10 @@ class Request:
         error_type = error if isinstance(error, str) else type(error).__name__
         self._end("client_error" if client else "error", error_type[:MAX_LABEL_LENGTH] or "unknown")
 
+    def reject(self, reason: str = "overloaded") -> None:
+        """Refused for overload before any work (a full queue, a concurrency limit: HTTP 429 or 503)."""
+        self._end("rejected", reason[:MAX_LABEL_LENGTH] or "overloaded")
+
     def cancel(self) -> None:
         self._end("cancelled", "")
 
@@ -182,7 +193,7 @@ class Request:
         end = self._metrics.clock()
         start, first, output = self._start, self._first_token, self._output
         ttft = tpot = NAN
-        if first is not None:
+        if first is not None and outcome == "success":
             ttft = first - start
             if output is not None and output > 1:
                 tpot = (end - first) / (output - 1)

@@ -264,3 +264,16 @@ def test_prometheus_records_one_schema_over_every_engine(tmp_path, fleetscope_pr
         assert {r["metric"]["engine"] for r in missing} == {"sglang", "tgi", "opentelemetry"}
     finally:
         pages.close()
+
+
+def test_the_readme_engine_tables_name_every_metric_each_engine_is_read_from():
+    readme = (ALERTS.parent / "README.md").read_text()
+    for engine in ENGINES:
+        if engine is not ENGINES[0]:  # the SDK's row names its metrics by their catalog prefix
+            assert f"| `{engine.name}` (" in readme, engine.name
+        names = [*engine.requests, *engine.running, *engine.waiting, *engine.kv_cache_usage, *engine.in_flight,
+                 *(h.metric for h in (engine.request_duration, engine.time_to_first_token, engine.time_per_output_token,
+                                      engine.inter_token_latency, engine.queue_duration) if h is not None)]
+        for name in names:
+            base = name.split("{")[0]
+            assert base in readme or base.replace("fleetscope_inference", "..") in readme, (engine.name, base)

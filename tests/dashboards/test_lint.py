@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import re
 import subprocess
+from pathlib import Path
 
 import pytest
 import yaml
 
+from fleetscope.alerts import generate as alerts_generate
 from fleetscope.dashboards import generate, queries
 from fleetscope.dashboards.common import UIDS
 from fleetscope.drift import catalog as drift_catalog
@@ -16,6 +18,7 @@ from fleetscope.exporters import catalog as exporter_catalog
 
 BOARDS = queries.load()
 METRIC = re.compile(r"\bfleetscope_[a-z0-9_]+")
+RECORDED = re.compile(r"\bfleetscope:[a-z0-9_:]+")
 WINDOW_FUNCTIONS = ("rate", "irate", "increase")
 FILTERS = {"fleet": {"cluster", "hostname"}, "gpu": {"cluster", "hostname", "gpu"},
            "collectives": {"cluster", "hostname"}, "inference": {"cluster", "model", "engine"},
@@ -101,6 +104,30 @@ def test_queries_read_cataloged_metrics_counters_under_rate_and_rate_interval(bo
                         f"{where}: counter {name} outside rate()/increase()"
             for function, window in re.findall(r"\b(i?rate)\([^\[]*\[([^\]]+)\]", expr):
                 assert window == "$__rate_interval", f"{where}: {function}() over {window}, not $__rate_interval"
+
+
+def _recorded() -> set[str]:
+    rules = Path(alerts_generate.__file__).parent / "rules"
+    return {rule["record"] for name in alerts_generate.RULE_FILES
+            for group in yaml.safe_load((rules / name).read_text())["groups"] for rule in group["rules"]
+            if "record" in rule}
+
+
+@pytest.mark.parametrize("board", BOARDS, ids=lambda board: board["uid"])
+def test_every_recorded_series_a_dashboard_reads_is_recorded_by_a_committed_rule(board):
+    recorded = _recorded()
+    texts = [expr for panel in queries.panel_queries(board) for expr in panel.exprs]
+    texts += [variable.get("query", "") if isinstance(variable.get("query"), str)
+              else variable.get("query", {}).get("query", "")
+              for variable in board.get("templating", {}).get("list", [])]
+    for text in texts:
+        # A regex over names (__name__=~"fleetscope:inference_(a|b):rate5m") names each alternative.
+        for prefix, names, suffix in re.findall(r'"(fleetscope:[a-z_]+)\(([a-z_|:0-9]+)\)([a-z0-9_:]*)"', text):
+            for name in names.split("|"):
+                assert prefix + name + suffix in recorded, f"{board['uid']}: {prefix + name + suffix}"
+        for name in RECORDED.findall(text):
+            if not name.endswith("_"):
+                assert name in recorded, f"{board['uid']}: {name} is recorded by no rule"
 
 
 def test_the_linter_catches_what_it_is_meant_to():

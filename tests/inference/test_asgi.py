@@ -93,14 +93,16 @@ def _app(handler):
     return Starlette(routes=[Route("/generate", handler, methods=["POST"])])
 
 
-def test_server_errors_and_exceptions_are_errors():
+def test_server_errors_and_exceptions_are_errors_and_overload_is_a_rejection():
     metrics = InferenceMetrics()
 
-    async def unavailable(request):
-        return PlainTextResponse("busy", status_code=503)
+    def answering(status):
+        async def handler(request):
+            return PlainTextResponse("no", status_code=status)
+        return TestClient(InferenceMiddleware(_app(handler), metrics, route=lambda scope: ("m", "chat")))
 
-    client = TestClient(InferenceMiddleware(_app(unavailable), metrics, route=lambda scope: ("m", "chat")))
-    assert client.post("/generate").status_code == 503
+    for status in (503, 429, 502, 422):
+        assert answering(status).post("/generate").status_code == status
 
     async def broken(request):
         raise RuntimeError("boom")
@@ -108,7 +110,8 @@ def test_server_errors_and_exceptions_are_errors():
     client = TestClient(InferenceMiddleware(_app(broken), metrics, route=lambda scope: ("m", "chat")),
                         raise_server_exceptions=False)
     assert client.post("/generate").status_code == 500
-    assert requests_by_outcome(metrics) == {("error", "503"): 1, ("error", "RuntimeError"): 1}
+    assert requests_by_outcome(metrics) == {("rejected", "503"): 1, ("rejected", "429"): 1, ("error", "502"): 1,
+                                            ("client_error", "422"): 1, ("error", "RuntimeError"): 1}
 
 
 def test_a_streaming_handler_reports_tokens_and_its_first_one():

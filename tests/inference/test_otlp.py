@@ -15,7 +15,8 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 
 from fleetscope.exporters.inference import InferenceMetrics
-from fleetscope.exporters.inference.otlp import OtlpPusher, exporter_from_environment
+from fleetscope.exporters.inference.otlp import OtlpPusher, exporter_from_environment, metrics_data
+from fleetscope.exporters.inference.prometheus import InferenceCollector
 
 EXPECTED = {"gen_ai.server.request.duration", "gen_ai.server.time_to_first_token",
             "gen_ai.server.time_per_output_token", "fleetscope.inference.queue.duration",
@@ -112,11 +113,17 @@ def test_every_metric_reaches_an_otlp_http_collector(http_collector):
     assert set(metrics_by_name) == EXPECTED
     assert {a.key: a.value.string_value for a in resource.attributes}["service.name"] == "chat-server"
 
-    (duration,) = metrics_by_name["gen_ai.server.request.duration"].histogram.data_points
+    # One point per outcome: OpenTelemetry's error.type keeps failed latencies apart from successful ones.
+    durations = {_attributes(p).get("error.type", ""): p
+                 for p in metrics_by_name["gen_ai.server.request.duration"].histogram.data_points}
     assert metrics_by_name["gen_ai.server.request.duration"].unit == "s"
+    assert set(durations) == {"", "TimeoutError"}
+    duration = durations[""]
     assert _attributes(duration) == {"gen_ai.request.model": "llama", "gen_ai.operation.name": "chat",
-                                     "fleetscope.engine": "vllm-sidecar"}
-    assert duration.count == 2 and sum(duration.bucket_counts) == 2
+                                     "gen_ai.provider.name": "vllm-sidecar", "fleetscope.engine": "vllm-sidecar",
+                                     "fleetscope.outcome": "success"}
+    assert duration.count == 1 and sum(duration.bucket_counts) == 1
+    assert durations["TimeoutError"].count == 1
     assert len(duration.bucket_counts) == len(duration.explicit_bounds) + 1
     assert metrics_by_name["gen_ai.server.request.duration"].histogram.aggregation_temporality == 2  # cumulative
     (exemplar,) = duration.exemplars
@@ -180,3 +187,42 @@ def test_the_environment_chooses_the_exporter(monkeypatch):
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json")
     with pytest.raises(ValueError, match="grpc or http/protobuf"):
         exporter_from_environment()
+
+
+def test_the_prometheus_page_and_otlp_output_agree():
+    metrics = InferenceMetrics(engine="vllm", provider="acme")
+    _traffic(metrics)
+    with metrics.track("llama", "chat") as request:
+        request.reject("429")
+    with metrics.track("llama", "chat") as request:
+        request.output_token(3)
+        request.cancel()
+    data = metrics_data(metrics, Resource.create({}))
+    (scope,) = data.resource_metrics[0].scope_metrics
+    otlp = {}
+    for metric in scope.metrics:
+        for point in metric.data.data_points:
+            attributes = dict(point.attributes)
+            key = (metric.name, attributes.get("fleetscope.outcome", ""), attributes.get("error.type", ""),
+                   attributes.get("gen_ai.token.type", ""))
+            otlp[key] = point.count if hasattr(point, "bucket_counts") else point.value
+            assert attributes["gen_ai.provider.name"] == "acme"
+    page = {}
+    for family in InferenceCollector(metrics).collect():
+        for sample in family.samples:
+            if sample.name.endswith(("_count", "_total")) or family.type == "gauge":
+                page[(sample.name, sample.labels.get("outcome", ""), sample.labels.get("error_type", ""),
+                      sample.labels.get("token_type", ""))] = sample.value
+    durations = {(k[1], k[2]): v for k, v in page.items() if k[0] == "fleetscope_inference_request_duration_seconds_count"}
+    # error.type is the error's class, or the outcome where it has none; a cancellation is no error.
+    assert durations == {("success", ""): 1, ("error", "TimeoutError"): 1, ("rejected", "429"): 1, ("cancelled", ""): 1}
+    assert {(k[1], k[2]): v for k, v in otlp.items() if k[0] == "gen_ai.server.request.duration"} == {
+        ("success", ""): 1, ("error", "TimeoutError"): 1, ("rejected", "429"): 1, ("cancelled", ""): 1}
+    requests = {(k[1], k[2]): v for k, v in page.items() if k[0] == "fleetscope_inference_requests_total" and v}
+    assert requests == {(k[1], k[2]): v for k, v in otlp.items() if k[0] == "fleetscope.inference.requests"}
+    # Time to first token: the successful request only, on both (the cancelled one streamed tokens too).
+    assert page[("fleetscope_inference_time_to_first_token_seconds_count", "", "", "")] == 1
+    assert otlp[("gen_ai.server.time_to_first_token", "", "", "")] == 1
+    for token_type in ("input", "output"):
+        assert (page[("fleetscope_inference_request_tokens_count", "", "", token_type)]
+                == otlp[("gen_ai.client.token.usage", "", "", token_type)])

@@ -234,6 +234,20 @@ def test_buckets_are_increasing_and_hold_the_usual_objectives():
     assert {0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0} <= set(buckets.REQUEST_DURATION)
 
 
+def test_buckets_keep_every_boundary_the_genai_conventions_advise_where_they_follow_them():
+    assert set(buckets.GENAI_ADVISED_TIME_TO_FIRST_TOKEN) <= set(buckets.TIME_TO_FIRST_TOKEN)
+    assert set(buckets.GENAI_ADVISED_TIME_PER_OUTPUT_TOKEN) <= set(buckets.TIME_PER_OUTPUT_TOKEN)
+
+
+def test_every_recorded_slo_threshold_is_an_exact_sdk_boundary():
+    from fleetscope.alerts.engines import SDK
+    from fleetscope.alerts.inference import NormalizationConfig, expressible
+
+    for latency, thresholds in NormalizationConfig().slo_thresholds:
+        for threshold in thresholds:
+            assert expressible(getattr(SDK, latency), threshold), (latency, threshold)
+
+
 def test_invalid_settings_are_refused():
     with pytest.raises(ValueError, match="max_series"):
         InferenceMetrics(max_series=0)
@@ -243,3 +257,47 @@ def test_declared_series_are_served_at_zero(metrics):
     metrics.declare("m", "chat")
     (series,) = metrics.snapshot()
     assert (series.model, series.operation, series.duration.count, series.requests) == ("m", "chat", 0, {})
+
+
+def test_only_successful_requests_time_their_tokens(metrics, clock):
+    """OpenTelemetry's GenAI conventions: TTFT and TPOT describe successful responses."""
+    for end in (lambda r: r.fail("Timeout"), lambda r: r.cancel(), lambda r: r.reject()):
+        request = metrics.start("m")
+        clock.now += 0.1
+        request.output_token(5)
+        clock.now += 0.1
+        end(request)
+    with metrics.track("m") as request:
+        clock.now += 0.2
+        request.output_token(3)
+        clock.now += 0.2
+    series = only(metrics)
+    assert series.time_to_first_token.count == series.time_per_output_token.count == 1
+    assert series.time_to_first_token.total == pytest.approx(0.2)
+    assert series.output_tokens.count == 4  # token counts are kept for every request: they were spent
+
+
+def test_durations_are_kept_by_outcome(metrics, clock):
+    with metrics.track("m"):
+        clock.now += 0.3
+    request = metrics.start("m")
+    clock.now += 2.0
+    request.reject("429")
+    with pytest.raises(ValueError):
+        with metrics.track("m"):
+            clock.now += 5.0
+            raise ValueError
+    series = only(metrics)
+    assert {key: h.total for key, h in series.durations.items()} == pytest.approx(
+        {("success", ""): 0.3, ("rejected", "429"): 2.0, ("error", "ValueError"): 5.0})
+    assert series.duration.count == 3 and series.duration.total == pytest.approx(7.3)
+    assert series.requests == {("success", ""): 1, ("rejected", "429"): 1, ("error", "ValueError"): 1}
+
+
+def test_durations_of_error_classes_beyond_the_bound_fold_into_overflow(metrics):
+    for i in range(MAX_ERROR_TYPES + 5):
+        metrics.start("m").fail(f"E{i}")
+    series = only(metrics)
+    assert len(series.durations) == MAX_ERROR_TYPES + 2  # the success histogram, the bound, and the overflow
+    assert series.durations[("error", ERROR_OVERFLOW)].count == 5
+    assert {key for key in series.durations} == {key for key in series.requests} | {("success", "")}

@@ -6,7 +6,9 @@ from __future__ import annotations
 import time
 
 import pytest
+import yaml
 
+from fleetscope.alerts import inference
 from fleetscope.cli import main
 from fleetscope.dashboards import queries
 from fleetscope.dashboards.common import UIDS
@@ -26,9 +28,14 @@ def fleet_prometheus(fleetscope_process, prometheus, tmp_path):
     feed_drift_service(drift)
     traffic = LlmTraffic().start()
     try:
+        # The inference schema the dashboard reads, its SLO ratios every second rather than every minute.
+        rules = tmp_path / "inference.yaml"
+        rules.write_text(yaml.safe_dump(inference.rule_groups(inference.NormalizationConfig(slo_interval="1s"))))
         server = prometheus([Prometheus.targets("exporter", [exporter]), Prometheus.targets("drift", [drift]),
-                             Prometheus.targets("llm", [traffic.address])], scrape_interval="1s")
-        server.wait_for("count(up == 1) == 3", timeout=60)
+                             Prometheus.targets("llm", [traffic.address]),
+                             Prometheus.targets("vllm", [traffic.engine.address])], scrape_interval="1s",
+                            rule_files=[rules])
+        server.wait_for("count(up == 1) == 4", timeout=60)
         server.wait_for('fleetscope_drift_share_ratio{model="iris"}', timeout=60)
         time.sleep(20)  # enough samples for rate() over 15s windows
         yield server
@@ -52,7 +59,7 @@ def test_every_panel_returns_data_and_previews_render(fleet_prometheus, tmp_path
             if not any(results):
                 empty.append(f"{board['uid']}: {panel.title}")
     assert errors == []
-    assert empty == [], "panels with no data"
+    assert empty == [], f"panels with no data: {empty}"
     assert ran > 50
 
     # and the preview draws them, from the same Prometheus
