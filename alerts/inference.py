@@ -182,8 +182,9 @@ def engine_rules(engine: Engine, config: NormalizationConfig) -> list[dict]:
                                    engine, quantile=str(quantile)))
             mean = (f"({_histogram(engine, histogram, 'sum', w)})\n/\n"
                     f"({_histogram(engine, histogram, 'count', w)} > 0)")
-            rules.append(_rule(f"{record}:mean_rate{w}", _scaled(f"({mean})", histogram.seconds_per_unit)
-                               if histogram.seconds_per_unit != 1 else mean, engine))
+            if histogram.seconds_per_unit != 1:
+                mean = _scaled(f"({mean})", histogram.seconds_per_unit)
+            rules.append(_rule(f"{record}:mean_rate{w}", mean, engine))
         counters = getattr(engine, f"mean_{latency}", None)
         if counters is not None:
             total, counts, scale = counters
