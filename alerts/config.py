@@ -221,7 +221,8 @@ def _build(cls: type, document: Any, where: str) -> Any:
     values = {name: _value(hints[name], value, _join(where, name)) for name, value in document.items()}
     for name, value in values.items():
         if isinstance(value, dict):  # a mapping (teams, repeat intervals) adds to its defaults
-            values[name] = {**fields[name].default_factory(), **value}
+            default = fields[name].default_factory
+            values[name] = {**(default() if callable(default) else {}), **value}
     try:
         return cls(**values)
     except ConfigError:
@@ -232,7 +233,7 @@ def _build(cls: type, document: Any, where: str) -> Any:
 
 def _value(hint: Any, value: Any, where: str) -> Any:
     origin = typing.get_origin(hint)
-    if dataclasses.is_dataclass(hint):
+    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
         return _build(hint, value, where)
     if origin is tuple:
         if not isinstance(value, list):
@@ -242,7 +243,7 @@ def _value(hint: Any, value: Any, where: str) -> Any:
         if len(args) != 2 or args[1] is not Ellipsis:  # a fixed-length tuple, such as a burn-rate row
             if len(value) != len(args):
                 raise ConfigError(f"{where} must have {len(args)} items, got {value!r}")
-            return tuple(_value(t, v, f"{where}[{i}]") for i, (t, v) in enumerate(zip(args, value)))
+            return tuple(_value(t, v, f"{where}[{i}]") for i, (t, v) in enumerate(zip(args, value, strict=True)))
         return tuple(_value(item, v, f"{where}[{i}]") for i, v in enumerate(value))
     if origin is dict:
         if not isinstance(value, dict):

@@ -27,7 +27,8 @@ def drift_alerts(config: AlertsConfig) -> list[Alert]:
               f"({drift.DETECTED.select(s)} == 1)", "info", for_=d.column_detected_for,
               summary="Column {{ $labels.column }} of {{ $labels.model }} has drifted",
               description=f"{_MODEL}: column {{{{ $labels.column }}}} has differed from the reference for "
-                          f"{d.column_detected_for} ({{{{ $labels.method }}}} score {{{{ $value | printf \"%.3g\" }}}})."),
+                          f"{d.column_detected_for} ({{{{ $labels.method }}}} score "
+                          f"{{{{ $value | printf \"%.3g\" }}}})."),
         Alert("FleetscopeDriftEvaluationStale",
               f"time() - {drift.LAST_EVALUATION.select(s)} > {seconds(d.evaluation_stale_after)}", "ticket",
               summary="Drift of {{ $labels.model }} has not been evaluated for {{ $value | humanizeDuration }}",

@@ -35,7 +35,7 @@ class _Literal(str):
     pass
 
 
-def _literal(dumper: yaml.Dumper, value: _Literal) -> yaml.Node:
+def _literal(dumper: yaml.SafeDumper, value: _Literal) -> yaml.Node:
     return dumper.represent_scalar("tag:yaml.org,2002:str", value, style="|" if "\n" in value else None)
 
 

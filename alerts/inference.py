@@ -125,7 +125,7 @@ def le_matcher(bound: float) -> str:
 
 
 def _rule(record: str, expr: str, engine: Engine, **labels: str) -> dict:
-    rule = {"record": record, "expr": expr}
+    rule: dict[str, str | dict[str, str]] = {"record": record, "expr": expr}
     all_labels = {} if engine.own_engine_label else {"engine": engine.name}
     all_labels.update(labels)
     if all_labels:

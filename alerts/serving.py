@@ -105,9 +105,10 @@ def saturation_alerts(config: AlertsConfig) -> list[Alert]:
         Alert("FleetscopeInferencePreemptionsRising",
               f"{PREFIX}preemptions:rate5m > {i.preemptions_per_second:g}", "ticket", for_=i.preemptions_for,
               summary="{{ $labels.model }} preempts {{ $value | printf \"%.2f\" }} requests a second",
-              description=f"{_MODEL} has evicted running requests from its KV cache at {{{{ $value | printf \"%.2f\" }}}} "
-                          f"a second for {i.preemptions_for} (threshold {i.preemptions_per_second:g}): their work is "
-                          "recomputed, so throughput falls and time per output token rises."),
+              description=f"{_MODEL} has evicted running requests from its KV cache at "
+                          f"{{{{ $value | printf \"%.2f\" }}}} a second for {i.preemptions_for} "
+                          f"(threshold {i.preemptions_per_second:g}): their work is recomputed, so throughput falls "
+                          "and time per output token rises."),
         Alert("FleetscopeInferenceQueueGrowing",
               f"{waiting} > {i.queue_waiting:g}\nand on ({_SERIES})\nderiv({waiting}[{i.queue_growing_for}]) > 0",
               "ticket", for_=i.queue_growing_for,

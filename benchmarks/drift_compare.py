@@ -14,6 +14,7 @@ reports the median of --repeat runs and the speedup ratios.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
 import statistics
@@ -77,10 +78,10 @@ def main() -> None:
     results = []
     for name, make in (("numeric 20 columns", numeric_frames), ("mixed 20 columns", mixed_frames)):
         reference, current = make(args.rows)
-        evidently_seconds, snapshot = timed(lambda: evidently_snapshot(reference, current), args.repeat)
-        cold_seconds, ours = timed(lambda: compare(reference, current), args.repeat)
+        evidently_seconds, snapshot = timed(functools.partial(evidently_snapshot, reference, current), args.repeat)
+        cold_seconds, ours = timed(functools.partial(compare, reference, current), args.repeat)
         prepared = PreparedReference(reference, column_kinds(current))
-        warm_seconds, warm = timed(lambda: compare(prepared, current), args.repeat)
+        warm_seconds, warm = timed(functools.partial(compare, prepared, current), args.repeat)
         theirs = evidently_numbers(snapshot)
         columns = check_same(ours, theirs)
         check_same(warm, theirs)

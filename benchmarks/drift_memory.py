@@ -16,6 +16,7 @@ from drift_ingest import memory_mib, send  # this directory: the benchmarks run 
 
 from fleetscope.localstack.process import fleetscope_server
 
+
 def _rows(count: int, seed: int, shift: float = 0.0) -> dict:
     rng = random.Random(seed)
     return {"columns": {"score": [rng.gauss(shift, 1) for _ in range(count)],

@@ -31,6 +31,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from pathlib import Path
 
 DRIVER_LATENCY = {"default": 30e-6, "nvmlDeviceGetPcieThroughput": 20e-3}
 
@@ -99,12 +100,12 @@ def serve(mode: str, gpus: int, driver: bool, port_file: str, poll_interval: flo
 
 
 def cpu_seconds(pid: int) -> float:
-    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def resident_mib(pid: int) -> float:
-    for line in open(f"/proc/{pid}/status"):
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     return float("nan")
@@ -119,11 +120,11 @@ def measure(mode: str, gpus: int, driver: bool, scrapes: int, tmpdir: str, poll_
                              stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 120
-        while not os.path.exists(port_file) or not open(port_file).read():
+        while not os.path.exists(port_file) or not Path(port_file).read_text():
             if time.monotonic() > deadline or child.poll() is not None:
                 raise RuntimeError(f"{mode} server did not start")
             time.sleep(0.05)
-        url = f"http://127.0.0.1:{open(port_file).read()}/metrics"
+        url = f"http://127.0.0.1:{Path(port_file).read_text()}/metrics"
         body = urllib.request.urlopen(url, timeout=60).read()
         if mode == "poll":
             # GPM series appear from the second poll; measure the full page.
@@ -176,7 +177,8 @@ def main() -> None:
     parser.add_argument("--driver", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--port-file", help=argparse.SUPPRESS)
     parser.add_argument("--fabric", choices=["static", "simulated"], default="static",
-                        help="a sysfs tree only read, as on a real node, or rewritten before every read as --simulate does")
+                        help="a sysfs tree only read, as on a real node, or rewritten before every read as "
+                             "--simulate does")
     args = parser.parse_args()
     if args.serve:
         serve(args.serve, args.gpus, bool(args.driver), args.port_file, args.poll_interval, args.fabric)

@@ -114,8 +114,8 @@ def main() -> None:
     for server in ("exporter", "drift"):
         idle, attacked = (next(r for r in rows if r["server"] == server and r["phase"] == phase)
                           for phase in ("idle", "attacked"))
-        print(f"{server}: p50 x{attacked['p50_ms'] / idle['p50_ms']:.2f}, p99 x{attacked['p99_ms'] / idle['p99_ms']:.2f} "
-              "under attack against idle")
+        p50, p99 = attacked["p50_ms"] / idle["p50_ms"], attacked["p99_ms"] / idle["p99_ms"]
+        print(f"{server}: p50 x{p50:.2f}, p99 x{p99:.2f} under attack against idle")
     if args.json:
         with open(args.json, "w") as out:
             json.dump(rows, out, indent=2)

@@ -12,10 +12,12 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from grafana_foundation_sdk.builders import common as common_builders, dashboard as builders
+from grafana_foundation_sdk.builders import common as common_builders
+from grafana_foundation_sdk.builders import dashboard as builders
 from grafana_foundation_sdk.builders import prometheus, stat, table, timeseries
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
-from grafana_foundation_sdk.models import common, dashboard as models
+from grafana_foundation_sdk.models import common
+from grafana_foundation_sdk.models import dashboard as models
 from grafana_foundation_sdk.models import prometheus as prometheus_models
 
 DATASOURCE = common.DataSourceRef(type_val="prometheus", uid="${datasource}")
@@ -110,6 +112,7 @@ def _thresholds(panel: Panel) -> builders.ThresholdsConfig:
 
 
 def _build_panel(panel: Panel, panel_id: int, x: int, y: int):
+    built: timeseries.Panel | stat.Panel | table.Panel
     if panel.kind == "timeseries":
         built = (timeseries.Panel().legend(common_builders.VizLegendOptions().show_legend(True)
                                            .display_mode(common.LegendDisplayMode.LIST)

@@ -1,8 +1,16 @@
 """Collectives and fabric: NCCL bus bandwidth by job, operation and message size, rank skew
 and stragglers, progress, and the InfiniBand/RoCE ports underneath."""
 
-from fleetscope.dashboards.build import (RATE, Query, Row, dashboard, datasource_variable, label_variable,
-                                         table_panel, timeseries_panel)
+from fleetscope.dashboards.build import (
+    RATE,
+    Query,
+    Row,
+    dashboard,
+    datasource_variable,
+    label_variable,
+    table_panel,
+    timeseries_panel,
+)
 from fleetscope.dashboards.common import NODE, TITLES, UIDS, links_except, m
 from fleetscope.exporters.catalog import fabric, nccl
 

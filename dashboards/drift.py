@@ -4,8 +4,17 @@ threshold over time, what the drift service ingests and rejects, and links to it
 from grafana_foundation_sdk.builders import dashboard as builders
 from grafana_foundation_sdk.models import dashboard as models
 
-from fleetscope.dashboards.build import (RATE, Query, Row, dashboard, datasource_variable, label_variable,
-                                         stat_panel, table_panel, timeseries_panel)
+from fleetscope.dashboards.build import (
+    RATE,
+    Query,
+    Row,
+    dashboard,
+    datasource_variable,
+    label_variable,
+    stat_panel,
+    table_panel,
+    timeseries_panel,
+)
 from fleetscope.dashboards.common import TITLES, UIDS, links_except, m
 from fleetscope.drift import catalog as drift
 

@@ -1,8 +1,17 @@
 """Fleet overview: what state every GPU is in, how busy the fleet is, what it draws, and
 which GPUs need someone."""
 
-from fleetscope.dashboards.build import (RATE, Query, Row, dashboard, datasource_variable, label_variable,
-                                         stat_panel, table_panel, timeseries_panel)
+from fleetscope.dashboards.build import (
+    RATE,
+    Query,
+    Row,
+    dashboard,
+    datasource_variable,
+    label_variable,
+    stat_panel,
+    table_panel,
+    timeseries_panel,
+)
 from fleetscope.dashboards.common import IDLE_UTILIZATION, NODE, THROTTLE_REASONS, TITLES, UIDS, links_except, m
 from fleetscope.exporters.catalog import gpu
 

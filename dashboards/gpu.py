@@ -1,7 +1,16 @@
 """Node / GPU detail: everything one node's GPUs report, GPU by GPU."""
 
-from fleetscope.dashboards.build import (RATE, Query, Row, dashboard, datasource_variable, label_variable,
-                                         stat_panel, table_panel, timeseries_panel)
+from fleetscope.dashboards.build import (
+    RATE,
+    Query,
+    Row,
+    dashboard,
+    datasource_variable,
+    label_variable,
+    stat_panel,
+    table_panel,
+    timeseries_panel,
+)
 from fleetscope.dashboards.common import GPU, TITLES, UIDS, links_except, m
 from fleetscope.exporters.catalog import gpu
 

@@ -6,8 +6,15 @@ from grafana_foundation_sdk.builders import dashboard as builders
 from grafana_foundation_sdk.models import dashboard as models
 
 from fleetscope.alerts.inference import PREFIX, SERVED
-from fleetscope.dashboards.build import (Query, Row, dashboard, datasource_variable, label_variable, stat_panel,
-                                         timeseries_panel)
+from fleetscope.dashboards.build import (
+    Query,
+    Row,
+    dashboard,
+    datasource_variable,
+    label_variable,
+    stat_panel,
+    timeseries_panel,
+)
 from fleetscope.dashboards.common import TITLES, UIDS, links_except
 
 SERIES = 'cluster=~"$cluster",namespace=~"$namespace",model=~"$model",engine=~"$engine"'
@@ -120,7 +127,8 @@ def build() -> dict:
                  label_variable("cluster", "Cluster", SERVED),
                  label_variable("namespace", "Namespace", SERVED, 'cluster=~"$cluster"'),
                  label_variable("model", "Model", SERVED, 'cluster=~"$cluster",namespace=~"$namespace"'),
-                 label_variable("engine", "Engine", SERVED, 'cluster=~"$cluster",namespace=~"$namespace",model=~"$model"'),
+                 label_variable("engine", "Engine", SERVED,
+                                'cluster=~"$cluster",namespace=~"$namespace",model=~"$model"'),
                  _custom("slo_threshold", "SLO latency threshold (s)", SLO_THRESHOLDS, "2.5"),
                  _custom("slo_target", "SLO target", SLO_TARGETS, "0.99")]
     return dashboard(UIDS["inference"], TITLES["inference"],

@@ -63,7 +63,7 @@ def render(board: dict, prometheus_url: str, path: Path, time_range: float, rate
         if panel["type"] == "row":
             figure.text(box[0], box[1] + box[3] / 2, title, fontsize=12, weight="bold")
             continue
-        axes = figure.add_axes(box)
+        axes = figure.add_axes((box[0], box[1], box[2], box[3]))
         axes.set_title(title, fontsize=9, loc="left")
         unit = panel["fieldConfig"]["defaults"].get("unit", "")
         try:

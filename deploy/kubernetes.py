@@ -142,7 +142,8 @@ defaults:
 
 def drift_service(config: KubernetesConfig) -> list[dict]:
     labels = _labels(DRIFT, "drift-service")
-    configmap = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": _metadata(DRIFT_CONFIG_MAP, config, "drift-service"),
+    configmap = {"apiVersion": "v1", "kind": "ConfigMap",
+                 "metadata": _metadata(DRIFT_CONFIG_MAP, config, "drift-service"),
                  "data": {"drift.yaml": DRIFT_CONFIG}}
     claim = {"apiVersion": "v1", "kind": "PersistentVolumeClaim",
              "metadata": _metadata(DRIFT, config, "drift-service"),
@@ -182,7 +183,8 @@ def drift_service(config: KubernetesConfig) -> list[dict]:
                     "volumes": [
                         {"name": "config", "configMap": {"name": DRIFT_CONFIG_MAP}},
                         # Create it with read and write tokens, one per line:
-                        # kubectl -n monitoring create secret generic fleetscope-drift-tokens --from-file=read --from-file=write
+                        #   kubectl -n monitoring create secret generic fleetscope-drift-tokens \
+                        #     --from-file=read --from-file=write
                         {"name": "tokens", "secret": {"secretName": f"{DRIFT}-tokens"}},
                         {"name": "data", "persistentVolumeClaim": {"claimName": DRIFT}},
                         {"name": "tmp", "emptyDir": {}},

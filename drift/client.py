@@ -36,6 +36,7 @@ from fleetscope.drift import catalog
 _log = log.get("fleetscope.drift.client")
 # 408: the body was too slow to arrive; 429: too many writes at once. Both can succeed later.
 RETRIED_CLIENT_ERRORS = (408, 429)
+Row = Mapping[str, object]  # one model output: column name to value
 
 
 class DriftClient:
@@ -50,7 +51,7 @@ class DriftClient:
         self._headers = {"Content-Type": "application/json"}
         if token:
             self._headers["Authorization"] = f"Bearer {token}"
-        self._queue: deque[Mapping] = deque()
+        self._queue: deque[Row] = deque()
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._closing = threading.Event()
@@ -59,11 +60,11 @@ class DriftClient:
         self._thread = threading.Thread(target=self._run, name=f"drift-client-{model}", daemon=True)
         self._thread.start()
 
-    def send(self, row: Mapping) -> bool:
+    def send(self, row: Row) -> bool:
         """Queues one output row; False (and counted) if the queue is full or the client closed."""
         return self.send_many((row,)) == 1
 
-    def send_many(self, rows: Iterable[Mapping]) -> int:
+    def send_many(self, rows: Iterable[Row]) -> int:
         """Queues rows; returns how many were queued, the rest counted as dropped."""
         queued = 0
         with self._lock:
@@ -121,11 +122,11 @@ class DriftClient:
                         self._queue.clear()
                 return
 
-    def _take(self) -> list[Mapping]:
+    def _take(self) -> list[Row]:
         with self._lock:
             return [self._queue.popleft() for _ in range(min(self.batch_rows, len(self._queue)))]
 
-    def _deliver(self, batch: list[Mapping], deadline: float | None) -> bool:
+    def _deliver(self, batch: list[Row], deadline: float | None) -> bool:
         """Posts one batch with retries; False when it was given up (the rows are counted as dropped)."""
         try:
             body = json.dumps({"columns": _columns(batch)}, allow_nan=False).encode()
@@ -165,7 +166,7 @@ class DriftClient:
             return None, None
 
 
-def _columns(rows: list[Mapping]) -> dict[str, list]:
+def _columns(rows: list[Row]) -> dict[str, list[object]]:
     names: dict[str, None] = {}
     for row in rows:
         names.update(dict.fromkeys(row))

@@ -18,7 +18,7 @@ import pandas as pd
 INTEGER_CARDINALITY_LIMIT = 10
 
 
-class ColumnKind(str, enum.Enum):
+class ColumnKind(enum.StrEnum):
     # The values are Evidently's ColumnType values.
     NUMERICAL = "num"
     CATEGORICAL = "cat"

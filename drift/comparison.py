@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import pandas as pd
 
@@ -124,7 +125,10 @@ def _skip_reason(kind: ColumnKind) -> str:
     return "neither numerical nor categorical (datetime, list, or empty)"
 
 
-def _per_column(setting: Mapping | str | float | None, name: str):
+T = TypeVar("T", str, float)
+
+
+def _per_column(setting: Mapping[str, T] | T | None, name: str) -> T | None:
     if isinstance(setting, Mapping):
         return setting.get(name)
     return setting

@@ -51,7 +51,7 @@ class PreparedColumn:
     def counts(self) -> dict:
         """Occurrences of each distinct value (a categorical column's are counted in __init__)."""
         values, counts = np.unique(self.sorted, return_counts=True)
-        return dict(zip(values.tolist(), counts.tolist()))
+        return dict(zip(values.tolist(), counts.tolist(), strict=True))
 
     @cached_property
     def std(self) -> float:

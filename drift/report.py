@@ -123,8 +123,8 @@ def evidently_numbers(snapshot) -> dict:
             numbers["count"] = metric["value"]["count"]
         elif config["type"].endswith(":ValueDrift"):
             column = config["column"]
-            numbers["columns"][column] = (method_ids.get(config["method"], config["method"]), metric["value"], config["threshold"],
-                                          drifted[column])
+            method = method_ids.get(config["method"], config["method"])
+            numbers["columns"][column] = (method, metric["value"], config["threshold"], drifted[column])
     return numbers
 
 

@@ -8,6 +8,7 @@ import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from fleetscope import durations
 from fleetscope.exporters.registry import Source
@@ -40,10 +41,12 @@ def _gpu_source(args: argparse.Namespace) -> Source:
     if args.simulate:
         from fleetscope.exporters.gpu.simulation import simulated_nvml
 
-        library = simulated_nvml(gpus=args.simulate_gpus, seed=args.simulate_seed,
-                                 scheduled_xids=args.simulate_xids)
+        library: Any = simulated_nvml(gpus=args.simulate_gpus, seed=args.simulate_seed,
+                                      scheduled_xids=args.simulate_xids)
     else:
-        import pynvml as library
+        import pynvml
+
+        library = pynvml
     pods = PodResources(args.gpu_pod_resources_socket).gpu_pods if args.gpu_pod_resources_socket else dict
     collector = GpuCollector(library, args.hostname, pods=pods, xid_events=args.gpu_xid_events)
     return scheduled(collector, args.gpu_poll_interval)
@@ -80,7 +83,8 @@ def _fabric_source(args: argparse.Namespace) -> Source:
         from fleetscope.exporters.fabric.simulation import SimulatedFabric
 
         fabric = SimulatedFabric(seed=args.simulate_seed)
-        collector = _Closing(FabricCollector(fabric.root, args.hostname, before_read=fabric.advance), fabric)
+        fabric_collector = FabricCollector(fabric.root, args.hostname, before_read=fabric.advance)
+        collector: FabricCollector | _Closing = _Closing(fabric_collector, fabric)
     else:
         collector = FabricCollector(args.sysfs, args.hostname)
     return scheduled(collector, args.fabric_poll_interval)
@@ -133,9 +137,10 @@ def _nccl_source(args: argparse.Namespace) -> Source:
 
         job = SimulatedJob(seed=args.simulate_seed)
         directory, debug_logs = job.root, str(job.debug_log)
-    collector = NcclCollector(directory, args.hostname, args.nccl_max_communicators, args.nccl_idle_timeout,
-                              before_read=job.advance if job else None, debug_logs=debug_logs,
-                              ras_address=args.nccl_ras_address, ras_hang_after=args.nccl_ras_hang_after)
+    nccl = NcclCollector(directory, args.hostname, args.nccl_max_communicators, args.nccl_idle_timeout,
+                         before_read=job.advance if job else None, debug_logs=debug_logs,
+                         ras_address=args.nccl_ras_address, ras_hang_after=args.nccl_ras_hang_after)
+    collector: NcclCollector | _Closing = nccl
     if job is not None:
         collector = _Closing(collector, job)
     return scheduled(collector, args.nccl_poll_interval)

@@ -171,7 +171,8 @@ class Demo:
                                f"--storage.path={work / 'drift.sqlite'}"])
         # Read the GPUs and ports as often as Prometheus scrapes, so that a fault shows within seconds.
         nodes = [["exporter", "--simulate", f"--simulate.seed={node + 1}", f"--collector.hostname=gpu-node-{node + 1}",
-                  f"--collector.gpu.poll-interval={SCRAPE_INTERVAL}", f"--collector.fabric.poll-interval={SCRAPE_INTERVAL}"]
+                  f"--collector.gpu.poll-interval={SCRAPE_INTERVAL}",
+                  f"--collector.fabric.poll-interval={SCRAPE_INTERVAL}"]
                  + ([f"--simulate.xid={args.xid_after:g}s:2:79"] if node == 0 else []) for node in range(args.nodes)]
         *exporters, server = self._serve(*nodes, ["model-server", f"--drift.url=http://{drift}",
                                                   f"--simulate.slowdown={args.slowdown_after:g}s:3s"])
@@ -192,6 +193,8 @@ class Demo:
                  f"{args.shift_after:g}s, predictions slow down at {args.slowdown_after:g}s")
 
     def progress(self) -> None:
+        if self._prometheus is None or self._load is None:
+            return  # not started yet
         try:
             up = self._prometheus.query("sum(up)")
             targets = self._prometheus.query("count(up)")
@@ -200,7 +203,10 @@ class Demo:
             self.say(f"Prometheus is not answering: {error}")
             return
         names = ", ".join(sorted(r["metric"]["alertname"] for r in firing)) or "none"
-        value = (lambda result: int(float(result[0]["value"][1])) if result else 0)
+
+        def value(result: list[dict]) -> int:
+            return int(float(result[0]["value"][1])) if result else 0
+
         self.say(f"targets up {value(up)}/{value(targets)} · requests {self._load.sent} "
                  f"({'shifted' if self._load.shifted else 'reference'} inputs) · firing: {names}")
 

@@ -19,7 +19,8 @@ def parse(text: str) -> float:
         total += float(match.group(1)) * _UNITS[match.group(2)]
         position = match.end()
     if not text or position != len(text):
-        raise ValueError(f"invalid duration {text!r}: use a number and a unit (ms, s, m, h, d, w, y), e.g. 15s or 1m30s")
+        raise ValueError(f"invalid duration {text!r}: use a number and a unit (ms, s, m, h, d, w, y), "
+                         "e.g. 15s or 1m30s")
     return total
 
 

@@ -53,7 +53,8 @@ def _logfmt_value(value: object) -> str:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--log.level", dest="log_level", default="info",
-                        choices=["debug", "info", "warn", "error"], help="only log messages with this severity or above")
+                        choices=["debug", "info", "warn", "error"],
+                        help="only log messages with this severity or above")
     parser.add_argument("--log.format", dest="log_format", default="logfmt", choices=["logfmt", "json"],
                         help="output format of log messages")
 

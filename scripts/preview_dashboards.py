@@ -50,7 +50,8 @@ def main() -> None:
                             rule_files=[ALERTS / "rules" / "inference.yaml"]).start()
         try:
             time.sleep(args.minutes * 60)
-            subprocess.run([sys.executable, "-m", "fleetscope", "dashboards", "preview", f"--prometheus.url={server.url}",
+            subprocess.run([sys.executable, "-m", "fleetscope", "dashboards", "preview",
+                            f"--prometheus.url={server.url}",
                             f"--output={args.output}", f"--range={int(args.minutes * 60)}s", "--rate-interval=20s"],
                            check=True)
         finally:

@@ -79,6 +79,21 @@ def fleetscope_process(tmp_path):
 
 
 @pytest.fixture
+def drift_service(fleetscope_process, tmp_path):
+    """Starts `fleetscope drift serve` with a model config (by default the tests' iris model); returns its address."""
+    from tests.drift.support import MODEL_CONFIG
+
+    def start(config: str = MODEL_CONFIG, scheme: str = "http") -> str:
+        path = tmp_path / "drift.yaml"
+        path.write_text(config)
+        return fleetscope_process("drift serve", f"--config.file={path}", f"--storage.path={tmp_path / 'store.sqlite'}",
+                                  scheme=scheme)
+
+    start.processes = fleetscope_process.processes
+    return start
+
+
+@pytest.fixture
 def exporter_process(fleetscope_process):
     """Runs `fleetscope exporter` as a real process on a free loopback port."""
     def start(*flags: str, scheme: str = "http") -> str:

@@ -31,6 +31,8 @@ ACCEPTED_TYPES = (JSON, CSV, *PARQUET, ARROW_STREAM, ARROW_FILE)
 
 
 class BadBatch(Exception):
+    counted = False  # set once a refusal is counted, so that nested scopes count it once
+
     def __init__(self, status: int, reason: str, message: str, rows: int | None = None,
                  headers: dict[str, str] | None = None) -> None:
         super().__init__(message)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import pandas as pd
 
@@ -30,7 +31,7 @@ class Evaluation:
     skipped_segments: dict[str, str] = field(default_factory=dict)
 
     def to_json(self) -> dict:
-        document = {
+        document: dict[str, Any] = {
             "model": self.model, "outcome": self.outcome, "evaluated_at": self.evaluated_at,
             "duration_seconds": self.duration, "message": self.message,
             "current": {"rows": self.current_rows, "first_row": self.current.first, "end_row": self.current.end},
@@ -101,7 +102,7 @@ def run(config: ModelConfig, current: pd.DataFrame, reference: pd.DataFrame, max
         for position, (values, _) in enumerate(sizes.items()):
             values = values if isinstance(values, tuple) else (values,)
             label = ",".join(f"{name}={'' if pd.isna(value) else value}"
-                             for name, value in zip(config.segments, values))
+                             for name, value in zip(config.segments, values, strict=True))
             if position >= max_segments:
                 evaluation.skipped_segments[label] = f"beyond limits.max_segments ({max_segments}), by rows"
                 continue

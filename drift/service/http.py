@@ -31,7 +31,7 @@ _log = log.get("fleetscope.drift")
 BATCH_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
 
 
-def create_app(service: DriftService, body_timeout: float = 30.0) -> Starlette:
+def create_app(service: DriftService, body_timeout: float = 30.0) -> SecurityHeaders:
     """body_timeout: seconds a client has to send a request's whole body."""
     auth, limits = service.config.auth, service.limits
     registry = registry_for(service)

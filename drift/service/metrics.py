@@ -21,7 +21,7 @@ class DriftCollector:
         service, families = self.service, FamilySet()
         for name in service.models():
             latest = service.model(name).latest
-            if latest is not None and latest.outcome == "success":
+            if latest is not None and latest.outcome == "success" and latest.result is not None:
                 _add_result(families, {"model": name}, latest.result, latest.current_rows, latest.reference_rows)
                 for label, result in latest.segments.items():
                     rows = latest.segment_rows[label]

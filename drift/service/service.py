@@ -14,8 +14,8 @@ import pandas as pd
 import pyarrow as pa
 
 from fleetscope import log
-from fleetscope.drift.comparison import column_kinds
 from fleetscope.drift.columns import ColumnKind
+from fleetscope.drift.comparison import column_kinds
 from fleetscope.drift.report import SafeReport, evidently_html, evidently_snapshot
 from fleetscope.drift.service import evaluation, windows
 from fleetscope.drift.service.config import COLUMN_NAME, MODEL_NAME, ModelConfig, ServiceConfig
@@ -29,6 +29,9 @@ REPORT_WAIT_SECONDS = 60.0
 
 class Overloaded(Exception):
     """Too much work at once; the client should retry after `retry_after` seconds."""
+
+    counted = False
+    reason = "overloaded"
 
     def __init__(self, message: str, retry_after: int) -> None:
         super().__init__(message)
@@ -113,9 +116,9 @@ class DriftService:
         try:
             yield
         except (BadBatch, Overloaded) as error:
-            if not getattr(error, "counted", False):  # nested scopes count a refusal once
+            if not error.counted:  # nested scopes count a refusal once
                 error.counted = True
-                self.reject(name, getattr(error, "reason", "overloaded"), getattr(error, "rows", None))
+                self.reject(name, error.reason, getattr(error, "rows", None))
             raise
 
     def ingest(self, name: str, body: bytes, content_type: str, batch_id: str | None = None,
@@ -204,6 +207,7 @@ class DriftService:
 
     def _load_reference_file(self, config: ModelConfig) -> None:
         path = config.reference_file
+        assert path is not None  # called for models configured with a reference file
         suffix = path.suffix.lower()
         content_type = {".csv": "text/csv", ".parquet": "application/vnd.apache.parquet",
                         ".json": "application/json", ".arrow": "application/vnd.apache.arrow.file"}.get(suffix)
@@ -279,7 +283,9 @@ class DriftService:
             return None, None
 
         def load() -> pd.DataFrame:
-            return _as_frame(self.store.reference(config.name)[1].select(list(config.columns)))
+            stored = self.store.reference(config.name)
+            assert stored is not None  # its version was just read
+            return _as_frame(stored[1].select(list(config.columns)))
 
         return model.cache.frame(version, load), version
 
@@ -300,6 +306,7 @@ class DriftService:
             model.report_lock.release()
 
     def _build_report(self, model: _Model, latest: evaluation.Evaluation) -> SafeReport:
+        assert latest.result is not None  # reports are built for successful evaluations only
         if not self._reports.acquire(timeout=REPORT_WAIT_SECONDS):
             raise Overloaded("reports are busy (limits.max_concurrent_reports)", retry_after=5)
         try:

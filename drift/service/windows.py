@@ -24,8 +24,10 @@ def current_rows(store: Store, model: str, window: Window, now: float, max_rows:
             end = math.floor(now / window.duration) * window.duration
             found = store.rows_between_times(model, end - window.duration, end)
         else:
-            end_row = total // window.rows * window.rows
-            found = RowRange(max(0, end_row - window.rows), end_row)
+            rows = window.rows
+            assert rows is not None  # a window has a duration or a row count (checked in config)
+            end_row = total // rows * rows
+            found = RowRange(max(0, end_row - rows), end_row)
     else:
         found = (store.rows_between_times(model, now - window.duration, math.inf)
                  if window.duration is not None else RowRange(0, total))

@@ -58,9 +58,12 @@ UTILIZATION = _gpu("utilization_ratio", "gauge",
 MEMORY_COPY_UTILIZATION = _gpu("memory_copy_utilization_ratio", "gauge",
                                "Fraction of the last sample period in which device memory was read or written "
                                "(DCGM_FI_DEV_MEM_COPY_UTIL / 100).")
-ENCODER_UTILIZATION = _gpu("encoder_utilization_ratio", "gauge", "Video encoder utilization (DCGM_FI_DEV_ENC_UTIL / 100).")
-DECODER_UTILIZATION = _gpu("decoder_utilization_ratio", "gauge", "Video decoder utilization (DCGM_FI_DEV_DEC_UTIL / 100).")
-PERFORMANCE_STATE = _gpu("performance_state", "gauge", "Current performance state, 0 (P0, fastest) to 15 (P15, slowest).")
+ENCODER_UTILIZATION = _gpu("encoder_utilization_ratio", "gauge",
+                           "Video encoder utilization (DCGM_FI_DEV_ENC_UTIL / 100).")
+DECODER_UTILIZATION = _gpu("decoder_utilization_ratio", "gauge",
+                           "Video decoder utilization (DCGM_FI_DEV_DEC_UTIL / 100).")
+PERFORMANCE_STATE = _gpu("performance_state", "gauge",
+                         "Current performance state, 0 (P0, fastest) to 15 (P15, slowest).")
 FAN_SPEED = _gpu("fan_speed_ratio", "gauge",
                  "Fan speed as a fraction of its maximum; absent on passively cooled boards.", "fan")
 
@@ -89,7 +92,8 @@ NVLINK_ERRORS = _gpu("nvlink_errors_total", "counter",
 
 # Memory errors
 ECC_ERRORS = _gpu("ecc_errors_total", "counter",
-                  "ECC errors since the driver was loaded, by type (single_bit corrected, double_bit uncorrected).", "type")
+                  "ECC errors since the driver was loaded, by type (single_bit corrected, double_bit uncorrected).",
+                  "type")
 ECC_AGGREGATE_ERRORS = _gpu("ecc_aggregate_errors_total", "counter",
                             "ECC errors over the GPU's lifetime (persisted in the InfoROM), by type.", "type")
 REMAPPED_ROWS = _gpu("remapped_rows_total", "counter",
@@ -100,7 +104,8 @@ ROW_REMAP_FAILED = _gpu("row_remap_failed", "gauge", "1 if a row remapping faile
 RETIRED_PAGES = _gpu("retired_pages_total", "counter",
                      "Framebuffer pages retired, by cause (single_bit, double_bit); GPUs that remap rows instead "
                      "(A100 and newer) do not report it.", "cause")
-RETIRED_PAGES_PENDING = _gpu("retired_pages_pending", "gauge", "1 if a page retirement waits for the next driver reload.")
+RETIRED_PAGES_PENDING = _gpu("retired_pages_pending", "gauge",
+                             "1 if a page retirement waits for the next driver reload.")
 
 # Clock events (throttling)
 CLOCK_EVENT_ACTIVE = _gpu("clock_event_active", "gauge",
@@ -113,7 +118,8 @@ CLOCK_EVENT_DURATION = _gpu("clock_event_duration_seconds_total", "counter",
 XID_ERRORS = _gpu("xid_errors_total", "counter", "XID errors the driver reported, by XID code.", "xid")
 XID_EVENTS = _gpu("xid_events_total", "counter",
                   "XID errors of every code together; present from start-up at 0 so increase() sees the first one.")
-LAST_XID = _gpu("last_xid", "gauge", "Code of the most recent XID error since the exporter started (DCGM_FI_DEV_XID_ERRORS).")
+LAST_XID = _gpu("last_xid", "gauge",
+                "Code of the most recent XID error since the exporter started (DCGM_FI_DEV_XID_ERRORS).")
 LAST_XID_TIME = _gpu("last_xid_timestamp_seconds", "gauge", "Unix time of the most recent XID error.")
 
 # Processes
@@ -126,17 +132,22 @@ MIG_MODE = _gpu("mig_mode_enabled", "gauge", "1 if the GPU is in MIG mode.")
 
 # NVML GPM (Hopper and newer): the DCGM_FI_PROF_* profiling metrics, averaged over the poll interval.
 GRAPHICS_ENGINE_ACTIVE = _gpu("graphics_engine_active_ratio", "gauge",
-                              "Fraction of time the graphics or compute engine was active (DCGM_FI_PROF_GR_ENGINE_ACTIVE).")
+                              "Fraction of time the graphics or compute engine was active "
+                              "(DCGM_FI_PROF_GR_ENGINE_ACTIVE).")
 SM_ACTIVE = _gpu("sm_active_ratio", "gauge",
-                 "Fraction of time at least one warp was resident on an SM, averaged over SMs (DCGM_FI_PROF_SM_ACTIVE).")
+                 "Fraction of time at least one warp was resident on an SM, averaged over SMs "
+                 "(DCGM_FI_PROF_SM_ACTIVE).")
 SM_OCCUPANCY = _gpu("sm_occupancy_ratio", "gauge",
                     "Resident warps as a fraction of the SMs' maximum, averaged over SMs (DCGM_FI_PROF_SM_OCCUPANCY).")
 TENSOR_ACTIVE = _gpu("tensor_active_ratio", "gauge",
                      "Fraction of cycles any tensor pipe was active (DCGM_FI_PROF_PIPE_TENSOR_ACTIVE).")
 DRAM_ACTIVE = _gpu("dram_active_ratio", "gauge",
                    "Fraction of cycles the device memory interface was busy (DCGM_FI_PROF_DRAM_ACTIVE).")
-FP64_ACTIVE = _gpu("fp64_active_ratio", "gauge", "Fraction of cycles the FP64 pipe was active (DCGM_FI_PROF_PIPE_FP64_ACTIVE).")
-FP32_ACTIVE = _gpu("fp32_active_ratio", "gauge", "Fraction of cycles the FP32 pipe was active (DCGM_FI_PROF_PIPE_FP32_ACTIVE).")
-FP16_ACTIVE = _gpu("fp16_active_ratio", "gauge", "Fraction of cycles the FP16 pipe was active (DCGM_FI_PROF_PIPE_FP16_ACTIVE).")
+FP64_ACTIVE = _gpu("fp64_active_ratio", "gauge",
+                   "Fraction of cycles the FP64 pipe was active (DCGM_FI_PROF_PIPE_FP64_ACTIVE).")
+FP32_ACTIVE = _gpu("fp32_active_ratio", "gauge",
+                   "Fraction of cycles the FP32 pipe was active (DCGM_FI_PROF_PIPE_FP32_ACTIVE).")
+FP16_ACTIVE = _gpu("fp16_active_ratio", "gauge",
+                   "Fraction of cycles the FP16 pipe was active (DCGM_FI_PROF_PIPE_FP16_ACTIVE).")
 
 METRICS = tuple(value for value in globals().values() if isinstance(value, MetricSpec))

@@ -74,8 +74,8 @@ WARNINGS = MetricSpec("fleetscope_nccl_warnings_total", "counter",
 RAS_UP = MetricSpec("fleetscope_nccl_ras_up", "gauge",
                     "Whether the NCCL RAS service answered the last status query (0 also when no job runs).",
                     ("hostname",))
-RAS_RANKS = MetricSpec("fleetscope_nccl_ras_comm_ranks", "gauge", "Ranks in the communicator, job-wide, as RAS sees it.",
-                       ("hostname", "comm_id"))
+RAS_RANKS = MetricSpec("fleetscope_nccl_ras_comm_ranks", "gauge",
+                       "Ranks in the communicator, job-wide, as RAS sees it.", ("hostname", "comm_id"))
 RAS_MISSING_RANKS = MetricSpec("fleetscope_nccl_ras_comm_missing_ranks", "gauge",
                                "Ranks of the communicator that did not answer RAS.", ("hostname", "comm_id"))
 RAS_DEAD_RANKS = MetricSpec("fleetscope_nccl_ras_comm_dead_ranks", "gauge",

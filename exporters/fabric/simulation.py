@@ -12,6 +12,7 @@ import random
 import shutil
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 PORT_COUNTERS = ("port_xmit_data", "port_rcv_data", "port_xmit_packets", "port_rcv_packets", "symbol_error",
@@ -25,12 +26,21 @@ ROCE_CONGESTION = ("np_cnp_sent", "rp_cnp_handled", "np_ecn_marked_roce_packets"
 RATES = {"InfiniBand": ("400 Gb/sec (4X NDR)", 400e9 / 8), "Ethernet": ("200 Gb/sec (4X HDR)", 200e9 / 8)}
 
 
+@dataclass
+class _Port:
+    path: Path
+    link_layer: str
+    counters: dict[str, int]
+    hw: dict[str, int]
+    down_until: float = 0.0
+
+
 class SimulatedFabric:
     def __init__(self, devices: int = 8, seed: int = 1, flap_mean_interval: float = 3600.0):
         self.root = Path(tempfile.mkdtemp(prefix="fleetscope-sysfs-"))
         self._rng = random.Random(seed)
         self._flap_mean_interval = flap_mean_interval
-        self._ports = []
+        self._ports: list[_Port] = []
         self._written: dict[str, str] = {}  # what each file holds, so an advance rewrites only what changed
         self._created: set[Path] = set()
         for index in range(devices + 1):
@@ -38,8 +48,7 @@ class SimulatedFabric:
             port = self.root / "class" / "infiniband" / f"mlx5_{index}" / "ports" / "1"
             _write_device(port.parent.parent, index)
             hw = HW_COUNTERS + (ROCE_CONGESTION if link_layer == "Ethernet" else ())
-            self._ports.append({"path": port, "link_layer": link_layer, "counters": dict.fromkeys(PORT_COUNTERS, 0),
-                                "hw": dict.fromkeys(hw, 0), "down_until": 0.0})
+            self._ports.append(_Port(port, link_layer, dict.fromkeys(PORT_COUNTERS, 0), dict.fromkeys(hw, 0)))
         self._at = time.time()
         self.advance(self._at)
 
@@ -48,15 +57,15 @@ class SimulatedFabric:
         dt, self._at = max(0.0, now - self._at), now
         rng = self._rng
         for port in self._ports:
-            down = now < port["down_until"]
+            down = now < port.down_until
             if not down and rng.random() < dt / self._flap_mean_interval:
-                port["down_until"] = now + rng.uniform(10, 60)
-                port["counters"]["link_downed"] += 1
+                port.down_until = now + rng.uniform(10, 60)
+                port.counters["link_downed"] += 1
                 down = True
-            counters, hw = port["counters"], port["hw"]
+            counters, hw = port.counters, port.hw
             if not down:
                 load = rng.uniform(0.55, 0.8)
-                words = int(RATES[port["link_layer"]][1] * load * dt / 4)
+                words = int(RATES[port.link_layer][1] * load * dt / 4)
                 counters["port_xmit_data"] += words
                 counters["port_rcv_data"] += int(words * rng.uniform(0.97, 1.0))
                 counters["port_xmit_packets"] += words * 4 // 4096
@@ -71,7 +80,7 @@ class SimulatedFabric:
                     hw["np_ecn_marked_roce_packets"] += marked
                     hw["np_cnp_sent"] += marked
                     hw["rp_cnp_handled"] += int(marked * rng.uniform(0.9, 1.0))
-            self._write_port(port["path"], port["link_layer"], counters, hw, down)
+            self._write_port(port.path, port.link_layer, counters, hw, down)
 
     def _write_port(self, port: Path, link_layer: str, counters: dict[str, int], hw: dict[str, int],
                     down: bool) -> None:

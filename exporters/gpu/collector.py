@@ -7,6 +7,7 @@ the collector failed, and the next collection starts NVML again.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Callable
@@ -100,10 +101,8 @@ class GpuCollector:
         if self._started:
             for index in list(self._devices):
                 self._forget(index)
-            try:
+            with contextlib.suppress(nvml.NVMLError):
                 self._library.nvmlShutdown()
-            except nvml.NVMLError:
-                pass
         self._devices.clear()
         self._started = False
 
@@ -148,10 +147,8 @@ class GpuCollector:
     def _forget(self, index: int) -> None:
         device = self._devices.pop(index)
         if device.gpm is not None:
-            try:
+            with contextlib.suppress(nvml.DeviceLost, nvml.LibraryFailed):
                 device.gpm.close(self._calls)
-            except (nvml.DeviceLost, nvml.LibraryFailed):
-                pass
 
     def _emit_health(self, index: int, up: int, out: FamilySet) -> None:
         labels = self._known.get(index, {"gpu": str(index), "hostname": self._hostname})

@@ -16,7 +16,6 @@ lacks answers NVML_ERROR_NOT_SUPPORTED, as the hardware would.
 from __future__ import annotations
 
 import copy
-import ctypes
 import json
 import queue
 import threading
@@ -297,7 +296,7 @@ class FakeNvml:
     def nvmlDeviceGetFieldValues(self, handle, field_ids):
         device = self._device("nvmlDeviceGetFieldValues", handle)
         values = (pynvml.c_nvmlFieldValue_t * len(field_ids))()
-        for slot, requested in zip(values, field_ids):
+        for slot, requested in zip(values, field_ids, strict=True):
             field_id, scope = requested if isinstance(requested, tuple) else (requested, 0)
             slot.fieldId, slot.scopeId, slot.timestamp = field_id, scope, int(time.time() * 1e6)
             recorded = _recorded_field(device.fields, field_id, scope)

@@ -73,7 +73,8 @@ def nvlink_fields(link_count: int) -> tuple[FieldReading, ...]:
             FieldReading("NVML_FI_DEV_NVLINK_THROUGHPUT_DATA_TX", m.NVLINK_TRANSMIT, labels, KIBIBYTES, link),
             FieldReading("NVML_FI_DEV_NVLINK_THROUGHPUT_DATA_RX", m.NVLINK_RECEIVE, labels, KIBIBYTES, link),
             FieldReading("NVML_FI_DEV_NVLINK_ERROR_DL_CRC", m.NVLINK_ERRORS, {**labels, "type": "crc"}, 1.0, link),
-            FieldReading("NVML_FI_DEV_NVLINK_ERROR_DL_REPLAY", m.NVLINK_ERRORS, {**labels, "type": "replay"}, 1.0, link),
+            FieldReading("NVML_FI_DEV_NVLINK_ERROR_DL_REPLAY", m.NVLINK_ERRORS, {**labels, "type": "replay"}, 1.0,
+                         link),
             FieldReading("NVML_FI_DEV_NVLINK_ERROR_DL_RECOVERY", m.NVLINK_ERRORS,
                          {**labels, "type": "recovery"}, 1.0, link),
         ]

@@ -47,11 +47,12 @@ class GpmSampler:
             request.numMetrics = len(METRICS)
             request.sample1 = previous
             request.sample2 = sample
-            for slot, (metric_id, _) in zip(request.metrics, METRICS):
+            # NVML's array has a slot for every GPM metric there is; the first len(METRICS) are asked for.
+            for slot, (metric_id, _) in zip(request.metrics, METRICS, strict=False):
                 slot.metricId = metric_id
             if calls("nvmlGpmMetricsGet", request) is None:
                 return
-            for slot, (_, spec) in zip(request.metrics, METRICS):
+            for slot, (_, spec) in zip(request.metrics, METRICS, strict=False):
                 if calls.succeeded("nvmlGpmMetricsGet", slot.nvmlReturn):
                     out.add(spec, labels, slot.value * PERCENT)
         finally:

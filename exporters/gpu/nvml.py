@@ -8,11 +8,11 @@ FakeNvml (fake.py) in tests and --simulate, which raises the same pynvml.NVMLErr
 from __future__ import annotations
 
 import ctypes
-from typing import Any
+from typing import Any, TypeAlias
 
 import pynvml
 
-NVMLError = pynvml.NVMLError
+NVMLError: TypeAlias = pynvml.NVMLError
 
 # The GPU itself is gone or unusable until reset: mark it down, serve none of its values.
 DEVICE_FATAL = frozenset({

@@ -27,7 +27,7 @@ def read(
     handle: Any,
     labels: Mapping[str, str],
     out: FamilySet,
-    instance_labels: Callable[[int, int], Mapping[str, str] | None] = lambda gi, ci: None,
+    instance_labels: Callable[[int | None, int | None], Mapping[str, str] | None] = lambda gi, ci: None,
     name_of: Callable[[int], str] = process_name,
 ) -> None:
     """instance_labels(gpu_instance_id, compute_instance_id) gives a MIG instance's labels."""

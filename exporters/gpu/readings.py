@@ -71,7 +71,8 @@ def read_device(calls: Calls, device: Device, pods: PodLabels, out: FamilySet) -
     if mig_mode is not None:
         out.add(m.MIG_MODE, labels, 1 if in_mig_mode else 0)
     instance_labels = _mig(calls, device, pods, out) if in_mig_mode else {}
-    processes.read(calls, handle, labels, out, lambda gi, ci: instance_labels.get((gi, ci)))
+    processes.read(calls, handle, labels, out,
+                   lambda gi, ci: instance_labels.get((gi, ci)) if gi is not None and ci is not None else None)
     if device.gpm is not None and not in_mig_mode:
         device.gpm.read(calls, handle, labels, out)
 
@@ -96,7 +97,7 @@ def _fields(calls: Calls, device: Device, labels: dict[str, str], out: FamilySet
     values = calls("nvmlDeviceGetFieldValues", device.handle, [(f.field_id, f.scope) for f in device.fields])
     if values is None:
         return
-    for reading, value in zip(device.fields, values):
+    for reading, value in zip(device.fields, values, strict=True):
         if calls.succeeded("nvmlDeviceGetFieldValues", value.nvmlReturn):
             out.add(reading.spec, {**labels, **reading.labels}, nvml.field_value(value) * reading.scale)
 

@@ -84,7 +84,8 @@ class Simulation:
         self._raise_scheduled(device, now)
 
     def _raise_scheduled(self, device: FakeDevice, now: float) -> None:
-        for xid in [x for x in self._scheduled if x.gpu == device.index and now - self._started >= x.after]:
+        started = now if self._started is None else self._started
+        for xid in [x for x in self._scheduled if x.gpu == device.index and now - started >= x.after]:
             self._scheduled.remove(xid)
             self._xid(device, xid.code, _EFFECTS.get(xid.code))
 

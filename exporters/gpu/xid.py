@@ -6,6 +6,7 @@ one and a repeated code looks like none. Counting every event fixes both.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections import Counter
@@ -55,7 +56,7 @@ class XidCounts:
             out.add(m.XID_EVENTS, labels, gpu.total)
             for code, count in gpu.by_code.items():
                 out.add(m.XID_ERRORS, {**labels, "xid": code}, count)
-            if gpu.last_code is not None:
+            if gpu.last_code is not None and gpu.last_time is not None:
                 out.add(m.LAST_XID, labels, gpu.last_code)
                 out.add(m.LAST_XID_TIME, labels, gpu.last_time)
 
@@ -85,17 +86,16 @@ class XidWatcher:
         try:
             event_set = self._library.nvmlEventSetCreate()
         except nvml.NVMLError as error:
-            _logger.warning("XID events unavailable: cannot create an NVML event set", extra={"error": nvml.error_name(error)})
+            _logger.warning("XID events unavailable: cannot create an NVML event set",
+                            extra={"error": nvml.error_name(error)})
             return
         try:
             registered = self._register(event_set)
             while registered and not self._stop.is_set():
                 self._wait_once(event_set)
         finally:
-            try:
+            with contextlib.suppress(nvml.NVMLError):
                 self._library.nvmlEventSetFree(event_set)
-            except nvml.NVMLError:
-                pass
 
     def _register(self, event_set: Any) -> int:
         registered = 0
@@ -104,7 +104,8 @@ class XidWatcher:
                 self._library.nvmlDeviceRegisterEvents(handle, pynvml.nvmlEventTypeXidCriticalError, event_set)
                 registered += 1
             except nvml.NVMLError as error:
-                _logger.warning("XID events unavailable for this GPU", extra={"uuid": uuid, "error": nvml.error_name(error)})
+                _logger.warning("XID events unavailable for this GPU",
+                                extra={"uuid": uuid, "error": nvml.error_name(error)})
         return registered
 
     def _wait_once(self, event_set: Any) -> None:

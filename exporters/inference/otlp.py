@@ -14,6 +14,7 @@ import os
 import threading
 import time
 
+from opentelemetry.sdk.metrics._internal.exemplar import Exemplar
 from opentelemetry.sdk.metrics.export import (
     AggregationTemporality,
     Histogram,
@@ -27,7 +28,6 @@ from opentelemetry.sdk.metrics.export import (
     ScopeMetrics,
     Sum,
 )
-from opentelemetry.sdk.metrics._internal.exemplar import Exemplar
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
@@ -45,7 +45,7 @@ CUMULATIVE = AggregationTemporality.CUMULATIVE
 ERROR_OUTCOMES = ("error", "rejected", "client_error")
 DURATION = ("gen_ai.server.request.duration", "s", "Time from a request's arrival to its last byte.")
 # (name, unit, description, which histogram of a SeriesSnapshot, extra attributes)
-HISTOGRAMS = (
+HISTOGRAMS: tuple[tuple[str, str, str, str, dict[str, str]], ...] = (
     ("gen_ai.server.time_to_first_token", "s", "Time to the first output token of successful requests.",
      "time_to_first_token", {}),
     ("gen_ai.server.time_per_output_token", "s", "Mean time per output token after the first, successful requests.",
@@ -99,9 +99,10 @@ def _histogram_point(attrs: dict[str, str], histogram: HistogramSnapshot, start_
                      now_ns: int) -> HistogramDataPoint:
     exemplars = [Exemplar(None, seen.value, int(seen.timestamp * 1e9), seen.span_id, seen.trace_id)
                  for seen in histogram.exemplars if seen is not None]
-    # min and max are not tracked (they would cost the hot path two comparisons per value).
+    # min and max are not tracked (they would cost the hot path two comparisons per value). OTLP's are
+    # optional and the exporters leave None out, but the SDK's dataclass types them float.
     return HistogramDataPoint(attrs, start_ns, now_ns, histogram.count, histogram.total, list(histogram.counts),
-                              list(histogram.bounds), None, None, exemplars)
+                              list(histogram.bounds), None, None, exemplars)  # type: ignore[arg-type]
 
 
 def exporter_from_environment() -> MetricExporter | None:
@@ -111,12 +112,14 @@ def exporter_from_environment() -> MetricExporter | None:
     protocol = os.environ.get("OTEL_EXPORTER_OTLP_METRICS_PROTOCOL") or os.environ.get(
         "OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")
     if protocol == "grpc":
-        from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter
-    elif protocol == "http/protobuf":
-        from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
-    else:
-        raise ValueError(f"OTEL_EXPORTER_OTLP_PROTOCOL={protocol!r}: use grpc or http/protobuf")
-    return OTLPMetricExporter()
+        from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter as GrpcExporter
+
+        return GrpcExporter()
+    if protocol == "http/protobuf":
+        from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter as HttpExporter
+
+        return HttpExporter()
+    raise ValueError(f"OTEL_EXPORTER_OTLP_PROTOCOL={protocol!r}: use grpc or http/protobuf")
 
 
 class OtlpPusher:

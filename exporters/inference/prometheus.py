@@ -6,12 +6,13 @@ from collections.abc import Iterator
 
 from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.metrics_core import Metric
+from prometheus_client.registry import Collector
 from prometheus_client.samples import Exemplar
 
 from fleetscope.catalog import FamilySet, MetricSpec
 from fleetscope.exporters.catalog import inference as spec
-from fleetscope.exporters.inference.series import HistogramSnapshot
 from fleetscope.exporters.inference.series import Exemplar as SeenExemplar
+from fleetscope.exporters.inference.series import HistogramSnapshot
 from fleetscope.exporters.inference.tracking import InferenceMetrics
 
 
@@ -53,7 +54,7 @@ def _exemplar(seen: SeenExemplar | None) -> Exemplar | None:
                     seen.timestamp)
 
 
-def registry_for(metrics: InferenceMetrics, *collectors: object) -> CollectorRegistry:
+def registry_for(metrics: InferenceMetrics, *collectors: Collector) -> CollectorRegistry:
     """A registry serving the SDK's metrics and any other collectors the server has."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(InferenceCollector(metrics))

@@ -27,7 +27,8 @@ DRAIN_AT = 2048
 
 # The fields of a finished request, as Series.finished receives them.
 OUTCOME, ERROR_TYPE, DURATION, QUEUE, TTFT, TPOT, INPUT_TOKENS, OUTPUT_TOKENS, EXEMPLAR = range(9)
-Finished = tuple  # (outcome, error_type, duration, queue, ttft, tpot, input, output, exemplar); NaN where absent
+# (outcome, error_type, duration, queue, ttft, tpot, input, output, exemplar); NaN where absent
+Finished = tuple[str, str, float, float, float, float, float, float, "tuple[int, int, float] | None"]
 
 
 @dataclass(frozen=True)
@@ -50,7 +51,8 @@ class Histogram:
         self.total = 0.0
         self.exemplars: list[Exemplar | None] = [None] * (len(self.bounds) + 1)
 
-    def add(self, column: Sequence[float], exemplars: Sequence[tuple[int, int, float] | None] | None) -> None:
+    def add(self, column: Sequence[float] | np.ndarray,
+            exemplars: Sequence[tuple[int, int, float] | None] | None) -> None:
         values = np.asarray(column, dtype=np.float64)
         present = ~np.isnan(values)
         # side="left": a value equal to a bound belongs to that bound's bucket (le is "less or equal").
@@ -64,7 +66,7 @@ class Histogram:
             # The latest exemplar of each bucket: first occurrence in the reversed rows.
             newest_first = rows[::-1]
             found, first = np.unique(index[newest_first], return_index=True)
-            for bucket, row in zip(found.tolist(), newest_first[first].tolist()):
+            for bucket, row in zip(found.tolist(), newest_first[first].tolist(), strict=True):
                 trace_id, span_id, timestamp = exemplars[row]
                 self.exemplars[bucket] = Exemplar(trace_id, span_id, float(values[row]), timestamp)
 
@@ -75,9 +77,9 @@ class Histogram:
 def merged(snapshots: Sequence[HistogramSnapshot]) -> HistogramSnapshot:
     """One histogram of several with the same bounds; each bucket keeps the latest exemplar."""
     first = snapshots[0]
-    counts = tuple(map(sum, zip(*(s.counts for s in snapshots))))
+    counts = tuple(map(sum, zip(*(s.counts for s in snapshots), strict=True)))
     exemplars = tuple(max((e for e in bucket if e is not None), key=lambda e: e.timestamp, default=None)
-                      for bucket in zip(*(s.exemplars for s in snapshots)))
+                      for bucket in zip(*(s.exemplars for s in snapshots), strict=True))
     return HistogramSnapshot(first.bounds, counts, sum(s.total for s in snapshots), exemplars)
 
 
@@ -94,7 +96,7 @@ class HistogramSnapshot:
 
     def cumulative(self) -> list[tuple[float, int]]:
         running, out = 0, []
-        for bound, count in zip(self.bounds + (float("inf"),), self.counts):
+        for bound, count in zip(self.bounds + (float("inf"),), self.counts, strict=True):
             running += count
             out.append((bound, running))
         return out
@@ -169,8 +171,8 @@ class Series:
         # Only appends happen elsewhere, so the first `count` entries stay put while we take them.
         batch = pending[:count]
         del pending[:count]
-        columns = list(zip(*batch))
-        keys = list(zip(columns[OUTCOME], columns[ERROR_TYPE]))
+        columns = list(zip(*batch, strict=True))
+        keys = list(zip(columns[OUTCOME], columns[ERROR_TYPE], strict=True))
         bounded = {}
         for key, seen in Counter(keys).items():
             bounded[key] = self._bounded(key)
@@ -195,7 +197,8 @@ class Series:
         values = np.asarray(durations, dtype=np.float64)
         for target, i in code.items():
             rows = np.flatnonzero(codes == i)
-            self._durations[target].add(values[rows], None if exemplars is None else [exemplars[r] for r in rows])
+            self._durations[target].add(values[rows],
+                                        None if exemplars is None else [exemplars[r] for r in rows.tolist()])
 
     def _bounded(self, key: tuple[str, str]) -> tuple[str, str]:
         outcome, error_type = key

@@ -53,7 +53,7 @@ def gpu_owners(assignments: list[Assignment]) -> dict[str, dict[str, str]]:
         if a.resource.startswith(GPU_RESOURCE_PREFIX):
             holders.setdefault(a.device_id, set()).add((a.namespace, a.pod, a.container))
     return {
-        device_id: dict(zip(("namespace", "pod", "container"), next(iter(owners))))
+        device_id: dict(zip(("namespace", "pod", "container"), next(iter(owners)), strict=True))
         for device_id, owners in holders.items() if len(owners) == 1
     }
 

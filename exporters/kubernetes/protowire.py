@@ -32,6 +32,7 @@ def fields(data: bytes) -> Iterator[tuple[int, int | bytes]]:
     while position < len(data):
         key, position = _varint(data, position)
         number, wire_type = key >> 3, key & 7
+        value: int | bytes
         if wire_type == VARINT:
             value, position = _varint(data, position)
         elif wire_type == LENGTH_DELIMITED:

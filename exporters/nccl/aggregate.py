@@ -65,7 +65,7 @@ class _Histogram:
 
     def cumulative(self) -> list[tuple[float, int]]:
         running, out = 0, []
-        for bound, count in zip(DURATION_BOUNDS, self.counts):
+        for bound, count in zip(DURATION_BOUNDS, self.counts, strict=True):
             running += count
             out.append((bound, running))
         return out
@@ -188,9 +188,8 @@ class Aggregator:
         if len(group) < 2:
             return
         records = list(group.values())
-        if all(r.started_at is not None for r in records):
-            arrivals = {r.comm.rank: r.started_at for r in records}
-        else:
+        arrivals = {r.comm.rank: r.started_at for r in records if r.started_at is not None}
+        if len(arrivals) < len(records):
             # All ranks leave a synchronous collective together; the one that came last waited least.
             arrivals = {r.comm.rank: -r.exec_seconds for r in records}
         middle = statistics.median(arrivals.values())

@@ -15,11 +15,11 @@ from prometheus_client.metrics_core import Metric
 from fleetscope import log
 from fleetscope.catalog import FamilySet
 from fleetscope.exporters.catalog import nccl as m
-from fleetscope.exporters.nccl.aggregate import Aggregator
 from fleetscope.exporters.nccl import ras
+from fleetscope.exporters.nccl.aggregate import Aggregator
 from fleetscope.exporters.nccl.debuglog import DebugLog
-from fleetscope.exporters.nccl.ras import RasState
 from fleetscope.exporters.nccl.inspector import DumpContext, RecordError
+from fleetscope.exporters.nccl.ras import RasState
 from fleetscope.exporters.nccl.tail import RESTART, Chunk, FileTail
 
 _logger = log.get("fleetscope.exporters.nccl")
@@ -92,15 +92,17 @@ class NcclCollector:
         self._debug_logs.clear()
 
     def _query_ras(self, now: float) -> None:
+        assert self._ras_address is not None  # only called when RAS is queried
+        host, port = self._ras_address
         was_up = self._ras.up
         try:
-            self._ras.update(ras.query(*self._ras_address), now)
+            self._ras.update(ras.query(host, port), now)
         except ConnectionRefusedError:
             self._ras.failed()  # no NCCL job on this node right now: nothing to say
         except (OSError, ras.RasError) as error:
             self._ras.failed()
             if was_up:
-                _logger.warning("NCCL RAS stopped answering", extra={"address": "%s:%d" % self._ras_address,
+                _logger.warning("NCCL RAS stopped answering", extra={"address": f"{host}:{port}",
                                                                      "error": str(error)})
 
     def _read_debug_logs(self) -> None:
@@ -119,7 +121,7 @@ class NcclCollector:
                 del self._debug_logs[path]
 
     def _follow_new_files(self, now: float) -> None:
-        candidates = []
+        candidates: list[tuple[float, str]] = []
         for pattern in PATTERNS:
             for path in self._directory.glob(pattern):
                 try:
@@ -131,8 +133,8 @@ class NcclCollector:
         room = MAX_FILES - len(self._files)
         if len(candidates) > room:
             self._rejected["too_many_files"] += len(candidates) - max(room, 0)
-        for modified, path in sorted(candidates, reverse=True)[:max(room, 0)]:
-            self._files[path] = _Followed(path, modified)
+        for modified, name in sorted(candidates, reverse=True)[:max(room, 0)]:
+            self._files[name] = _Followed(name, modified)
 
     def _read(self, followed: _Followed, now: float) -> None:
         for chunk in _new_chunks(followed.tail):

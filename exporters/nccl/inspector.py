@@ -81,6 +81,7 @@ class DumpContext:
             if self.remaining.get(kind, 0) <= 0:
                 raise RecordError("unexpected_record", f"{kind} beyond the marker's count")
             self.remaining[kind] -= 1
+            assert self.communicator is not None and self.metadata is not None  # set with the header
             return _operation(record, self.communicator, self.metadata)
         if "header" not in record or "metadata" not in record:
             raise RecordError("missing_context", "a record with no header and no marker before it")
@@ -165,7 +166,7 @@ def _int(source: dict, key: str, default: int | None = None) -> int:
 
 def _number(source: dict, key: str) -> float:
     value = source.get(key)
-    if type(value) not in (int, float) or not math.isfinite(value) or value < 0:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
         raise RecordError("bad_field", f"{key} is not a finite non-negative number")
     return float(value)
 

@@ -144,7 +144,9 @@ def _totals(comm: dict) -> dict[int, int]:
 
 
 def _erring(rank: dict) -> bool:
-    status = rank.get("status") if isinstance(rank.get("status"), dict) else {}
+    status = rank.get("status")
+    if not isinstance(status, dict):
+        status = {}
     return bool(status.get("async_error")) or bool(status.get("abort_flag"))
 
 

@@ -96,7 +96,8 @@ class SimulatedJob:
         for operation, size, busbw in comm.operations:
             self._sequence[comm.comm_id] += 1
             sn = self._sequence[comm.comm_id]
-            factor = 2 * (comm.n_ranks - 1) / comm.n_ranks if operation == "AllReduce" else (comm.n_ranks - 1) / comm.n_ranks
+            share = (comm.n_ranks - 1) / comm.n_ranks
+            factor = 2 * share if operation == "AllReduce" else share
             base = size * factor / (busbw * 1e9 * self._rng.uniform(0.9, 1.0))
             late_rank, delay = (self._straggler[0], self._straggler[1]) if self._straggler else (None, 0.0)
             for rank in range(GPUS_PER_NODE):
@@ -133,10 +134,12 @@ def _init_lines(hostname: str, pid: int) -> list[str]:
                 f"busId 18000 commId {comm.comm_id}")
         ring = " ".join(f"{r:3d}" for r in range(comm.n_ranks))
         lines += [f"{init} - Init START", f"{prefix} Channel 00/16 : {ring}",
-                  f"{prefix} Trees [0] 1/-1/-1->0->-1", f"{prefix} Channel 00/0 : {rank}[0] -> {rank + 1}[1] via P2P/CUMEM/read"]
+                  f"{prefix} Trees [0] 1/-1/-1->0->-1",
+                  f"{prefix} Channel 00/0 : {rank}[0] -> {rank + 1}[1] via P2P/CUMEM/read"]
         if comm.nnodes > 1:
             lines.append(f"{prefix} Channel 00/0 : {rank + 7}[7] -> {rank + 8}[0] [send] via NET/IB/0/GDRDMA")
-        lines += [f"{prefix} 16 coll channels, 0 collnet channels, 0 nvls channels, 16 p2p channels, 2 p2p channels per peer",
+        lines += [f"{prefix} 16 coll channels, 0 collnet channels, 0 nvls channels, 16 p2p channels, "
+                  "2 p2p channels per peer",
                   f"{init} localSize 8 - Init COMPLETE"]
     return lines
 

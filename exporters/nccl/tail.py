@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from typing import BinaryIO
 
 MAX_LINE_BYTES = 1 << 20  # an Inspector line is a few hundred bytes; a verbose one a few KiB
 
@@ -28,7 +29,7 @@ class FileTail:
 
     def __init__(self, path: str):
         self.path = path
-        self._file = None
+        self._file: BinaryIO | None = None
         self._partial = b""
         self._skipping = False  # inside an oversized line, dropping until its newline
 
@@ -38,6 +39,7 @@ class FileTail:
         chunk = Chunk()
         if self._file is None and not self._open(chunk):
             return chunk
+        assert self._file is not None
         self._drain(chunk, max_bytes)
         try:
             on_disk = os.stat(self.path)
@@ -61,7 +63,7 @@ class FileTail:
 
     def _open(self, chunk: Chunk) -> bool:
         try:
-            self._file = open(self.path, "rb")
+            self._file = open(self.path, "rb")  # noqa: SIM115 (held open across reads; close() closes it)
         except OSError:
             return False
         self._restart(chunk)
@@ -72,6 +74,7 @@ class FileTail:
         chunk.lines.append(RESTART)
 
     def _drain(self, chunk: Chunk, max_bytes: int) -> None:
+        assert self._file is not None
         data = self._file.read(max_bytes)
         if not data:
             return

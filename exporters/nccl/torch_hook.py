@@ -14,6 +14,7 @@ plugin there for GPU-side timing.
 from __future__ import annotations
 
 import atexit
+import functools
 import hashlib
 import inspect
 import os
@@ -77,7 +78,8 @@ class InspectorWriter:
             body.update({f"{kind}_msg_size_bytes": size, f"{kind}_exec_time_us": exec_us,
                          f"{kind}_timing_source": "host_wallclock",
                          f"{kind}_algobw_gbs": round(size / seconds / 1e9, 6),
-                         "event_trace_ts": {f"{kind}_start_ts": int(started * 1e6), f"{kind}_stop_ts": int(ended * 1e6)}})
+                         "event_trace_ts": {f"{kind}_start_ts": int(started * 1e6),
+                                            f"{kind}_stop_ts": int(ended * 1e6)}})
             self._pending.setdefault(comm, []).append({f"{kind}_perf": body})
 
     def flush(self) -> None:
@@ -127,8 +129,7 @@ class _Hook:
                 self.writer.record(comm, operation, kind, size, started, time.time(), peer)
             return result
 
-        timed.__wrapped__ = original
-        return timed
+        return functools.update_wrapper(timed, original)
 
     def _comm(self, group: Any) -> Communicator:
         group = group if group is not None else dist.group.WORLD

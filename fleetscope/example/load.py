@@ -22,7 +22,7 @@ def instances(rng: random.Random, count: int, shifted: bool) -> list[list[float]
     for _ in range(count):
         means = rng.choice(SPECIES_MEANS)
         rows.append([round(max(0.1, rng.gauss(mean, SPREAD) + (shift if shifted else 0.0)), 2)
-                     for mean, shift in zip(means, SHIFT)])
+                     for mean, shift in zip(means, SHIFT, strict=True)])
     return rows
 
 

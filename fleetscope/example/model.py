@@ -67,5 +67,6 @@ class IrisModel:
 
     def rows(self, features: np.ndarray, predictions: Sequence[Prediction]) -> list[dict[str, object]]:
         """What a drift monitor wants of each answer: the inputs and the outputs, by name."""
-        return [{**dict(zip(self.features, map(float, instance))), "label": p.label, "confidence": p.confidence}
-                for instance, p in zip(features, predictions)]
+        return [{**dict(zip(self.features, map(float, instance), strict=True)), "label": p.label,
+                 "confidence": p.confidence}
+                for instance, p in zip(features, predictions, strict=True)]

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from prometheus_client import make_asgi_app
+from prometheus_client.registry import Collector
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse
@@ -36,12 +37,15 @@ from fleetscope.web.server import parse_listen_address
 
 DESCRIPTION = "Serve a scikit-learn model (iris) instrumented with fleetscope's inference SDK."
 MAX_BODY_BYTES = 1 << 20
-Outputs = Callable[[str, list[dict[str, object]]], None]
+Outputs = Callable[[str, list[dict[str, object]]], object]  # what it returns is not used
+
+
+DEFAULT_LIMITS = ConnectionLimits()
 
 
 def create_app(model: IrisModel, metrics: InferenceMetrics, workers: int = 4,
-               outputs: Outputs | None = None, collectors: Sequence[object] = (),
-               slowdown: Slowdown | None = None, limits: ConnectionLimits = ConnectionLimits()) -> SecurityHeaders:
+               outputs: Outputs | None = None, collectors: Sequence[Collector] = (),
+               slowdown: Slowdown | None = None, limits: ConnectionLimits = DEFAULT_LIMITS) -> SecurityHeaders:
     slots = asyncio.Semaphore(workers)
     started = time.monotonic()
     metrics.declare(model.name, "predict")

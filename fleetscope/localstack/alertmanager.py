@@ -76,6 +76,7 @@ class Alertmanager:
 
 def _binary() -> str:
     for name in BINARIES:
-        if shutil.which(name):
-            return shutil.which(name)
+        found = shutil.which(name)
+        if found:
+            return found
     return require_binary(BINARIES[0])  # raises, saying how to install it

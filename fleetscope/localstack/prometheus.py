@@ -75,7 +75,7 @@ class Prometheus:
         self.stop()
 
     def api(self, path: str, **params: str) -> Any:
-        return api(self.url, path, **params)
+        return api(self.url, path, 10.0, **params)
 
     def query(self, expr: str) -> list[dict]:
         """Instant vector results as Prometheus returns them: [{"metric": {...}, "value": [t, "v"]}]."""

@@ -34,7 +34,7 @@ class NotificationReceiver:
     @property
     def url(self) -> str:
         host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://{host!s}:{port}"
 
     def start(self) -> NotificationReceiver:
         self._thread.start()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable
 
 from starlette.requests import Request
@@ -31,10 +32,8 @@ async def bounded_body(request: Request, limit: int, timeout: float) -> bytes:
 async def discard_body(request: Request, limit: int, timeout: float) -> None:
     """Reads and drops the body (up to `limit` bytes, for at most `timeout` seconds), so that an
     answer given without it (429) reaches a client still sending, not a reset connection."""
-    try:
+    with contextlib.suppress(BodyRefused):
         await _receive(request, limit, timeout, lambda chunk: None)
-    except BodyRefused:
-        pass
 
 
 async def _receive(request: Request, limit: int, timeout: float, take: Callable[[bytes], object]) -> None:

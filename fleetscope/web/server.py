@@ -7,6 +7,7 @@ exporter-toolkit web config. Shutdown stops accepting, then waits for requests i
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import ipaddress
 import socket
@@ -124,12 +125,10 @@ class _Connection:
         self.socket = sock
 
     def shutdown(self, how: int) -> None:
-        try:
-            # socket.socket's own shutdown: SSLSocket.shutdown would drop the TLS state
-            # that a response still being written needs.
+        # socket.socket's own shutdown: SSLSocket.shutdown would drop the TLS state
+        # that a response still being written needs.
+        with contextlib.suppress(OSError):
             socket.socket.shutdown(self.socket, how)
-        except OSError:
-            pass
 
 
 class _Server(ThreadingHTTPServer):
@@ -198,11 +197,15 @@ class _Server(ThreadingHTTPServer):
         self.waiting.response_sent(self._current.connection)
 
 
+# The exporter's own pages: few scrapers, each keeping its connection between scrapes.
+DEFAULT_LIMITS = ConnectionLimits(max_connections=64, idle_timeout=120.0)
+
+
 class WebServer:
     """Serves routes on one listen address until shutdown()."""
 
     def __init__(self, listen_address: str, routes: Mapping[str, Route], web_config: WebConfig | None = None,
-                 limits: ConnectionLimits = ConnectionLimits(max_connections=64, idle_timeout=120.0)):
+                 limits: ConnectionLimits = DEFAULT_LIMITS):
         config = web_config or WebConfig()
         self.limits = limits
         self._routes = dict(routes)
@@ -222,7 +225,7 @@ class WebServer:
 
     @property
     def url(self) -> str:
-        host = self._server.server_address[0]
+        host = str(self._server.server_address[0])
         host = "127.0.0.1" if host in ("", "0.0.0.0") else f"[{host}]" if ":" in host else host
         return f"{self.scheme}://{host}:{self.port}"
 
@@ -281,7 +284,8 @@ class WebServer:
                 response = route(request)
             except Exception:
                 _logger.exception("request failed", extra={"path": url.path})
-                response = Response(HTTPStatus.INTERNAL_SERVER_ERROR, b"internal error\n", {"Content-Type": "text/plain"})
+                response = Response(HTTPStatus.INTERNAL_SERVER_ERROR, b"internal error\n",
+                                    {"Content-Type": "text/plain"})
         handler.send_response(response.status)
         for name, value in {**self._extra_headers, **response.headers}.items():
             handler.send_header(name, value)

@@ -23,8 +23,8 @@ def seed_bodies(rows: int = 40) -> dict[str, tuple[bytes, str]]:
     dictionary_table = table.set_column(1, "label", table.column("label").dictionary_encode())
     return {
         "json-rows": (json.dumps(records).encode(), "application/json"),
-        "json-columns": (json.dumps({"columns": {name: [row[name] for row in records] for name in records[0]}}).encode(),
-                         "application/json"),
+        "json-columns": (json.dumps({"columns": {name: [row[name] for row in records]
+                                                 for name in records[0]}}).encode(), "application/json"),
         "csv": (pd.DataFrame(records).to_csv(index=False).encode(), "text/csv"),
         "parquet": (hostile.parquet_bytes(dictionary_table, compression="zstd"), hostile.PARQUET),
         "arrow-stream": (hostile.arrow_stream(dictionary_table, "lz4"), hostile.ARROW_STREAM),

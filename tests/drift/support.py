@@ -37,7 +37,7 @@ def outputs(rows: int, seed: int, shift: float = 0.0) -> list[dict]:
     labels = rng.choice(["setosa", "versicolor", "virginica"], rows, p=[0.5 - shift / 5, 0.3, 0.2 + shift / 5])
     regions = rng.choice(["eu", "us"], rows)
     return [{"score": float(score), "label": str(label), "region": str(region)}
-            for score, label, region in zip(scores, labels, regions)]
+            for score, label, region in zip(scores, labels, regions, strict=True)]
 
 
 MODEL_CONFIG = """

@@ -11,10 +11,25 @@ import time
 
 from tests.drift.fuzz import mutate, seed_bodies
 from tests.drift.support import MODEL_CONFIG, call, outputs
-from tests.drift.test_http import drift_service  # noqa: F401 (fixture)
 
 SECONDS = float(os.environ.get("FLEETSCOPE_FUZZ_SECONDS", "4"))
 SEED = int(os.environ.get("FLEETSCOPE_FUZZ_SEED", "20261129"))
+
+
+def _send_mutations(address: str, name: str, body: bytes, content_type: str, deadline: float,
+                    statuses: dict[int, int], failures: list[str], number: int) -> None:
+    """One client: mutated copies of `body` until the deadline or the first failure."""
+    rng = random.Random(f"{SEED}-{name}-{number}")
+    while time.monotonic() < deadline and not failures:
+        mutated = mutate(body, rng, text=content_type in ("application/json", "text/csv"))
+        try:
+            status, answer, _ = call(address, "POST", "/v1/models/iris/outputs", mutated, content_type)
+        except OSError as error:
+            failures.append(f"{name}: no answer ({error}) to {mutated[:200]!r}")
+            return
+        statuses[status] = statuses.get(status, 0) + 1
+        if not (200 <= status < 300 or 400 <= status < 500):
+            failures.append(f"{name}: {status} {answer!r} to {mutated[:200]!r}")
 
 
 def test_mutated_bodies_of_every_format_never_crash_the_service_or_get_a_5xx(drift_service):
@@ -26,21 +41,9 @@ def test_mutated_bodies_of_every_format_never_crash_the_service_or_get_a_5xx(dri
         assert call(address, "POST", "/v1/models/iris/outputs", body, content_type)[0] == 202, name
         statuses: dict[int, int] = {}
         deadline = time.monotonic() + SECONDS
-
-        def client(number: int) -> None:
-            rng = random.Random(f"{SEED}-{name}-{number}")
-            while time.monotonic() < deadline and not failures:
-                mutated = mutate(body, rng, text=content_type in ("application/json", "text/csv"))
-                try:
-                    status, answer, _ = call(address, "POST", "/v1/models/iris/outputs", mutated, content_type)
-                except OSError as error:
-                    failures.append(f"{name}: no answer ({error}) to {mutated[:200]!r}")
-                    return
-                statuses[status] = statuses.get(status, 0) + 1
-                if not (200 <= status < 300 or 400 <= status < 500):
-                    failures.append(f"{name}: {status} {answer!r} to {mutated[:200]!r}")
-
-        clients = [threading.Thread(target=client, args=(number,)) for number in range(4)]
+        clients = [threading.Thread(target=_send_mutations,
+                                    args=(address, name, body, content_type, deadline, statuses, failures, number))
+                   for number in range(4)]
         for thread in clients:
             thread.start()
         for thread in clients:

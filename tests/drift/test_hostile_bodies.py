@@ -11,7 +11,6 @@ import pytest
 
 from tests.drift import hostile
 from tests.drift.support import MODEL_CONFIG, call, outputs
-from tests.drift.test_http import drift_service  # noqa: F401 (fixture)
 from tests.support.exposition import value
 
 REGRESSIONS = Path(__file__).parent / "hostile"

@@ -21,18 +21,6 @@ READ_TOKEN = "read-token-0123456789abcdef"
 WRITE_TOKEN = "write-token-0123456789abcdef"
 
 
-@pytest.fixture
-def drift_service(fleetscope_process, tmp_path):
-    def start(config: str = MODEL_CONFIG, scheme: str = "http") -> str:
-        path = tmp_path / "drift.yaml"
-        path.write_text(config)
-        return fleetscope_process("drift serve", f"--config.file={path}", f"--storage.path={tmp_path / 'store.sqlite'}",
-                                  scheme=scheme)
-
-    start.processes = fleetscope_process.processes
-    return start
-
-
 def columns_of(rows: list[dict]) -> dict:
     return {"columns": {name: [row[name] for row in rows] for name in rows[0]}}
 

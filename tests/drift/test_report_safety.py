@@ -12,7 +12,6 @@ import threading
 import pytest
 
 from tests.drift.support import MODEL_CONFIG, call, outputs
-from tests.drift.test_http import drift_service  # noqa: F401 (fixture)
 
 # Each would set data-pwned on the page if it ran: no quotes, which JSON would escape anyway.
 PAYLOADS = [

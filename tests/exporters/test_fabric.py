@@ -73,7 +73,7 @@ def test_ports_are_read_in_base_units(tmp_path):
     assert value(text, "fleetscope_fabric_port_hw_errors_total", type="out_of_sequence", **port) == 12
     assert values(text, "fleetscope_fabric_port_hw_errors_total", type="lifespan") == []
     assert value(text, "fleetscope_fabric_port_unreadable_files", **port) == 0
-    info = [l for n, l, _ in samples(text) if n == "fleetscope_fabric_device_info"][0]
+    info = [labels for n, labels, _ in samples(text) if n == "fleetscope_fabric_device_info"][0]
     assert info == {"hostname": "node-a", "device": "mlx5_0", "hca_type": "MT4129", "firmware_version": "28.39.1002",
                     "board_id": "MT_0000000838"}
     assert promtool_check_metrics(text).returncode == 0
@@ -116,12 +116,13 @@ def test_a_device_vanishing_mid_read_is_skipped(tmp_path):
     make_device(tmp_path, "mlx5_1", {"1": IB_PORT}, pci="0000:2a:00.0")
     (tmp_path / "class" / "infiniband" / "mlx5_9").symlink_to("../../devices/gone")  # dangling, as after unplug
     text = page(tmp_path)
-    assert {l["device"] for n, l, _ in samples(text) if n == "fleetscope_fabric_port_state"} == {"mlx5_0", "mlx5_1"}
+    devices = {labels["device"] for n, labels, _ in samples(text) if n == "fleetscope_fabric_port_state"}
+    assert devices == {"mlx5_0", "mlx5_1"}
 
 
 def test_many_ports_are_ordered_numerically(tmp_path):
     make_device(tmp_path, "mlx5_0", {str(p): IB_PORT for p in (1, 2, 10)})
-    ports = [l["port"] for n, l, _ in samples(page(tmp_path)) if n == "fleetscope_fabric_port_state"]
+    ports = [labels["port"] for n, labels, _ in samples(page(tmp_path)) if n == "fleetscope_fabric_port_state"]
     assert ports == ["1", "2", "10"]
 
 

@@ -47,10 +47,10 @@ def test_serves_recorded_values_in_base_units(fake, make_collector, page_of):
     assert value(page, "fleetscope_gpu_pcie_receive_bytes_per_second", **gpu) == 9216 * 1024
     assert value(page, "fleetscope_gpu_slowdown_temperature_celsius", **gpu) == 89
     assert value(page, "fleetscope_gpu_remapped_rows_total", gpu="5", error="correctable") == 1
-    info = [l for n, l, _ in samples(page) if n == "fleetscope_gpu_info" and l["gpu"] == "0"][0]
+    info = [labels for n, labels, _ in samples(page) if n == "fleetscope_gpu_info" and labels["gpu"] == "0"][0]
     assert info == {"gpu": "0", "uuid": GPU0, "pci_bus_id": "00000000:18:00.0", "model_name": "NVIDIA H100 80GB HBM3",
                     "hostname": "node-a", "architecture": "hopper", "serial": "1650323004512"}
-    driver = [l for n, l, _ in samples(page) if n == "fleetscope_gpu_driver_info"][0]
+    driver = [labels for n, labels, _ in samples(page) if n == "fleetscope_gpu_driver_info"][0]
     assert driver["driver_version"] == "550.90.07" and driver["cuda_driver_version"] == "12.4"
     assert len(values(page, "fleetscope_gpu_up")) == 8
 
@@ -59,7 +59,8 @@ def test_clock_event_reasons_are_one_labelled_series_each(fake, make_collector, 
     fake.devices[1].values["nvmlDeviceGetCurrentClocksEventReasons"] = (
         nvml.pynvml.nvmlClocksEventReasonSwPowerCap | nvml.pynvml.nvmlClocksEventReasonHwThermalSlowdown)
     page = page_of(make_collector(fake))
-    active = {l["reason"]: v for n, l, v in samples(page) if n == "fleetscope_gpu_clock_event_active" and l["gpu"] == "1"}
+    active = {labels["reason"]: v for n, labels, v in samples(page)
+              if n == "fleetscope_gpu_clock_event_active" and labels["gpu"] == "1"}
     assert set(active) == set(CLOCK_EVENT_REASONS)
     assert {r for r, v in active.items() if v == 1} == {"sw_power_cap", "hw_thermal_slowdown"}
 
@@ -123,7 +124,8 @@ def test_a_gpu_that_fails_is_marked_down_and_its_values_are_not_served(fake, mak
     assert series_of_gpu(page, "3") <= {"fleetscope_gpu_up", "fleetscope_gpu_last_update_timestamp_seconds",
                                         "fleetscope_gpu_xid_events_total"}
     # The down GPU keeps its identity labels so alerts can name it.
-    assert [l for n, l, _ in samples(page) if n == "fleetscope_gpu_up" and l["gpu"] == "3"][0]["uuid"].startswith("GPU-")
+    (lost,) = [labels for n, labels, _ in samples(page) if n == "fleetscope_gpu_up" and labels["gpu"] == "3"]
+    assert lost["uuid"].startswith("GPU-")
     assert len(values(page, "fleetscope_gpu_temperature_celsius")) == 7
     fake.clear_failures()
     page = page_of(collector)
@@ -155,7 +157,7 @@ def test_gpu_fallen_off_the_bus_is_down_with_its_last_update_frozen(fake, make_c
 def test_a_gpu_that_cannot_be_opened_at_start_is_reported_down_by_index(fake, make_collector, page_of):
     fake.fail("nvmlDeviceGetHandleByIndex", "NVML_ERROR_GPU_IS_LOST", gpu=1)
     page = page_of(make_collector(fake))
-    down = [l for n, l, v in samples(page) if n == "fleetscope_gpu_up" and v == 0]
+    down = [labels for n, labels, v in samples(page) if n == "fleetscope_gpu_up" and v == 0]
     assert down == [{"gpu": "1", "hostname": "node-a"}]
 
 
@@ -279,11 +281,13 @@ def test_mig_instances_are_reported_with_their_own_labels(fake, make_collector, 
     page = page_of(make_collector(fake, pods=lambda: pods))
     assert value(page, "fleetscope_gpu_mig_mode_enabled", gpu="0") == 1
     assert value(page, "fleetscope_gpu_mig_mode_enabled", gpu="1") == 0
-    used = {l["mig_profile"]: l for n, l, _ in samples(page) if n == "fleetscope_gpu_memory_used_bytes" and "mig_profile" in l}
+    used = {labels["mig_profile"]: labels for n, labels, _ in samples(page)
+            if n == "fleetscope_gpu_memory_used_bytes" and "mig_profile" in labels}
     assert set(used) == {"3g.40gb", "1g.10gb"}
     assert used["3g.40gb"]["gpu_instance_id"] == "9" and used["3g.40gb"]["compute_instance_id"] == "0"
     assert used["1g.10gb"]["pod"] == "trainer-0" and "pod" not in used["3g.40gb"]
-    process = [l for n, l, _ in samples(page) if n == "fleetscope_gpu_process_memory_used_bytes" and l["gpu"] == "0"]
+    process = [labels for n, labels, _ in samples(page)
+               if n == "fleetscope_gpu_process_memory_used_bytes" and labels["gpu"] == "0"]
     assert process[0]["pid"] == "7001" and process[0]["mig_profile"] == "3g.40gb"
     # The whole GPU is still reported once, without instance labels, and without GPM.
     assert len(values(page, "fleetscope_gpu_temperature_celsius", gpu="0")) == 1
@@ -293,7 +297,7 @@ def test_pod_labels_follow_the_gpu_they_are_allocated_to(fake, make_collector, p
     pods = {GPU0: {"namespace": "ml", "pod": "llm-0", "container": "server"},
             "3": {"namespace": "ml", "pod": "by-index", "container": "c"}}
     page = page_of(make_collector(fake, pods=lambda: pods))
-    power = {l["gpu"]: l for n, l, _ in samples(page) if n == "fleetscope_gpu_power_watts"}
+    power = {labels["gpu"]: labels for n, labels, _ in samples(page) if n == "fleetscope_gpu_power_watts"}
     assert power["0"]["pod"] == "llm-0" and power["0"]["namespace"] == "ml"
     assert power["3"]["pod"] == "by-index"
     assert "pod" not in power["1"]
@@ -307,7 +311,8 @@ def test_processes_are_largest_first_and_bounded(fake, make_collector, page_of):
     fake.devices[0].values["nvmlDeviceGetGraphicsRunningProcesses"] = [
         {"pid": 5, "usedGpuMemory": None, "gpuInstanceId": 0, "computeInstanceId": 0}]
     page = page_of(make_collector(fake))
-    pids = {l["pid"] for n, l, _ in samples(page) if n == "fleetscope_gpu_process_memory_used_bytes" and l["gpu"] == "0"}
+    pids = {labels["pid"] for n, labels, _ in samples(page)
+            if n == "fleetscope_gpu_process_memory_used_bytes" and labels["gpu"] == "0"}
     assert len(pids) == MAX_PROCESSES_PER_GPU
     assert "199" in pids and "100" not in pids and "5" not in pids
 

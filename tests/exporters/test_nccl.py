@@ -9,8 +9,6 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.clock import Clock
-
 from fleetscope.exporters.nccl.aggregate import bus_factor, size_bucket
 from fleetscope.exporters.nccl.collector import NcclCollector
 from fleetscope.exporters.nccl.tail import MAX_LINE_BYTES
@@ -67,7 +65,8 @@ def test_v43_dumps_become_counters_in_base_units(tmp_path, collector):
     assert value(text, "fleetscope_nccl_duration_seconds_bucket", operation="AllReduce", le="0.001") == 0
     assert value(text, "fleetscope_nccl_comm_ranks", **COMM) == 8
     assert value(text, "fleetscope_nccl_rank_sequence", rank="2", **COMM) == 2
-    assert value(text, "fleetscope_nccl_comm_last_progress_timestamp_seconds", **COMM) == pytest.approx(1748030377.748202)
+    progress = value(text, "fleetscope_nccl_comm_last_progress_timestamp_seconds", **COMM)
+    assert progress == pytest.approx(1748030377.748202)
     assert value(text, "fleetscope_nccl_inspector_files") == 1
     assert values(text, "fleetscope_nccl_records_rejected_total") == []
     result = promtool_check_metrics(text)
@@ -172,7 +171,7 @@ def test_many_jobs_and_processes_are_followed(tmp_path, collector):
                             pid=100 * job + rank))
     text = page(collector)
     assert value(text, "fleetscope_nccl_inspector_files") == 6
-    assert sorted({l["comm_id"] for n, l, _ in samples(text) if n == "fleetscope_nccl_comm_ranks"}) == \
+    assert sorted({labels["comm_id"] for n, labels, _ in samples(text) if n == "fleetscope_nccl_comm_ranks"}) == \
         ["0xabc0", "0xabc1", "0xabc2"]
     assert sum(values(text, "fleetscope_nccl_collectives_total")) == 12
     assert values(text, "fleetscope_nccl_comm_nodes") == [2, 2, 2]
@@ -193,7 +192,7 @@ def test_communicators_are_bounded_and_idle_ones_forgotten(tmp_path, clock):
 
 def test_comm_names_are_sanitized_and_bounded(tmp_path, collector):
     append(tmp_path / "node-a-pid1.log", dump_v43([coll(1)], comm_name='evil"name\n' + "x" * 200))
-    names = {l["comm_name"] for n, l, _ in samples(page(collector)) if n == "fleetscope_nccl_comm_ranks"}
+    names = {labels["comm_name"] for n, labels, _ in samples(page(collector)) if n == "fleetscope_nccl_comm_ranks"}
     (name,) = names
     assert len(name) == 64 and '"' not in name and "\n" not in name
 
@@ -209,7 +208,7 @@ def test_the_straggler_is_found_from_execution_time(tmp_path, collector):
     # Rank 3 arrives ~4 ms late every time, so it waits least: its kernel time is the shortest.
     _local_ranks(tmp_path, {0: [5000] * 20, 1: [5100] * 20, 2: [4900] * 20, 3: [1000] * 20})
     text = page(collector)
-    lateness = {l["rank"]: v for n, l, v in samples(text) if n == "fleetscope_nccl_rank_lateness_seconds"}
+    lateness = {labels["rank"]: v for n, labels, v in samples(text) if n == "fleetscope_nccl_rank_lateness_seconds"}
     assert max(lateness, key=lateness.get) == "3"
     assert lateness["3"] == pytest.approx(0.004, abs=1e-4)
     assert value(text, "fleetscope_nccl_comm_skew_seconds", **COMM) == pytest.approx(0.004, abs=1e-4)
@@ -219,7 +218,8 @@ def test_the_straggler_is_found_from_arrival_times_where_recorded(tmp_path, coll
     base = 1748030377000000
     starts = {rank: [base + sn * 100000 + (7000 if rank == 1 else 0) for sn in range(10)] for rank in range(4)}
     _local_ranks(tmp_path, {rank: [3000] * 10 for rank in range(4)}, starts)
-    lateness = {l["rank"]: v for n, l, v in samples(page(collector)) if n == "fleetscope_nccl_rank_lateness_seconds"}
+    lateness = {labels["rank"]: v for n, labels, v in samples(page(collector))
+                if n == "fleetscope_nccl_rank_lateness_seconds"}
     assert lateness["1"] == pytest.approx(0.007)
     assert lateness["0"] == pytest.approx(0.0)
 
@@ -265,8 +265,8 @@ def test_the_simulated_job_shows_stragglers_and_hangs():
         assert max(skews) > 0.01, "a straggler appeared"
         assert stalls >= 1, "the data-parallel communicator hung at least once"
         assert values(text, "fleetscope_nccl_records_rejected_total") == []
-        ranks = {l["rank"] for n, l, _ in samples(text) if n == "fleetscope_nccl_rank_sequence"
-                 and l["comm_name"] == "DP Group 0"}
+        ranks = {labels["rank"] for n, labels, _ in samples(text) if n == "fleetscope_nccl_rank_sequence"
+                 and labels["comm_name"] == "DP Group 0"}
         assert ranks == {str(r) for r in range(8, 16)}
         busbw = value(text, "fleetscope_nccl_bus_bytes_total", rank="8", operation="AllReduce") / \
             value(text, "fleetscope_nccl_seconds_total", rank="8", operation="AllReduce")
@@ -284,7 +284,7 @@ def test_large_global_rank_numbers_are_fine_but_their_count_is_bounded(tmp_path,
     for rank in (800, 801, 802, 803):
         append(tmp_path / f"node-a-pid{rank}.log", dump_v43([coll(1)], rank=rank, n_ranks=1024, nnodes=128, pid=rank))
     text = page(collector)
-    ranks = {l["rank"] for n, l, _ in samples(text) if n == "fleetscope_nccl_rank_sequence"}
+    ranks = {labels["rank"] for n, labels, _ in samples(text) if n == "fleetscope_nccl_rank_sequence"}
     assert len(ranks) == 3 and ranks <= {"800", "801", "802", "803"}
     assert value(text, "fleetscope_nccl_records_rejected_total", reason="too_many_ranks") >= 1
 
@@ -299,8 +299,8 @@ def test_the_simulated_job_writes_a_debug_log_the_collector_reads():
         for comm in COMMS:
             assert value(text, "fleetscope_nccl_comm_channels", comm_id=comm.comm_id, kind="coll") == 16
         dp = {"comm_id": COMMS[0].comm_id}
-        assert {l["transport"] for n, l, _ in samples(text) if n == "fleetscope_nccl_comm_transport_info"
-                and l["comm_id"] == dp["comm_id"]} == {"P2P/CUMEM", "NET/IB"}
+        assert {labels["transport"] for n, labels, _ in samples(text) if n == "fleetscope_nccl_comm_transport_info"
+                and labels["comm_id"] == dp["comm_id"]} == {"P2P/CUMEM", "NET/IB"}
     finally:
         collector.close()
         job.close()

@@ -34,12 +34,12 @@ def test_communicator_facts_and_warnings_are_read(tmp_path):
     collector = NcclCollector(tmp_path / "inspector", "node-a", debug_logs=str(tmp_path / "nccl.*.log"))
     text = render(collector.collect())
     comm = {"comm_id": "0x7f8c496ae9f661"}
-    transports = {l["transport"] for n, l, _ in samples(text) if n == "fleetscope_nccl_comm_transport_info"
-                  and l["comm_id"] == comm["comm_id"]}
+    transports = {labels["transport"] for n, labels, _ in samples(text) if n == "fleetscope_nccl_comm_transport_info"
+                  and labels["comm_id"] == comm["comm_id"]}
     # SHM/direct came after Init COMPLETE, so it is not this communicator's set-up.
     assert transports == {"P2P/CUMEM", "NET/IB"}
-    assert {l["algorithm"] for n, l, _ in samples(text) if n == "fleetscope_nccl_comm_algorithm_info"
-            and l["comm_id"] == comm["comm_id"]} == {"ring", "tree"}
+    assert {labels["algorithm"] for n, labels, _ in samples(text) if n == "fleetscope_nccl_comm_algorithm_info"
+            and labels["comm_id"] == comm["comm_id"]} == {"ring", "tree"}
     assert value(text, "fleetscope_nccl_comm_channels", kind="coll", **comm) == 32
     assert value(text, "fleetscope_nccl_comm_channels", kind="nvls", **comm) == 0
     assert value(text, "fleetscope_nccl_comm_transport_info", comm_id="0x3ab9e0c4d2f17e02") == 1

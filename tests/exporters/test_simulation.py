@@ -46,17 +46,21 @@ def test_counters_never_decrease_and_gauges_move():
 def test_throttling_and_xids_appear_now_and_then():
     pages = _run(Simulation(seed=3, xid_mean_interval=100, throttle_mean_interval=50), gpus=2, steps=60,
                  step_seconds=10)
-    throttled = [v for page in pages for n, l, v in samples(page)
-                 if n == "fleetscope_gpu_clock_event_active" and l["reason"] in ("sw_power_cap", "hw_thermal_slowdown")]
+    throttled = [v for page in pages for n, labels, v in samples(page)
+                 if n == "fleetscope_gpu_clock_event_active"
+                 and labels["reason"] in ("sw_power_cap", "hw_thermal_slowdown")]
     assert 1 in throttled and 0 in throttled
-    assert sum(v for n, l, v in samples(pages[-1]) if n == "fleetscope_gpu_clock_event_duration_seconds_total"
-               and l["reason"] == "sw_power_cap") > 0
+    assert sum(v for n, labels, v in samples(pages[-1]) if n == "fleetscope_gpu_clock_event_duration_seconds_total"
+               and labels["reason"] == "sw_power_cap") > 0
 
 
 def test_same_seed_same_story():
     a = _run(Simulation(seed=11), gpus=1, steps=10, step_seconds=30)
     b = _run(Simulation(seed=11), gpus=1, steps=10, step_seconds=30)
-    strip = lambda page: [s for s in samples(page) if "timestamp" not in s[0]]
+
+    def strip(page):
+        return [s for s in samples(page) if "timestamp" not in s[0]]
+
     assert [strip(p) for p in a] == [strip(p) for p in b]
 
 

@@ -48,8 +48,8 @@ def test_a_gloo_job_writes_records_the_collector_reads(tmp_path):
     # send and recv were called without a group: they belong to the world communicator.
     assert value(text, "fleetscope_nccl_collectives_total", rank="0", operation="Send", **world) == 1
     assert value(text, "fleetscope_nccl_collectives_total", rank="1", operation="Recv", **world) == 1
-    lateness = {l["rank"]: v for n, l, v in samples(text)
-                if n == "fleetscope_nccl_rank_lateness_seconds" and l["comm_name"] == "world"}
+    lateness = {labels["rank"]: v for n, labels, v in samples(text)
+                if n == "fleetscope_nccl_rank_lateness_seconds" and labels["comm_name"] == "world"}
     assert max(lateness, key=lateness.get) == "2" and lateness["2"] > 0.02
-    comm_ids = {l["comm_id"] for n, l, _ in samples(text) if n == "fleetscope_nccl_comm_ranks"}
+    comm_ids = {labels["comm_id"] for n, labels, _ in samples(text) if n == "fleetscope_nccl_comm_ranks"}
     assert len(comm_ids) == 2, "every rank names the same communicator the same way"

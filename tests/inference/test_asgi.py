@@ -142,11 +142,10 @@ def test_openmetrics_pages_carry_trace_exemplars(model):
     tracer = TracerProvider().get_tracer("test")
     app = create_app(model, metrics)
     client = TestClient(app)
-    with tracer.start_as_current_span("predict") as span:
-        # The test client runs the app in another thread; the middleware sees no span there,
-        # so mark the request from here as a server framework with tracing would.
-        with metrics.track("iris", "predict"):
-            pass
+    # The test client runs the app in another thread; the middleware sees no span there,
+    # so mark the request from here as a server framework with tracing would.
+    with tracer.start_as_current_span("predict") as span, metrics.track("iris", "predict"):
+        pass
     page = client.get("/metrics/", headers={"accept": "application/openmetrics-text"}).text
     trace_id = f"{span.get_span_context().trace_id:032x}"
     assert f'# {{span_id="{span.get_span_context().span_id:016x}",trace_id="{trace_id}"}}' in page

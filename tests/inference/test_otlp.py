@@ -78,14 +78,12 @@ def http_collector():
 
 def _traffic(metrics):
     tracer = TracerProvider().get_tracer("test")
-    with tracer.start_as_current_span("chat") as span:
-        with metrics.track("llama", "chat") as request:
-            request.dequeued()
-            request.output_token(5)
-            request.tokens(input=40)
-    with pytest.raises(TimeoutError):
-        with metrics.track("llama", "chat"):
-            raise TimeoutError
+    with tracer.start_as_current_span("chat") as span, metrics.track("llama", "chat") as request:
+        request.dequeued()
+        request.output_token(5)
+        request.tokens(input=40)
+    with pytest.raises(TimeoutError), metrics.track("llama", "chat"):
+        raise TimeoutError
     metrics.start("llama", "chat")  # still in flight at export
     return span.get_span_context()
 
@@ -213,7 +211,8 @@ def test_the_prometheus_page_and_otlp_output_agree():
             if sample.name.endswith(("_count", "_total")) or family.type == "gauge":
                 page[(sample.name, sample.labels.get("outcome", ""), sample.labels.get("error_type", ""),
                       sample.labels.get("token_type", ""))] = sample.value
-    durations = {(k[1], k[2]): v for k, v in page.items() if k[0] == "fleetscope_inference_request_duration_seconds_count"}
+    durations = {(k[1], k[2]): v for k, v in page.items()
+                 if k[0] == "fleetscope_inference_request_duration_seconds_count"}
     # error.type is the error's class, or the outcome where it has none; a cancellation is no error.
     assert durations == {("success", ""): 1, ("error", "TimeoutError"): 1, ("rejected", "429"): 1, ("cancelled", ""): 1}
     assert {(k[1], k[2]): v for k, v in otlp.items() if k[0] == "gen_ai.server.request.duration"} == {

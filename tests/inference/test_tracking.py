@@ -11,8 +11,8 @@ import pytest
 from opentelemetry.sdk.trace import TracerProvider
 
 from fleetscope.exporters.inference import InferenceMetrics, buckets
-from tests.support.clock import Clock
 from fleetscope.exporters.inference.series import DRAIN_AT, ERROR_OVERFLOW, MAX_ERROR_TYPES, OTHER
+from tests.support.clock import Clock
 
 
 @pytest.fixture
@@ -84,9 +84,8 @@ def test_one_output_token_has_no_time_per_token(metrics, clock):
 
 
 def test_outcomes(metrics):
-    with pytest.raises(KeyError):
-        with metrics.track("m"):
-            raise KeyError("x")
+    with pytest.raises(KeyError), metrics.track("m"):
+        raise KeyError("x")
     with metrics.track("m") as request:
         request.fail("Timeout")
     with metrics.track("m") as request:
@@ -213,10 +212,9 @@ def test_threads_lose_nothing():
 
 def test_exemplars_carry_the_active_trace(metrics, clock):
     tracer = TracerProvider().get_tracer("test")
-    with tracer.start_as_current_span("request") as span:
-        with metrics.track("m") as request:
-            clock.now += 0.3
-            request.first_token()
+    with tracer.start_as_current_span("request") as span, metrics.track("m") as request:
+        clock.now += 0.3
+        request.first_token()
     with metrics.track("m"):  # no trace: the exemplar stays the traced one
         clock.now += 0.3
     histogram = only(metrics).duration
@@ -283,10 +281,9 @@ def test_durations_are_kept_by_outcome(metrics, clock):
     request = metrics.start("m")
     clock.now += 2.0
     request.reject("429")
-    with pytest.raises(ValueError):
-        with metrics.track("m"):
-            clock.now += 5.0
-            raise ValueError
+    with pytest.raises(ValueError), metrics.track("m"):
+        clock.now += 5.0
+        raise ValueError
     series = only(metrics)
     assert {key: h.total for key, h in series.durations.items()} == pytest.approx(
         {("success", ""): 0.3, ("rejected", "429"): 2.0, ("error", "ValueError"): 5.0})

@@ -11,8 +11,8 @@ import pytest
 from fleetscope.drift import catalog
 from fleetscope.localstack.prometheus import Prometheus
 from tests.conftest import promtool_check_metrics
-from tests.support.fleet_data import DRIFT_CONFIG, feed_drift_service
 from tests.support.exposition import samples
+from tests.support.fleet_data import DRIFT_CONFIG, feed_drift_service
 
 pytestmark = pytest.mark.integration
 

@@ -146,7 +146,7 @@ def test_every_cataloged_metric_appears_on_a_live_page(monkeypatch, tmp_path):
     args = build_parser().parse_args(["exporter", "--simulate", "--web.listen-address=127.0.0.1:0",
                                       "--collector.gpu.poll-interval=0s",
                                       f"--collector.gpu.pod-resources-socket={socket_path}",
-                                      "--collector.nccl.ras-address=127.0.0.1:%d" % ras_service.address[1],
+                                      f"--collector.nccl.ras-address=127.0.0.1:{ras_service.address[1]}",
                                       "--collector.nccl.ras-hang-after=0s"])
     registry, server = build(args)
     server.start()
@@ -163,7 +163,8 @@ def test_every_cataloged_metric_appears_on_a_live_page(monkeypatch, tmp_path):
         missing = [spec.name for spec in catalog.NODE_EXPORTER
                    if (spec.name + "_count" if spec.type == "histogram" else spec.name) not in served]
         assert missing == []
-        pods = [l for n, l, _ in samples(page) if n == "fleetscope_gpu_power_watts" and l.get("pod") == "train"]
+        pods = [labels for n, labels, _ in samples(page)
+                if n == "fleetscope_gpu_power_watts" and labels.get("pod") == "train"]
         assert len(pods) == 1
         result = promtool_check_metrics(page)
         assert result.returncode == 0, result.stdout.decode() + result.stderr.decode()

@@ -20,7 +20,8 @@ def samples(page: str) -> list[tuple[str, dict[str, str], float]]:
 
 def values(page: str, name: str, **labels: str) -> list[float]:
     """Values of every sample called `name` whose labels include `labels`."""
-    return [v for n, l, v in samples(page) if n == name and all(l.get(k) == x for k, x in labels.items())]
+    return [v for n, sample_labels, v in samples(page)
+            if n == name and all(sample_labels.get(k) == x for k, x in labels.items())]
 
 
 def value(page: str, name: str, **labels: str) -> float:
@@ -30,4 +31,4 @@ def value(page: str, name: str, **labels: str) -> float:
 
 
 def series_of_gpu(page: str, gpu: str) -> set[str]:
-    return {n for n, l, _ in samples(page) if l.get("gpu") == gpu}
+    return {n for n, labels, _ in samples(page) if labels.get("gpu") == gpu}

@@ -10,8 +10,8 @@ import threading
 
 from fleetscope.exporters.inference import InferenceMetrics
 from fleetscope.exporters.inference.prometheus import serve
-from fleetscope.web.server import Request, Response, WebServer
 from fleetscope.localstack.process import free_port
+from fleetscope.web.server import Request, Response, WebServer
 from tests.drift.support import call, outputs
 from tests.support.clock import Clock
 

@@ -59,7 +59,7 @@ class FakeRas:
         while not self._stop.is_set():
             try:
                 connection, _ = self._server.accept()
-            except socket.timeout:
+            except TimeoutError:
                 continue
             except OSError:
                 return

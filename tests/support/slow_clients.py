@@ -5,6 +5,7 @@ the run is bounded by stop() (the tests and the benchmark always call it)."""
 
 from __future__ import annotations
 
+import contextlib
 import selectors
 import socket
 import threading
@@ -73,10 +74,8 @@ class SlowClients:
 
     def _forget(self, sock: socket.socket) -> None:
         self._sent.pop(sock, None)
-        try:
+        with contextlib.suppress(KeyError, ValueError):
             self._selector.unregister(sock)
-        except (KeyError, ValueError):
-            pass
         sock.close()
 
     def _run(self) -> None:

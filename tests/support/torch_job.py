@@ -1,6 +1,5 @@
 """One rank of a small gloo job for the torch hook's tests: run as a separate process per rank."""
 
-import os
 import sys
 import time
 

@@ -97,7 +97,8 @@ def _web_config(tmp_path: Path, certificate, users: dict[str, str] | None = None
     cert, key = certificate
     document = {"tls_server_config": {"cert_file": str(cert), "key_file": str(key), **tls}}
     if users:
-        document["basic_auth_users"] = {u: bcrypt.hashpw(p.encode(), bcrypt.gensalt(4)).decode() for u, p in users.items()}
+        document["basic_auth_users"] = {user: bcrypt.hashpw(password.encode(), bcrypt.gensalt(4)).decode()
+                                        for user, password in users.items()}
     document["http_server_config"] = {"headers": {"X-Frame-Options": "deny"}}
     path = tmp_path / "web.yml"
     path.write_text(yaml.safe_dump(document))
@@ -157,7 +158,8 @@ def test_bad_web_configs_are_refused_with_a_reason(tmp_path, document, message):
 
 
 def test_bad_tls_settings_are_refused(tmp_path, certificate):
-    for tls, message in (({"min_version": "TLS99"}, "TLS version"), ({"min_version": 12}, "TLS version"), ({"client_auth_type": "Maybe"}, "client_auth_type"),
+    for tls, message in (({"min_version": "TLS99"}, "TLS version"), ({"min_version": 12}, "TLS version"),
+                         ({"client_auth_type": "Maybe"}, "client_auth_type"),
                          ({"client_auth_type": "RequireAndVerifyClientCert"}, "needs client_ca_file")):
         with pytest.raises(UserError, match=message):
             web_config.parse({"tls_server_config": {"cert_file": str(certificate[0]), "key_file": str(certificate[1]),

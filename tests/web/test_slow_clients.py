@@ -15,7 +15,6 @@ import pytest
 from fleetscope.web.connections import ConnectionLimits, Waiting
 from fleetscope.web.server import Response, WebServer
 from tests.drift.support import MODEL_CONFIG, call, outputs
-from tests.drift.test_http import drift_service  # noqa: F401 (fixture)
 from tests.support.slow_clients import SlowClients, wait_until
 
 LIMITS = ConnectionLimits(max_connections=8, header_timeout=1.0, idle_timeout=2.0)

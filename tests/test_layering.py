@@ -1,0 +1,51 @@
+"""Which way knowledge flows (docs/architecture.md): producers never import consumers, the two
+producers never import each other, and the core imports no component."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+COMPONENTS = ("exporters", "drift", "dashboards", "alerts", "deploy")
+# component: the fleetscope.<component> packages it must not import
+FORBIDDEN = {
+    "exporters": {"drift", "dashboards", "alerts", "deploy"},
+    "drift": {"exporters", "dashboards", "alerts", "deploy"},
+    "alerts": {"dashboards", "deploy"},
+    "dashboards": {"deploy"},
+    "fleetscope": set(COMPONENTS),
+}
+# The core's modules that wire the components together.
+WIRING = {"cli.py", "demo.py", "example"}
+
+
+def _imported_components(path: Path) -> set[str]:
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        names = [alias.name for alias in node.names] if isinstance(node, ast.Import) else \
+            [node.module or ""] if isinstance(node, ast.ImportFrom) and node.level == 0 else []
+        for name in names:
+            parts = name.split(".")
+            if parts[0] == "fleetscope" and len(parts) > 1 and parts[1] in COMPONENTS:
+                found.add(parts[1])
+    return found
+
+
+def _modules(component: str) -> list[Path]:
+    folder = ROOT / component
+    return [path for path in folder.rglob("*.py")
+            if component != "fleetscope" or path.relative_to(folder).parts[0] not in WIRING]
+
+
+@pytest.mark.parametrize("component", sorted(FORBIDDEN))
+def test_no_component_imports_what_it_must_not(component):
+    wrong = {str(path.relative_to(ROOT)): sorted(_imported_components(path) & FORBIDDEN[component])
+             for path in _modules(component)}
+    assert {path: names for path, names in wrong.items() if names} == {}
+
+
+def test_the_check_sees_imports():
+    assert _imported_components(ROOT / "dashboards" / "gpu.py") >= {"exporters"}
