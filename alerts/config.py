@@ -24,6 +24,7 @@ from typing import Any
 import yaml
 
 from fleetscope import durations
+from fleetscope.alerts.engines import ENGINES
 from fleetscope.alerts.inference import LATENCIES, NormalizationConfig
 
 SEVERITIES = ("page", "ticket", "info")
@@ -280,6 +281,10 @@ def check(config: AlertsConfig) -> None:
         if not rate > 0:
             raise ConfigError(f"inference.burn_rates: burn rate must be above 0, got {rate}")
         _duration(for_, "inference.burn_rates")
+    unknown = sorted(set(config.inference.normalization.engines) - {engine.name for engine in ENGINES})
+    if unknown:
+        raise ConfigError(f"inference.normalization.engines: {', '.join(unknown)} not known; known are "
+                          f"{', '.join(engine.name for engine in ENGINES)}")
     recorded = dict(config.inference.normalization.slo_thresholds)
     for slo in config.inference.slos:
         if slo.latency not in LATENCIES:

@@ -55,6 +55,12 @@ class NormalizationConfig:
         ("request_duration", (1.0, 2.5, 5.0, 10.0)),
         ("time_to_first_token", (0.25, 0.5, 1.0, 2.5)),
     )
+    # The engines (engines.py names) whose rules are recorded; empty for every one. Rules over engines
+    # a fleet does not run cost little each, but there are dozens per engine.
+    engines: tuple[str, ...] = ()
+
+    def selected(self) -> tuple[Engine, ...]:
+        return tuple(engine for engine in ENGINES if not self.engines or engine.name in self.engines)
 
 
 def _by(engine: Engine, *extra: str) -> str:
@@ -237,7 +243,7 @@ def rule_groups(config: NormalizationConfig | None = None) -> dict:
     config = config or NormalizationConfig()
     w = config.rate_window
     groups = [{"name": f"fleetscope-inference-{engine.name}", "rules": engine_rules(engine, config)}
-              for engine in ENGINES]
+              for engine in config.selected()]
     failed = _either(f"{PREFIX}errors:rate{w}", f"{PREFIX}rejected:rate{w}")
     presence = "|".join(name.replace("5m", w) for name in _PRESENCE)
     groups.append({"name": "fleetscope-inference-ratios", "rules": [{
@@ -247,7 +253,7 @@ def rule_groups(config: NormalizationConfig | None = None) -> dict:
         "record": SERVED,
         "expr": f'group by ({SERIES}) ({{__name__=~"{PREFIX}({presence})"}})',
     }]})
-    for engine in ENGINES:
+    for engine in config.selected():
         rules = slo_rules(engine, config)
         if rules:
             groups.append({"name": f"fleetscope-inference-slo-{engine.name}", "interval": config.slo_interval,

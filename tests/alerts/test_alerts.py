@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from fleetscope.alerts import generate, routing
+from fleetscope.alerts import generate, inference, routing
 from fleetscope.alerts.config import SEVERITIES, AlertsConfig, ConfigError, Routing, from_mapping, load
 from fleetscope.drift import catalog as drift_catalog
 from fleetscope.exporters import catalog as exporter_catalog
@@ -144,6 +144,7 @@ def test_the_generator_takes_a_yaml_config(tmp_path):
     ({"inference": {"burn_rates": [["page", "1h", "7m", 14.4, "2m"]]}}, "window 7m has no recorded SLO ratio"),
     ({"inference": {"burn_rates": [["urgent", "1h", "5m", 14.4, "2m"]]}}, "severity 'urgent'"),
     ({"teams": {"gpu": "gpu infra"}}, "teams.gpu"),
+    ({"inference": {"normalization": {"engines": ["vllm", "vLLM"]}}}, "engines: vLLM not known"),
     (["gpu"], "must be a mapping"),
 ])
 def test_bad_settings_are_refused_naming_the_setting(document, message):
@@ -247,3 +248,10 @@ def test_the_labels_the_rules_match_on_are_the_metrics_own():
             assert label in declared, f"{name} has no label {label}"
             checked += 1
     assert checked > 50
+
+
+def test_a_fleet_records_only_the_engines_it_runs():
+    config = from_mapping({"inference": {"normalization": {"engines": ["vllm", "sglang"]}}})
+    groups = [group["name"] for group in inference.rule_groups(config.inference.normalization)["groups"]]
+    assert groups == ["fleetscope-inference-vllm", "fleetscope-inference-sglang", "fleetscope-inference-ratios",
+                      "fleetscope-inference-slo-vllm", "fleetscope-inference-slo-sglang"]
