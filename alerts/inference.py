@@ -40,8 +40,6 @@ LATENCIES = ("request_duration", "time_to_first_token", "time_per_output_token",
              "queue_duration")
 OUTCOMES = ("errors", "rejected", "cancelled", "client_errors")
 SERVED = f"{PREFIX}served"
-# Between them, every engine records at least one of these for every model it serves.
-_PRESENCE = ("requests:rate5m", "requests_in_flight", "output_tokens:rate5m", "request_duration_seconds:mean_rate5m")
 
 
 @dataclass(frozen=True)
@@ -111,12 +109,12 @@ def _first_of(reads: list[str]) -> str:
     return reads[0] if len(reads) == 1 else "(" + " or ".join(reads) + ")"
 
 
-def _histogram(engine: Engine, histogram: Histogram, suffix: str, window: str, *extra: str,
+def _histogram(engine: Engine, histogram: Histogram, suffix: str, window: str | None, *extra: str,
                matcher: str = "", aggregation: str = "sum") -> str:
     reads = []
     for name in (histogram.metric,) + histogram.alternatives:
         metric = f"{name}_{suffix}" if not matcher else _with_selector(f"{name}_{suffix}", matcher)
-        reads.append(_sum(engine, (metric,), window or None, *extra, aggregation=aggregation))
+        reads.append(_sum(engine, (metric,), window, *extra, aggregation=aggregation))
     return _first_of(reads)
 
 
@@ -218,6 +216,7 @@ def slo_rules(engine: Engine, config: NormalizationConfig) -> list[dict]:
         if histogram is None:
             continue
         record = f"{PREFIX}{latency}_seconds"
+        served = _histogram(engine, histogram, "count", None, aggregation="group")
         for threshold in thresholds:
             at_threshold = le_matcher(_bound(histogram, threshold))
             if expressible(histogram, threshold):
@@ -226,8 +225,7 @@ def slo_rules(engine: Engine, config: NormalizationConfig) -> list[dict]:
                     total = _histogram(engine, histogram, "count", window)
                     rules.append(_rule(f"{record}:slo_good_ratio_rate{window}", f"({good})\n/\n({total} > 0)",
                                        engine, threshold=f"{threshold:g}"))
-            served = _histogram(engine, histogram, "count", "", aggregation="group")
-            bucket = _histogram(engine, histogram, "bucket", "", matcher=at_threshold, aggregation="group")
+            bucket = _histogram(engine, histogram, "bucket", None, matcher=at_threshold, aggregation="group")
             rules.append(_rule(f"{record}:slo_threshold_missing", f"{served}\nunless\n{bucket}", engine,
                                threshold=f"{threshold:g}"))
     return rules
@@ -245,7 +243,9 @@ def rule_groups(config: NormalizationConfig | None = None) -> dict:
     groups = [{"name": f"fleetscope-inference-{engine.name}", "rules": engine_rules(engine, config)}
               for engine in config.selected()]
     failed = _either(f"{PREFIX}errors:rate{w}", f"{PREFIX}rejected:rate{w}")
-    presence = "|".join(name.replace("5m", w) for name in _PRESENCE)
+    # Between them, every engine records at least one of these for every model it serves.
+    presence = "|".join((f"requests:rate{w}", "requests_in_flight", f"output_tokens:rate{w}",
+                         f"request_duration_seconds:mean_rate{w}"))
     groups.append({"name": "fleetscope-inference-ratios", "rules": [{
         "record": f"{PREFIX}error_ratio:rate{w}",
         "expr": f"(\n{failed}\n)\n/ on ({SERIES})\n({PREFIX}requests:rate{w} > 0)",

@@ -106,7 +106,6 @@ class HistogramSnapshot:
 class SeriesSnapshot:
     model: str
     operation: str
-    duration: HistogramSnapshot  # every request's, whatever its outcome
     durations: dict[tuple[str, str], HistogramSnapshot]  # by (outcome, error_type), as requests are counted
     queue: HistogramSnapshot
     time_to_first_token: HistogramSnapshot
@@ -115,6 +114,11 @@ class SeriesSnapshot:
     output_tokens: HistogramSnapshot
     requests: dict[tuple[str, str], int]
     in_flight: int
+
+    @property
+    def duration(self) -> HistogramSnapshot:
+        """Every request's duration, whatever its outcome (merged on demand: the outputs serve them by outcome)."""
+        return merged(list(self.durations.values()))
 
 
 SUCCESS = ("success", "")
@@ -157,8 +161,7 @@ class Series:
             started = int(repr(self._started)[len("count("):-1])  # the value next() would give next
             h = self._histograms
             durations = {key: histogram.snapshot() for key, histogram in self._durations.items()}
-            return SeriesSnapshot(self.model, self.operation, merged(list(durations.values())), durations,
-                                  h[QUEUE].snapshot(),
+            return SeriesSnapshot(self.model, self.operation, durations, h[QUEUE].snapshot(),
                                   h[TTFT].snapshot(), h[TPOT].snapshot(), h[INPUT_TOKENS].snapshot(),
                                   h[OUTPUT_TOKENS].snapshot(), dict(self._requests),
                                   max(0, started - self._finished - len(self._pending)))
