@@ -21,6 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from fleetscope.alerts.generate import DIRECTORY as ALERTS  # noqa: E402
 from fleetscope.localstack.process import fleetscope_server  # noqa: E402
 from fleetscope.localstack.prometheus import Prometheus  # noqa: E402
+from tests.support.engine_pages import EnginePages  # noqa: E402
 from tests.support.fleet_data import DRIFT_CONFIG, LlmTraffic, feed_drift_service  # noqa: E402
 
 
@@ -43,9 +44,9 @@ def main() -> None:
             addresses[name] = address
         feed_drift_service(addresses["drift"])
         traffic = LlmTraffic().start()
-        server = Prometheus(work / "prometheus", [Prometheus.targets(job, [address]) for job, address in
-                                                  {**addresses, "llm": traffic.address,
-                                                   "vllm": traffic.engine.address}.items()],
+        targets = [Prometheus.targets(job, [address]) for job, address in {**addresses, "llm": traffic.address}.items()]
+        targets.append(Prometheus.targets("vllm", [traffic.engine.address], metrics_path=EnginePages.path("vllm")))
+        server = Prometheus(work / "prometheus", targets,
                             scrape_interval="5s", evaluation_interval="5s",
                             rule_files=[ALERTS / "rules" / "inference.yaml"]).start()
         try:

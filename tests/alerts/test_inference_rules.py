@@ -16,7 +16,7 @@ from fleetscope.alerts import generate, inference
 from fleetscope.alerts.engines import ENGINES, Histogram
 from fleetscope.exporters import catalog
 from fleetscope.localstack.prometheus import Prometheus
-from fleetscope.web.server import Request, Response, WebServer
+from tests.support.engine_pages import EnginePages, counter, gauge, histogram
 
 ALERTS = Path(generate.__file__).resolve().parent
 
@@ -101,109 +101,69 @@ def test_le_matchers_take_every_client_spelling(bound, value, matches):
     assert bool(re.fullmatch(pattern, value)) is matches
 
 
-class EnginePages:
-    """Serves one page per engine, in its own format, whose counters grow with every scrape."""
-
-    def __init__(self):
-        self.ticks: dict[str, int] = {}
-        self.server = WebServer("127.0.0.1:0", {f"/{engine}/metrics": self._page(engine) for engine in PAGES})
-        self.address = f"127.0.0.1:{self.server.port}"
-        self.server.start()
-
-    def _page(self, engine: str):
-        def serve(request: Request) -> Response:
-            tick = self.ticks[engine] = self.ticks.get(engine, 0) + 1
-            return Response(body=PAGES[engine](tick).encode(),
-                            headers={"Content-Type": "text/plain; version=0.0.4"})
-        return serve
-
-    def close(self):
-        self.server.shutdown()
-
-
-def _counter(name: str, series: dict[str, float], t: int) -> str:
-    """A counter family whose series (label text: amount per scrape) grow with every scrape."""
-    lines = "".join(f"{name}{{{labels}}} {t * amount}\n" if labels else f"{name} {t * amount}\n"
-                    for labels, amount in series.items())
-    return f"# TYPE {name} counter\n{lines}"
-
-
-def _gauge(name: str, labels: str, value: float) -> str:
-    return f"# TYPE {name} gauge\n{name}{{{labels}}} {value}\n"
-
-
-def _histogram(name: str, labels: str, buckets: list[tuple[str, float]], total: float, t: int) -> str:
-    sep = "," if labels else ""
-    lines = "".join(f'{name}_bucket{{{labels}{sep}le="{le}"}} {t * n}\n' for le, n in buckets)
-    count = buckets[-1][1]
-    braces = f"{{{labels}}}" if labels else ""
-    return (f"# TYPE {name} histogram\n{lines}{name}_count{braces} {t * count}\n"
-            f"{name}_sum{braces} {t * total}\n")
-
-
 def _vllm(t: int) -> str:
     labels = 'engine="0",model_name="llama"'
-    return (_counter("vllm:request_success_total", {f'{labels},finished_reason="stop"': 9,
+    return (counter("vllm:request_success_total", {f'{labels},finished_reason="stop"': 9,
                                                     f'{labels},finished_reason="error"': 1}, t) +
-            _histogram("vllm:e2e_request_latency_seconds", labels,
+            histogram("vllm:e2e_request_latency_seconds", labels,
                        [("0.5", 0), ("0.8", 5), ("1.0", 10), ("2.5", 10), ("+Inf", 10)], 9.0, t) +
-            _gauge("vllm:kv_cache_usage_perc", labels, 0.75))
+            gauge("vllm:kv_cache_usage_perc", labels, 0.75))
 
 
 def _sglang(t: int) -> str:
     labels = 'model_name="qwen"'
-    return (_counter("sglang:num_requests_total", {labels: 10}, t) +
-            _counter("sglang:num_aborted_requests_total", {labels: 1}, t) +
-            _histogram("sglang:e2e_request_latency_seconds", labels, [("2.0", 0), ("4.0", 9), ("+Inf", 9)], 27, t))
+    return (counter("sglang:num_requests_total", {labels: 10}, t) +
+            counter("sglang:num_aborted_requests_total", {labels: 1}, t) +
+            histogram("sglang:e2e_request_latency_seconds", labels, [("2.0", 0), ("4.0", 9), ("+Inf", 9)], 27, t))
 
 
 def _tgi(t: int) -> str:
-    return (_counter("tgi_request_count", {"": 10}, t) +
-            _counter("tgi_request_failure", {'err="generation"': 1, 'err="dropped"': 2}, t) +
-            _histogram("tgi_request_duration", "", [("0.7481827642679213", 0), ("1.122274146401882", 10),
+    return (counter("tgi_request_count", {"": 10}, t) +
+            counter("tgi_request_failure", {'err="generation"': 1, 'err="dropped"': 2}, t) +
+            histogram("tgi_request_duration", "", [("0.7481827642679213", 0), ("1.122274146401882", 10),
                                                     ("+Inf", 10)], 9.0, t))
 
 
 def _triton(t: int) -> str:
     labels = 'model="resnet",version="1"'
-    return (_counter("nv_inference_request_success", {labels: 19}, t) +
-            _counter("nv_inference_request_failure", {f'{labels},reason="REJECTED"': 1}, t) +
-            _counter("nv_inference_request_duration_us", {labels: 400000}, t))
+    return (counter("nv_inference_request_success", {labels: 19}, t) +
+            counter("nv_inference_request_failure", {f'{labels},reason="REJECTED"': 1}, t) +
+            counter("nv_inference_request_duration_us", {labels: 400000}, t))
 
 
 def _trtllm(t: int) -> str:
     labels = 'engine_type="pytorch",model_name="mixtral"'
-    return (_counter("trtllm_request_success_total", {f'{labels},finished_reason="stop"': 8,
+    return (counter("trtllm_request_success_total", {f'{labels},finished_reason="stop"': 8,
                                                       f'{labels},finished_reason="cancelled"': 2}, t) +
-            _gauge("trtllm_kv_cache_utilization", labels, 0.5))
+            gauge("trtllm_kv_cache_utilization", labels, 0.5))
 
 
 def _dynamo(t: int) -> str:
     labels = 'endpoint="chat_completions",model="deepseek",request_type="stream"'
-    return _counter("dynamo_frontend_requests_total", {f'{labels},error_type="",status="success"': 8,
+    return counter("dynamo_frontend_requests_total", {f'{labels},error_type="",status="success"': 8,
                                                        f'{labels},error_type="overload",status="error"': 2}, t)
 
 
 def _lmdeploy(t: int) -> str:
     labels = 'engine="0",model_name="internlm"'
-    return _counter("lmdeploy:request_success_total", {f'{labels},finished_reason="ResponseType.FINISH"': 10}, t)
+    return counter("lmdeploy:request_success_total", {f'{labels},finished_reason="ResponseType.FINISH"': 10}, t)
 
 
 def _llamacpp(t: int) -> str:
-    return (_counter("llamacpp:tokens_predicted_total", {"": 500}, t) +
-            _counter("llamacpp:tokens_predicted_seconds_total", {"": 10}, t))
+    return (counter("llamacpp:tokens_predicted_total", {"": 500}, t) +
+            counter("llamacpp:tokens_predicted_seconds_total", {"": 10}, t))
 
 
 def _ray_serve(t: int) -> str:
     labels = 'application="chat",method="POST",route="/chat"'
-    return (_counter("ray_serve_num_http_requests_total", {f'{labels},status_code="200"': 9,
+    return (counter("ray_serve_num_http_requests_total", {f'{labels},status_code="200"': 9,
                                                            f'{labels},status_code="500"': 1}, t) +
-            _counter("ray_serve_num_http_error_requests_total", {f'{labels},error_code="500"': 1}, t))
+            counter("ray_serve_num_http_error_requests_total", {f'{labels},error_code="500"': 1}, t))
 
 
 def _opentelemetry(t: int) -> str:
     labels = 'gen_ai_operation_name="chat",gen_ai_provider_name="vllm",gen_ai_request_model="gpt-oss"'
-    return _histogram("gen_ai_server_request_duration_seconds", labels, [("0.64", 0), ("1.28", 10), ("+Inf", 10)],
+    return histogram("gen_ai_server_request_duration_seconds", labels, [("0.64", 0), ("1.28", 10), ("+Inf", 10)],
                       9.0, t)
 
 
@@ -213,10 +173,10 @@ PAGES = {"vllm": _vllm, "sglang": _sglang, "tgi": _tgi, "triton": _triton, "trtl
 
 @pytest.mark.integration
 def test_prometheus_records_one_schema_over_every_engine(tmp_path, fleetscope_process, prometheus):
-    pages = EnginePages()
+    pages = EnginePages(PAGES)
     try:
         sdk = fleetscope_process("model-server")
-        scrape = [{"job_name": engine, "metrics_path": f"/{engine}/metrics",
+        scrape = [{"job_name": engine, "metrics_path": EnginePages.path(engine),
                    "static_configs": [{"targets": [pages.address]}]} for engine in PAGES]
         scrape.append(Prometheus.targets("iris", [sdk]))
         rules = tmp_path / "inference.yaml"

@@ -13,6 +13,7 @@ from fleetscope.cli import main
 from fleetscope.dashboards import queries
 from fleetscope.dashboards.common import UIDS
 from fleetscope.localstack.prometheus import Prometheus, QueryError
+from tests.support.engine_pages import EnginePages
 from tests.support.fleet_data import DRIFT_CONFIG, LlmTraffic, feed_drift_service
 
 pytestmark = pytest.mark.integration
@@ -33,7 +34,8 @@ def fleet_prometheus(fleetscope_process, prometheus, tmp_path):
         rules.write_text(yaml.safe_dump(inference.rule_groups(inference.NormalizationConfig(slo_interval="1s"))))
         server = prometheus([Prometheus.targets("exporter", [exporter]), Prometheus.targets("drift", [drift]),
                              Prometheus.targets("llm", [traffic.address]),
-                             Prometheus.targets("vllm", [traffic.engine.address])], scrape_interval="1s",
+                             Prometheus.targets("vllm", [traffic.engine.address],
+                                                metrics_path=EnginePages.path("vllm"))], scrape_interval="1s",
                             rule_files=[rules])
         server.wait_for("count(up == 1) == 4", timeout=60)
         server.wait_for('fleetscope_drift_share_ratio{model="iris"}', timeout=60)

@@ -11,9 +11,9 @@ import threading
 from fleetscope.exporters.inference import InferenceMetrics
 from fleetscope.exporters.inference.prometheus import serve
 from fleetscope.localstack.process import free_port
-from fleetscope.web.server import Request, Response, WebServer
 from tests.drift.support import call, outputs
 from tests.support.clock import Clock
+from tests.support.engine_pages import EnginePages, counter, gauge, histogram
 
 DRIFT_CONFIG = """
 evaluation_interval: 1s
@@ -40,7 +40,7 @@ class LlmTraffic:
         self.metrics = InferenceMetrics(engine="vllm", clock=self.clock)
         self.port = free_port()
         self.server, _ = serve(self.metrics, self.port, "127.0.0.1")
-        self.engine = VllmEngine()
+        self.engine = EnginePages({"vllm": vllm_page})
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._random = random.Random(0)
@@ -57,7 +57,7 @@ class LlmTraffic:
         self._stop.set()
         self._thread.join(timeout=10)
         self.server.shutdown()
-        self.engine.stop()
+        self.engine.close()
 
     def _run(self) -> None:
         while not self._stop.wait(0.01):
@@ -83,32 +83,14 @@ class LlmTraffic:
             request.finish()
 
 
-class VllmEngine:
-    """vLLM's own page for one model, in the text format and the names of vllm/v1/metrics/loggers.py,
+def vllm_page(t: int) -> str:
+    """vLLM's own page for one model at its t-th scrape, in the names of vllm/v1/metrics/loggers.py,
     its counters and gauges moving with every scrape."""
-
-    def __init__(self) -> None:
-        self.scrapes = 0
-        self.server = WebServer("127.0.0.1:0", {"/metrics": self._page})
-        self.address = f"127.0.0.1:{self.server.port}"
-        self.server.start()
-
-    def stop(self) -> None:
-        self.server.shutdown()
-
-    def _page(self, request: Request) -> Response:
-        self.scrapes += 1
-        t = self.scrapes
-        labels = 'engine="0",model_name="qwen-72b"'
-        itl = "".join(f'vllm:inter_token_latency_seconds_bucket{{{labels},le="{le}"}} {n * t}\n'
-                      for le, n in (("0.01", 0), ("0.025", 300), ("0.05", 400), ("+Inf", 400)))
-        page = (f"# TYPE vllm:kv_cache_usage_perc gauge\nvllm:kv_cache_usage_perc{{{labels}}} {0.6 + 0.03 * (t % 10)}\n"
-                f"# TYPE vllm:num_requests_running gauge\nvllm:num_requests_running{{{labels}}} {8 + t % 4}\n"
-                f"# TYPE vllm:num_requests_waiting gauge\nvllm:num_requests_waiting{{{labels}}} {t % 6}\n"
-                f"# TYPE vllm:num_preemptions_total counter\nvllm:num_preemptions_total{{{labels}}} {t // 2}\n"
-                f"# TYPE vllm:request_success_total counter\n"
-                f'vllm:request_success_total{{{labels},finished_reason="stop"}} {20 * t}\n'
-                f"# TYPE vllm:inter_token_latency_seconds histogram\n{itl}"
-                f"vllm:inter_token_latency_seconds_count{{{labels}}} {400 * t}\n"
-                f"vllm:inter_token_latency_seconds_sum{{{labels}}} {8.0 * t}\n")
-        return Response(body=page.encode(), headers={"Content-Type": "text/plain; version=0.0.4"})
+    labels = 'engine="0",model_name="qwen-72b"'
+    return (gauge("vllm:kv_cache_usage_perc", labels, 0.6 + 0.03 * (t % 10)) +
+            gauge("vllm:num_requests_running", labels, 8 + t % 4) +
+            gauge("vllm:num_requests_waiting", labels, t % 6) +
+            counter("vllm:num_preemptions_total", {labels: 0.5}, t) +
+            counter("vllm:request_success_total", {f'{labels},finished_reason="stop"': 20}, t) +
+            histogram("vllm:inter_token_latency_seconds", labels,
+                      [("0.01", 0), ("0.025", 300), ("0.05", 400), ("+Inf", 400)], 8.0, t))
