@@ -168,6 +168,8 @@ class Request:
 
     def reject(self, reason: str = "overloaded") -> None:
         """Refused for overload before any work (a full queue, a concurrency limit: HTTP 429 or 503)."""
+        if not isinstance(reason, str):
+            raise TypeError(f"reason must be a string, not {type(reason).__name__}")
         self._end("rejected", reason[:MAX_LABEL_LENGTH] or "overloaded")
 
     def cancel(self) -> None:

@@ -298,3 +298,15 @@ def test_durations_of_error_classes_beyond_the_bound_fold_into_overflow(metrics)
     assert len(series.durations) == MAX_ERROR_TYPES + 2  # the success histogram, the bound, and the overflow
     assert series.durations[("error", ERROR_OVERFLOW)].count == 5
     assert {key for key in series.durations} == {key for key in series.requests} | {("success", "")}
+
+
+def test_rejection_reasons_are_bounded_strings(metrics):
+    request = metrics.start("m")
+    with pytest.raises(TypeError, match="reason must be a string"):
+        request.reject(429)
+    request.reject("x" * 1000)  # the request is still open after the refused call, and ends now
+    for i in range(MAX_ERROR_TYPES + 3):
+        metrics.start("m").reject(f"queue-{i}")
+    requests = only(metrics).requests
+    assert ("rejected", "x" * 128) in requests and requests[("rejected", ERROR_OVERFLOW)] == 4
+    assert only(metrics).in_flight == 0
