@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ class CollectorOption:
     help: str
     enabled_by_default: bool
     add_flags: Callable[[argparse._ArgumentGroup], None]
-    build: Callable[[argparse.Namespace], Source]
+    build: Callable[[argparse.Namespace], Sequence[Source]]
 
 
 def _gpu_flags(group: argparse._ArgumentGroup) -> None:
@@ -34,7 +35,7 @@ def _gpu_flags(group: argparse._ArgumentGroup) -> None:
                        default=True, help="count XID errors from NVML's event API")
 
 
-def _gpu_source(args: argparse.Namespace) -> Source:
+def _gpu_sources(args: argparse.Namespace) -> Sequence[Source]:
     from fleetscope.exporters.gpu.collector import GpuCollector
     from fleetscope.exporters.kubernetes.podresources import PodResources
 
@@ -49,18 +50,20 @@ def _gpu_source(args: argparse.Namespace) -> Source:
         library = pynvml
     pods = PodResources(args.gpu_pod_resources_socket).gpu_pods if args.gpu_pod_resources_socket else dict
     collector = GpuCollector(library, args.hostname, pods=pods, xid_events=args.gpu_xid_events)
-    return scheduled(collector, args.gpu_poll_interval)
+    return (scheduled(collector, args.gpu_poll_interval),)
 
 
-def scheduled(collector, interval: float) -> Source:
+def scheduled(collector, interval: float, longest_collection: float = 10.0) -> Source:
     """The collector read in the background every `interval` seconds, or at every scrape for 0.
 
     Polled is the default for every collector: a scrape then renders only what changed since the
     last poll (see exporters/server.py), so the page costs less than a bare prometheus_client page
-    of the same series, and a slow file system or driver never delays it."""
+    of the same series, and a slow file system or driver never delays it. A result is served
+    while younger than three intervals, and never expires before one collection of
+    `longest_collection` seconds could finish."""
     if interval == 0:
         return OnScrape(collector)
-    polled = Polled(collector, interval)
+    polled = Polled(collector, interval, max_age=max(3 * interval, interval + longest_collection))
     polled.start(wait=False)  # the exporter listens at once; /-/ready waits for the first collection
     return polled
 
@@ -76,7 +79,7 @@ def _fabric_flags(group: argparse._ArgumentGroup) -> None:
     _poll_flag(group, "fabric", "15s", "the ports' sysfs counters")
 
 
-def _fabric_source(args: argparse.Namespace) -> Source:
+def _fabric_sources(args: argparse.Namespace) -> Sequence[Source]:
     from fleetscope.exporters.fabric.collector import FabricCollector
 
     if args.simulate:
@@ -87,7 +90,7 @@ def _fabric_source(args: argparse.Namespace) -> Source:
         collector: FabricCollector | _Closing = _Closing(fabric_collector, fabric)
     else:
         collector = FabricCollector(args.sysfs, args.hostname)
-    return scheduled(collector, args.fabric_poll_interval)
+    return (scheduled(collector, args.fabric_poll_interval),)
 
 
 class _Closing:
@@ -120,6 +123,10 @@ def _nccl_flags(group: argparse._ArgumentGroup) -> None:
     group.add_argument("--collector.nccl.ras-address", dest="nccl_ras_address", type=_address,
                        default=_address("localhost:28028"), metavar="HOST:PORT",
                        help="NCCL RAS service to query for hangs (NCCL_RAS_ADDR of the jobs); empty disables")
+    group.add_argument("--collector.nccl.ras-timeout-factor", dest="nccl_ras_timeout_factor", type=_timeout_factor,
+                       default=os.environ.get("NCCL_RAS_TIMEOUT_FACTOR") or "1", metavar="FACTOR",
+                       help="the jobs' NCCL_RAS_TIMEOUT_FACTOR: a STATUS report may take 1s + 10s times this "
+                            "(default: $NCCL_RAS_TIMEOUT_FACTOR, else 1)")
     group.add_argument("--collector.nccl.ras-hang-after", dest="nccl_ras_hang_after", type=durations.argument,
                        default=durations.parse("1m"), metavar="DURATION",
                        help="call a communicator hung when its ranks disagree and its counts have not moved this long")
@@ -128,7 +135,8 @@ def _nccl_flags(group: argparse._ArgumentGroup) -> None:
                        help="forget communicators and files with no new records for this long")
 
 
-def _nccl_source(args: argparse.Namespace) -> Source:
+def _nccl_sources(args: argparse.Namespace) -> Sequence[Source]:
+    from fleetscope.exporters.nccl import ras
     from fleetscope.exporters.nccl.collector import NcclCollector
 
     directory, debug_logs, job = args.nccl_inspector_dir, args.nccl_debug_log, None
@@ -138,12 +146,27 @@ def _nccl_source(args: argparse.Namespace) -> Source:
         job = SimulatedJob(seed=args.simulate_seed)
         directory, debug_logs = job.root, str(job.debug_log)
     nccl = NcclCollector(directory, args.hostname, args.nccl_max_communicators, args.nccl_idle_timeout,
-                         before_read=job.advance if job else None, debug_logs=debug_logs,
-                         ras_address=args.nccl_ras_address, ras_hang_after=args.nccl_ras_hang_after)
+                         before_read=job.advance if job else None, debug_logs=debug_logs)
     collector: NcclCollector | _Closing = nccl
     if job is not None:
         collector = _Closing(collector, job)
-    return scheduled(collector, args.nccl_poll_interval)
+    sources = [scheduled(collector, args.nccl_poll_interval)]
+    if args.nccl_ras_address is not None:
+        factor = args.nccl_ras_timeout_factor
+        querier = ras.RasCollector(args.nccl_ras_address, args.hostname, args.nccl_ras_hang_after, factor)
+        sources.append(scheduled(querier, args.nccl_poll_interval, longest_collection=ras.report_timeout(factor)))
+    return sources
+
+
+def _timeout_factor(text: str) -> float:
+    """A positive, finite NCCL_RAS_TIMEOUT_FACTOR, as NCCL accepts it (src/ras/ras_param.cc)."""
+    try:
+        factor = float(text)
+    except ValueError:
+        factor = math.nan
+    if not math.isfinite(factor) or factor <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive number")
+    return factor
 
 
 def _address(text: str) -> tuple[str, int] | None:
@@ -170,7 +193,7 @@ def add_common_flags(group: argparse._ArgumentGroup) -> None:
 
 
 AVAILABLE: tuple[CollectorOption, ...] = (
-    CollectorOption("gpu", "NVIDIA GPUs through NVML", True, _gpu_flags, _gpu_source),
-    CollectorOption("fabric", "InfiniBand and RoCE ports from sysfs", True, _fabric_flags, _fabric_source),
-    CollectorOption("nccl", "NCCL collectives from the NCCL Inspector plugin", True, _nccl_flags, _nccl_source),
+    CollectorOption("gpu", "NVIDIA GPUs through NVML", True, _gpu_flags, _gpu_sources),
+    CollectorOption("fabric", "InfiniBand and RoCE ports from sysfs", True, _fabric_flags, _fabric_sources),
+    CollectorOption("nccl", "NCCL collectives from the NCCL Inspector plugin", True, _nccl_flags, _nccl_sources),
 )

@@ -94,7 +94,7 @@ def build(args: argparse.Namespace) -> tuple[ExporterRegistry, WebServer]:
         raise log.UserError(f"--web.header-timeout and --web.idle-timeout: {error}") from None
     config = web_config.load(args.web_config_file)
     enabled = [option for option in AVAILABLE if getattr(args, f"collector_{option.name}")]
-    registry = ExporterRegistry([option.build(args) for option in enabled])
+    registry = ExporterRegistry([source for option in enabled for source in option.build(args)])
     try:
         server = WebServer(args.listen_address, routes(registry, args.telemetry_path), config, limits)
     except log.UserError:

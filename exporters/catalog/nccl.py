@@ -18,12 +18,14 @@ def _nccl(name: str, type_: str, help_: str, *labels: str) -> MetricSpec:
 COLLECTIVES = _nccl("collectives_total", "counter",
                     "Collective and point-to-point operations completed, by rank, operation and message size bucket.",
                     *OPERATION_LABELS)
-BYTES = _nccl("bytes_total", "counter", "Message bytes of the operations completed (coll_msg_size_bytes).",
+BYTES = _nccl("bytes_total", "counter",
+              "Message bytes of the operations completed, per rank as passed to NCCL (coll_msg_size_bytes).",
               *OPERATION_LABELS)
 BUS_BYTES = _nccl("bus_bytes_total", "counter",
-                  "Message bytes times nccl-tests' bus bandwidth factor for the operation (2(n-1)/n for AllReduce, "
-                  "(n-1)/n for AllGather, ReduceScatter and AlltoAll, 1 otherwise); "
-                  "rate(bus_bytes) / rate(seconds) is the bus bandwidth.", *OPERATION_LABELS)
+                  "Bytes over the bus as the NCCL Inspector and nccl-tests count them: per-rank bytes times 2(n-1)/n "
+                  "for AllReduce, times (n-1) for AllGather, ReduceScatter, AlltoAll, Gather and Scatter, times 1 for "
+                  "Broadcast, Reduce, Send and Recv; none for Unknown. rate(bus_bytes) / rate(seconds) is the bus "
+                  "bandwidth.", *OPERATION_LABELS)
 SECONDS = _nccl("seconds_total", "counter", "Time spent in the operations completed (coll_exec_time_us).",
                 *OPERATION_LABELS)
 DURATION = MetricSpec("fleetscope_nccl_duration_seconds", "histogram",
@@ -35,12 +37,14 @@ LAST_PROGRESS = _nccl("comm_last_progress_timestamp_seconds", "gauge",
                       "Unix time at which a rank of the communicator on this node last completed an operation; "
                       "a communicator whose processes live but whose progress stops is hung.", *COMM_LABELS)
 SEQUENCE = _nccl("rank_sequence", "gauge",
-                 "Sequence number of the last collective a rank completed (coll_sn); ranks of one communicator "
-                 "that disagree for long point at the rank that stopped.", *COMM_LABELS, "rank")
+                 "Sequence number of the last collective of this operation a rank completed (coll_sn; NCCL numbers "
+                 "each operation on its own); ranks of one communicator that disagree for long point at the rank "
+                 "that stopped.", *COMM_LABELS, "rank", "operation")
 LATENESS = _nccl("rank_lateness_seconds", "gauge",
                  "How much later than the median rank on this node a rank arrives at collectives (moving average). "
-                 "From arrival times where the Inspector records them, else from execution time: in a synchronous "
-                 "collective the late rank waits least, so it shows the shortest time.", *COMM_LABELS, "rank")
+                 "From the kernels' start times where verbose Inspector dumps record them, else from execution time: "
+                 "in a synchronous collective the late rank waits least, so it shows the shortest time. Never from "
+                 "the host's enqueue time, which measures the CPU.", *COMM_LABELS, "rank")
 SKEW = _nccl("comm_skew_seconds", "gauge",
              "The slowest local rank's lateness against the median, per collective (moving average).", *COMM_LABELS)
 DROPPED = _nccl("records_dropped_total", "counter",

@@ -1,6 +1,11 @@
 """NCCL operations folded into bounded state: counters and histograms that add up correctly
 in PromQL, per-rank lateness and per-communicator skew, and the last progress of each
-communicator for hang detection."""
+communicator for hang detection.
+
+NCCL numbers each operation type of a communicator on its own (comm->seqNumber[func] in
+src/plugin/profiler.cc), so an AllGather and a ReduceScatter on a tensor-parallel communicator
+share sequence numbers: the ranks' records of one collective are joined by (operation, sn).
+"""
 
 from __future__ import annotations
 
@@ -13,6 +18,7 @@ from dataclasses import dataclass, field
 from fleetscope.catalog import FamilySet
 from fleetscope.exporters.catalog import nccl as m
 from fleetscope.exporters.nccl.inspector import DumpStats, Operation, RecordError
+from fleetscope.exporters.nccl.operations import bus_bytes
 
 KiB, MiB, GiB = 1 << 10, 1 << 20, 1 << 30
 SIZE_BUCKETS = ((64 * KiB, "0-64KiB"), (MiB, "64KiB-1MiB"), (16 * MiB, "1-16MiB"), (256 * MiB, "16-256MiB"),
@@ -30,17 +36,6 @@ def size_bucket(size_bytes: int) -> str:
     return next(label for bound, label in SIZE_BUCKETS if size_bytes < bound)
 
 
-def bus_factor(operation: str, n_ranks: int) -> float:
-    """nccl-tests' bus bandwidth factor (doc/PERFORMANCE.md in NVIDIA/nccl-tests)."""
-    n = max(n_ranks, 1)
-    name = operation.lower()
-    if name == "allreduce":
-        return 2 * (n - 1) / n
-    if name in ("allgather", "reducescatter", "alltoall"):
-        return (n - 1) / n
-    return 1.0
-
-
 def clean_name(name: str) -> str:
     """A communicator name as a bounded label value."""
     return _NAME_UNSAFE.sub("_", name.strip())[:64] or "unknown"
@@ -50,7 +45,7 @@ def clean_name(name: str) -> str:
 class _Totals:
     count: int = 0
     bytes: int = 0
-    bus_bytes: float = 0.0
+    bus_bytes: float | None = 0.0  # None for an operation with no known bus factor
     seconds: float = 0.0
 
 
@@ -80,12 +75,13 @@ class _Comm:
     last_progress: float = 0.0
     totals: dict[tuple[int, str, str], _Totals] = field(default_factory=dict)
     durations: dict[tuple[str, str], _Histogram] = field(default_factory=dict)
-    sequence: dict[int, int] = field(default_factory=dict)
+    sequence: dict[tuple[int, str], int] = field(default_factory=dict)  # (rank, operation) -> last sn
     lateness: dict[int, float] = field(default_factory=dict)
     skew: float | None = None
     dropped: dict[tuple[int, str, int], int] = field(default_factory=dict)  # (rank, kind, pid) -> total
     ranks: set[int] = field(default_factory=set)
-    pending: OrderedDict[int, dict[int, Operation]] = field(default_factory=OrderedDict)
+    # (operation, sn) -> the local ranks' records of that collective, oldest first
+    pending: OrderedDict[tuple[str, int], dict[int, Operation]] = field(default_factory=OrderedDict)
 
 
 class Aggregator:
@@ -108,12 +104,14 @@ class Aggregator:
         totals = comm.totals.setdefault((rank, record.operation, size), _Totals())
         totals.count += 1
         totals.bytes += record.size_bytes
-        totals.bus_bytes += record.size_bytes * bus_factor(record.operation, record.comm.n_ranks)
+        moved = bus_bytes(record.operation, record.size_bytes, record.comm.n_ranks)
+        totals.bus_bytes = None if moved is None or totals.bus_bytes is None else totals.bus_bytes + moved
         totals.seconds += record.exec_seconds
         comm.durations.setdefault((record.operation, size), _Histogram()).observe(record.exec_seconds)
         comm.last_progress = max(comm.last_progress, record.dumped_at)
         if record.kind == "coll":
-            comm.sequence[rank] = max(comm.sequence.get(rank, 0), record.sn)
+            last = comm.sequence.get((rank, record.operation), 0)
+            comm.sequence[(rank, record.operation)] = max(last, record.sn)
             self._join(comm, record)
 
     def evict_idle(self, now: float) -> None:
@@ -131,13 +129,14 @@ class Aggregator:
                 series = {**labels, "rank": str(rank), "operation": operation, "size": size}
                 out.add(m.COLLECTIVES, series, totals.count)
                 out.add(m.BYTES, series, totals.bytes)
-                out.add(m.BUS_BYTES, series, totals.bus_bytes)
+                if totals.bus_bytes is not None:
+                    out.add(m.BUS_BYTES, series, totals.bus_bytes)
                 out.add(m.SECONDS, series, totals.seconds)
             for (operation, size), histogram in comm.durations.items():
                 out.add_histogram(m.DURATION, {**labels, "operation": operation, "size": size},
                                   histogram.cumulative(), histogram.total)
-            for rank, sn in comm.sequence.items():
-                out.add(m.SEQUENCE, {**labels, "rank": str(rank)}, sn)
+            for (rank, operation), sn in comm.sequence.items():
+                out.add(m.SEQUENCE, {**labels, "rank": str(rank), "operation": operation}, sn)
             for rank, lateness in comm.lateness.items():
                 out.add(m.LATENESS, {**labels, "rank": str(rank)}, lateness)
             if comm.skew is not None:
@@ -172,14 +171,17 @@ class Aggregator:
         for comm in self._comms.values():
             if not comm.pending:
                 continue
-            newest = max(comm.pending)
-            for sn in [sn for sn, group in comm.pending.items()
-                       if len(group) >= len(comm.sequence) or sn < newest - SETTLE_AFTER]:
-                self._settle(comm, comm.pending.pop(sn))
+            newest: dict[str, int] = {}
+            for operation, sn in comm.pending:
+                newest[operation] = max(newest.get(operation, sn), sn)
+            local_ranks = len({rank for rank, _ in comm.sequence})
+            for key in [(operation, sn) for (operation, sn), group in comm.pending.items()
+                        if len(group) >= local_ranks or sn < newest[operation] - SETTLE_AFTER]:
+                self._settle(comm, comm.pending.pop(key))
 
     def _join(self, comm: _Comm, record: Operation) -> None:
         """Groups one collective's records from the local ranks until settle()."""
-        comm.pending.setdefault(record.sn, {})[record.comm.rank] = record
+        comm.pending.setdefault((record.operation, record.sn), {})[record.comm.rank] = record
         while len(comm.pending) > MAX_PENDING_GROUPS:
             _, oldest = comm.pending.popitem(last=False)
             self._settle(comm, oldest)
@@ -188,9 +190,10 @@ class Aggregator:
         if len(group) < 2:
             return
         records = list(group.values())
-        arrivals = {r.comm.rank: r.started_at for r in records if r.started_at is not None}
+        arrivals = {r.comm.rank: r.kernel_started_at for r in records if r.kernel_started_at is not None}
         if len(arrivals) < len(records):
             # All ranks leave a synchronous collective together; the one that came last waited least.
+            # (Never the host's enqueue time, coll_start_ts: a CPU running ahead makes it the CPU's lateness.)
             arrivals = {r.comm.rank: -r.exec_seconds for r in records}
         middle = statistics.median(arrivals.values())
         late = {rank: arrival - middle for rank, arrival in arrivals.items()}

@@ -12,17 +12,13 @@ from pathlib import Path
 
 from prometheus_client.metrics_core import Metric
 
-from fleetscope import log
 from fleetscope.catalog import FamilySet
 from fleetscope.exporters.catalog import nccl as m
-from fleetscope.exporters.nccl import ras
 from fleetscope.exporters.nccl.aggregate import Aggregator
 from fleetscope.exporters.nccl.debuglog import DebugLog
 from fleetscope.exporters.nccl.inspector import DumpContext, RecordError
-from fleetscope.exporters.nccl.ras import RasState
 from fleetscope.exporters.nccl.tail import RESTART, Chunk, FileTail
 
-_logger = log.get("fleetscope.exporters.nccl")
 PATTERNS = ("*-pid*.log", "*/*-pid*.log")
 MAX_FILES = 1024
 # Read in 1 MiB pieces, at most this many per file per collection: memory stays bounded by the
@@ -42,11 +38,9 @@ class NcclCollector:
 
     def __init__(self, directory: Path, hostname: str, max_communicators: int = 64, idle_seconds: float = 900.0,
                  clock: Callable[[], float] = time.time, before_read: Callable[[], None] | None = None,
-                 debug_logs: str = "", ras_address: tuple[str, int] | None = None, ras_hang_after: float = 60.0):
+                 debug_logs: str = ""):
         """debug_logs: a glob of NCCL_DEBUG=INFO log files to read facts and warnings from.
-        ras_address: (host, port) of the NCCL RAS service to query for hangs; None not to."""
-        self._ras_address = ras_address
-        self._ras = RasState(hang_after=ras_hang_after)
+        (NCCL RAS is queried by its own collector, ras.RasCollector.)"""
         self._before_read = before_read
         self._debug_glob = debug_logs
         self._debug_logs: dict[str, FileTail] = {}
@@ -75,9 +69,6 @@ class NcclCollector:
         out = FamilySet()
         self._aggregator.emit(self._hostname, out)
         self._debug.emit(self._hostname, out)
-        if self._ras_address is not None:
-            self._query_ras(now)
-            self._ras.emit(self._hostname, now, out)
         out.add(m.FILES, {"hostname": self._hostname}, len(self._files))
         for reason, count in sorted(self._rejected.items()):
             out.add(m.REJECTED, {"hostname": self._hostname, "reason": reason}, count)
@@ -90,20 +81,6 @@ class NcclCollector:
         for tail in self._debug_logs.values():
             tail.close()
         self._debug_logs.clear()
-
-    def _query_ras(self, now: float) -> None:
-        assert self._ras_address is not None  # only called when RAS is queried
-        host, port = self._ras_address
-        was_up = self._ras.up
-        try:
-            self._ras.update(ras.query(host, port), now)
-        except ConnectionRefusedError:
-            self._ras.failed()  # no NCCL job on this node right now: nothing to say
-        except (OSError, ras.RasError) as error:
-            self._ras.failed()
-            if was_up:
-                _logger.warning("NCCL RAS stopped answering", extra={"address": f"{host}:{port}",
-                                                                     "error": str(error)})
 
     def _read_debug_logs(self) -> None:
         if not self._debug_glob:

@@ -1,11 +1,19 @@
 """The NCCL Inspector plugin's JSON output, line by line, with its context restored.
 
 Inspector writes <NCCL_INSPECTOR_DUMP_DIR>/<hostname>-pid<pid>.log, one JSON object a line.
-Up to format v4.2 every line carries its own "header" (communicator) and "metadata"
-(process); from v4.3 a "dump_stats" marker carries them once, and the "coll_perf",
-"p2p_perf" and "proxy_trace" lines it counts follow. This restores the context as NVIDIA's
-inspector_json_reader.py does, and refuses what does not fit rather than guessing.
-(Fields: plugins/profiler/inspector/inspector_json.cc in NVIDIA/nccl.)
+Released NCCL (2.28.3 to 2.30.x) writes inspector_output_format_version "v4.0": every line
+carries its own "header" (communicator) and "metadata" (process) with one "coll_perf" or
+"p2p_perf"; the header's "comm_name" appears only from NCCL 2.30. Formats v4.1 to v4.4 exist
+only in open NVIDIA/nccl pull requests (#2304, #2359): v4.1 and v4.2 lines are self-contained
+like v4.0, and from v4.3 a "dump_stats" marker carries the context once for the "coll_perf",
+"p2p_perf" and "proxy_trace" lines it counts. Those are read as a tolerated extension, the
+context restored as NVIDIA's inspector_json_reader.py does; what does not fit is refused
+rather than guessed. (Fields: plugins/profiler/inspector/inspector_json.cc.)
+
+When a rank arrived at a collective: coll_start_ts (verbose dumps) is the host's clock at the
+profiler's collective-start event, taken as the call is enqueued, so a CPU running ahead of
+its GPU makes it meaningless for lateness; the kernel channel events' kernel_start_ts mark
+when the collective's kernel began on each channel, and are used where present.
 """
 
 from __future__ import annotations
@@ -14,6 +22,8 @@ import json
 import math
 from dataclasses import dataclass
 from typing import Any
+
+from fleetscope.exporters.nccl.operations import canonical
 
 
 class RecordError(ValueError):
@@ -38,12 +48,12 @@ class Communicator:
 class Operation:
     comm: Communicator
     kind: str  # "coll" or "p2p"
-    operation: str  # AllReduce, AllGather, ..., Send, Recv
-    sn: int
-    size_bytes: int
+    operation: str  # canonical (operations.py): AllReduce, AllGather, ..., Send, Recv, Unknown
+    sn: int  # NCCL numbers each operation type of a communicator on its own (comm->seqNumber[func])
+    size_bytes: int  # per rank, as passed to NCCL
     exec_seconds: float
     dumped_at: float  # Unix seconds, from metadata.dump_timestamp_us
-    started_at: float | None  # Unix seconds, from event_trace_ts where verbose
+    kernel_started_at: float | None  # Unix seconds: the earliest kernel channel start, where verbose
 
 
 @dataclass(frozen=True)
@@ -134,20 +144,27 @@ def _operation(record: dict, comm: Communicator, metadata: dict) -> Operation | 
             continue
         if not isinstance(body, dict):
             raise RecordError("bad_field", f"{kind}_perf is not an object")
-        trace = body.get("event_trace_ts")
-        started = trace.get(f"{kind}_start_ts") if isinstance(trace, dict) else None
         exec_us = _number(body, f"{kind}_exec_time_us")
         return Operation(
             comm=comm,
             kind=kind,
-            operation=_text(body, kind),
+            operation=canonical(_text(body, kind)),
             sn=_int(body, f"{kind}_sn"),
             size_bytes=_int(body, f"{kind}_msg_size_bytes"),
             exec_seconds=exec_us / 1e6,
             dumped_at=_number(metadata, "dump_timestamp_us") / 1e6,
-            started_at=started / 1e6 if isinstance(started, (int, float)) and started > 0 else None,
+            kernel_started_at=_kernel_start(body.get("event_trace_ts")),
         )
     return None  # proxy_trace and records of kinds this collector does not use
+
+
+def _kernel_start(trace: Any) -> float | None:
+    """The earliest kernel_start_ts of the kernel channel events, in Unix seconds; None if absent."""
+    events = trace.get("kernel_events") if isinstance(trace, dict) else None
+    starts = [event.get("kernel_start_ts") for event in events if isinstance(event, dict)] \
+        if isinstance(events, list) else []
+    valid = [start for start in starts if type(start) is int and start > 0]
+    return min(valid) / 1e6 if valid else None
 
 
 def _text(source: dict, key: str, default: str | None = None) -> str:
@@ -171,19 +188,12 @@ def _number(source: dict, key: str) -> float:
     return float(value)
 
 
-def format_dump(comm: Communicator, records: list[dict], dumped_us: int, hostname: str,
-                dropped: dict[str, int] | None = None, mechanism: str = "nccl_profiler_interface") -> list[str]:
-    """The lines of one v4.3 dump: the marker with the communicator's header, then its records
-    ({"coll_perf": ...} or {"p2p_perf": ...}), as Inspector writes them and DumpContext reads them."""
-    dropped = dropped or {}
-    marker = {
-        "header": {"id": comm.comm_id, "comm_name": comm.comm_name, "rank": comm.rank, "n_ranks": comm.n_ranks,
-                   "nnodes": comm.nnodes},
-        "metadata": {"inspector_output_format_version": "v4.3", "git_rev": "", "rec_mechanism": mechanism,
-                     "dump_timestamp_us": dumped_us, "hostname": hostname, "pid": comm.pid},
-        "dump_stats": {kind_stat: value for kind in ("coll", "p2p") for kind_stat, value in (
-            (f"{kind}_records", sum(f"{kind}_perf" in r for r in records)),
-            (f"{kind}_dropped_total", dropped.get(kind, 0)),
-            (f"{kind}_dropped_since_last_dump", 0))},
-    }
-    return [json.dumps(line, separators=(",", ":")) for line in (marker, *records)]
+def format_lines(comm: Communicator, records: list[dict], dumped_us: int, hostname: str,
+                 mechanism: str = "nccl_profiler_interface", with_comm_name: bool = True) -> list[str]:
+    """Self-contained v4.0 lines, one per record ({"coll_perf": ...} or {"p2p_perf": ...}), as
+    released NCCL writes them; with_comm_name=False writes them as NCCL before 2.30 does."""
+    header = {"id": comm.comm_id, **({"comm_name": comm.comm_name} if with_comm_name else {}), "rank": comm.rank,
+              "n_ranks": comm.n_ranks, "nnodes": comm.nnodes}
+    metadata = {"inspector_output_format_version": "v4.0", "git_rev": "", "rec_mechanism": mechanism,
+                "dump_timestamp_us": dumped_us, "hostname": hostname, "pid": comm.pid}
+    return [json.dumps({"header": header, "metadata": metadata, **record}, separators=(",", ":")) for record in records]

@@ -5,6 +5,13 @@ then "STATUS" and the report until the connection closes.
 
 A communicator whose ranks disagree on how many collectives they have run, and whose counts
 have stopped moving, is hung; the ranks behind are the ones to look at.
+
+A STATUS report takes longest exactly when a peer is unresponsive: the RAS service waits out
+its collective's legs before it answers. ncclras gives the handshake 1 s and the report
+1 + RAS_COLLECTIVE_LEG_TIMEOUT_SEC + RAS_COLLECTIVE_EXTRA_TIMEOUT_SEC = 11 s (src/ras/client.cc,
+src/ras/ras_internal.h); the service's legs stretch by NCCL_RAS_TIMEOUT_FACTOR
+(src/ras/ras_param.cc), and so does the wait here. Queries run on their own thread (the
+nccl_ras collector), so a slow report never delays the Inspector files.
 """
 
 from __future__ import annotations
@@ -12,12 +19,22 @@ from __future__ import annotations
 import json
 import re
 import socket
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from prometheus_client.metrics_core import Metric
+
+from fleetscope import log
 from fleetscope.catalog import FamilySet
 from fleetscope.exporters.catalog import nccl as m
 
+_logger = log.get("fleetscope.exporters.nccl")
 PROTOCOL = 2
+HANDSHAKE_TIMEOUT_SECONDS = 1.0  # TIMEOUT_INCREMENT in src/ras/client.cc
+HANDSHAKE_ATTEMPTS = 3  # ncclras retries a handshake that timed out; a few tries suffice for an exporter
+LEG_TIMEOUT_SECONDS = 5.0  # RAS_COLLECTIVE_LEG_TIMEOUT_SEC
+EXTRA_TIMEOUT_SECONDS = 5.0  # RAS_COLLECTIVE_EXTRA_TIMEOUT_SEC
 MAX_REPORT_BYTES = 64 << 20
 MAX_COMMUNICATORS = 64
 MAX_LAGGING_RANKS = 8
@@ -29,18 +46,43 @@ class RasError(Exception):
     pass
 
 
-def query(host: str, port: int, timeout: float = 10.0) -> dict:
-    """One STATUS report as JSON; RasError if the service answers but not as expected."""
-    with socket.create_connection((host, port), timeout=timeout) as connection:
-        stream = connection.makefile("rwb")
-        _say(stream, f"CLIENT PROTOCOL {PROTOCOL}")
-        answer = stream.readline(4096).decode(errors="replace")
-        if not answer.upper().startswith("SERVER PROTOCOL "):
-            raise RasError(f"unexpected handshake answer {answer.strip()!r}")
-        _say(stream, "SET FORMAT json")
-        answer = stream.readline(4096).decode(errors="replace")
+def report_timeout(timeout_factor: float = 1.0) -> float:
+    """Seconds to wait for each read of the STATUS report, as ncclras waits, stretched as the service's legs are."""
+    return HANDSHAKE_TIMEOUT_SECONDS + (LEG_TIMEOUT_SECONDS + EXTRA_TIMEOUT_SECONDS) * timeout_factor
+
+
+def query(host: str, port: int, timeout_factor: float = 1.0) -> dict:
+    """One STATUS report as JSON; RasError if the service answers but not as expected, OSError
+    (TimeoutError included) if it cannot be reached or does not answer in time."""
+    attempts_left = HANDSHAKE_ATTEMPTS
+    while True:
+        try:
+            return _status(host, port, timeout_factor)
+        except _HandshakeTimeout:
+            attempts_left -= 1
+            if not attempts_left:
+                raise TimeoutError(f"no handshake in {HANDSHAKE_ATTEMPTS} tries") from None
+
+
+class _HandshakeTimeout(Exception):
+    pass
+
+
+def _status(host: str, port: int, timeout_factor: float) -> dict:
+    with socket.create_connection((host, port), timeout=HANDSHAKE_TIMEOUT_SECONDS) as connection, \
+            connection.makefile("rwb") as stream:
+        try:
+            _say(stream, f"CLIENT PROTOCOL {PROTOCOL}")
+            answer = stream.readline(4096).decode(errors="replace")
+            if not answer.upper().startswith("SERVER PROTOCOL "):
+                raise RasError(f"unexpected handshake answer {answer.strip()!r}")
+            _say(stream, "SET FORMAT json")
+            answer = stream.readline(4096).decode(errors="replace")
+        except TimeoutError:
+            raise _HandshakeTimeout from None
         if answer.strip().upper() != "OK":
             raise RasError(f"JSON output refused ({answer.strip()!r}); it needs NCCL 2.28.7 or newer")
+        connection.settimeout(report_timeout(timeout_factor))
         _say(stream, "STATUS")
         report = stream.read(MAX_REPORT_BYTES + 1)
     if len(report) > MAX_REPORT_BYTES:
@@ -152,3 +194,37 @@ def _erring(rank: dict) -> bool:
 
 def _int(value: object, default: int) -> int:
     return value if type(value) is int and value >= 0 else default
+
+
+class RasCollector:
+    """Queries the NCCL RAS service for hangs, on its own schedule: a report can take 11 s or more."""
+
+    name = "nccl_ras"
+
+    def __init__(self, address: tuple[str, int], hostname: str, hang_after: float = 60.0, timeout_factor: float = 1.0,
+                 clock: Callable[[], float] = time.time):
+        self._address = address
+        self._hostname = hostname
+        self._timeout_factor = timeout_factor
+        self._clock = clock
+        self._state = RasState(hang_after=hang_after)
+
+    def collect(self) -> list[Metric]:
+        now = self._clock()
+        host, port = self._address
+        was_up = self._state.up
+        try:
+            self._state.update(query(host, port, self._timeout_factor), now)
+        except ConnectionRefusedError:
+            self._state.failed()  # no NCCL job on this node right now: nothing to say
+        except (OSError, RasError) as error:
+            self._state.failed()
+            if was_up:
+                _logger.warning("NCCL RAS stopped answering", extra={"address": f"{host}:{port}",
+                                                                     "error": str(error)})
+        out = FamilySet()
+        self._state.emit(self._hostname, now, out)
+        return out.metrics()
+
+    def close(self) -> None:
+        pass

@@ -1,5 +1,7 @@
 """--simulate for NCCL: this node's eight ranks of a four-node training job, writing NCCL
-Inspector JSON (format v4.3) into a temporary directory the collector follows.
+Inspector JSON into a temporary directory the collector follows, as NCCL 2.30 writes it
+(format v4.0, one self-contained line per record, numbered per operation, with the algorithm
+and bus bandwidth NCCL computes from the per-rank message size).
 
 Each training step runs a data-parallel AllReduce over all 32 ranks and a tensor-parallel
 AllGather and ReduceScatter over the node's 8. Now and then a local rank straggles for a
@@ -17,7 +19,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from fleetscope.exporters.nccl.inspector import Communicator, format_dump
+from fleetscope.exporters.nccl.debuglog import split_comm_id
+from fleetscope.exporters.nccl.inspector import Communicator, format_lines
+from fleetscope.exporters.nccl.operations import algorithm_bytes, bus_factor
 
 STEP_SECONDS = 0.5
 NODES, GPUS_PER_NODE, NODE_INDEX = 4, 8, 1
@@ -30,13 +34,16 @@ class _Comm:
     name: str
     n_ranks: int
     nnodes: int
-    operations: tuple[tuple[str, int, float], ...]  # (operation, bytes, bus bandwidth in GB/s)
+    operations: tuple[tuple[str, int, float], ...]  # (operation, bytes per rank, bus bandwidth in GB/s)
+    split_color: int | None = None  # split from the first communicator with this color, as ncclCommSplit does
 
 
+_WORLD_ID = "0x5f1c0de2a7b94d01"
 COMMS = (
-    _Comm("0x5f1c0de2a7b94d01", "DP Group 0", NODES * GPUS_PER_NODE, NODES, (("AllReduce", 256 * MiB, 180.0),)),
-    _Comm("0x3ab9e0c4d2f17e02", "TP Group 1", GPUS_PER_NODE, 1,
-          (("AllGather", 16 * MiB, 350.0), ("ReduceScatter", 16 * MiB, 340.0))),
+    _Comm(_WORLD_ID, "DP Group 0", NODES * GPUS_PER_NODE, NODES, (("AllReduce", 256 * MiB, 180.0),)),
+    # 16 MiB gathered and scattered over 8 ranks: 2 MiB each, the count each rank passes to NCCL.
+    _Comm(split_comm_id(_WORLD_ID, 0, NODE_INDEX), "TP Group 1", GPUS_PER_NODE, 1,
+          (("AllGather", 2 * MiB, 350.0), ("ReduceScatter", 2 * MiB, 340.0)), split_color=NODE_INDEX),
 )
 
 
@@ -48,7 +55,7 @@ class SimulatedJob:
         self._hang_mean_interval = hang_mean_interval
         self._hostname = socket.gethostname()
         self._pids = [40000 + rank for rank in range(GPUS_PER_NODE)]
-        self._sequence = {comm.comm_id: 0 for comm in COMMS}
+        self._sequence = {(comm.comm_id, operation): 0 for comm in COMMS for operation, _, _ in comm.operations}
         self._straggler: tuple[int, float, float] | None = None  # (local rank, delay, until)
         self._hang_until = 0.0
         self.debug_log = self.root / f"nccl-debug.{self._hostname}.log"
@@ -94,21 +101,19 @@ class SimulatedJob:
 
     def _step(self, comm: _Comm, at: float, batches: dict[int, list[dict]]) -> None:
         for operation, size, busbw in comm.operations:
-            self._sequence[comm.comm_id] += 1
-            sn = self._sequence[comm.comm_id]
-            share = (comm.n_ranks - 1) / comm.n_ranks
-            factor = 2 * share if operation == "AllReduce" else share
-            base = size * factor / (busbw * 1e9 * self._rng.uniform(0.9, 1.0))
+            self._sequence[(comm.comm_id, operation)] += 1
+            sn = self._sequence[(comm.comm_id, operation)]
+            traffic, factor = algorithm_bytes(operation, size, comm.n_ranks), bus_factor(operation, comm.n_ranks) or 0.0
+            base = traffic * factor / (busbw * 1e9 * self._rng.uniform(0.9, 1.0))
             late_rank, delay = (self._straggler[0], self._straggler[1]) if self._straggler else (None, 0.0)
             for rank in range(GPUS_PER_NODE):
                 # Everyone finishes together; the late rank waits least, the others wait for it.
-                exec_seconds = base + (0.0 if rank == late_rank else delay)
+                exec_us = round((base + (0.0 if rank == late_rank else delay)) * 1e6)
+                algobw = traffic / 1e9 / (exec_us / 1e6)  # as the Inspector computes it, from whole microseconds
                 batches[rank].append({"coll_perf": {
-                    "coll": operation, "coll_algo": "RING", "coll_proto": "SIMPLE", "coll_sn": sn,
-                    "coll_msg_size_bytes": size, "coll_exec_time_us": round(exec_seconds * 1e6),
-                    "coll_timing_source": "kernel_gpu",
-                    "coll_algobw_gbs": round(size / exec_seconds / 1e9, 6),
-                    "coll_busbw_gbs": round(size * factor / exec_seconds / 1e9, 6)}})
+                    "coll": operation, "coll_sn": sn, "coll_msg_size_bytes": size, "coll_exec_time_us": exec_us,
+                    "coll_timing_source": "kernel_gpu", "coll_algobw_gbs": round(algobw, 6),
+                    "coll_busbw_gbs": round(algobw * factor, 6)}})
 
     def _write(self, rank: int, records: list[dict], now: float) -> None:
         lines = []
@@ -118,29 +123,36 @@ class SimulatedJob:
                 global_rank = NODE_INDEX * GPUS_PER_NODE + rank if comm.nnodes > 1 else rank
                 communicator = Communicator(comm.comm_id, comm.name, global_rank, comm.n_ranks, comm.nnodes,
                                             self._pids[rank])
-                lines += format_dump(communicator, mine, int(now * 1e6), self._hostname)
+                lines += format_lines(communicator, mine, int(now * 1e6), self._hostname)
         if lines:
             with open(self.root / f"{self._hostname}-pid{self._pids[rank]}.log", "a") as out:
                 out.write("\n".join(lines) + "\n")
 
 
 def _init_lines(hostname: str, pid: int) -> list[str]:
-    """What NCCL_DEBUG=INFO logs as local rank 0 sets up the job's communicators."""
+    """What NCCL_DEBUG=INFO logs, in NCCL 2.29's words (src/init.cc), as local rank 0 sets up the
+    job's communicators: the world with ncclCommInitRank, the tensor-parallel group split from it."""
     prefix = f"{hostname}:{pid}:{pid} [0] NCCL INFO"
     lines = [f"{prefix} Bootstrap : Using eth0:10.0.0.{NODE_INDEX + 1}<0>", f"{prefix} Using network IB"]
-    for comm in COMMS:
+    pointers = ("0x55d1c2c0", "0x66aa0000")
+    for comm, pointer in zip(COMMS, pointers, strict=True):
         rank = NODE_INDEX * GPUS_PER_NODE if comm.nnodes > 1 else 0
-        init = (f"{prefix} ncclCommInitRank comm 0x55d1c2c0 rank {rank} nranks {comm.n_ranks} cudaDev 0 nvmlDev 0 "
-                f"busId 18000 commId {comm.comm_id}")
+        device = f"comm {pointer} rank {rank} nranks {comm.n_ranks} cudaDev 0 nvmlDev 0 busId 18000"
+        if comm.split_color is None:
+            start = f"{prefix} [Rank {rank}] ncclCommInitRank {device} commId {comm.comm_id} - Init START"
+            complete = f"{prefix} ncclCommInitRank {device} commId {comm.comm_id} - Init COMPLETE"
+        else:
+            split = f"parent {pointers[0]} childCount 0 color {comm.split_color} key {rank}"
+            start = f"{prefix} ncclCommSplit {device} {split}- Init START"
+            complete = f"{prefix} ncclCommSplit {device} {split} - Init COMPLETE"
         ring = " ".join(f"{r:3d}" for r in range(comm.n_ranks))
-        lines += [f"{init} - Init START", f"{prefix} Channel 00/16 : {ring}",
+        lines += [start, f"{prefix} Channel 00/16 : {ring}",
                   f"{prefix} Trees [0] 1/-1/-1->0->-1",
                   f"{prefix} Channel 00/0 : {rank}[0] -> {rank + 1}[1] via P2P/CUMEM/read"]
         if comm.nnodes > 1:
             lines.append(f"{prefix} Channel 00/0 : {rank + 7}[7] -> {rank + 8}[0] [send] via NET/IB/0/GDRDMA")
         lines += [f"{prefix} 16 coll channels, 0 collnet channels, 0 nvls channels, 16 p2p channels, "
-                  "2 p2p channels per peer",
-                  f"{init} localSize 8 - Init COMPLETE"]
+                  "2 p2p channels per peer", complete]
     return lines
 
 

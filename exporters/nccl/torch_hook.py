@@ -1,5 +1,9 @@
 """For jobs that cannot load the NCCL Inspector plugin: time torch.distributed collectives and
-write the records the NCCL collector reads, in the Inspector's own JSON format (v4.3).
+write the records the NCCL collector reads, in the Inspector's own JSON format (v4.0, as
+released NCCL writes it), with the quantities NCCL records: the message size is what each rank
+passes to NCCL (the input of an all-gather, the output of a reduce-scatter, one peer's share of
+an all-to-all), sequence numbers count each operation on its own, and the bandwidths are
+computed as the Inspector computes them.
 
     import fleetscope.exporters.nccl.torch_hook as hook
     hook.install()   # after torch.distributed.init_process_group; once per process
@@ -22,25 +26,35 @@ import socket
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 import torch.distributed as dist
 
-from fleetscope.exporters.nccl.inspector import Communicator, format_dump
+from fleetscope.exporters.nccl.inspector import Communicator, format_lines
+from fleetscope.exporters.nccl.operations import algorithm_bytes, bus_factor
 
-# function -> (NCCL operation name, kind, the argument whose bytes are the message size)
-WRAPPED: dict[str, tuple[str, str, str]] = {
-    "all_reduce": ("AllReduce", "coll", "tensor"),
-    "broadcast": ("Broadcast", "coll", "tensor"),
-    "reduce": ("Reduce", "coll", "tensor"),
-    "all_gather": ("AllGather", "coll", "tensor_list"),
-    "all_gather_into_tensor": ("AllGather", "coll", "output_tensor"),
-    "reduce_scatter_tensor": ("ReduceScatter", "coll", "input"),
-    "all_to_all_single": ("AllToAll", "coll", "input"),
-    "send": ("Send", "p2p", "tensor"),
-    "recv": ("Recv", "p2p", "tensor"),
+
+@dataclass(frozen=True)
+class _Wrapped:
+    operation: str  # as operations.canonical() names it
+    kind: str  # "coll" or "p2p"
+    size_argument: str  # the argument whose bytes are what one rank passes to NCCL
+    per_peer: bool = False  # that argument holds one piece for every rank: divide by the group's size
+
+
+WRAPPED: dict[str, _Wrapped] = {
+    "all_reduce": _Wrapped("AllReduce", "coll", "tensor"),
+    "broadcast": _Wrapped("Broadcast", "coll", "tensor"),
+    "reduce": _Wrapped("Reduce", "coll", "tensor"),
+    "all_gather": _Wrapped("AllGather", "coll", "tensor"),
+    "all_gather_into_tensor": _Wrapped("AllGather", "coll", "input_tensor"),
+    "reduce_scatter_tensor": _Wrapped("ReduceScatter", "coll", "output"),
+    "all_to_all_single": _Wrapped("AlltoAll", "coll", "input", per_peer=True),
+    "send": _Wrapped("Send", "p2p", "tensor"),
+    "recv": _Wrapped("Recv", "p2p", "tensor"),
 }
 
 
@@ -59,7 +73,7 @@ class InspectorWriter:
         dump_dir.mkdir(parents=True, exist_ok=True)
         self.path = dump_dir / f"{socket.gethostname()}-pid{os.getpid()}.log"
         self._pending: dict[Communicator, list[dict]] = {}
-        self._sequence: dict[tuple[str, str], int] = {}
+        self._sequence: dict[tuple[str, str], int] = {}  # (comm, operation) for collectives, (comm, "p2p")
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, args=(flush_interval,), name="nccl-inspector-writer",
@@ -69,15 +83,17 @@ class InspectorWriter:
     def record(self, comm: Communicator, operation: str, kind: str, size: int, started: float, ended: float,
                peer: int | None) -> None:
         exec_us = max(0, round((ended - started) * 1e6))
-        seconds = max(ended - started, 1e-9)
+        algobw = algorithm_bytes(operation, size, comm.n_ranks) / 1e9 / (exec_us / 1e6) if exec_us else 0.0
+        key = (comm.comm_id, operation if kind == "coll" else kind)
         with self._lock:
-            sn = self._sequence[(comm.comm_id, kind)] = self._sequence.get((comm.comm_id, kind), 0) + 1
-            body = {kind: operation, f"{kind}_sn": sn}
+            sn = self._sequence[key] = self._sequence.get(key, 0) + 1
+            body: dict[str, Any] = {kind: operation, f"{kind}_sn": sn}
             if kind == "p2p":
                 body["p2p_peer"] = peer if peer is not None else -1
             body.update({f"{kind}_msg_size_bytes": size, f"{kind}_exec_time_us": exec_us,
                          f"{kind}_timing_source": "host_wallclock",
-                         f"{kind}_algobw_gbs": round(size / seconds / 1e9, 6),
+                         f"{kind}_algobw_gbs": round(algobw, 6),
+                         f"{kind}_busbw_gbs": round(algobw * (bus_factor(operation, comm.n_ranks) or 0.0), 6),
                          "event_trace_ts": {f"{kind}_start_ts": int(started * 1e6),
                                             f"{kind}_stop_ts": int(ended * 1e6)}})
             self._pending.setdefault(comm, []).append({f"{kind}_perf": body})
@@ -88,9 +104,9 @@ class InspectorWriter:
         lines = []
         now_us = int(time.time() * 1e6)
         for comm, records in pending.items():
-            lines += format_dump(comm, records, now_us, socket.gethostname(), mechanism="fleetscope_torch_hook")
+            lines += format_lines(comm, records, now_us, socket.gethostname(), mechanism="fleetscope_torch_hook")
         if lines:
-            # One write of whole dumps, so a reader never sees a marker without its records for long.
+            # One write of whole lines, so a reader never sees half of one for long.
             with open(self.path, "a") as out:
                 out.write("\n".join(lines) + "\n")
 
@@ -112,13 +128,16 @@ class _Hook:
 
     def wrap(self, name: str) -> Callable:
         original = getattr(dist, name)
-        operation, kind, size_argument = WRAPPED[name]
+        wrapped = WRAPPED[name]
+        operation, kind = wrapped.operation, wrapped.kind
         signature = inspect.signature(original)
 
         def timed(*args: Any, **kwargs: Any) -> Any:
             bound = signature.bind_partial(*args, **kwargs).arguments
             comm = self._comm(bound.get("group"))
-            size = _bytes(bound.get(size_argument))
+            size = _bytes(bound.get(wrapped.size_argument))
+            if wrapped.per_peer:
+                size //= max(comm.n_ranks, 1)
             peer = bound.get("dst", bound.get("src")) if kind == "p2p" else None
             started = time.time()
             result = original(*args, **kwargs)

@@ -9,12 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from fleetscope.exporters.nccl.aggregate import bus_factor, size_bucket
+from fleetscope.exporters.nccl.aggregate import size_bucket
 from fleetscope.exporters.nccl.collector import NcclCollector
+from fleetscope.exporters.nccl.operations import bus_bytes, bus_factor, canonical
 from fleetscope.exporters.nccl.tail import MAX_LINE_BYTES
 from tests.conftest import promtool_check_metrics
 from tests.support.exposition import render, samples, value, values
-from tests.support.inspector import coll, dump_v43, lines_v42, p2p
+from tests.support.inspector import coll, dump_v43, lines_v40, lines_v42, p2p
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
 COMM = {"comm_id": "0x7f8c496ae9f661"}
 
@@ -80,10 +83,101 @@ def test_v42_self_contained_lines_are_read_too(tmp_path, collector):
 
 def test_bus_bandwidth_factors_follow_nccl_tests():
     assert bus_factor("AllReduce", 8) == pytest.approx(1.75)
-    assert bus_factor("AllGather", 8) == bus_factor("ReduceScatter", 8) == bus_factor("AllToAll", 8) == 0.875
+    assert bus_factor("AllGather", 8) == bus_factor("ReduceScatter", 8) == bus_factor("AlltoAll", 8) == 0.875
     assert bus_factor("Broadcast", 8) == bus_factor("Send", 2) == 1
     assert bus_factor("AllReduce", 1) == 0
+    assert bus_factor("Unknown", 8) is None and bus_bytes("Unknown", 1024, 8) is None
+    # The per-rank piece of a gather or scatter crosses the bus once for every other rank.
+    assert bus_bytes("AllGather", 2 << 20, 8) == bus_bytes("ReduceScatter", 2 << 20, 8) == 7 * (2 << 20)
+    assert bus_bytes("AllReduce", 1 << 20, 8) == pytest.approx(1.75 * (1 << 20))
     assert [size_bucket(s) for s in (0, 64 << 10, 5 << 30)] == ["0-64KiB", "64KiB-1MiB", "4GiB+"]
+
+
+def test_one_name_per_operation_whichever_source_names_it():
+    assert canonical("All2All") == canonical("AllToAll") == canonical("alltoall") == "AlltoAll"
+    assert canonical("Invalid") == "Unknown"
+    assert canonical("AllReduce") == "AllReduce" and canonical("NewThing") == "NewThing"
+
+
+def _fixture_records(name: str) -> list[dict]:
+    return [json.loads(line) for line in (FIXTURES / name).read_text().splitlines()]
+
+
+@pytest.mark.parametrize("release", ["2.28", "2.29", "2.30"])
+def test_bus_bandwidth_is_the_one_the_inspector_writes_on_each_release_lines(tmp_path, collector, release):
+    """Every operation of real-shaped v4.0 lines, one at a time: rate(bus bytes) / rate(seconds)
+    is the record's own coll_busbw_gbs, where the Inspector computes one."""
+    records = _fixture_records(f"inspector-nccl-{release}.log")
+    for index, record in enumerate(records):
+        path = tmp_path / f"node-a-pid{index}.log"
+        path.write_text(json.dumps(record) + "\n")
+        collector_alone = NcclCollector(tmp_path, "node-a", clock=collector._clock)
+        text = render(collector_alone.collect())
+        collector_alone.close()
+        path.unlink()
+        kind = "coll" if "coll_perf" in record else "p2p"
+        body = record[f"{kind}_perf"]
+        series = {"operation": canonical(body[kind]), "rank": str(record["header"]["rank"])}
+        assert values(text, "fleetscope_nccl_records_rejected_total") == []
+        if body[f"{kind}_busbw_gbs"] == 0:  # "Invalid": the Inspector cannot tell which operation it was
+            assert series["operation"] == "Unknown"
+            assert values(text, "fleetscope_nccl_bus_bytes_total") == []
+            continue
+        busbw = value(text, "fleetscope_nccl_bus_bytes_total", **series) / \
+            value(text, "fleetscope_nccl_seconds_total", **series) / 1e9
+        assert busbw == pytest.approx(body[f"{kind}_busbw_gbs"], abs=1e-6), body
+
+
+def test_the_readme_reduce_scatter_is_366_gb_per_second_as_the_inspector_says(tmp_path, collector):
+    """2 GiB per rank over 8 ranks in 41,057 us: 45.8 GB/s if the per-rank count is taken for the total."""
+    append(tmp_path / "node-a-pid1.log",
+           lines_v40([coll(1, "ReduceScatter", size=2 << 30, exec_us=41057)], n_ranks=8, comm_name=None))
+    text = page(collector)
+    busbw = value(text, "fleetscope_nccl_bus_bytes_total") / value(text, "fleetscope_nccl_seconds_total")
+    assert busbw / 1e9 == pytest.approx(366.134533, abs=1e-6)
+
+
+@pytest.mark.parametrize("release, comm_name", [("2.28", "unknown"), ("2.29", "unknown"), ("2.30", "DP Group 0")])
+def test_released_v4_0_files_are_read_whole(tmp_path, collector, release, comm_name):
+    (tmp_path / "example-hostname-pid468528.log").write_text((FIXTURES / f"inspector-nccl-{release}.log").read_text())
+    text = page(collector)
+    assert values(text, "fleetscope_nccl_records_rejected_total") == []
+    records = _fixture_records(f"inspector-nccl-{release}.log")
+    assert sum(values(text, "fleetscope_nccl_collectives_total")) == len(records)
+    assert {labels["comm_name"] for n, labels, _ in samples(text) if n == "fleetscope_nccl_comm_ranks"} == {comm_name}
+    result = promtool_check_metrics(text)
+    assert result.returncode == 0, result.stdout.decode() + result.stderr.decode()
+
+
+def test_sequence_numbers_are_per_operation(tmp_path, collector):
+    """NCCL 2.28: AllReduce, AllGather and ReduceScatter all at 129; Broadcast at 1."""
+    (tmp_path / "example-hostname-pid468528.log").write_text((FIXTURES / "inspector-nccl-2.28.log").read_text())
+    text = page(collector)
+    sequence = {labels["operation"]: v for n, labels, v in samples(text) if n == "fleetscope_nccl_rank_sequence"}
+    assert sequence == {"ReduceScatter": 129, "AllReduce": 129, "AllGather": 129, "Unknown": 1, "Broadcast": 1}
+
+
+def test_interleaved_all_gather_and_reduce_scatter_on_a_tensor_parallel_communicator(tmp_path, collector):
+    """Both operations run at every step with the same sequence numbers. Rank 1 arrives ~4 ms late at
+    every AllGather and on time at every ReduceScatter: joined by number alone, one operation's record
+    overwrites the other's and the straggler vanishes or the numbers disagree."""
+    steps = 20
+    for rank in (0, 1):
+        records = []
+        for sn in range(1, steps + 1):
+            records.append(coll(sn, "AllGather", size=2 << 20, exec_us=1000 if rank == 1 else 5000))
+            records.append(coll(sn, "ReduceScatter", size=2 << 20, exec_us=3000))
+        # One more gather than scatters.
+        records.append(coll(steps + 1, "AllGather", size=2 << 20, exec_us=1000 if rank == 1 else 5000))
+        append(tmp_path / f"node-a-pid{rank}.log", lines_v40(records, rank=rank, pid=rank, comm_name="TP Group 1"))
+    text = page(collector)
+    lateness = {labels["rank"]: v for n, labels, v in samples(text) if n == "fleetscope_nccl_rank_lateness_seconds"}
+    # +2 ms against the median of two at every gather, 0 at every scatter: about 1 ms on average.
+    assert lateness["1"] > 0.0005 and lateness["0"] < -0.0005
+    sequence = {(labels["rank"], labels["operation"]): v for n, labels, v in samples(text)
+                if n == "fleetscope_nccl_rank_sequence"}
+    assert sequence == {("0", "AllGather"): steps + 1, ("0", "ReduceScatter"): steps,
+                        ("1", "AllGather"): steps + 1, ("1", "ReduceScatter"): steps}
 
 
 def test_lines_are_read_as_they_are_appended_and_partial_lines_wait(tmp_path, collector):
@@ -197,9 +291,12 @@ def test_comm_names_are_sanitized_and_bounded(tmp_path, collector):
     assert len(name) == 64 and '"' not in name and "\n" not in name
 
 
-def _local_ranks(tmp_path: Path, exec_us: dict[int, list[float]], started: dict[int, list[int]] | None = None):
+def _local_ranks(tmp_path: Path, exec_us: dict[int, list[float]], enqueued: dict[int, list[int]] | None = None,
+                 kernel_starts: dict[int, list[int]] | None = None):
+    enqueued = enqueued or kernel_starts
     for rank, times in exec_us.items():
-        records = [coll(sn + 1, exec_us=t, started_us=(started[rank][sn] if started else None))
+        records = [coll(sn + 1, exec_us=t, enqueued_us=(enqueued[rank][sn] if enqueued else None),
+                        kernel_start_us=(kernel_starts[rank][sn] if kernel_starts else None))
                    for sn, t in enumerate(times)]
         append(tmp_path / f"node-a-pid{rank}.log", dump_v43(records, rank=rank, pid=rank))
 
@@ -214,14 +311,28 @@ def test_the_straggler_is_found_from_execution_time(tmp_path, collector):
     assert value(text, "fleetscope_nccl_comm_skew_seconds", **COMM) == pytest.approx(0.004, abs=1e-4)
 
 
-def test_the_straggler_is_found_from_arrival_times_where_recorded(tmp_path, collector):
+def test_the_straggler_is_found_from_kernel_start_times_where_recorded(tmp_path, collector):
     base = 1748030377000000
     starts = {rank: [base + sn * 100000 + (7000 if rank == 1 else 0) for sn in range(10)] for rank in range(4)}
-    _local_ranks(tmp_path, {rank: [3000] * 10 for rank in range(4)}, starts)
+    _local_ranks(tmp_path, {rank: [3000] * 10 for rank in range(4)}, kernel_starts=starts)
     lateness = {labels["rank"]: v for n, labels, v in samples(page(collector))
                 if n == "fleetscope_nccl_rank_lateness_seconds"}
     assert lateness["1"] == pytest.approx(0.007)
-    assert lateness["0"] == pytest.approx(0.0)
+    assert lateness["0"] == pytest.approx(0.0, abs=1e-6)
+
+
+def test_a_cpu_running_ahead_does_not_make_its_rank_look_late(tmp_path, collector):
+    """Rank 0's host enqueues every collective 20 ms after the others (its CPU is busy elsewhere, its
+    GPU still has queued work), while rank 2's kernels start 5 ms late: the GPU is what waits."""
+    base = 1748030377000000
+    enqueued = {rank: [base + sn * 100000 + (20000 if rank == 0 else 0) for sn in range(10)] for rank in range(4)}
+    kernels = {rank: [base + sn * 100000 + 30000 + (5000 if rank == 2 else 0) for sn in range(10)] for rank in range(4)}
+    _local_ranks(tmp_path, {rank: [3000] * 10 for rank in range(4)}, enqueued, kernels)
+    lateness = {labels["rank"]: v for n, labels, v in samples(page(collector))
+                if n == "fleetscope_nccl_rank_lateness_seconds"}
+    assert max(lateness, key=lateness.get) == "2"
+    assert lateness["2"] == pytest.approx(0.005, abs=1e-6)
+    assert lateness["0"] == pytest.approx(0.0, abs=1e-6)
 
 
 def test_a_hung_rank_shows_in_sequence_and_progress(tmp_path, collector, clock):

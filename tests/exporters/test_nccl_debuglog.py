@@ -66,3 +66,51 @@ def test_warning_categories():
     assert warning_category("Watchdog caught collective operation timeout") == "timeout"
     assert warning_category("Failed to allocate 1 GiB") == "memory"
     assert warning_category("weird") == "other"
+
+
+# NCCL 2.29's words (src/init.cc, ncclCommInitRankFunc) for the other ways of making a
+# communicator: split and shrink print no commId, only the parent's pointer, childCount and
+# color (note "key 0- Init START"); newer NCCL adds the commId to split lines.
+PARENT = "0x1a2b3c4d5e6f7081"
+OTHER_INITS = f"""\
+node-b:2000:2000 [0] NCCL INFO [Rank 0] ncclCommInitAll comm 0x5611aa00 rank 0 nranks 2 cudaDev 0 nvmlDev 0 busId 18000 commId {PARENT} - Init START
+node-b:2000:2000 [0] NCCL INFO Channel 00/0 : 0[0] -> 1[1] via P2P/CUMEM/read
+node-b:2000:2000 [0] NCCL INFO ncclCommInitAll comm 0x5611aa00 rank 0 nranks 2 cudaDev 0 nvmlDev 0 busId 18000 commId {PARENT} - Init COMPLETE
+node-b:2000:2001 [0] NCCL INFO ncclCommSplit comm 0x5622bb00 rank 0 nranks 2 cudaDev 0 nvmlDev 0 busId 18000 parent 0x5611aa00 childCount 0 color 7 key 0- Init START
+node-b:2000:2001 [0] NCCL INFO Channel 00/0 : 0[0] -> 1[1] via SHM/direct/direct
+node-b:2000:2001 [0] NCCL INFO ncclCommSplit comm 0x5622bb00 rank 0 nranks 2 cudaDev 0 nvmlDev 0 busId 18000 parent 0x5611aa00 childCount 0 color 7 key 0 - Init COMPLETE
+node-b:2000:2002 [0] NCCL INFO ncclCommShrink comm 0x5633cc00 rank 0 nranks 1 cudaDev 0 nvmlDev 0 busId 18000 parent 0x5611aa00 childCount 1 color 0 key 0- Init START
+node-b:2000:2002 [0] NCCL INFO Channel 00/0 : 0[0] -> 1[1] [send] via NET/Socket/0
+node-b:2000:2002 [0] NCCL INFO ncclCommShrink comm 0x5633cc00 rank 0 nranks 1 cudaDev 0 nvmlDev 0 busId 18000 parent 0x5611aa00 childCount 1 color 0 key 0 - Init COMPLETE
+node-b:2000:2003 [0] NCCL INFO [Rank 3] ncclCommInitRankScalable comm 0x5644dd00 rank 3 nranks 64 cudaDev 0 nvmlDev 0 busId 18000 commId 0xabcdef0123456789 - Init START
+node-b:2000:2003 [0] NCCL INFO Channel 00/0 : 3[0] -> 4[1] [send] via NET/IB/0/GDRDMA
+node-b:2000:2003 [0] NCCL INFO ncclCommInitRankScalable comm 0x5644dd00 rank 3 nranks 64 cudaDev 0 nvmlDev 0 busId 18000 commId 0xabcdef0123456789 - Init COMPLETE
+node-b:2000:2004 [0] NCCL INFO ncclCommSplit comm 0x5655ee00 rank 0 nranks 2 cudaDev 0 nvmlDev 0 busId 18000 commId 0x77aa55 parent 0x5611aa00 childCount 2 color 3 key 0 - Init START
+node-b:2000:2004 [0] NCCL INFO Channel 00/0 : 0[0] -> 1[1] via P2P/IPC
+node-b:2000:2004 [0] NCCL INFO ncclCommSplit comm 0x5655ee00 rank 0 nranks 2 cudaDev 0 nvmlDev 0 busId 18000 commId 0x77aa55 parent 0x5611aa00 childCount 2 color 3 key 0 - Init COMPLETE
+"""
+
+
+def test_every_way_of_making_a_communicator_is_tied_to_its_transports(tmp_path):
+    from fleetscope.exporters.nccl.debuglog import split_comm_id
+
+    (tmp_path / "nccl.node-b.2000.log").write_text(OTHER_INITS)
+    collector = NcclCollector(tmp_path / "inspector", "node-b", debug_logs=str(tmp_path / "nccl.*.log"))
+    text = render(collector.collect())
+    collector.close()
+    transports = {labels["comm_id"]: labels["transport"] for n, labels, _ in samples(text)
+                  if n == "fleetscope_nccl_comm_transport_info"}
+    assert transports == {PARENT: "P2P/CUMEM", split_comm_id(PARENT, 0, 7): "SHM/direct",
+                          split_comm_id(PARENT, 1, 0): "NET/Socket", "0xabcdef0123456789": "NET/IB",
+                          "0x77aa55": "P2P/IPC"}
+
+
+def test_a_split_communicators_id_is_derived_as_nccl_derives_it():
+    """eatHash(parent hash), eatHash(childCount), eatHash(color), digestHash (src/init.cc). The
+    expected ids are what NCCL's own eatHash and digestHash (src/include/utils.h), compiled with gcc
+    on x86-64, print for these inputs: they pin the byte layout (8-byte hash, 4-byte ints, little-endian)."""
+    from fleetscope.exporters.nccl.debuglog import split_comm_id
+
+    assert split_comm_id(PARENT, 0, 7) == "0x24105369f614bbeb"
+    assert split_comm_id(PARENT, 1, 0) == "0x3ca1b8ac136897a1"
+    assert split_comm_id(PARENT, 0, 1) == "0xd5728fd109457dea"

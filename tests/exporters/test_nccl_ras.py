@@ -7,7 +7,6 @@ import json
 import pytest
 
 from fleetscope.exporters.nccl import ras
-from fleetscope.exporters.nccl.collector import NcclCollector
 from fleetscope.localstack.process import free_port
 from tests.support.exposition import render, value, values
 from tests.support.ras import FakeRas, report
@@ -30,8 +29,8 @@ class Clock:
         return self.now
 
 
-def collector_for(tmp_path, address, clock) -> NcclCollector:
-    return NcclCollector(tmp_path, "node-a", clock=clock, ras_address=address, ras_hang_after=60)
+def collector_for(tmp_path, address, clock, timeout_factor: float = 1.0) -> ras.RasCollector:
+    return ras.RasCollector(address, "node-a", hang_after=60, timeout_factor=timeout_factor, clock=clock)
 
 
 def test_a_healthy_job(tmp_path, service):
@@ -103,3 +102,55 @@ def test_parse_report_refuses_what_is_not_a_report():
     with pytest.raises(ras.RasError):
         ras.parse_report('{"communicators": 5}')
     assert ras.parse_report(report({})).get("communicators") == []
+
+
+def test_a_report_slowed_by_an_unresponsive_peer_is_waited_for_as_ncclras_waits(tmp_path, service):
+    """The service answers STATUS only after a collective leg to a dead peer times out (5 s, plus 5 s
+    of extra): ncclras waits 11 s, and so does the collector, where a 10 s wait would call RAS down."""
+    assert ras.report_timeout() == 11.0
+    service.answer = report({COMM: {0: 9}}, missing={COMM: [(1, False)]})
+    service.delay = 10.3
+    text = render(collector_for(tmp_path, service.address, Clock()).collect())
+    assert value(text, "fleetscope_nccl_ras_up") == 1
+    assert value(text, "fleetscope_nccl_ras_comm_missing_ranks", comm_id=COMM) == 1
+
+
+def test_the_wait_stretches_with_the_jobs_ras_timeout_factor(tmp_path, service):
+    """NCCL_RAS_TIMEOUT_FACTOR stretches the service's legs; a factor of 0.05 makes the wait 1.5 s."""
+    assert ras.report_timeout(0.05) == pytest.approx(1.5)
+    service.answer = report({COMM: {0: 3, 1: 3}})
+    collector = collector_for(tmp_path, service.address, Clock(), timeout_factor=0.05)
+    service.delay = 1.1
+    assert value(render(collector.collect()), "fleetscope_nccl_ras_up") == 1
+    service.delay = 1.9
+    assert value(render(collector.collect()), "fleetscope_nccl_ras_up") == 0
+
+
+def test_the_exporter_queries_ras_on_its_own_thread_so_a_slow_report_delays_nothing_else(service):
+    import argparse
+    import time
+
+    from fleetscope.exporters import command
+
+    service.answer = report({COMM: {0: 9, 1: 9}})
+    service.delay = 5.0
+    parser = argparse.ArgumentParser()
+    command.add_arguments(parser)
+    args = parser.parse_args(["--simulate", "--no-collector.gpu", "--no-collector.fabric",
+                              f"--collector.nccl.ras-address=127.0.0.1:{service.address[1]}",
+                              "--web.listen-address=127.0.0.1:0"])
+    registry, server = command.build(args)
+    try:
+        sources = {source.name: source for source in registry.sources}
+        assert set(sources) == {"nccl", "nccl_ras"}
+        started = time.monotonic()
+        deadline = started + 30
+        while not sources["nccl"].ready and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert sources["nccl"].ready and time.monotonic() - started < 4, "the Inspector files waited for RAS"
+        assert not sources["nccl_ras"].ready
+        assert registry.wait_ready(30), registry.not_ready()
+        assert value(render(sources["nccl_ras"].latest().metrics), "fleetscope_nccl_ras_up") == 1
+    finally:
+        registry.close()
+        server.shutdown()

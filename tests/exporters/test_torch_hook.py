@@ -41,7 +41,14 @@ def test_a_gloo_job_writes_records_the_collector_reads(tmp_path):
     for rank in ("0", "1", "2"):
         assert value(text, "fleetscope_nccl_collectives_total", rank=rank, operation="AllReduce", **world) == 7
         assert value(text, "fleetscope_nccl_collectives_total", rank=rank, operation="AllGather", **world) == 6
-        assert value(text, "fleetscope_nccl_bytes_total", rank=rank, operation="AllGather", **world) == 6 * 3 * 4096
+        # What each rank passes to NCCL (its 4 KiB input), as coll_msg_size_bytes counts it; on the bus
+        # that piece reaches each of the other two ranks.
+        assert value(text, "fleetscope_nccl_bytes_total", rank=rank, operation="AllGather", **world) == 6 * 4096
+        assert value(text, "fleetscope_nccl_bus_bytes_total", rank=rank, operation="AllGather", **world) == \
+            6 * 4096 * 2
+        # Numbered per operation, as NCCL numbers them.
+        assert value(text, "fleetscope_nccl_rank_sequence", rank=rank, operation="AllReduce", **world) == 7
+        assert value(text, "fleetscope_nccl_rank_sequence", rank=rank, operation="AllGather", **world) == 6
     assert value(text, "fleetscope_nccl_comm_ranks", **world) == 3
     pair = {"comm_name": "ranks 0-1"}
     assert value(text, "fleetscope_nccl_collectives_total", rank="0", operation="AllReduce", **pair) == 1

@@ -1,10 +1,11 @@
-"""Lines in the NCCL Inspector plugin's JSON output format (inspector_json.cc in NVIDIA/nccl)."""
+"""Lines in the NCCL Inspector plugin's JSON output formats (inspector_json.cc in NVIDIA/nccl):
+v4.0 as released NCCL writes it, and the v4.2/v4.3 of open pull requests the collector tolerates."""
 
 from __future__ import annotations
 
 import json
 
-from fleetscope.exporters.nccl.inspector import Communicator, format_dump
+from fleetscope.exporters.nccl.inspector import Communicator, format_lines
 
 
 def header(comm_id: str = "0x7f8c496ae9f661", rank: int = 0, n_ranks: int = 8, nnodes: int = 1,
@@ -18,14 +19,19 @@ def metadata(version: str = "v4.3", dumped_us: int = 1748030377748202, pid: int 
             "dump_timestamp_us": dumped_us, "hostname": hostname, "pid": pid}
 
 
-def coll(sn: int, coll: str = "AllReduce", size: int = 16 << 20, exec_us: float = 1000, started_us: int | None = None,
-         algobw: float = 100.0, busbw: float = 175.0) -> dict:
-    body = {"coll": coll, "coll_algo": "RING", "coll_proto": "SIMPLE", "coll_sn": sn, "coll_msg_size_bytes": size,
-            "coll_exec_time_us": exec_us, "coll_timing_source": "kernel_gpu", "coll_algobw_gbs": algobw,
-            "coll_busbw_gbs": busbw}
-    if started_us is not None:
-        body["event_trace_ts"] = {"coll_start_ts": started_us, "coll_stop_ts": started_us + int(exec_us),
-                                  "kernel_events": []}
+def coll(sn: int, coll: str = "AllReduce", size: int = 16 << 20, exec_us: float = 1000, enqueued_us: int | None = None,
+         kernel_start_us: int | None = None, algobw: float = 100.0, busbw: float = 175.0) -> dict:
+    """A coll_perf record; with enqueued_us, the verbose event trace: the host's collective start
+    and stop, and two kernel channels starting at kernel_start_us (and 3 us later)."""
+    body: dict = {"coll": coll, "coll_sn": sn, "coll_msg_size_bytes": size, "coll_exec_time_us": exec_us,
+                  "coll_timing_source": "kernel_gpu", "coll_algobw_gbs": algobw, "coll_busbw_gbs": busbw}
+    if enqueued_us is not None:
+        kernel = kernel_start_us if kernel_start_us is not None else enqueued_us
+        body["event_trace_ts"] = {
+            "coll_start_ts": enqueued_us, "coll_stop_ts": kernel + int(exec_us),
+            "kernel_events": [{"channel_id": channel, "kernel_start_ts": kernel + 3 * channel,
+                               "kernel_stop_ts": kernel + int(exec_us), "kernel_record_ts": kernel + int(exec_us) + 2}
+                              for channel in range(2)]}
     return {"coll_perf": body}
 
 
@@ -38,9 +44,25 @@ def p2p(sn: int, op: str = "Send", size: int = 1 << 20, exec_us: float = 200, pe
 def dump_v43(records: list[dict], dropped: int = 0, comm_id: str = "0x7f8c496ae9f661", rank: int = 0,
              n_ranks: int = 8, nnodes: int = 1, comm_name: str = "DP Group 0", dumped_us: int = 1748030377748202,
              pid: int = 1639453, hostname: str = "node-a") -> list[str]:
-    """A v4.3 dump: the marker with header and metadata, then its records."""
-    return format_dump(Communicator(comm_id, comm_name, rank, n_ranks, nnodes, pid), records, dumped_us, hostname,
-                       dropped={"coll": dropped})
+    """A v4.3 dump (NVIDIA/nccl pull request #2304): the marker with header, metadata and record
+    counts, then its records."""
+    marker = {
+        "header": header(comm_id, rank, n_ranks, nnodes, comm_name),
+        "metadata": {**metadata("v4.3", dumped_us, pid, hostname)},
+        "dump_stats": {stat: value for kind in ("coll", "p2p") for stat, value in (
+            (f"{kind}_records", sum(f"{kind}_perf" in r for r in records)),
+            (f"{kind}_dropped_total", dropped if kind == "coll" else 0),
+            (f"{kind}_dropped_since_last_dump", 0))},
+    }
+    return [json.dumps(line, separators=(",", ":")) for line in (marker, *records)]
+
+
+def lines_v40(records: list[dict], comm_id: str = "0x7f8c496ae9f661", rank: int = 0, n_ranks: int = 8,
+              nnodes: int = 1, comm_name: str | None = "DP Group 0", dumped_us: int = 1748030377748202,
+              pid: int = 1639453, hostname: str = "node-a") -> list[str]:
+    """v4.0 as released NCCL writes it; comm_name=None as before NCCL 2.30."""
+    comm = Communicator(comm_id, comm_name or "unknown", rank, n_ranks, nnodes, pid)
+    return format_lines(comm, records, dumped_us, hostname, with_comm_name=comm_name is not None)
 
 
 def lines_v42(records: list[dict], **head) -> list[str]:

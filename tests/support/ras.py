@@ -38,11 +38,13 @@ def report(comms: dict[str, dict[int, int]], missing: dict[str, list[tuple[int, 
 
 
 class FakeRas:
-    """Answers one client at a time; `answer` is the STATUS report, `format_answer` the reply to SET FORMAT."""
+    """Answers one client at a time; `answer` is the STATUS report, `format_answer` the reply to SET FORMAT,
+    `delay` how long the report takes (as the service waits out an unresponsive peer's leg)."""
 
     def __init__(self) -> None:
         self.answer = report({})
         self.format_answer = "OK"
+        self.delay = 0.0
         self._server = socket.create_server(("127.0.0.1", 0))
         self._server.settimeout(0.1)  # closing the socket does not wake a blocked accept(); polling does
         self.address = ("127.0.0.1", self._server.getsockname()[1])
@@ -75,6 +77,8 @@ class FakeRas:
                     stream.write(f"{self.format_answer}\n".encode())
                     stream.flush()
                     if stream.readline().strip().upper() == b"STATUS":
+                        if self._stop.wait(self.delay):
+                            return
                         stream.write(self.answer.encode())
                         stream.flush()
                 except OSError:
