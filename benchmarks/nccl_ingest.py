@@ -1,7 +1,9 @@
 """How fast the NCCL collector ingests NCCL Inspector records, with bounded memory, and how
 long collecting and rendering the page takes with 64 communicators.
 
-Writes v4.3 Inspector files for 64 communicators x 8 local ranks, then measures in one process:
+Writes Inspector files as released NCCL does (format v4.0, one self-contained line a record) for
+64 communicators x 8 local ranks, AllReduce and AllGather interleaved and numbered per operation,
+then measures in one process:
   - baseline: json.loads of every line (the least any reader must do);
   - ingest:   NcclCollector.collect() reading, parsing and aggregating the same lines;
   - memory:   peak traced allocation while ingesting N and 2N records (bounded state stays flat);
@@ -25,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from fleetscope.exporters.nccl.collector import NcclCollector  # noqa: E402
 from fleetscope.exporters.server import encode  # noqa: E402
-from tests.support.inspector import coll, dump_v43  # noqa: E402
+from tests.support.inspector import coll, lines_v40  # noqa: E402
 
 COMMUNICATORS, RANKS = 64, 8
 
@@ -36,9 +38,9 @@ def write_records(directory: Path, records: int, first_sn: int = 1) -> list[byte
     for rank in range(RANKS):
         with open(directory / f"node-a-pid{rank}.log", "a") as out:
             for comm in range(COMMUNICATORS):
-                batch = dump_v43([coll(first_sn + sn, coll=("AllReduce", "AllGather")[sn % 2], exec_us=900 + rank)
-                                  for sn in range(per_stream)],
-                                 comm_id=f"0x{comm:016x}", comm_name=f"group {comm}", rank=rank, pid=rank)
+                batch = lines_v40([coll(first_sn + n // 2, coll=("AllReduce", "AllGather")[n % 2], exec_us=900 + rank)
+                                   for n in range(per_stream)],
+                                  comm_id=f"0x{comm:016x}", comm_name=f"group {comm}", rank=rank, pid=rank)
                 out.write("\n".join(batch) + "\n")
                 lines += [line.encode() for line in batch]
     return lines

@@ -457,3 +457,34 @@ def test_a_collection_reads_only_what_was_appended_since_the_last(tmp_path, coll
     append(path, extra)
     assert value(page(collector), "fleetscope_nccl_collectives_total") == 2001
     assert sum(read_bytes) <= sum(len(line) for line in extra)
+
+
+def test_the_simulated_job_writes_what_nccl_2_30_writes():
+    """v4.0 self-contained lines with comm_name, numbered per operation, with the record's own bus
+    bandwidth equal to what the collector computes from it."""
+    from fleetscope.exporters.nccl.simulation import SimulatedJob
+
+    job = SimulatedJob(seed=3, straggler_mean_interval=1e12, hang_mean_interval=1e12)  # no episodes: steady bandwidth
+    try:
+        lines = [json.loads(line) for path in job.root.glob("*-pid*.log") for line in path.read_text().splitlines()]
+        collector = NcclCollector(job.root, "sim", idle_seconds=1e9)
+        text = render(collector.collect())
+        collector.close()
+    finally:
+        job.close()
+    assert lines and {line["metadata"]["inspector_output_format_version"] for line in lines} == {"v4.0"}
+    assert all("comm_name" in line["header"] and "dump_stats" not in line for line in lines)
+    tp = [line["coll_perf"] for line in lines if line["header"]["comm_name"] == "TP Group 1"
+          and line["header"]["rank"] == 0]
+    assert {body["coll"] for body in tp} == {"AllGather", "ReduceScatter"}
+    assert max(b["coll_sn"] for b in tp if b["coll"] == "AllGather") == \
+        max(b["coll_sn"] for b in tp if b["coll"] == "ReduceScatter") == len(tp) // 2
+    for operation in ("AllGather", "ReduceScatter"):
+        series = {"comm_name": "TP Group 1", "rank": "0", "operation": operation}
+        ours = value(text, "fleetscope_nccl_bus_bytes_total", **series) / \
+            value(text, "fleetscope_nccl_seconds_total", **series) / 1e9
+        bodies = [b for b in tp if b["coll"] == operation]
+        theirs = sum(b["coll_busbw_gbs"] * b["coll_exec_time_us"] for b in bodies) / \
+            sum(b["coll_exec_time_us"] for b in bodies)
+        assert ours == pytest.approx(theirs, rel=1e-5)
+        assert 300 < ours < 360  # the links' simulated 350 and 340 GB/s, less the 0-10% noise
