@@ -47,7 +47,9 @@ def build() -> dict:
         timeseries_panel("Skew between ranks", "Spread of the ranks' arrival at the same collective: high skew "
                                                "means some rank holds the others up.", "s",
                          Query(m(nccl.SKEW, COMM), "{{comm_name}}")),
-        timeseries_panel("Lateness by rank", "How far each rank arrives behind the earliest one.", "s",
+        timeseries_panel("Lateness by rank", "How far each rank's GPU arrives behind the median local rank: from "
+                                             "its kernels' start times in verbose Inspector dumps, else from how "
+                                             "little it waits.", "s",
                          Query(m(nccl.LATENESS, COMM), "{{comm_name}} rank {{rank}}")),
         table_panel("Stragglers", "The five latest ranks of each job now.", "s",
                     Query(f"topk by (comm_name) (5, {m(nccl.LATENESS, COMM)})")),
