@@ -10,8 +10,8 @@ ncclCommInitAll, ncclCommInitRankScalable, ncclCommSplit, ncclCommShrink, ncclCo
 
 The communicator's id is the hash the Inspector plugin writes as the header's id. Fresh
 communicators print it ("commId 0x..."); released NCCL prints none for those made by
-ncclCommSplit or ncclCommShrink, only their parent's pointer, childCount (splitCount before
-2.28) and color, from which NCCL derives it: split_comm_id() derives it the same way, the
+ncclCommSplit or ncclCommShrink, only their parent's pointer, childCount (splitCount in older
+releases) and color, from which NCCL derives it: split_comm_id() derives it the same way, the
 parent's id known from the parent's own init lines.
 """
 

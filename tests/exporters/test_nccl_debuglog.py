@@ -114,3 +114,17 @@ def test_a_split_communicators_id_is_derived_as_nccl_derives_it():
     assert split_comm_id(PARENT, 0, 7) == "0x24105369f614bbeb"
     assert split_comm_id(PARENT, 1, 0) == "0x3ca1b8ac136897a1"
     assert split_comm_id(PARENT, 0, 1) == "0xd5728fd109457dea"
+
+
+def test_older_releases_split_lines_name_the_count_split_count(tmp_path):
+    from fleetscope.exporters.nccl.debuglog import split_comm_id
+
+    lines = OTHER_INITS.splitlines()[:3] + [
+        "node-b:2000:2001 [0] NCCL INFO ncclCommSplit comm 0x5622bb00 rank 0 nranks 2 cudaDev 0 nvmlDev 0 busId 18000 "
+        "parent 0x5611aa00 splitCount 4 color 7 key 0- Init START",
+        "node-b:2000:2001 [0] NCCL INFO Channel 00/0 : 0[0] -> 1[1] via SHM/direct/direct"]
+    (tmp_path / "nccl.node-b.2000.log").write_text("\n".join(lines) + "\n")
+    collector = NcclCollector(tmp_path / "inspector", "node-b", debug_logs=str(tmp_path / "nccl.*.log"))
+    text = render(collector.collect())
+    collector.close()
+    assert value(text, "fleetscope_nccl_comm_transport_info", comm_id=split_comm_id(PARENT, 4, 7)) == 1

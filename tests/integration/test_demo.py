@@ -32,8 +32,11 @@ def _firing(workdir) -> dict[str, dict]:
 
 
 def test_the_demo_shows_gpu_drift_and_inference_alerts_then_stops_cleanly(tmp_path):
+    # The XID comes well after Prometheus's first scrape: the XID alert deliberately ignores a
+    # counter first seen already raised (it could be from before Prometheus started), and on a
+    # loaded machine the demo's services take over 10 s to start.
     demo = subprocess.Popen(
-        [sys.executable, "-m", "fleetscope", "demo", "--nodes=2", "--xid-after=10s", "--shift-after=5s",
+        [sys.executable, "-m", "fleetscope", "demo", "--nodes=2", "--xid-after=30s", "--shift-after=5s",
          "--slowdown-after=15s", "--duration=5m", f"--workdir={tmp_path}"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True)
     try:
