@@ -180,11 +180,17 @@ class Aggregator:
                 self._settle(comm, comm.pending.pop(key))
 
     def _join(self, comm: _Comm, record: Operation) -> None:
-        """Groups one collective's records from the local ranks until settle()."""
-        comm.pending.setdefault((record.operation, record.sn), {})[record.comm.rank] = record
-        while len(comm.pending) > MAX_PENDING_GROUPS:
-            _, oldest = comm.pending.popitem(last=False)
-            self._settle(comm, oldest)
+        """Groups one collective's records from the local ranks until settle(). While MAX_PENDING_GROUPS
+        are waiting, collectives not already waiting are not joined: files are read one after another,
+        so a busy communicator's first file alone could otherwise push every group out before the other
+        ranks' records arrive. Lateness is a moving average; the collectives joined suffice."""
+        key = (record.operation, record.sn)
+        group = comm.pending.get(key)
+        if group is None:
+            if len(comm.pending) >= MAX_PENDING_GROUPS:
+                return
+            group = comm.pending[key] = {}
+        group[record.comm.rank] = record
 
     def _settle(self, comm: _Comm, group: dict[int, Operation]) -> None:
         if len(group) < 2:

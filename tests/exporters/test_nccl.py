@@ -335,6 +335,16 @@ def test_a_cpu_running_ahead_does_not_make_its_rank_look_late(tmp_path, collecto
     assert lateness["0"] == pytest.approx(0.0, abs=1e-6)
 
 
+def test_a_busy_communicators_straggler_is_found_when_files_are_read_one_after_another(tmp_path, collector):
+    """A tensor-parallel communicator runs thousands of collectives a second: one collection reads
+    hundreds of records per rank, each rank's file whole before the next."""
+    _local_ranks(tmp_path, {0: [5000] * 500, 1: [5100] * 500, 2: [4900] * 500, 3: [1000] * 500})
+    text = page(collector)
+    lateness = {labels["rank"]: v for n, labels, v in samples(text) if n == "fleetscope_nccl_rank_lateness_seconds"}
+    assert lateness and max(lateness, key=lateness.get) == "3"
+    assert lateness["3"] == pytest.approx(0.004, abs=1e-4)
+
+
 def test_a_hung_rank_shows_in_sequence_and_progress(tmp_path, collector, clock):
     _local_ranks(tmp_path, {0: [1000] * 5, 1: [1000] * 5})
     page(collector)
