@@ -41,5 +41,11 @@ REQUESTS = _inference(
 IN_FLIGHT = _inference(
     "requests_in_flight", "gauge", "Requests started and not yet finished.")
 
+GPU_INFO = MetricSpec(
+    "fleetscope_inference_gpu_info", "gauge",
+    "A GPU the serving process uses (InferenceMetrics(gpus=...)), by UUID and the host it is on; always 1. Off "
+    "Kubernetes, rules join the process's requests and tokens to the GPU exporter's series on (hostname, uuid).",
+    ("engine", "hostname", "uuid"))
+
 METRICS = (REQUEST_DURATION, QUEUE_DURATION, TIME_TO_FIRST_TOKEN, TIME_PER_OUTPUT_TOKEN, REQUEST_TOKENS,
-           REQUESTS, IN_FLIGHT)
+           REQUESTS, IN_FLIGHT, GPU_INFO)

@@ -39,6 +39,9 @@ class InferenceCollector:
             for (outcome, error_type), count in sorted(requests.items()):
                 families.add(spec.REQUESTS, {**labels, "outcome": outcome, "error_type": error_type}, count)
             families.add(spec.IN_FLIGHT, labels, series.in_flight)
+        for uuid in self.metrics.gpus:
+            families.add(spec.GPU_INFO, {"engine": self.metrics.engine, "hostname": self.metrics.hostname,
+                                         "uuid": uuid}, 1)
         yield from families.metrics()
 
 

@@ -23,9 +23,11 @@ import functools
 import inspect
 import logging
 import numbers
+import os
+import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
 from opentelemetry import trace
@@ -44,13 +46,21 @@ class InferenceMetrics:
     """The inference metrics of one process: one series per (model, operation), bounded in number."""
 
     def __init__(self, engine: str = "python", *, provider: str | None = None, max_series: int = 256,
-                 exemplars: bool = True, clock: Callable[[], float] = time.perf_counter):
+                 exemplars: bool = True, gpus: Iterable[str] = (), hostname: str | None = None,
+                 clock: Callable[[], float] = time.perf_counter):
         """`engine` names the serving engine (the `engine` label); `provider` is OpenTelemetry's
-        gen_ai.provider.name on OTLP output, the engine's name unless given."""
+        gen_ai.provider.name on OTLP output, the engine's name unless given. `gpus` are the UUIDs
+        of the GPUs the process uses (gpus.visible_gpus() reads them from the environment) on
+        `hostname` ($NODE_NAME, else the host name, as the GPU exporter labels its series)."""
         if max_series < 1:
             raise ValueError(f"max_series must be at least 1, not {max_series}")
         self.engine = _label(engine, "engine")
         self.provider = self.engine if provider is None else _label(provider, "provider")
+        if isinstance(gpus, str):
+            raise TypeError("gpus must be a sequence of GPU UUIDs, not one string")
+        self.gpus = tuple(dict.fromkeys(_label(uuid, "GPU UUID") for uuid in gpus))
+        self.hostname = _label(hostname if hostname is not None else
+                               os.environ.get("NODE_NAME") or socket.gethostname(), "hostname")
         self.max_series = max_series
         self.exemplars = exemplars
         self.clock = clock
