@@ -1,0 +1,127 @@
+"""Serving efficiency: the GPUs that serve each model, joined to the model's requests and tokens.
+
+A model server is a `server`: its pod on Kubernetes (model-server targets carry `namespace` and
+`pod`; the GPU exporter labels each GPU with the pod that holds it, from the kubelet's
+pod-resources), else its scrape `instance`, whose GPUs the inference SDK declares
+(fleetscope_inference_gpu_info{hostname, uuid}). A GPU whose series carry a pod is attributed
+the Kubernetes way only. A GPU that k servers share counts 1/k to each (evenly: the exporter
+does not serve per-process memory), and a server's GPUs are split between its models by their
+output tokens, or evenly among them while the server produces none, so no GPU counts twice.
+
+Intermediate series, by the inference schema's labels plus `server`:
+  fleetscope:inference_server_requests:rate5m, ..._server_output_tokens:rate5m
+  fleetscope:inference_model_share                  a model's share of its server
+  fleetscope:inference_gpu_assignment               1 by (cluster, namespace, server, hostname, uuid)
+  fleetscope:inference_gpu_share                    1/k by the same labels
+  fleetscope:gpu_energy_watts:rate5m                by (cluster, hostname, uuid): the energy counter's
+                                                    rate where the GPU has one, else its power
+  fleetscope:inference_server_gpus, ..._server_gpu_power_watts, ..._server_gpu_energy_watts:rate5m,
+  ..._server_gpu_busy                               each server's share of its GPUs, their power, energy
+                                                    and utilization added up by share
+The schema, by (cluster, namespace, model, engine):
+  fleetscope:inference_gpus:count                   GPUs serving the model, shares added up
+  fleetscope:inference_gpu_power_watts              their power, by share
+  fleetscope:inference_gpu_utilization_ratio        their utilization, share-weighted
+  fleetscope:inference_energy_joules_per_output_token:rate5m
+  fleetscope:inference_output_tokens_per_gpu_second:rate5m
+  fleetscope:inference_gpu_seconds_per_request:rate5m
+"""
+
+from __future__ import annotations
+
+from fleetscope.alerts.config import AlertsConfig
+from fleetscope.alerts.engines import Engine
+from fleetscope.alerts.inference import PREFIX, SERIES, NormalizationConfig, _by, _rule, _sum
+from fleetscope.exporters.catalog import gpu
+from fleetscope.exporters.catalog import inference as sdk
+
+SERVER = "cluster, namespace, server"
+GPU = "cluster, hostname, uuid"
+HAS_POD = 'pod!=""'
+ASSIGNMENT = f"{PREFIX}gpu_assignment"
+MODEL_SHARE = f"{PREFIX}model_share"
+
+
+def _per_server(engine: Engine, metrics: tuple[str, ...], window: str) -> str:
+    """The metrics' rates by the schema's labels and `server`: the pod where there is one, else the instance."""
+    by_target = _sum(engine, metrics, window, "pod", "instance")
+    by_instance = f'label_replace({by_target}, "server", "$1", "instance", "(.*)")'
+    named = f'label_replace({by_instance}, "server", "$1", "pod", "(.+)")'
+    return f"sum by ({_by(engine, 'server')}) ({named})"
+
+
+def server_rules(engine: Engine, config: NormalizationConfig) -> list[dict]:
+    w = config.rate_window
+    rules = []
+    if engine.requests:
+        rules.append(_rule(f"{PREFIX}server_requests:rate{w}", _per_server(engine, engine.requests, w), engine))
+    if engine.output_tokens:
+        rules.append(_rule(f"{PREFIX}server_output_tokens:rate{w}",
+                           _per_server(engine, (engine.output_tokens,), w), engine))
+    return rules
+
+
+def attribution_rules(config: AlertsConfig) -> list[dict]:
+    """GPUs to servers, and each server's GPUs, power, energy and busy time (in dependency order)."""
+    w = config.inference.normalization.rate_window
+    e = config.selectors.exporter
+    tokens, requests = f"{PREFIX}server_output_tokens:rate{w}", f"{PREFIX}server_requests:rate{w}"
+    served = f"group by ({SERIES}, server) ({requests} or {tokens})"
+    allocated = f"group by (cluster, namespace, pod, hostname, uuid) ({gpu.POWER.select(e, HAS_POD)})"
+    on_kubernetes = (f'group by ({SERVER}, hostname, uuid) (label_replace({allocated}, "server", "$1", "pod", "(.*)")'
+                     f"\nand on ({SERVER}) group by ({SERVER}) ({served}))")
+    declared = (f'group by ({SERVER}, hostname, uuid) (label_replace({sdk.GPU_INFO.name}, "server", "$1", '
+                f'"instance", "(.*)"))')
+    producing = f"(sum by ({SERVER}) ({tokens}) > 0)"
+    share, energy = f"{PREFIX}gpu_share", f"fleetscope:gpu_energy_watts:rate{w}"
+
+    def per_server(per_gpu: str) -> str:
+        return f"sum by ({SERVER}) (\n{share}\n* on ({GPU}) group_left\n{per_gpu}\n)"
+
+    return [
+        {"record": ASSIGNMENT, "expr": f"{on_kubernetes}\nor\n({declared}\nunless on ({GPU}) {on_kubernetes})"},
+        {"record": share, "expr": f"{ASSIGNMENT}\n/ on ({GPU}) group_left\ncount by ({GPU}) ({ASSIGNMENT})"},
+        {"record": MODEL_SHARE,
+         "expr": (f"{tokens}\n/ on ({SERVER}) group_left()\n{producing}\nor\n"
+                  f"({served}\n/ on ({SERVER}) group_left\ncount by ({SERVER}) ({served}))\n"
+                  f"unless on ({SERVER}) {producing}")},
+        {"record": energy,
+         "expr": (f"max by ({GPU}) (rate({gpu.ENERGY.select(e)}[{w}]))\nor\n"
+                  f"max by ({GPU}) ({gpu.POWER.select(e)})")},
+        {"record": f"{PREFIX}server_gpus", "expr": f"sum by ({SERVER}) ({share})"},
+        {"record": f"{PREFIX}server_gpu_power_watts", "expr": per_server(f"max by ({GPU}) ({gpu.POWER.select(e)})")},
+        {"record": f"{PREFIX}server_gpu_energy_watts:rate{w}", "expr": per_server(energy)},
+        {"record": f"{PREFIX}server_gpu_busy", "expr": per_server(f"max by ({GPU}) ({gpu.UTILIZATION.select(e)})")},
+    ]
+
+
+def schema_rules(config: AlertsConfig) -> list[dict]:
+    """The efficiency schema by (cluster, namespace, model, engine): each server's figures split by model share."""
+    w = config.inference.normalization.rate_window
+
+    def by_model(per_server: str) -> str:
+        return f"sum by ({SERIES}) (\n{MODEL_SHARE}\n* on ({SERVER}) group_left\n{per_server}\n)"
+
+    gpus = f"{PREFIX}gpus:count"
+    return [
+        {"record": gpus, "expr": by_model(f"{PREFIX}server_gpus")},
+        {"record": f"{PREFIX}gpu_power_watts", "expr": by_model(f"{PREFIX}server_gpu_power_watts")},
+        {"record": f"{PREFIX}gpu_utilization_ratio",
+         "expr": f"{by_model(f'{PREFIX}server_gpu_busy')}\n/ on ({SERIES})\n({gpus} > 0)"},
+        {"record": f"{PREFIX}energy_joules_per_output_token:rate{w}",
+         "expr": (f"{by_model(f'{PREFIX}server_gpu_energy_watts:rate{w}')}\n/ on ({SERIES})\n"
+                  f"({PREFIX}output_tokens:rate{w} > 0)")},
+        {"record": f"{PREFIX}output_tokens_per_gpu_second:rate{w}",
+         "expr": f"{PREFIX}output_tokens:rate{w}\n/ on ({SERIES})\n({gpus} > 0)"},
+        {"record": f"{PREFIX}gpu_seconds_per_request:rate{w}",
+         "expr": f"{gpus}\n/ on ({SERIES})\n({PREFIX}requests:rate{w} > 0)"},
+    ]
+
+
+def rule_groups(config: AlertsConfig) -> list[dict]:
+    normalization = config.inference.normalization
+    groups = [{"name": f"fleetscope-inference-servers-{engine.name}", "rules": server_rules(engine, normalization)}
+              for engine in normalization.selected() if server_rules(engine, normalization)]
+    groups.append({"name": "fleetscope-inference-efficiency",
+                   "rules": attribution_rules(config) + schema_rules(config)})
+    return groups
