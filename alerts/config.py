@@ -130,6 +130,14 @@ class InferenceConfig:
     preemptions_for: str = "15m"
     queue_waiting: float = 10.0  # requests waiting, growing for queue_growing_for
     queue_growing_for: str = "15m"
+    # Serving efficiency (efficiency.py): energy per output token against the model's own baseline...
+    energy_per_token_factor: float = 1.3  # worse than the baseline by this factor
+    energy_baseline_window: str = "7d"  # the baseline: the median over this window
+    energy_per_token_for: str = "1h"
+    # ...and serving GPUs kept nearly idle: over-provisioned replicas.
+    underused_utilization: float = 0.1  # mean utilization of the model's GPUs over underused_window
+    underused_window: str = "1h"
+    underused_for: str = "6h"
     normalization: NormalizationConfig = field(default_factory=NormalizationConfig)
 
 

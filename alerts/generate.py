@@ -5,6 +5,7 @@
     rules/gpu.yaml                    the exporter, GPU health and idle allocated GPUs
     rules/collectives.yaml            NCCL collectives and the fabric
     rules/inference.yaml              every engine's telemetry normalized, and the serving alerts
+    rules/efficiency.yaml             the GPUs that serve each model: energy per token, GPU-seconds per request
     rules/drift.yaml                  model drift and the drift service
     alertmanager/alertmanager.yml     the route tree, receivers and inhibit rules
 
@@ -22,13 +23,13 @@ from pathlib import Path
 
 import yaml
 
-from fleetscope.alerts import collectives, drift, gpu, inference, routing, serving
+from fleetscope.alerts import collectives, drift, efficiency, gpu, inference, routing, serving
 from fleetscope.alerts.config import AlertsConfig, ConfigError, load
 from fleetscope.generated import header, write_all
 
 HEADER = header("python -m fleetscope.alerts.generate")
 DIRECTORY = Path(__file__).resolve().parent
-RULE_FILES = ("gpu.yaml", "collectives.yaml", "inference.yaml", "drift.yaml")
+RULE_FILES = ("gpu.yaml", "collectives.yaml", "inference.yaml", "efficiency.yaml", "drift.yaml")
 
 
 class _Literal(str):
@@ -60,6 +61,7 @@ def rule_files(config: AlertsConfig) -> dict[str, dict]:
         "gpu.yaml": gpu.rule_groups(config),
         "collectives.yaml": collectives.rule_groups(config),
         "inference.yaml": {"groups": normalization + serving.rule_groups(config)},
+        "efficiency.yaml": {"groups": efficiency.rule_groups(config) + serving.efficiency_rule_groups(config)},
         "drift.yaml": drift.rule_groups(config),
     }
 

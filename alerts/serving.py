@@ -119,5 +119,38 @@ def saturation_alerts(config: AlertsConfig) -> list[Alert]:
     ]
 
 
+def efficiency_alerts(config: AlertsConfig) -> list[Alert]:
+    """From efficiency.py's schema: a model's energy per token against its own baseline, and serving GPUs
+    kept nearly idle."""
+    i = config.inference
+    per_token = f"{PREFIX}energy_joules_per_output_token:rate5m"
+    baseline = f"quantile_over_time(0.5, {per_token}[{i.energy_baseline_window}])"
+    utilization = f"avg_over_time({PREFIX}gpu_utilization_ratio[{i.underused_window}])"
+    return [
+        Alert("FleetscopeInferenceEnergyPerTokenHigh",
+              f"{per_token}\n> {i.energy_per_token_factor:g} * {baseline}\n"
+              f"and on ({_SERIES})\ncount_over_time({per_token}[{i.energy_baseline_window}]) >= 60\n"
+              f"and on ({_SERIES})\n{PREFIX}requests:rate5m > {i.min_requests_per_second:g}",
+              "ticket", for_=i.energy_per_token_for,
+              summary="{{ $labels.model }} spends {{ $value | printf \"%.2f\" }} J per output token, "
+                      f"above its {i.energy_baseline_window} median",
+              description=f"{_MODEL} has spent {{{{ $value | printf \"%.2f\" }}}} joules of GPU energy per output "
+                          f"token for {i.energy_per_token_for}, more than {i.energy_per_token_factor:g} times its "
+                          f"median over {i.energy_baseline_window}: a release, a configuration or a batch size "
+                          "made each token dearer, or the GPUs serve fewer tokens for the same power."),
+        Alert("FleetscopeInferenceGPUsUnderused",
+              f"{utilization} < {i.underused_utilization:g}\nand on ({_SERIES})\n{PREFIX}gpus:count >= 1",
+              "ticket", for_=i.underused_for,
+              summary="{{ $labels.model }}'s GPUs sit at {{ $value | humanizePercentage }} utilization",
+              description=f"The GPUs serving {_MODEL} have averaged {{{{ $value | humanizePercentage }}}} "
+                          f"utilization over {i.underused_window}, below {i.underused_utilization:.0%}, for "
+                          f"{i.underused_for}: the model holds more replicas or GPUs than its traffic needs."),
+    ]
+
+
 def rule_groups(config: AlertsConfig) -> list[dict]:
     return [group("fleetscope-inference-alerts", config.team("serving"), config, serving_alerts(config))]
+
+
+def efficiency_rule_groups(config: AlertsConfig) -> list[dict]:
+    return [group("fleetscope-inference-efficiency-alerts", config.team("serving"), config, efficiency_alerts(config))]
