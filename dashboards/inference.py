@@ -104,6 +104,34 @@ def build() -> dict:
                                                    "later (vLLM preemptions, SGLang retractions).", "none",
                          Query(_sum("preemptions:rate5m"), LEGEND), min=0, width=8),
     ])
+    gpus, tokens = _schema("gpus:count"), _schema("output_tokens:rate5m")
+    efficiency = Row("Serving efficiency: the GPUs that serve each model", [
+        timeseries_panel("Energy per 1k output tokens", "GPU energy per thousand output tokens: the energy of the "
+                                                        "GPUs serving the model (their energy counters, else their "
+                                                        "power), split by share, over its output tokens.", "joule",
+                         Query(f"1000 * sum by ({BY}) ({_schema('energy_joules_per_output_token:rate5m')} "
+                               f"* on (cluster, namespace, model, engine) {tokens})\n/ sum by ({BY}) ({tokens})",
+                               LEGEND), min=0),
+        timeseries_panel("Output tokens per GPU-second", "Output tokens per second over the GPUs serving the model.",
+                         "none", Query(f"sum by ({BY}) ({tokens})\n/ sum by ({BY}) ({gpus}) > 0", LEGEND), min=0),
+        timeseries_panel("GPUs and their utilization", "GPUs serving each model (shares of shared GPUs added up), "
+                                                       "and their utilization, weighted by share.", "none",
+                         Query(f"sum by ({BY}) ({gpus})", "GPUs " + LEGEND),
+                         Query(f"sum by ({BY}) ({_schema('gpu_utilization_ratio')} "
+                               f"* on (cluster, namespace, model, engine) {gpus})\n/ sum by ({BY}) ({gpus}) > 0",
+                               "utilization " + LEGEND), min=0),
+        timeseries_panel("GPU-seconds per request", "GPUs serving the model over its requests per second: the GPU "
+                                                    "time one request costs.", "s",
+                         Query(f"sum by ({BY}) ({gpus})\n/ sum by ({BY}) ({_schema('requests:rate5m')}) > 0", LEGEND),
+                         min=0),
+        stat_panel("GPU-hours idle while serving", "GPU-hours the model's GPUs spent idle over the dashboard's "
+                                                   "time range: GPUs times (1 - utilization), added up.", "h",
+                   Query(f"sum by ({BY}) (avg_over_time(((1 - {_schema('gpu_utilization_ratio')}) "
+                         f"* on (cluster, namespace, model, engine) {gpus})[$__range:5m])) * $__range_s / 3600",
+                         LEGEND), width=12),
+        stat_panel("Power of the serving GPUs", "Power the model's GPUs draw now, by share.", "watt",
+                   Query(f"sum by ({BY}) ({_schema('gpu_power_watts')})", LEGEND), width=12),
+    ])
     slo = Row("Latency SLO: $slo_target of requests within $slo_threshold s", [
         timeseries_panel("Burn rate, 1h and 5m", "How fast the error budget burns: 1 spends it exactly over the "
                                                  "SLO period; 14.4 over 1h and 5m pages (SRE Workbook). Engines "
@@ -133,8 +161,9 @@ def build() -> dict:
                  _custom("slo_target", "SLO target", SLO_TARGETS, "0.99")]
     return dashboard(UIDS["inference"], TITLES["inference"],
                      "Inference per model and engine, over every engine the normalization rules map: traffic and "
-                     "outcomes, latency percentiles, saturation (KV cache, queue, preemptions), and the latency "
-                     "SLO's burn rates.", variables, [traffic, latency, saturation, slo], links_except("inference"))
+                     "outcomes, latency percentiles, saturation (KV cache, queue, preemptions), serving efficiency "
+                     "(energy per token, GPUs and their use), and the latency SLO's burn rates.", variables,
+                     [traffic, latency, saturation, efficiency, slo], links_except("inference"))
 
 
 def _custom(name: str, label: str, values: tuple[str, ...], default: str) -> builders.CustomVariable:

@@ -57,12 +57,15 @@ def defaults(board: dict) -> dict[str, str]:
     return values
 
 
-def concrete(expr: str, values: dict[str, str], rate_interval: str) -> str:
-    """The expression as Grafana would send it: variables substituted, $__rate_interval set."""
+def concrete(expr: str, values: dict[str, str], rate_interval: str, time_range_seconds: int = 6 * 3600) -> str:
+    """The expression as Grafana would send it: variables substituted, $__rate_interval set, and
+    $__range and $__range_s for a time range (the dashboards open on 6 hours)."""
     def substitute(match: re.Match) -> str:
         name = match.group(1)
         if name == "__rate_interval":
             return rate_interval
+        if name in ("__range", "__range_s"):
+            return f"{time_range_seconds}s" if name == "__range" else str(time_range_seconds)
         if name not in values:
             raise KeyError(f"variable ${name} is not defined by the dashboard")
         return values[name]

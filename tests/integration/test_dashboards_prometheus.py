@@ -3,12 +3,14 @@ exporter, drift service and an SDK-instrumented server: each panel returns data.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 
 import pytest
 import yaml
 
-from fleetscope.alerts import inference
+from fleetscope.alerts import efficiency, inference
+from fleetscope.alerts.config import AlertsConfig, Selectors
 from fleetscope.cli import main
 from fleetscope.dashboards import queries
 from fleetscope.dashboards.common import UIDS
@@ -29,9 +31,14 @@ def fleet_prometheus(fleetscope_process, prometheus, tmp_path):
     feed_drift_service(drift)
     traffic = LlmTraffic().start()
     try:
-        # The inference schema the dashboard reads, its SLO ratios every second rather than every minute.
+        # The inference schema the dashboard reads, its SLO ratios every second rather than every minute,
+        # and serving efficiency: the SDK server declares two of the simulated exporter's GPUs.
+        normalization = inference.NormalizationConfig(slo_interval="1s")
+        serving = dataclasses.replace(AlertsConfig().inference, normalization=normalization)
+        config = dataclasses.replace(AlertsConfig(), inference=serving, selectors=Selectors(exporter='job="exporter"'))
         rules = tmp_path / "inference.yaml"
-        rules.write_text(yaml.safe_dump(inference.rule_groups(inference.NormalizationConfig(slo_interval="1s"))))
+        rules.write_text(yaml.safe_dump({"groups": inference.rule_groups(normalization)["groups"]
+                                         + efficiency.rule_groups(config)}))
         server = prometheus([Prometheus.targets("exporter", [exporter]), Prometheus.targets("drift", [drift]),
                              Prometheus.targets("llm", [traffic.address]),
                              Prometheus.targets("vllm", [traffic.engine.address],

@@ -8,7 +8,8 @@ from __future__ import annotations
 import random
 import threading
 
-from fleetscope.exporters.inference import InferenceMetrics
+from fleetscope.exporters.gpu.simulation import simulated_nvml
+from fleetscope.exporters.inference import InferenceMetrics, visible_gpus
 from fleetscope.exporters.inference.prometheus import serve
 from fleetscope.localstack.process import free_port
 from tests.drift.support import call, outputs
@@ -33,11 +34,14 @@ def feed_drift_service(address: str) -> None:
 
 class LlmTraffic:
     """Requests to two models through the SDK's explicit API, on a clock that makes their
-    queue time, time to first token and token times realistic; a few fail or are cancelled."""
+    queue time, time to first token and token times realistic; a few fail or are cancelled.
+    The process declares GPUs 0 and 1 of `fleetscope exporter --simulate` on this host, as a
+    server off Kubernetes does, so the serving-efficiency rules can join them."""
 
     def __init__(self) -> None:
         self.clock = Clock(0.0)
-        self.metrics = InferenceMetrics(engine="vllm", clock=self.clock)
+        gpus = visible_gpus({"NVIDIA_VISIBLE_DEVICES": "0,1"}, simulated_nvml())
+        self.metrics = InferenceMetrics(engine="vllm", clock=self.clock, gpus=gpus)
         self.port = free_port()
         self.server, _ = serve(self.metrics, self.port, "127.0.0.1")
         self.engine = EnginePages({"vllm": vllm_page})
