@@ -206,9 +206,12 @@ def monitors(config: KubernetesConfig) -> list[dict]:
 
     endpoint = {"interval": config.scrape_interval}
     # jobLabel makes `job` the app name, which the alert selectors match (alerts/config.py: selectors).
+    # honorLabels keeps the namespace, pod and container the exporter puts on each GPU (the pod that
+    # holds it) instead of renaming them exported_* under the exporter's own pod: the idle-GPU alert
+    # and the serving-efficiency join read them.
     exporter_monitor = monitor("PodMonitor", EXPORTER, "node-exporter", {
         "jobLabel": "app.kubernetes.io/name", "selector": {"matchLabels": _labels(EXPORTER, "node-exporter")},
-        "podMetricsEndpoints": [{"port": "metrics", **endpoint}]})
+        "podMetricsEndpoints": [{"port": "metrics", "honorLabels": True, **endpoint}]})
     key, value = config.model_server_label
     model_servers = monitor("PodMonitor", "fleetscope-model-servers", "model-server", {
         "namespaceSelector": {"any": True}, "selector": {"matchLabels": {key: value}},

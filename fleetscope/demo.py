@@ -38,6 +38,7 @@ from fleetscope.localstack.receiver import Notification, NotificationReceiver
 
 DESCRIPTION = __doc__.split("\n\n", 1)[1].strip() if __doc__ else ""
 MODEL = "iris"
+ENERGY_PER_TOKEN = "fleetscope:inference_energy_joules_per_output_token:rate5m"
 NOTIFICATIONS = "notifications.jsonl"
 SCRAPE_INTERVAL = "2s"
 
@@ -175,7 +176,8 @@ class Demo:
                   f"--collector.fabric.poll-interval={SCRAPE_INTERVAL}"]
                  + ([f"--simulate.xid={args.xid_after:g}s:2:79"] if node == 0 else []) for node in range(args.nodes)]
         *exporters, server = self._serve(*nodes, ["model-server", f"--drift.url=http://{drift}",
-                                                  f"--simulate.slowdown={args.slowdown_after:g}s:3s"])
+                                                  f"--simulate.slowdown={args.slowdown_after:g}s:3s",
+                                                  *_serving_gpus(f"gpu-node-{args.nodes}")])
         self.say(f"drift service    http://{drift}/v1/models  (report: http://{drift}/v1/models/{MODEL}/report)")
         self.say(f"node exporters   {', '.join(f'http://{a}/metrics' for a in exporters)}")
         self.say(f"model server     http://{server}/metrics")
@@ -207,8 +209,13 @@ class Demo:
         def value(result: list[dict]) -> int:
             return int(float(result[0]["value"][1])) if result else 0
 
+        try:
+            energy = self._prometheus.query(f'{ENERGY_PER_TOKEN}{{model="{MODEL}"}}')
+        except (QueryError, OSError):
+            energy = []
+        per_token = f" · {float(energy[0]['value'][1]):.1f} J per prediction" if energy else ""
         self.say(f"targets up {value(up)}/{value(targets)} · requests {self._load.sent} "
-                 f"({'shifted' if self._load.shifted else 'reference'} inputs) · firing: {names}")
+                 f"({'shifted' if self._load.shifted else 'reference'} inputs){per_token} · firing: {names}")
 
     def stop(self) -> None:
         if self._load is not None:
@@ -223,6 +230,16 @@ class Demo:
             self._receiver.stop()
         if not self._keep:
             shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+def _serving_gpus(hostname: str) -> list[str]:
+    """The model server's flags declaring GPUs 0 and 1 of a simulated node, as a server off Kubernetes
+    declares its own, so that the serving-efficiency rules join them to its predictions."""
+    from fleetscope.exporters.gpu.simulation import simulated_nvml
+    from fleetscope.exporters.inference import visible_gpus
+
+    uuids = visible_gpus({"NVIDIA_VISIBLE_DEVICES": "0,1"}, simulated_nvml())
+    return [f"--gpus={','.join(uuids)}", f"--gpus.hostname={hostname}"]
 
 
 def run(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:

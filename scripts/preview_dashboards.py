@@ -35,7 +35,8 @@ def main() -> None:
         (work / "drift.yaml").write_text(DRIFT_CONFIG)
         processes = []
         addresses = {}
-        for name, command in (("exporter", ["exporter", "--simulate"]),
+        # The job names the committed rules select (alerts/config.py's defaults).
+        for name, command in (("fleetscope-exporter", ["exporter", "--simulate"]),
                               ("drift", ["drift", "serve", f"--config.file={work / 'drift.yaml'}",
                                          f"--storage.path={work / 'drift.sqlite'}"])):
             process, address = fleetscope_server(command, work)
@@ -48,7 +49,8 @@ def main() -> None:
         targets.append(Prometheus.targets("vllm", [traffic.engine.address], metrics_path=EnginePages.path("vllm")))
         server = Prometheus(work / "prometheus", targets,
                             scrape_interval="5s", evaluation_interval="5s",
-                            rule_files=[ALERTS / "rules" / "inference.yaml"]).start()
+                            rule_files=[ALERTS / "rules" / "inference.yaml",
+                                        ALERTS / "rules" / "efficiency.yaml"]).start()
         try:
             time.sleep(args.minutes * 60)
             subprocess.run([sys.executable, "-m", "fleetscope", "dashboards", "preview",

@@ -28,8 +28,9 @@ from starlette.routing import Mount, Route
 
 from fleetscope import durations, log
 from fleetscope.example.model import IrisModel
-from fleetscope.exporters.inference import InferenceMetrics, registry_for
+from fleetscope.exporters.inference import InferenceMetrics, registry_for, visible_gpus
 from fleetscope.exporters.inference.asgi import STATE_KEY, InferenceMiddleware
+from fleetscope.exporters.inference.gpus import GpuDeclarationError
 from fleetscope.web.bodies import BodyRefused, bounded_body
 from fleetscope.web.connections import ConnectionLimits, raise_open_file_limit
 from fleetscope.web.headers import SecurityHeaders
@@ -66,6 +67,8 @@ def create_app(model: IrisModel, metrics: InferenceMetrics, workers: int = 4,
         async with slots:
             tracked.dequeued()
             predictions = await asyncio.to_thread(model.predict, features)
+        # One output token per prediction (its label), so that per-token efficiency has a denominator.
+        tracked.tokens(input=0, output=len(predictions))
         if slowdown is not None and time.monotonic() - started >= slowdown.after:
             await asyncio.sleep(slowdown.delay)
         if outputs is not None:
@@ -96,6 +99,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="drift service to send each prediction's inputs and outputs to (e.g. http://127.0.0.1:9840)")
     parser.add_argument("--drift.token-file", dest="drift_token_file", type=Path,
                         help="file holding a write token for the drift service")
+    parser.add_argument("--gpus", default=None, metavar="UUID,...",
+                        help="GPU UUIDs the server uses, served as fleetscope_inference_gpu_info for the "
+                             "serving-efficiency rules off Kubernetes (default: from CUDA_VISIBLE_DEVICES / "
+                             "NVIDIA_VISIBLE_DEVICES)")
+    parser.add_argument("--gpus.hostname", dest="gpus_hostname", default=None, metavar="NAME",
+                        help="the host of those GPUs, as the GPU exporter's --collector.hostname names it "
+                             "(default: $NODE_NAME, else the host name)")
     parser.add_argument("--simulate.slowdown", dest="slowdown", type=_slowdown, metavar="AFTER:DELAY",
                         help="from AFTER (a duration from start-up) on, every prediction takes DELAY longer, as on a "
                              "degraded GPU; e.g. 90s:3s")
@@ -115,6 +125,15 @@ def _slowdown(text: str) -> Slowdown:
         raise argparse.ArgumentTypeError(f"{text!r} is not AFTER:DELAY, e.g. 90s:3s") from None
 
 
+def _gpus(listed: str | None) -> tuple[str, ...]:
+    if listed is not None:
+        return tuple(uuid.strip() for uuid in listed.split(",") if uuid.strip())
+    try:
+        return visible_gpus()
+    except GpuDeclarationError as error:
+        raise log.UserError(f"{error}; or give --gpus") from None
+
+
 def run(args: argparse.Namespace) -> int:
     from fleetscope.web.asgi import serve
 
@@ -128,7 +147,8 @@ def run(args: argparse.Namespace) -> int:
         token = _read_token(args.drift_token_file) if args.drift_token_file else None
         client = DriftClient(args.drift_url, model.name, token=token)
     limits = ConnectionLimits()
-    app = create_app(model, InferenceMetrics(engine=args.engine), workers=args.workers, limits=limits,
+    metrics = InferenceMetrics(engine=args.engine, gpus=_gpus(args.gpus), hostname=args.gpus_hostname)
+    app = create_app(model, metrics, workers=args.workers, limits=limits,
                      outputs=(lambda _, rows: client.send_many(rows)) if client else None,
                      collectors=(client,) if client else (), slowdown=args.slowdown)
     log.get("fleetscope.model_server").info("serving the iris model", extra={"address": args.listen_address})

@@ -157,6 +157,8 @@ def test_the_monitors_give_the_jobs_the_alerts_select():
     assert selectors.exporter == f'job="{job}"'
     service = next(doc for doc in _documents("drift.yaml") if doc["kind"] == "Service")
     assert selectors.drift_service == f'job="{service["metadata"]["labels"][drift["spec"]["jobLabel"]]}"'
+    # The GPUs' pod labels survive the scrape: the exporter's labels win over its own pod's.
+    assert exporter["spec"]["podMetricsEndpoints"][0]["honorLabels"] is True
 
 
 def test_the_alertmanager_secret_holds_a_valid_config_reading_the_mounted_secrets(tmp_path):
