@@ -112,8 +112,9 @@ def build() -> dict:
                          Query(f"1000 * sum by ({BY}) ({_schema('energy_joules_per_output_token:rate5m')} "
                                f"* on (cluster, namespace, model, engine) {tokens})\n/ sum by ({BY}) ({tokens})",
                                LEGEND), min=0),
-        timeseries_panel("Output tokens per GPU-second", "Output tokens per second over the GPUs serving the model.",
-                         "none", Query(f"sum by ({BY}) ({tokens})\n/ sum by ({BY}) ({gpus}) > 0", LEGEND), min=0),
+        timeseries_panel("Output tokens per GPU-second", "Output tokens per second over the GPUs serving the model, "
+                                                         "per cluster.", "none",
+                         Query(_schema("output_tokens_per_gpu_second:rate5m"), LEGEND + " {{cluster}}"), min=0),
         timeseries_panel("GPUs and their utilization", "GPUs serving each model (shares of shared GPUs added up), "
                                                        "and their utilization, weighted by share.", "none",
                          Query(f"sum by ({BY}) ({gpus})", "GPUs " + LEGEND),
@@ -121,14 +122,13 @@ def build() -> dict:
                                f"* on (cluster, namespace, model, engine) {gpus})\n/ sum by ({BY}) ({gpus}) > 0",
                                "utilization " + LEGEND), min=0),
         timeseries_panel("GPU-seconds per request", "GPUs serving the model over its requests per second: the GPU "
-                                                    "time one request costs.", "s",
-                         Query(f"sum by ({BY}) ({gpus})\n/ sum by ({BY}) ({_schema('requests:rate5m')}) > 0", LEGEND),
-                         min=0),
+                                                    "time one request costs, per cluster.", "s",
+                         Query(_schema("gpu_seconds_per_request:rate5m"), LEGEND + " {{cluster}}"), min=0),
         stat_panel("GPU-hours idle while serving", "GPU-hours the model's GPUs spent idle over the dashboard's "
                                                    "time range: GPUs times (1 - utilization), added up.", "h",
                    Query(f"sum by ({BY}) (avg_over_time(((1 - {_schema('gpu_utilization_ratio')}) "
-                         f"* on (cluster, namespace, model, engine) {gpus})[$__range:5m])) * $__range_s / 3600",
-                         LEGEND), width=12),
+                         f"* on (cluster, namespace, model, engine) {gpus})[$__range:$__rate_interval]))"
+                         " * $__range_s / 3600", LEGEND), width=12),
         stat_panel("Power of the serving GPUs", "Power the model's GPUs draw now, by share.", "watt",
                    Query(f"sum by ({BY}) ({_schema('gpu_power_watts')})", LEGEND), width=12),
     ])

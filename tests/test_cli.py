@@ -51,6 +51,8 @@ def test_help_lists_every_command_without_loading_them():
     (["--collector.gpu.poll-interval=5 seconds"], "invalid duration"),
     (["--simulate.gpus=0"], "between 1 and 1024"),
     (["--log.level=loud"], "invalid choice"),
+    (["--collector.nccl.ras-timeout-factor=0"], "is not a positive number"),
+    (["--collector.nccl.ras-timeout-factor=nan"], "is not a positive number"),
 ])
 def test_user_errors_say_what_was_wrong(flags, message):
     result = run("exporter", "--simulate", *flags)

@@ -58,6 +58,10 @@ def _bounded(uuids: list[str], variable: str) -> tuple[str, ...]:
 
 
 def _by_nvml(entries: list[str], variable: str, environ: Mapping[str, str], nvml: Any) -> list[str]:
+    every = [entry.lower() for entry in entries] == ["all"]
+    if not every and not all(entry.isdigit() for entry in entries):
+        bad = next(entry for entry in entries if not entry.isdigit())
+        raise GpuDeclarationError(f"{variable} entry {bad!r} is neither a GPU UUID nor an index")
     if nvml is None:
         try:
             import pynvml
@@ -65,25 +69,26 @@ def _by_nvml(entries: list[str], variable: str, environ: Mapping[str, str], nvml
             raise GpuDeclarationError(f"{variable}={','.join(entries)} names GPUs by index or 'all'; naming their "
                                       "UUIDs needs NVML (pip install nvidia-ml-py), or pass gpus= the UUIDs") from None
         nvml = pynvml
-    nvml.nvmlInit()
+    try:
+        nvml.nvmlInit()
+    except Exception as error:  # NVMLError and its subclasses, or a missing library
+        raise GpuDeclarationError(f"{variable} names GPUs by index or 'all', and NVML cannot name them: {error}") \
+            from None
     try:
         count = nvml.nvmlDeviceGetCount()
-        if [entry.lower() for entry in entries] == ["all"]:
-            indices = list(range(count))
-        else:
-            indices = [_index(entry, variable, count) for entry in entries]
-            cuda_order = variable == "CUDA_VISIBLE_DEVICES" and environ.get("CUDA_DEVICE_ORDER") != "PCI_BUS_ID"
-            if cuda_order and count > 1:
-                raise GpuDeclarationError(
-                    f"{variable} names GPUs by CUDA index, and CUDA numbers them fastest first, not as NVML does; "
-                    "set CUDA_DEVICE_ORDER=PCI_BUS_ID, use GPU UUIDs in CUDA_VISIBLE_DEVICES, or pass gpus=")
+        indices = list(range(count)) if every else [_index(entry, variable, count) for entry in entries]
+        cuda_order = variable == "CUDA_VISIBLE_DEVICES" and environ.get("CUDA_DEVICE_ORDER") != "PCI_BUS_ID"
+        if not every and cuda_order and count > 1:
+            raise GpuDeclarationError(
+                f"{variable} names GPUs by CUDA index, and CUDA numbers them fastest first, not as NVML does; "
+                "set CUDA_DEVICE_ORDER=PCI_BUS_ID, use GPU UUIDs in CUDA_VISIBLE_DEVICES, or pass gpus=")
         return [_text(nvml.nvmlDeviceGetUUID(nvml.nvmlDeviceGetHandleByIndex(index))) for index in indices]
     finally:
         nvml.nvmlShutdown()
 
 
 def _index(entry: str, variable: str, count: int) -> int:
-    if not entry.isdigit() or int(entry) >= count:
+    if int(entry) >= count:
         raise GpuDeclarationError(f"{variable} entry {entry!r} is neither a GPU UUID nor an index below {count}")
     return int(entry)
 

@@ -93,3 +93,25 @@ def test_declared_gpus_are_served_with_the_host(monkeypatch):
 def test_gpus_that_are_not_uuids_are_refused(gpus, error):
     with pytest.raises(error):
         InferenceMetrics(gpus=gpus)
+
+
+def test_the_example_model_server_takes_gpus_listed_or_from_the_environment(monkeypatch):
+    from fleetscope import log
+    from fleetscope.example.server import _gpus
+
+    assert _gpus(f" {A},{B} ,") == (A, B)
+    monkeypatch.setenv("NVIDIA_VISIBLE_DEVICES", B)
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    assert _gpus(None) == (B,)
+    monkeypatch.setenv("NVIDIA_VISIBLE_DEVICES", "nine")
+    with pytest.raises(log.UserError, match="'nine' is neither a GPU UUID nor an index; or give --gpus"):
+        _gpus(None)
+
+
+def test_indices_on_a_machine_without_the_driver_are_a_clear_error():
+    class NoDriver:
+        def nvmlInit(self):
+            raise OSError("libnvidia-ml.so.1: cannot open shared object file")
+
+    with pytest.raises(GpuDeclarationError, match="NVML cannot name them: libnvidia-ml.so.1"):
+        visible_gpus({"NVIDIA_VISIBLE_DEVICES": "0"}, NoDriver())
