@@ -31,7 +31,7 @@ from __future__ import annotations
 
 from fleetscope.alerts.config import AlertsConfig
 from fleetscope.alerts.engines import Engine
-from fleetscope.alerts.inference import PREFIX, SERIES, NormalizationConfig, _by, _rule, _sum
+from fleetscope.alerts.inference import PREFIX, SERIES, NormalizationConfig, schema_labels, schema_rule, summed
 from fleetscope.exporters.catalog import gpu
 from fleetscope.exporters.catalog import inference as sdk
 
@@ -44,19 +44,19 @@ MODEL_SHARE = f"{PREFIX}model_share"
 
 def _per_server(engine: Engine, metrics: tuple[str, ...], window: str) -> str:
     """The metrics' rates by the schema's labels and `server`: the pod where there is one, else the instance."""
-    by_target = _sum(engine, metrics, window, "pod", "instance")
+    by_target = summed(engine, metrics, window, "pod", "instance")
     by_instance = f'label_replace({by_target}, "server", "$1", "instance", "(.*)")'
     named = f'label_replace({by_instance}, "server", "$1", "pod", "(.+)")'
-    return f"sum by ({_by(engine, 'server')}) ({named})"
+    return f"sum by ({schema_labels(engine, 'server')}) ({named})"
 
 
 def server_rules(engine: Engine, config: NormalizationConfig) -> list[dict]:
     w = config.rate_window
     rules = []
     if engine.requests:
-        rules.append(_rule(f"{PREFIX}server_requests:rate{w}", _per_server(engine, engine.requests, w), engine))
+        rules.append(schema_rule(f"{PREFIX}server_requests:rate{w}", _per_server(engine, engine.requests, w), engine))
     if engine.output_tokens:
-        rules.append(_rule(f"{PREFIX}server_output_tokens:rate{w}",
+        rules.append(schema_rule(f"{PREFIX}server_output_tokens:rate{w}",
                            _per_server(engine, (engine.output_tokens,), w), engine))
     return rules
 
@@ -120,8 +120,8 @@ def schema_rules(config: AlertsConfig) -> list[dict]:
 
 def rule_groups(config: AlertsConfig) -> list[dict]:
     normalization = config.inference.normalization
-    groups = [{"name": f"fleetscope-inference-servers-{engine.name}", "rules": server_rules(engine, normalization)}
-              for engine in normalization.selected() if server_rules(engine, normalization)]
+    groups = [{"name": f"fleetscope-inference-servers-{engine.name}", "rules": rules}
+              for engine in normalization.selected() if (rules := server_rules(engine, normalization))]
     groups.append({"name": "fleetscope-inference-efficiency",
                    "rules": attribution_rules(config) + schema_rules(config)})
     return groups

@@ -61,7 +61,7 @@ class NormalizationConfig:
         return tuple(engine for engine in ENGINES if not self.engines or engine.name in self.engines)
 
 
-def _by(engine: Engine, *extra: str) -> str:
+def schema_labels(engine: Engine, *extra: str) -> str:
     return ", ".join(TOPOLOGY + (("engine",) if engine.own_engine_label else ()) + extra)
 
 
@@ -84,7 +84,7 @@ def _with_model(engine: Engine, metric: str, window: str | None) -> str:
     return f"({from_job} or {read(_with_selector(metric, HAS_MODEL))})"
 
 
-def _sum(engine: Engine, metrics: Iterable[str], window: str | None, *extra: str, aggregation: str = "sum") -> str:
+def summed(engine: Engine, metrics: Iterable[str], window: str | None, *extra: str, aggregation: str = "sum") -> str:
     """The metrics' series (their rates when a window is given) added up by the schema's labels."""
     metrics = tuple(metrics)
     reads = [_sum_names(engine, metrics, window, *extra, aggregation=aggregation)]
@@ -96,12 +96,12 @@ def _sum(engine: Engine, metrics: Iterable[str], window: str | None, *extra: str
 
 def _sum_names(engine: Engine, metrics: tuple[str, ...], window: str | None, *extra: str, aggregation: str) -> str:
     if len(metrics) == 1:
-        return f"{aggregation} by ({_by(engine, *extra)}) ({_with_model(engine, metrics[0], window)})"
+        return f"{aggregation} by ({schema_labels(engine, *extra)}) ({_with_model(engine, metrics[0], window)})"
     # rate() drops metric names, and gauges of different names may share labels, so the series would
     # collide when joined with `or`: a label naming each metric keeps them apart until the sum.
     tagged = " or ".join(f'label_replace({_with_model(engine, metric, window)}, "source_metric", "{i}", "", "")'
                          for i, metric in enumerate(metrics))
-    return f"{aggregation} by ({_by(engine, *extra)}) ({tagged})"
+    return f"{aggregation} by ({schema_labels(engine, *extra)}) ({tagged})"
 
 
 def _first_of(reads: list[str]) -> str:
@@ -114,7 +114,7 @@ def _histogram(engine: Engine, histogram: Histogram, suffix: str, window: str | 
     reads = []
     for name in (histogram.metric,) + histogram.alternatives:
         metric = f"{name}_{suffix}" if not matcher else _with_selector(f"{name}_{suffix}", matcher)
-        reads.append(_sum(engine, (metric,), window, *extra, aggregation=aggregation))
+        reads.append(summed(engine, (metric,), window, *extra, aggregation=aggregation))
     return _first_of(reads)
 
 
@@ -128,7 +128,7 @@ def le_matcher(bound: float) -> str:
     return 'le=~"' + pattern.replace("\\", "\\\\") + '"'  # backslashes doubled inside a PromQL string
 
 
-def _rule(record: str, expr: str, engine: Engine, **labels: str) -> dict:
+def schema_rule(record: str, expr: str, engine: Engine, **labels: str) -> dict:
     rule: dict[str, str | dict[str, str]] = {"record": record, "expr": expr}
     all_labels = {} if engine.own_engine_label else {"engine": engine.name}
     all_labels.update(labels)
@@ -140,14 +140,14 @@ def _rule(record: str, expr: str, engine: Engine, **labels: str) -> dict:
 def _outcome_rules(engine: Engine, w: str) -> list[dict]:
     if not engine.requests:
         return []
-    requests = _sum(engine, engine.requests, w)
-    rules = [_rule(f"{PREFIX}requests:rate{w}", requests, engine)]
+    requests = summed(engine, engine.requests, w)
+    rules = [schema_rule(f"{PREFIX}requests:rate{w}", requests, engine)]
     for outcome in OUTCOMES:
         counters = getattr(engine, outcome)
         if counters:
             # An engine that counts an outcome and has seen none has a zero, not nothing: its selector
             # matches no series until the first one.
-            rules.append(_rule(f"{PREFIX}{outcome}:rate{w}", f"{_sum(engine, counters, w)}\nor\n{requests} * 0",
+            rules.append(schema_rule(f"{PREFIX}{outcome}:rate{w}", f"{summed(engine, counters, w)}\nor\n{requests} * 0",
                                engine))
     return rules
 
@@ -156,16 +156,16 @@ def _saturation_rules(engine: Engine, w: str) -> list[dict]:
     rules = []
     in_flight = engine.in_flight or engine.running + engine.waiting
     if in_flight:
-        rules.append(_rule(f"{PREFIX}requests_in_flight", _sum(engine, in_flight, None), engine))
+        rules.append(schema_rule(f"{PREFIX}requests_in_flight", summed(engine, in_flight, None), engine))
     for name, gauges in (("running", engine.running), ("waiting", engine.waiting)):
         if gauges:
-            rules.append(_rule(f"{PREFIX}requests_{name}", _sum(engine, gauges, None), engine))
+            rules.append(schema_rule(f"{PREFIX}requests_{name}", summed(engine, gauges, None), engine))
     if engine.kv_cache_usage:
         # The fullest replica's: one full cache preempts requests however empty the others are.
-        reads = [_sum(engine, (gauge,), None, aggregation="max") for gauge in engine.kv_cache_usage]
-        rules.append(_rule(f"{PREFIX}kv_cache_usage_ratio", _first_of(reads), engine))
+        reads = [summed(engine, (gauge,), None, aggregation="max") for gauge in engine.kv_cache_usage]
+        rules.append(schema_rule(f"{PREFIX}kv_cache_usage_ratio", _first_of(reads), engine))
     if engine.preemptions:
-        rules.append(_rule(f"{PREFIX}preemptions:rate{w}", _sum(engine, (engine.preemptions,), w), engine))
+        rules.append(schema_rule(f"{PREFIX}preemptions:rate{w}", summed(engine, (engine.preemptions,), w), engine))
     return rules
 
 
@@ -174,26 +174,26 @@ def engine_rules(engine: Engine, config: NormalizationConfig) -> list[dict]:
     rules = _outcome_rules(engine, w) + _saturation_rules(engine, w)
     for direction, metric in (("input", engine.input_tokens), ("output", engine.output_tokens)):
         if metric:
-            rules.append(_rule(f"{PREFIX}{direction}_tokens:rate{w}", _sum(engine, (metric,), w), engine))
+            rules.append(schema_rule(f"{PREFIX}{direction}_tokens:rate{w}", summed(engine, (metric,), w), engine))
     for latency in LATENCIES:
         histogram: Histogram | None = getattr(engine, latency)
         record = f"{PREFIX}{latency}_seconds"
         if histogram is not None:
             buckets = _histogram(engine, histogram, "bucket", w, "le")
             for quantile in config.quantiles:
-                rules.append(_rule(f"{record}:quantile_rate{w}",
+                rules.append(schema_rule(f"{record}:quantile_rate{w}",
                                    _scaled(f"histogram_quantile({quantile}, {buckets})", histogram.seconds_per_unit),
                                    engine, quantile=str(quantile)))
             mean = (f"({_histogram(engine, histogram, 'sum', w)})\n/\n"
                     f"({_histogram(engine, histogram, 'count', w)} > 0)")
             if histogram.seconds_per_unit != 1:
                 mean = _scaled(f"({mean})", histogram.seconds_per_unit)
-            rules.append(_rule(f"{record}:mean_rate{w}", mean, engine))
+            rules.append(schema_rule(f"{record}:mean_rate{w}", mean, engine))
         counters = getattr(engine, f"mean_{latency}", None)
         if counters is not None:
             total, counts, scale = counters
-            rules.append(_rule(f"{record}:mean_rate{w}", f"{_scaled(_sum(engine, (total,), w), scale)}\n/\n"
-                                                       f"({_sum(engine, counts, w)} > 0)", engine))
+            rules.append(schema_rule(f"{record}:mean_rate{w}", f"{_scaled(summed(engine, (total,), w), scale)}\n/\n"
+                                                       f"({summed(engine, counts, w)} > 0)", engine))
     return rules
 
 
@@ -223,10 +223,10 @@ def slo_rules(engine: Engine, config: NormalizationConfig) -> list[dict]:
                 for window in config.slo_windows:
                     good = _histogram(engine, histogram, "bucket", window, matcher=at_threshold)
                     total = _histogram(engine, histogram, "count", window)
-                    rules.append(_rule(f"{record}:slo_good_ratio_rate{window}", f"({good})\n/\n({total} > 0)",
+                    rules.append(schema_rule(f"{record}:slo_good_ratio_rate{window}", f"({good})\n/\n({total} > 0)",
                                        engine, threshold=f"{threshold:g}"))
             bucket = _histogram(engine, histogram, "bucket", None, matcher=at_threshold, aggregation="group")
-            rules.append(_rule(f"{record}:slo_threshold_missing", f"{served}\nunless\n{bucket}", engine,
+            rules.append(schema_rule(f"{record}:slo_threshold_missing", f"{served}\nunless\n{bucket}", engine,
                                threshold=f"{threshold:g}"))
     return rules
 
