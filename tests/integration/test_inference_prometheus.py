@@ -27,7 +27,8 @@ def post(address: str, body: bytes) -> int:
 
 
 def test_every_inference_metric_reaches_prometheus(fleetscope_process, prometheus):
-    address = fleetscope_process("model-server", "--workers=2")
+    uuid = "GPU-5e1f0c3a-0000-4b7e-9a2c-0d3f6e8b0000"
+    address = fleetscope_process("model-server", "--workers=2", f"--gpus={uuid}", "--gpus.hostname=node-a")
     good = json.dumps({"instances": [[5.1, 3.5, 1.4, 0.2], [6.2, 2.9, 4.3, 1.3]]}).encode()
     assert [post(address, good) for _ in range(20)] == [200] * 20
     assert post(address, b'{"instances": [[1, 2]]}') == 400
@@ -44,6 +45,9 @@ def test_every_inference_metric_reaches_prometheus(fleetscope_process, prometheu
     server.wait_for('up{job="model-server"} == 1', timeout=30)
     for spec in inference.METRICS:
         name = spec.name + "_count" if spec.type == "histogram" else spec.name
+        if spec is inference.GPU_INFO:  # one per GPU the process declares, not per model
+            assert server.wait_for(f'{name}{{engine="sklearn",hostname="node-a",uuid="{uuid}"}} == 1', timeout=30)
+            continue
         result = server.wait_for(f'{name}{{model="iris",operation="predict",engine="sklearn"}}', timeout=30)
         assert result, name
     success = server.query('sum(fleetscope_inference_requests_total{outcome="success"})')
