@@ -54,3 +54,13 @@ def bus_bytes(operation: str, size_bytes: int, n_ranks: int) -> float | None:
     seconds is the Inspector's coll_busbw_gbs and nccl-tests' busbw; None where no factor is known."""
     factor = bus_factor(operation, n_ranks)
     return None if factor is None else algorithm_bytes(operation, size_bytes, n_ranks) * factor
+
+
+def bandwidths(operation: str, size_bytes: int, n_ranks: int, exec_us: int) -> tuple[float, float]:
+    """(coll_algobw_gbs, coll_busbw_gbs) as the Inspector writes them for a record: from whole microseconds,
+    0 for an operation of no known factor or no time, rounded to 6 places."""
+    factor = bus_factor(operation, n_ranks)
+    if factor is None or exec_us <= 0:
+        return 0.0, 0.0
+    algobw = algorithm_bytes(operation, size_bytes, n_ranks) / 1e9 / (exec_us / 1e6)
+    return round(algobw, 6), round(algobw * factor, 6)

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from fleetscope.exporters.nccl.debuglog import split_comm_id
 from fleetscope.exporters.nccl.inspector import Communicator, format_lines
-from fleetscope.exporters.nccl.operations import algorithm_bytes, bus_factor
+from fleetscope.exporters.nccl.operations import algorithm_bytes, bandwidths, bus_factor
 
 STEP_SECONDS = 0.5
 NODES, GPUS_PER_NODE, NODE_INDEX = 4, 8, 1
@@ -109,11 +109,10 @@ class SimulatedJob:
             for rank in range(GPUS_PER_NODE):
                 # Everyone finishes together; the late rank waits least, the others wait for it.
                 exec_us = round((base + (0.0 if rank == late_rank else delay)) * 1e6)
-                algobw = traffic / 1e9 / (exec_us / 1e6)  # as the Inspector computes it, from whole microseconds
+                algobw, record_busbw = bandwidths(operation, size, comm.n_ranks, exec_us)
                 batches[rank].append({"coll_perf": {
                     "coll": operation, "coll_sn": sn, "coll_msg_size_bytes": size, "coll_exec_time_us": exec_us,
-                    "coll_timing_source": "kernel_gpu", "coll_algobw_gbs": round(algobw, 6),
-                    "coll_busbw_gbs": round(algobw * factor, 6)}})
+                    "coll_timing_source": "kernel_gpu", "coll_algobw_gbs": algobw, "coll_busbw_gbs": record_busbw}})
 
     def _write(self, rank: int, records: list[dict], now: float) -> None:
         lines = []

@@ -34,7 +34,7 @@ import torch
 import torch.distributed as dist
 
 from fleetscope.exporters.nccl.inspector import Communicator, format_lines
-from fleetscope.exporters.nccl.operations import algorithm_bytes, bus_factor
+from fleetscope.exporters.nccl.operations import bandwidths
 
 
 @dataclass(frozen=True)
@@ -83,7 +83,7 @@ class InspectorWriter:
     def record(self, comm: Communicator, operation: str, kind: str, size: int, started: float, ended: float,
                peer: int | None) -> None:
         exec_us = max(0, round((ended - started) * 1e6))
-        algobw = algorithm_bytes(operation, size, comm.n_ranks) / 1e9 / (exec_us / 1e6) if exec_us else 0.0
+        algobw, busbw = bandwidths(operation, size, comm.n_ranks, exec_us)
         key = (comm.comm_id, operation if kind == "coll" else kind)
         with self._lock:
             sn = self._sequence[key] = self._sequence.get(key, 0) + 1
@@ -92,8 +92,7 @@ class InspectorWriter:
                 body["p2p_peer"] = peer if peer is not None else -1
             body.update({f"{kind}_msg_size_bytes": size, f"{kind}_exec_time_us": exec_us,
                          f"{kind}_timing_source": "host_wallclock",
-                         f"{kind}_algobw_gbs": round(algobw, 6),
-                         f"{kind}_busbw_gbs": round(algobw * (bus_factor(operation, comm.n_ranks) or 0.0), 6),
+                         f"{kind}_algobw_gbs": algobw, f"{kind}_busbw_gbs": busbw,
                          "event_trace_ts": {f"{kind}_start_ts": int(started * 1e6),
                                             f"{kind}_stop_ts": int(ended * 1e6)}})
             self._pending.setdefault(comm, []).append({f"{kind}_perf": body})

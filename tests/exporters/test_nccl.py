@@ -93,6 +93,15 @@ def test_bus_bandwidth_factors_follow_nccl_tests():
     assert [size_bucket(s) for s in (0, 64 << 10, 5 << 30)] == ["0-64KiB", "64KiB-1MiB", "4GiB+"]
 
 
+def test_record_bandwidths_are_the_inspectors_own():
+    """NVIDIA's published v4.0 example: ReduceScatter, 65,536 B per rank, 32 ranks, 110 us."""
+    from fleetscope.exporters.nccl.operations import bandwidths
+
+    assert bandwidths("ReduceScatter", 65536, 32, 110) == (19.065018, 18.469236)
+    assert bandwidths("Unknown", 65536, 32, 110) == (0.0, 0.0)  # as the Inspector writes "Invalid"
+    assert bandwidths("AllReduce", 1 << 20, 8, 0) == (0.0, 0.0)
+
+
 def test_one_name_per_operation_whichever_source_names_it():
     assert canonical("All2All") == canonical("AllToAll") == canonical("alltoall") == "AlltoAll"
     assert canonical("Invalid") == "Unknown"
