@@ -79,7 +79,8 @@ def attribution_rules(config: AlertsConfig) -> list[dict]:
         return f"sum by ({SERVER}) (\n{share}\n* on ({GPU}) group_left\n{per_gpu}\n)"
 
     return [
-        {"record": ASSIGNMENT, "expr": f"{on_kubernetes}\nor\n({declared}\nunless on ({GPU}) {on_kubernetes})"},
+        # A GPU whose series carry a pod is attributed the Kubernetes way only: no declaration counts it again.
+        {"record": ASSIGNMENT, "expr": f"{on_kubernetes}\nor\n({declared}\nunless on ({GPU}) {allocated})"},
         {"record": share, "expr": f"{ASSIGNMENT}\n/ on ({GPU}) group_left\ncount by ({GPU}) ({ASSIGNMENT})"},
         {"record": MODEL_SHARE,
          "expr": (f"{tokens}\n/ on ({SERVER}) group_left()\n{producing}\nor\n"
