@@ -33,6 +33,10 @@ def _gpu_flags(group: argparse._ArgumentGroup) -> None:
                             "and container the GPU is allocated to. Empty disables")
     group.add_argument("--collector.gpu.xid-events", dest="gpu_xid_events", action=argparse.BooleanOptionalAction,
                        default=True, help="count XID errors from NVML's event API")
+    group.add_argument("--compat.dcgm", dest="compat_dcgm", action=argparse.BooleanOptionalAction, default=False,
+                       help="also serve every GPU reading under dcgm-exporter's names, labels and units "
+                            "(DCGM_FI_DEV_GPU_UTIL{UUID,modelName,Hostname,...}), from the same NVML reads, so "
+                            "dashboards and autoscalers written for dcgm-exporter work unchanged")
 
 
 def _gpu_sources(args: argparse.Namespace) -> Sequence[Source]:
@@ -49,7 +53,8 @@ def _gpu_sources(args: argparse.Namespace) -> Sequence[Source]:
 
         library = pynvml
     pods = PodResources(args.gpu_pod_resources_socket).gpu_pods if args.gpu_pod_resources_socket else dict
-    collector = GpuCollector(library, args.hostname, pods=pods, xid_events=args.gpu_xid_events)
+    collector = GpuCollector(library, args.hostname, pods=pods, xid_events=args.gpu_xid_events,
+                             compat_dcgm=args.compat_dcgm)
     return (scheduled(collector, args.gpu_poll_interval),)
 
 

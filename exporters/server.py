@@ -13,6 +13,7 @@ from prometheus_client.metrics_core import Metric
 
 from fleetscope import __version__
 from fleetscope.exporters.registry import Collection, ExporterRegistry
+from fleetscope.exporters.verbatim import VerbatimFamily
 from fleetscope.web.server import Request, Response, Route
 
 _OPENMETRICS_EOF = b"# EOF\n"
@@ -62,9 +63,15 @@ class _Fixed:
 
 def encode(metrics: list[Metric], encoder: Callable = generate_latest) -> bytes:
     """Metrics in an exposition format (text 0.0.4 unless another encoder is given)."""
+    verbatim = [metric for metric in metrics if isinstance(metric, VerbatimFamily)]
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(_Fixed(metrics))
-    return encoder(registry)
+    registry.register(_Fixed([metric for metric in metrics if not isinstance(metric, VerbatimFamily)]))
+    body = encoder(registry)
+    if not verbatim:
+        return body
+    openmetrics = body.endswith(_OPENMETRICS_EOF)
+    foreign = b"".join(family.expose(openmetrics) for family in verbatim)
+    return body.removesuffix(_OPENMETRICS_EOF) + foreign + (_OPENMETRICS_EOF if openmetrics else b"")
 
 
 def metrics_route(registry: ExporterRegistry) -> Route:

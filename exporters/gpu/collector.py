@@ -21,6 +21,7 @@ from fleetscope.catalog import FamilySet
 from fleetscope.exporters.catalog import gpu as m
 from fleetscope.exporters.gpu import nvml
 from fleetscope.exporters.gpu.calls import Calls, ErrorCounter
+from fleetscope.exporters.gpu.dcgm import DcgmRenderer
 from fleetscope.exporters.gpu.identity import Device, identify
 from fleetscope.exporters.gpu.readings import PodLabels, read_device
 from fleetscope.exporters.gpu.xid import XidCounts, XidWatcher
@@ -41,7 +42,9 @@ class GpuCollector:
         hostname: str,
         pods: Callable[[], PodLabels] = dict,
         xid_events: bool = True,
+        compat_dcgm: bool = False,
     ):
+        """compat_dcgm: also serve every reading under dcgm-exporter's names (catalog/dcgm.py)."""
         self._library = library
         self._hostname = hostname
         self._pods = pods
@@ -58,13 +61,17 @@ class GpuCollector:
         self._known: dict[int, dict[str, str]] = {}
         self._down: set[int] = set()
         self._last_update: dict[int, float] = {}
+        self._dcgm = DcgmRenderer() if compat_dcgm else None
 
     def collect(self) -> list[Metric]:
         with self._lock:
             try:
                 if not self._started:
                     self._start()
-                return self._read_all()
+                metrics = self._read_all()
+                if self._dcgm is not None:
+                    metrics += self._dcgm.render(metrics)
+                return metrics
             except nvml.LibraryFailed as failure:
                 _logger.error("NVML stopped working; it will be started again at the next collection",
                               extra={"reason": str(failure)})
