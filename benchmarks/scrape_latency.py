@@ -10,7 +10,9 @@ each with the fake NVML answering instantly ("python cost") and with a modeled d
 as sampling over 20 ms. The fabric is a sysfs tree laid out like a real node's (8 NDR
 InfiniBand ports and one RoCE port, counters and hw_counters), read from files at every
 collection; --fabric simulated also rewrites it before each read, as --simulate does. The
-NCCL collector follows the simulated job's Inspector files.
+NCCL collector follows the simulated job's Inspector files. --compat-dcgm turns on dcgm-exporter
+compatibility (every GPU reading served a second time under its DCGM name) in every configuration,
+the baseline's static page included, so that the ratio compares like with like.
 
 Each server runs in its own process so its CPU time and memory can be read from /proc without
 counting the client's. For polling, the CPU of the polls themselves is measured apart (idle
@@ -19,6 +21,7 @@ hour with two Prometheus replicas scraping every 15 s, and give the exporter's r
 
     .venv/bin/python benchmarks/scrape_latency.py            # full run, prints a table
     .venv/bin/python benchmarks/scrape_latency.py --quick    # a smoke run
+    .venv/bin/python benchmarks/scrape_latency.py --compat-dcgm
 """
 
 from __future__ import annotations
@@ -36,7 +39,8 @@ from pathlib import Path
 DRIVER_LATENCY = {"default": 30e-6, "nvmlDeviceGetPcieThroughput": 20e-3}
 
 
-def serve(mode: str, gpus: int, driver: bool, port_file: str, poll_interval: float, fabric: str) -> None:
+def serve(mode: str, gpus: int, driver: bool, port_file: str, poll_interval: float, fabric: str,
+          compat_dcgm: bool) -> None:
     """Child process: serve one configuration until killed."""
     from fleetscope.exporters.fabric.simulation import SimulatedFabric
     from fleetscope.exporters.gpu import simulation
@@ -70,7 +74,8 @@ def serve(mode: str, gpus: int, driver: bool, port_file: str, poll_interval: flo
     nccl = interval if mode != "poll" else f"{min(poll_interval, 5.0):g}s"
     intervals = [f"--collector.gpu.poll-interval={interval}", f"--collector.fabric.poll-interval={interval}",
                  f"--collector.nccl.poll-interval={nccl}"]
-    argv = ["exporter", "--simulate", f"--simulate.gpus={gpus}", "--web.listen-address=127.0.0.1:0", *intervals]
+    argv = ["exporter", "--simulate", f"--simulate.gpus={gpus}", "--web.listen-address=127.0.0.1:0", *intervals,
+            *(["--compat.dcgm"] if compat_dcgm else [])]
     args = build_parser(argv).parse_args(argv)  # loads only the exporter, so its resident memory is the exporter's
     registry, server = build(args)
     if mode == "baseline":
@@ -112,11 +117,12 @@ def resident_mib(pid: int) -> float:
 
 
 def measure(mode: str, gpus: int, driver: bool, scrapes: int, tmpdir: str, poll_interval: float,
-            fabric: str) -> dict:
+            fabric: str, compat_dcgm: bool) -> dict:
     port_file = os.path.join(tmpdir, f"{mode}-{gpus}-{driver}.port")
     child = subprocess.Popen([sys.executable, __file__, "--serve", mode, "--gpus", str(gpus),
                               "--driver", str(int(driver)), "--port-file", port_file,
-                              "--poll-interval", str(poll_interval), "--fabric", fabric],
+                              "--poll-interval", str(poll_interval), "--fabric", fabric,
+                              *(["--compat-dcgm"] if compat_dcgm else [])],
                              stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 120
@@ -151,7 +157,7 @@ def measure(mode: str, gpus: int, driver: bool, scrapes: int, tmpdir: str, poll_
                   "p50_ms": 1000 * statistics.median(latencies),
                   "p99_ms": 1000 * latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))],
                   "cpu_ms_per_scrape": 1000 * cpu / scrapes, "wall_s": wall, "cpu_ms_per_poll": None,
-                  "rss_mib": resident_mib(child.pid), "fabric": fabric}
+                  "rss_mib": resident_mib(child.pid), "fabric": fabric, "compat_dcgm": compat_dcgm}
         if mode == "poll":
             # What polling costs on its own: CPU over idle poll intervals, plus the one
             # re-render each new poll causes at the next scrape.
@@ -179,9 +185,12 @@ def main() -> None:
     parser.add_argument("--fabric", choices=["static", "simulated"], default="static",
                         help="a sysfs tree only read, as on a real node, or rewritten before every read as "
                              "--simulate does")
+    parser.add_argument("--compat-dcgm", action="store_true",
+                        help="serve the GPU readings under dcgm-exporter's names too (--compat.dcgm)")
     args = parser.parse_args()
     if args.serve:
-        serve(args.serve, args.gpus, bool(args.driver), args.port_file, args.poll_interval, args.fabric)
+        serve(args.serve, args.gpus, bool(args.driver), args.port_file, args.poll_interval, args.fabric,
+              args.compat_dcgm)
         return
 
     import tempfile
@@ -197,7 +206,8 @@ def main() -> None:
                     if mode == "baseline" and driver:
                         continue
                     scrapes_here = max(3, scrapes // 10) if (mode == "scrape" and driver) else scrapes
-                    results.append(measure(mode, gpus, driver, scrapes_here, tmpdir, poll_interval, args.fabric))
+                    results.append(measure(mode, gpus, driver, scrapes_here, tmpdir, poll_interval, args.fabric,
+                                           args.compat_dcgm))
                     print(json.dumps(results[-1]), file=sys.stderr, flush=True)
     print(f"{'gpus':>4} {'mode':<9} {'nvml':<12} {'series':>6} {'p50 ms':>8} {'p99 ms':>8} {'x base p99':>10} "
           f"{'CPU ms/scrape':>13} {'CPU ms/poll':>11} {'CPU ms/15s':>10} {'CPU s/h, 2 scrapers':>19} {'RSS MiB':>7}")
