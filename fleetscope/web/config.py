@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 
 from fleetscope.log import UserError
+from fleetscope.web.tls import ReloadingContext
 
 _TLS_VERSIONS = {
     "TLS10": ssl.TLSVersion.TLSv1,
@@ -43,7 +44,7 @@ _HTTP_KEYS = {"headers", "http2"}
 
 @dataclass(frozen=True)
 class WebConfig:
-    ssl_context: ssl.SSLContext | None = None
+    tls: ReloadingContext | None = None
     basic_auth_users: dict[str, bytes] = field(default_factory=dict)
     headers: dict[str, str] = field(default_factory=dict)
 
@@ -70,7 +71,7 @@ def parse(document: Any, base_dir: Path, source: str = "web config") -> WebConfi
     http = document.get("http_server_config") or {}
     users = document.get("basic_auth_users") or {}
     return WebConfig(
-        ssl_context=_ssl_context(tls, base_dir, source) if tls else None,
+        tls=_reloading_context(tls, base_dir, source) if tls else None,
         basic_auth_users=_users(users, source),
         headers=_headers(http, source),
     )
@@ -80,6 +81,13 @@ def _reject_unknown(section: dict, known: set[str], where: str) -> None:
     unknown = sorted(set(section) - known)
     if unknown:
         raise UserError(f"{where}: unknown field(s) {', '.join(unknown)}; expected some of {', '.join(sorted(known))}")
+
+
+def _reloading_context(tls: Any, base_dir: Path, source: str) -> ReloadingContext:
+    """Checks the settings once, then builds the context now and whenever its files change."""
+    _ssl_context(tls, base_dir, source)
+    files = [str(base_dir / str(tls[key])) for key in ("cert_file", "key_file", "client_ca_file") if key in tls]
+    return ReloadingContext(lambda: _ssl_context(tls, base_dir, source), files)
 
 
 def _ssl_context(tls: Any, base_dir: Path, source: str) -> ssl.SSLContext:

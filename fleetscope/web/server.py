@@ -25,6 +25,7 @@ from fleetscope import log
 from fleetscope.log import UserError
 from fleetscope.web.config import WebConfig
 from fleetscope.web.connections import ConnectionLimits, Waiting
+from fleetscope.web.tls import ReloadingContext
 
 _logger = log.get("fleetscope.web")
 # No single read or write on a connection may block longer (a client that stops reading its
@@ -136,10 +137,10 @@ class _Server(ThreadingHTTPServer):
     block_on_close = True
     request_queue_size = 128  # socketserver's 5 drops honest scrapes in a burst
 
-    def __init__(self, address: tuple[str, int], handler: type, ssl_context: ssl.SSLContext | None,
+    def __init__(self, address: tuple[str, int], handler: type, tls: ReloadingContext | None,
                  limits: ConnectionLimits):
         self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
-        self.ssl_context = ssl_context
+        self.tls = tls
         self.waiting: Waiting[_Connection] = Waiting(limits, close=lambda connection: connection.shutdown(
             socket.SHUT_RDWR))
         self._accepted: dict[int, _Connection] = {}
@@ -180,9 +181,9 @@ class _Server(ThreadingHTTPServer):
         self._current.connection = connection
         try:
             request.settimeout(_SOCKET_TIMEOUT_SECONDS)
-            if self.ssl_context is not None:
+            if self.tls is not None:
                 try:
-                    request = connection.socket = self.ssl_context.wrap_socket(request, server_side=True)
+                    request = connection.socket = self.tls.current().wrap_socket(request, server_side=True)
                 except (ssl.SSLError, OSError) as error:
                     _logger.debug("TLS handshake failed", extra={"client": client_address[0], "reason": str(error)})
                     return
@@ -213,10 +214,10 @@ class WebServer:
         self._extra_headers = dict(config.headers)
         host, port = parse_listen_address(listen_address)
         try:
-            self._server = _Server((host, port), self._handler_class(), config.ssl_context, limits)
+            self._server = _Server((host, port), self._handler_class(), config.tls, limits)
         except OSError as error:
             raise UserError(f"cannot listen on {listen_address}: {error.strerror}") from None
-        self.scheme = "https" if config.ssl_context else "http"
+        self.scheme = "https" if config.tls else "http"
         self._thread: threading.Thread | None = None
 
     @property

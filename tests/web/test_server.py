@@ -6,6 +6,7 @@ import base64
 import gzip
 import ssl
 import subprocess
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -211,3 +212,66 @@ def test_shutdown_does_not_wait_for_idle_keep_alive_connections(running, tmp_pat
     assert done.wait(10), "shutdown waited for an idle keep-alive connection"
     assert time.monotonic() - started < 5
     connection.close()
+
+
+def _make_certificate(directory: Path, name: str) -> tuple[Path, Path]:
+    cert, key = directory / f"{name}.crt", directory / f"{name}.key"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", f"/CN={name}",
+                    "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True, timeout=60)
+    return cert, key
+
+
+def test_a_renewed_certificate_is_served_without_a_restart(running, tmp_path):
+    old, new = _make_certificate(tmp_path, "old"), _make_certificate(tmp_path, "new")
+    served = tmp_path / "served"
+    served.mkdir()
+    live_cert, live_key = served / "tls.crt", served / "tls.key"
+    live_cert.write_bytes(old[0].read_bytes())
+    live_key.write_bytes(old[1].read_bytes())
+    server = running(f"--web.config.file={_web_config(tmp_path, (live_cert, live_key))}")
+    trusts_old = ssl.create_default_context(cafile=str(old[0]))
+    trusts_new = ssl.create_default_context(cafile=str(new[0]))
+    assert get(server.url + "/-/healthy", context=trusts_old)[0] == 200
+    # Renewed in place, each file replaced at once (as cert-manager's secret volume does, by renaming).
+    for source, target in ((new[0], live_cert), (new[1], live_key)):
+        staged = target.with_suffix(".new")
+        staged.write_bytes(source.read_bytes())
+        staged.replace(target)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            if get(server.url + "/-/healthy", context=trusts_new)[0] == 200:
+                break
+        except (urllib.error.URLError, ssl.SSLError, OSError):
+            time.sleep(0.2)
+    assert get(server.url + "/-/healthy", context=trusts_new)[0] == 200
+    with pytest.raises((urllib.error.URLError, ssl.SSLError)):
+        get(server.url + "/-/healthy", context=trusts_old)
+
+
+def test_a_half_written_renewal_keeps_the_previous_certificate(tmp_path, caplog):
+    from fleetscope.web.tls import ReloadingContext
+
+    old, new = _make_certificate(tmp_path, "old"), _make_certificate(tmp_path, "new")
+    cert, key = tmp_path / "tls.crt", tmp_path / "tls.key"
+    cert.write_bytes(old[0].read_bytes())
+    key.write_bytes(old[1].read_bytes())
+    now = [0.0]
+    document = {"tls_server_config": {"cert_file": "tls.crt", "key_file": "tls.key"}}
+    tls = web_config.parse(document, base_dir=tmp_path).tls
+    assert tls is not None
+    context = ReloadingContext(tls.build, [str(cert), str(key)], clock=lambda: now[0])
+    first = context.current()
+    cert.write_bytes(new[0].read_bytes())  # the new certificate, its key not yet written
+    now[0] += 2
+    assert context.current() is first
+    assert "do not load" in caplog.text
+    key.write_bytes(new[1].read_bytes())
+    now[0] += 0.5
+    assert context.current() is first, "the files are looked at once a second at most"
+    now[0] += 1
+    renewed = context.current()
+    assert renewed is not first
+    now[0] += 2
+    assert context.current() is renewed, "unchanged files build nothing"
