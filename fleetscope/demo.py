@@ -63,6 +63,7 @@ def demo_alerts_config(workdir: Path, receiver_url: str) -> dict:
     """The default alerts config, with `for`s short enough for a demo and every receiver local."""
     return {
         "drift": {"detected_for": "20s", "column_detected_for": "1m"},
+        "gpu": {"gpu_down_for": "20s"},
         "inference": {"normalization": {"slo_interval": "10s"},
                       "burn_rates": [["page", "1h", "5m", 14.4, "20s"], ["page", "6h", "30m", 6.0, "1m"],
                                      ["ticket", "1d", "2h", 3.0, "5m"], ["ticket", "3d", "6h", 1.0, "10m"]]},

@@ -93,13 +93,13 @@ class GpuCollector:
             "cuda_driver_version": _cuda_version(self._calls("nvmlSystemGetCudaDriverVersion")),
             "nvml_version": nvml.text(self._calls("nvmlSystemGetNVMLVersion") or ""),
         }
+        if self._xid_events:
+            self._watcher = XidWatcher(self._library, self._xids)
+            self._watcher.start()
         count = self._calls("nvmlDeviceGetCount") or 0
         for index in range(count):
             self._identify(index)
         _logger.info("NVML started", extra={"gpus": count, **self._versions})
-        if self._xid_events and self._devices:
-            self._watcher = XidWatcher(self._library, [(d.handle, d.uuid) for d in self._devices.values()], self._xids)
-            self._watcher.start()
 
     def _stop(self) -> None:
         if self._watcher is not None:
@@ -121,6 +121,9 @@ class GpuCollector:
             return None
         self._devices[index] = device
         self._known[index] = device.labels
+        if self._watcher is not None:
+            # Also when a lost GPU answers again: the driver dropped its registration with it.
+            self._watcher.watch(device.handle, device.uuid)
         return device
 
     def _read_all(self) -> list[Metric]:

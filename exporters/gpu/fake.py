@@ -157,8 +157,10 @@ class FakeNvml:
         self._init_error = error
 
     def lose_gpu(self, gpu: int) -> None:
-        """The GPU falls off the bus: every call on it answers NVML_ERROR_GPU_IS_LOST."""
+        """The GPU falls off the bus: every call on it answers NVML_ERROR_GPU_IS_LOST, and its
+        registration for events is gone (a GPU that returns must be registered again)."""
         self.devices[gpu].lost = True
+        self._registered.discard(nvml.handle_key(self.devices[gpu].handle))
 
     def restore_gpu(self, gpu: int) -> None:
         self.devices[gpu].lost = False

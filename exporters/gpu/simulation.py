@@ -20,7 +20,10 @@ from fleetscope.exporters.gpu.fake import FakeDevice, FakeNvml, load_recording
 MiB = 1024 * 1024
 # (XID, weight, what it does to the memory error counters); see NVIDIA's XID catalog.
 XIDS = ((13, 30, None), (31, 30, None), (43, 20, None), (45, 10, None), (63, 5, "remap"), (94, 5, "contained"))
-_EFFECTS = {code: effect for code, _, effect in XIDS}
+# Raised only when asked (--simulate.xid): the GPU falls off the bus and stays off, as a real one does
+# until the node is power-cycled.
+FALLEN_OFF_THE_BUS = 79
+_EFFECTS = {code: effect for code, _, effect in XIDS} | {FALLEN_OFF_THE_BUS: "lost"}
 THROTTLES = (("sw_power_cap", pynvml.nvmlClocksEventReasonSwPowerCap, 0.8),
              ("hw_thermal_slowdown", pynvml.nvmlClocksEventReasonHwThermalSlowdown, 0.2))
 _DURATION_FIELDS = {"sw_power_cap": "NVML_FI_DEV_CLOCKS_EVENT_REASON_SW_POWER_CAP",
@@ -164,6 +167,8 @@ class Simulation:
             device.fields["NVML_FI_DEV_REMAPPED_UNC"] += 1
         if self.fake is not None:
             self.fake.inject_xid(device.index, code)
+            if effect == "lost":
+                self.fake.lose_gpu(device.index)
 
 
 def simulated_nvml(gpus: int = 8, seed: int = 1, scheduled_xids: Iterable[ScheduledXid] = (),

@@ -10,7 +10,7 @@ import contextlib
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -62,51 +62,60 @@ class XidCounts:
 
 
 class XidWatcher:
-    """Waits on an NVML event set for critical XID events until stopped."""
+    """Waits on an NVML event set for critical XID events until stopped.
 
-    def __init__(self, library: Any, devices: Iterable[tuple[Any, str]], counts: XidCounts, wait_ms: int = 500):
-        """devices: (handle, uuid) of each GPU to watch."""
+    GPUs are added with watch(), also while it waits (NVML is thread-safe): a GPU that fell off
+    the bus loses its registration, and one that answers again is registered anew."""
+
+    def __init__(self, library: Any, counts: XidCounts, wait_ms: int = 500):
         self._library = library
-        self._devices = list(devices)
-        self._uuids = {nvml.handle_key(handle): uuid for handle, uuid in self._devices}
         self._counts = counts
         self._wait_ms = wait_ms
+        self._uuids: dict[int, str] = {}
+        self._event_set: Any = None
+        self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="xid-events", daemon=True)
 
     def start(self) -> None:
+        try:
+            self._event_set = self._library.nvmlEventSetCreate()
+        except nvml.NVMLError as error:
+            _logger.warning("XID events unavailable: cannot create an NVML event set",
+                            extra={"error": nvml.error_name(error)})
+            return
         self._thread.start()
+
+    def watch(self, handle: Any, uuid: str) -> None:
+        """Registers the GPU for XID events; a GPU that cannot be registered is logged and skipped."""
+        if self._event_set is None:
+            return
+        try:
+            self._library.nvmlDeviceRegisterEvents(handle, pynvml.nvmlEventTypeXidCriticalError, self._event_set)
+        except nvml.NVMLError as error:
+            _logger.warning("XID events unavailable for this GPU",
+                            extra={"uuid": uuid, "error": nvml.error_name(error)})
+            return
+        with self._lock:
+            self._uuids[nvml.handle_key(handle)] = uuid
 
     def stop(self) -> None:
         self._stop.set()
         if self._thread.is_alive():
             self._thread.join(timeout=5 * self._wait_ms / 1000 + 1)
+        if self._event_set is not None:
+            with contextlib.suppress(nvml.NVMLError):
+                self._library.nvmlEventSetFree(self._event_set)
+            self._event_set = None
 
     def _run(self) -> None:
-        try:
-            event_set = self._library.nvmlEventSetCreate()
-        except nvml.NVMLError as error:
-            _logger.warning("XID events unavailable: cannot create an NVML event set",
-                            extra={"error": nvml.error_name(error)})
-            return
-        try:
-            registered = self._register(event_set)
-            while registered and not self._stop.is_set():
-                self._wait_once(event_set)
-        finally:
-            with contextlib.suppress(nvml.NVMLError):
-                self._library.nvmlEventSetFree(event_set)
-
-    def _register(self, event_set: Any) -> int:
-        registered = 0
-        for handle, uuid in self._devices:
-            try:
-                self._library.nvmlDeviceRegisterEvents(handle, pynvml.nvmlEventTypeXidCriticalError, event_set)
-                registered += 1
-            except nvml.NVMLError as error:
-                _logger.warning("XID events unavailable for this GPU",
-                                extra={"uuid": uuid, "error": nvml.error_name(error)})
-        return registered
+        while not self._stop.is_set():
+            with self._lock:
+                watching = bool(self._uuids)
+            if watching:
+                self._wait_once(self._event_set)
+            else:
+                self._stop.wait(self._wait_ms / 1000)
 
     def _wait_once(self, event_set: Any) -> None:
         try:
@@ -118,6 +127,7 @@ class XidWatcher:
             return
         if not event.eventType & pynvml.nvmlEventTypeXidCriticalError:
             return
-        uuid = self._uuids.get(nvml.handle_key(event.device), "")
+        with self._lock:
+            uuid = self._uuids.get(nvml.handle_key(event.device), "")
         self._counts.record(uuid, int(event.eventData), time.time())
         _logger.warning("GPU reported an XID error", extra={"uuid": uuid, "xid": int(event.eventData)})

@@ -224,6 +224,22 @@ def test_xids_are_counted_per_gpu_and_code(fake, make_collector, page_of):
     assert value(page, "fleetscope_gpu_xid_errors_total", gpu="5", xid="13") == 1
 
 
+def test_a_gpu_that_returns_after_being_lost_is_watched_for_xids_again(fake, make_collector, page_of):
+    collector = make_collector(fake, xid_events=True)
+    page_of(collector)
+    fake.lose_gpu(3)  # the driver drops the lost GPU's event registration with it
+    assert value(page_of(collector), "fleetscope_gpu_up", gpu="3") == 0
+    fake.restore_gpu(3)
+    assert value(page_of(collector), "fleetscope_gpu_up", gpu="3") == 1
+    fake.inject_xid(3, 48)
+    deadline = time.monotonic() + 10
+    page = page_of(collector)
+    while not values(page, "fleetscope_gpu_xid_errors_total", gpu="3", xid="48") and time.monotonic() < deadline:
+        time.sleep(0.05)
+        page = page_of(collector)
+    assert value(page, "fleetscope_gpu_xid_errors_total", gpu="3", xid="48") == 1
+
+
 def test_xid_codes_per_gpu_are_bounded():
     from fleetscope.catalog import FamilySet
     from fleetscope.exporters.gpu.xid import XidCounts

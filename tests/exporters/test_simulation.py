@@ -7,7 +7,7 @@ import pytest
 from fleetscope.exporters.gpu.collector import GpuCollector
 from fleetscope.exporters.gpu.fake import FakeNvml
 from fleetscope.exporters.gpu.simulation import Simulation, scaled_recording, simulated_nvml
-from tests.support.exposition import render, samples
+from tests.support.exposition import render, samples, value
 
 
 def _run(simulation: Simulation, gpus: int, steps: int, step_seconds: float) -> list[FakeNvml]:
@@ -32,13 +32,13 @@ def test_counters_never_decrease_and_gauges_move():
     previous: dict = {}
     moved = set()
     for page in pages:
-        for name, labels, value in samples(page):
+        for name, labels, reading in samples(page):
             key = (name, tuple(sorted(labels.items())))
             if name.endswith("_total") and key in previous:
-                assert value >= previous[key], f"{name} went down"
-            if key in previous and value != previous[key]:
+                assert reading >= previous[key], f"{name} went down"
+            if key in previous and reading != previous[key]:
                 moved.add(name)
-            previous[key] = value
+            previous[key] = reading
     assert {"fleetscope_gpu_power_watts", "fleetscope_gpu_temperature_celsius", "fleetscope_gpu_utilization_ratio",
             "fleetscope_gpu_energy_joules_total", "fleetscope_gpu_nvlink_transmit_bytes_total"} <= moved
 
@@ -96,6 +96,12 @@ def test_scheduled_xids_arrive_on_their_gpu_after_their_delay():
         while not xids() and time.monotonic() < deadline:
             time.sleep(0.05)
         assert xids() == {("1", "79")}
+        # XID 79 is the GPU falling off the bus: it is down, and none of its values are served.
+        page = render(collector.collect())
+        assert value(page, "fleetscope_gpu_up", gpu="1") == 0 and value(page, "fleetscope_gpu_up", gpu="0") == 1
+        assert not [name for name, labels, _ in samples(page) if labels.get("gpu") == "1" and name not in (
+            "fleetscope_gpu_up", "fleetscope_gpu_last_update_timestamp_seconds", "fleetscope_gpu_xid_events_total",
+            "fleetscope_gpu_xid_errors_total", "fleetscope_gpu_last_xid", "fleetscope_gpu_last_xid_timestamp_seconds")]
     finally:
         collector.close()
 

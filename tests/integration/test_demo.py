@@ -17,7 +17,9 @@ from fleetscope.localstack.process import port_open
 
 pytestmark = pytest.mark.integration
 
-EXPECTED = {"FleetscopeGPUXidError": ("page", "gpu-infra"), "FleetscopeModelDriftDetected": ("ticket", "ml-platform"),
+# XID 79 is the GPU falling off the bus: the XID pages, and so does the GPU that stopped answering.
+EXPECTED = {"FleetscopeGPUXidError": ("page", "gpu-infra"), "FleetscopeGPUDown": ("page", "gpu-infra"),
+            "FleetscopeModelDriftDetected": ("ticket", "ml-platform"),
             "FleetscopeInferenceLatencyBudgetBurn": ("page", "serving")}
 
 
@@ -54,6 +56,7 @@ def test_the_demo_shows_gpu_drift_and_inference_alerts_then_stops_cleanly(tmp_pa
         assert name in firing, f"{name} never reached the webhook:\n{output}"
         assert (firing[name]["severity"], firing[name]["team"]) == (severity, team)
     assert firing["FleetscopeGPUXidError"]["xid"] == "79" and firing["FleetscopeGPUXidError"]["gpu"] == "2"
+    assert (firing["FleetscopeGPUDown"]["gpu"], firing["FleetscopeGPUDown"]["hostname"]) == ("2", "gpu-node-1")
     assert firing["FleetscopeModelDriftDetected"]["model"] == "iris"
     for name in EXPECTED:
         assert re.search(rf"FIRING +{name} ", output), output
