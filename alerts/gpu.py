@@ -115,13 +115,18 @@ def gpu_alerts(config: AlertsConfig) -> list[Alert]:
 def waste_alerts(config: AlertsConfig) -> list[Alert]:
     e, w = config.selectors.exporter, config.waste
     held = gpu.UTILIZATION.select(e, 'pod!=""')
+    # NVML has no utilization per MIG instance; GPM's graphics-engine activity per GPU instance stands for it.
+    held_instance = gpu.GRAPHICS_ENGINE_ACTIVE.select(e, 'pod!=""', 'gpu_instance_id!=""')
+    instance = ("{{ if $labels.gpu_instance_id }}MIG instance {{ $labels.gpu_instance_id }} "
+                "({{ $labels.mig_profile }}) of {{ end }}")
     return [
         Alert("FleetscopeGPUAllocatedIdle",
-              f"avg_over_time({held}[{w.idle_window}]) < {w.idle_utilization:g}",
+              f"avg_over_time({held}[{w.idle_window}]) < {w.idle_utilization:g}\n"
+              f"or\navg_over_time({held_instance}[{w.idle_window}]) < {w.idle_utilization:g}",
               "ticket", for_=w.idle_for,
               summary="{{ $labels.namespace }}/{{ $labels.pod }} holds an idle GPU",
               description="Pod {{ $labels.namespace }}/{{ $labels.pod }} (container {{ $labels.container }}) has "
-                          f"held {_GPU} for {w.idle_for} with utilization averaging "
+                          f"held {instance}{_GPU} for {w.idle_for} with utilization averaging "
                           "{{ $value | humanizePercentage }}. Another job could use it."),
     ]
 

@@ -130,24 +130,26 @@ PROCESS_MEMORY = _gpu("process_memory_used_bytes", "gauge",
 # MIG
 MIG_MODE = _gpu("mig_mode_enabled", "gauge", "1 if the GPU is in MIG mode.")
 
-# NVML GPM (Hopper and newer): the DCGM_FI_PROF_* profiling metrics, averaged over the poll interval.
+# NVML GPM (Hopper and newer): the DCGM_FI_PROF_* profiling metrics, averaged over the poll interval; in MIG mode,
+# per MIG GPU instance.
 GRAPHICS_ENGINE_ACTIVE = _gpu("graphics_engine_active_ratio", "gauge",
                               "Fraction of time the graphics or compute engine was active "
-                              "(DCGM_FI_PROF_GR_ENGINE_ACTIVE).")
+                              "(DCGM_FI_PROF_GR_ENGINE_ACTIVE).", mig=True)
 SM_ACTIVE = _gpu("sm_active_ratio", "gauge",
                  "Fraction of time at least one warp was resident on an SM, averaged over SMs "
-                 "(DCGM_FI_PROF_SM_ACTIVE).")
+                 "(DCGM_FI_PROF_SM_ACTIVE).", mig=True)
 SM_OCCUPANCY = _gpu("sm_occupancy_ratio", "gauge",
-                    "Resident warps as a fraction of the SMs' maximum, averaged over SMs (DCGM_FI_PROF_SM_OCCUPANCY).")
+                    "Resident warps as a fraction of the SMs' maximum, averaged over SMs "
+                    "(DCGM_FI_PROF_SM_OCCUPANCY).", mig=True)
 TENSOR_ACTIVE = _gpu("tensor_active_ratio", "gauge",
-                     "Fraction of cycles any tensor pipe was active (DCGM_FI_PROF_PIPE_TENSOR_ACTIVE).")
+                     "Fraction of cycles any tensor pipe was active (DCGM_FI_PROF_PIPE_TENSOR_ACTIVE).", mig=True)
 DRAM_ACTIVE = _gpu("dram_active_ratio", "gauge",
-                   "Fraction of cycles the device memory interface was busy (DCGM_FI_PROF_DRAM_ACTIVE).")
+                   "Fraction of cycles the device memory interface was busy (DCGM_FI_PROF_DRAM_ACTIVE).", mig=True)
 FP64_ACTIVE = _gpu("fp64_active_ratio", "gauge",
-                   "Fraction of cycles the FP64 pipe was active (DCGM_FI_PROF_PIPE_FP64_ACTIVE).")
+                   "Fraction of cycles the FP64 pipe was active (DCGM_FI_PROF_PIPE_FP64_ACTIVE).", mig=True)
 FP32_ACTIVE = _gpu("fp32_active_ratio", "gauge",
-                   "Fraction of cycles the FP32 pipe was active (DCGM_FI_PROF_PIPE_FP32_ACTIVE).")
+                   "Fraction of cycles the FP32 pipe was active (DCGM_FI_PROF_PIPE_FP32_ACTIVE).", mig=True)
 FP16_ACTIVE = _gpu("fp16_active_ratio", "gauge",
-                   "Fraction of cycles the FP16 pipe was active (DCGM_FI_PROF_PIPE_FP16_ACTIVE).")
+                   "Fraction of cycles the FP16 pipe was active (DCGM_FI_PROF_PIPE_FP16_ACTIVE).", mig=True)
 
 METRICS = tuple(value for value in globals().values() if isinstance(value, MetricSpec))

@@ -156,9 +156,10 @@ class GpuCollector:
 
     def _forget(self, index: int) -> None:
         device = self._devices.pop(index)
-        if device.gpm is not None:
-            with contextlib.suppress(nvml.DeviceLost, nvml.LibraryFailed):
-                device.gpm.close(self._calls)
+        for sampler in [device.gpm, *device.mig_gpm.values()]:
+            if sampler is not None:
+                with contextlib.suppress(nvml.DeviceLost, nvml.LibraryFailed):
+                    sampler.close(self._calls)
 
     def _emit_health(self, index: int, up: int, out: FamilySet) -> None:
         labels = self._known.get(index, {"gpu": str(index), "hostname": self._hostname})

@@ -84,16 +84,22 @@ class FakeMig:
     memory_total: int
     memory_used: int = 0
     compute_instance_id: int = 0
+    # Fraction of time the instance's graphics engine is busy, as GPM reports it; None where GPM has nothing.
+    activity: float | None = None
 
     def recorded(self, model_name: str) -> dict:
-        return {"values": {
+        values = {
             "nvmlDeviceGetUUID": self.uuid,
             "nvmlDeviceGetGpuInstanceId": self.gpu_instance_id,
             "nvmlDeviceGetComputeInstanceId": self.compute_instance_id,
             "nvmlDeviceGetName": f"{model_name} MIG {self.profile}",
             "nvmlDeviceGetMemoryInfo": {"total": self.memory_total, "used": self.memory_used,
                                         "free": self.memory_total - self.memory_used, "reserved": 0},
-        }}
+        }
+        if self.activity is not None:
+            for metric, share in (("GRAPHICS_UTIL", 1.0), ("SM_UTIL", 0.9), ("ANY_TENSOR_UTIL", 0.6)):
+                values[f"nvmlGpmMetricsGet/NVML_GPM_METRIC_{metric}"] = round(self.activity * share * 100, 2)
+        return {"values": values}
 
 
 class FakeDevice:
@@ -391,6 +397,14 @@ class FakeNvml:
     def nvmlGpmSampleGet(self, handle, sample):
         device = self._device("nvmlGpmSampleGet", handle)
         self._gpm_samples[nvml.handle_key(sample)] = (device, time.time())
+        return sample
+
+    def nvmlGpmMigSampleGet(self, handle, gpu_instance_id, sample):
+        device = self._device("nvmlGpmMigSampleGet", handle)
+        instance = next((m for m in device.mig if m.values.get("nvmlDeviceGetGpuInstanceId") == gpu_instance_id), None)
+        if instance is None:
+            raise pynvml.NVMLError(pynvml.NVML_ERROR_INVALID_ARGUMENT)
+        self._gpm_samples[nvml.handle_key(sample)] = (instance, time.time())
         return sample
 
     def nvmlGpmMetricsGet(self, request):

@@ -1,4 +1,5 @@
-"""NVML GPU Performance Monitoring (Hopper and newer): the DCGM_FI_PROF_* metrics without DCGM.
+"""NVML GPU Performance Monitoring (Hopper and newer): the DCGM_FI_PROF_* metrics without DCGM,
+for a whole GPU or for each MIG GPU instance.
 
 GPM metrics are computed between two samples, so each poll takes a sample and reports the
 metrics between it and the previous poll's; the first poll of a GPU reports none.
@@ -28,14 +29,20 @@ METRICS = (
 
 
 class GpmSampler:
-    def __init__(self) -> None:
+    """Samples one GPU, or one MIG GPU instance of it (Hopper's GPM samples each instance on its own)."""
+
+    def __init__(self, gpu_instance_id: int | None = None) -> None:
+        self._gpu_instance_id = gpu_instance_id
         self._previous: Any = None
 
     def read(self, calls: Calls, handle: Any, labels: dict[str, str], out: FamilySet) -> None:
+        """handle: the GPU's (the parent's, for a MIG instance)."""
         sample = calls("nvmlGpmSampleAlloc")
         if sample is None:
             return
-        if calls("nvmlGpmSampleGet", handle, sample) is None:
+        taken = (calls("nvmlGpmSampleGet", handle, sample) if self._gpu_instance_id is None
+                 else calls("nvmlGpmMigSampleGet", handle, self._gpu_instance_id, sample))
+        if taken is None:
             calls("nvmlGpmSampleFree", sample)
             return
         previous, self._previous = self._previous, sample

@@ -33,6 +33,8 @@ class Device:
     nvlink_count: int
     fields: tuple[FieldReading, ...]
     gpm: GpmSampler | None = field(default=None)
+    # In MIG mode, one sampler per GPU instance (by its id), made as instances appear.
+    mig_gpm: dict[int, GpmSampler] = field(default_factory=dict)
 
     @property
     def uuid(self) -> str:

@@ -10,6 +10,7 @@ from fleetscope.catalog import FamilySet, MetricSpec
 from fleetscope.exporters.catalog import gpu as m
 from fleetscope.exporters.gpu import mig, nvml, processes
 from fleetscope.exporters.gpu.calls import Calls
+from fleetscope.exporters.gpu.gpm import GpmSampler
 from fleetscope.exporters.gpu.identity import Device
 
 PodLabels = Mapping[str, Mapping[str, str]]  # device id (UUID or index) -> namespace, pod, container
@@ -75,6 +76,8 @@ def read_device(calls: Calls, device: Device, pods: PodLabels, out: FamilySet) -
                    lambda gi, ci: instance_labels.get((gi, ci)) if gi is not None and ci is not None else None)
     if device.gpm is not None and not in_mig_mode:
         device.gpm.read(calls, handle, labels, out)
+        while device.mig_gpm:  # MIG mode was turned off: its instances are gone
+            device.mig_gpm.popitem()[1].close(calls)
 
 
 def _pod(pods: PodLabels, *device_ids: str) -> Mapping[str, str]:
@@ -135,10 +138,26 @@ def _clock_events(calls: Calls, device: Device, labels: dict[str, str], out: Fam
 
 
 def _mig(calls: Calls, device: Device, pods: PodLabels, out: FamilySet) -> dict[tuple[int, int], dict[str, str]]:
-    """Reports each MIG instance's memory; returns its labels by (GPU instance, compute instance)."""
+    """Reports each MIG instance's memory and, where the GPU has GPM, its activity; returns its labels
+    by (GPU instance, compute instance)."""
     by_ids = {}
     for instance in mig.instances(calls, device.handle):
         labels = {**device.labels, **instance.labels, **_pod(pods, instance.uuid)}
         _memory(calls, instance.handle, labels, out, reserved=False)
         by_ids[(instance.gpu_instance_id, instance.compute_instance_id)] = labels
+    if device.gpm is not None:
+        _mig_activity(calls, device, by_ids, out)
     return by_ids
+
+
+def _mig_activity(calls: Calls, device: Device, instances: Mapping[tuple[int, int], dict[str, str]],
+                  out: FamilySet) -> None:
+    """GPM samples a GPU instance as a whole: its series carry its first compute instance's labels."""
+    first_of_each: dict[int, dict[str, str]] = {}
+    for (gpu_instance, _), labels in sorted(instances.items()):
+        first_of_each.setdefault(gpu_instance, labels)
+    for gone in set(device.mig_gpm) - set(first_of_each):
+        device.mig_gpm.pop(gone).close(calls)
+    for gpu_instance, labels in first_of_each.items():
+        sampler = device.mig_gpm.setdefault(gpu_instance, GpmSampler(gpu_instance))
+        sampler.read(calls, device.handle, labels, out)

@@ -82,6 +82,13 @@ class RecordingNvml:
                 self._owners[nvml.handle_key(result)] = instance
         elif name == "nvmlGpmSampleGet":
             self._samples[nvml.handle_key(args[1])] = self._owners[nvml.handle_key(args[0])]
+        elif name == "nvmlGpmMigSampleGet":
+            # The sample of a GPU instance: its metrics belong to the MIG instance recorded with that id.
+            parent, gpu_instance = self._owners[nvml.handle_key(args[0])], args[1]
+            instance = next((m for m in parent["mig"] if m["values"].get("nvmlDeviceGetGpuInstanceId") == gpu_instance),
+                            None)
+            if instance is not None:
+                self._samples[nvml.handle_key(args[2])] = instance
         elif name == "nvmlGpmMetricsGet":
             self._note_gpm(args[0], error)
         elif name == "nvmlDeviceGetFieldValues":

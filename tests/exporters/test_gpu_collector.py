@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+import pynvml
 import pytest
 
 from fleetscope.exporters.gpu import nvml
@@ -307,6 +308,30 @@ def test_mig_instances_are_reported_with_their_own_labels(fake, make_collector, 
     assert process[0]["pid"] == "7001" and process[0]["mig_profile"] == "3g.40gb"
     # The whole GPU is still reported once, without instance labels, and without GPM.
     assert len(values(page, "fleetscope_gpu_temperature_celsius", gpu="0")) == 1
+
+
+def test_each_mig_instance_has_its_own_activity_with_its_pod(fake, make_collector, page_of):
+    fake.enable_mig(0, [FakeMig("MIG-busy", 9, "3g.40gb", 40000 * MiB, 4100 * MiB, activity=0.8),
+                        FakeMig("MIG-idle", 13, "1g.10gb", 9856 * MiB, 512 * MiB, activity=0.01)])
+    pods = {"MIG-idle": {"namespace": "ml", "pod": "notebook-0", "container": "main"}}
+    collector = make_collector(fake, pods=lambda: pods)
+    page_of(collector)  # GPM reports between two samples
+    page = page_of(collector)
+    active = {labels["gpu_instance_id"]: (labels, v) for n, labels, v in samples(page)
+              if n == "fleetscope_gpu_graphics_engine_active_ratio" and labels["gpu"] == "0"}
+    assert set(active) == {"9", "13"}
+    assert active["9"][1] == pytest.approx(0.8) and active["13"][1] == pytest.approx(0.01)
+    assert active["13"][0]["pod"] == "notebook-0" and active["13"][0]["mig_profile"] == "1g.10gb"
+    assert "pod" not in active["9"][0]
+    assert values(page, "fleetscope_gpu_tensor_active_ratio", gpu="0", gpu_instance_id="9") == [pytest.approx(0.48)]
+    # An instance destroyed releases its GPM sample; MIG turned off releases them all.
+    del fake.devices[0].mig[1]
+    page = page_of(collector)
+    assert {labels["gpu_instance_id"] for n, labels, _ in samples(page)
+            if n == "fleetscope_gpu_graphics_engine_active_ratio" and labels["gpu"] == "0"} == {"9"}
+    fake.devices[0].values["nvmlDeviceGetMigMode"] = [pynvml.NVML_DEVICE_MIG_DISABLE] * 2
+    page_of(collector)
+    assert fake.calls["nvmlGpmSampleAlloc"] - fake.calls["nvmlGpmSampleFree"] == 8, "one live sample per GPU"
 
 
 def test_pod_labels_follow_the_gpu_they_are_allocated_to(fake, make_collector, page_of):

@@ -30,11 +30,13 @@ def test_recording_the_fake_and_replaying_it_serves_the_same_page(recording, mak
 
 def test_errors_and_mig_devices_are_recorded(recording, make_collector):
     fake = FakeNvml(recording)
-    fake.enable_mig(1, [FakeMig("MIG-1", 3, "2g.20gb", 20 << 30, 1 << 30)])
+    fake.enable_mig(1, [FakeMig("MIG-1", 3, "2g.20gb", 20 << 30, 1 << 30, activity=0.5)])
     fake.fail("nvmlDeviceGetPowerUsage", "NVML_ERROR_UNKNOWN", gpu=2)
     recorded = record(fake, interval=0)
     assert recorded["devices"][2]["values"]["nvmlDeviceGetPowerUsage"] == {"error": "NVML_ERROR_UNKNOWN"}
-    assert recorded["devices"][1]["mig"][0]["values"]["nvmlDeviceGetUUID"] == "MIG-1"
+    instance = recorded["devices"][1]["mig"][0]["values"]
+    assert instance["nvmlDeviceGetUUID"] == "MIG-1"
+    assert instance["nvmlGpmMetricsGet/NVML_GPM_METRIC_GRAPHICS_UTIL"] == 50
     assert _page(FakeNvml(recorded), make_collector) == _page(fake, make_collector)
 
 
