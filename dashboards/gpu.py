@@ -91,10 +91,15 @@ def build() -> dict:
                          Query(f"count by (hostname, gpu) ({m(gpu.NVLINK_UP, GPU)} == 0) or "
                                f"count by (hostname, gpu) ({m(gpu.NVLINK_UP, GPU)}) * 0", BY_GPU), min=0),
     ])
-    processes = Row("Processes and pods", [
-        table_panel("Processes on the GPUs", "GPU memory used by each process, with its pod where the exporter "
-                                             "attributes it.", "bytes",
+    processes = Row("Processes and jobs", [
+        table_panel("Processes on the GPUs", "GPU memory used by each process, with its pod, pod UID or Slurm job "
+                                             "where the exporter attributes it.", "bytes",
                     Query(m(gpu.PROCESS_MEMORY, GPU)), width=24),
+        timeseries_panel("GPU utilization by process",
+                         "Fraction of time a kernel of each process ran, from NVML's per-process samples: who uses "
+                         "a GPU shared by time-slicing or MPS. Absent in MIG mode.", "percentunit",
+                         Query(m(gpu.PROCESS_UTILIZATION, GPU), BY_GPU + " {{process_name}} ({{pid}})"),
+                         min=0, width=24),
     ])
     variables = [datasource_variable(), label_variable("cluster", "Cluster", gpu.UP.name),
                  label_variable("hostname", "Host", gpu.UP.name, 'cluster=~"$cluster"', multi=False),

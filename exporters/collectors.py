@@ -33,6 +33,17 @@ def _gpu_flags(group: argparse._ArgumentGroup) -> None:
                             "and container the GPU is allocated to. Empty disables")
     group.add_argument("--collector.gpu.xid-events", dest="gpu_xid_events", action=argparse.BooleanOptionalAction,
                        default=True, help="count XID errors from NVML's event API")
+    group.add_argument("--collector.gpu.hpc-job-mapping-dir", dest="gpu_hpc_job_mapping_dir", type=Path,
+                       default=os.environ.get("DCGM_HPC_JOB_MAPPING_DIR") or None, metavar="PATH",
+                       help="dcgm-exporter's HPC job-mapping directory (a file per GPU index listing its jobs, "
+                            "written by a Slurm prolog): GPU series carry hpc_job. Without the flag, "
+                            "$DCGM_HPC_JOB_MAPPING_DIR where it is set")
+    group.add_argument("--collector.gpu.slurm-jobs", dest="gpu_slurm_jobs", action=argparse.BooleanOptionalAction,
+                       default=True, help="label each GPU and process with the Slurm job of its processes (from "
+                                          "their cgroup or SLURM_JOB_ID), where no mapping directory names it")
+    group.add_argument("--collector.gpu.pod-uid", dest="gpu_pod_uid", action=argparse.BooleanOptionalAction,
+                       default=False, help="add pod_uid, read from the GPU processes' cgroups, to process series "
+                                           "and to a GPU whose processes are all in one pod (needs hostPID)")
     group.add_argument("--compat.dcgm", dest="compat_dcgm", action=argparse.BooleanOptionalAction, default=False,
                        help="also serve every GPU reading under dcgm-exporter's names, labels and units "
                             "(DCGM_FI_DEV_GPU_UTIL{UUID,modelName,Hostname,...}), from the same NVML reads, so "
@@ -40,6 +51,9 @@ def _gpu_flags(group: argparse._ArgumentGroup) -> None:
 
 
 def _gpu_sources(args: argparse.Namespace) -> Sequence[Source]:
+    from fleetscope.exporters.attribution import HoldersSource, combine
+    from fleetscope.exporters.attribution.processes import ProcessAttribution
+    from fleetscope.exporters.attribution.slurm import JobMappingDirectory
     from fleetscope.exporters.gpu.collector import GpuCollector
     from fleetscope.exporters.kubernetes.podresources import PodResources
 
@@ -52,9 +66,14 @@ def _gpu_sources(args: argparse.Namespace) -> Sequence[Source]:
         import pynvml
 
         library = pynvml
-    pods = PodResources(args.gpu_pod_resources_socket).gpu_pods if args.gpu_pod_resources_socket else dict
-    collector = GpuCollector(library, args.hostname, pods=pods, xid_events=args.gpu_xid_events,
-                             compat_dcgm=args.compat_dcgm)
+    holders: list[HoldersSource] = []
+    if args.gpu_pod_resources_socket:
+        holders.append(PodResources(args.gpu_pod_resources_socket).gpu_pods)
+    if args.gpu_hpc_job_mapping_dir:
+        holders.append(JobMappingDirectory(args.gpu_hpc_job_mapping_dir).holders)
+    attribution = ProcessAttribution(slurm_jobs=args.gpu_slurm_jobs, pod_uid=args.gpu_pod_uid, proc=args.procfs)
+    collector = GpuCollector(library, args.hostname, holders=combine(holders) if holders else dict,
+                             xid_events=args.gpu_xid_events, compat_dcgm=args.compat_dcgm, attribution=attribution)
     return (scheduled(collector, args.gpu_poll_interval),)
 
 
@@ -191,6 +210,8 @@ def _address(text: str) -> tuple[str, int] | None:
 def add_common_flags(group: argparse._ArgumentGroup) -> None:
     group.add_argument("--path.sysfs", dest="sysfs", type=Path, default=Path("/sys"), metavar="PATH",
                        help="sysfs mountpoint (in a container, where the host's /sys is mounted)")
+    group.add_argument("--path.procfs", dest="procfs", type=Path, default=Path("/proc"), metavar="PATH",
+                       help="procfs mountpoint, where GPU processes' names, cgroups and Slurm jobs are read")
     group.add_argument("--collector.hostname", dest="hostname",
                        default=os.environ.get("NODE_NAME") or socket.gethostname(),
                        help="value of the hostname label on every series (default: $NODE_NAME, as the Kubernetes "

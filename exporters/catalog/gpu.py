@@ -2,7 +2,7 @@
 (MHz, mW, mJ, KiB, percent, nanoseconds) are converted where they are read.
 
 Each GPU series carries GPU_LABELS; series of a MIG instance add MIG_LABELS; series of a GPU
-(or MIG instance) allocated to a Kubernetes pod add POD_LABELS.
+(or MIG instance) held by a job add the JOB_LABELS that say whose it is.
 """
 
 from fleetscope.catalog import MetricSpec
@@ -10,10 +10,14 @@ from fleetscope.catalog import MetricSpec
 GPU_LABELS = ("gpu", "uuid", "pci_bus_id", "model_name", "hostname")
 MIG_LABELS = ("gpu_instance_id", "compute_instance_id", "mig_profile")
 POD_LABELS = ("namespace", "pod", "container")
+# Who holds the GPU (exporters/attribution): a Kubernetes pod, its UID (--collector.gpu.pod-uid), a Slurm
+# job, a DRA claim; dcgm-exporter's label names.
+DRA_LABELS = ("dra_claim_name", "dra_claim_namespace", "dra_driver_name", "dra_pool_name", "dra_device_name")
+JOB_LABELS = POD_LABELS + ("pod_uid", "hpc_job") + DRA_LABELS
 
 
 def _gpu(name: str, type_: str, help_: str, *extra: str, mig: bool = False) -> MetricSpec:
-    optional = (MIG_LABELS if mig else ()) + POD_LABELS
+    optional = (MIG_LABELS if mig else ()) + JOB_LABELS
     return MetricSpec(f"fleetscope_gpu_{name}", type_, help_, GPU_LABELS + extra, optional)
 
 
@@ -126,6 +130,10 @@ LAST_XID_TIME = _gpu("last_xid_timestamp_seconds", "gauge", "Unix time of the mo
 PROCESS_MEMORY = _gpu("process_memory_used_bytes", "gauge",
                       "GPU memory used by a process, by pid and process name (at most 64 processes per GPU).",
                       "pid", "process_name", mig=True)
+PROCESS_UTILIZATION = _gpu("process_utilization_ratio", "gauge",
+                           "Fraction of the time since the last poll in which a kernel of this process ran on the "
+                           "GPU, averaged over NVML's samples (at most 64 processes per GPU; absent in MIG mode).",
+                           "pid", "process_name")
 
 # MIG
 MIG_MODE = _gpu("mig_mode_enabled", "gauge", "1 if the GPU is in MIG mode.")

@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from collections.abc import Callable
 from typing import Any
 
 import pynvml
@@ -18,12 +17,14 @@ from prometheus_client.metrics_core import Metric
 
 from fleetscope import log
 from fleetscope.catalog import FamilySet
+from fleetscope.exporters.attribution import HoldersSource
+from fleetscope.exporters.attribution.processes import NO_PROCESS_ATTRIBUTION, ProcessAttribution
 from fleetscope.exporters.catalog import gpu as m
 from fleetscope.exporters.gpu import nvml
 from fleetscope.exporters.gpu.calls import Calls, ErrorCounter
 from fleetscope.exporters.gpu.dcgm import DcgmRenderer
 from fleetscope.exporters.gpu.identity import Device, identify
-from fleetscope.exporters.gpu.readings import PodLabels, read_device
+from fleetscope.exporters.gpu.readings import read_device
 from fleetscope.exporters.gpu.xid import XidCounts, XidWatcher
 
 _logger = log.get("fleetscope.exporters.gpu")
@@ -40,14 +41,18 @@ class GpuCollector:
         self,
         library: Any,
         hostname: str,
-        pods: Callable[[], PodLabels] = dict,
+        holders: HoldersSource = dict,
         xid_events: bool = True,
         compat_dcgm: bool = False,
+        attribution: ProcessAttribution = NO_PROCESS_ATTRIBUTION,
     ):
-        """compat_dcgm: also serve every reading under dcgm-exporter's names (catalog/dcgm.py)."""
+        """holders: the job labels of each GPU, by device key (exporters/attribution), read at each
+        collection; attribution: what to read from each GPU's processes; compat_dcgm: also serve every
+        reading under dcgm-exporter's names (catalog/dcgm.py)."""
         self._library = library
         self._hostname = hostname
-        self._pods = pods
+        self._holders = holders
+        self._attribution = attribution
         self._xid_events = xid_events
         self._errors = ErrorCounter()
         self._calls = Calls(library, self._errors)
@@ -129,7 +134,7 @@ class GpuCollector:
     def _read_all(self) -> list[Metric]:
         out = FamilySet()
         out.add(m.DRIVER_INFO, {"hostname": self._hostname, **self._versions}, 1)
-        pods = self._pods()
+        holders = self._holders()
         count = self._calls("nvmlDeviceGetCount")
         indexes = set(self._known) | set(range(count or 0))
         for index in sorted(indexes):
@@ -139,7 +144,7 @@ class GpuCollector:
                 try:
                     # Into a buffer of its own: a GPU that fails halfway serves none of its values.
                     reading = FamilySet()
-                    read_device(self._calls, device, pods, reading)
+                    read_device(self._calls, device, holders, reading, self._attribution)
                     out.update(reading)
                     up = 1
                     self._last_update[index] = time.time()

@@ -17,7 +17,7 @@ from fleetscope.exporters.catalog import gpu as m
 from fleetscope.exporters.verbatim import VerbatimFamily
 
 # Labels that say which job holds the GPU, kept as they are (dcgm-exporter uses the same names).
-_PASSED_THROUGH = m.POD_LABELS
+_PASSED_THROUGH = m.JOB_LABELS
 _NVLINK_BYTES = (m.NVLINK_TRANSMIT.name, m.NVLINK_RECEIVE.name)
 BYTES_PER_MEGABYTE = 1e6
 

@@ -364,6 +364,17 @@ class FakeNvml:
     def nvmlDeviceGetGraphicsRunningProcesses(self, handle):
         return [_struct(p) for p in self._value("nvmlDeviceGetGraphicsRunningProcesses", handle)]
 
+    def nvmlDeviceGetProcessUtilization(self, handle, last_seen_microseconds):
+        """The recorded samples, as if taken since last_seen_microseconds; NVML_ERROR_NOT_FOUND if there are none."""
+        device = self._device("nvmlDeviceGetProcessUtilization", handle)
+        samples = _recorded(device.values, "nvmlDeviceGetProcessUtilization")
+        if not samples:
+            raise pynvml.NVMLError(pynvml.NVML_ERROR_NOT_FOUND)
+        return [_struct(s) for s in samples]
+
+    def nvmlDeviceGetMinorNumber(self, handle):
+        return self._value("nvmlDeviceGetMinorNumber", handle)
+
     # ---- MIG ---------------------------------------------------------------------------
 
     def nvmlDeviceGetMigMode(self, handle):

@@ -11,6 +11,7 @@ from fleetscope.exporters.gpu import nvml
 from fleetscope.exporters.gpu.calls import Calls
 from fleetscope.exporters.gpu.fields import DEVICE_FIELDS, LINK_COUNT_FIELD, FieldReading, nvlink_fields
 from fleetscope.exporters.gpu.gpm import GpmSampler
+from fleetscope.exporters.gpu.processes import UtilizationSampler
 
 _ARCHITECTURES = {
     getattr(pynvml, name): name.removeprefix("NVML_DEVICE_ARCH_").lower()
@@ -35,6 +36,10 @@ class Device:
     gpm: GpmSampler | None = field(default=None)
     # In MIG mode, one sampler per GPU instance (by its id), made as instances appear.
     mig_gpm: dict[int, GpmSampler] = field(default_factory=dict)
+    process_utilization: UtilizationSampler = field(default_factory=UtilizationSampler)
+    # How Kubernetes DRA names it: NVIDIA's DRA driver publishes each GPU as gpu-<minor number>; empty
+    # where NVML gives no minor number.
+    dra_name: str = ""
 
     @property
     def uuid(self) -> str:
@@ -64,6 +69,7 @@ def identify(calls: Calls, index: int, hostname: str) -> Device:
     link_count = _link_count(calls, handle)
     gpm_support = calls("nvmlGpmQueryDeviceSupport", handle)
     max_sm_clock = calls("nvmlDeviceGetMaxClockInfo", handle, pynvml.NVML_CLOCK_SM)
+    minor = calls("nvmlDeviceGetMinorNumber", handle)
     return Device(
         index=index,
         handle=handle,
@@ -80,6 +86,7 @@ def identify(calls: Calls, index: int, hostname: str) -> Device:
         nvlink_count=link_count,
         fields=DEVICE_FIELDS + nvlink_fields(link_count),
         gpm=GpmSampler() if gpm_support is not None and gpm_support.isSupportedDevice else None,
+        dra_name=f"gpu-{minor}" if minor is not None else "",
     )
 
 

@@ -7,13 +7,13 @@ from collections.abc import Mapping
 import pynvml
 
 from fleetscope.catalog import FamilySet, MetricSpec
+from fleetscope.exporters.attribution import Holders, labels_of
+from fleetscope.exporters.attribution.processes import NO_PROCESS_ATTRIBUTION, ProcessAttribution
 from fleetscope.exporters.catalog import gpu as m
 from fleetscope.exporters.gpu import mig, nvml, processes
 from fleetscope.exporters.gpu.calls import Calls
 from fleetscope.exporters.gpu.gpm import GpmSampler
 from fleetscope.exporters.gpu.identity import Device
-
-PodLabels = Mapping[str, Mapping[str, str]]  # device id (UUID or index) -> namespace, pod, container
 
 # (metric, NVML function, its arguments after the handle, factor to the base unit)
 _SCALARS: tuple[tuple[MetricSpec, str, tuple, float], ...] = (
@@ -40,13 +40,21 @@ _PSTATE_UNKNOWN = 32
 PERCENT = 0.01
 
 
-def read_device(calls: Calls, device: Device, pods: PodLabels, out: FamilySet) -> None:
-    """Adds every value one GPU has; raises DeviceLost if the GPU stops answering."""
+def read_device(calls: Calls, device: Device, holders: Holders, out: FamilySet,
+                attribution: ProcessAttribution = NO_PROCESS_ATTRIBUTION) -> None:
+    """Adds every value one GPU has; raises DeviceLost if the GPU stops answering.
+
+    holders: the job labels of each device key (exporters/attribution); attribution: what its
+    processes say of their jobs."""
     handle = device.handle
     mig_mode = calls("nvmlDeviceGetMigMode", handle)
     in_mig_mode = mig_mode is not None and mig_mode[0] == pynvml.NVML_DEVICE_MIG_ENABLE
-    # A MIG GPU is shared by its instances' pods; only its instances carry pod labels.
-    labels = dict(device.labels) if in_mig_mode else {**device.labels, **_pod(pods, device.uuid, str(device.index))}
+    running = processes.running(calls, handle)
+    gpu_jobs, process_jobs = attribution.read([process.pid for process in running])
+    # A MIG GPU is shared by its instances' jobs; only its instances carry job labels. What a holders
+    # source says (the kubelet, a job-mapping directory) comes before what the processes say.
+    labels = dict(device.labels) if in_mig_mode else {
+        **device.labels, **gpu_jobs, **labels_of(holders, device.uuid, str(device.index), device.dra_name)}
 
     _static(device, labels, out)
     _fields(calls, device, labels, out)
@@ -71,20 +79,15 @@ def read_device(calls: Calls, device: Device, pods: PodLabels, out: FamilySet) -
 
     if mig_mode is not None:
         out.add(m.MIG_MODE, labels, 1 if in_mig_mode else 0)
-    instance_labels = _mig(calls, device, pods, out) if in_mig_mode else {}
-    processes.read(calls, handle, labels, out,
-                   lambda gi, ci: instance_labels.get((gi, ci)) if gi is not None and ci is not None else None)
+    instance_labels = _mig(calls, device, holders, out) if in_mig_mode else {}
+    utilization = {} if in_mig_mode else device.process_utilization.read(calls, handle)
+    processes.emit(running, utilization, labels, out,
+                   lambda gi, ci: instance_labels.get((gi, ci)) if gi is not None and ci is not None else None,
+                   process_jobs, lambda pid: processes.process_name(pid, attribution.proc))
     if device.gpm is not None and not in_mig_mode:
         device.gpm.read(calls, handle, labels, out)
         while device.mig_gpm:  # MIG mode was turned off: its instances are gone
             device.mig_gpm.popitem()[1].close(calls)
-
-
-def _pod(pods: PodLabels, *device_ids: str) -> Mapping[str, str]:
-    for device_id in device_ids:
-        if device_id in pods:
-            return pods[device_id]
-    return {}
 
 
 def _static(device: Device, labels: dict[str, str], out: FamilySet) -> None:
@@ -137,12 +140,12 @@ def _clock_events(calls: Calls, device: Device, labels: dict[str, str], out: Fam
             out.add(m.CLOCK_EVENT_ACTIVE, {**labels, "reason": reason}, 1 if active & bit else 0)
 
 
-def _mig(calls: Calls, device: Device, pods: PodLabels, out: FamilySet) -> dict[tuple[int, int], dict[str, str]]:
+def _mig(calls: Calls, device: Device, holders: Holders, out: FamilySet) -> dict[tuple[int, int], dict[str, str]]:
     """Reports each MIG instance's memory and, where the GPU has GPM, its activity; returns its labels
     by (GPU instance, compute instance)."""
     by_ids = {}
     for instance in mig.instances(calls, device.handle):
-        labels = {**device.labels, **instance.labels, **_pod(pods, instance.uuid)}
+        labels = {**device.labels, **instance.labels, **labels_of(holders, instance.uuid)}
         _memory(calls, instance.handle, labels, out, reserved=False)
         by_ids[(instance.gpu_instance_id, instance.compute_instance_id)] = labels
     if device.gpm is not None:

@@ -93,6 +93,10 @@ class RecordingNvml:
             self._note_gpm(args[0], error)
         elif name == "nvmlDeviceGetFieldValues":
             self._note_fields(args, result, error)
+        elif name == "nvmlDeviceGetProcessUtilization":
+            # Its argument is a time, not a choice of value: one key whatever time was asked.
+            if error is None or error["error"] != "NVML_ERROR_NOT_FOUND":
+                self._owners[nvml.handle_key(args[0])]["values"][name] = error or _plain(result)
         elif args and nvml.handle_key(args[0]) in self._owners:
             self._owners[nvml.handle_key(args[0])]["values"][recording_key(name, args[1:])] = error or _plain(result)
 

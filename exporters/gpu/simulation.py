@@ -137,6 +137,9 @@ class Simulation:
         values["nvmlDeviceGetComputeRunningProcesses"] = (
             [{"pid": pid, "usedGpuMemory": used - 512 * MiB, "gpuInstanceId": 0xFFFFFFFF,
               "computeInstanceId": 0xFFFFFFFF}] if state["busy"] else [])
+        values["nvmlDeviceGetProcessUtilization"] = (
+            [{"pid": pid, "timeStamp": int(state["at"] * 1e6), "smUtil": round(util * 100),
+              "memUtil": round(util * 45), "encUtil": 0, "decUtil": 0}] if state["busy"] else [])
 
         reasons = 0 if util > 0.1 else pynvml.nvmlClocksEventReasonGpuIdle
         for name, bit, _ in THROTTLES:

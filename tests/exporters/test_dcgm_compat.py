@@ -94,7 +94,7 @@ def test_mig_instances_carry_gpu_i_id_and_profile_and_their_pod(fake, make_colle
     mig_uuid = "MIG-1b2c3d4e-0000-5f6a-7b8c-9d0e1f2a3b4c"
     fake.enable_mig(1, [FakeMig(mig_uuid, 9, "1g.10gb", 10 << 30, 3 << 30)])
     pods = {mig_uuid: {"namespace": "serving", "pod": "vllm-0", "container": "engine"}}
-    page = page_of(make_collector(fake, compat_dcgm=True, pods=lambda: pods))
+    page = page_of(make_collector(fake, compat_dcgm=True, holders=lambda: pods))
     instance = [lb for name, lb, v in samples(page) if name == "DCGM_FI_DEV_FB_USED" and lb.get("GPU_I_ID") == "9"]
     assert instance == [{"gpu": "1", "UUID": fake.devices[1].values["nvmlDeviceGetUUID"],
                          "pci_bus_id": fake.devices[1].values["nvmlDeviceGetPciInfo"]["busId"], "device": "nvidia1",
@@ -106,7 +106,7 @@ def test_mig_instances_carry_gpu_i_id_and_profile_and_their_pod(fake, make_colle
 
 def test_a_whole_gpus_pod_labels_pass_through(fake, make_collector, page_of):
     pods = {UUID0: {"namespace": "ml", "pod": "train-0", "container": "main"}}
-    page = page_of(make_collector(fake, compat_dcgm=True, pods=lambda: pods))
+    page = page_of(make_collector(fake, compat_dcgm=True, holders=lambda: pods))
     assert values(page, "DCGM_FI_DEV_GPU_UTIL", pod="train-0", namespace="ml", container="main", gpu="0")
 
 

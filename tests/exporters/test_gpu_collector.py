@@ -295,7 +295,7 @@ def _mig_gpu(fake: FakeNvml) -> None:
 def test_mig_instances_are_reported_with_their_own_labels(fake, make_collector, page_of):
     _mig_gpu(fake)
     pods = {"MIG-bbbb": {"namespace": "ml", "pod": "trainer-0", "container": "main"}}
-    page = page_of(make_collector(fake, pods=lambda: pods))
+    page = page_of(make_collector(fake, holders=lambda: pods))
     assert value(page, "fleetscope_gpu_mig_mode_enabled", gpu="0") == 1
     assert value(page, "fleetscope_gpu_mig_mode_enabled", gpu="1") == 0
     used = {labels["mig_profile"]: labels for n, labels, _ in samples(page)
@@ -314,7 +314,7 @@ def test_each_mig_instance_has_its_own_activity_with_its_pod(fake, make_collecto
     fake.enable_mig(0, [FakeMig("MIG-busy", 9, "3g.40gb", 40000 * MiB, 4100 * MiB, activity=0.8),
                         FakeMig("MIG-idle", 13, "1g.10gb", 9856 * MiB, 512 * MiB, activity=0.01)])
     pods = {"MIG-idle": {"namespace": "ml", "pod": "notebook-0", "container": "main"}}
-    collector = make_collector(fake, pods=lambda: pods)
+    collector = make_collector(fake, holders=lambda: pods)
     page_of(collector)  # GPM reports between two samples
     page = page_of(collector)
     active = {labels["gpu_instance_id"]: (labels, v) for n, labels, v in samples(page)
@@ -337,7 +337,7 @@ def test_each_mig_instance_has_its_own_activity_with_its_pod(fake, make_collecto
 def test_pod_labels_follow_the_gpu_they_are_allocated_to(fake, make_collector, page_of):
     pods = {GPU0: {"namespace": "ml", "pod": "llm-0", "container": "server"},
             "3": {"namespace": "ml", "pod": "by-index", "container": "c"}}
-    page = page_of(make_collector(fake, pods=lambda: pods))
+    page = page_of(make_collector(fake, holders=lambda: pods))
     power = {labels["gpu"]: labels for n, labels, _ in samples(page) if n == "fleetscope_gpu_power_watts"}
     assert power["0"]["pod"] == "llm-0" and power["0"]["namespace"] == "ml"
     assert power["3"]["pod"] == "by-index"

@@ -45,6 +45,36 @@ def test_gpus_are_mapped_to_the_one_container_holding_them(kubelet):
     }
 
 
+def test_dra_claims_name_their_gpus_and_time_sliced_replicas_their_gpu(kubelet):
+    kubelet["response"] = encode_response(
+        [("ml", "trainer-0", [("main", [])]), ("infer", "vllm-0", [("engine", [])]),
+         ("nb", "notebook-3", [("jupyter", [("nvidia.com/gpu", ["GPU-ts::2"])])]),
+         ("ml", "other", [("c", [("example.com/fpga", ["f0"])])])],
+        claims={("trainer-0", "main"): [("two-gpus", "ml", [("gpu.nvidia.com", "node-a", "gpu-0"),
+                                                          ("gpu.nvidia.com", "node-a", "gpu-1")])],
+                ("vllm-0", "engine"): [("nic", "infer", [("rdma.example.com", "node-a", "mlx5_0")])]})
+    client = PodResources(kubelet["path"])
+    owners = client.gpu_pods()
+    client.close()
+    assert owners == {
+        "gpu-0": {"namespace": "ml", "pod": "trainer-0", "container": "main", "dra_claim_name": "two-gpus",
+                  "dra_claim_namespace": "ml", "dra_driver_name": "gpu.nvidia.com", "dra_pool_name": "node-a",
+                  "dra_device_name": "gpu-0"},
+        "gpu-1": {"namespace": "ml", "pod": "trainer-0", "container": "main", "dra_claim_name": "two-gpus",
+                  "dra_claim_namespace": "ml", "dra_driver_name": "gpu.nvidia.com", "dra_pool_name": "node-a",
+                  "dra_device_name": "gpu-1"},
+        # A time-slicing replica held by one container alone names its GPU.
+        "GPU-ts": {"namespace": "nb", "pod": "notebook-3", "container": "jupyter"},
+    }
+
+
+def test_label_values_are_bounded(kubelet):
+    kubelet["response"] = encode_response([("ns", "p" * 1000, [("c", [("nvidia.com/gpu", ["GPU-x"])])])])
+    client = PodResources(kubelet["path"])
+    assert len(client.gpu_pods()["GPU-x"]["pod"]) == 128
+    client.close()
+
+
 def test_kubelet_errors_and_missing_socket_mean_no_labels(kubelet, tmp_path, caplog):
     kubelet["code"] = grpc.StatusCode.UNAVAILABLE
     client = PodResources(kubelet["path"], timeout_seconds=2)

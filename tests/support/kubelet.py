@@ -25,9 +25,13 @@ def _field(number: int, payload: bytes | str) -> bytes:
     return _varint(number << 3 | 2) + _varint(len(data)) + data
 
 
-def encode_response(pods: Pods) -> bytes:
+Claims = list[tuple[str, str, list[tuple[str, str, str]]]]
+
+
+def encode_response(pods: Pods, claims: dict[tuple[str, str], Claims] | None = None) -> bytes:
     """pods: [(namespace, name, [(container, [(resource, [device ids])])])], encoded as the kubelet does,
-    with an unknown field and a varint cpu_ids field that a reader must skip."""
+    with an unknown field and a varint cpu_ids field that a reader must skip. claims: by (pod, container),
+    the container's DRA claims, [(claim name, claim namespace, [(driver, pool, device)])]."""
     body = b""
     for namespace, name, containers in pods:
         pod = _field(1, name) + _field(2, namespace)
@@ -37,6 +41,12 @@ def encode_response(pods: Pods) -> bytes:
                 container += _field(2, _field(1, resource) + b"".join(_field(2, i) for i in ids)
                                     + _varint(9 << 3) + b"\x01")
             container += _varint(3 << 3) + _varint(4)
+            for claim_name, claim_namespace, devices_claimed in (claims or {}).get((name, container_name), []):
+                claim = _field(2, claim_name) + _field(3, claim_namespace)
+                for driver, pool, device in devices_claimed:
+                    claim += _field(4, _field(1, _field(1, f"k8s.{driver}/claim={device}")) + _field(2, driver)
+                                    + _field(3, pool) + _field(4, device))
+                container += _field(5, claim)
             pod += _field(3, container)
         body += _field(1, pod)
     return body
