@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import time
 
 import pytest
@@ -20,21 +21,14 @@ from tests.support import exposition
 UUID0 = "GPU-5e1f0c3a-0000-4b7e-9a2c-0d3f6e8b0000"
 
 
-def samples(page: str) -> list[tuple[str, dict[str, str], float]]:
+def samples(page: str) -> exposition.Samples:
     """As Prometheus reads them: prometheus_client's parser renames every counter's samples NAME_total."""
     return [(name.removesuffix("_total") if name.startswith("DCGM_") else name, labels, v)
             for name, labels, v in exposition.samples(page)]
 
 
-def values(page: str, name: str, **labels: str) -> list[float]:
-    return [v for n, sample_labels, v in samples(page)
-            if n == name and all(sample_labels.get(k) == x for k, x in labels.items())]
-
-
-def value(page: str, name: str, **labels: str) -> float:
-    found = values(page, name, **labels)
-    assert len(found) == 1, f"expected one {name}{labels}, found {found}"
-    return found[0]
+values = functools.partial(exposition.values, parse=samples)
+value = functools.partial(exposition.value, parse=samples)
 
 
 def test_off_by_default(fake, make_collector, page_of):

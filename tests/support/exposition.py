@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from prometheus_client.metrics_core import Metric
 from prometheus_client.parser import text_string_to_metric_families
@@ -14,18 +14,21 @@ def render(metrics: Iterable[Metric]) -> str:
     return encode(list(metrics)).decode()
 
 
-def samples(page: str) -> list[tuple[str, dict[str, str], float]]:
+Samples = list[tuple[str, dict[str, str], float]]
+
+
+def samples(page: str) -> Samples:
     return [(s.name, s.labels, s.value) for family in text_string_to_metric_families(page) for s in family.samples]
 
 
-def values(page: str, name: str, **labels: str) -> list[float]:
-    """Values of every sample called `name` whose labels include `labels`."""
-    return [v for n, sample_labels, v in samples(page)
+def values(page: str, name: str, parse: Callable[[str], Samples] | None = None, **labels: str) -> list[float]:
+    """Values of every sample called `name` whose labels include `labels`; parse reads the page (samples())."""
+    return [v for n, sample_labels, v in (parse or samples)(page)
             if n == name and all(sample_labels.get(k) == x for k, x in labels.items())]
 
 
-def value(page: str, name: str, **labels: str) -> float:
-    found = values(page, name, **labels)
+def value(page: str, name: str, parse: Callable[[str], Samples] | None = None, **labels: str) -> float:
+    found = values(page, name, parse, **labels)
     assert len(found) == 1, f"expected one {name}{labels}, found {found}"
     return found[0]
 
