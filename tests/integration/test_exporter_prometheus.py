@@ -13,6 +13,7 @@ import yaml
 
 from fleetscope.cli import build_parser
 from fleetscope.exporters import catalog
+from fleetscope.exporters.catalog import gpu as gpu_catalog
 from fleetscope.exporters.command import build
 from fleetscope.exporters.gpu.fake import FakeMig
 from fleetscope.exporters.gpu.simulation import simulated_nvml
@@ -121,9 +122,17 @@ def test_every_cataloged_metric_appears_on_a_live_page(monkeypatch, tmp_path):
     fake = _everything_supported()
     monkeypatch.setattr(simulation, "simulated_nvml", lambda **kwargs: fake)
     socket_path = tmp_path / "kubelet.sock"
+    # GPU 0 is held through the device plugin and a DRA claim, and runs a Slurm job's process in a pod.
+    fake.devices[0].values["nvmlDeviceGetMinorNumber"] = 0
     response = encode_response([("ml", "train", [("main", [("nvidia.com/gpu", [
-        fake.devices[0].values["nvmlDeviceGetUUID"]])])])])
+        fake.devices[0].values["nvmlDeviceGetUUID"]])])])],
+        claims={("train", "main"): [("one-gpu", "ml", [("gpu.nvidia.com", "node-a", "gpu-0")])]})
     grpc_server = start_kubelet(socket_path, lambda context: response)
+    (tmp_path / "hpc-jobs").mkdir()
+    (tmp_path / "hpc-jobs" / "0").write_text("4242\n")
+    process = tmp_path / "proc" / "41230"  # the simulated process on GPU 0
+    process.mkdir(parents=True)
+    (process / "cgroup").write_text("0::/kubepods/pod1f2e3d4c-5b6a-4789-9abc-def012345678/0123abcd\n")
     inspector = tmp_path / "nccl"
     inspector.mkdir()
     from types import SimpleNamespace
@@ -146,6 +155,8 @@ def test_every_cataloged_metric_appears_on_a_live_page(monkeypatch, tmp_path):
     args = build_parser().parse_args(["exporter", "--simulate", "--web.listen-address=127.0.0.1:0",
                                       "--collector.gpu.poll-interval=0s",
                                       f"--collector.gpu.pod-resources-socket={socket_path}",
+                                      f"--collector.gpu.hpc-job-mapping-dir={tmp_path / 'hpc-jobs'}",
+                                      "--collector.gpu.pod-uid", f"--path.procfs={tmp_path / 'proc'}",
                                       f"--collector.nccl.ras-address=127.0.0.1:{ras_service.address[1]}",
                                       "--collector.nccl.ras-hang-after=0s"])
     registry, server = build(args)
@@ -166,6 +177,8 @@ def test_every_cataloged_metric_appears_on_a_live_page(monkeypatch, tmp_path):
         pods = [labels for n, labels, _ in samples(page)
                 if n == "fleetscope_gpu_power_watts" and labels.get("pod") == "train"]
         assert len(pods) == 1
+        # Every job label the catalog declares, on the GPU that has them all.
+        assert set(gpu_catalog.JOB_LABELS) <= set(pods[0]), set(gpu_catalog.JOB_LABELS) - set(pods[0])
         result = promtool_check_metrics(page)
         assert result.returncode == 0, result.stdout.decode() + result.stderr.decode()
     finally:
