@@ -85,10 +85,9 @@ class RecordingNvml:
         elif name == "nvmlGpmMigSampleGet":
             # The sample of a GPU instance: its metrics belong to the MIG instance recorded with that id.
             parent, gpu_instance = self._owners[nvml.handle_key(args[0])], args[1]
-            instance = next((m for m in parent["mig"] if m["values"].get("nvmlDeviceGetGpuInstanceId") == gpu_instance),
-                            None)
-            if instance is not None:
-                self._samples[nvml.handle_key(args[2])] = instance
+            for instance in parent["mig"]:
+                if instance["values"].get("nvmlDeviceGetGpuInstanceId") == gpu_instance:
+                    self._samples[nvml.handle_key(args[2])] = instance
         elif name == "nvmlGpmMetricsGet":
             self._note_gpm(args[0], error)
         elif name == "nvmlDeviceGetFieldValues":
