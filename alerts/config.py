@@ -26,6 +26,7 @@ import yaml
 from fleetscope import durations
 from fleetscope.alerts.engines import ENGINES
 from fleetscope.alerts.inference import LATENCIES, NormalizationConfig
+from fleetscope.exporters.catalog import xids
 
 SEVERITIES = ("page", "ticket", "info")
 
@@ -44,10 +45,11 @@ class Selectors:
 
 @dataclass(frozen=True)
 class GpuConfig:
-    # XID codes by what they demand (NVIDIA's XID catalog, "Action" column). Codes in neither
-    # list are mostly application faults (13, 31, 43, 45) and alert at severity info.
-    xid_page: tuple[int, ...] = (48, 61, 62, 64, 74, 79, 95, 109, 119, 120, 140, 143, 154)
-    xid_ticket: tuple[int, ...] = (63, 92, 94, 121, 123)
+    # XID codes by what they demand, from NVIDIA's XID catalog (exporters/catalog/xids.py). Codes in
+    # neither list are mostly application faults (13, 31, 43, 45, 109) and alert at severity info; 154
+    # announces a recovery action, which FleetscopeGPURecoveryActionRequired pages on itself.
+    xid_page: tuple[int, ...] = xids.PAGE
+    xid_ticket: tuple[int, ...] = xids.TICKET
     xid_window: str = "10m"
     gpu_down_for: str = "2m"
     nvml_unreachable_for: str = "5m"
@@ -166,7 +168,8 @@ class Receivers:
 
 @dataclass(frozen=True)
 class Routing:
-    group_by: tuple[str, ...] = ("alertname", "cluster", "team")
+    # By host too: a second node's fault is a new incident, and pages, rather than joining one already open.
+    group_by: tuple[str, ...] = ("alertname", "cluster", "team", "instance")
     group_wait: str = "30s"
     group_interval: str = "5m"
     repeat_interval: dict[str, str] = field(default_factory=lambda: {"page": "4h", "ticket": "1d", "info": "3d"})

@@ -83,6 +83,12 @@ def gpu_alerts(config: AlertsConfig) -> list[Alert]:
               summary="GPU {{ $labels.gpu }} of {{ $labels.hostname }} needs a reset to remap a row",
               description=f"{_GPU} has had a row remapping pending for {g.row_remap_pending_for}; it takes effect "
                           "only at the next GPU reset. Reset the GPU when its job ends."),
+        Alert("FleetscopeGPURecoveryActionRequired", gpu.RECOVERY_ACTION.select(e, 'action!="none"') + " == 1",
+              "page",
+              summary="GPU {{ $labels.gpu }} of {{ $labels.hostname }} needs {{ $labels.action }}",
+              description=f"The NVIDIA driver asks for {{{{ $labels.action }}}} of {_GPU} (XID 154 announced it): "
+                          "the GPU cannot be trusted with work until it is done. The alert lasts until the driver "
+                          "clears it; the runbook says what each action takes."),
         Alert("FleetscopeGPUDown", f"{gpu.UP.select(e)} == 0", "page", for_=g.gpu_down_for,
               summary="GPU {{ $labels.gpu }} of {{ $labels.hostname }} stopped answering NVML",
               description=f"{_GPU} has not answered NVML for {g.gpu_down_for}: fallen off the bus (XID 79), "

@@ -73,12 +73,26 @@ def _team_receivers(team: str, config: AlertsConfig) -> list[dict]:
     ]
 
 
+# One GPU fault pages once: a GPU that stopped answering, or whose driver asks for a reset or a reboot,
+# silences that GPU's symptoms; NVML unreachable silences every GPU alert of its node.
+GPU_SYMPTOMS = ('alertname=~"FleetscopeGPUXidError|FleetscopeGPUDoubleBitEccErrors|FleetscopeGPURowRemap.+|'
+                'FleetscopeGPU.+Throttling|FleetscopeGPUTemperatureNearSlowdown|FleetscopeGPUAllocatedIdle"')
+GPU_FAULT_INHIBITIONS = (
+    ('alertname=~"FleetscopeGPUDown|FleetscopeGPURecoveryActionRequired"', GPU_SYMPTOMS,
+     ("cluster", "instance", "uuid")),
+    ('alertname="FleetscopeGPUDown"', 'alertname="FleetscopeGPUMissing"', ("cluster", "instance")),
+    ('alertname="FleetscopeNVMLUnreachable"', 'alertname=~"FleetscopeGPU.+"', ("cluster", "instance")),
+)
+
+
 def inhibit_rules(config: AlertsConfig) -> list[dict]:
     rules = [{
         "source_matchers": [f'alertname=~"{regex(config.routing.node_down_alerts)}"'],
         "target_matchers": [NODE_ALERTS],
         "equal": ["cluster", "instance"],
     }]
+    rules += [{"source_matchers": [source], "target_matchers": [target], "equal": list(equal)}
+              for source, target, equal in GPU_FAULT_INHIBITIONS]
     for position, severity in enumerate(SEVERITIES[:-1]):
         rules.append({
             "source_matchers": [f'severity="{severity}"'],

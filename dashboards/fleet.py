@@ -13,12 +13,18 @@ from fleetscope.dashboards.build import (
     timeseries_panel,
 )
 from fleetscope.dashboards.common import IDLE_UTILIZATION, NODE, THROTTLE_REASONS, TITLES, UIDS, links_except, m
-from fleetscope.exporters.catalog import gpu
+from fleetscope.exporters.catalog import gpu, xids
 
 THROTTLED = m(gpu.CLOCK_EVENT_ACTIVE, NODE + ',reason=~"' + THROTTLE_REASONS + '"')
 DOUBLE_BIT = NODE + ',type="double_bit"'
+# An XID of the application's own (13, 31, 43, 45, ...) says nothing of the GPU's health: only the codes
+# NVIDIA's catalog says need a page or a ticket count.
+RECOVERY_NEEDED = NODE + ',action!="none"'
+HARDWARE_XIDS = NODE + ',xid=~"' + "|".join(str(code) for code in xids.PAGE + xids.TICKET) + '"'
 UNHEALTHY = (f"(({m(gpu.UP, NODE)} == 0) or ({m(gpu.ROW_REMAP_FAILED, NODE)} == 1) or "
-             f"({m(gpu.ROW_REMAP_PENDING, NODE)} == 1) or (increase({m(gpu.XID_EVENTS, NODE)}[1h]) > 0) or "
+             f"({m(gpu.ROW_REMAP_PENDING, NODE)} == 1) or "
+             f"({m(gpu.RECOVERY_ACTION, RECOVERY_NEEDED)} == 1) or "
+             f"(increase({m(gpu.XID_ERRORS, HARDWARE_XIDS)}[1h]) > 0) or "
              f"(increase({m(gpu.ECC_ERRORS, DOUBLE_BIT)}[1h]) > 0))")
 
 
@@ -34,8 +40,9 @@ def build() -> dict:
                                 f"({THROTTLE_REASONS.replace('|', ', ')}).", "none",
                    Query(f"count(max by (cluster, hostname, gpu) ({THROTTLED}) == 1) or vector(0)"),
                    thresholds=[(1, "orange")]),
-        stat_panel("Unhealthy", "GPUs not answering NVML, with a failed or pending row remap, or with an XID or "
-                                "double-bit (uncorrectable) ECC error in the last hour.", "none",
+        stat_panel("Unhealthy", "GPUs not answering NVML, with a failed or pending row remap, a recovery action "
+                                "the driver asks for, or a hardware XID (not an application's) or double-bit "
+                                "(uncorrectable) ECC error in the last hour.", "none",
                    Query(f"count(max by (cluster, hostname, gpu) ({UNHEALTHY})) or vector(0)"),
                    thresholds=[(1, "red")]),
         stat_panel("Nodes", "Nodes with GPUs reporting.", "none",

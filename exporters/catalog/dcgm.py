@@ -146,22 +146,6 @@ ALL: tuple[DcgmField, ...] = FIELDS + (XID_ERRORS, NVLINK_BANDWIDTH)
 # In dcgm-exporter's default set but not served: fleetscope does not read vGPU licensing.
 NOT_SERVED = {"DCGM_FI_DEV_VGPU_LICENSE_STATUS": "vGPU licence status is not read (no vGPU support)"}
 
-# NVIDIA's XID catalog (docs.nvidia.com/deploy/xid-errors), as dcgm-exporter words err_msg
-# (internal/pkg/collector/xid_errors.go), for the codes a data-centre fleet sees.
-XID_MESSAGES = {
-    0: "No Error", 8: "GPU stopped processing", 13: "Graphics Engine Exception", 31: "GPU memory page fault",
-    32: "Invalid or corrupted push buffer stream", 38: "Driver firmware error", 43: "GPU stopped processing",
-    45: "Preemptive cleanup, due to previous errors -- Most likely to see when running multiple cuda",
-    48: "Double Bit ECC Error", 61: "Internal micro-controller breakpoint/warning",
-    62: "Internal micro-controller halt", 63: "ECC page retirement or row remapping recording event",
-    64: "ECC page retirement or row remapper recording failure", 68: "NVDEC0 Exception",
-    69: "Graphics Engine class error",
-    74: "NVLINK Error", 79: "GPU has fallen off the bus", 92: "High single-bit ECC error rate",
-    94: "Contained ECC error", 95: "Uncontained ECC error", 109: "Context Switch Timeout Error",
-    119: "GSP RPC Timeout", 120: "GSP Error", 121: "C2C Link Error", 123: "SPI PMU RPC Write Failure",
-    136: "ALI Training Fail", 137: "NVLink Privilege Error", 140: "Unrecovered ECC Error",
-    143: "GPU Initialization Failure", 144: "NVLINK: Saw Error", 145: "NVLINK: RLW Error", 146: "NVLINK: TLW Error",
-    147: "NVLINK: TREX Error", 148: "NVLINK: NVLPW_CTRL Error", 149: "NVLINK: NETIR Error", 150: "NVLINK: MSE Error",
-    154: "GPU Recovery Action Changed", 155: "NVLINK: SW Defined Error",
-}
+# err_msg: NVIDIA's name of the code (catalog/xids.py), "No Error" before the first.
+NO_XID_MESSAGE = "No Error"
 UNKNOWN_XID_MESSAGE = "Unknown Error"

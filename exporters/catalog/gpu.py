@@ -126,6 +126,12 @@ LAST_XID = _gpu("last_xid", "gauge",
                 "Code of the most recent XID error since the exporter started (DCGM_FI_DEV_XID_ERRORS).")
 LAST_XID_TIME = _gpu("last_xid_timestamp_seconds", "gauge", "Unix time of the most recent XID error.")
 
+# What the driver says the GPU needs (XID 154 announces a change; Hopper and newer, driver 570+)
+RECOVERY_ACTION = _gpu("recovery_action", "gauge",
+                       "1 for the recovery action the driver asks for now, 0 for the others: none, gpu_reset, "
+                       "node_reboot, drain_p2p, drain_and_reset, recover_imex_domain, bus_reset, system_reboot.",
+                       "action")
+
 # Processes
 PROCESS_MEMORY = _gpu("process_memory_used_bytes", "gauge",
                       "GPU memory used by a process, by pid and process name (at most 64 processes per GPU).",

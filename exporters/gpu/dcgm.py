@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable, Mapping
 
 from prometheus_client.metrics_core import Metric
 
-from fleetscope.exporters.catalog import dcgm
+from fleetscope.exporters.catalog import dcgm, xids
 from fleetscope.exporters.catalog import gpu as m
 from fleetscope.exporters.verbatim import VerbatimFamily
 
@@ -36,7 +36,10 @@ def identity(labels: Mapping[str, str], driver_version: str) -> dict[str, str]:
 
 
 def xid_message(code: int) -> str:
-    return dcgm.XID_MESSAGES.get(code, dcgm.UNKNOWN_XID_MESSAGE)
+    if code == 0:
+        return dcgm.NO_XID_MESSAGE
+    known = xids.CATALOG.get(code)
+    return known.name if known else dcgm.UNKNOWN_XID_MESSAGE
 
 
 class DcgmRenderer:

@@ -25,11 +25,19 @@ class FieldReading:
     labels: dict[str, str] = field(default_factory=dict)
     scale: float = 1.0
     scope: int = 0
+    # For a field whose value is one of several states: a series per state, 1 for the one it is.
+    states: tuple[tuple[int, dict[str, str]], ...] = ()
 
     @property
     def field_id(self) -> int:
         return getattr(pynvml, self.field_name)
 
+
+# NVML's recovery actions (nvmlDeviceGpuRecoveryAction_t), by the label value each is served as.
+RECOVERY_ACTIONS = tuple(
+    (getattr(pynvml, f"NVML_GPU_RECOVERY_ACTION_{name.upper()}"), {"action": name})
+    for name in ("none", "gpu_reset", "node_reboot", "drain_p2p", "drain_and_reset", "recover_imex_domain",
+                 "bus_reset", "system_reboot"))
 
 DEVICE_FIELDS: tuple[FieldReading, ...] = (
     FieldReading("NVML_FI_DEV_MEMORY_TEMP", m.MEMORY_TEMPERATURE),
@@ -58,6 +66,7 @@ DEVICE_FIELDS: tuple[FieldReading, ...] = (
                  {"reason": "hw_thermal_slowdown"}, NANOSECONDS),
     FieldReading("NVML_FI_DEV_CLOCKS_EVENT_REASON_HW_POWER_BRAKE_SLOWDOWN", m.CLOCK_EVENT_DURATION,
                  {"reason": "hw_power_brake_slowdown"}, NANOSECONDS),
+    FieldReading("NVML_FI_DEV_GET_GPU_RECOVERY_ACTION", m.RECOVERY_ACTION, states=RECOVERY_ACTIONS),
 )
 
 # The link count is read once per GPU, with its identity.

@@ -104,8 +104,13 @@ def _fields(calls: Calls, device: Device, labels: dict[str, str], out: FamilySet
     if values is None:
         return
     for reading, value in zip(device.fields, values, strict=True):
-        if calls.succeeded("nvmlDeviceGetFieldValues", value.nvmlReturn):
-            out.add(reading.spec, {**labels, **reading.labels}, nvml.field_value(value) * reading.scale)
+        if not calls.succeeded("nvmlDeviceGetFieldValues", value.nvmlReturn):
+            continue
+        number = nvml.field_value(value)
+        for state, state_labels in reading.states:
+            out.add(reading.spec, {**labels, **reading.labels, **state_labels}, 1 if number == state else 0)
+        if not reading.states:
+            out.add(reading.spec, {**labels, **reading.labels}, number * reading.scale)
 
 
 def _utilization(calls: Calls, handle, labels: dict[str, str], out: FamilySet) -> None:

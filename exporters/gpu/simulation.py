@@ -20,10 +20,12 @@ from fleetscope.exporters.gpu.fake import FakeDevice, FakeNvml, load_recording
 MiB = 1024 * 1024
 # (XID, weight, what it does to the memory error counters); see NVIDIA's XID catalog.
 XIDS = ((13, 30, None), (31, 30, None), (43, 20, None), (45, 10, None), (63, 5, "remap"), (94, 5, "contained"))
-# Raised only when asked (--simulate.xid): the GPU falls off the bus and stays off, as a real one does
-# until the node is power-cycled.
+# Raised only when asked (--simulate.xid): 79, the GPU falls off the bus and stays off, as a real one does
+# until the node is power-cycled; 154, the driver asks for a GPU reset, until one (never, here).
 FALLEN_OFF_THE_BUS = 79
-_EFFECTS = {code: effect for code, _, effect in XIDS} | {FALLEN_OFF_THE_BUS: "lost"}
+RECOVERY_ACTION_CHANGED = 154
+_EFFECTS = {code: effect for code, _, effect in XIDS} | {FALLEN_OFF_THE_BUS: "lost", RECOVERY_ACTION_CHANGED: "reset"}
+_RECOVERY_FIELD = "NVML_FI_DEV_GET_GPU_RECOVERY_ACTION"
 THROTTLES = (("sw_power_cap", pynvml.nvmlClocksEventReasonSwPowerCap, 0.8),
              ("hw_thermal_slowdown", pynvml.nvmlClocksEventReasonHwThermalSlowdown, 0.2))
 _DURATION_FIELDS = {"sw_power_cap": "NVML_FI_DEV_CLOCKS_EVENT_REASON_SW_POWER_CAP",
@@ -96,6 +98,7 @@ class Simulation:
         if self._started is None:
             self._started = now
         rng = random.Random(self.seed * 100_003 + device.index)
+        device.fields.setdefault(_RECOVERY_FIELD, pynvml.NVML_GPU_RECOVERY_ACTION_NONE)
         device.state.update(rng=rng, at=now, busy=True, phase_until=now + rng.uniform(30, 300), util=0.95,
                             temp=float(device.values["nvmlDeviceGetTemperature/NVML_TEMPERATURE_GPU"]),
                             throttle=None, throttle_until=0.0)
@@ -164,6 +167,8 @@ class Simulation:
     def _xid(self, device: FakeDevice, code: int, effect: str | None) -> None:
         if effect == "remap":
             device.fields["NVML_FI_DEV_REMAPPED_COR"] += 1
+        elif effect == "reset":
+            device.fields[_RECOVERY_FIELD] = pynvml.NVML_GPU_RECOVERY_ACTION_GPU_RESET
         elif effect == "contained":
             device.fields["NVML_FI_DEV_ECC_DBE_VOL_TOTAL"] += 1
             device.fields["NVML_FI_DEV_ECC_DBE_AGG_TOTAL"] += 1

@@ -103,6 +103,61 @@ def _alert(name: str, severity: str, **labels: str) -> dict:
             "annotations": {"summary": name}}
 
 
+def _settled(alertmanager: Alertmanager, count: int, key) -> dict:
+    """Alertmanager's state of each alert, once it has processed `count` of them (bounded wait)."""
+    deadline = time.monotonic() + 30
+    while True:
+        states = {key(a["labels"]): a["status"]["state"] for a in alertmanager.alerts()}
+        if len(states) == count and "unprocessed" not in states.values() or time.monotonic() > deadline:
+            return states
+        time.sleep(0.2)
+
+
+def test_one_gpu_fault_pages_once_and_a_second_hosts_fault_pages_anew(tmp_path):
+    receiver = NotificationReceiver().start()
+    try:
+        config = _config(tmp_path, receiver)
+        with Alertmanager(tmp_path / "alertmanager", routing.alertmanager_config(config)) as alertmanager:
+            gpu0 = {"instance": "node-1:9835", "hostname": "node-1", "gpu": "0", "uuid": "GPU-0", "team": "gpu-infra"}
+            gpu1 = gpu0 | {"gpu": "1", "uuid": "GPU-1"}
+            gpu5 = {"instance": "node-5:9835", "hostname": "node-5", "gpu": "3", "uuid": "GPU-53", "team": "gpu-infra"}
+            alertmanager.post_alerts([
+                # GPU 0 fell off the bus: the XID and the ECC error are its symptoms; GPU 1's XID is its own.
+                _alert("FleetscopeGPUDown", "page", **gpu0),
+                _alert("FleetscopeGPUXidError", "page", **gpu0, xid="79"),
+                _alert("FleetscopeGPUDoubleBitEccErrors", "page", **gpu0),
+                _alert("FleetscopeGPUMissing", "page", instance="node-1:9835", hostname="node-1", team="gpu-infra"),
+                _alert("FleetscopeGPUXidError", "page", **gpu1, xid="48"),
+                _alert("FleetscopeGPUXidError", "page", instance="node-6:9835", hostname="node-6", gpu="2",
+                       uuid="GPU-62", team="gpu-infra", xid="48"),
+                # A recovery action is the one page for the faults that led to it.
+                _alert("FleetscopeGPURecoveryActionRequired", "page", **gpu5, action="gpu_reset"),
+                _alert("FleetscopeGPUXidError", "page", **gpu5, xid="144"),
+            ])
+            states = _settled(alertmanager, 8, lambda labels: (labels["alertname"], labels.get("uuid", "node")))
+            assert states == {
+                ("FleetscopeGPUXidError", "GPU-62"): "active",
+                ("FleetscopeGPUDown", "GPU-0"): "active",
+                ("FleetscopeGPUXidError", "GPU-0"): "suppressed",
+                ("FleetscopeGPUDoubleBitEccErrors", "GPU-0"): "suppressed",
+                ("FleetscopeGPUMissing", "node"): "suppressed",
+                ("FleetscopeGPUXidError", "GPU-1"): "active",
+                ("FleetscopeGPURecoveryActionRequired", "GPU-53"): "active",
+                ("FleetscopeGPUXidError", "GPU-53"): "suppressed",
+            }
+            # Two hosts' XID 48s are two incidents, each paged, not one folded into the other.
+            node_1 = receiver.wait_for(lambda n: n.path == "/pagerduty/v2/enqueue" and "GPU-1" in str(n.body), 30)
+            node_6 = receiver.wait_for(lambda n: n.path == "/pagerduty/v2/enqueue" and "GPU-62" in str(n.body), 30)
+            assert "node-6" not in str(node_1.body) and "node-1" not in str(node_6.body)
+
+            alertmanager.post_alerts([_alert("FleetscopeNVMLUnreachable", "page", instance="node-5:9835",
+                                             team="gpu-infra")])
+            states = _settled(alertmanager, 9, lambda labels: (labels["alertname"], labels.get("uuid", "node")))
+            assert states[("FleetscopeGPURecoveryActionRequired", "GPU-53")] == "suppressed", "NVML is down there"
+    finally:
+        receiver.stop()
+
+
 def test_the_inhibit_rules_silence_a_down_node_and_ticket_twins(tmp_path):
     receiver = NotificationReceiver().start()
     try:
