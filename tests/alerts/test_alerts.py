@@ -78,6 +78,11 @@ def test_every_severity_of_a_shared_alert_name_is_shown_firing():
     assert {(rule["alert"], rule["labels"]["severity"]) for rule in _alert_rules()} <= fired
 
 
+# Runbooks move to the Meaning / Impact / Diagnosis / Mitigation form one by one; the older ones still read
+# Meaning / Confirm / Act.
+RUNBOOK_FORMS = (("Meaning", "Impact", "Diagnosis", "Mitigation"), ("Meaning", "Confirm", "Act"))
+
+
 def test_every_alert_is_labelled_annotated_and_has_a_runbook():
     teams = set(AlertsConfig().teams.values())
     for rule in _alert_rules():
@@ -87,8 +92,8 @@ def test_every_alert_is_labelled_annotated_and_has_a_runbook():
         assert set(annotations) == {"summary", "description", "runbook_url"}, name
         assert annotations["runbook_url"].endswith(f"/alerts/runbooks/{name}.md")
         runbook = (ALERTS / "runbooks" / f"{name}.md").read_text()
-        assert runbook.startswith(f"# {name}\n") and all(
-            f"\n## {section}\n" in runbook for section in ("Meaning", "Confirm", "Act")), name
+        assert runbook.startswith(f"# {name}\n") and any(
+            all(f"\n## {section}\n" in runbook for section in form) for form in RUNBOOK_FORMS), name
 
 
 def test_no_runbook_without_an_alert():
@@ -255,3 +260,13 @@ def test_a_fleet_records_only_the_engines_it_runs():
     groups = [group["name"] for group in inference.rule_groups(config.inference.normalization)["groups"]]
     assert groups == ["fleetscope-inference-vllm", "fleetscope-inference-sglang", "fleetscope-inference-ratios",
                       "fleetscope-inference-slo-vllm", "fleetscope-inference-slo-sglang"]
+
+
+def test_the_xid_runbook_says_what_every_paging_and_ticketing_code_needs():
+    from fleetscope.exporters.catalog import xids
+
+    runbook = (ALERTS / "runbooks" / "FleetscopeGPUXidError.md").read_text()
+    rows = {int(line.split("|")[1]): line.split("|")[3].strip() for line in runbook.splitlines()
+            if line.startswith("| ") and line.split("|")[1].strip().isdigit()}
+    assert rows == {code: xids.CATALOG[code].action for code in xids.PAGE + xids.TICKET}
+    assert "nvidia-smi -r` cannot reach it" in next(line for line in runbook.splitlines() if line.startswith("| 79 "))

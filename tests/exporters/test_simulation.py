@@ -126,3 +126,20 @@ def test_scheduled_xid_on_a_gpu_the_node_lacks_is_refused():
     args = parser.parse_args(["--simulate", "--simulate.gpus=2", "--simulate.xid=1s:2:79"])
     with pytest.raises(log.UserError, match="GPU 2"):
         command.build(args)
+
+
+def test_a_scheduled_xid_154_leaves_the_gpu_asking_for_a_reset():
+    from fleetscope.exporters.gpu.simulation import ScheduledXid
+
+    simulation = Simulation(seed=1, xid_mean_interval=1e12, scheduled_xids=[ScheduledXid(after=5, gpu=0, code=154)])
+    fake = FakeNvml(scaled_recording(1))
+    simulation.fake = fake
+    collector = GpuCollector(fake, "sim", xid_events=False)
+    try:
+        for step in range(3):
+            simulation.animate(fake.devices[0], 1_000_000.0 + step * 5)
+        page = render(collector.collect())
+        assert value(page, "fleetscope_gpu_recovery_action", action="gpu_reset") == 1
+        assert value(page, "fleetscope_gpu_recovery_action", action="none") == 0
+    finally:
+        collector.close()
