@@ -127,7 +127,7 @@ LAST_XID = _gpu("last_xid", "gauge",
 LAST_XID_TIME = _gpu("last_xid_timestamp_seconds", "gauge", "Unix time of the most recent XID error.")
 
 # What the driver says the GPU needs (XID 154 announces a change; Hopper and newer, driver 570+)
-RECOVERY_ACTION = _gpu("recovery_action", "gauge",
+RECOVERY_ACTION = _gpu("recovery_action_state", "gauge",
                        "1 for the recovery action the driver asks for now, 0 for the others: none, gpu_reset, "
                        "node_reboot, drain_p2p, drain_and_reset, recover_imex_domain, bus_reset, system_reboot.",
                        "action")

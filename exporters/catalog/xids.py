@@ -8,7 +8,7 @@ what it asks of on-call:
   error, a high single-bit rate, a context-switch timeout that recurs);
 - info: usually the application's own fault (13, 31, 43, 45), or the driver reporting on itself.
 
-XID 154 says the driver's recommended recovery action changed; fleetscope_gpu_recovery_action carries
+XID 154 says the driver's recommended recovery action changed; fleetscope_gpu_recovery_action_state carries
 the action itself and FleetscopeGPURecoveryActionRequired pages on it, so 154 itself is info.
 The alerts config takes its defaults from here; a code not listed is info.
 """

@@ -390,7 +390,7 @@ def test_the_drivers_recovery_action_is_one_series_per_action(fake, make_collect
     fake.devices[3].fields["NVML_FI_DEV_GET_GPU_RECOVERY_ACTION"] = pynvml.NVML_GPU_RECOVERY_ACTION_NONE
     page = page_of(make_collector(fake))
     actions = {labels["action"]: v for n, labels, v in samples(page)
-               if n == "fleetscope_gpu_recovery_action" and labels["gpu"] == "2"}
+               if n == "fleetscope_gpu_recovery_action_state" and labels["gpu"] == "2"}
     assert actions["node_reboot"] == 1 and sum(actions.values()) == 1 and len(actions) == 8
-    assert value(page, "fleetscope_gpu_recovery_action", gpu="3", action="none") == 1
-    assert values(page, "fleetscope_gpu_recovery_action", gpu="0") == [], "absent where the driver lacks it"
+    assert value(page, "fleetscope_gpu_recovery_action_state", gpu="3", action="none") == 1
+    assert values(page, "fleetscope_gpu_recovery_action_state", gpu="0") == [], "absent where the driver lacks it"

@@ -139,7 +139,7 @@ def test_a_scheduled_xid_154_leaves_the_gpu_asking_for_a_reset():
         for step in range(3):
             simulation.animate(fake.devices[0], 1_000_000.0 + step * 5)
         page = render(collector.collect())
-        assert value(page, "fleetscope_gpu_recovery_action", action="gpu_reset") == 1
-        assert value(page, "fleetscope_gpu_recovery_action", action="none") == 0
+        assert value(page, "fleetscope_gpu_recovery_action_state", action="gpu_reset") == 1
+        assert value(page, "fleetscope_gpu_recovery_action_state", action="none") == 0
     finally:
         collector.close()
