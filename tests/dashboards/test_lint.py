@@ -160,3 +160,30 @@ def test_provisioning_and_configmaps():
     configmaps = generate.configmaps(generate.dashboards())
     assert [document["metadata"]["labels"]["grafana_dashboard"] for document in configmaps] == ["1"] * 5
     assert {name for document in configmaps for name in document["data"]} == {f"{uid}.json" for uid in UIDS.values()}
+
+
+def test_the_fleets_unhealthy_count_ignores_application_xids(tmp_path):
+    """Evaluated by promtool: an XID 13 (the application's) leaves a GPU healthy, an XID 48 does not,
+    and neither does a recovery action the driver asks for."""
+    [unhealthy] = [panel.exprs[0] for board in BOARDS for panel in queries.panel_queries(board)
+                   if panel.title == "Unhealthy"]
+    expr = unhealthy.replace('"$cluster"', '".*"').replace('"$hostname"', '".*"')
+    labels = 'cluster="c",hostname="n",gpu="{gpu}",uuid="GPU-{gpu}"'
+    tests = {"rule_files": [], "evaluation_interval": "1m", "tests": [{
+        "interval": "1m",
+        "input_series": [
+            {"series": f"fleetscope_gpu_up{{{labels.format(gpu=gpu)}}}", "values": "1x30"} for gpu in range(4)
+        ] + [
+            {"series": f'fleetscope_gpu_xid_errors_total{{{labels.format(gpu=0)},xid="13"}}', "values": "0 5x29"},
+            {"series": f'fleetscope_gpu_xid_errors_total{{{labels.format(gpu=1)},xid="48"}}', "values": "0 1x29"},
+            {"series": f'fleetscope_gpu_recovery_action_state{{{labels.format(gpu=2)},action="gpu_reset"}}',
+             "values": "1x30"},
+            {"series": f'fleetscope_gpu_recovery_action_state{{{labels.format(gpu=3)},action="none"}}',
+             "values": "1x30"},
+        ],
+        "promql_expr_test": [{"expr": expr, "eval_time": "10m", "exp_samples": [{"labels": "{}", "value": 2}]}],
+    }]}
+    path = tmp_path / "unhealthy.test.yaml"
+    path.write_text(yaml.safe_dump(tests))
+    result = subprocess.run(["promtool", "test", "rules", str(path)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
