@@ -79,7 +79,20 @@ def test_a_gpu_takes_its_processes_jobs_and_a_pod_uid_only_when_they_share_one(t
     _process(tmp_path, 33, CGROUP_V1_SLURM)
     _process(tmp_path, 34, CGROUP_V2_SLURM)
     assert attribution.read([33, 34])[0] == {"hpc_job": "4242,4243"}
-    assert ProcessAttribution(slurm_jobs=False, pod_uid=False, proc=tmp_path).read([30, 33]) == ({}, {30: {}, 33: {}})
+    assert ProcessAttribution(slurm_jobs=False, pod_uid=False, proc=tmp_path).read([30, 33]) == ({}, {})
+
+
+def test_a_process_is_read_once_and_a_reused_pid_again(tmp_path):
+    _process(tmp_path, 40, CGROUP_V1_SLURM)
+    stat = tmp_path / "40" / "stat"
+    # After the command: state, then fields 4 to 21, then the start time (field 22).
+    stat.write_text("40 (python3 -u train) S 1 40 40 0 -1 4194560 " + " ".join(["0"] * 12) + " 123456 0\n")
+    attribution = ProcessAttribution(slurm_jobs=True, proc=tmp_path)
+    assert attribution.read([40])[0] == {"hpc_job": "4242"}
+    (tmp_path / "40" / "cgroup").write_text(CGROUP_V2_SLURM)  # not read again: a process keeps its job
+    assert attribution.read([40])[0] == {"hpc_job": "4242"}
+    stat.write_text(stat.read_text().replace("123456", "999999"))  # the pid now names a new process
+    assert attribution.read([40])[0] == {"hpc_job": "4243"}
 
 
 def test_holders_sources_combine_the_first_naming_a_label_wins():
