@@ -62,7 +62,9 @@ class GpuConfig:
     throttle_for: str = "15m"
     slowdown_margin_celsius: float = 5.0
     slowdown_margin_for: str = "5m"
-    count_baseline_window: str = "6h"  # a node with fewer GPUs than it had over this window lost one
+    # How long a node's GPU count is remembered after its exporter was last scraped; while it is, a node
+    # with fewer GPUs than it had lost one.
+    count_baseline_window: str = "6h"
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,9 @@ from fleetscope.alerts.rule import Alert, group, regex
 from fleetscope.exporters.catalog import exporter, gpu
 
 GPU_COUNT = "fleetscope:node_gpus:count"
+# The most GPUs a node has reported, remembered while its exporter has been scraped within the baseline
+# window: a rule that reads its own last value, so a missing GPU stays missing until it is back.
+EXPECTED_GPUS = "fleetscope:node_gpus:expected"
 _GPU = "GPU {{ $labels.gpu }} ({{ $labels.uuid }}) on {{ $labels.hostname }}"
 
 
@@ -94,11 +97,12 @@ def gpu_alerts(config: AlertsConfig) -> list[Alert]:
               description=f"{_GPU} has not answered NVML for {g.gpu_down_for}: fallen off the bus (XID 79), "
                           "lost or in error. Its jobs are failing."),
         Alert("FleetscopeGPUMissing",
-              f"max_over_time({GPU_COUNT}[{g.count_baseline_window}]) - {GPU_COUNT} > 0", "page",
+              # A node reporting no GPU at all has no count: it is missing all it had.
+              f"{EXPECTED_GPUS} - ({GPU_COUNT} or {EXPECTED_GPUS} * 0) > 0", "page",
               summary="{{ $labels.hostname }} has fewer GPUs than it had",
               description="{{ $labels.hostname }} ({{ $labels.instance }}) reports {{ $value }} GPU(s) fewer than "
-                          f"it did within the last {g.count_baseline_window}: a GPU is no longer enumerated by the "
-                          "driver, usually after falling off the bus and a restart."),
+                          "it has had: a GPU is no longer enumerated by the driver, usually after falling off the "
+                          "bus and a restart. The alert lasts until the GPU is back."),
         Alert("FleetscopeNVMLUnreachable", exporter.COLLECTOR_SUCCESS.select(e, 'collector="gpu"') + " == 0",
               "page", for_=g.nvml_unreachable_for,
               summary="NVML is unreachable on {{ $labels.instance }}",
@@ -141,8 +145,14 @@ def rule_groups(config: AlertsConfig) -> dict:
     e = config.selectors.exporter
     count = {"record": GPU_COUNT,
              "expr": f"count by (cluster, job, instance, hostname) ({gpu.UP.select(e)})"}
+    expected = {"record": EXPECTED_GPUS,
+                "expr": "max by (cluster, job, instance, hostname) (\n"
+                        f'  label_replace({GPU_COUNT}, "seen", "now", "", "")\n  or\n'
+                        f'  label_replace({EXPECTED_GPUS}, "seen", "before", "", "")\n)\n'
+                        "and on (job, instance)\n"
+                        f"(max_over_time(up{{{e}}}[{config.gpu.count_baseline_window}]) == 1)"}
     return {"groups": [
-        {"name": "fleetscope-gpu-recording", "rules": [count]},
+        {"name": "fleetscope-gpu-recording", "rules": [count, expected]},
         group("fleetscope-exporter", config.team("exporter"), config, exporter_alerts(config)),
         group("fleetscope-gpu", config.team("gpu"), config, gpu_alerts(config)),
         group("fleetscope-gpu-waste", config.team("waste"), config, waste_alerts(config)),
