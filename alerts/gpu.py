@@ -97,8 +97,10 @@ def gpu_alerts(config: AlertsConfig) -> list[Alert]:
               description=f"{_GPU} has not answered NVML for {g.gpu_down_for}: fallen off the bus (XID 79), "
                           "lost or in error. Its jobs are failing."),
         Alert("FleetscopeGPUMissing",
-              # A node reporting no GPU at all has no count: it is missing all it had.
-              f"{EXPECTED_GPUS} - ({GPU_COUNT} or {EXPECTED_GPUS} * 0) > 0", "page",
+              # A node reporting no GPU at all has no count: it is missing all it had, if its exporter is
+              # scraped and NVML answers (those have alerts of their own).
+              f"({EXPECTED_GPUS} - ({GPU_COUNT} or {EXPECTED_GPUS} * 0) > 0)\nand on (job, instance)\n"
+              + exporter.COLLECTOR_SUCCESS.select(e, 'collector="gpu"') + " == 1", "page",
               summary="{{ $labels.hostname }} has fewer GPUs than it had",
               description="{{ $labels.hostname }} ({{ $labels.instance }}) reports {{ $value }} GPU(s) fewer than "
                           "it has had: a GPU is no longer enumerated by the driver, usually after falling off the "
