@@ -12,6 +12,7 @@ set without limit.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 
 Holders = Mapping[str, Mapping[str, str]]
 HoldersSource = Callable[[], Holders]
@@ -19,11 +20,27 @@ HoldersSource = Callable[[], Holders]
 POD_UID_LABEL = "pod_uid"
 HPC_JOB_LABEL = "hpc_job"
 MAX_VALUE_LENGTH = 128
+MAX_CGROUP_BYTES = 4096
 
 
 def bounded(value: str) -> str:
     """A label value no longer than MAX_VALUE_LENGTH characters."""
     return value[:MAX_VALUE_LENGTH]
+
+
+def read_head(path: Path, limit: int) -> str | None:
+    """The first `limit` bytes of a file as text, never more; None where it cannot be read (a process
+    that ended, a file an epilog removed)."""
+    try:
+        with path.open("rb") as file:
+            return file.read(limit).decode(errors="replace")
+    except OSError:
+        return None
+
+
+def cgroup_of(pid: int, proc: Path) -> str:
+    """The text of /proc/<pid>/cgroup, bounded; empty where it cannot be read."""
+    return read_head(proc / str(pid) / "cgroup", MAX_CGROUP_BYTES) or ""
 
 
 def combine(sources: Sequence[HoldersSource]) -> HoldersSource:

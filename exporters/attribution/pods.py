@@ -11,16 +11,11 @@ kube-state-metrics' kube_pod_info{uid} for the pod's name.
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 _POD_UID = re.compile(r"pod([0-9a-f]{8}[-_][0-9a-f]{4}[-_][0-9a-f]{4}[-_][0-9a-f]{4}[-_][0-9a-f]{12})")
-MAX_CGROUP_BYTES = 4096
 
 
-def pod_uid_of_process(pid: int, proc: Path = Path("/proc")) -> str | None:
-    try:
-        cgroup = (proc / str(pid) / "cgroup").read_text(errors="replace")[:MAX_CGROUP_BYTES]
-    except OSError:
-        return None
+def pod_uid_in(cgroup: str) -> str | None:
+    """The pod UID in a process's cgroup text (attribution.cgroup_of); None outside a pod."""
     match = _POD_UID.search(cgroup)
     return match.group(1).replace("_", "-") if match else None

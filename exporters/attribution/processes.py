@@ -9,12 +9,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from fleetscope.exporters.attribution import HPC_JOB_LABEL, POD_UID_LABEL, bounded
-from fleetscope.exporters.attribution.pods import pod_uid_of_process
+from fleetscope.exporters.attribution import HPC_JOB_LABEL, POD_UID_LABEL, bounded, cgroup_of, read_head
+from fleetscope.exporters.attribution.pods import pod_uid_in
 from fleetscope.exporters.attribution.slurm import job_label, job_of_process
 
 # Processes remembered at once; past it the memory starts afresh (MPS allows many clients a GPU).
 MAX_REMEMBERED = 4096
+MAX_STAT_BYTES = 4096  # a stat line is a few hundred bytes; its command at most 16 characters
 
 
 class ProcessAttribution:
@@ -40,9 +41,10 @@ class ProcessAttribution:
         if known is not None:
             return known
         labels = {}
-        if self._slurm_jobs and (job := job_of_process(pid, self.proc)):
+        cgroup = cgroup_of(pid, self.proc)  # read once, for both
+        if self._slurm_jobs and (job := job_of_process(pid, cgroup, self.proc)):
             labels.update(job_label([job]))
-        if self._pod_uid and (uid := pod_uid_of_process(pid, self.proc)):
+        if self._pod_uid and (uid := pod_uid_in(cgroup)):
             labels[POD_UID_LABEL] = bounded(uid)
         if len(self._known) >= MAX_REMEMBERED:
             self._known.clear()
@@ -51,10 +53,7 @@ class ProcessAttribution:
 
     def _start_time(self, pid: int) -> str:
         """Field 22 of /proc/<pid>/stat (after the command, which may hold spaces); empty if unreadable."""
-        try:
-            stat = (self.proc / str(pid) / "stat").read_text(errors="replace")
-        except OSError:
-            return ""
+        stat = read_head(self.proc / str(pid) / "stat", MAX_STAT_BYTES) or ""
         fields = stat.rpartition(")")[2].split()
         return fields[19] if len(fields) > 19 else ""
 

@@ -17,11 +17,12 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from fleetscope import log
-from fleetscope.exporters.attribution import HPC_JOB_LABEL, Holders, bounded
+from fleetscope.exporters.attribution import HPC_JOB_LABEL, Holders, bounded, read_head
 
 _logger = log.get("fleetscope.exporters.attribution")
 MAX_JOBS_PER_GPU = 8
 MAX_MAPPING_FILE_BYTES = 4096
+MAX_ENVIRONMENT_BYTES = 65536
 _JOB_ID = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
 _CGROUP_JOB = re.compile(r"/job_(\d{1,20})(?:/|$)")
 
@@ -50,10 +51,8 @@ class JobMappingDirectory:
         for entry in entries:
             if not entry.name.isdigit() or not entry.is_file():
                 continue  # dcgm-exporter's convention: a file per GPU index, nothing else
-            try:
-                with entry.open("rb") as file:
-                    text = file.read(MAX_MAPPING_FILE_BYTES).decode(errors="replace")
-            except OSError:
+            text = read_head(entry, MAX_MAPPING_FILE_BYTES)
+            if text is None:
                 continue  # removed by an epilog while being read
             label = job_label(line.strip() for line in text.splitlines())
             if label:
@@ -67,21 +66,15 @@ class JobMappingDirectory:
         self._problem = problem
 
 
-def job_of_process(pid: int, proc: Path = Path("/proc")) -> str | None:
-    """The Slurm job a process runs in: from its cgroup, else from SLURM_JOB_ID in its environment."""
-    try:
-        cgroup = (proc / str(pid) / "cgroup").read_text(errors="replace")[:MAX_MAPPING_FILE_BYTES]
-    except OSError:
-        cgroup = ""
+def job_of_process(pid: int, cgroup: str, proc: Path = Path("/proc")) -> str | None:
+    """The Slurm job a process runs in: from its cgroup text (attribution.cgroup_of), else from
+    SLURM_JOB_ID in the head of its environment."""
     match = _CGROUP_JOB.search(cgroup)
     if match:
         return match.group(1)
-    try:
-        environment = (proc / str(pid) / "environ").read_bytes()[:65536]
-    except OSError:
-        return None
-    for variable in environment.split(b"\0"):
-        if variable.startswith(b"SLURM_JOB_ID="):
-            job = variable.removeprefix(b"SLURM_JOB_ID=").decode(errors="replace")
+    environment = read_head(proc / str(pid) / "environ", MAX_ENVIRONMENT_BYTES) or ""
+    for variable in environment.split("\0"):
+        if variable.startswith("SLURM_JOB_ID="):
+            job = variable.removeprefix("SLURM_JOB_ID=")
             return job if _JOB_ID.match(job) else None
     return None

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from fleetscope.exporters.attribution import combine, labels_of
-from fleetscope.exporters.attribution.pods import pod_uid_of_process
+from fleetscope.exporters.attribution import cgroup_of, combine, labels_of
+from fleetscope.exporters.attribution.pods import pod_uid_in
 from fleetscope.exporters.attribution.processes import ProcessAttribution
 from fleetscope.exporters.attribution.slurm import MAX_JOBS_PER_GPU, JobMappingDirectory, job_of_process
 from tests.support.exposition import samples, value, values
@@ -56,16 +56,26 @@ def test_a_process_slurm_job_comes_from_its_cgroup_else_its_environment(tmp_path
     _process(tmp_path, 12, "0::/user.slice\n", b"HOME=/root\0SLURM_JOB_ID=77\0")
     _process(tmp_path, 13, "0::/user.slice\n", b"SLURM_JOB_ID=$(x)\0")
     _process(tmp_path, 14, CGROUP_V2_SYSTEMD_POD)
-    assert [job_of_process(pid, tmp_path) for pid in (10, 11, 12, 13, 14, 99)] == [
+    assert [job_of_process(pid, cgroup_of(pid, tmp_path), tmp_path) for pid in (10, 11, 12, 13, 14, 99)] == [
         "4242", "4243", "77", None, None, None]
+
+
+def test_hostile_cgroup_and_environment_files_are_read_only_to_their_bound(tmp_path):
+    # A job or pod named past the head of a huge file is not found, and the file is never read whole.
+    _process(tmp_path, 15, "0::/" + "x" * 100_000 + "/job_4242/step_0\n",
+             b"PAD=" + b"y" * 200_000 + b"\0SLURM_JOB_ID=77\0")
+    _process(tmp_path, 16, "0::/" + "x" * 100_000 + f"/kubepods/pod{POD_UID}/c\n")
+    assert job_of_process(15, cgroup_of(15, tmp_path), tmp_path) is None
+    assert pod_uid_in(cgroup_of(16, tmp_path)) is None
+    assert len(cgroup_of(15, tmp_path)) == 4096
 
 
 @pytest.mark.parametrize("cgroup", [CGROUP_V2_SYSTEMD_POD, CGROUP_V1_CGROUPFS_POD])
 def test_a_process_pod_uid_comes_from_its_cgroup_under_either_driver(tmp_path, cgroup):
     _process(tmp_path, 20, cgroup)
     _process(tmp_path, 21, CGROUP_V1_SLURM)
-    assert pod_uid_of_process(20, tmp_path) == POD_UID
-    assert pod_uid_of_process(21, tmp_path) is None and pod_uid_of_process(22, tmp_path) is None
+    assert pod_uid_in(cgroup_of(20, tmp_path)) == POD_UID
+    assert pod_uid_in(cgroup_of(21, tmp_path)) is None and pod_uid_in(cgroup_of(22, tmp_path)) is None
 
 
 def test_a_gpu_takes_its_processes_jobs_and_a_pod_uid_only_when_they_share_one(tmp_path):
