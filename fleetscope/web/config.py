@@ -84,10 +84,10 @@ def _reject_unknown(section: dict, known: set[str], where: str) -> None:
 
 
 def _reloading_context(tls: Any, base_dir: Path, source: str) -> ReloadingContext:
-    """Checks the settings once, then builds the context now and whenever its files change."""
-    _ssl_context(tls, base_dir, source)
+    """The context built now (checking every setting), and again whenever its files change."""
+    context = _ssl_context(tls, base_dir, source)
     files = [str(base_dir / str(tls[key])) for key in ("cert_file", "key_file", "client_ca_file") if key in tls]
-    return ReloadingContext(lambda: _ssl_context(tls, base_dir, source), files)
+    return ReloadingContext(context, lambda: _ssl_context(tls, base_dir, source), files)
 
 
 def _ssl_context(tls: Any, base_dir: Path, source: str) -> ssl.SSLContext:

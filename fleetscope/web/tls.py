@@ -23,16 +23,17 @@ FileStamp = tuple[int, int, int] | None
 
 
 class ReloadingContext:
-    def __init__(self, build: Callable[[], ssl.SSLContext], files: Sequence[str], check_every: float = 1.0,
-                 clock: Callable[[], float] = time.monotonic):
-        """build() makes the context from the files, raising UserError if they do not load."""
+    def __init__(self, context: ssl.SSLContext, build: Callable[[], ssl.SSLContext], files: Sequence[str],
+                 check_every: float = 1.0, clock: Callable[[], float] = time.monotonic):
+        """context: built from the files as they are now; build() makes it again, raising UserError if
+        they do not load."""
         self.build = build
         self._files = tuple(files)
         self._check_every = check_every
         self._clock = clock
         self._lock = threading.Lock()
         self._stamps = _stamps(self._files)
-        self._context = build()
+        self._context = context
         self._checked = clock()
 
     def current(self) -> ssl.SSLContext:

@@ -261,7 +261,7 @@ def test_a_half_written_renewal_keeps_the_previous_certificate(tmp_path, caplog)
     document = {"tls_server_config": {"cert_file": "tls.crt", "key_file": "tls.key"}}
     tls = web_config.parse(document, base_dir=tmp_path).tls
     assert tls is not None
-    context = ReloadingContext(tls.build, [str(cert), str(key)], clock=lambda: now[0])
+    context = ReloadingContext(tls.build(), tls.build, [str(cert), str(key)], clock=lambda: now[0])
     first = context.current()
     cert.write_bytes(new[0].read_bytes())  # the new certificate, its key not yet written
     now[0] += 2
