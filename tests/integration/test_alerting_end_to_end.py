@@ -177,13 +177,8 @@ def test_the_inhibit_rules_silence_a_down_node_and_ticket_twins(tmp_path):
                 _alert("FleetscopeInferenceLatencyBudgetBurn", "ticket", **(slo | {"model": "mistral"}),
                        long_window="1d", short_window="2h"),
             ])
-            deadline = time.monotonic() + 30
-            while True:
-                states = {(a["labels"]["alertname"], a["labels"].get("instance", a["labels"].get("model")),
-                           a["labels"]["severity"]): a["status"]["state"] for a in alertmanager.alerts()}
-                if len(states) == 6 and "unprocessed" not in states.values() or time.monotonic() > deadline:
-                    break
-                time.sleep(0.2)
+            states = _settled(alertmanager, 6, lambda labels: (
+                labels["alertname"], labels.get("instance", labels.get("model")), labels["severity"]))
             assert states == {
                 ("FleetscopeExporterDown", "node-1:9835", "ticket"): "active",
                 ("FleetscopeGPUThermalThrottling", "node-1:9835", "ticket"): "suppressed",  # its node is down
