@@ -39,4 +39,4 @@ def _escape_help(text: str) -> str:
 
 
 def _escape_value(text: str) -> str:
-    return text.replace("\\", r"\\").replace("\n", r"\n").replace('"', r"\"")
+    return _escape_help(text).replace('"', r"\"")

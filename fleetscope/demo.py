@@ -28,6 +28,7 @@ import yaml
 from fleetscope import durations, log
 from fleetscope.alerts import generate
 from fleetscope.alerts.config import AlertsConfig, from_mapping
+from fleetscope.alerts.inference import PREFIX
 from fleetscope.alerts.routing import local_receivers
 from fleetscope.example.load import Load, instances
 from fleetscope.generated import write_all
@@ -38,7 +39,7 @@ from fleetscope.localstack.receiver import Notification, NotificationReceiver
 
 DESCRIPTION = __doc__.split("\n\n", 1)[1].strip() if __doc__ else ""
 MODEL = "iris"
-ENERGY_PER_TOKEN = "fleetscope:inference_energy_joules_per_output_token:rate5m"
+ENERGY_PER_TOKEN = f"{PREFIX}energy_joules_per_output_token:rate5m"
 NOTIFICATIONS = "notifications.jsonl"
 SCRAPE_INTERVAL = "2s"
 

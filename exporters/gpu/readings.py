@@ -107,9 +107,10 @@ def _fields(calls: Calls, device: Device, labels: dict[str, str], out: FamilySet
         if not calls.succeeded("nvmlDeviceGetFieldValues", value.nvmlReturn):
             continue
         number = nvml.field_value(value)
-        for state, state_labels in reading.states:
-            out.add(reading.spec, {**labels, **reading.labels, **state_labels}, 1 if number == state else 0)
-        if not reading.states:
+        if reading.states:
+            for state, state_labels in reading.states:
+                out.add(reading.spec, {**labels, **reading.labels, **state_labels}, 1 if number == state else 0)
+        else:
             out.add(reading.spec, {**labels, **reading.labels}, number * reading.scale)
 
 
