@@ -13,6 +13,9 @@ _JOB = "cluster, comm_id, comm_name, operation, size"
 _COMM = "communicator {{ $labels.comm_name }} ({{ $labels.comm_id }})"
 _PORT = "port {{ $labels.device }}/{{ $labels.port }} of {{ $labels.hostname }}"
 ACTIVE = 4  # fabric.PORT_STATE: 1 down, 2 init, 3 armed, 4 active, 5 active deferred
+# 1 for every port that has been active, remembered while its exporter has been scraped within the baseline window:
+# a rule that reads its own last value, so a port that went down stays down until it is active again.
+PORT_EXPECTED_ACTIVE = "fleetscope:fabric_port:expected_active"
 
 
 def nccl_alerts(config: AlertsConfig) -> list[Alert]:
@@ -37,7 +40,7 @@ def nccl_alerts(config: AlertsConfig) -> list[Alert]:
                           f"average, for {n.straggler_for}; every other rank waits for it."),
         Alert("FleetscopeNCCLNoProgress",
               f"time() - {nccl.LAST_PROGRESS.select(e)} > {seconds(n.hang_after)}\n"
-              f"and on (cluster, instance)\n{gpu_processes} > 0", "page",
+              f"and on (cluster, instance)\n{gpu_processes} > 0", "page", for_=n.no_progress_for,
               summary="{{ $labels.comm_name }} has completed no collective for {{ $value | humanizeDuration }}",
               description=f"No rank of {_COMM} on {{{{ $labels.hostname }}}} has completed an operation for "
                           "{{ $value | humanizeDuration }}, while processes still hold that node's GPUs: the job "
@@ -54,13 +57,12 @@ def fabric_alerts(config: AlertsConfig) -> list[Alert]:
     e, f = config.selectors.exporter, config.fabric
     state = fabric.PORT_STATE.select(e)
     return [
-        Alert("FleetscopeFabricPortDown",
-              f"{state} < {ACTIVE}\nand\nmax_over_time({state}[{f.link_was_active_within}]) >= {ACTIVE}", "ticket",
+        Alert("FleetscopeFabricPortDown", f"{state} < {ACTIVE}\nand\n{PORT_EXPECTED_ACTIVE} == 1", "ticket",
               for_=f.link_down_for,
               summary=f"Fabric {_PORT} is down",
               description=f"Fabric {_PORT} has been in logical state {{{{ $value }}}} (1 down, 2 init, 3 armed) "
-                          f"for {f.link_down_for} after being active within {f.link_was_active_within}. Collectives "
-                          "across nodes lose that link's bandwidth or fail."),
+                          f"for {f.link_down_for} after being active. Collectives across nodes lose that link's "
+                          "bandwidth or fail. The alert lasts until the port is active again."),
         Alert("FleetscopeFabricLinkFlapping",
               f"increase({fabric.LINK_DOWNED.select(e)}[{f.link_flap_window}]) > 0", "ticket",
               summary=f"Fabric {_PORT} went down and came back",
@@ -87,8 +89,13 @@ def rule_groups(config: AlertsConfig) -> dict:
     bandwidth = {"record": BUS_BANDWIDTH,
                  "expr": f"sum by ({_JOB}) (rate({nccl.BUS_BYTES.select(e)}[5m]))\n/\n"
                          f"(sum by ({_JOB}) (rate({nccl.SECONDS.select(e)}[5m])) > 0)"}
+    state, window = fabric.PORT_STATE.select(e), config.fabric.link_baseline_window
+    expected_active = {"record": PORT_EXPECTED_ACTIVE,
+                       "expr": f"({state} >= bool {ACTIVE}) == 1\nor\n{PORT_EXPECTED_ACTIVE}\n"
+                               f"and on (job, instance)\n(max_over_time(up{{{e}}}[{window}]) == 1)"}
     return {"groups": [
         {"name": "fleetscope-nccl-recording", "rules": [bandwidth]},
+        {"name": "fleetscope-fabric-recording", "rules": [expected_active]},
         group("fleetscope-nccl", config.team("nccl"), config, nccl_alerts(config)),
         group("fleetscope-fabric", config.team("fabric"), config, fabric_alerts(config)),
     ]}

@@ -28,7 +28,10 @@ from fleetscope.alerts.engines import ENGINES
 from fleetscope.alerts.inference import LATENCIES, NormalizationConfig
 from fleetscope.exporters.catalog import xids
 
-SEVERITIES = ("page", "ticket", "info")
+# How soon someone must act on an alert: the areas declare it, the routing sends by it. The `severity` label each
+# urgency is written with is a setting (Severities).
+URGENCIES = ("page", "ticket", "info")
+WATCHDOG = "watchdog"  # the always-firing alert that proves the path to the pager works
 
 
 class ConfigError(ValueError):
@@ -89,13 +92,18 @@ class NcclConfig:
     straggler_lateness_seconds: float = 0.02
     straggler_for: str = "10m"
     hang_after: str = "5m"
+    # ...and for this long more: a checkpoint, an evaluation or a data-loader stall is quiet for minutes too.
+    # PyTorch's own NCCL watchdog gives up after 10 minutes by default.
+    no_progress_for: str = "10m"
     ras_hung_for: str = "1m"
 
 
 @dataclass(frozen=True)
 class FabricConfig:
     link_down_for: str = "2m"
-    link_was_active_within: str = "1d"  # ports never active in this window are not cabled, not down
+    # A port that has been active is expected active until it is again, while its exporter has been scraped
+    # within this window; a port never seen active is not cabled, not down.
+    link_baseline_window: str = "1d"
     link_flap_window: str = "1h"
     symbol_errors_per_hour: float = 10.0
     port_errors_per_second: float = 0.1
@@ -114,7 +122,7 @@ class LatencySlo:
 @dataclass(frozen=True)
 class InferenceConfig:
     slos: tuple[LatencySlo, ...] = (LatencySlo(),)
-    # The SRE Workbook's multi-window, multi-burn-rate alerts: (severity, long, short, burn rate, for).
+    # The SRE Workbook's multi-window, multi-burn-rate alerts: (urgency, long, short, burn rate, for).
     burn_rates: tuple[tuple[str, str, str, float, str], ...] = (
         ("page", "1h", "5m", 14.4, "2m"),
         ("page", "6h", "30m", 6.0, "15m"),
@@ -158,6 +166,20 @@ class DriftConfig:
 
 
 @dataclass(frozen=True)
+class Severities:
+    """The `severity` label of each urgency. kube-prometheus-stack's and the mixins' words by default, so that
+    routes keyed on critical page for fleetscope's alerts too, and its InfoInhibitor mutes our info alerts
+    only where no warning or critical alert fires beside them, as it does its own."""
+    page: str = "critical"
+    ticket: str = "warning"
+    info: str = "info"
+    watchdog: str = "none"  # kube-prometheus-stack's Watchdog is severity none: no severity route takes it
+
+    def of(self, urgency: str) -> str:
+        return getattr(self, urgency)
+
+
+@dataclass(frozen=True)
 class Receivers:
     """Where each team's notifications go; every secret is a file Alertmanager reads. Write the files
     without a trailing newline (printf %s): Alertmanager 0.25 sends the Opsgenie key file's newline in
@@ -166,6 +188,10 @@ class Receivers:
     webhook_url: str = "http://fleetscope-webhook.monitoring.svc:8080/alerts"
     webhook_token_file: str = "/etc/alertmanager/secrets/webhook-token"
     slack_channel_prefix: str = "#alerts-"
+    # A dead man's switch outside this cluster (healthchecks.io, Dead Man's Snitch, PagerDuty's heartbeat...)
+    # that raises its own alarm when FleetscopeWatchdog stops arriving. Empty: the Watchdog is routed to a
+    # receiver that notifies nothing, as kube-prometheus-stack does, until one is set.
+    watchdog_url: str = ""
 
 
 @dataclass(frozen=True)
@@ -174,6 +200,7 @@ class Routing:
     group_by: tuple[str, ...] = ("alertname", "cluster", "team", "instance")
     group_wait: str = "30s"
     group_interval: str = "5m"
+    watchdog_repeat_interval: str = "1m"  # how often the dead man's switch hears that all is well
     repeat_interval: dict[str, str] = field(default_factory=lambda: {"page": "4h", "ticket": "1d", "info": "3d"})
     # Alerts meaning a node is unreachable; they silence that node's GPU alerts.
     node_down_alerts: tuple[str, ...] = ("FleetscopeExporterDown",)
@@ -189,6 +216,7 @@ class AlertsConfig:
     # kube-prometheus-stack's Prometheus picks up PrometheusRules labelled with its release name.
     prometheus_rule_labels: dict[str, str] = field(default_factory=lambda: {"release": "kube-prometheus-stack"})
     selectors: Selectors = field(default_factory=Selectors)
+    severities: Severities = field(default_factory=Severities)
     teams: dict[str, str] = field(default_factory=lambda: {
         "exporter": "gpu-infra", "gpu": "gpu-infra", "fabric": "gpu-infra", "waste": "ml-platform",
         "nccl": "ml-platform", "serving": "serving", "drift": "ml-platform"})
@@ -285,8 +313,8 @@ def check(config: AlertsConfig) -> None:
             if f.name.endswith(("_for", "_window", "_within", "_after")) and isinstance(value, str):
                 _duration(value, f"{type(section).__name__}.{f.name}")
     for severity, long, short, rate, for_ in config.inference.burn_rates:
-        if severity not in SEVERITIES:
-            raise ConfigError(f"inference.burn_rates: severity {severity!r} is not one of {', '.join(SEVERITIES)}")
+        if severity not in URGENCIES:
+            raise ConfigError(f"inference.burn_rates: urgency {severity!r} is not one of {', '.join(URGENCIES)}")
         for window in (long, short):
             if window not in config.inference.normalization.slo_windows:
                 raise ConfigError(f"inference.burn_rates: window {window} has no recorded SLO ratio; recorded are "
@@ -314,9 +342,15 @@ def check(config: AlertsConfig) -> None:
     for name, team in config.teams.items():
         if not team or not team.replace("-", "").replace("_", "").isalnum():
             raise ConfigError(f"teams.{name}: {team!r} must be letters, digits, '-' or '_'")
-    for severity in SEVERITIES:
-        if severity not in config.routing.repeat_interval:
-            raise ConfigError(f"routing.repeat_interval: no interval for severity {severity}")
+    for urgency in URGENCIES:
+        if urgency not in config.routing.repeat_interval:
+            raise ConfigError(f"routing.repeat_interval: no interval for {urgency}")
+        _duration(config.routing.repeat_interval[urgency], f"routing.repeat_interval.{urgency}")
+    for name in ("group_wait", "group_interval", "watchdog_repeat_interval"):
+        _duration(getattr(config.routing, name), f"routing.{name}")
+    labels = [config.severities.of(urgency) for urgency in URGENCIES + (WATCHDOG,)]
+    if len(set(labels)) != len(labels) or not all(label.isidentifier() for label in labels):
+        raise ConfigError(f"severities: {', '.join(labels)} must be distinct words")
 
 
 def _duration(text: str, where: str) -> None:

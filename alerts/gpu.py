@@ -6,7 +6,8 @@ Alertmanager can silence a node's GPU alerts while its exporter is down.
 
 from __future__ import annotations
 
-from fleetscope.alerts.config import AlertsConfig
+from fleetscope.alerts.config import WATCHDOG, AlertsConfig
+from fleetscope.alerts.routing import WATCHDOG_ALERT
 from fleetscope.alerts.rule import Alert, group, regex
 from fleetscope.exporters.catalog import exporter, gpu
 
@@ -20,6 +21,12 @@ _GPU = "GPU {{ $labels.gpu }} ({{ $labels.uuid }}) on {{ $labels.hostname }}"
 def exporter_alerts(config: AlertsConfig) -> list[Alert]:
     e, c = config.selectors.exporter, config.exporter
     return [
+        Alert(WATCHDOG_ALERT, "vector(1)", WATCHDOG,
+              summary="The alerting pipeline works",
+              description="Always firing, on purpose: it reaches the dead man's switch every "
+                          f"{config.routing.watchdog_repeat_interval} while Prometheus evaluates rules and "
+                          "Alertmanager sends. When it stops arriving, the switch raises the alarm that no "
+                          "other alert could."),
         Alert("FleetscopeExporterDown", f"up{{{e}}} == 0", "ticket", for_=c.down_for,
               summary="The fleetscope exporter on {{ $labels.instance }} cannot be scraped",
               description="Prometheus has failed to scrape {{ $labels.instance }} (job {{ $labels.job }}) for "

@@ -2,7 +2,9 @@
 and channel with every secret read from a file, and the inhibit rules.
 
 Every alert goes to the generic webhook (automation, an audit trail). Then, by its team:
-page goes to PagerDuty, ticket to Opsgenie, and every severity to the team's Slack channel.
+what pages (severity critical by default) goes to PagerDuty, what needs a ticket (warning) to
+Opsgenie, and every alert to the team's Slack channel. FleetscopeWatchdog, always firing, goes
+only to the dead man's switch.
 """
 
 from __future__ import annotations
@@ -10,10 +12,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
-from fleetscope.alerts.config import SEVERITIES, AlertsConfig
+from fleetscope.alerts.config import URGENCIES, WATCHDOG, AlertsConfig
 from fleetscope.alerts.rule import regex
 
 WEBHOOK = "fleetscope-webhook"
+WATCHDOG_ALERT = "FleetscopeWatchdog"
+WATCHDOG_RECEIVER = "fleetscope-watchdog"
 # What makes two alerts of one name the same problem, for the page -> ticket twin inhibition:
 # every label the rules keep except severity and the burn-rate windows.
 TWIN_LABELS = ("alertname", "cluster", "namespace", "model", "engine", "latency", "threshold", "objective", "instance",
@@ -33,18 +37,33 @@ def receivers_of(team: str) -> dict[str, str]:
 
 
 def _team_route(team: str, config: AlertsConfig) -> dict:
-    names, repeat = receivers_of(team), config.routing.repeat_interval
+    names, repeat, severity = receivers_of(team), config.routing.repeat_interval, config.severities.of
     return {
         "receiver": names["info"],
         "matchers": [f'team="{team}"'],
         "routes": [
-            {"receiver": names["page"], "matchers": ['severity="page"'], "repeat_interval": repeat["page"],
-             "continue": True},
-            {"receiver": names["ticket"], "matchers": ['severity="ticket"'], "repeat_interval": repeat["ticket"],
-             "continue": True},
+            {"receiver": names["page"], "matchers": [f'severity="{severity("page")}"'],
+             "repeat_interval": repeat["page"], "continue": True},
+            {"receiver": names["ticket"], "matchers": [f'severity="{severity("ticket")}"'],
+             "repeat_interval": repeat["ticket"], "continue": True},
             {"receiver": names["info"], "repeat_interval": repeat["info"]},
         ],
     }
+
+
+def _watchdog_route(config: AlertsConfig) -> dict:
+    """Straight to the dead man's switch, and nowhere else: it fires all the time. It repeats every
+    watchdog_repeat_interval, so the switch raises its alarm soon after Prometheus, the rules or
+    Alertmanager stop."""
+    return {"receiver": WATCHDOG_RECEIVER,
+            "matchers": [f'alertname="{WATCHDOG_ALERT}"', f'severity="{config.severities.of(WATCHDOG)}"'],
+            "group_by": ["alertname"], "group_wait": "0s", "group_interval": config.routing.watchdog_repeat_interval,
+            "repeat_interval": config.routing.watchdog_repeat_interval}
+
+
+def _watchdog_receiver(config: AlertsConfig) -> dict:
+    url = config.routing.receivers.watchdog_url
+    return {"name": WATCHDOG_RECEIVER} | ({"webhook_configs": [{"url": url, "send_resolved": False}]} if url else {})
 
 
 def _team_receivers(team: str, config: AlertsConfig) -> list[dict]:
@@ -53,7 +72,7 @@ def _team_receivers(team: str, config: AlertsConfig) -> list[dict]:
     return [
         {"name": names["page"], "pagerduty_configs": [{
             "routing_key_file": f"{secrets}/{team}-pagerduty",
-            # PagerDuty takes critical, error, warning or info, never our "page".
+            # PagerDuty takes critical, error, warning or info, whatever the label says.
             "severity": "critical",
             "send_resolved": True,
         }]},
@@ -93,10 +112,11 @@ def inhibit_rules(config: AlertsConfig) -> list[dict]:
     }]
     rules += [{"source_matchers": [source], "target_matchers": [target], "equal": list(equal)}
               for source, target, equal in GPU_FAULT_INHIBITIONS]
-    for position, severity in enumerate(SEVERITIES[:-1]):
+    severities = [config.severities.of(urgency) for urgency in URGENCIES]
+    for position, severity in enumerate(severities[:-1]):
         rules.append({
             "source_matchers": [f'severity="{severity}"'],
-            "target_matchers": [f'severity=~"{regex(SEVERITIES[position + 1:])}"'],
+            "target_matchers": [f'severity=~"{regex(severities[position + 1:])}"'],
             "equal": list(TWIN_LABELS),
         })
     return rules
@@ -115,6 +135,7 @@ def local_receivers(receiver_url: str, secrets_dir: Path, teams: Iterable[str]) 
         (secrets_dir / f"{team}-slack").write_text(f"{receiver_url}/slack/{team}")
     (secrets_dir / "webhook-token").write_text("webhook-token-0123456789")
     return {"receivers": {"secrets_dir": str(secrets_dir), "webhook_url": f"{receiver_url}/webhook",
+                          "watchdog_url": f"{receiver_url}/watchdog",
                           "webhook_token_file": str(secrets_dir / "webhook-token")},
             "global_settings": {"pagerduty_url": f"{receiver_url}/pagerduty/v2/enqueue",
                                 "opsgenie_api_url": f"{receiver_url}/opsgenie/"}}
@@ -136,8 +157,10 @@ def alertmanager_config(config: AlertsConfig) -> dict:
             "group_wait": routing.group_wait,
             "group_interval": routing.group_interval,
             "repeat_interval": routing.repeat_interval["ticket"],
-            "routes": [{"receiver": WEBHOOK, "continue": True}] + [_team_route(team, config) for team in teams],
+            "routes": [_watchdog_route(config), {"receiver": WEBHOOK, "continue": True}]
+                      + [_team_route(team, config) for team in teams],
         },
         "inhibit_rules": inhibit_rules(config),
-        "receivers": [webhook] + [receiver for team in teams for receiver in _team_receivers(team, config)],
+        "receivers": [webhook, _watchdog_receiver(config)]
+                     + [receiver for team in teams for receiver in _team_receivers(team, config)],
     }

@@ -6,22 +6,22 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from fleetscope import durations
-from fleetscope.alerts.config import SEVERITIES, AlertsConfig
+from fleetscope.alerts.config import URGENCIES, WATCHDOG, AlertsConfig
 
 
 @dataclass(frozen=True)
 class Alert:
     name: str
     expr: str
-    severity: str
+    urgency: str  # page, ticket or info (URGENCIES): the severity label is the config's word for it
     summary: str
     description: str  # Go template: $labels, $value and Prometheus' template functions
     for_: str = ""
     labels: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if self.severity not in SEVERITIES:
-            raise ValueError(f"{self.name}: severity {self.severity!r} is not one of {SEVERITIES}")
+        if self.urgency not in URGENCIES + (WATCHDOG,):
+            raise ValueError(f"{self.name}: urgency {self.urgency!r} is not one of {URGENCIES}")
         if not self.name.startswith("Fleetscope"):
             raise ValueError(f"{self.name}: alert names start with Fleetscope")
 
@@ -30,7 +30,7 @@ def alert_rule(alert: Alert, team: str, config: AlertsConfig) -> dict:
     rule: dict = {"alert": alert.name, "expr": alert.expr}
     if alert.for_:
         rule["for"] = alert.for_
-    rule["labels"] = {"severity": alert.severity, "team": team, **alert.labels}
+    rule["labels"] = {"severity": config.severities.of(alert.urgency), "team": team, **alert.labels}
     rule["annotations"] = {"summary": alert.summary, "description": alert.description,
                            "runbook_url": runbook_url(alert.name, config)}
     return rule

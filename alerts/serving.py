@@ -26,12 +26,14 @@ def burn_rate_alerts(slo: LatencySlo, config: AlertsConfig) -> list[Alert]:
     budget = _budget(slo.objective)
     what = f"{slo.latency.replace('_', ' ')} at or under {slo.threshold:g} s"
     alerts = []
+    # Below min_requests_per_second a handful of slow requests is a burn rate in the hundreds: no page on noise.
+    busy = f"and on ({_SERIES})\n{PREFIX}requests:rate5m > {config.inference.min_requests_per_second:g}"
     for severity, long, short, rate, for_ in config.inference.burn_rates:
         def burn(window: str) -> str:
             return f"(1 - {window_rule}{window}{{{selector}}}) / {budget}"
         alerts.append(Alert(
             "FleetscopeInferenceLatencyBudgetBurn",
-            f"{burn(long)} > {rate:g}\nand\n{burn(short)} > {rate:g}", severity, for_=for_,
+            f"{burn(long)} > {rate:g}\nand\n{burn(short)} > {rate:g}\n{busy}", severity, for_=for_,
             labels={"latency": slo.latency, "objective": f"{slo.objective:g}", "long_window": long,
                     "short_window": short},
             summary=f"{{{{ $labels.model }}}} burns its {slo.latency.replace('_', ' ')} error budget "

@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from fleetscope.alerts import generate, inference, routing
-from fleetscope.alerts.config import SEVERITIES, AlertsConfig, ConfigError, Routing, from_mapping, load
+from fleetscope.alerts.config import URGENCIES, AlertsConfig, ConfigError, Routing, Severities, from_mapping, load
 from fleetscope.drift import catalog as drift_catalog
 from fleetscope.exporters import catalog as exporter_catalog
 
@@ -66,7 +66,7 @@ def test_every_alert_has_a_unit_test_firing_and_one_quiet():
                 (firing if case.get("exp_alerts") else quiet).add(case["alertname"])
     names = {rule["alert"] for rule in _alert_rules()}
     assert names - firing == set(), "alerts never shown firing"
-    assert names - quiet == set(), "alerts never shown quiet"
+    assert names - quiet == {routing.WATCHDOG_ALERT}, "alerts never shown quiet (the Watchdog never is)"
 
 
 def test_every_severity_of_a_shared_alert_name_is_shown_firing():
@@ -87,7 +87,8 @@ def test_every_alert_is_labelled_annotated_and_has_a_runbook():
     teams = set(AlertsConfig().teams.values())
     for rule in _alert_rules():
         name = rule["alert"]
-        assert rule["labels"]["severity"] in SEVERITIES and rule["labels"]["team"] in teams, name
+        assert rule["labels"]["severity"] in {"critical", "warning", "info", "none"}, name
+        assert rule["labels"]["team"] in teams, name
         annotations = rule["annotations"]
         assert set(annotations) == {"summary", "description", "runbook_url"}, name
         assert annotations["runbook_url"].endswith(f"/alerts/runbooks/{name}.md")
@@ -119,9 +120,9 @@ def test_settings_reach_the_rules():
         "runbook_url": "https://wiki.example.com/runbooks/",
     })
     rules = {(rule["alert"], rule["labels"]["severity"]): rule for rule in _alert_rules(generate.files(config))}
-    assert 'xid=~"79"' in rules["FleetscopeGPUXidError", "page"]["expr"]
-    assert rules["FleetscopeGPUDown", "page"]["for"] == "7m"
-    assert 'job="gpu-nodes"' in rules["FleetscopeGPUDown", "page"]["expr"]
+    assert 'xid=~"79"' in rules["FleetscopeGPUXidError", "critical"]["expr"]
+    assert rules["FleetscopeGPUDown", "critical"]["for"] == "7m"
+    assert 'job="gpu-nodes"' in rules["FleetscopeGPUDown", "critical"]["expr"]
     burn = next(rule for rule in _alert_rules(generate.files(config))
                 if rule["alert"] == "FleetscopeInferenceLatencyBudgetBurn" and rule["labels"]["long_window"] == "1h")
     assert 'slo_good_ratio_rate1h{model="llama",threshold="1"}' in burn["expr"] and "/ 0.005 > 14.4" in burn["expr"]
@@ -147,7 +148,7 @@ def test_the_generator_takes_a_yaml_config(tmp_path):
     ({"inference": {"slos": [{"latency": "tokens"}]}}, "latency 'tokens' is not one of"),
     ({"inference": {"slos": [{"objective": 1.0}]}}, "objective must be between 0 and 1"),
     ({"inference": {"burn_rates": [["page", "1h", "7m", 14.4, "2m"]]}}, "window 7m has no recorded SLO ratio"),
-    ({"inference": {"burn_rates": [["urgent", "1h", "5m", 14.4, "2m"]]}}, "severity 'urgent'"),
+    ({"inference": {"burn_rates": [["urgent", "1h", "5m", 14.4, "2m"]]}}, "urgency 'urgent'"),
     ({"teams": {"gpu": "gpu infra"}}, "teams.gpu"),
     ({"inference": {"normalization": {"engines": ["vllm", "vLLM"]}}}, "engines: vLLM not known"),
     (["gpu"], "must be a mapping"),
@@ -160,7 +161,7 @@ def test_bad_settings_are_refused_naming_the_setting(document, message):
 def test_a_config_built_in_python_needs_every_team_and_interval():
     with pytest.raises(ConfigError, match="teams: no team for"):
         AlertsConfig(teams={"gpu": "gpu-infra"})
-    with pytest.raises(ConfigError, match="no interval for severity ticket"):
+    with pytest.raises(ConfigError, match="no interval for ticket"):
         AlertsConfig(routing=Routing(repeat_interval={"page": "1h", "info": "1d"}))
 
 
@@ -205,17 +206,18 @@ def _rule_labels(name: str, severity: str) -> dict[str, str]:
 
 # (alert, severity, the receivers Alertmanager must choose, in order)
 ROUTES = [
-    ("FleetscopeGPUXidError", "page", "fleetscope-webhook,gpu-infra-pagerduty,gpu-infra-slack"),
-    ("FleetscopeGPUXidError", "ticket", "fleetscope-webhook,gpu-infra-opsgenie,gpu-infra-slack"),
+    ("FleetscopeGPUXidError", "critical", "fleetscope-webhook,gpu-infra-pagerduty,gpu-infra-slack"),
+    ("FleetscopeGPUXidError", "warning", "fleetscope-webhook,gpu-infra-opsgenie,gpu-infra-slack"),
     ("FleetscopeGPUXidError", "info", "fleetscope-webhook,gpu-infra-slack"),
-    ("FleetscopeExporterDown", "ticket", "fleetscope-webhook,gpu-infra-opsgenie,gpu-infra-slack"),
-    ("FleetscopeFabricPortDown", "ticket", "fleetscope-webhook,gpu-infra-opsgenie,gpu-infra-slack"),
-    ("FleetscopeNCCLHung", "page", "fleetscope-webhook,ml-platform-pagerduty,ml-platform-slack"),
-    ("FleetscopeGPUAllocatedIdle", "ticket", "fleetscope-webhook,ml-platform-opsgenie,ml-platform-slack"),
-    ("FleetscopeInferenceLatencyBudgetBurn", "page", "fleetscope-webhook,serving-pagerduty,serving-slack"),
-    ("FleetscopeInferenceLatencyBudgetBurn", "ticket", "fleetscope-webhook,serving-opsgenie,serving-slack"),
-    ("FleetscopeModelDriftDetected", "ticket", "fleetscope-webhook,ml-platform-opsgenie,ml-platform-slack"),
+    ("FleetscopeExporterDown", "warning", "fleetscope-webhook,gpu-infra-opsgenie,gpu-infra-slack"),
+    ("FleetscopeFabricPortDown", "warning", "fleetscope-webhook,gpu-infra-opsgenie,gpu-infra-slack"),
+    ("FleetscopeNCCLHung", "critical", "fleetscope-webhook,ml-platform-pagerduty,ml-platform-slack"),
+    ("FleetscopeGPUAllocatedIdle", "warning", "fleetscope-webhook,ml-platform-opsgenie,ml-platform-slack"),
+    ("FleetscopeInferenceLatencyBudgetBurn", "critical", "fleetscope-webhook,serving-pagerduty,serving-slack"),
+    ("FleetscopeInferenceLatencyBudgetBurn", "warning", "fleetscope-webhook,serving-opsgenie,serving-slack"),
+    ("FleetscopeModelDriftDetected", "warning", "fleetscope-webhook,ml-platform-opsgenie,ml-platform-slack"),
     ("FleetscopeModelColumnDrift", "info", "fleetscope-webhook,ml-platform-slack"),
+    ("FleetscopeWatchdog", "none", "fleetscope-watchdog"),  # the dead man's switch alone
 ]
 
 
@@ -229,7 +231,7 @@ def test_amtool_routes_each_alert_to_its_team_and_channel(alert, severity, recei
 
 def test_an_alert_of_no_known_team_reaches_the_webhook_only():
     result = _run("amtool", "config", "routes", "test", f"--config.file={AM_CONFIG}",
-                  "--verify.receivers=fleetscope-webhook", "alertname=SomethingElse", "severity=page")
+                  "--verify.receivers=fleetscope-webhook", "alertname=SomethingElse", "severity=critical")
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -270,3 +272,37 @@ def test_the_xid_runbook_says_what_every_paging_and_ticketing_code_needs():
             if line.startswith("| ") and line.split("|")[1].strip().isdigit()}
     assert rows == {code: xids.CATALOG[code].action for code in xids.PAGE + xids.TICKET}
     assert "nvidia-smi -r` cannot reach it" in next(line for line in runbook.splitlines() if line.startswith("| 79 "))
+
+
+def test_severities_are_kube_prometheus_stacks_words_and_configurable():
+    """critical pages, warning opens a ticket, info informs: the words kube-prometheus-stack's routes and
+    InfoInhibitor key on. A fleet keeping its own words sets them, and rules, routes and inhibitions follow."""
+    severities = {rule["labels"]["severity"] for rule in _alert_rules()}
+    assert severities == {"critical", "warning", "info", "none"}
+    assert _rule_labels("FleetscopeGPUDown", "critical") and _rule_labels("FleetscopeGPURowRemapPending", "warning")
+    config = from_mapping({"severities": {"page": "page", "ticket": "ticket"}})
+    texts = generate.files(config)
+    assert {rule["labels"]["severity"] for rule in _alert_rules(texts)} == {"page", "ticket", "info", "none"}
+    document = yaml.safe_load(texts["alertmanager/alertmanager.yml"])
+    team = next(route for route in document["route"]["routes"] if route.get("matchers") == ['team="gpu-infra"'])
+    assert [route.get("matchers") for route in team["routes"]] == [['severity="page"'], ['severity="ticket"'], None]
+    twin = next(rule for rule in document["inhibit_rules"] if rule["source_matchers"] == ['severity="page"'])
+    assert twin["target_matchers"] == ['severity=~"ticket|info"']
+    with pytest.raises(ConfigError, match="severities"):
+        AlertsConfig(severities=Severities(page="warning"))
+    assert URGENCIES == ("page", "ticket", "info")
+
+
+def test_the_watchdog_always_fires_and_reaches_only_the_dead_mans_switch():
+    [watchdog] = [rule for rule in _alert_rules() if rule["alert"] == routing.WATCHDOG_ALERT]
+    assert watchdog["expr"] == "vector(1)" and "for" not in watchdog and watchdog["labels"]["severity"] == "none"
+    document = yaml.safe_load(AM_CONFIG.read_text())
+    first = document["route"]["routes"][0]
+    assert first["receiver"] == routing.WATCHDOG_RECEIVER and not first.get("continue")
+    assert first["repeat_interval"] == first["group_interval"] == "1m"
+    receiver = next(r for r in document["receivers"] if r["name"] == routing.WATCHDOG_RECEIVER)
+    assert receiver == {"name": routing.WATCHDOG_RECEIVER}  # notifies nothing until a switch is set
+    configured = routing.alertmanager_config(from_mapping({"routing": {"receivers": {
+        "watchdog_url": "https://hc-ping.example.com/abc"}}}))
+    receiver = next(r for r in configured["receivers"] if r["name"] == routing.WATCHDOG_RECEIVER)
+    assert receiver["webhook_configs"] == [{"url": "https://hc-ping.example.com/abc", "send_resolved": False}]

@@ -24,7 +24,7 @@ def _config(tmp_path, receiver: NotificationReceiver):
     """The default config, with short `for`s and timings, and every channel pointed at the receiver."""
     return from_mapping({
         "drift": {"detected_for": "5s"},
-        "routing": {"group_wait": "1s", "group_interval": "2s",
+        "routing": {"group_wait": "1s", "group_interval": "2s", "watchdog_repeat_interval": "3s",
                     **local_receivers(receiver.url, tmp_path / "secrets", set(AlertsConfig().teams.values()))},
     })
 
@@ -67,7 +67,7 @@ def test_an_xid_and_a_drift_shift_reach_on_call(tmp_path, fleetscope_process, pr
             xid = receiver.wait_for(lambda n: _webhook_alert(n, alertname="FleetscopeGPUXidError", xid="79"), 90)
             alert = _webhook_alert(xid, alertname="FleetscopeGPUXidError", xid="79")
             assert alert["labels"] | {"instance": ""} == alert["labels"] | {
-                "alertname": "FleetscopeGPUXidError", "severity": "page", "team": "gpu-infra", "gpu": "2",
+                "alertname": "FleetscopeGPUXidError", "severity": "critical", "team": "gpu-infra", "gpu": "2",
                 "job": "fleetscope-exporter", "instance": ""}
             assert alert["labels"]["uuid"].startswith("GPU-") and alert["labels"]["hostname"]
             assert alert["annotations"]["runbook_url"].endswith("/FleetscopeGPUXidError.md")
@@ -83,7 +83,7 @@ def test_an_xid_and_a_drift_shift_reach_on_call(tmp_path, fleetscope_process, pr
             drifted = receiver.wait_for(
                 lambda n: _webhook_alert(n, alertname="FleetscopeModelDriftDetected", model="iris"), 90)
             alert = _webhook_alert(drifted, alertname="FleetscopeModelDriftDetected", model="iris")
-            assert alert["labels"]["severity"] == "ticket" and alert["labels"]["team"] == "ml-platform"
+            assert alert["labels"]["severity"] == "warning" and alert["labels"]["team"] == "ml-platform"
             assert "has drifted" in alert["annotations"]["description"]
             ticket = receiver.wait_for(lambda n: n.path == "/opsgenie/v2/alerts"
                                        and "FleetscopeModelDriftDetected" in str(n.body), 30)
@@ -91,6 +91,11 @@ def test_an_xid_and_a_drift_shift_reach_on_call(tmp_path, fleetscope_process, pr
             # A ticket never pages.
             assert not [n for n in receiver.notifications
                         if n.path.startswith("/pagerduty") and "FleetscopeModelDriftDetected" in str(n.body)]
+            # The Watchdog reached the dead man's switch, again and again, and nothing else.
+            receiver.wait_for(lambda n: n.path == "/watchdog" and len([
+                m for m in receiver.notifications if m.path == "/watchdog"]) >= 2, 90)
+            assert not [n for n in receiver.notifications
+                        if n.path != "/watchdog" and "FleetscopeWatchdog" in str(n.body)]
             assert time.monotonic() - started < 150
         finally:
             alertmanager.stop()
@@ -123,16 +128,16 @@ def test_one_gpu_fault_pages_once_and_a_second_hosts_fault_pages_anew(tmp_path):
             gpu5 = {"instance": "node-5:9835", "hostname": "node-5", "gpu": "3", "uuid": "GPU-53", "team": "gpu-infra"}
             alertmanager.post_alerts([
                 # GPU 0 fell off the bus: the XID and the ECC error are its symptoms; GPU 1's XID is its own.
-                _alert("FleetscopeGPUDown", "page", **gpu0),
-                _alert("FleetscopeGPUXidError", "page", **gpu0, xid="79"),
-                _alert("FleetscopeGPUDoubleBitEccErrors", "page", **gpu0),
-                _alert("FleetscopeGPUMissing", "page", instance="node-1:9835", hostname="node-1", team="gpu-infra"),
-                _alert("FleetscopeGPUXidError", "page", **gpu1, xid="48"),
-                _alert("FleetscopeGPUXidError", "page", instance="node-6:9835", hostname="node-6", gpu="2",
+                _alert("FleetscopeGPUDown", "critical", **gpu0),
+                _alert("FleetscopeGPUXidError", "critical", **gpu0, xid="79"),
+                _alert("FleetscopeGPUDoubleBitEccErrors", "critical", **gpu0),
+                _alert("FleetscopeGPUMissing", "critical", instance="node-1:9835", hostname="node-1", team="gpu-infra"),
+                _alert("FleetscopeGPUXidError", "critical", **gpu1, xid="48"),
+                _alert("FleetscopeGPUXidError", "critical", instance="node-6:9835", hostname="node-6", gpu="2",
                        uuid="GPU-62", team="gpu-infra", xid="48"),
                 # A recovery action is the one page for the faults that led to it.
-                _alert("FleetscopeGPURecoveryActionRequired", "page", **gpu5, action="gpu_reset"),
-                _alert("FleetscopeGPUXidError", "page", **gpu5, xid="144"),
+                _alert("FleetscopeGPURecoveryActionRequired", "critical", **gpu5, action="gpu_reset"),
+                _alert("FleetscopeGPUXidError", "critical", **gpu5, xid="144"),
             ])
             states = _settled(alertmanager, 8, lambda labels: (labels["alertname"], labels.get("uuid", "node")))
             assert states == {
@@ -150,7 +155,7 @@ def test_one_gpu_fault_pages_once_and_a_second_hosts_fault_pages_anew(tmp_path):
             node_6 = receiver.wait_for(lambda n: n.path == "/pagerduty/v2/enqueue" and "GPU-62" in str(n.body), 30)
             assert "node-6" not in str(node_1.body) and "node-1" not in str(node_6.body)
 
-            alertmanager.post_alerts([_alert("FleetscopeNVMLUnreachable", "page", instance="node-5:9835",
+            alertmanager.post_alerts([_alert("FleetscopeNVMLUnreachable", "critical", instance="node-5:9835",
                                              team="gpu-infra")])
             states = _settled(alertmanager, 9, lambda labels: (labels["alertname"], labels.get("uuid", "node")))
             assert states[("FleetscopeGPURecoveryActionRequired", "GPU-53")] == "suppressed", "NVML is down there"
@@ -167,25 +172,25 @@ def test_the_inhibit_rules_silence_a_down_node_and_ticket_twins(tmp_path):
             slo = {"model": "llama", "engine": "vllm", "namespace": "chat", "latency": "request_duration",
                    "threshold": "2.5", "objective": "0.99", "team": "serving"}
             alertmanager.post_alerts([
-                _alert("FleetscopeExporterDown", "ticket", instance="node-1:9835", team="gpu-infra"),
-                _alert("FleetscopeGPUThermalThrottling", "ticket", **gpu, reason="hw_thermal_slowdown"),
-                _alert("FleetscopeGPUThermalThrottling", "ticket", **(gpu | {"instance": "node-2:9835",
+                _alert("FleetscopeExporterDown", "warning", instance="node-1:9835", team="gpu-infra"),
+                _alert("FleetscopeGPUThermalThrottling", "warning", **gpu, reason="hw_thermal_slowdown"),
+                _alert("FleetscopeGPUThermalThrottling", "warning", **(gpu | {"instance": "node-2:9835",
                                                                           "hostname": "node-2"}),
                        reason="hw_thermal_slowdown"),
-                _alert("FleetscopeInferenceLatencyBudgetBurn", "page", **slo, long_window="1h", short_window="5m"),
-                _alert("FleetscopeInferenceLatencyBudgetBurn", "ticket", **slo, long_window="1d", short_window="2h"),
-                _alert("FleetscopeInferenceLatencyBudgetBurn", "ticket", **(slo | {"model": "mistral"}),
+                _alert("FleetscopeInferenceLatencyBudgetBurn", "critical", **slo, long_window="1h", short_window="5m"),
+                _alert("FleetscopeInferenceLatencyBudgetBurn", "warning", **slo, long_window="1d", short_window="2h"),
+                _alert("FleetscopeInferenceLatencyBudgetBurn", "warning", **(slo | {"model": "mistral"}),
                        long_window="1d", short_window="2h"),
             ])
             states = _settled(alertmanager, 6, lambda labels: (
                 labels["alertname"], labels.get("instance", labels.get("model")), labels["severity"]))
             assert states == {
-                ("FleetscopeExporterDown", "node-1:9835", "ticket"): "active",
-                ("FleetscopeGPUThermalThrottling", "node-1:9835", "ticket"): "suppressed",  # its node is down
-                ("FleetscopeGPUThermalThrottling", "node-2:9835", "ticket"): "active",
-                ("FleetscopeInferenceLatencyBudgetBurn", "llama", "page"): "active",
-                ("FleetscopeInferenceLatencyBudgetBurn", "llama", "ticket"): "suppressed",  # its page twin fires
-                ("FleetscopeInferenceLatencyBudgetBurn", "mistral", "ticket"): "active",
+                ("FleetscopeExporterDown", "node-1:9835", "warning"): "active",
+                ("FleetscopeGPUThermalThrottling", "node-1:9835", "warning"): "suppressed",  # its node is down
+                ("FleetscopeGPUThermalThrottling", "node-2:9835", "warning"): "active",
+                ("FleetscopeInferenceLatencyBudgetBurn", "llama", "critical"): "active",
+                ("FleetscopeInferenceLatencyBudgetBurn", "llama", "warning"): "suppressed",  # its page twin fires
+                ("FleetscopeInferenceLatencyBudgetBurn", "mistral", "warning"): "active",
             }
     finally:
         receiver.stop()

@@ -18,9 +18,9 @@ from fleetscope.localstack.process import port_open
 pytestmark = pytest.mark.integration
 
 # XID 79 is the GPU falling off the bus: the XID pages, and so does the GPU that stopped answering.
-EXPECTED = {"FleetscopeGPUXidError": ("page", "gpu-infra"), "FleetscopeGPUDown": ("page", "gpu-infra"),
-            "FleetscopeModelDriftDetected": ("ticket", "ml-platform"),
-            "FleetscopeInferenceLatencyBudgetBurn": ("page", "serving")}
+EXPECTED = {"FleetscopeGPUXidError": ("critical", "gpu-infra"), "FleetscopeGPUDown": ("critical", "gpu-infra"),
+            "FleetscopeModelDriftDetected": ("warning", "ml-platform"),
+            "FleetscopeInferenceLatencyBudgetBurn": ("critical", "serving")}
 
 
 def _firing(workdir) -> dict[str, dict]:
