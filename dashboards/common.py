@@ -24,8 +24,17 @@ TITLES = {
 THROTTLE_REASONS = "sw_power_cap|hw_slowdown|sw_thermal_slowdown|hw_thermal_slowdown|hw_power_brake_slowdown"
 IDLE_UTILIZATION = 0.1  # a GPU busier than this is counted busy
 
-NODE = 'cluster=~"$cluster",hostname=~"$hostname"'
-GPU = NODE + ',gpu=~"$gpu"'
+# The filters every node-level query carries. `=~` on cluster also matches a series with no cluster label at
+# all, as in a cluster's own Prometheus where `cluster` is an external label only added on remote_write: there
+# the variable has no values, and both its empty value and All (.*) still select every series.
+NODE_FILTERS = 'cluster=~"$cluster",hostname=~"$hostname"'
+GPU_FILTERS = NODE_FILTERS + ',gpu=~"$gpu"'
+
+
+def scoped(selector: str, filters: str) -> str:
+    """The config's job selector before the dashboard's filters, as the alerts select: a second scrape job of
+    the same exporters (a duplicate ServiceMonitor, a federation) never doubles a dashboard's counts."""
+    return ",".join(part for part in (selector, filters) if part)
 
 
 def links_except(key: str) -> list[tuple[str, str]]:

@@ -4,6 +4,7 @@ threshold over time, what the drift service ingests and rejects, and links to it
 from grafana_foundation_sdk.builders import dashboard as builders
 from grafana_foundation_sdk.models import dashboard as models
 
+from fleetscope.alerts.config import AlertsConfig
 from fleetscope.dashboards.build import (
     RATE,
     Query,
@@ -15,64 +16,66 @@ from fleetscope.dashboards.build import (
     table_panel,
     timeseries_panel,
 )
-from fleetscope.dashboards.common import TITLES, UIDS, links_except, m
+from fleetscope.dashboards.common import TITLES, UIDS, links_except, m, scoped
 from fleetscope.drift import catalog as drift
 
-MODEL = 'cluster=~"$cluster",model=~"$model"'
-WHOLE = MODEL + ',segment=""'  # the model as a whole, not one segment
-SEGMENTS = MODEL + ',segment!=""'
-COLUMNS = WHOLE + ',column=~"$column"'
+MODEL_FILTERS = 'cluster=~"$cluster",model=~"$model"'
 REPORT = "${drift_service}/v1/models/${model}/report"
 
 
-def build() -> dict:
+def build(config: AlertsConfig | None = None) -> dict:
+    service = (config or AlertsConfig()).selectors.drift_service
+    model = scoped(service, MODEL_FILTERS)
+    whole = model + ',segment=""'  # the model as a whole, not one segment
+    segments = model + ',segment!=""'
+    columns = whole + ',column=~"$column"'
     verdict = Row("Drift per model", [
         stat_panel("Models drifted now", "Models whose latest evaluation found the dataset drifted.", "none",
-                   Query(f"sum({m(drift.DATASET_DETECTED, WHOLE)})"), thresholds=[(1, "red")]),
+                   Query(f"sum({m(drift.DATASET_DETECTED, whole)})"), thresholds=[(1, "red")]),
         stat_panel("Columns drifted now", "Columns found drifted in the latest evaluations.", "none",
-                   Query(f"sum({m(drift.DETECTED, COLUMNS)})"), thresholds=[(1, "orange")]),
+                   Query(f"sum({m(drift.DETECTED, columns)})"), thresholds=[(1, "orange")]),
         stat_panel("Time since last evaluation", "Seconds since each model was last evaluated successfully.",
-                   "s", Query(f"time() - max by (model) ({m(drift.LAST_EVALUATION, MODEL)})", "{{model}}"),
+                   "s", Query(f"time() - max by (model) ({m(drift.LAST_EVALUATION, model)})", "{{model}}"),
                    thresholds=[(300, "orange"), (900, "red")], width=12),
         timeseries_panel("Share of drifted columns", "Share of each model's columns whose latest evaluation found "
                                                      "drift; the dataset counts as drifted at its drift_share.",
-                         "percentunit", Query(m(drift.SHARE, WHOLE), "{{model}}"), min=0, max=1,
+                         "percentunit", Query(m(drift.SHARE, whole), "{{model}}"), min=0, max=1,
                          thresholds=[(0.5, "red")], links=[("Drift report for $model", REPORT)]),
         timeseries_panel("Segments drifted", "Share of drifted columns in each segment of the model (region, "
                                              "version, ...).", "percentunit",
-                         Query(m(drift.SHARE, SEGMENTS), "{{model}} {{segment}}"), min=0, max=1),
+                         Query(m(drift.SHARE, segments), "{{model}} {{segment}}"), min=0, max=1),
     ])
     columns = Row("Columns", [
         timeseries_panel("Drift score by column", "Each column's score from its test: a p-value for ks, "
                                                   "chisquare and z (drift below the threshold), a distance for "
                                                   "wasserstein, jensenshannon, psi (drift at or above it).", "none",
-                         Query(m(drift.SCORE, COLUMNS), "{{model}} {{column}} ({{method}})"),
+                         Query(m(drift.SCORE, columns), "{{model}} {{column}} ({{method}})"),
                          links=[("Drift report for $model", REPORT)]),
         timeseries_panel("Score over threshold", "Score divided by its threshold: above 1 is drift for distances, "
                                                  "below 1 is drift for p-values.", "none",
-                         Query(f"{m(drift.SCORE, COLUMNS)} / {m(drift.THRESHOLD, COLUMNS)}",
+                         Query(f"{m(drift.SCORE, columns)} / {m(drift.THRESHOLD, columns)}",
                                "{{model}} {{column}} ({{method}})")),
         table_panel("Latest verdict per column", "Each column's latest method, score, threshold and verdict "
                                                  "(1 drifted).", "none",
-                    Query(m(drift.SCORE, COLUMNS), "score"), Query(m(drift.THRESHOLD, COLUMNS), "threshold"),
-                    Query(m(drift.DETECTED, COLUMNS), "drifted"), width=24, links=[("Drift report", REPORT)]),
+                    Query(m(drift.SCORE, columns), "score"), Query(m(drift.THRESHOLD, columns), "threshold"),
+                    Query(m(drift.DETECTED, columns), "drifted"), width=24, links=[("Drift report", REPORT)]),
     ])
     ingest = Row("Ingest and evaluation", [
         timeseries_panel("Rows accepted per second", "Output rows the drift service stored.", "rowsps",
-                         Query(f"sum by (model) (rate({m(drift.ROWS_ACCEPTED, MODEL)}[{RATE}]))", "{{model}}")),
+                         Query(f"sum by (model) (rate({m(drift.ROWS_ACCEPTED, model)}[{RATE}]))", "{{model}}")),
         timeseries_panel("Requests rejected per second", "Requests the drift service refused, by reason "
                                                          "(schema, not_finite, too_large, unauthorized, ...).",
-                         "reqps", Query(f"sum by (model, reason) (rate({m(drift.BATCHES_REJECTED, MODEL)}[{RATE}]))",
+                         "reqps", Query(f"sum by (model, reason) (rate({m(drift.BATCHES_REJECTED, model)}[{RATE}]))",
                                         "{{model}} {{reason}}")),
         timeseries_panel("Rows in the windows", "Rows compared by the latest evaluation, current and reference.",
-                         "none", Query(m(drift.WINDOW_ROWS, WHOLE), "{{model}} {{window}}")),
+                         "none", Query(m(drift.WINDOW_ROWS, whole), "{{model}} {{window}}")),
         timeseries_panel("Evaluation duration", "Time the latest evaluation of each model took.", "s",
-                         Query(m(drift.EVALUATION_DURATION, MODEL), "{{model}}")),
+                         Query(m(drift.EVALUATION_DURATION, model), "{{model}}")),
     ])
     variables = [datasource_variable(),
-                 label_variable("cluster", "Cluster", drift.SHARE.name),
-                 label_variable("model", "Model", drift.SHARE.name, 'cluster=~"$cluster"'),
-                 label_variable("column", "Column", drift.DETECTED.name, 'cluster=~"$cluster",model=~"$model"'),
+                 label_variable("cluster", "Cluster", drift.SHARE.name, service),
+                 label_variable("model", "Model", drift.SHARE.name, scoped(service, 'cluster=~"$cluster"')),
+                 label_variable("column", "Column", drift.DETECTED.name, model),
                  builders.TextBoxVariable("drift_service").label("Drift service URL (for reports)")
                  .default_value("http://fleetscope-drift:9840")
                  .current(models.VariableOption(selected=True, text="http://fleetscope-drift:9840",

@@ -1,4 +1,7 @@
-"""Writes the dashboards and their provisioning: `python -m fleetscope.dashboards.generate [DIR]`.
+"""Writes the dashboards and their provisioning: `python -m fleetscope.dashboards.generate [--config FILE] [DIR]`.
+
+The alerts config (fleetscope/alerts/config.py) gives the dashboards what they share with the rules: the
+exporter's and drift service's job selectors, and the latency objective the inference dashboard opens on.
 
     json/<uid>.json                 the dashboards, Grafana's JSON model
     provisioning/dashboards.yaml    a Grafana dashboard provider reading json/ (mount it at
@@ -13,13 +16,14 @@ Kubernetes manifests, to deploy/kubernetes/dashboards.yaml (python -m fleetscope
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import yaml
 
+from fleetscope.alerts.config import AlertsConfig
+from fleetscope.alerts.generate import run_generator
 from fleetscope.dashboards import collectives, drift, fleet, gpu, inference
-from fleetscope.generated import header, write_all
+from fleetscope.generated import header
 
 DIRECTORY = Path(__file__).resolve().parent
 BUILDERS = (fleet, gpu, collectives, inference, drift)
@@ -27,16 +31,16 @@ HEADER = header("python -m fleetscope.dashboards.generate")
 MOUNT = "/var/lib/grafana/dashboards/fleetscope"
 
 
-def dashboards() -> list[dict]:
-    return [module.build() for module in BUILDERS]
+def dashboards(config: AlertsConfig | None = None) -> list[dict]:
+    return [module.build(config or AlertsConfig()) for module in BUILDERS]
 
 
 def _yaml(document: object) -> str:
     return HEADER + yaml.safe_dump(document, sort_keys=False, width=120)
 
 
-def files() -> dict[str, str]:
-    built = dashboards()
+def files(config: AlertsConfig | None = None) -> dict[str, str]:
+    built = dashboards(config)
     texts = {f"json/{board['uid']}.json": json.dumps(board, indent=2, sort_keys=True) + "\n" for board in built}
     texts["provisioning/dashboards.yaml"] = _yaml({"apiVersion": 1, "providers": [{
         "name": "fleetscope", "orgId": 1, "folder": "fleetscope", "folderUid": "fleetscope", "type": "file",
@@ -59,10 +63,7 @@ def configmaps(boards: list[dict], namespace: str = "monitoring") -> list[dict]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    for path in write_all(files(), Path(argv[0]) if argv else DIRECTORY):
-        print(path)
-    return 0
+    return run_generator(argv, "python -m fleetscope.dashboards.generate", __doc__ or "", DIRECTORY, files)
 
 
 if __name__ == "__main__":

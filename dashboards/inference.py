@@ -2,9 +2,12 @@
 rates, per model and engine, for every engine: the panels read the schema the normalization rules
 record (fleetscope.alerts.inference), so a vLLM, Triton or SDK-instrumented server appears alike."""
 
+from collections.abc import Iterable
+
 from grafana_foundation_sdk.builders import dashboard as builders
 from grafana_foundation_sdk.models import dashboard as models
 
+from fleetscope.alerts.config import AlertsConfig, LatencySlo
 from fleetscope.alerts.inference import PREFIX, SERVED
 from fleetscope.dashboards.build import (
     Query,
@@ -20,8 +23,7 @@ from fleetscope.dashboards.common import TITLES, UIDS, links_except
 SERIES = 'cluster=~"$cluster",namespace=~"$namespace",model=~"$model",engine=~"$engine"'
 BY = "model, engine"
 LEGEND = "{{model}} ({{engine}})"
-SLO_THRESHOLDS = ("1", "2.5", "5", "10")  # the request-duration thresholds the rules record ratios at
-SLO_TARGETS = ("0.9", "0.95", "0.99", "0.995", "0.999")
+SLO_TARGETS = (0.9, 0.95, 0.99, 0.995, 0.999)
 FAILED = "errors|rejected"
 OUTCOMES = "errors|rejected|cancelled|client_errors"
 
@@ -55,7 +57,12 @@ def _burn(window: str) -> str:
     return f"(1 - min by ({BY}) ({_good(window)})) / (1 - $slo_target)"
 
 
-def build() -> dict:
+def build(config: AlertsConfig | None = None) -> dict:
+    config = config or AlertsConfig()
+    # The variables open on the alerts' own objective, so the dashboard a burn-rate page links to shows its burn.
+    objective = next((slo for slo in config.inference.slos if slo.latency == "request_duration"), LatencySlo())
+    thresholds = dict(config.inference.normalization.slo_thresholds)["request_duration"]
+    targets = sorted(set(SLO_TARGETS) | {objective.objective})
     traffic = Row("Traffic and outcomes", [
         timeseries_panel("Requests per second", "Requests finished per second, whatever their outcome.", "reqps",
                          Query(_sum("requests:rate5m"), LEGEND)),
@@ -157,8 +164,8 @@ def build() -> dict:
                  label_variable("model", "Model", SERVED, 'cluster=~"$cluster",namespace=~"$namespace"'),
                  label_variable("engine", "Engine", SERVED,
                                 'cluster=~"$cluster",namespace=~"$namespace",model=~"$model"'),
-                 _custom("slo_threshold", "SLO latency threshold (s)", SLO_THRESHOLDS, "2.5"),
-                 _custom("slo_target", "SLO target", SLO_TARGETS, "0.99")]
+                 _custom("slo_threshold", "SLO latency threshold (s)", thresholds, objective.threshold),
+                 _custom("slo_target", "SLO target", targets, objective.objective)]
     return dashboard(UIDS["inference"], TITLES["inference"],
                      "Inference per model and engine, over every engine the normalization rules map: traffic and "
                      "outcomes, latency percentiles, saturation (KV cache, queue, preemptions), serving efficiency "
@@ -166,6 +173,6 @@ def build() -> dict:
                      [traffic, latency, saturation, efficiency, slo], links_except("inference"))
 
 
-def _custom(name: str, label: str, values: tuple[str, ...], default: str) -> builders.CustomVariable:
-    return (builders.CustomVariable(name).label(label).values(",".join(values))
-            .current(models.VariableOption(selected=True, text=default, value=default)))
+def _custom(name: str, label: str, values: Iterable[float], default: float) -> builders.CustomVariable:
+    return (builders.CustomVariable(name).label(label).values(",".join(f"{value:g}" for value in values))
+            .current(models.VariableOption(selected=True, text=f"{default:g}", value=f"{default:g}")))

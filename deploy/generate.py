@@ -36,7 +36,7 @@ def kubernetes_files(alerts_config: AlertsConfig, config: kubernetes.KubernetesC
         "drift.yaml": _documents(kubernetes.drift_service(config)),
         "monitors.yaml": _documents(kubernetes.monitors(config)),
         "prometheusrule.yaml": _documents([alerts.prometheus_rule(alerts_config, rules)]),
-        "dashboards.yaml": _documents(dashboards.configmaps(dashboards.dashboards(), config.namespace)),
+        "dashboards.yaml": _documents(dashboards.configmaps(dashboards.dashboards(alerts_config), config.namespace)),
         "alertmanager.yaml": _documents([kubernetes.alertmanager_secret(config, am_yaml)]),
     }
     files["kustomization.yaml"] = HEADER + yaml.safe_dump({

@@ -3,6 +3,7 @@ queries parsed by promtool."""
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 from pathlib import Path
@@ -11,6 +12,7 @@ import pytest
 import yaml
 
 from fleetscope.alerts import generate as alerts_generate
+from fleetscope.alerts.config import AlertsConfig, from_mapping
 from fleetscope.dashboards import generate, queries
 from fleetscope.dashboards.common import UIDS
 from fleetscope.drift import catalog as drift_catalog
@@ -168,7 +170,7 @@ def test_the_fleets_unhealthy_count_ignores_application_xids(tmp_path):
     [unhealthy] = [panel.exprs[0] for board in BOARDS for panel in queries.panel_queries(board)
                    if panel.title == "Unhealthy"]
     expr = unhealthy.replace('"$cluster"', '".*"').replace('"$hostname"', '".*"')
-    labels = 'cluster="c",hostname="n",gpu="{gpu}",uuid="GPU-{gpu}"'
+    labels = 'job="fleetscope-exporter",cluster="c",hostname="n",gpu="{gpu}",uuid="GPU-{gpu}"'
     tests = {"rule_files": [], "evaluation_interval": "1m", "tests": [{
         "interval": "1m",
         "input_series": [
@@ -185,5 +187,73 @@ def test_the_fleets_unhealthy_count_ignores_application_xids(tmp_path):
     }]}
     path = tmp_path / "unhealthy.test.yaml"
     path.write_text(yaml.safe_dump(tests))
+    result = subprocess.run(["promtool", "test", "rules", str(path)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def _selectors(expr: str) -> list[tuple[str, str]]:
+    return re.findall(r"\b(fleetscope_[a-z0-9_]+)\{([^}]*)\}", expr)
+
+
+@pytest.mark.parametrize("board", BOARDS, ids=lambda board: board["uid"])
+def test_every_raw_series_is_scoped_to_its_producers_job_as_the_alerts_are(board):
+    """A second scrape of the same exporters (a duplicate ServiceMonitor, a federation job) doubles nothing:
+    the dashboards select the job the alerts select."""
+    selectors = AlertsConfig().selectors
+    drift_names = {spec.name for spec in drift_catalog.ALL}
+    texts = [expr for panel in queries.panel_queries(board) for expr in panel.exprs]
+    texts += [variable["query"] for variable in board["templating"]["list"] if variable["type"] == "query"]
+    checked = 0
+    for text in texts:
+        for name, matchers in _selectors(text):
+            base = re.sub(r"_(bucket|sum|count)$", "", name)
+            job = selectors.drift_service if base in drift_names else selectors.exporter
+            assert (matchers + ",").startswith(job + ","), f"{board['uid']}: {name}{{{matchers}}} is not scoped to {job}"
+            checked += 1
+    assert checked or board["uid"] == UIDS["inference"]  # inference reads recorded series, which carry no job
+
+
+def test_the_alerts_config_reaches_the_dashboards():
+    config = from_mapping({"selectors": {"exporter": 'job="gpu-nodes"', "drift_service": 'job="drift"'},
+                           "inference": {"slos": [{"latency": "request_duration", "threshold": 5.0,
+                                                   "objective": 0.995}]}})
+    boards = {board["uid"]: board for board in generate.dashboards(config)}
+    fleet_text = json.dumps(boards[UIDS["fleet"]])
+    assert 'fleetscope_gpu_up{job=\\"gpu-nodes\\",' in fleet_text and "fleetscope-exporter" not in fleet_text
+    assert 'job=\\"drift\\"' in json.dumps(boards[UIDS["drift"]])
+    assert queries.defaults(boards[UIDS["inference"]])["slo_threshold"] == "5"
+    assert queries.defaults(boards[UIDS["inference"]])["slo_target"] == "0.995"
+
+
+def test_the_inference_dashboard_reads_the_normalized_schema_at_the_alerts_objective():
+    """Every engine's models appear (the panels read only what the normalization rules record), and the SLO
+    variables open on the objective the burn-rate alerts page on, not another."""
+    [board] = [board for board in BOARDS if board["uid"] == UIDS["inference"]]
+    for panel in queries.panel_queries(board):
+        for expr in panel.exprs:
+            assert not METRIC.search(expr), f"{panel.title}: reads a raw series: {expr}"
+            assert RECORDED.search(expr), f"{panel.title}: reads no recorded series"
+    slo = AlertsConfig().inference.slos[0]
+    values = queries.defaults(board)
+    assert (float(values["slo_threshold"]), float(values["slo_target"])) == (slo.threshold, slo.objective)
+
+
+def test_an_empty_or_all_cluster_variable_selects_series_without_a_cluster_label(tmp_path):
+    """In a cluster's own Prometheus, `cluster` is an external label only: the series have none and the
+    variable has no values. Grafana then sends an empty value (or .*, for All); both must select them."""
+    [gpus] = [panel.exprs[0] for board in BOARDS for panel in queries.panel_queries(board)
+              if board["uid"] == UIDS["fleet"] and panel.title == "GPUs"]
+    cases = []
+    for cluster in ("", ".*"):
+        expr = queries.concrete(gpus, {"cluster": cluster, "hostname": ".*"}, "1m")
+        cases.append({"expr": expr, "eval_time": "1m", "exp_samples": [{"labels": "{}", "value": 2}]})
+    series = [{"series": f'fleetscope_gpu_up{{job="fleetscope-exporter",instance="n:9835",hostname="n",gpu="{gpu}"}}',
+               "values": "1x5"} for gpu in range(2)]
+    # A duplicate scrape of the same exporter under another job is not counted.
+    series.append({"series": 'fleetscope_gpu_up{job="federate",instance="n:9835",hostname="n",gpu="0"}',
+                   "values": "1x5"})
+    path = tmp_path / "cluster.test.yaml"
+    path.write_text(yaml.safe_dump({"rule_files": [], "evaluation_interval": "1m", "tests": [
+        {"interval": "1m", "input_series": series, "promql_expr_test": cases}]}))
     result = subprocess.run(["promtool", "test", "rules", str(path)], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stdout + result.stderr
