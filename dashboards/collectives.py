@@ -8,6 +8,7 @@ from fleetscope.dashboards.build import (
     Row,
     dashboard,
     datasource_variable,
+    events_panel,
     label_variable,
     table_panel,
     timeseries_panel,
@@ -54,8 +55,9 @@ def build(config: AlertsConfig | None = None) -> dict:
                                              "its kernels' start times in verbose Inspector dumps, else from how "
                                              "little it waits.", "s",
                          Query(m(nccl.LATENESS, comm), "{{comm_name}} rank {{rank}}")),
-        table_panel("Stragglers", "The five latest ranks of each job now.", "s",
-                    Query(f"topk by (comm_name) (5, {m(nccl.LATENESS, comm)})")),
+        table_panel("Stragglers", "The five latest ranks of each job now, latest first.", "s",
+                    Query(f"topk by (comm_name) (5, {m(nccl.LATENESS, comm)})", "lateness"),
+                    columns=["comm_name", "hostname", "rank"]),
         timeseries_panel("Time since last progress", "Seconds since each job last completed a collective; a "
                                                      "steady climb is a hang.", "s",
                          Query(f"time() - {m(nccl.LAST_PROGRESS, comm)}", "{{comm_name}}"), min=0),
@@ -65,20 +67,23 @@ def build(config: AlertsConfig | None = None) -> dict:
                                             "and received (-).", "Bps",
                          Query(f"rate({m(fabric.TRANSMIT_BYTES, node)}[{RATE}])", PORT + " tx"),
                          Query(f"-rate({m(fabric.RECEIVE_BYTES, node)}[{RATE}])", PORT + " rx")),
-        timeseries_panel("Port utilization", "Throughput over the port's link rate, the busier direction.",
+        timeseries_panel("Port utilization", "Throughput over the port's link rate, in the busier direction.",
                          "percentunit",
-                         Query(f"max by (hostname, device, port) (rate({m(fabric.TRANSMIT_BYTES, node)}[{RATE}]) or "
-                               f"rate({m(fabric.RECEIVE_BYTES, node)}[{RATE}])) / "
+                         Query(f"max by (hostname, device, port) (\n"
+                               f'  label_replace(rate({m(fabric.TRANSMIT_BYTES, node)}[{RATE}]), "direction", '
+                               '"transmit", "", "")\n  or\n'
+                               f'  label_replace(rate({m(fabric.RECEIVE_BYTES, node)}[{RATE}]), "direction", '
+                               '"receive", "", "")\n) / '
                                f"max by (hostname, device, port) ({m(fabric.PORT_RATE, node)})", PORT),
                          min=0, max=1),
         timeseries_panel("Port errors", "Port error counters per second, by type.", "none",
                          Query(f"sum by (hostname, device, port, type) (rate({m(fabric.ERRORS, node)}[{RATE}]))",
                                PORT + " {{type}}"),
                          Query(f"rate({m(fabric.SYMBOL_ERRORS, node)}[{RATE}])", PORT + " symbol")),
-        timeseries_panel("Link down and recoveries", "Times each port's link went down or recovered from errors, "
-                                                     "in the last hour.", "none",
-                         Query(f"increase({m(fabric.LINK_DOWNED, node)}[1h])", PORT + " down"),
-                         Query(f"increase({m(fabric.LINK_ERROR_RECOVERIES, node)}[1h])", PORT + " recovered")),
+        events_panel("Link down and recoveries", "Times each port's link went down or recovered from errors.",
+                     Query(f"round(increase({m(fabric.LINK_DOWNED, node)}[$__interval]))", PORT + " down"),
+                     Query(f"round(increase({m(fabric.LINK_ERROR_RECOVERIES, node)}[$__interval]))",
+                           PORT + " recovered"), interval="1m"),
     ])
     in_cluster = scoped(exporter, 'cluster=~"$cluster"')
     variables = [datasource_variable(), label_variable("cluster", "Cluster", nccl.COMM_RANKS.name, exporter),

@@ -20,6 +20,7 @@ from fleetscope.dashboards.common import TITLES, UIDS, links_except, m, scoped
 from fleetscope.drift import catalog as drift
 
 MODEL_FILTERS = 'cluster=~"$cluster",model=~"$model"'
+VERDICT_COLUMNS = "model, column, method"
 REPORT = "${drift_service}/v1/models/${model}/report"
 
 
@@ -57,8 +58,11 @@ def build(config: AlertsConfig | None = None) -> dict:
                                "{{model}} {{column}} ({{method}})")),
         table_panel("Latest verdict per column", "Each column's latest method, score, threshold and verdict "
                                                  "(1 drifted).", "none",
-                    Query(m(drift.SCORE, columns), "score"), Query(m(drift.THRESHOLD, columns), "threshold"),
-                    Query(m(drift.DETECTED, columns), "drifted"), width=24, links=[("Drift report", REPORT)]),
+                    Query(f"max by ({VERDICT_COLUMNS}) ({m(drift.SCORE, columns)})", "score"),
+                    Query(f"max by ({VERDICT_COLUMNS}) ({m(drift.THRESHOLD, columns)})", "threshold"),
+                    Query(f"max by (model, column) ({m(drift.DETECTED, columns)})", "drifted"),
+                    columns=VERDICT_COLUMNS.split(", "), mappings={"drifted": {"0": "no", "1": "drifted"}},
+                    width=24, links=[("Drift report", REPORT)]),
     ])
     ingest = Row("Ingest and evaluation", [
         timeseries_panel("Rows accepted per second", "Output rows the drift service stored.", "rowsps",

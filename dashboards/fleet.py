@@ -29,6 +29,8 @@ from fleetscope.exporters.catalog import gpu, xids
 # NVIDIA's catalog says need a page or a ticket count.
 HARDWARE_XIDS = 'xid=~"' + "|".join(str(code) for code in xids.PAGE + xids.TICKET) + '"'
 RECOVERY_NEEDED = 'action!="none"'
+GPU_COLUMNS = "cluster, hostname, gpu"
+XID_NAMES = {str(code): f"{code}: {xid.name}" for code, xid in xids.CATALOG.items()}
 DOUBLE_BIT = 'type="double_bit"'
 
 
@@ -93,16 +95,19 @@ def build(config: AlertsConfig | None = None) -> dict:
                          stacked=True, width=24),
     ])
     health = Row("Health", [
-        table_panel("GPUs needing attention", "Per GPU: XID events and double-bit (uncorrectable) ECC errors in "
-                                              "the last day, the latest XID code, and row remapping state. Worst "
-                                              "first.", "none",
-                    Query(f"sort_desc(increase({m(gpu.XID_EVENTS, node)}[24h]))", "XID events, 24h"),
-                    Query(m(gpu.LAST_XID, node), "latest XID"),
-                    Query(f"increase({m(gpu.ECC_ERRORS, scoped(node, DOUBLE_BIT))}[24h])",
-                          "double-bit ECC, 24h"),
-                    Query(f"{m(gpu.ROW_REMAP_PENDING, node)} + {m(gpu.ROW_REMAP_FAILED, node)}",
-                          "row remap pending + failed"),
-                    width=24, height=10),
+        table_panel("GPUs needing attention", "GPUs with XID events, double-bit (uncorrectable) ECC errors or a "
+                                              "row remap pending or failed in the last day, most XIDs first, with "
+                                              "the latest XID code and what it means.", "none",
+                    Query(f"sum by ({GPU_COLUMNS}) (round(increase({m(gpu.XID_EVENTS, node)}[24h])))",
+                          "XID events, 24h"),
+                    Query(f"max by ({GPU_COLUMNS}) ({m(gpu.LAST_XID, node)})", "latest XID"),
+                    Query(f"sum by ({GPU_COLUMNS}) (round(increase({m(gpu.ECC_ERRORS, scoped(node, DOUBLE_BIT))}"
+                          "[24h])))", "double-bit ECC, 24h"),
+                    Query(f"max by ({GPU_COLUMNS}) ({m(gpu.ROW_REMAP_PENDING, node)} + "
+                          f"{m(gpu.ROW_REMAP_FAILED, node)})", "row remap pending + failed"),
+                    columns=GPU_COLUMNS.split(", "), mappings={"latest XID": XID_NAMES},
+                    nonzero_in=("XID events, 24h", "double-bit ECC, 24h", "row remap pending + failed"),
+                    decimals=0, width=24, height=10),
         timeseries_panel("Throttled time by reason", "Share of time clocks were held down, by reason, over the "
                                                      "selected GPUs.", "percentunit",
                          Query(f"sum by (reason) (rate({m(gpu.CLOCK_EVENT_DURATION, node)}[{RATE}])) / "

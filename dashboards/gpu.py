@@ -7,15 +7,19 @@ from fleetscope.dashboards.build import (
     Row,
     dashboard,
     datasource_variable,
+    events_panel,
     label_variable,
     stat_panel,
     table_panel,
     timeseries_panel,
 )
 from fleetscope.dashboards.common import GPU_FILTERS, TITLES, UIDS, links_except, m, scoped
+from fleetscope.dashboards.fleet import XID_NAMES
 from fleetscope.exporters.catalog import gpu
+from fleetscope.exporters.catalog import gpu as gpu_catalog
 
 BY_GPU = "{{hostname}} GPU {{gpu}}"
+EVENT_INTERVAL = "1m"  # increase() over a shorter $__interval than a few scrapes finds nothing
 
 
 def _per_gpu(title: str, description: str, unit: str, spec, gpus: str, **options):
@@ -60,24 +64,28 @@ def build(config: AlertsConfig | None = None) -> dict:
                          min=0, max=1),
     ])
     errors = Row("ECC, row remapping and XIDs", [
-        timeseries_panel("ECC errors", "ECC errors counted since the driver loaded, by type; double-bit errors "
-                                       "are uncorrectable.", "none",
-                         Query(f"increase({m(gpu.ECC_ERRORS, gpus)}[1h])", BY_GPU + " {{type}}")),
-        timeseries_panel("Rows remapped, last day", "Memory rows remapped in the last day, by the error that "
-                                                    "caused it.", "none",
-                         Query(f"increase({m(gpu.REMAPPED_ROWS, gpus)}[24h])", BY_GPU + " {{error}}")),
+        events_panel("ECC errors", "ECC errors counted by the driver, by type; double-bit errors are "
+                                   "uncorrectable.",
+                     Query(f"round(increase({m(gpu.ECC_ERRORS, gpus)}[$__interval]))", BY_GPU + " {{type}}"),
+                     interval=EVENT_INTERVAL),
+        events_panel("Rows remapped", "Memory rows remapped, by the error that caused it.",
+                     Query(f"round(increase({m(gpu.REMAPPED_ROWS, gpus)}[$__interval]))", BY_GPU + " {{error}}"),
+                     interval=EVENT_INTERVAL),
         stat_panel("Row remap pending", "GPUs with a row remap waiting for a reset.", "none",
                    Query(f"sum({m(gpu.ROW_REMAP_PENDING, gpus)})"), thresholds=[(1, "orange")]),
         stat_panel("Row remap failed", "GPUs whose row remapping failed: replace the GPU.", "none",
                    Query(f"sum({m(gpu.ROW_REMAP_FAILED, gpus)})"), thresholds=[(1, "red")]),
         stat_panel("XID events, last hour", "XID events reported by the driver in the last hour.", "none",
-                   Query(f"sum(increase({m(gpu.XID_EVENTS, gpus)}[1h]))"), thresholds=[(1, "red")]),
+                   Query(f"sum(round(increase({m(gpu.XID_EVENTS, gpus)}[1h])))"), thresholds=[(1, "red")],
+                   decimals=0),
         stat_panel("PCIe replays, last hour", "PCIe packets replayed in the last hour: link errors.", "none",
-                   Query(f"sum(increase({m(gpu.PCIE_REPLAYS, gpus)}[1h]))"), thresholds=[(1, "orange")]),
-        table_panel("Latest XID per GPU", "The last XID code each GPU reported, when it reported one.", "none",
-                    Query(m(gpu.LAST_XID, gpus), "XID"),
-                    Query(f"increase({m(gpu.XID_EVENTS, gpus)}[24h])", "XID events, 24h"),
-                    width=24, height=6),
+                   Query(f"sum(round(increase({m(gpu.PCIE_REPLAYS, gpus)}[1h])))"), thresholds=[(1, "orange")],
+                   decimals=0),
+        table_panel("Latest XID per GPU", "Each GPU's XID events in the last day and the last XID code it "
+                                          "reported, with what the code means.", "none",
+                    Query(f"sum by (gpu) (round(increase({m(gpu.XID_EVENTS, gpus)}[24h])))", "XID events, 24h"),
+                    Query(f"max by (gpu) ({m(gpu.LAST_XID, gpus)})", "latest XID"),
+                    columns=["gpu"], mappings={"latest XID": XID_NAMES}, decimals=0, width=24, height=6),
     ])
     links = Row("PCIe and NVLink", [
         timeseries_panel("PCIe throughput", "Bytes per second over PCIe, transmitted (+) and received (-).",
@@ -97,8 +105,9 @@ def build(config: AlertsConfig | None = None) -> dict:
     ])
     processes = Row("Processes and jobs", [
         table_panel("Processes on the GPUs", "GPU memory used by each process, with its pod, pod UID or Slurm job "
-                                             "where the exporter attributes it.", "bytes",
-                    Query(m(gpu.PROCESS_MEMORY, gpus)), width=24),
+                                             "where the exporter attributes it. Largest first.", "bytes",
+                    Query(m(gpu.PROCESS_MEMORY, gpus), "memory used"),
+                    columns=["gpu", "gpu_instance_id", "pid", "process_name", *gpu_catalog.JOB_LABELS], width=24),
         timeseries_panel("GPU utilization by process",
                          "Fraction of time a kernel of each process ran, from NVML's per-process samples: who uses "
                          "a GPU shared by time-slicing or MPS. Absent in MIG mode.", "percentunit",
@@ -107,7 +116,7 @@ def build(config: AlertsConfig | None = None) -> dict:
     ])
     node = scoped(exporter, 'cluster=~"$cluster"')
     variables = [datasource_variable(), label_variable("cluster", "Cluster", gpu.UP.name, exporter),
-                 label_variable("hostname", "Host", gpu.UP.name, node, multi=False),
+                 label_variable("hostname", "Host", gpu.UP.name, node, one=True),  # a view of one node
                  label_variable("gpu", "GPU", gpu.UP.name, scoped(node, 'hostname=~"$hostname"'))]
     return dashboard(UIDS["gpu"], TITLES["gpu"],
                      "One node's GPUs in detail: utilization, memory, clocks, power, temperature, throttling, "

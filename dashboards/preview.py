@@ -1,6 +1,7 @@
 """`fleetscope dashboards preview`: each dashboard's panels, with the series Prometheus returns
 for them, drawn with matplotlib where Grafana would put them, one PNG per dashboard.
-Time series are drawn as lines; stats and tables as their latest values.
+Time series are drawn as lines (or bars) with their thresholds; stats as their latest values; tables
+as Grafana shows them after their transformations and value mappings.
 
 Grafana cannot be installed everywhere; this shows what a dashboard will show, from the same
 committed JSON and the same queries, against any Prometheus."""
@@ -20,7 +21,6 @@ DESCRIPTION = "Render every generated dashboard's panels, with data from a Prome
 ROW_HEIGHT_INCHES = 0.42
 WIDTH_INCHES = 20.0
 LEFT, WIDTH, TOP = 0.03, 0.965, 0.975  # figure fractions: room for tick labels and the title
-HIDDEN_LABELS = ("__name__", "uuid", "pci_bus_id", "model_name", "job", "instance")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -100,9 +100,17 @@ def _timeseries(axes, panel: dict, url: str, values: dict, rate_interval: str, s
         expr = queries.concrete(target["expr"], values, rate_interval)
         for series in _api(url, "query_range", query=expr, start=str(start), end=str(end), step=step)[:12]:
             times = [float(point[0]) - end for point in series["values"]]
-            axes.plot(times, [float(point[1]) for point in series["values"]], linewidth=1,
-                      label=_legend(target.get("legendFormat", ""), series["metric"])[:40])
+            label = _legend(target.get("legendFormat", ""), series["metric"])[:40]
+            points = [float(point[1]) for point in series["values"]]
+            if panel["fieldConfig"]["defaults"].get("custom", {}).get("drawStyle") == "bars":
+                axes.bar(times, points, width=float(step), label=label)
+            else:
+                axes.plot(times, points, linewidth=1, label=label)
             drawn += 1
+    custom = panel["fieldConfig"]["defaults"].get("custom", {})
+    if custom.get("thresholdsStyle", {}).get("mode", "off") != "off":  # drawn as Grafana draws them: dashed
+        for step in panel["fieldConfig"]["defaults"]["thresholds"]["steps"][1:]:
+            axes.axhline(step["value"], color=step["color"], linestyle="--", linewidth=1)
     axes.tick_params(labelsize=7)
     axes.set_xlabel("seconds before now", fontsize=7)
     axes.set_ylabel(unit, fontsize=7)
@@ -113,25 +121,74 @@ def _timeseries(axes, panel: dict, url: str, values: dict, rate_interval: str, s
         axes.text(0.5, 0.5, "no data", ha="center", va="center", transform=axes.transAxes)
 
 
+def table(panel: dict, results: list[list[dict]]) -> tuple[list[str], list[list[str]]]:
+    """The header and rows Grafana shows for a table panel, given each target's instant-query result: its
+    transformations applied (merge, the fields kept and their order and names, filter by value, sort) and
+    its value mappings."""
+    steps = {step["id"]: step.get("options", {}) for step in panel.get("transformations", [])}
+    kept = steps.get("filterFieldsByName", {}).get("include", {}).get("names", [])
+    raw = ["Value"] if len(results) == 1 else [f"Value #{chr(ord('A') + index)}" for index in range(len(results))]
+    columns = [name for name in kept if name not in raw]
+    merged: dict[tuple, dict[str, float]] = {}
+    for name, result in zip(raw, results, strict=True):
+        for series in result:
+            key = tuple(series["metric"].get(column, "") for column in columns)
+            merged.setdefault(key, {})[name] = float(series["value"][1])
+    renamed = steps.get("organize", {}).get("renameByName", {})
+    rows = [dict(zip(columns, key, strict=True)) | {renamed.get(name, name): value for name, value in values.items()}
+            for key, values in merged.items()]
+    filters = steps.get("filterByValue", {}).get("filters", [])
+    if filters:
+        rows = [row for row in rows if any(row.get(f["fieldName"], 0) > f["config"]["options"]["value"]
+                                           for f in filters)]
+    for sort in steps.get("sortBy", {}).get("sort", []):
+        rows.sort(key=lambda row: row.get(sort["field"], float("-inf")), reverse=sort.get("desc", False))
+    header = columns + [renamed.get(name, name) for name in raw]
+    mappings = {override["matcher"]["options"]: property["value"][0]["options"]
+                for override in panel["fieldConfig"].get("overrides", [])
+                for property in override["properties"] if property["id"] == "mappings"}
+    unit, decimals = panel["fieldConfig"]["defaults"].get("unit", ""), panel["fieldConfig"]["defaults"].get("decimals")
+    return header, [[_cell(row.get(name), mappings.get(name, {}), unit if name not in columns else "", decimals)
+                     for name in header] for row in rows]
+
+
+def _cell(value: object, mapping: dict, unit: str, decimals: int | None) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        text = f"{value:g}"
+        if text in mapping:
+            return mapping[text]["text"]
+        return f"{value:.{decimals}f}" if decimals is not None and not unit.startswith(("bytes", "percent")) \
+            else _format(value, unit)
+    return str(value)
+
+
 def _latest(axes, panel: dict, url: str, values: dict, rate_interval: str, unit: str) -> None:
-    rows = []
-    for target in panel["targets"]:
-        expr = queries.concrete(target["expr"], values, rate_interval)
-        for series in _api(url, "query", query=expr):
-            labels = series["metric"]
-            legend = _legend(target.get("legendFormat", ""), labels)
-            if panel["type"] == "table":  # a table shows the series' identity beside the value
-                legend = " ".join([f"{key}={value}" for key, value in labels.items() if key not in HIDDEN_LABELS]
-                                  + ([legend] if target.get("legendFormat") else []))
-            rows.append((legend, float(series["value"][1])))
+    results = [_api(url, "query", query=queries.concrete(target["expr"], values, rate_interval))
+               for target in panel["targets"]]
     axes.set_axis_off()
+    if panel["type"] == "table":
+        header, rows = table(panel, results)
+        if not rows:
+            axes.text(0.5, 0.5, "no data", ha="center", va="center", transform=axes.transAxes)
+            return
+        shown = [header] + rows[:20]
+        widths = [max(len(line[index]) for line in shown) for index in range(len(header))]
+        lines = ["  ".join(f"{cell:{width}}" for cell, width in zip(line, widths, strict=True))[:200] for line in shown]
+        axes.text(0.0, 1.0, "\n".join(lines), ha="left", va="top", family="monospace", fontsize=6.5,
+                  transform=axes.transAxes)
+        return
+    decimals = panel["fieldConfig"]["defaults"].get("decimals")
+    rows = [(_legend(target.get("legendFormat", ""), series["metric"]),
+             _cell(float(series["value"][1]), {}, unit, decimals))
+            for target, result in zip(panel["targets"], results, strict=True) for series in result]
     if not rows:
         axes.text(0.5, 0.5, "no data", ha="center", va="center", transform=axes.transAxes)
-    elif panel["type"] == "stat" and len(rows) == 1:
-        axes.text(0.5, 0.45, _format(rows[0][1], unit), ha="center", va="center", fontsize=22,
-                  transform=axes.transAxes)
+    elif len(rows) == 1:
+        axes.text(0.5, 0.45, rows[0][1], ha="center", va="center", fontsize=22, transform=axes.transAxes)
     else:
-        lines = [f"{label[:110]:110}  {_format(value, unit)}" for label, value in rows[:20]]
+        lines = [f"{label[:110]:110}  {value}" for label, value in rows[:20]]
         axes.text(0.0, 1.0, "\n".join(lines), ha="left", va="top", family="monospace", fontsize=6.5,
                   transform=axes.transAxes)
 

@@ -46,7 +46,8 @@ def panel_queries(board: dict) -> Iterator[PanelQueries]:
 
 
 def defaults(board: dict) -> dict[str, str]:
-    """Each variable's value when a person opens the dashboard: "All" (.*) for filters."""
+    """Each variable's value when a person opens the dashboard: "All" (.*) for filters, and for a filter of one
+    value, the first of its values; here, as no query is run, any (.*) stands for it."""
     values = {}
     for variable in board.get("templating", {}).get("list", []):
         current = variable.get("current", {}).get("value")
@@ -54,15 +55,17 @@ def defaults(board: dict) -> dict[str, str]:
             values[variable["name"]] = variable.get("allValue", ".*")
         elif current is not None:
             values[variable["name"]] = current
+        elif variable.get("type") == "query":
+            values[variable["name"]] = ".*"
     return values
 
 
 def concrete(expr: str, values: dict[str, str], rate_interval: str, time_range_seconds: int = 6 * 3600) -> str:
-    """The expression as Grafana would send it: variables substituted, $__rate_interval set, and
+    """The expression as Grafana would send it: variables substituted, $__rate_interval and $__interval set, and
     $__range and $__range_s for a time range (the dashboards open on 6 hours)."""
     def substitute(match: re.Match) -> str:
         name = match.group(1)
-        if name == "__rate_interval":
+        if name in ("__rate_interval", "__interval"):
             return rate_interval
         if name in ("__range", "__range_s"):
             return f"{time_range_seconds}s" if name == "__range" else str(time_range_seconds)

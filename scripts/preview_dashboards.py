@@ -37,13 +37,13 @@ def main() -> None:
         addresses = {}
         # The job names the committed rules select (alerts/config.py's defaults).
         for name, command in (("fleetscope-exporter", ["exporter", "--simulate"]),
-                              ("drift", ["drift", "serve", f"--config.file={work / 'drift.yaml'}",
+                              ("fleetscope-drift", ["drift", "serve", f"--config.file={work / 'drift.yaml'}",
                                          f"--storage.path={work / 'drift.sqlite'}"])):
             process, address = fleetscope_server(command, work)
             process.start(timeout=60)
             processes.append(process)
             addresses[name] = address
-        feed_drift_service(addresses["drift"])
+        feed_drift_service(addresses["fleetscope-drift"])
         traffic = LlmTraffic().start()
         targets = [Prometheus.targets(job, [address]) for job, address in {**addresses, "llm": traffic.address}.items()]
         targets.append(Prometheus.targets("vllm", [traffic.engine.address], metrics_path=EnginePages.path("vllm")))

@@ -54,7 +54,7 @@ def test_uid_title_tags_and_filters(key):
     variables = {variable["name"]: variable for variable in board["templating"]["list"]}
     assert variables["datasource"]["type"] == "datasource" and variables["datasource"]["query"] == "prometheus"
     assert FILTERS[key] <= set(variables)
-    for name in FILTERS[key]:
+    for name in FILTERS[key] - {"hostname" if key == "gpu" else ""}:
         assert variables[name]["includeAll"] and variables[name]["allValue"] == ".*"
     assert {link["url"] for link in board["links"]} == {f"/d/{uid}" for other, uid in UIDS.items() if other != key}
 
@@ -208,7 +208,7 @@ def test_every_raw_series_is_scoped_to_its_producers_job_as_the_alerts_are(board
         for name, matchers in _selectors(text):
             base = re.sub(r"_(bucket|sum|count)$", "", name)
             job = selectors.drift_service if base in drift_names else selectors.exporter
-            assert (matchers + ",").startswith(job + ","), f"{board['uid']}: {name}{{{matchers}}} is not scoped to {job}"
+            assert (matchers + ",").startswith(job + ","), f"{board['uid']}: {name}{{{matchers}}} not scoped to {job}"
             checked += 1
     assert checked or board["uid"] == UIDS["inference"]  # inference reads recorded series, which carry no job
 
@@ -255,5 +255,106 @@ def test_an_empty_or_all_cluster_variable_selects_series_without_a_cluster_label
     path = tmp_path / "cluster.test.yaml"
     path.write_text(yaml.safe_dump({"rule_files": [], "evaluation_interval": "1m", "tests": [
         {"interval": "1m", "input_series": series, "promql_expr_test": cases}]}))
+    result = subprocess.run(["promtool", "test", "rules", str(path)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def _panel(uid_key: str, title: str) -> dict:
+    board = next(board for board in BOARDS if board["uid"] == UIDS[uid_key])
+    return next(panel for panel in queries.panels(board) if panel["title"] == title)
+
+
+def test_the_node_dashboard_opens_on_one_node():
+    board = next(board for board in BOARDS if board["uid"] == UIDS["gpu"])
+    hostname = next(variable for variable in board["templating"]["list"] if variable["name"] == "hostname")
+    assert not hostname["includeAll"] and not hostname["multi"] and "current" not in hostname
+
+
+@pytest.mark.parametrize("board", BOARDS, ids=lambda board: board["uid"])
+def test_time_series_have_no_fixed_windows_drawn_thresholds_and_table_legends(board):
+    """dashboard-linter's rule: a time series' windows follow its zoom ($__rate_interval, or $__interval for
+    counts of events as bars); a threshold set on a time series is drawn (Grafana hides it by default);
+    legends are tables with their figures."""
+    for panel in queries.panels(board):
+        if panel["type"] != "timeseries":
+            continue
+        where = f"{board['uid']}: {panel['title']}"
+        for target in panel["targets"]:
+            for window in re.findall(r"\[([^\]]+)\]", target["expr"]):
+                assert window in ("$__rate_interval", "$__interval"), f"{where}: a fixed window [{window}]"
+            if "$__interval" in target["expr"]:
+                assert panel["fieldConfig"]["defaults"]["custom"]["drawStyle"] == "bars", where
+                assert panel["interval"], f"{where}: increase() over a $__interval shorter than the scrapes"
+        defaults = panel["fieldConfig"]["defaults"]
+        if len(defaults["thresholds"]["steps"]) > 1:
+            assert defaults["custom"]["thresholdsStyle"]["mode"] != "off", f"{where}: thresholds never drawn"
+        legend = panel["options"]["legend"]
+        assert legend["displayMode"] == "table" and legend["calcs"], where
+
+
+@pytest.mark.parametrize("board", BOARDS, ids=lambda board: board["uid"])
+def test_counts_of_events_are_whole_numbers(board):
+    """increase() extrapolates: one XID reads 1.008 unless rounded (where it is shown, not only compared)."""
+    for panel in queries.panels(board):
+        for target in panel["targets"]:
+            shown = re.sub(r"increase\([^\[]*\[[^\]]*\]\) > 0", "", target["expr"])
+            if "increase(" in shown and panel["fieldConfig"]["defaults"]["unit"] == "none":
+                where = f"{board['uid']}: {panel['title']}"
+                assert shown.count("increase(") == shown.count("round(increase("), where
+                assert panel["fieldConfig"]["defaults"].get("decimals") == 0, where
+
+
+@pytest.mark.parametrize("board", BOARDS, ids=lambda board: board["uid"])
+def test_tables_show_named_columns_sorted_and_no_raw_labels(board):
+    for panel in queries.panels(board):
+        if panel["type"] != "table":
+            continue
+        steps = [step["id"] for step in panel["transformations"]]
+        assert steps[-3:-1] == ["filterFieldsByName", "organize"] or steps[-4:-2] == ["filterFieldsByName",
+                                                                                       "organize"], steps
+        assert steps[-1] == "sortBy" and ("merge" in steps) == (len(panel["targets"]) > 1)
+        kept = next(step for step in panel["transformations"] if step["id"] == "filterFieldsByName")
+        names = kept["options"]["include"]["names"]
+        assert not {"__name__", "job", "instance", "Time", "uuid", "pci_bus_id"} & set(names), panel["title"]
+        renamed = next(step for step in panel["transformations"] if step["id"] == "organize")
+        assert set(renamed["options"]["renameByName"].values()) == {t["legendFormat"] for t in panel["targets"]}
+
+
+def _result(metric: dict, value: float) -> dict:
+    return {"metric": metric, "value": [0, str(value)]}
+
+
+def test_a_table_previews_as_grafana_shows_it():
+    """Only GPUs with something to attend to, worst first, the XID code named; every other label hidden."""
+    from fleetscope.dashboards import preview
+
+    panel = _panel("fleet", "GPUs needing attention")
+    gpu = {"__name__": "x", "job": "fleetscope-exporter", "cluster": "c", "hostname": "n"}
+    results = [
+        [_result(gpu | {"gpu": "0"}, 0), _result(gpu | {"gpu": "1"}, 3), _result(gpu | {"gpu": "2"}, 1)],  # XIDs
+        [_result(gpu | {"gpu": "0"}, 13), _result(gpu | {"gpu": "1"}, 79), _result(gpu | {"gpu": "2"}, 48)],
+        [_result(gpu | {"gpu": "0"}, 0), _result(gpu | {"gpu": "1"}, 0), _result(gpu | {"gpu": "2"}, 2)],  # ECC
+        [_result(gpu | {"gpu": "0"}, 0), _result(gpu | {"gpu": "1"}, 0), _result(gpu | {"gpu": "2"}, 1)],  # remap
+    ]
+    header, rows = preview.table(panel, results)
+    assert header == ["cluster", "hostname", "gpu", "XID events, 24h", "latest XID", "double-bit ECC, 24h",
+                      "row remap pending + failed"]
+    assert rows == [["c", "n", "1", "3", "79: GPU has fallen off the bus", "0", "0"],
+                    ["c", "n", "2", "1", "48: Double Bit ECC Error", "2", "1"]]
+
+
+def test_port_utilization_is_the_busier_direction(tmp_path):
+    """It read rate(tx) or rate(rx), whose label sets are equal: always transmit."""
+    [expr] = [queries.concrete(target["expr"], {"cluster": ".*", "hostname": ".*"}, "2m")
+              for target in _panel("collectives", "Port utilization")["targets"]]
+    port = 'job="fleetscope-exporter",hostname="n",device="mlx5_0",port="1"'
+    tests = {"rule_files": [], "evaluation_interval": "1m", "tests": [{"interval": "1m", "input_series": [
+        {"series": f"fleetscope_fabric_port_transmit_bytes_total{{{port}}}", "values": "0+600x10"},
+        {"series": f"fleetscope_fabric_port_receive_bytes_total{{{port}}}", "values": "0+1800x10"},
+        {"series": f"fleetscope_fabric_port_rate_bytes_per_second{{{port}}}", "values": "100x10"},
+    ], "promql_expr_test": [{"expr": expr, "eval_time": "5m", "exp_samples": [
+        {"labels": '{hostname="n",device="mlx5_0",port="1"}', "value": 0.3}]}]}]}
+    path = tmp_path / "port.test.yaml"
+    path.write_text(yaml.safe_dump(tests))
     result = subprocess.run(["promtool", "test", "rules", str(path)], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stdout + result.stderr

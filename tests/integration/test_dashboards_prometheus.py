@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from fleetscope.alerts import efficiency, inference
-from fleetscope.alerts.config import AlertsConfig, Selectors
+from fleetscope.alerts.config import AlertsConfig
 from fleetscope.cli import main
 from fleetscope.dashboards import queries
 from fleetscope.dashboards.common import UIDS
@@ -35,11 +35,12 @@ def fleet_prometheus(fleetscope_process, prometheus, tmp_path):
         # and serving efficiency: the SDK server declares two of the simulated exporter's GPUs.
         normalization = inference.NormalizationConfig(slo_interval="1s")
         serving = dataclasses.replace(AlertsConfig().inference, normalization=normalization)
-        config = dataclasses.replace(AlertsConfig(), inference=serving, selectors=Selectors(exporter='job="exporter"'))
+        config = dataclasses.replace(AlertsConfig(), inference=serving)
         rules = tmp_path / "inference.yaml"
         rules.write_text(yaml.safe_dump({"groups": inference.rule_groups(normalization)["groups"]
                                          + efficiency.rule_groups(config)}))
-        server = prometheus([Prometheus.targets("exporter", [exporter]), Prometheus.targets("drift", [drift]),
+        server = prometheus([Prometheus.targets("fleetscope-exporter", [exporter]),
+                             Prometheus.targets("fleetscope-drift", [drift]),
                              Prometheus.targets("llm", [traffic.address]),
                              Prometheus.targets("vllm", [traffic.engine.address],
                                                 metrics_path=EnginePages.path("vllm"))], scrape_interval="1s",
