@@ -96,6 +96,6 @@ def rule_groups(config: AlertsConfig) -> dict:
     return {"groups": [
         {"name": "fleetscope-nccl-recording", "rules": [bandwidth]},
         {"name": "fleetscope-fabric-recording", "rules": [expected_active]},
-        group("fleetscope-nccl", config.team("nccl"), config, nccl_alerts(config)),
-        group("fleetscope-fabric", config.team("fabric"), config, fabric_alerts(config)),
+        group("fleetscope-nccl", config.team("nccl"), config, nccl_alerts(config), "collectives"),
+        group("fleetscope-fabric", config.team("fabric"), config, fabric_alerts(config), "collectives"),
     ]}

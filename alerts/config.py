@@ -212,6 +212,8 @@ class Routing:
 @dataclass(frozen=True)
 class AlertsConfig:
     runbook_url: str = "https://github.com/fleetscope/fleetscope/blob/main/alerts/runbooks"
+    # Where on-call opens Grafana: every alert's dashboard_url links to its dashboard there, on its host or model.
+    grafana_url: str = "http://localhost:3000"
     kubernetes_namespace: str = "monitoring"
     # kube-prometheus-stack's Prometheus picks up PrometheusRules labelled with its release name.
     prometheus_rule_labels: dict[str, str] = field(default_factory=lambda: {"release": "kube-prometheus-stack"})

@@ -56,4 +56,4 @@ def drift_alerts(config: AlertsConfig) -> list[Alert]:
 
 
 def rule_groups(config: AlertsConfig) -> dict:
-    return {"groups": [group("fleetscope-drift", config.team("drift"), config, drift_alerts(config))]}
+    return {"groups": [group("fleetscope-drift", config.team("drift"), config, drift_alerts(config), "drift")]}

@@ -162,7 +162,7 @@ def rule_groups(config: AlertsConfig) -> dict:
                         f"(max_over_time(up{{{e}}}[{config.gpu.count_baseline_window}]) == 1)"}
     return {"groups": [
         {"name": "fleetscope-gpu-recording", "rules": [count, expected]},
-        group("fleetscope-exporter", config.team("exporter"), config, exporter_alerts(config)),
-        group("fleetscope-gpu", config.team("gpu"), config, gpu_alerts(config)),
-        group("fleetscope-gpu-waste", config.team("waste"), config, waste_alerts(config)),
+        group("fleetscope-exporter", config.team("exporter"), config, exporter_alerts(config), "gpu"),
+        group("fleetscope-gpu", config.team("gpu"), config, gpu_alerts(config), "gpu"),
+        group("fleetscope-gpu-waste", config.team("waste"), config, waste_alerts(config), "gpu"),
     ]}

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from fleetscope import durations
 from fleetscope.alerts.config import URGENCIES, WATCHDOG, AlertsConfig
+from fleetscope.dashboard_links import alert_dashboard_url
 
 
 @dataclass(frozen=True)
@@ -26,13 +27,15 @@ class Alert:
             raise ValueError(f"{self.name}: alert names start with Fleetscope")
 
 
-def alert_rule(alert: Alert, team: str, config: AlertsConfig) -> dict:
+def alert_rule(alert: Alert, team: str, config: AlertsConfig, dashboard: str = "") -> dict:
     rule: dict = {"alert": alert.name, "expr": alert.expr}
     if alert.for_:
         rule["for"] = alert.for_
     rule["labels"] = {"severity": config.severities.of(alert.urgency), "team": team, **alert.labels}
     rule["annotations"] = {"summary": alert.summary, "description": alert.description,
                            "runbook_url": runbook_url(alert.name, config)}
+    if dashboard:
+        rule["annotations"]["dashboard_url"] = alert_dashboard_url(config.grafana_url, dashboard)
     return rule
 
 
@@ -40,12 +43,9 @@ def runbook_url(name: str, config: AlertsConfig) -> str:
     return f"{config.runbook_url.rstrip('/')}/{name}.md"
 
 
-def group(name: str, team: str, config: AlertsConfig, alerts: list[Alert], interval: str = "") -> dict:
-    result: dict = {"name": name}
-    if interval:
-        result["interval"] = interval
-    result["rules"] = [alert_rule(alert, team, config) for alert in alerts]
-    return result
+def group(name: str, team: str, config: AlertsConfig, alerts: list[Alert], dashboard: str) -> dict:
+    """A rule group of one area's alerts, each linking to the area's dashboard (fleetscope.dashboard_links)."""
+    return {"name": name, "rules": [alert_rule(alert, team, config, dashboard) for alert in alerts]}
 
 
 def matchers(*parts: str) -> str:

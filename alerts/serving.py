@@ -151,8 +151,9 @@ def efficiency_alerts(config: AlertsConfig) -> list[Alert]:
 
 
 def rule_groups(config: AlertsConfig) -> list[dict]:
-    return [group("fleetscope-inference-alerts", config.team("serving"), config, serving_alerts(config))]
+    return [group("fleetscope-inference-alerts", config.team("serving"), config, serving_alerts(config), "inference")]
 
 
 def efficiency_rule_groups(config: AlertsConfig) -> list[dict]:
-    return [group("fleetscope-inference-efficiency-alerts", config.team("serving"), config, efficiency_alerts(config))]
+    return [group("fleetscope-inference-efficiency-alerts", config.team("serving"), config, efficiency_alerts(config),
+                  "inference")]

@@ -3,14 +3,10 @@
 from __future__ import annotations
 
 from fleetscope.catalog import MetricSpec
+from fleetscope.dashboard_links import UIDS
 
-UIDS = {
-    "fleet": "fleetscope-fleet-overview",
-    "gpu": "fleetscope-node-gpu-detail",
-    "collectives": "fleetscope-collectives",
-    "inference": "fleetscope-inference",
-    "drift": "fleetscope-drift",
-}
+__all__ = ["UIDS"]  # defined with the alerts' dashboard links, read by every dashboard
+
 TITLES = {
     "fleet": "Fleet overview",
     "gpu": "Node / GPU detail",

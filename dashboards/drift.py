@@ -29,12 +29,12 @@ def build(config: AlertsConfig | None = None) -> dict:
     model = scoped(service, MODEL_FILTERS)
     whole = model + ',segment=""'  # the model as a whole, not one segment
     segments = model + ',segment!=""'
-    columns = whole + ',column=~"$column"'
+    by_column = whole + ',column=~"$column"'
     verdict = Row("Drift per model", [
         stat_panel("Models drifted now", "Models whose latest evaluation found the dataset drifted.", "none",
                    Query(f"sum({m(drift.DATASET_DETECTED, whole)})"), thresholds=[(1, "red")]),
         stat_panel("Columns drifted now", "Columns found drifted in the latest evaluations.", "none",
-                   Query(f"sum({m(drift.DETECTED, columns)})"), thresholds=[(1, "orange")]),
+                   Query(f"sum({m(drift.DETECTED, by_column)})"), thresholds=[(1, "orange")]),
         stat_panel("Time since last evaluation", "Seconds since each model was last evaluated successfully.",
                    "s", Query(f"time() - max by (model) ({m(drift.LAST_EVALUATION, model)})", "{{model}}"),
                    thresholds=[(300, "orange"), (900, "red")], width=12),
@@ -50,17 +50,17 @@ def build(config: AlertsConfig | None = None) -> dict:
         timeseries_panel("Drift score by column", "Each column's score from its test: a p-value for ks, "
                                                   "chisquare and z (drift below the threshold), a distance for "
                                                   "wasserstein, jensenshannon, psi (drift at or above it).", "none",
-                         Query(m(drift.SCORE, columns), "{{model}} {{column}} ({{method}})"),
+                         Query(m(drift.SCORE, by_column), "{{model}} {{column}} ({{method}})"),
                          links=[("Drift report for $model", REPORT)]),
         timeseries_panel("Score over threshold", "Score divided by its threshold: above 1 is drift for distances, "
                                                  "below 1 is drift for p-values.", "none",
-                         Query(f"{m(drift.SCORE, columns)} / {m(drift.THRESHOLD, columns)}",
+                         Query(f"{m(drift.SCORE, by_column)} / {m(drift.THRESHOLD, by_column)}",
                                "{{model}} {{column}} ({{method}})")),
         table_panel("Latest verdict per column", "Each column's latest method, score, threshold and verdict "
                                                  "(1 drifted).", "none",
-                    Query(f"max by ({VERDICT_COLUMNS}) ({m(drift.SCORE, columns)})", "score"),
-                    Query(f"max by ({VERDICT_COLUMNS}) ({m(drift.THRESHOLD, columns)})", "threshold"),
-                    Query(f"max by (model, column) ({m(drift.DETECTED, columns)})", "drifted"),
+                    Query(f"max by ({VERDICT_COLUMNS}) ({m(drift.SCORE, by_column)})", "score"),
+                    Query(f"max by ({VERDICT_COLUMNS}) ({m(drift.THRESHOLD, by_column)})", "threshold"),
+                    Query(f"max by (model, column) ({m(drift.DETECTED, by_column)})", "drifted"),
                     columns=VERDICT_COLUMNS.split(", "), mappings={"drifted": {"0": "no", "1": "drifted"}},
                     width=24, links=[("Drift report", REPORT)]),
     ])

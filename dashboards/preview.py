@@ -180,15 +180,15 @@ def _latest(axes, panel: dict, url: str, values: dict, rate_interval: str, unit:
                   transform=axes.transAxes)
         return
     decimals = panel["fieldConfig"]["defaults"].get("decimals")
-    rows = [(_legend(target.get("legendFormat", ""), series["metric"]),
-             _cell(float(series["value"][1]), {}, unit, decimals))
-            for target, result in zip(panel["targets"], results, strict=True) for series in result]
-    if not rows:
+    stats = [(_legend(target.get("legendFormat", ""), series["metric"]),
+              _cell(float(series["value"][1]), {}, unit, decimals))
+             for target, result in zip(panel["targets"], results, strict=True) for series in result]
+    if not stats:
         axes.text(0.5, 0.5, "no data", ha="center", va="center", transform=axes.transAxes)
-    elif len(rows) == 1:
-        axes.text(0.5, 0.45, rows[0][1], ha="center", va="center", fontsize=22, transform=axes.transAxes)
+    elif len(stats) == 1:
+        axes.text(0.5, 0.45, stats[0][1], ha="center", va="center", fontsize=22, transform=axes.transAxes)
     else:
-        lines = [f"{label[:110]:110}  {value}" for label, value in rows[:20]]
+        lines = [f"{label[:110]:110}  {value}" for label, value in stats[:20]]
         axes.text(0.0, 1.0, "\n".join(lines), ha="left", va="top", family="monospace", fontsize=6.5,
                   transform=axes.transAxes)
 

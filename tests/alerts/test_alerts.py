@@ -90,7 +90,8 @@ def test_every_alert_is_labelled_annotated_and_has_a_runbook():
         assert rule["labels"]["severity"] in {"critical", "warning", "info", "none"}, name
         assert rule["labels"]["team"] in teams, name
         annotations = rule["annotations"]
-        assert set(annotations) == {"summary", "description", "runbook_url"}, name
+        assert set(annotations) == {"summary", "description", "runbook_url", "dashboard_url"}, name
+        assert annotations["dashboard_url"].startswith(AlertsConfig().grafana_url + "/d/fleetscope-"), name
         assert annotations["runbook_url"].endswith(f"/alerts/runbooks/{name}.md")
         runbook = (ALERTS / "runbooks" / f"{name}.md").read_text()
         assert runbook.startswith(f"# {name}\n") and any(

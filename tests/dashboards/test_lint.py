@@ -358,3 +358,21 @@ def test_port_utilization_is_the_busier_direction(tmp_path):
     path.write_text(yaml.safe_dump(tests))
     result = subprocess.run(["promtool", "test", "rules", str(path)], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_every_alerts_dashboard_link_sets_variables_its_dashboard_has():
+    from fleetscope import dashboard_links
+
+    rules = [rule for name in alerts_generate.RULE_FILES for group in yaml.safe_load(
+        (Path(alerts_generate.__file__).parent / "rules" / name).read_text())["groups"] for rule in group["rules"]
+        if "alert" in rule]
+    boards = {board["uid"]: board for board in BOARDS}
+    for rule in rules:
+        url = rule["annotations"]["dashboard_url"]
+        uid = re.search(r"/d/([\w-]+)\?", url).group(1)
+        names = {variable["name"] for variable in boards[uid]["templating"]["list"]}
+        assert set(re.findall(r"&var-(\w+)=", url)) <= names, rule["alert"]
+    # A GPU alert opens the node dashboard on its host and GPU; a model's on its model.
+    gpu_down = dashboard_links.alert_dashboard_url("https://grafana.example.com/", "gpu")
+    assert gpu_down.startswith("https://grafana.example.com/d/fleetscope-node-gpu-detail?orgId=1")
+    assert "{{ with $labels.gpu }}&var-gpu={{ . | urlquery }}{{ end }}" in gpu_down
