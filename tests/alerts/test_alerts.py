@@ -13,6 +13,7 @@ import yaml
 
 from fleetscope.alerts import generate, inference, routing
 from fleetscope.alerts.config import URGENCIES, AlertsConfig, ConfigError, Routing, Severities, from_mapping, load
+from fleetscope.dashboards import queries as dashboard_queries
 from fleetscope.drift import catalog as drift_catalog
 from fleetscope.exporters import catalog as exporter_catalog
 
@@ -78,9 +79,7 @@ def test_every_severity_of_a_shared_alert_name_is_shown_firing():
     assert {(rule["alert"], rule["labels"]["severity"]) for rule in _alert_rules()} <= fired
 
 
-# Runbooks move to the Meaning / Impact / Diagnosis / Mitigation form one by one; the older ones still read
-# Meaning / Confirm / Act.
-RUNBOOK_FORMS = (("Meaning", "Impact", "Diagnosis", "Mitigation"), ("Meaning", "Confirm", "Act"))
+RUNBOOK_SECTIONS = ("Meaning", "Impact", "Diagnosis", "Mitigation", "Escalation")
 
 
 def test_every_alert_is_labelled_annotated_and_has_a_runbook():
@@ -94,8 +93,20 @@ def test_every_alert_is_labelled_annotated_and_has_a_runbook():
         assert annotations["dashboard_url"].startswith(AlertsConfig().grafana_url + "/d/fleetscope-"), name
         assert annotations["runbook_url"].endswith(f"/alerts/runbooks/{name}.md")
         runbook = (ALERTS / "runbooks" / f"{name}.md").read_text()
-        assert runbook.startswith(f"# {name}\n") and any(
-            all(f"\n## {section}\n" in runbook for section in form) for form in RUNBOOK_FORMS), name
+        assert runbook.startswith(f"# {name}\n"), name
+        assert re.findall(r"\n## (\w+)\n", runbook)[:len(RUNBOOK_SECTIONS)] == list(RUNBOOK_SECTIONS), name
+
+
+def test_every_panel_a_runbook_cites_is_on_its_dashboard():
+    """Runbooks cite panels as *Dashboard title › Panel title*; each one must exist, and every runbook but the
+    Watchdog's cites at least one."""
+    panels = {(board["title"], panel["title"]) for board in dashboard_queries.load()
+              for panel in dashboard_queries.panels(board)}
+    for path in sorted((ALERTS / "runbooks").glob("*.md")):
+        cited = re.findall(r"\*([^*›]+) › ([^*]+)\*", path.read_text())
+        assert cited or path.stem == routing.WATCHDOG_ALERT, f"{path.name} cites no panel"
+        for board, panel in cited:
+            assert (board, panel) in panels, f"{path.name}: no panel {panel!r} on {board!r}"
 
 
 def test_no_runbook_without_an_alert():
