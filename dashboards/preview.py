@@ -128,7 +128,8 @@ def table(panel: dict, results: list[list[dict]]) -> tuple[list[str], list[list[
     steps = {step["id"]: step.get("options", {}) for step in panel.get("transformations", [])}
     kept = steps.get("filterFieldsByName", {}).get("include", {}).get("names", [])
     raw = ["Value"] if len(results) == 1 else [f"Value #{chr(ord('A') + index)}" for index in range(len(results))]
-    columns = [name for name in kept if name not in raw]
+    present = {label for result in results for series in result for label in series["metric"]}
+    columns = [name for name in kept if name not in raw and name in present]  # Grafana keeps only fields that exist
     merged: dict[tuple, dict[str, float]] = {}
     for name, result in zip(raw, results, strict=True):
         for series in result:

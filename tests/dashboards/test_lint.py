@@ -376,3 +376,18 @@ def test_every_alerts_dashboard_link_sets_variables_its_dashboard_has():
     gpu_down = dashboard_links.alert_dashboard_url("https://grafana.example.com/", "gpu")
     assert gpu_down.startswith("https://grafana.example.com/d/fleetscope-node-gpu-detail?orgId=1")
     assert "{{ with $labels.gpu }}&var-gpu={{ . | urlquery }}{{ end }}" in gpu_down
+
+
+KUBE_PROMETHEUS_STACK_RETENTION_DAYS = 10
+
+
+@pytest.mark.parametrize("board", BOARDS, ids=lambda board: board["uid"])
+def test_no_panel_needs_more_history_than_kube_prometheus_stack_keeps(board):
+    """A 30-day error budget read from 30 days of samples is empty where Prometheus keeps 10 (the
+    chart's default): windows, and the windows of the recorded series read, stay within it."""
+    for panel in queries.panel_queries(board):
+        for expr in panel.exprs:
+            windows = re.findall(r"\[(\d+)([smhdw])[\]:]", expr) + re.findall(r":\w+_rate(\d+)([smhdw])\b", expr)
+            for amount, unit in windows:
+                days = int(amount) * {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}[unit] / 86400
+                assert days <= KUBE_PROMETHEUS_STACK_RETENTION_DAYS, f"{board['uid']}: {panel.title}: {expr}"
