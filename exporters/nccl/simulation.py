@@ -11,6 +11,7 @@ data-parallel communicator hangs: no rank completes anything until it recovers.
 
 from __future__ import annotations
 
+import os
 import random
 import shutil
 import socket
@@ -38,6 +39,7 @@ class _Comm:
     split_color: int | None = None  # split from the first communicator with this color, as ncclCommSplit does
 
 
+MAX_LOG_BYTES = 256 * 1024
 _WORLD_ID = "0x5f1c0de2a7b94d01"
 COMMS = (
     _Comm(_WORLD_ID, "DP Group 0", NODES * GPUS_PER_NODE, NODES, (("AllReduce", 256 * MiB, 180.0),)),
@@ -124,7 +126,12 @@ class SimulatedJob:
                                             self._pids[rank])
                 lines += format_lines(communicator, mine, int(now * 1e6), self._hostname)
         if lines:
-            with open(self.root / f"{self._hostname}-pid{self._pids[rank]}.log", "a") as out:
+            path = self.root / f"{self._hostname}-pid{self._pids[rank]}.log"
+            # Rotated past a size, as logrotate would: a simulation left running for days (the demo, a fleet of
+            # simulated nodes) keeps a bounded disk footprint, and the collector follows the rotation.
+            if path.exists() and path.stat().st_size > MAX_LOG_BYTES:
+                os.replace(path, path.with_name(path.name + ".1"))
+            with open(path, "a") as out:
                 out.write("\n".join(lines) + "\n")
 
 

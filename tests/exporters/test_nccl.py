@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import time
@@ -402,6 +403,33 @@ def test_the_simulated_job_shows_stragglers_and_hangs():
             value(text, "fleetscope_nccl_seconds_total", rank="8", operation="AllReduce")
         # Stragglers (frequent at these rates) make everyone wait, so it sits well below the links' 180 GB/s.
         assert 1e9 < busbw <= 180e9
+    finally:
+        collector.close()
+        job.close()
+
+
+def test_the_simulated_jobs_logs_stay_bounded_and_the_collector_follows_them(monkeypatch):
+    """Left running (the demo, a simulated fleet), the job rotates its logs past a size; the collector reads
+    on across each rotation, and its counters never go back."""
+    from fleetscope.exporters.nccl import simulation
+
+    monkeypatch.setattr(simulation, "MAX_LOG_BYTES", 16 * 1024)
+    job = simulation.SimulatedJob(seed=3, straggler_mean_interval=1e12, hang_mean_interval=1e12)
+    clock = Clock()
+    start = job._at
+    collector = NcclCollector(job.root, "sim", clock=clock, idle_seconds=1e9,
+                              before_read=lambda: job.advance(clock.now))
+    try:
+        totals, sizes = [], []
+        for minute in range(1, 21):
+            clock.now = start + 60 * minute
+            text = render(collector.collect())
+            totals.append(value(text, "fleetscope_nccl_collectives_total", rank="8", operation="AllReduce"))
+            sizes.append(max(path.stat().st_size for path in job.root.glob("*-pid*.log")))
+        assert any(later < earlier for earlier, later in itertools.pairwise(sizes)), "the logs were rotated"
+        assert max(sizes) < 16 * 1024 + 2 * min(sizes), "at most the bound and one minute's records"
+        assert totals == sorted(totals) and totals[-1] > totals[0]
+        assert values(text, "fleetscope_nccl_records_rejected_total") == []
     finally:
         collector.close()
         job.close()
