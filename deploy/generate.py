@@ -3,6 +3,8 @@
     kubernetes/        kubectl apply -k deploy/kubernetes (namespace monitoring, kube-prometheus-stack)
     systemd/           fleetscope-exporter.service, fleetscope-drift.service
     prometheus/        prometheus.yml with file-based discovery, and example target files
+    fleet/             a cluster's Prometheus (agent or full) remote-writing to the fleet's store
+    systemd/fleetscope-vmalert.service  the global ruler over that store
     containers/        a Containerfile per service, and the .dockerignore to copy to the build root
 """
 
@@ -16,7 +18,7 @@ from fleetscope.alerts import generate as alerts
 from fleetscope.alerts import routing
 from fleetscope.alerts.config import AlertsConfig
 from fleetscope.dashboards import generate as dashboards
-from fleetscope.deploy import baremetal, containers, kubernetes
+from fleetscope.deploy import baremetal, containers, fleet, kubernetes
 from fleetscope.generated import header
 
 HEADER = header("python -m fleetscope.deploy.generate")
@@ -52,6 +54,9 @@ def files(alerts_config: AlertsConfig | None = None,
     texts["systemd/fleetscope-exporter.service"] = baremetal.EXPORTER_UNIT
     texts["systemd/fleetscope-drift.service"] = baremetal.DRIFT_UNIT
     texts["prometheus/prometheus.yml"] = HEADER + yaml.safe_dump(baremetal.prometheus_config(), sort_keys=False)
+    texts["fleet/prometheus-agent.yml"] = HEADER + yaml.safe_dump(fleet.agent_config(), sort_keys=False)
+    texts["fleet/prometheus-cluster.yml"] = HEADER + yaml.safe_dump(fleet.cluster_config(), sort_keys=False)
+    texts["systemd/fleetscope-vmalert.service"] = fleet.vmalert_unit()
     for job, groups in baremetal.example_targets().items():
         texts[f"prometheus/file_sd/{job}/example.yaml"] = HEADER + yaml.safe_dump(groups, sort_keys=False)
     for image in containers.IMAGES:

@@ -39,29 +39,17 @@ class OnScrape:
         self._collector.close()
 
 
-class Polled:
-    """Collects every `interval` seconds in a thread; scrapes read the latest result."""
+class Cached:
+    """The latest collection of a collector, refreshed by whoever calls refresh(): a Polled source's own
+    thread, or one thread for many simulated nodes (fleet_simulation.py). Scrapes read the latest."""
 
-    def __init__(self, collector: Collector, interval: float, max_age: float | None = None):
-        if interval <= 0:
-            raise ValueError("poll interval must be positive")
+    def __init__(self, collector: Collector, max_age: float):
         self.name = collector.name
         self._collector = collector
-        self._interval = interval
-        self._max_age = max_age if max_age is not None else max(3 * interval, interval + 10)
+        self._max_age = max_age
         self._latest = Collection(collector.name, error="no collection has finished yet")
         self._lock = threading.Lock()
-        self._stop = threading.Event()
         self._first = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"poll-{self.name}", daemon=True)
-
-    def start(self, wait: bool = True) -> None:
-        """Starts polling. wait: collect once before returning, so the first scrape has data;
-        otherwise the first collection runs in the background and `ready` tells when it is done
-        (the exporter listens at once and answers /-/ready 503 until then)."""
-        if wait:
-            self._poll()
-        self._thread.start()
 
     @property
     def ready(self) -> bool:
@@ -81,23 +69,46 @@ class Polled:
                               last_success_at=latest.last_success_at)
         return latest
 
-    def close(self) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout=self._interval + 10)
-        self._collector.close()
-
-    def _run(self) -> None:
-        if not self._first.is_set():
-            self._poll()
-        next_run = time.monotonic() + self._interval
-        while not self._stop.wait(max(0.0, next_run - time.monotonic())):
-            self._poll()
-            # Skip ticks a slow collection overran instead of running back to back.
-            next_run += self._interval * max(1, int((time.monotonic() - next_run) // self._interval) + 1)
-
-    def _poll(self) -> None:
+    def refresh(self) -> None:
         collection = collect_once(self._collector)
         with self._lock:
             self._latest = collection
         self._first.set()
+
+    def close(self) -> None:
+        self._collector.close()
+
+
+class Polled(Cached):
+    """Collects every `interval` seconds in a thread; scrapes read the latest result."""
+
+    def __init__(self, collector: Collector, interval: float, max_age: float | None = None):
+        if interval <= 0:
+            raise ValueError("poll interval must be positive")
+        super().__init__(collector, max_age if max_age is not None else max(3 * interval, interval + 10))
+        self._interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"poll-{self.name}", daemon=True)
+
+    def start(self, wait: bool = True) -> None:
+        """Starts polling. wait: collect once before returning, so the first scrape has data;
+        otherwise the first collection runs in the background and `ready` tells when it is done
+        (the exporter listens at once and answers /-/ready 503 until then)."""
+        if wait:
+            self.refresh()
+        self._thread.start()
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=self._interval + 10)
+        super().close()
+
+    def _run(self) -> None:
+        if not self.ready:
+            self.refresh()
+        next_run = time.monotonic() + self._interval
+        while not self._stop.wait(max(0.0, next_run - time.monotonic())):
+            self.refresh()
+            # Skip ticks a slow collection overran instead of running back to back.
+            next_run += self._interval * max(1, int((time.monotonic() - next_run) // self._interval) + 1)

@@ -25,6 +25,8 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
                  "fleetscope.demo", "all", words)
     _add_command(commands, ("exporter",), "run the node exporter (GPU telemetry as Prometheus metrics)",
                  "fleetscope.exporters.command", "", words)
+    _add_command(commands, ("simulate-fleet",), "serve many simulated nodes, one scrape target each",
+                 "fleetscope.exporters.fleet_command", "", words)
     drift = commands.add_parser("drift", help="the drift service", description="The drift service.")
     _add_command(drift.add_subparsers(dest="drift_command", metavar="COMMAND", required=True), ("drift", "serve"),
                  "run the drift service (model outputs against references, as metrics)",

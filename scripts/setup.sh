@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Sets up everything fleetscope needs on a Debian machine, idempotently:
 # Debian's prometheus (prometheus, promtool) and prometheus-alertmanager (prometheus-alertmanager,
-# amtool) for the integration tests and the demo, chromium (headless) for the test that opens a
+# amtool) for the integration tests and the demo, victoria-metrics (with vmalert) for the fleet's
+# global view, chromium (headless) for the test that opens a
 # drift report in a real browser, and a virtual environment in .venv with fleetscope installed in
 # editable mode plus its test dependencies.
 set -euo pipefail
@@ -12,6 +13,8 @@ for tool in prometheus promtool; do command -v "$tool" >/dev/null || need_apt+=(
 # Debian installs Alertmanager as prometheus-alertmanager (amtool keeps its name).
 for tool in prometheus-alertmanager amtool; do command -v "$tool" >/dev/null || need_apt+=(prometheus-alertmanager); done
 command -v chromium >/dev/null || need_apt+=(chromium)
+# VictoriaMetrics (the server and vmalert) is the fleet's long-term store and global ruler in the tests.
+for tool in victoria-metrics vmalert; do command -v "$tool" >/dev/null || need_apt+=(victoria-metrics); done
 if [ ${#need_apt[@]} -gt 0 ]; then
     sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
     echo "setup: installing Debian packages: $(printf '%s\n' "${need_apt[@]}" | sort -u | tr '\n' ' ')" >&2

@@ -82,6 +82,14 @@ class SimulatedFabric:
                     hw["rp_cnp_handled"] += int(marked * rng.uniform(0.9, 1.0))
             self._write_port(port.path, port.link_layer, counters, hw, down)
 
+    def flap(self, device: int, seconds: float) -> None:
+        """Takes device mlx5_<device>'s link down now for `seconds`, as a failing cable would."""
+        if not 0 <= device < len(self._ports):
+            raise ValueError(f"no fabric device {device}: there are {len(self._ports)}")
+        port = self._ports[device]
+        port.down_until = time.time() + seconds
+        port.counters["link_downed"] += 1
+
     def _write_port(self, port: Path, link_layer: str, counters: dict[str, int], hw: dict[str, int],
                     down: bool) -> None:
         if port not in self._created:

@@ -32,16 +32,20 @@ _DURATION_FIELDS = {"sw_power_cap": "NVML_FI_DEV_CLOCKS_EVENT_REASON_SW_POWER_CA
                     "hw_thermal_slowdown": "NVML_FI_DEV_CLOCKS_EVENT_REASON_HW_THERM_SLOWDOWN"}
 
 
-def scaled_recording(gpus: int, recording: dict | None = None) -> dict:
-    """The recording with `gpus` devices, recorded ones reused with new identities past the end."""
+def scaled_recording(gpus: int, recording: dict | None = None, node: int = 0) -> dict:
+    """The recording with `gpus` devices, recorded ones reused with new identities past the end. A `node`
+    other than 0 gives every GPU a UUID of that node's own, as GPUs of different machines have."""
     recording = copy.deepcopy(recording or load_recording())
     recorded = recording["devices"]
     devices = []
     for index in range(gpus):
         device = copy.deepcopy(recorded[index % len(recorded)])
+        if node:
+            device["values"]["nvmlDeviceGetUUID"] = f"GPU-{node:08x}-{index:04x}-4b7e-9a2c-0d3f6e8b{index:04x}"
         if index >= len(recorded):
             values = device["values"]
-            values["nvmlDeviceGetUUID"] = f"GPU-5e1f0c3a-{index:04x}-4b7e-9a2c-0d3f6e8b{index:04x}"
+            if not node:
+                values["nvmlDeviceGetUUID"] = f"GPU-5e1f0c3a-{index:04x}-4b7e-9a2c-0d3f6e8b{index:04x}"
             # A PCI domain of their own, so no bus id repeats a recorded GPU's.
             values["nvmlDeviceGetPciInfo"] = {"busId": f"{index // 256 + 1:08X}:{index % 256:02X}:00.0"}
         devices.append(device)
@@ -179,9 +183,9 @@ class Simulation:
                 self.fake.lose_gpu(device.index)
 
 
-def simulated_nvml(gpus: int = 8, seed: int = 1, scheduled_xids: Iterable[ScheduledXid] = (),
+def simulated_nvml(gpus: int = 8, seed: int = 1, scheduled_xids: Iterable[ScheduledXid] = (), node: int = 0,
                    **rates: float) -> FakeNvml:
     simulation = Simulation(seed, scheduled_xids=scheduled_xids, **rates)
-    fake = FakeNvml(scaled_recording(gpus), animate=simulation.animate)
+    fake = FakeNvml(scaled_recording(gpus, node=node), animate=simulation.animate)
     simulation.fake = fake
     return fake

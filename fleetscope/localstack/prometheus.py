@@ -7,7 +7,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,59 +20,12 @@ class QueryError(RuntimeError):
     pass
 
 
-class Prometheus:
-    """Use as a context manager, or call start() and stop().
-
-    scrape_configs are Prometheus scrape_config mappings; targets() builds a simple one.
-    """
-
-    def __init__(self, workdir: Path, scrape_configs: Sequence[dict], scrape_interval: str = "1s",
-                 rule_files: Sequence[Path] = (), alertmanagers: Sequence[str] = (),
-                 evaluation_interval: str = "1s"):
-        self.workdir = Path(workdir)
-        self.workdir.mkdir(parents=True, exist_ok=True)
-        self.config = {
-            "global": {"scrape_interval": scrape_interval, "evaluation_interval": evaluation_interval},
-            "scrape_configs": list(scrape_configs),
-        }
-        if rule_files:
-            self.config["rule_files"] = [str(path) for path in rule_files]
-        if alertmanagers:
-            self.config["alerting"] = {"alertmanagers": [{"static_configs": [{"targets": list(alertmanagers)}]}]}
-        self.port = 0
-        self._process: ManagedProcess | None = None
-
-    @staticmethod
-    def targets(job: str, addresses: Sequence[str], **options: Any) -> dict:
-        return {"job_name": job, "static_configs": [{"targets": list(addresses)}], **options}
+class QueryApi:
+    """Prometheus' query API, as Prometheus and VictoriaMetrics both serve it at `url`."""
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self, timeout: float = 30.0, attempts: int = 3) -> Prometheus:
-        binary = require_binary("prometheus")
-        config_path = self.workdir / "prometheus.yml"
-        config_path.write_text(yaml.safe_dump(self.config, sort_keys=False))
-
-        def make(port: int) -> ManagedProcess:
-            return ManagedProcess(
-                [binary, f"--config.file={config_path}", f"--storage.tsdb.path={self.workdir / 'data'}",
-                 f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn"],
-                self.workdir / "prometheus.log", lambda: http_ok(f"http://127.0.0.1:{port}/-/ready"))
-
-        self._process, self.port = start_on_free_port(make, timeout, attempts)
-        return self
-
-    def stop(self) -> None:
-        if self._process is not None:
-            self._process.stop()
-
-    def __enter__(self) -> Prometheus:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+        raise NotImplementedError
 
     def api(self, path: str, **params: str) -> Any:
         return api(self.url, path, 10.0, **params)
@@ -94,6 +47,71 @@ class Prometheus:
                 return result
             time.sleep(0.25)
         raise TimeoutError(f"{expr!r} did not satisfy the condition within {timeout:.0f}s; last result: {result}")
+
+
+class Prometheus(QueryApi):
+    """Use as a context manager, or call start() and stop().
+
+    scrape_configs are Prometheus scrape_config mappings; targets() builds a simple one. As a cluster's
+    Prometheus in a fleet: external_labels (its `cluster`), remote_write to a global store, and with
+    agent=True, agent mode (scrape and forward only: no local storage, rules or queries).
+    """
+
+    def __init__(self, workdir: Path, scrape_configs: Sequence[dict], scrape_interval: str = "1s",
+                 rule_files: Sequence[Path] = (), alertmanagers: Sequence[str] = (),
+                 evaluation_interval: str = "1s", external_labels: Mapping[str, str] | None = None,
+                 remote_write: Sequence[dict] = (), agent: bool = False):
+        self.workdir = Path(workdir)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.agent = agent
+        self.config: dict[str, Any] = {"global": {"scrape_interval": scrape_interval}}
+        if not agent:
+            self.config["global"]["evaluation_interval"] = evaluation_interval
+        if external_labels:
+            self.config["global"]["external_labels"] = dict(external_labels)
+        self.config["scrape_configs"] = list(scrape_configs)
+        if remote_write:
+            self.config["remote_write"] = list(remote_write)
+        if rule_files:
+            self.config["rule_files"] = [str(path) for path in rule_files]
+        if alertmanagers:
+            self.config["alerting"] = {"alertmanagers": [{"static_configs": [{"targets": list(alertmanagers)}]}]}
+        self.port = 0
+        self._process: ManagedProcess | None = None
+
+    @staticmethod
+    def targets(job: str, addresses: Sequence[str], **options: Any) -> dict:
+        return {"job_name": job, "static_configs": [{"targets": list(addresses)}], **options}
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 30.0, attempts: int = 3) -> Prometheus:
+        binary = require_binary("prometheus")
+        config_path = self.workdir / "prometheus.yml"
+        config_path.write_text(yaml.safe_dump(self.config, sort_keys=False))
+
+        def make(port: int) -> ManagedProcess:
+            storage = ([f"--storage.agent.path={self.workdir / 'agent'}", "--enable-feature=agent"] if self.agent
+                       else [f"--storage.tsdb.path={self.workdir / 'data'}"])
+            return ManagedProcess(
+                [binary, f"--config.file={config_path}", *storage,
+                 f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn"],
+                self.workdir / "prometheus.log", lambda: http_ok(f"http://127.0.0.1:{port}/-/ready"))
+
+        self._process, self.port = start_on_free_port(make, timeout, attempts)
+        return self
+
+    def stop(self) -> None:
+        if self._process is not None:
+            self._process.stop()
+
+    def __enter__(self) -> Prometheus:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
 
     def active_targets(self) -> list[dict]:
         return self.api("targets")["activeTargets"]

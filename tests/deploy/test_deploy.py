@@ -19,7 +19,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from fleetscope.deploy import baremetal, containers, generate, kubernetes
+from fleetscope.deploy import baremetal, containers, fleet, generate, kubernetes
 
 DEPLOY = generate.DIRECTORY
 ROOT = DEPLOY.parent
@@ -244,3 +244,42 @@ def test_each_container_file_builds_from_the_repository_and_runs_unprivileged(im
         assert re.search(rf"^{image.extra} = \[", (ROOT / "pyproject.toml").read_text(), re.M)
     assert re.search(r'^ENTRYPOINT \["fleetscope", ', text, re.M) and "HEALTHCHECK" in text
     assert "--no-cache-dir" in text and "apt-get" not in text
+
+
+# --- the fleet ---------------------------------------------------------------------------------
+
+def test_a_clusters_prometheus_configs_are_valid_and_forward_what_the_global_ruler_needs(tmp_path):
+    agent = yaml.safe_load((DEPLOY / "fleet" / "prometheus-agent.yml").read_text())
+    cluster = yaml.safe_load((DEPLOY / "fleet" / "prometheus-cluster.yml").read_text())
+    for config in (agent, cluster):
+        assert config["global"]["external_labels"] == {"cluster": fleet.CLUSTER}
+        assert {job["job_name"] for job in config["scrape_configs"]} == {
+            "fleetscope-exporter", "fleetscope-drift", "model-servers"}
+    assert "rule_files" not in agent and "evaluation_interval" not in agent["global"]  # agent mode has neither
+    assert "write_relabel_configs" not in agent["remote_write"][0]  # everything goes to the store
+    # The full server keeps its recorded series and alert states: the global ruler makes them once.
+    [drop] = cluster["remote_write"][0]["write_relabel_configs"]
+    assert drop["action"] == "drop" and drop["regex"] == fleet.LOCAL_ONLY
+    for name in ("fleetscope:node_gpus:count", "ALERTS", "ALERTS_FOR_STATE"):
+        assert re.fullmatch(drop["regex"], name)
+    assert not re.fullmatch(drop["regex"], "fleetscope_gpu_up")
+    cluster["rule_files"] = [str(ROOT / "alerts" / "rules" / "*.yaml")]
+    for name, config in (("agent.yml", agent), ("cluster.yml", cluster)):
+        (tmp_path / name).write_text(yaml.safe_dump(config))
+        check = subprocess.run(["promtool", "check", "config", "--syntax-only", str(tmp_path / name)],
+                               capture_output=True, text=True, timeout=60)
+        assert check.returncode == 0, check.stdout + check.stderr
+    full = subprocess.run(["promtool", "check", "config", str(tmp_path / "cluster.yml")], capture_output=True,
+                          text=True, timeout=60)
+    assert full.returncode == 0 and "SUCCESS" in full.stdout, full.stdout + full.stderr
+
+
+def test_vmalert_accepts_the_generated_rules(tmp_path):
+    """vmalert parses the rules with its own (MetricsQL) parser: every expression must pass it."""
+    vmalert = shutil.which("vmalert")
+    if vmalert is None:
+        pytest.skip("vmalert is not installed (scripts/setup.sh installs victoria-metrics)")
+    result = subprocess.run([vmalert, "-dryRun", f"-rule={ROOT / 'alerts' / 'rules'}/*.yaml"], capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "-rule" in fleet.vmalert_unit() and "/usr/bin/vmalert" in fleet.vmalert_unit()

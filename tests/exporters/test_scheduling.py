@@ -126,7 +126,7 @@ def test_the_page_reuses_a_polled_collectors_rendering_until_the_next_poll(monke
     assert len(encoded) == 5
     # The polled collector's value stays at its one poll; the on-scrape one has collected twice.
     assert values(second.decode(), "fleetscope_gpu_xid_events_total") == [1, 2]
-    polled._poll()
+    polled.refresh()
     renderer.render("")
     assert len(encoded) == 8
     polled.close()

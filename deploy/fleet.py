@@ -1,0 +1,88 @@
+"""The fleet topology: a Prometheus per cluster with its `cluster` as an external label, remote-writing
+to one long-term store (VictoriaMetrics here; Thanos Receive and Mimir take the same remote_write), and
+the generated rules in a global ruler (vmalert) over that store.
+
+    fleet/prometheus-agent.yml      a cluster's Prometheus in agent mode: scrape, label, forward
+    fleet/prometheus-cluster.yml    a cluster's full Prometheus: the same, plus local rules and alerts
+                                    (which it does not forward: the global ruler records them once)
+    fleet/fleetscope-vmalert.service  vmalert with the generated rules, as a systemd unit
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from fleetscope.deploy.baremetal import DRIFT, EXPORTER, FILE_SD
+
+CLUSTER = "CLUSTER-NAME"  # replace with the cluster's name: every rule and dashboard groups by it
+STORE = "http://victoria-metrics.internal:8428"
+ALERTMANAGER = "http://alertmanager.internal:9093"
+RULES = "/etc/fleetscope/rules"
+# What a cluster's full Prometheus keeps to itself: its own recorded series and alert states. The global
+# ruler computes them from the raw series; forwarding both would write each series twice, from two rulers.
+LOCAL_ONLY = "fleetscope:.+|ALERTS|ALERTS_FOR_STATE"
+
+
+def scrape_config(job: str, files: Sequence[str], interval: str = "") -> dict:
+    config: dict = {"job_name": job}
+    if interval:
+        config["scrape_interval"] = interval
+    config["file_sd_configs"] = [{"files": list(files), "refresh_interval": "1m"}]
+    return config
+
+
+def remote_write(url: str, drop: str = "", **queue_config: str) -> dict:
+    """A remote_write entry to the global store; `drop` names series (a regex) that stay local."""
+    entry: dict = {"url": url}
+    if drop:
+        entry["write_relabel_configs"] = [{"source_labels": ["__name__"], "regex": drop, "action": "drop"}]
+    if queue_config:
+        entry["queue_config"] = dict(queue_config)
+    return entry
+
+
+def _scrape_configs() -> list[dict]:
+    return [scrape_config(job, [f"{FILE_SD}/{job}/*.yaml"], "15s") for job in (EXPORTER, DRIFT, "model-servers")]
+
+
+def agent_config() -> dict:
+    """Run with --enable-feature=agent: no local storage, rules or queries."""
+    return {"global": {"scrape_interval": "15s", "external_labels": {"cluster": CLUSTER}},
+            "scrape_configs": _scrape_configs(),
+            "remote_write": [remote_write(f"{STORE}/api/v1/write")]}
+
+
+def cluster_config() -> dict:
+    return {"global": {"scrape_interval": "15s", "evaluation_interval": "15s", "external_labels": {"cluster": CLUSTER}},
+            "rule_files": [f"{RULES}/*.yaml"],
+            "alerting": {"alertmanagers": [{"static_configs": [{"targets": [ALERTMANAGER.removeprefix("http://")]}]}]},
+            "scrape_configs": _scrape_configs(),
+            "remote_write": [remote_write(f"{STORE}/api/v1/write", drop=LOCAL_ONLY)]}
+
+
+def vmalert_flags(evaluation_interval: str = "15s") -> list[str]:
+    return [f"-rule={RULES}/*.yaml", f"-datasource.url={STORE}", f"-remoteWrite.url={STORE}",
+            f"-remoteRead.url={STORE}", f"-notifier.url={ALERTMANAGER}", f"-evaluationInterval={evaluation_interval}",
+            "-httpListenAddr=:8880"]
+
+
+def vmalert_unit() -> str:
+    flags = " \\\n    ".join(vmalert_flags())
+    return f"""[Unit]
+Description=vmalert: fleetscope's rules over the fleet's VictoriaMetrics
+After=network-online.target
+Wants=network-online.target
+
+[Service]
+ExecStart=/usr/bin/vmalert \\
+    {flags}
+DynamicUser=yes
+Restart=on-failure
+NoNewPrivileges=yes
+ProtectSystem=strict
+ProtectHome=yes
+PrivateTmp=yes
+
+[Install]
+WantedBy=multi-user.target
+"""

@@ -1,0 +1,71 @@
+"""`fleetscope simulate-fleet`: many simulated nodes in one process, one scrape target each, for trying the
+fleet path (several Prometheus, remote_write, a global ruler) and measuring its cost as the fleet grows."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import threading
+from pathlib import Path
+
+from fleetscope import durations, log
+from fleetscope.exporters.fleet_simulation import Fault, SimulatedFleet
+
+DESCRIPTION = ("Serve many simulated nodes (GPUs, fabric, an NCCL job each, as `fleetscope exporter --simulate` "
+               "serves one) under one address at /CLUSTER/HOST/metrics, and write a Prometheus file_sd target "
+               "file per cluster.")
+_logger = log.get("fleetscope.exporters")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--clusters", type=_names, default=["cluster-1"], metavar="NAME,...",
+                        help="names of the simulated clusters")
+    parser.add_argument("--nodes", dest="nodes_per_cluster", type=_positive, default=10, metavar="N",
+                        help="nodes in each cluster")
+    parser.add_argument("--gpus", type=_positive, default=8, metavar="N", help="GPUs on each node")
+    parser.add_argument("--refresh-interval", type=durations.argument, default=15.0, metavar="DURATION",
+                        help="how often each node's readings move on (set it to the scrape interval)")
+    parser.add_argument("--web.listen-address", dest="listen_address", default="127.0.0.1:9836",
+                        help="address serving every node's page")
+    parser.add_argument("--targets-dir", type=Path, default=Path("fleet-targets"), metavar="DIR",
+                        help="where to write <cluster>.json, file_sd targets for each cluster's Prometheus")
+    parser.add_argument("--fault", dest="faults", type=_fault, action="append", default=[],
+                        metavar="CLUSTER/HOST:AFTER:xid:GPU:CODE|CLUSTER/HOST:AFTER:link-flap:DEVICE[:SECONDS]",
+                        help="schedule a fault on one node, AFTER seconds from start-up; repeatable")
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        fleet = SimulatedFleet(args.clusters, args.nodes_per_cluster, args.gpus, args.refresh_interval, args.faults,
+                               args.listen_address)
+    except ValueError as error:
+        raise log.UserError(str(error)) from None
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda signum, frame: stop.set())
+    with fleet:
+        paths = fleet.write_targets(args.targets_dir)
+        _logger.info("serving", extra={"address": fleet.address, "nodes": len(fleet.nodes),
+                                       "targets": ",".join(str(path) for path in paths)})
+        stop.wait()
+    return 0
+
+
+def _names(text: str) -> list[str]:
+    names = [name.strip() for name in text.split(",")]
+    if not all(name and name.replace("-", "").replace("_", "").isalnum() for name in names):
+        raise argparse.ArgumentTypeError(f"{text!r}: names are letters, digits, '-' or '_', separated by commas")
+    return names
+
+
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive whole number")
+    return int(text)
+
+
+def _fault(text: str) -> Fault:
+    try:
+        return Fault.parse(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
