@@ -7,7 +7,7 @@ from fleetscope.deploy.kubernetes import DRIFT, DRIFT_PORT, EXPORTER, EXPORTER_P
 
 PREFIX = "/opt/fleetscope"  # python3 -m venv /opt/fleetscope && /opt/fleetscope/bin/pip install 'fleetscope[drift]'
 
-# What both services need of the system: nothing beyond reading it and their own state.
+# What the services need of the system: nothing beyond reading it and their own state.
 SANDBOX = """\
 DynamicUser=yes
 NoNewPrivileges=yes

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from fleetscope.deploy.baremetal import DRIFT, EXPORTER, FILE_SD
+from fleetscope.deploy.baremetal import DRIFT, EXPORTER, FILE_SD, SANDBOX
 
 CLUSTER = "CLUSTER-NAME"  # replace with the cluster's name: every rule and dashboard groups by it
 STORE = "http://victoria-metrics.internal:8428"
@@ -69,19 +69,20 @@ def vmalert_flags(evaluation_interval: str = "15s") -> list[str]:
 def vmalert_unit() -> str:
     flags = " \\\n    ".join(vmalert_flags())
     return f"""[Unit]
-Description=vmalert: fleetscope's rules over the fleet's VictoriaMetrics
-After=network-online.target
+Description=vmalert: fleetscope's recording and alert rules over the fleet's VictoriaMetrics
+Documentation=https://docs.victoriametrics.com/vmalert/
 Wants=network-online.target
+After=network-online.target
 
 [Service]
+Type=simple
 ExecStart=/usr/bin/vmalert \\
     {flags}
-DynamicUser=yes
 Restart=on-failure
-NoNewPrivileges=yes
-ProtectSystem=strict
-ProtectHome=yes
-PrivateTmp=yes
+RestartSec=5s
+{SANDBOX}PrivateDevices=yes
+MemoryDenyWriteExecute=yes
+ConfigurationDirectory=fleetscope
 
 [Install]
 WantedBy=multi-user.target
