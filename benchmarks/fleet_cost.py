@@ -1,0 +1,291 @@
+"""What the monitoring stack costs as the fleet grows, with Prometheus and with VictoriaMetrics as the store.
+
+For each fleet size it runs the fleet simulator (`fleetscope simulate-fleet`, eight GPUs a node), then,
+one store after the other:
+  - prometheus:       one Prometheus scraping every node every 15 s and evaluating the generated rules;
+  - victoriametrics:  a Prometheus in agent mode scraping and remote-writing to VictoriaMetrics, and
+                      vmalert evaluating the generated rules against it (the fleet topology of deploy/fleet);
+lets it run for --warmup seconds, then measures over --window seconds: active series and samples per
+second per node, the store's resident memory and CPU (from /proc, each process apart), each rule group's
+evaluation time, and every panel of the fleet-level dashboards (fleet overview, collectives) and of the
+node dashboard on one node: its query time, p50 and p99 over --repeat runs, at the dashboard's default
+range (6 hours, step 30 s; stats and tables as instant queries), against that store.
+
+    .venv/bin/python benchmarks/fleet_cost.py                          # 10, 100 and 500 nodes
+    .venv/bin/python benchmarks/fleet_cost.py --nodes 10 --warmup 40 --window 20 --repeat 3   # a smoke run
+    .venv/bin/python benchmarks/fleet_cost.py --plot docs/fleet-cost.png --json fleet-cost.json
+
+The simulator refreshes each node's readings every 15 s up to 100 nodes and every 60 s beyond (on 2 cores
+it could not collect 500 nodes every 15 s and leave the store any CPU); scrapes still come every 15 s, so
+the store ingests the same samples either way. Everything shares one machine: on 2 cores the figures at
+the largest size include the contention of the simulator beside the store.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from fleetscope.alerts import generate as alerts_generate  # noqa: E402
+from fleetscope.dashboards import queries  # noqa: E402
+from fleetscope.dashboards.common import UIDS  # noqa: E402
+from fleetscope.deploy import fleet  # noqa: E402
+from fleetscope.localstack.alertmanager import Alertmanager  # noqa: E402
+from fleetscope.localstack.process import ManagedProcess, free_port, port_open  # noqa: E402
+from fleetscope.localstack.prometheus import Prometheus, QueryApi  # noqa: E402
+from fleetscope.localstack.victoriametrics import VictoriaMetrics, VmAlert  # noqa: E402
+
+CLUSTER = "bench"
+GPUS_PER_NODE = 8
+SCRAPE_INTERVAL = "15s"
+RANGE_SECONDS, STEP = 6 * 3600, "30s"  # the dashboards open on 6 hours
+DASHBOARDS = ("fleet", "collectives", "gpu")  # the gpu (node) dashboard is read for one node
+PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--nodes", default="10,100,500", help="fleet sizes, comma-separated")
+    parser.add_argument("--stores", default="prometheus,victoriametrics")
+    parser.add_argument("--warmup", type=float, default=150.0, help="seconds before measuring")
+    parser.add_argument("--window", type=float, default=60.0, help="seconds over which rates are measured")
+    parser.add_argument("--repeat", type=int, default=10, help="runs of each panel query")
+    parser.add_argument("--json", type=Path, help="write every row, panels included, here")
+    parser.add_argument("--plot", type=Path, help="draw cost against nodes to this PNG")
+    args = parser.parse_args()
+    rows = []
+    for nodes in (int(n) for n in args.nodes.split(",")):
+        with tempfile.TemporaryDirectory(prefix="fleet-cost-") as directory:
+            work = Path(directory)
+            simulator = _simulator(work, nodes)
+            try:
+                for store in args.stores.split(","):
+                    rows.append(_measure(store, nodes, work / store, args))
+                    print(_line(rows[-1]), flush=True)
+            finally:
+                simulator.stop()
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=1))
+    print(_table(rows))
+    if args.plot:
+        _plot(rows, args.plot)
+
+
+def _simulator(work: Path, nodes: int) -> ManagedProcess:
+    port = free_port()
+    refresh = "15s" if nodes <= 100 else "60s"
+    process = ManagedProcess(
+        [sys.executable, "-m", "fleetscope", "simulate-fleet", f"--clusters={CLUSTER}", f"--nodes={nodes}",
+         f"--refresh-interval={refresh}", f"--targets-dir={work / 'targets'}",
+         f"--web.listen-address=127.0.0.1:{port}"],
+        work / "simulator.log", lambda: port_open(port) and (work / "targets" / f"{CLUSTER}.json").exists())
+    process.start(timeout=60 + nodes * 0.5)
+    return process
+
+
+def _measure(store: str, nodes: int, work: Path, args: argparse.Namespace) -> dict:
+    rules = [work.parent / "rules" / name for name in alerts_generate.RULE_FILES]
+    if not rules[0].exists():
+        for name, text in alerts_generate.files().items():
+            (work.parent / name).parent.mkdir(parents=True, exist_ok=True)
+            (work.parent / name).write_text(text)
+    scrape = [fleet.scrape_config("fleetscope-exporter", [str(work.parent / "targets" / f"{CLUSTER}.json")])]
+    components: list = []
+    try:
+        if store == "prometheus":
+            server = Prometheus(work / "prometheus", scrape, scrape_interval=SCRAPE_INTERVAL, rule_files=rules,
+                                evaluation_interval=SCRAPE_INTERVAL, external_labels={"cluster": CLUSTER}).start(60)
+            components.append(server)
+            database: QueryApi = server
+            measured = {"store": server}
+        else:
+            vm = VictoriaMetrics(work / "vm").start()
+            components.append(vm)
+            agent = Prometheus(work / "agent", scrape, scrape_interval=SCRAPE_INTERVAL, agent=True,
+                               external_labels={"cluster": CLUSTER}, remote_write=[fleet.remote_write(vm.write_url)])
+            components.append(agent.start(60))
+            # vmalert will not start without somewhere to send alerts: an Alertmanager that notifies nobody.
+            silent = Alertmanager(work / "alertmanager", {"route": {"receiver": "none"},
+                                                          "receivers": [{"name": "none"}]})
+            components.append(silent.start())
+            ruler = VmAlert(work / "vmalert", vm, rules, [silent.address], evaluation_interval=SCRAPE_INTERVAL).start()
+            components.append(ruler)
+            database = vm
+            measured = {"store": vm, "agent": agent, "ruler": ruler}
+        time.sleep(args.warmup)
+        cpu_before, samples_before = {name: _cpu_seconds(c) for name, c in measured.items()}, _samples(store, database)
+        time.sleep(args.window)
+        cpu_after, samples_after = {name: _cpu_seconds(c) for name, c in measured.items()}, _samples(store, database)
+        series = int(float(database.query('count({__name__!=""})')[0]["value"][1]))
+        samples = samples_after - samples_before
+        row = {
+            "store": store, "nodes": nodes, "gpus": nodes * GPUS_PER_NODE,
+            "series_per_node": series / nodes,
+            "samples_per_second_per_node": samples / args.window / nodes,
+            "rss_mib": {name: _rss(component) / 2**20 for name, component in measured.items()},
+            "cpu_cores": {name: (cpu_after[name] - cpu_before[name]) / args.window for name in measured},
+            "rule_groups_seconds": _rule_groups(store, measured),
+            "panels": _panels(database, nodes, args.repeat),
+        }
+    finally:
+        for component in reversed(components):
+            component.stop()
+    row["store_rss_mib_per_1000_gpus"] = row["rss_mib"]["store"] / row["gpus"] * 1000
+    panels = [panel for panel in row["panels"] if panel["dashboard"] != UIDS["gpu"]]
+    row["fleet_panels_p50_seconds"] = sum(panel["p50"] for panel in panels)
+    row["fleet_panels_p99_seconds"] = sum(panel["p99"] for panel in panels)
+    row["node_panels_p50_seconds"] = sum(panel["p50"] for panel in row["panels"] if panel not in panels)
+    return row
+
+
+def _pid(component) -> int:
+    return component._process.pid
+
+
+def _cpu_seconds(component) -> float:
+    fields = Path(f"/proc/{_pid(component)}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICKS  # utime + stime
+
+
+def _rss(component) -> int:
+    return int(Path(f"/proc/{_pid(component)}/statm").read_text().split()[1]) * PAGE_SIZE
+
+
+def _own_metrics(url: str) -> dict[str, float]:
+    """A component's /metrics page as {series: value}."""
+    with urllib.request.urlopen(f"{url}/metrics", timeout=30) as response:
+        text = response.read().decode()
+    values = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.rpartition(" ")
+            try:
+                values[name] = float(value)
+            except ValueError:
+                continue
+    return values
+
+
+def _samples(store: str, database: QueryApi) -> float:
+    """Samples the store has taken in so far."""
+    own = _own_metrics(database.url)
+    if store == "prometheus":
+        return own.get("prometheus_tsdb_head_samples_appended_total", 0.0) + sum(
+            value for name, value in own.items() if name.startswith("prometheus_tsdb_head_samples_appended_total{"))
+    return sum(value for name, value in own.items() if name.startswith("vm_rows_inserted_total{"))
+
+
+def _rule_groups(store: str, measured: dict) -> dict[str, float]:
+    """Each rule group's evaluation time: Prometheus' last one, vmalert's mean."""
+    if store == "prometheus":
+        own = _own_metrics(measured["store"].url)
+        return {_label(name, "rule_group").rsplit(";", 1)[-1]: value for name, value in own.items()
+                if name.startswith("prometheus_rule_group_last_duration_seconds{")}
+    own = _own_metrics(measured["ruler"].url)
+    sums = {_label(name, "group"): value for name, value in own.items()
+            if name.startswith("vmalert_iteration_duration_seconds_sum{")}
+    counts = {_label(name, "group"): value for name, value in own.items()
+              if name.startswith("vmalert_iteration_duration_seconds_count{")}
+    return {group: sums[group] / counts[group] for group in sums if counts.get(group)}
+
+
+def _label(series: str, label: str) -> str:
+    start = series.index(f'{label}="') + len(label) + 2
+    return series[start:series.index('"', start)]
+
+
+def _panels(database: QueryApi, nodes: int, repeat: int) -> list[dict]:
+    results = []
+    for board in queries.load():
+        if board["uid"] not in {UIDS[key] for key in DASHBOARDS}:
+            continue
+        values = queries.defaults(board) | {"cluster": CLUSTER}
+        if board["uid"] == UIDS["gpu"]:
+            values["hostname"] = f"{CLUSTER}-node-0000"  # the node dashboard shows one node
+        for panel in queries.panels(board):
+            instant = panel["type"] in ("stat", "table")
+            exprs = [queries.concrete(target["expr"], values, "1m") for target in panel["targets"]]
+            timings = [_timed(database, exprs, instant) for _ in range(repeat)]
+            results.append({"dashboard": board["uid"], "panel": panel["title"], "p50": statistics.median(timings),
+                            "p99": max(timings) if repeat < 100 else statistics.quantiles(timings, n=100)[98]})
+    return results
+
+
+def _timed(database: QueryApi, exprs: list[str], instant: bool) -> float:
+    """Seconds to run a panel's queries, one after the other, as Grafana sends them."""
+    end = time.time()
+    started = time.perf_counter()
+    for expr in exprs:
+        if instant:
+            database.api("query", query=expr, time=str(end))
+        else:
+            database.api("query_range", query=expr, start=str(end - RANGE_SECONDS), end=str(end), step=STEP)
+    return time.perf_counter() - started
+
+
+def _line(row: dict) -> str:
+    return (f"{row['store']:16} {row['nodes']:5} nodes: {row['series_per_node']:7.0f} series/node, "
+            f"{row['samples_per_second_per_node']:6.1f} samples/s/node, store {row['rss_mib']['store']:7.0f} MiB "
+            f"({row['store_rss_mib_per_1000_gpus']:6.0f} MiB per 1000 GPUs), "
+            f"{row['cpu_cores']['store'] * 1000 / row['nodes']:5.1f} millicores/node, fleet panels "
+            f"p50 {row['fleet_panels_p50_seconds'] * 1000:7.0f} ms, "
+            f"p99 {row['fleet_panels_p99_seconds'] * 1000:7.0f} ms")
+
+
+def _table(rows: list[dict]) -> str:
+    lines = ["| Store | Nodes (GPUs) | Series per node | Samples/s per node | Store memory | per 1,000 GPUs | "
+             "Store CPU per node | Rule evaluation, all groups | Fleet dashboards' panels, p50 / p99 (sum) | "
+             "Node dashboard, p50 (sum) |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for row in rows:
+        extra = "".join(f" + {name} {row['rss_mib'][name]:.0f} MiB" for name in row["rss_mib"] if name != "store")
+        lines.append(
+            f"| {row['store']} | {row['nodes']} ({row['gpus']}) | {row['series_per_node']:.0f} | "
+            f"{row['samples_per_second_per_node']:.0f} | {row['rss_mib']['store']:.0f} MiB{extra} | "
+            f"{row['store_rss_mib_per_1000_gpus']:.0f} MiB | {row['cpu_cores']['store'] * 1000 / row['nodes']:.1f} "
+            f"millicores | {sum(row['rule_groups_seconds'].values()) * 1000:.0f} ms | "
+            f"{row['fleet_panels_p50_seconds'] * 1000:.0f} / {row['fleet_panels_p99_seconds'] * 1000:.0f} ms | "
+            f"{row['node_panels_p50_seconds'] * 1000:.0f} ms |")
+    return "\n".join(lines)
+
+
+def _plot(rows: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, (memory, panels) = plt.subplots(1, 2, figsize=(11, 4))
+    for store in dict.fromkeys(row["store"] for row in rows):
+        mine = [row for row in rows if row["store"] == store]
+        nodes = [row["nodes"] for row in mine]
+        memory.plot(nodes, [row["rss_mib"]["store"] for row in mine], marker="o", label=store)
+        panels.plot(nodes, [row["fleet_panels_p50_seconds"] * 1000 for row in mine], marker="o", label=f"{store} p50")
+        panels.plot(nodes, [row["fleet_panels_p99_seconds"] * 1000 for row in mine], marker="x", linestyle="--",
+                    label=f"{store} p99")
+    for axes, title, unit in ((memory, "Store resident memory", "MiB"),
+                              (panels, "Fleet dashboards: all panels' queries", "ms")):
+        axes.set_xscale("log")
+        axes.set_yscale("log")
+        axes.set_xlabel("nodes (8 GPUs each)")
+        axes.set_ylabel(unit)
+        axes.set_title(title)
+        axes.grid(True, which="both", alpha=0.3)
+        axes.legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path, dpi=90)
+
+
+if __name__ == "__main__":
+    main()
