@@ -2,7 +2,8 @@
 
     python -m fleetscope.alerts.generate [--config alerts.yaml] [DIR]
 
-    rules/gpu.yaml                    the exporter, GPU health and idle allocated GPUs
+    rules/gpu.yaml                    the exporter, GPU health, idle allocated GPUs, and the fleet's per-node and
+                                      per-cluster aggregates
     rules/collectives.yaml            NCCL collectives and the fabric
     rules/inference.yaml              every engine's telemetry normalized, and the serving alerts
     rules/efficiency.yaml             the GPUs that serve each model: energy per token, GPU-seconds per request
@@ -23,7 +24,7 @@ from pathlib import Path
 
 import yaml
 
-from fleetscope.alerts import collectives, drift, efficiency, gpu, inference, routing, serving
+from fleetscope.alerts import collectives, drift, efficiency, fleet, gpu, inference, routing, serving
 from fleetscope.alerts.config import AlertsConfig, ConfigError, load
 from fleetscope.generated import header, write_all
 
@@ -58,7 +59,7 @@ def render(document: dict) -> str:
 def rule_files(config: AlertsConfig) -> dict[str, dict]:
     normalization = inference.rule_groups(config.inference.normalization)["groups"]
     return {
-        "gpu.yaml": gpu.rule_groups(config),
+        "gpu.yaml": {"groups": gpu.rule_groups(config)["groups"] + fleet.rule_groups(config)},
         "collectives.yaml": collectives.rule_groups(config),
         "inference.yaml": {"groups": normalization + serving.rule_groups(config)},
         "efficiency.yaml": {"groups": efficiency.rule_groups(config) + serving.efficiency_rule_groups(config)},

@@ -15,10 +15,6 @@ TITLES = {
     "drift": "Model drift",
 }
 
-# Throttling that costs performance; idle, application clocks, sync boost and display
-# settings hold clocks down without anything being wrong.
-THROTTLE_REASONS = "sw_power_cap|hw_slowdown|sw_thermal_slowdown|hw_thermal_slowdown|hw_power_brake_slowdown"
-IDLE_UTILIZATION = 0.1  # a GPU busier than this is counted busy
 
 # The filters every node-level query carries. `=~` on cluster also matches a series with no cluster label at
 # all, as in a cluster's own Prometheus where `cluster` is an external label only added on remote_write: there

@@ -5,14 +5,18 @@ the generated rules in a global ruler (vmalert) over that store.
     fleet/prometheus-agent.yml      a cluster's Prometheus in agent mode: scrape, label, forward
     fleet/prometheus-cluster.yml    a cluster's full Prometheus: the same, plus local rules and alerts
                                     (which it does not forward: the global ruler records them once)
+    fleet/prometheus-agent-fleet-only.yml  the agent, forwarding only the exporter series that a rule or a
+                                    fleet-level dashboard reads: for fleets whose store must stay small
     fleet/fleetscope-vmalert.service  vmalert with the generated rules, as a systemd unit
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import re
+from collections.abc import Iterable, Sequence
 
 from fleetscope.deploy.baremetal import DRIFT, EXPORTER, FILE_SD, SANDBOX
+from fleetscope.exporters.catalog import NODE_EXPORTER
 
 CLUSTER = "CLUSTER-NAME"  # replace with the cluster's name: every rule and dashboard groups by it
 STORE = "http://victoria-metrics.internal:8428"
@@ -50,6 +54,23 @@ def agent_config() -> dict:
     return {"global": {"scrape_interval": "15s", "external_labels": {"cluster": CLUSTER}},
             "scrape_configs": _scrape_configs(),
             "remote_write": [remote_write(f"{STORE}/api/v1/write")]}
+
+
+def node_detail_only(readers: Iterable[str]) -> list[str]:
+    """The node exporter's metric names that none of `readers` (rule files, fleet-level dashboards, as text)
+    reads: per-NVLink, PCIe, clock and process detail that only the node dashboard shows."""
+    text = "\n".join(readers)
+    read = {re.sub(r"_(bucket|sum|count)$", "", name) for name in re.findall(r"\bfleetscope_[a-z0-9_]+", text)}
+    return sorted(spec.name for spec in NODE_EXPORTER if spec.name not in read)
+
+
+def fleet_only_agent_config(detail: Sequence[str]) -> dict:
+    """The agent, dropping what only the node dashboard reads before it leaves the cluster (keep a local
+    Prometheus, or the exporter itself, for that dashboard)."""
+    config = agent_config()
+    names = "|".join(re.escape(name) for name in detail)
+    config["remote_write"] = [remote_write(f"{STORE}/api/v1/write", drop=f"(?:{names})(?:_bucket|_sum|_count)?")]
+    return config
 
 
 def cluster_config() -> dict:

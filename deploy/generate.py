@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import yaml
@@ -18,6 +19,7 @@ from fleetscope.alerts import generate as alerts
 from fleetscope.alerts import routing
 from fleetscope.alerts.config import AlertsConfig
 from fleetscope.dashboards import generate as dashboards
+from fleetscope.dashboards.common import UIDS
 from fleetscope.deploy import baremetal, containers, fleet, kubernetes
 from fleetscope.generated import header
 
@@ -56,6 +58,11 @@ def files(alerts_config: AlertsConfig | None = None,
     texts["prometheus/prometheus.yml"] = HEADER + yaml.safe_dump(baremetal.prometheus_config(), sort_keys=False)
     texts["fleet/prometheus-agent.yml"] = HEADER + yaml.safe_dump(fleet.agent_config(), sort_keys=False)
     texts["fleet/prometheus-cluster.yml"] = HEADER + yaml.safe_dump(fleet.cluster_config(), sort_keys=False)
+    readers = list(alerts.files(alerts_config).values()) + [
+        json.dumps(board) for board in dashboards.dashboards(alerts_config)
+        if board["uid"] in (UIDS["fleet"], UIDS["collectives"])]
+    texts["fleet/prometheus-agent-fleet-only.yml"] = HEADER + yaml.safe_dump(
+        fleet.fleet_only_agent_config(fleet.node_detail_only(readers)), sort_keys=False, width=1000)
     texts["systemd/fleetscope-vmalert.service"] = fleet.vmalert_unit()
     for job, groups in baremetal.example_targets().items():
         texts[f"prometheus/file_sd/{job}/example.yaml"] = HEADER + yaml.safe_dump(groups, sort_keys=False)

@@ -16,6 +16,7 @@ import threading
 import time
 import zlib
 from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +32,12 @@ from fleetscope.exporters.server import metrics_route
 from fleetscope.web.server import ConnectionLimits, Route, WebServer
 
 EXPORTER_PORT = 9835  # the port a real node's exporter listens on: the `instance` each node is given
+# Each node's XID thread waits this long on the simulated NVML at a time (an XID ends the wait at once): at the
+# exporter's 0.5 s, hundreds of threads waking twice a second slowed every node's collection threefold.
+XID_WAIT_MS = 5000
+# Each node's NCCL job takes a training step every 5 s rather than --simulate's 0.5 s: the simulation's cost is
+# per step, and at 0.5 s it was most of a node's collection.
+NCCL_STEP_SECONDS = 5.0
 
 
 @dataclass(frozen=True)
@@ -69,9 +76,10 @@ class SimulatedNode:
         self.cluster, self.hostname = cluster, hostname
         seed = zlib.crc32(f"{cluster}/{hostname}".encode())
         self.fabric = SimulatedFabric(seed=seed)
-        self.job = SimulatedJob(seed=seed)
+        self.job = SimulatedJob(seed=seed, step_seconds=NCCL_STEP_SECONDS)
         collectors: list[Collector] = [
-            GpuCollector(simulated_nvml(gpus=gpus, seed=seed, scheduled_xids=xids, node=seed or 1), hostname),
+            GpuCollector(simulated_nvml(gpus=gpus, seed=seed, scheduled_xids=xids, node=seed or 1), hostname,
+                         xid_wait_ms=XID_WAIT_MS),
             FabricCollector(self.fabric.root, hostname, before_read=self.fabric.advance),
             NcclCollector(self.job.root, hostname, before_read=self.job.advance, debug_logs=str(self.job.debug_log)),
         ]
@@ -120,8 +128,7 @@ class SimulatedFleet:
         try:
             self._server = WebServer(listen_address, routes, limits=limits)
         except Exception:
-            for node in self.nodes:
-                node.close()
+            self._close_nodes(self.nodes)
             raise
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="fleet-refresh", daemon=True)
@@ -144,8 +151,7 @@ class SimulatedFleet:
         if self._thread.is_alive():
             self._thread.join(timeout=self.refresh_interval + 10)
         self._server.shutdown()
-        for node in self.nodes:
-            node.close()
+        self._close_nodes(self.nodes)
 
     def __enter__(self) -> SimulatedFleet:
         return self.start()
@@ -169,6 +175,12 @@ class SimulatedFleet:
             path.write_text(json.dumps(self.targets(cluster), indent=1))
             paths.append(path)
         return paths
+
+    @staticmethod
+    def _close_nodes(nodes: Sequence[SimulatedNode]) -> None:
+        """All at once: each node's XID thread may take XID_WAIT_MS to notice it is stopped."""
+        with ThreadPoolExecutor(max_workers=max(1, len(nodes))) as pool:
+            list(pool.map(SimulatedNode.close, nodes))
 
     def _run(self) -> None:
         """Refreshes the nodes in turn, spread evenly over the interval, and flaps links when due."""

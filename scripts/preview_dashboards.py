@@ -49,7 +49,7 @@ def main() -> None:
         targets.append(Prometheus.targets("vllm", [traffic.engine.address], metrics_path=EnginePages.path("vllm")))
         server = Prometheus(work / "prometheus", targets,
                             scrape_interval="5s", evaluation_interval="5s",
-                            rule_files=[ALERTS / "rules" / "inference.yaml",
+                            rule_files=[ALERTS / "rules" / "gpu.yaml", ALERTS / "rules" / "inference.yaml",
                                         ALERTS / "rules" / "efficiency.yaml"]).start()
         try:
             time.sleep(args.minutes * 60)

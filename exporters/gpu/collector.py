@@ -45,15 +45,19 @@ class GpuCollector:
         xid_events: bool = True,
         compat_dcgm: bool = False,
         attribution: ProcessAttribution = NO_PROCESS_ATTRIBUTION,
+        xid_wait_ms: int = 500,
     ):
         """holders: the job labels of each GPU, by device key (exporters/attribution), read at each
         collection; attribution: what to read from each GPU's processes; compat_dcgm: also serve every
-        reading under dcgm-exporter's names (catalog/dcgm.py)."""
+        reading under dcgm-exporter's names (catalog/dcgm.py); xid_wait_ms: how long the XID thread waits on
+        NVML at a time (an event ends the wait at once; a simulated fleet of hundreds lengthens it, so that
+        hundreds of threads do not wake twice a second)."""
         self._library = library
         self._hostname = hostname
         self._holders = holders
         self._attribution = attribution
         self._xid_events = xid_events
+        self._xid_wait_ms = xid_wait_ms
         self._errors = ErrorCounter()
         self._calls = Calls(library, self._errors)
         self._xids = XidCounts()
@@ -99,7 +103,7 @@ class GpuCollector:
             "nvml_version": nvml.text(self._calls("nvmlSystemGetNVMLVersion") or ""),
         }
         if self._xid_events:
-            self._watcher = XidWatcher(self._library, self._xids)
+            self._watcher = XidWatcher(self._library, self._xids, self._xid_wait_ms)
             self._watcher.start()
         count = self._calls("nvmlDeviceGetCount") or 0
         for index in range(count):

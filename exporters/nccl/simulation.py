@@ -50,9 +50,13 @@ COMMS = (
 
 
 class SimulatedJob:
-    def __init__(self, seed: int = 1, straggler_mean_interval: float = 900.0, hang_mean_interval: float = 3600.0):
+    def __init__(self, seed: int = 1, straggler_mean_interval: float = 900.0, hang_mean_interval: float = 3600.0,
+                 step_seconds: float = STEP_SECONDS):
+        """step_seconds: simulated time between training steps, each a round of every communicator's
+        collectives. Its cost is per simulated step: a fleet of hundreds of simulated nodes takes longer ones."""
         self.root = Path(tempfile.mkdtemp(prefix="fleetscope-nccl-"))
         self._rng = random.Random(seed)
+        self._step_seconds = step_seconds
         self._straggler_mean_interval = straggler_mean_interval
         self._hang_mean_interval = hang_mean_interval
         self._hostname = socket.gethostname()
@@ -67,18 +71,18 @@ class SimulatedJob:
 
     def advance(self, now: float | None = None) -> None:
         now = time.time() if now is None else now
-        steps = int((now - self._at) / STEP_SECONDS)
+        steps = int((now - self._at) / self._step_seconds)
         if steps <= 0:
             return
         batches: dict[int, list[dict]] = {rank: [] for rank in range(GPUS_PER_NODE)}
         for step in range(steps):
-            at = self._at + (step + 1) * STEP_SECONDS
+            at = self._at + (step + 1) * self._step_seconds
             self._episodes(at)
             for comm in COMMS:
                 if comm.nnodes > 1 and at < self._hang_until:
                     continue  # hung: nothing completes
                 self._step(comm, at, batches)
-        self._at += steps * STEP_SECONDS
+        self._at += steps * self._step_seconds
         for rank, records in batches.items():
             self._write(rank, records, now)
 
@@ -93,9 +97,9 @@ class SimulatedJob:
         rng = self._rng
         if self._straggler and at >= self._straggler[2]:
             self._straggler = None
-        if self._straggler is None and rng.random() < STEP_SECONDS / self._straggler_mean_interval:
+        if self._straggler is None and rng.random() < self._step_seconds / self._straggler_mean_interval:
             self._straggler = (rng.randrange(GPUS_PER_NODE), rng.uniform(0.02, 0.08), at + rng.uniform(60, 300))
-        if at >= self._hang_until and rng.random() < STEP_SECONDS / self._hang_mean_interval:
+        if at >= self._hang_until and rng.random() < self._step_seconds / self._hang_mean_interval:
             self._hang_until = at + rng.uniform(120, 300)
             self._write_debug([f"{self._hostname}:{self._pids[0]}:{self._pids[0] + 7} [0] transport/net_ib.cc:1696 "
                                "NCCL WARN NET/IB : Got completion from peer 10.0.0.2<34567> with status=12 opcode=0 "

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from fleetscope.alerts import fleet as fleet_records
 from fleetscope.alerts import generate as alerts_generate
 from fleetscope.alerts.config import AlertsConfig, from_mapping
 from fleetscope.dashboards import generate, queries
@@ -22,7 +23,7 @@ BOARDS = queries.load()
 METRIC = re.compile(r"\bfleetscope_[a-z0-9_]+")
 RECORDED = re.compile(r"\bfleetscope:[a-z0-9_:]+")
 WINDOW_FUNCTIONS = ("rate", "irate", "increase")
-FILTERS = {"fleet": {"cluster", "hostname"}, "gpu": {"cluster", "hostname", "gpu"},
+FILTERS = {"fleet": {"cluster"}, "gpu": {"cluster", "hostname", "gpu"},
            "collectives": {"cluster", "hostname"}, "inference": {"cluster", "model", "engine"},
            "drift": {"cluster", "model"}}
 
@@ -165,30 +166,51 @@ def test_provisioning_and_configmaps():
 
 
 def test_the_fleets_unhealthy_count_ignores_application_xids(tmp_path):
-    """Evaluated by promtool: an XID 13 (the application's) leaves a GPU healthy, an XID 48 does not,
-    and neither does a recovery action the driver asks for."""
+    """Evaluated by promtool over the committed rules: an XID 13 (the application's) leaves a GPU healthy, an
+    XID 48 does not, and neither does a recovery action the driver asks for. The panel reads that record."""
     [unhealthy] = [panel.exprs[0] for board in BOARDS for panel in queries.panel_queries(board)
                    if panel.title == "Unhealthy"]
-    expr = unhealthy.replace('"$cluster"', '".*"').replace('"$hostname"', '".*"')
-    labels = 'job="fleetscope-exporter",cluster="c",hostname="n",gpu="{gpu}",uuid="GPU-{gpu}"'
-    tests = {"rule_files": [], "evaluation_interval": "1m", "tests": [{
-        "interval": "1m",
-        "input_series": [
-            {"series": f"fleetscope_gpu_up{{{labels.format(gpu=gpu)}}}", "values": "1x30"} for gpu in range(4)
-        ] + [
-            {"series": f'fleetscope_gpu_xid_errors_total{{{labels.format(gpu=0)},xid="13"}}', "values": "0 5x29"},
-            {"series": f'fleetscope_gpu_xid_errors_total{{{labels.format(gpu=1)},xid="48"}}', "values": "0 1x29"},
-            {"series": f'fleetscope_gpu_recovery_action_state{{{labels.format(gpu=2)},action="gpu_reset"}}',
-             "values": "1x30"},
-            {"series": f'fleetscope_gpu_recovery_action_state{{{labels.format(gpu=3)},action="none"}}',
-             "values": "1x30"},
-        ],
-        "promql_expr_test": [{"expr": expr, "eval_time": "10m", "exp_samples": [{"labels": "{}", "value": 2}]}],
-    }]}
+    assert fleet_records.CLUSTER_UNHEALTHY in unhealthy
+    labels = 'job="fleetscope-exporter",cluster="c",instance="n:9835",hostname="n",gpu="{gpu}",uuid="GPU-{gpu}"'
+    tests = {"rule_files": [str(Path(alerts_generate.__file__).parent / "rules" / "gpu.yaml")],
+             "evaluation_interval": "1m", "tests": [{
+                 "interval": "1m",
+                 "input_series": [
+                     {"series": f"fleetscope_gpu_up{{{labels.format(gpu=gpu)}}}", "values": "1x30"} for gpu in range(4)
+                 ] + [
+                     {"series": f'fleetscope_gpu_xid_errors_total{{{labels.format(gpu=0)},xid="13"}}',
+                      "values": "0 5x29"},
+                     {"series": f'fleetscope_gpu_xid_errors_total{{{labels.format(gpu=1)},xid="48"}}',
+                      "values": "0 1x29"},
+                     {"series": f'fleetscope_gpu_recovery_action_state{{{labels.format(gpu=2)},action="gpu_reset"}}',
+                      "values": "1x30"},
+                     {"series": f'fleetscope_gpu_recovery_action_state{{{labels.format(gpu=3)},action="none"}}',
+                      "values": "1x30"},
+                 ],
+                 "promql_expr_test": [
+                     {"expr": fleet_records.CLUSTER_UNHEALTHY, "eval_time": "10m",
+                      "exp_samples": [{"labels": f'{fleet_records.CLUSTER_UNHEALTHY}{{cluster="c"}}', "value": 2}]},
+                     {"expr": fleet_records.CLUSTER_GPUS, "eval_time": "10m",
+                      "exp_samples": [{"labels": f'{fleet_records.CLUSTER_GPUS}{{cluster="c"}}', "value": 4}]},
+                 ],
+             }]}
     path = tmp_path / "unhealthy.test.yaml"
     path.write_text(yaml.safe_dump(tests))
     result = subprocess.run(["promtool", "test", "rules", str(path)], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_fleet_overview_reads_records_not_every_gpu():
+    """Its cost follows nodes and clusters: every panel but the attention table reads the fleet's records, and
+    per-node panels show the fleet's extremes, not a line per node."""
+    board = next(board for board in BOARDS if board["uid"] == UIDS["fleet"])
+    for panel in queries.panel_queries(board):
+        if panel.kind == "table":
+            continue
+        for expr in panel.exprs:
+            assert not METRIC.search(expr), f"{panel.title}: reads raw series: {expr}"
+            if "fleetscope:node_" in expr:
+                assert re.search(r"\b(top|bottom)k\(10,", expr), f"{panel.title}: a line per node"
 
 
 def _selectors(expr: str) -> list[tuple[str, str]]:
@@ -218,8 +240,8 @@ def test_the_alerts_config_reaches_the_dashboards():
                            "inference": {"slos": [{"latency": "request_duration", "threshold": 5.0,
                                                    "objective": 0.995}]}})
     boards = {board["uid"]: board for board in generate.dashboards(config)}
-    fleet_text = json.dumps(boards[UIDS["fleet"]])
-    assert 'fleetscope_gpu_up{job=\\"gpu-nodes\\",' in fleet_text and "fleetscope-exporter" not in fleet_text
+    node_text = json.dumps(boards[UIDS["gpu"]])
+    assert 'fleetscope_gpu_up{job=\\"gpu-nodes\\",' in node_text and "fleetscope-exporter" not in node_text
     assert 'job=\\"drift\\"' in json.dumps(boards[UIDS["drift"]])
     assert queries.defaults(boards[UIDS["inference"]])["slo_threshold"] == "5"
     assert queries.defaults(boards[UIDS["inference"]])["slo_target"] == "0.995"
@@ -246,14 +268,15 @@ def test_an_empty_or_all_cluster_variable_selects_series_without_a_cluster_label
     cases = []
     for cluster in ("", ".*"):
         expr = queries.concrete(gpus, {"cluster": cluster, "hostname": ".*"}, "1m")
-        cases.append({"expr": expr, "eval_time": "1m", "exp_samples": [{"labels": "{}", "value": 2}]})
+        cases.append({"expr": expr, "eval_time": "3m", "exp_samples": [{"labels": "{}", "value": 2}]})
     series = [{"series": f'fleetscope_gpu_up{{job="fleetscope-exporter",instance="n:9835",hostname="n",gpu="{gpu}"}}',
                "values": "1x5"} for gpu in range(2)]
     # A duplicate scrape of the same exporter under another job is not counted.
     series.append({"series": 'fleetscope_gpu_up{job="federate",instance="n:9835",hostname="n",gpu="0"}',
                    "values": "1x5"})
     path = tmp_path / "cluster.test.yaml"
-    path.write_text(yaml.safe_dump({"rule_files": [], "evaluation_interval": "1m", "tests": [
+    rules = str(Path(alerts_generate.__file__).parent / "rules" / "gpu.yaml")  # the panel reads the fleet's records
+    path.write_text(yaml.safe_dump({"rule_files": [rules], "evaluation_interval": "1m", "tests": [
         {"interval": "1m", "input_series": series, "promql_expr_test": cases}]}))
     result = subprocess.run(["promtool", "test", "rules", str(path)], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stdout + result.stderr

@@ -19,6 +19,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from fleetscope.alerts import generate as alerts_generate
 from fleetscope.deploy import baremetal, containers, fleet, generate, kubernetes
 
 DEPLOY = generate.DIRECTORY
@@ -283,3 +284,18 @@ def test_vmalert_accepts_the_generated_rules(tmp_path):
                             text=True, timeout=120)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "-rule" in fleet.vmalert_unit() and "/usr/bin/vmalert" in fleet.vmalert_unit()
+
+
+def test_the_fleet_only_agent_drops_no_series_a_rule_or_a_fleet_dashboard_reads():
+    config = yaml.safe_load((DEPLOY / "fleet" / "prometheus-agent-fleet-only.yml").read_text())
+    [drop] = config["remote_write"][0]["write_relabel_configs"]
+    pattern = re.compile(drop["regex"])
+    rules = "".join((ROOT / "alerts" / "rules" / name).read_text() for name in alerts_generate.RULE_FILES)
+    fleet_boards = "".join((ROOT / "dashboards" / "json" / f"{uid}.json").read_text()
+                           for uid in ("fleetscope-fleet-overview", "fleetscope-collectives"))
+    read = set(re.findall(r"\bfleetscope_[a-z0-9_]+", rules + fleet_boards))
+    assert read and not [name for name in read if pattern.fullmatch(name)]
+    # What it does drop is the node dashboard's detail: per-NVLink and PCIe series above all.
+    for name in ("fleetscope_gpu_nvlink_errors_total", "fleetscope_gpu_nvlink_up", "fleetscope_gpu_pcie_replays_total"):
+        assert pattern.fullmatch(name), name
+    assert not pattern.fullmatch("up") and not pattern.fullmatch("vllm:num_requests_running")

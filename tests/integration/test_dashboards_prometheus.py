@@ -9,7 +9,7 @@ import time
 import pytest
 import yaml
 
-from fleetscope.alerts import efficiency, inference
+from fleetscope.alerts import efficiency, fleet, gpu, inference
 from fleetscope.alerts.config import AlertsConfig
 from fleetscope.cli import main
 from fleetscope.dashboards import queries
@@ -38,7 +38,8 @@ def fleet_prometheus(fleetscope_process, prometheus, tmp_path):
         config = dataclasses.replace(AlertsConfig(), inference=serving)
         rules = tmp_path / "inference.yaml"
         rules.write_text(yaml.safe_dump({"groups": inference.rule_groups(normalization)["groups"]
-                                         + efficiency.rule_groups(config)}))
+                                         + efficiency.rule_groups(config) + gpu.rule_groups(config)["groups"]
+                                         + fleet.rule_groups(config)}))
         server = prometheus([Prometheus.targets("fleetscope-exporter", [exporter]),
                              Prometheus.targets("fleetscope-drift", [drift]),
                              Prometheus.targets("llm", [traffic.address]),

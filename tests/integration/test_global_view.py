@@ -87,7 +87,7 @@ def test_two_clusters_into_victoriametrics_with_vmalert_as_the_global_ruler(tmp_
             {r["metric"]["hostname"]: r["value"][1] for r in remote} == {"b-node-0000": "8", "b-node-0001": "8"}
 
         # Every panel of the exporter-fed dashboards returns data for each cluster from the store.
-        time.sleep(5)  # a few samples for rate()
+        time.sleep(5)  # a few samples for rate(), over windows that see a simulated training step (one per 5 s)
         empty = []
         for board in queries.load():
             if board["uid"] not in {UIDS[key] for key in EXPORTER_FED}:
