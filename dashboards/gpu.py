@@ -16,7 +16,6 @@ from fleetscope.dashboards.build import (
 from fleetscope.dashboards.common import GPU_FILTERS, TITLES, UIDS, links_except, m, scoped
 from fleetscope.dashboards.fleet import XID_NAMES
 from fleetscope.exporters.catalog import gpu
-from fleetscope.exporters.catalog import gpu as gpu_catalog
 
 BY_GPU = "{{hostname}} GPU {{gpu}}"
 EVENT_INTERVAL = "1m"  # increase() over a shorter $__interval than a few scrapes finds nothing
@@ -107,7 +106,7 @@ def build(config: AlertsConfig | None = None) -> dict:
         table_panel("Processes on the GPUs", "GPU memory used by each process, with its pod, pod UID or Slurm job "
                                              "where the exporter attributes it. Largest first.", "bytes",
                     Query(m(gpu.PROCESS_MEMORY, gpus), "memory used"),
-                    columns=["gpu", "gpu_instance_id", "pid", "process_name", *gpu_catalog.JOB_LABELS], width=24),
+                    columns=["gpu", "gpu_instance_id", "pid", "process_name", *gpu.JOB_LABELS], width=24),
         timeseries_panel("GPU utilization by process",
                          "Fraction of time a kernel of each process ran, from NVML's per-process samples: who uses "
                          "a GPU shared by time-slicing or MPS. Absent in MIG mode.", "percentunit",

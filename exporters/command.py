@@ -30,7 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                      help="path under which to expose metrics")
     web.add_argument("--web.config.file", dest="web_config_file", default="",
                      help="exporter-toolkit web configuration file enabling TLS and/or basic auth")
-    web.add_argument("--web.max-connections", dest="max_connections", type=_positive_int, default=64,
+    web.add_argument("--web.max-connections", dest="max_connections", type=positive_int, default=64,
                      help="open connections at most; past it the one waiting longest for its request is closed")
     web.add_argument("--web.header-timeout", dest="header_timeout", type=durations.argument, default=10.0,
                      help="time a new connection has to send a complete request head")
@@ -46,7 +46,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     simulate = parser.add_argument_group("simulation")
     simulate.add_argument("--simulate", action="store_true",
                           help="read a simulated node, built from a recording of H100 GPUs, instead of NVML")
-    simulate.add_argument("--simulate.gpus", dest="simulate_gpus", type=_gpu_count, default=8,
+    simulate.add_argument("--simulate.gpus", dest="simulate_gpus", type=gpu_count, default=8,
                           help="number of simulated GPUs")
     simulate.add_argument("--simulate.seed", dest="simulate_seed", type=int, default=1,
                           help="seed of the simulation's random walk, XIDs and throttling")
@@ -56,13 +56,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                "repeatable")
 
 
-def _positive_int(text: str) -> int:
+def positive_int(text: str) -> int:
     if not text.isdigit() or int(text) < 1:
         raise argparse.ArgumentTypeError(f"{text!r} is not a positive whole number")
     return int(text)
 
 
-def _gpu_count(text: str) -> int:
+def gpu_count(text: str) -> int:
     try:
         value = int(text)
     except ValueError:

@@ -9,6 +9,7 @@ import threading
 from pathlib import Path
 
 from fleetscope import durations, log
+from fleetscope.exporters.command import gpu_count, positive_int
 from fleetscope.exporters.fleet_simulation import Fault, SimulatedFleet
 
 DESCRIPTION = ("Serve many simulated nodes (GPUs, fabric, an NCCL job each, as `fleetscope exporter --simulate` "
@@ -20,9 +21,9 @@ _logger = log.get("fleetscope.exporters")
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--clusters", type=_names, default=["cluster-1"], metavar="NAME,...",
                         help="names of the simulated clusters")
-    parser.add_argument("--nodes", dest="nodes_per_cluster", type=_positive, default=10, metavar="N",
+    parser.add_argument("--nodes", dest="nodes_per_cluster", type=positive_int, default=10, metavar="N",
                         help="nodes in each cluster")
-    parser.add_argument("--gpus", type=_positive, default=8, metavar="N", help="GPUs on each node")
+    parser.add_argument("--gpus", type=gpu_count, default=8, metavar="N", help="GPUs on each node")
     parser.add_argument("--refresh-interval", type=durations.argument, default=15.0, metavar="DURATION",
                         help="how often each node's readings move on (set it to the scrape interval)")
     parser.add_argument("--web.listen-address", dest="listen_address", default="127.0.0.1:9836",
@@ -56,12 +57,6 @@ def _names(text: str) -> list[str]:
     if not all(name and name.replace("-", "").replace("_", "").isalnum() for name in names):
         raise argparse.ArgumentTypeError(f"{text!r}: names are letters, digits, '-' or '_', separated by commas")
     return names
-
-
-def _positive(text: str) -> int:
-    if not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a positive whole number")
-    return int(text)
 
 
 def _fault(text: str) -> Fault:
