@@ -42,14 +42,15 @@ from fleetscope.dashboards.common import UIDS  # noqa: E402
 from fleetscope.deploy import fleet  # noqa: E402
 from fleetscope.localstack.alertmanager import Alertmanager  # noqa: E402
 from fleetscope.localstack.process import ManagedProcess, free_port, port_open  # noqa: E402
-from fleetscope.localstack.prometheus import Prometheus, QueryApi  # noqa: E402
+from fleetscope.localstack.prometheus import Prometheus, QueryApi, api  # noqa: E402
 from fleetscope.localstack.victoriametrics import VictoriaMetrics, VmAlert  # noqa: E402
 
 CLUSTER = "bench"
 GPUS_PER_NODE = 8
 SCRAPE_INTERVAL = "15s"
 RANGE_SECONDS, STEP = 6 * 3600, "30s"  # the dashboards open on 6 hours
-DASHBOARDS = ("fleet", "collectives", "gpu")  # the gpu (node) dashboard is read for one node
+DASHBOARDS = ("fleet", "collectives", "gpu")
+QUERY_TIMEOUT = 60.0  # the gpu (node) dashboard is read for one node
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -75,6 +76,8 @@ def main() -> None:
                 for store in args.stores.split(","):
                     rows.append(_measure(store, nodes, work / store, args))
                     print(_line(rows[-1]), flush=True)
+                    if args.json:  # as each configuration ends: a later one failing loses nothing
+                        args.json.write_text(json.dumps(rows, indent=1))
             finally:
                 simulator.stop()
     if args.json:
@@ -237,14 +240,19 @@ def _panels(database: QueryApi, directory: Path, repeat: int) -> list[dict]:
 
 
 def _timed(database: QueryApi, exprs: list[str], instant: bool) -> float:
-    """Seconds to run a panel's queries, one after the other, as Grafana sends them."""
+    """Seconds to run a panel's queries, one after the other, as Grafana sends them; a query past the
+    client's timeout counts as QUERY_TIMEOUT seconds (the store may still be working on it)."""
     end = time.time()
     started = time.perf_counter()
     for expr in exprs:
-        if instant:
-            database.api("query", query=expr, time=str(end))
-        else:
-            database.api("query_range", query=expr, start=str(end - RANGE_SECONDS), end=str(end), step=STEP)
+        try:
+            if instant:
+                api(database.url, "query", QUERY_TIMEOUT, query=expr, time=str(end))
+            else:
+                api(database.url, "query_range", QUERY_TIMEOUT, query=expr, start=str(end - RANGE_SECONDS),
+                    end=str(end), step=STEP)
+        except TimeoutError:
+            return QUERY_TIMEOUT
     return time.perf_counter() - started
 
 
