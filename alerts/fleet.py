@@ -12,16 +12,13 @@ from __future__ import annotations
 from fleetscope.alerts.config import AlertsConfig
 from fleetscope.alerts.gpu import GPU_COUNT
 from fleetscope.alerts.rule import matchers, regex
-from fleetscope.exporters.catalog import gpu, xids
+from fleetscope.exporters.catalog import gpu
 
 IDLE_UTILIZATION = 0.1  # a GPU busier than this is counted busy
 # Throttling that costs performance; idle, application clocks, sync boost and display settings hold clocks
 # down without anything being wrong.
 THROTTLE_REASONS = ("sw_power_cap", "hw_slowdown", "sw_thermal_slowdown", "hw_thermal_slowdown",
                     "hw_power_brake_slowdown")
-# An XID of the application's own (13, 31, 43, 45, ...) says nothing of the GPU's health: only the codes
-# NVIDIA's catalog says need a page or a ticket count.
-HARDWARE_XIDS = f'xid=~"{regex(xids.PAGE + xids.TICKET)}"'
 RECOVERY_NEEDED = 'action!="none"'
 DOUBLE_BIT = 'type="double_bit"'
 
@@ -47,13 +44,16 @@ CLUSTER_ENERGY = "fleetscope:cluster_gpu_energy_joules:rate5m"
 CLUSTER_THROTTLED_TIME = "fleetscope:cluster_gpu_clock_event_seconds:rate5m"
 
 
-def unhealthy(selector: str) -> str:
+def unhealthy(selector: str, config: AlertsConfig) -> str:
     """1 for every GPU (of the series `selector` picks) that is down, has a failed or pending row remap, a
-    recovery action the driver asks for, or a hardware XID or double-bit ECC error in the last hour."""
+    recovery action the driver asks for, or a hardware XID or double-bit ECC error in the last hour. An XID of
+    the application's own (13, 31, 43, 45, ...) says nothing of the GPU's health: only the codes that page or
+    open a ticket (gpu.xid_page, gpu.xid_ticket, from NVIDIA's catalog by default) count."""
+    hardware_xids = f'xid=~"{regex(config.gpu.xid_page + config.gpu.xid_ticket)}"'
     return (f"({gpu.UP.select(selector)} == 0)\nor ({gpu.ROW_REMAP_FAILED.select(selector)} == 1)\n"
             f"or ({gpu.ROW_REMAP_PENDING.select(selector)} == 1)\n"
             f"or ({gpu.RECOVERY_ACTION.select(matchers(selector, RECOVERY_NEEDED))} == 1)\n"
-            f"or (increase({gpu.XID_ERRORS.select(matchers(selector, HARDWARE_XIDS))}[1h]) > 0)\n"
+            f"or (increase({gpu.XID_ERRORS.select(matchers(selector, hardware_xids))}[1h]) > 0)\n"
             f"or (increase({gpu.ECC_ERRORS.select(matchers(selector, DOUBLE_BIT))}[1h]) > 0)")
 
 
@@ -78,7 +78,7 @@ def rule_groups(config: AlertsConfig) -> list[dict]:
         record(CLUSTER_BUSY, f"count by (cluster) ({utilization} > {IDLE_UTILIZATION:g})"),
         record(CLUSTER_IDLE, f"count by (cluster) ({utilization} <= {IDLE_UTILIZATION:g})"),
         record(CLUSTER_THROTTLED, f"count by (cluster) (max by ({_PER_GPU}) ({throttled}) == 1)"),
-        record(CLUSTER_UNHEALTHY, f"count by (cluster) (max by ({_PER_GPU}) (\n{unhealthy(e)}\n))"),
+        record(CLUSTER_UNHEALTHY, f"count by (cluster) (max by ({_PER_GPU}) (\n{unhealthy(e, config)}\n))"),
         record(CLUSTER_UTILIZATION, f"avg by (cluster) ({utilization})"),
         record(CLUSTER_MEMORY_USED, f"sum by (cluster) ({NODE_MEMORY_USED})"),
         record(CLUSTER_MEMORY_TOTAL, f"sum by (cluster) ({NODE_MEMORY_TOTAL})"),

@@ -39,7 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from fleetscope.alerts import generate as alerts_generate  # noqa: E402
 from fleetscope.dashboards import queries  # noqa: E402
 from fleetscope.dashboards.common import UIDS  # noqa: E402
-from fleetscope.deploy import fleet  # noqa: E402
+from fleetscope.deploy import baremetal, fleet  # noqa: E402
 from fleetscope.localstack.alertmanager import Alertmanager  # noqa: E402
 from fleetscope.localstack.process import ManagedProcess, free_port, port_open  # noqa: E402
 from fleetscope.localstack.prometheus import Prometheus, QueryApi, api  # noqa: E402
@@ -105,7 +105,7 @@ def _measure(store: str, nodes: int, work: Path, args: argparse.Namespace) -> di
         for name, text in alerts_generate.files().items():
             (work.parent / name).parent.mkdir(parents=True, exist_ok=True)
             (work.parent / name).write_text(text)
-    scrape = [fleet.scrape_config("fleetscope-exporter", [str(work.parent / "targets" / f"{CLUSTER}.json")])]
+    scrape = [baremetal.scrape_config("fleetscope-exporter", [str(work.parent / "targets" / f"{CLUSTER}.json")])]
     components: list = []
     try:
         if store == "prometheus":

@@ -106,9 +106,13 @@ def table_panel(title: str, description: str, unit: str, *queries: Query, **opti
     return Panel("table", title, description, unit, queries, **options)
 
 
+EVENT_INTERVAL = "1m"  # increase() over a $__interval shorter than a few scrapes finds nothing
+
+
 def events_panel(title: str, description: str, *queries: Query, **options) -> Panel:
     """Counts of events (XIDs, link downs, remapped rows) per $__interval, as bars of whole numbers; the
     queries read increase(...[$__interval])."""
+    options.setdefault("interval", EVENT_INTERVAL)
     return Panel("timeseries", title, description, "none", queries, bars=True, decimals=0, min=0, **options)
 
 

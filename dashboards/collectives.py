@@ -2,6 +2,7 @@
 and stragglers, progress, and the InfiniBand/RoCE ports underneath."""
 
 from fleetscope.alerts.config import AlertsConfig
+from fleetscope.alerts.rule import matchers
 from fleetscope.dashboards.build import (
     RATE,
     Query,
@@ -13,7 +14,7 @@ from fleetscope.dashboards.build import (
     table_panel,
     timeseries_panel,
 )
-from fleetscope.dashboards.common import NODE_FILTERS, TITLES, UIDS, links_except, m, scoped
+from fleetscope.dashboards.common import NODE_FILTERS, TITLES, UIDS, links_except, m
 from fleetscope.exporters.catalog import fabric, nccl
 
 COMM_FILTERS = NODE_FILTERS + ',comm_name=~"$comm"'
@@ -28,7 +29,7 @@ def _bus_bandwidth(by: str, comm: str) -> str:
 
 def build(config: AlertsConfig | None = None) -> dict:
     exporter = (config or AlertsConfig()).selectors.exporter
-    node, comm = scoped(exporter, NODE_FILTERS), scoped(exporter, COMM_FILTERS)
+    node, comm = matchers(exporter, NODE_FILTERS), matchers(exporter, COMM_FILTERS)
     bandwidth = Row("Bus bandwidth", [
         timeseries_panel("Bus bandwidth by job and operation", "NCCL bus bandwidth (busbw): bus bytes over time "
                                                                "spent, averaged over the job's ranks.", "Bps",
@@ -83,9 +84,9 @@ def build(config: AlertsConfig | None = None) -> dict:
         events_panel("Link down and recoveries", "Times each port's link went down or recovered from errors.",
                      Query(f"round(increase({m(fabric.LINK_DOWNED, node)}[$__interval]))", PORT + " down"),
                      Query(f"round(increase({m(fabric.LINK_ERROR_RECOVERIES, node)}[$__interval]))",
-                           PORT + " recovered"), interval="1m"),
+                           PORT + " recovered")),
     ])
-    in_cluster = scoped(exporter, 'cluster=~"$cluster"')
+    in_cluster = matchers(exporter, 'cluster=~"$cluster"')
     variables = [datasource_variable(), label_variable("cluster", "Cluster", nccl.COMM_RANKS.name, exporter),
                  label_variable("hostname", "Host", fabric.PORT_STATE.name, in_cluster),
                  label_variable("comm", "Job (communicator)", nccl.COMM_RANKS.name, in_cluster,

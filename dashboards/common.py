@@ -16,17 +16,13 @@ TITLES = {
 }
 
 
-# The filters every node-level query carries. `=~` on cluster also matches a series with no cluster label at
-# all, as in a cluster's own Prometheus where `cluster` is an external label only added on remote_write: there
-# the variable has no values, and both its empty value and All (.*) still select every series.
+# The filters every node-level query carries, after the config's job selector (joined by alerts.rule.matchers,
+# as the alerts select: a second scrape job of the same exporters never doubles a count). `=~` on cluster also
+# matches a series with no cluster label at all, as in a cluster's own Prometheus where `cluster` is an
+# external label only added on remote_write: there the variable has no values, and both its empty value and
+# All (.*) still select every series.
 NODE_FILTERS = 'cluster=~"$cluster",hostname=~"$hostname"'
 GPU_FILTERS = NODE_FILTERS + ',gpu=~"$gpu"'
-
-
-def scoped(selector: str, filters: str) -> str:
-    """The config's job selector before the dashboard's filters, as the alerts select: a second scrape job of
-    the same exporters (a duplicate ServiceMonitor, a federation) never doubles a dashboard's counts."""
-    return ",".join(part for part in (selector, filters) if part)
 
 
 def links_except(key: str) -> list[tuple[str, str]]:

@@ -5,6 +5,7 @@ from grafana_foundation_sdk.builders import dashboard as builders
 from grafana_foundation_sdk.models import dashboard as models
 
 from fleetscope.alerts.config import AlertsConfig
+from fleetscope.alerts.rule import matchers
 from fleetscope.dashboards.build import (
     RATE,
     Query,
@@ -16,7 +17,7 @@ from fleetscope.dashboards.build import (
     table_panel,
     timeseries_panel,
 )
-from fleetscope.dashboards.common import TITLES, UIDS, links_except, m, scoped
+from fleetscope.dashboards.common import TITLES, UIDS, links_except, m
 from fleetscope.drift import catalog as drift
 
 MODEL_FILTERS = 'cluster=~"$cluster",model=~"$model"'
@@ -26,7 +27,7 @@ REPORT = "${drift_service}/v1/models/${model}/report"
 
 def build(config: AlertsConfig | None = None) -> dict:
     service = (config or AlertsConfig()).selectors.drift_service
-    model = scoped(service, MODEL_FILTERS)
+    model = matchers(service, MODEL_FILTERS)
     whole = model + ',segment=""'  # the model as a whole, not one segment
     segments = model + ',segment!=""'
     by_column = whole + ',column=~"$column"'
@@ -78,7 +79,7 @@ def build(config: AlertsConfig | None = None) -> dict:
     ])
     variables = [datasource_variable(),
                  label_variable("cluster", "Cluster", drift.SHARE.name, service),
-                 label_variable("model", "Model", drift.SHARE.name, scoped(service, 'cluster=~"$cluster"')),
+                 label_variable("model", "Model", drift.SHARE.name, matchers(service, 'cluster=~"$cluster"')),
                  label_variable("column", "Column", drift.DETECTED.name, model),
                  builders.TextBoxVariable("drift_service").label("Drift service URL (for reports)")
                  .default_value("http://fleetscope-drift:9840")

@@ -3,6 +3,7 @@ which GPUs need someone."""
 
 from fleetscope.alerts import fleet as records
 from fleetscope.alerts.config import AlertsConfig
+from fleetscope.alerts.rule import matchers
 from fleetscope.dashboards.build import (
     Query,
     Row,
@@ -13,7 +14,7 @@ from fleetscope.dashboards.build import (
     table_panel,
     timeseries_panel,
 )
-from fleetscope.dashboards.common import TITLES, UIDS, links_except, m, scoped
+from fleetscope.dashboards.common import TITLES, UIDS, links_except, m
 from fleetscope.exporters.catalog import gpu, xids
 
 CLUSTER = '{cluster=~"$cluster"}'
@@ -34,7 +35,7 @@ def build(config: AlertsConfig | None = None) -> dict:
     """Every panel but the attention table reads the per-node and per-cluster records (alerts/fleet.py), so
     the dashboard's cost follows nodes and clusters, not GPUs."""
     exporter = (config or AlertsConfig()).selectors.exporter
-    in_cluster = scoped(exporter, 'cluster=~"$cluster"')
+    in_cluster = matchers(exporter, 'cluster=~"$cluster"')
     idle = records.IDLE_UTILIZATION
     state = Row("GPUs by state", [
         stat_panel("GPUs", "GPUs the exporters report, up or not.", "none", Query(_sum(records.CLUSTER_GPUS))),
@@ -85,7 +86,7 @@ def build(config: AlertsConfig | None = None) -> dict:
                           "XID events, 24h"),
                     Query(f"max by ({GPU_COLUMNS}) ({m(gpu.LAST_XID, in_cluster)})", "latest XID"),
                     Query(f"sum by ({GPU_COLUMNS}) (round(increase("
-                          f"{m(gpu.ECC_ERRORS, scoped(in_cluster, records.DOUBLE_BIT))}[24h])))",
+                          f"{m(gpu.ECC_ERRORS, matchers(in_cluster, records.DOUBLE_BIT))}[24h])))",
                           "double-bit ECC, 24h"),
                     Query(f"max by ({GPU_COLUMNS}) ({m(gpu.ROW_REMAP_PENDING, in_cluster)} + "
                           f"{m(gpu.ROW_REMAP_FAILED, in_cluster)})", "row remap pending + failed"),

@@ -1,6 +1,7 @@
 """Node / GPU detail: everything one node's GPUs report, GPU by GPU."""
 
 from fleetscope.alerts.config import AlertsConfig
+from fleetscope.alerts.rule import matchers
 from fleetscope.dashboards.build import (
     RATE,
     Query,
@@ -13,12 +14,11 @@ from fleetscope.dashboards.build import (
     table_panel,
     timeseries_panel,
 )
-from fleetscope.dashboards.common import GPU_FILTERS, TITLES, UIDS, links_except, m, scoped
+from fleetscope.dashboards.common import GPU_FILTERS, TITLES, UIDS, links_except, m
 from fleetscope.dashboards.fleet import XID_NAMES
 from fleetscope.exporters.catalog import gpu
 
 BY_GPU = "{{hostname}} GPU {{gpu}}"
-EVENT_INTERVAL = "1m"  # increase() over a shorter $__interval than a few scrapes finds nothing
 
 
 def _per_gpu(title: str, description: str, unit: str, spec, gpus: str, **options):
@@ -27,7 +27,7 @@ def _per_gpu(title: str, description: str, unit: str, spec, gpus: str, **options
 
 def build(config: AlertsConfig | None = None) -> dict:
     exporter = (config or AlertsConfig()).selectors.exporter
-    gpus = scoped(exporter, GPU_FILTERS)
+    gpus = matchers(exporter, GPU_FILTERS)
     usage = Row("Utilization and memory", [
         _per_gpu("Utilization", "Share of time a kernel was running.", "percentunit", gpu.UTILIZATION, gpus,
                  min=0, max=1),
@@ -65,11 +65,9 @@ def build(config: AlertsConfig | None = None) -> dict:
     errors = Row("ECC, row remapping and XIDs", [
         events_panel("ECC errors", "ECC errors counted by the driver, by type; double-bit errors are "
                                    "uncorrectable.",
-                     Query(f"round(increase({m(gpu.ECC_ERRORS, gpus)}[$__interval]))", BY_GPU + " {{type}}"),
-                     interval=EVENT_INTERVAL),
+                     Query(f"round(increase({m(gpu.ECC_ERRORS, gpus)}[$__interval]))", BY_GPU + " {{type}}")),
         events_panel("Rows remapped", "Memory rows remapped, by the error that caused it.",
-                     Query(f"round(increase({m(gpu.REMAPPED_ROWS, gpus)}[$__interval]))", BY_GPU + " {{error}}"),
-                     interval=EVENT_INTERVAL),
+                     Query(f"round(increase({m(gpu.REMAPPED_ROWS, gpus)}[$__interval]))", BY_GPU + " {{error}}")),
         stat_panel("Row remap pending", "GPUs with a row remap waiting for a reset.", "none",
                    Query(f"sum({m(gpu.ROW_REMAP_PENDING, gpus)})"), thresholds=[(1, "orange")]),
         stat_panel("Row remap failed", "GPUs whose row remapping failed: replace the GPU.", "none",
@@ -113,10 +111,10 @@ def build(config: AlertsConfig | None = None) -> dict:
                          Query(m(gpu.PROCESS_UTILIZATION, gpus), BY_GPU + " {{process_name}} ({{pid}})"),
                          min=0, width=24),
     ])
-    node = scoped(exporter, 'cluster=~"$cluster"')
+    node = matchers(exporter, 'cluster=~"$cluster"')
     variables = [datasource_variable(), label_variable("cluster", "Cluster", gpu.UP.name, exporter),
                  label_variable("hostname", "Host", gpu.UP.name, node, one=True),  # a view of one node
-                 label_variable("gpu", "GPU", gpu.UP.name, scoped(node, 'hostname=~"$hostname"'))]
+                 label_variable("gpu", "GPU", gpu.UP.name, matchers(node, 'hostname=~"$hostname"'))]
     return dashboard(UIDS["gpu"], TITLES["gpu"],
                      "One node's GPUs in detail: utilization, memory, clocks, power, temperature, throttling, "
                      "ECC and row remapping, XIDs, PCIe and NVLink, and the processes using them.",

@@ -3,6 +3,8 @@ configuration that finds them through file-based service discovery."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from fleetscope.deploy.kubernetes import DRIFT, DRIFT_PORT, EXPORTER, EXPORTER_PORT
 
 PREFIX = "/opt/fleetscope"  # python3 -m venv /opt/fleetscope && /opt/fleetscope/bin/pip install 'fleetscope[drift]'
@@ -92,18 +94,28 @@ WantedBy=multi-user.target
 FILE_SD = "/etc/prometheus/file_sd"
 
 
-def prometheus_config(rules_dir: str = "/etc/prometheus/rules/fleetscope") -> dict:
-    """Scrape jobs whose targets come from files (one per cluster, rack or whatever the fleet's
-    inventory writes), reloaded by Prometheus as they change, and the generated rules."""
-    def job(name: str, interval: str = "15s") -> dict:
-        return {"job_name": name, "scrape_interval": interval,
-                "file_sd_configs": [{"files": [f"{FILE_SD}/{name}/*.yaml"], "refresh_interval": "1m"}]}
+def scrape_config(job: str, files: Sequence[str], interval: str = "") -> dict:
+    """A scrape job whose targets come from files, reloaded by Prometheus as they change."""
+    config: dict = {"job_name": job}
+    if interval:
+        config["scrape_interval"] = interval
+    config["file_sd_configs"] = [{"files": list(files), "refresh_interval": "1m"}]
+    return config
 
+
+def scrape_configs() -> list[dict]:
+    """fleetscope's jobs, each reading its targets from file_sd/<job>/*.yaml (one file per cluster, rack or
+    whatever the fleet's inventory writes)."""
+    return [scrape_config(job, [f"{FILE_SD}/{job}/*.yaml"], "15s") for job in (EXPORTER, DRIFT, "model-servers")]
+
+
+def prometheus_config(rules_dir: str = "/etc/prometheus/rules/fleetscope") -> dict:
+    """fleetscope's scrape jobs and the generated rules."""
     return {
         "global": {"scrape_interval": "15s", "evaluation_interval": "15s"},
         "rule_files": [f"{rules_dir}/*.yaml"],
         "alerting": {"alertmanagers": [{"file_sd_configs": [{"files": [f"{FILE_SD}/alertmanager/*.yaml"]}]}]},
-        "scrape_configs": [job(EXPORTER), job(DRIFT), job("model-servers")],
+        "scrape_configs": scrape_configs(),
     }
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 
-from fleetscope.deploy.baremetal import DRIFT, EXPORTER, FILE_SD, SANDBOX
+from fleetscope.deploy.baremetal import SANDBOX, scrape_configs
 from fleetscope.exporters.catalog import NODE_EXPORTER
 
 CLUSTER = "CLUSTER-NAME"  # replace with the cluster's name: every rule and dashboard groups by it
@@ -25,14 +25,6 @@ RULES = "/etc/fleetscope/rules"
 # What a cluster's full Prometheus keeps to itself: its own recorded series and alert states. The global
 # ruler computes them from the raw series; forwarding both would write each series twice, from two rulers.
 LOCAL_ONLY = "fleetscope:.+|ALERTS|ALERTS_FOR_STATE"
-
-
-def scrape_config(job: str, files: Sequence[str], interval: str = "") -> dict:
-    config: dict = {"job_name": job}
-    if interval:
-        config["scrape_interval"] = interval
-    config["file_sd_configs"] = [{"files": list(files), "refresh_interval": "1m"}]
-    return config
 
 
 def remote_write(url: str, drop: str = "", **queue_config: str) -> dict:
@@ -45,14 +37,10 @@ def remote_write(url: str, drop: str = "", **queue_config: str) -> dict:
     return entry
 
 
-def _scrape_configs() -> list[dict]:
-    return [scrape_config(job, [f"{FILE_SD}/{job}/*.yaml"], "15s") for job in (EXPORTER, DRIFT, "model-servers")]
-
-
 def agent_config() -> dict:
     """Run with --enable-feature=agent: no local storage, rules or queries."""
     return {"global": {"scrape_interval": "15s", "external_labels": {"cluster": CLUSTER}},
-            "scrape_configs": _scrape_configs(),
+            "scrape_configs": scrape_configs(),
             "remote_write": [remote_write(f"{STORE}/api/v1/write")]}
 
 
@@ -77,7 +65,7 @@ def cluster_config() -> dict:
     return {"global": {"scrape_interval": "15s", "evaluation_interval": "15s", "external_labels": {"cluster": CLUSTER}},
             "rule_files": [f"{RULES}/*.yaml"],
             "alerting": {"alertmanagers": [{"static_configs": [{"targets": [ALERTMANAGER.removeprefix("http://")]}]}]},
-            "scrape_configs": _scrape_configs(),
+            "scrape_configs": scrape_configs(),
             "remote_write": [remote_write(f"{STORE}/api/v1/write", drop=LOCAL_ONLY)]}
 
 

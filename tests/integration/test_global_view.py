@@ -17,7 +17,7 @@ from fleetscope.alerts.config import AlertsConfig, from_mapping
 from fleetscope.alerts.routing import local_receivers
 from fleetscope.dashboards import queries
 from fleetscope.dashboards.common import UIDS
-from fleetscope.deploy import fleet
+from fleetscope.deploy import baremetal, fleet
 from fleetscope.exporters.fleet_simulation import Fault, SimulatedFleet
 from fleetscope.localstack.alertmanager import Alertmanager
 from fleetscope.localstack.prometheus import Prometheus
@@ -57,7 +57,7 @@ def test_two_clusters_into_victoriametrics_with_vmalert_as_the_global_ruler(tmp_
         stack.append(alertmanager)
         clusters = {}
         for cluster, agent in (("a", True), ("b", False)):
-            scrape = fleet.scrape_config("fleetscope-exporter", [str(tmp_path / "targets" / f"{cluster}.json")])
+            scrape = baremetal.scrape_config("fleetscope-exporter", [str(tmp_path / "targets" / f"{cluster}.json")])
             clusters[cluster] = Prometheus(
                 tmp_path / f"prometheus-{cluster}", [scrape], scrape_interval="1s", agent=agent,
                 rule_files=() if agent else rules, external_labels={"cluster": cluster},
