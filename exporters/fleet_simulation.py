@@ -112,6 +112,12 @@ class SimulatedFleet:
         if unknown:
             raise ValueError(f"no simulated node {unknown[0].cluster}/{unknown[0].hostname} for a fault; nodes are "
                              f"named CLUSTER/CLUSTER-node-NNNN, from 0000")
+        ports = SimulatedFabric.DEVICES + 1  # the InfiniBand devices and the RoCE one
+        for fault in faults:  # refused now, not when due in the refresh thread
+            if fault.kind == "xid" and not 0 <= fault.target < gpus:
+                raise ValueError(f"no GPU {fault.target} on {fault.hostname}: it has {gpus}")
+            if fault.kind == "link-flap" and not 0 <= fault.target < ports:
+                raise ValueError(f"no fabric device {fault.target} on {fault.hostname}: it has {ports}")
         if len(set(clusters)) != len(clusters):
             raise ValueError(f"cluster names repeat: {', '.join(clusters)}")
         self.refresh_interval = refresh_interval

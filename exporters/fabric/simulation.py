@@ -36,7 +36,9 @@ class _Port:
 
 
 class SimulatedFabric:
-    def __init__(self, devices: int = 8, seed: int = 1, flap_mean_interval: float = 3600.0):
+    DEVICES = 8  # InfiniBand devices, beside one RoCE device
+
+    def __init__(self, devices: int = DEVICES, seed: int = 1, flap_mean_interval: float = 3600.0):
         self.root = Path(tempfile.mkdtemp(prefix="fleetscope-sysfs-"))
         self._rng = random.Random(seed)
         self._flap_mean_interval = flap_mean_interval

@@ -89,6 +89,10 @@ def test_malformed_faults_are_refused(text):
 def test_a_fault_on_a_node_the_fleet_lacks_is_refused_before_anything_starts(capsys):
     with pytest.raises(ValueError, match="no simulated node east/east-node-0007"):
         SimulatedFleet(["east"], 2, faults=[Fault.parse("east/east-node-0007:1:xid:0:79")])
+    with pytest.raises(ValueError, match="no GPU 8 on east-node-0001: it has 8"):
+        SimulatedFleet(["east"], 2, faults=[Fault.parse("east/east-node-0001:1:xid:8:79")])
+    with pytest.raises(ValueError, match="no fabric device 9 on east-node-0001: it has 9"):
+        SimulatedFleet(["east"], 2, faults=[Fault.parse("east/east-node-0001:1:link-flap:9")])
     parser = argparse.ArgumentParser()
     add_arguments(parser)
     with pytest.raises(SystemExit):
