@@ -4,12 +4,29 @@ the InfiniBand / RoCE fabric under them."""
 from __future__ import annotations
 
 from fleetscope.alerts.config import AlertsConfig
+from fleetscope.alerts.fleet import NODE
 from fleetscope.alerts.rule import Alert, group, seconds
 from fleetscope.exporters.catalog import fabric, gpu, nccl
 
-BUS_BANDWIDTH = "fleetscope:nccl_bus_bandwidth_bytes_per_second:rate5m"
-# Job-wide: every node's ranks of a communicator together, per operation and message size.
+# Job-wide records: every node's ranks of a communicator together, per operation and message size. The
+# collectives dashboard reads these (and the per-node ones below), so that its cost follows jobs and nodes, not
+# ranks and ports; the raw series are read for the one node it shows in detail.
 _JOB = "cluster, comm_id, comm_name, operation, size"
+_COMMUNICATOR = "cluster, comm_id, comm_name"
+BUS_BYTES = "fleetscope:nccl_bus_bytes:rate5m"
+BUSY_SECONDS = "fleetscope:nccl_seconds:rate5m"
+BUS_BANDWIDTH = "fleetscope:nccl_bus_bandwidth_bytes_per_second:rate5m"
+COLLECTIVES = "fleetscope:nccl_collectives:rate5m"
+DURATION_BUCKETS = "fleetscope:nccl_duration_seconds_bucket:rate5m"
+SKEW = "fleetscope:nccl_comm_skew_seconds:max"  # the node with the worst skew
+OLDEST_PROGRESS = "fleetscope:nccl_comm_last_progress_timestamp_seconds:min"  # the node that progressed least recently
+NODE_LATENESS = "fleetscope:node_nccl_rank_lateness_seconds:max"  # by NODE and communicator: its latest rank
+# Per node: the fabric's throughput, its busiest port in the busier direction, and its port errors by type.
+NODE_FABRIC_TRANSMIT = "fleetscope:node_fabric_transmit_bytes:rate5m"
+NODE_FABRIC_RECEIVE = "fleetscope:node_fabric_receive_bytes:rate5m"
+NODE_FABRIC_UTILIZATION = "fleetscope:node_fabric_port_utilization_ratio:max"
+NODE_FABRIC_ERRORS = "fleetscope:node_fabric_port_errors:rate5m"
+CLUSTER_PORTS_DOWN = "fleetscope:cluster_fabric_ports_down:count"
 _COMM = "communicator {{ $labels.comm_name }} ({{ $labels.comm_id }})"
 _PORT = "port {{ $labels.device }}/{{ $labels.port }} of {{ $labels.hostname }}"
 ACTIVE = 4  # fabric.PORT_STATE: 1 down, 2 init, 3 armed, 4 active, 5 active deferred
@@ -84,18 +101,49 @@ def fabric_alerts(config: AlertsConfig) -> list[Alert]:
     ]
 
 
-def rule_groups(config: AlertsConfig) -> dict:
+def _record(name: str, expr: str) -> dict:
+    return {"record": name, "expr": expr}
+
+
+def nccl_records(config: AlertsConfig) -> list[dict]:
     e = config.selectors.exporter
-    bandwidth = {"record": BUS_BANDWIDTH,
-                 "expr": f"sum by ({_JOB}) (rate({nccl.BUS_BYTES.select(e)}[5m]))\n/\n"
-                         f"(sum by ({_JOB}) (rate({nccl.SECONDS.select(e)}[5m])) > 0)"}
+    return [
+        _record(BUS_BYTES, f"sum by ({_JOB}) (rate({nccl.BUS_BYTES.select(e)}[5m]))"),
+        _record(BUSY_SECONDS, f"sum by ({_JOB}) (rate({nccl.SECONDS.select(e)}[5m]))"),
+        _record(BUS_BANDWIDTH, f"{BUS_BYTES}\n/\n({BUSY_SECONDS} > 0)"),  # NCCL's busbw, over the job's ranks
+        _record(COLLECTIVES, f"sum by ({_JOB}) (rate({nccl.COLLECTIVES.select(e)}[5m]))"),
+        _record(DURATION_BUCKETS, f"sum by ({_JOB}, le) (rate({nccl.DURATION.select(e, suffix='_bucket')}[5m]))"),
+        _record(SKEW, f"max by ({_COMMUNICATOR}) ({nccl.SKEW.select(e)})"),
+        _record(OLDEST_PROGRESS, f"min by ({_COMMUNICATOR}) ({nccl.LAST_PROGRESS.select(e)})"),
+        _record(NODE_LATENESS, f"max by ({NODE}, comm_id, comm_name) ({nccl.LATENESS.select(e)})"),
+    ]
+
+
+def fabric_records(config: AlertsConfig) -> list[dict]:
+    e = config.selectors.exporter
     state, window = fabric.PORT_STATE.select(e), config.fabric.link_baseline_window
-    expected_active = {"record": PORT_EXPECTED_ACTIVE,
-                       "expr": f"({state} >= bool {ACTIVE}) == 1\nor\n{PORT_EXPECTED_ACTIVE}\n"
-                               f"and on (job, instance)\n(max_over_time(up{{{e}}}[{window}]) == 1)"}
+    transmit, receive = (f"rate({spec.select(e)}[5m])" for spec in (fabric.TRANSMIT_BYTES, fabric.RECEIVE_BYTES))
+    port = f"{NODE}, device, port"
+    busier_direction = (f'max by ({port}) (\n  label_replace({transmit}, "direction", "transmit", "", "")\n  or\n'
+                        f'  label_replace({receive}, "direction", "receive", "", "")\n)')
+    return [
+        _record(PORT_EXPECTED_ACTIVE, f"({state} >= bool {ACTIVE}) == 1\nor\n{PORT_EXPECTED_ACTIVE}\n"
+                                      f"and on (job, instance)\n(max_over_time(up{{{e}}}[{window}]) == 1)"),
+        _record(CLUSTER_PORTS_DOWN, f"count by (cluster) ({state} < {ACTIVE}\nand\n{PORT_EXPECTED_ACTIVE} == 1)"),
+        _record(NODE_FABRIC_TRANSMIT, f"sum by ({NODE}) ({transmit})"),
+        _record(NODE_FABRIC_RECEIVE, f"sum by ({NODE}) ({receive})"),
+        _record(NODE_FABRIC_UTILIZATION,
+                f"max by ({NODE}) (\n{busier_direction}\n/\nmax by ({port}) ({fabric.PORT_RATE.select(e)} > 0)\n)"),
+        _record(NODE_FABRIC_ERRORS, f"sum by ({NODE}, type) (\n  rate({fabric.ERRORS.select(e)}[5m])\n  or\n"
+                                    f'  label_replace(rate({fabric.SYMBOL_ERRORS.select(e)}[5m]), "type", "symbol", '
+                                    '"", "")\n)'),
+    ]
+
+
+def rule_groups(config: AlertsConfig) -> dict:
     return {"groups": [
-        {"name": "fleetscope-nccl-recording", "rules": [bandwidth]},
-        {"name": "fleetscope-fabric-recording", "rules": [expected_active]},
+        {"name": "fleetscope-nccl-recording", "rules": nccl_records(config)},
+        {"name": "fleetscope-fabric-recording", "rules": fabric_records(config)},
         group("fleetscope-nccl", config.team("nccl"), config, nccl_alerts(config), "collectives"),
         group("fleetscope-fabric", config.team("fabric"), config, fabric_alerts(config), "collectives"),
     ]}

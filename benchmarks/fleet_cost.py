@@ -227,9 +227,8 @@ def _panels(database: QueryApi, directory: Path, repeat: int) -> list[dict]:
     for board in queries.load(directory):
         if board["uid"] not in {UIDS[key] for key in DASHBOARDS}:
             continue
-        values = queries.defaults(board) | {"cluster": CLUSTER}
-        if board["uid"] == UIDS["gpu"]:
-            values["hostname"] = f"{CLUSTER}-node-0000"  # the node dashboard shows one node
+        # The node dashboard, and the collectives dashboard's last row, show one node.
+        values = queries.defaults(board) | {"cluster": CLUSTER, "hostname": f"{CLUSTER}-node-0000"}
         for panel in queries.panels(board):
             instant = panel["type"] in ("stat", "table")
             exprs = [queries.concrete(target["expr"], values, "1m") for target in panel["targets"]]

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from fleetscope.alerts import collectives as collectives_records
 from fleetscope.alerts import fleet as fleet_records
 from fleetscope.alerts import generate as alerts_generate
 from fleetscope.alerts.config import AlertsConfig, from_mapping
@@ -55,7 +56,7 @@ def test_uid_title_tags_and_filters(key):
     variables = {variable["name"]: variable for variable in board["templating"]["list"]}
     assert variables["datasource"]["type"] == "datasource" and variables["datasource"]["query"] == "prometheus"
     assert FILTERS[key] <= set(variables)
-    for name in FILTERS[key] - {"hostname" if key == "gpu" else ""}:
+    for name in FILTERS[key] - ({"hostname"} if key in ("gpu", "collectives") else set()):
         assert variables[name]["includeAll"] and variables[name]["allValue"] == ".*"
     assert {link["url"] for link in board["links"]} == {f"/d/{uid}" for other, uid in UIDS.items() if other != key}
 
@@ -200,17 +201,23 @@ def test_the_fleets_unhealthy_count_ignores_application_xids(tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_the_fleet_overview_reads_records_not_every_gpu():
-    """Its cost follows nodes and clusters: every panel but the attention table reads the fleet's records, and
-    per-node panels show the fleet's extremes, not a line per node."""
-    board = next(board for board in BOARDS if board["uid"] == UIDS["fleet"])
+@pytest.mark.parametrize("key", ["fleet", "collectives"])
+def test_the_fleet_level_dashboards_read_records_not_every_gpu_rank_or_port(key):
+    """Their cost follows clusters, jobs and nodes: every panel but the instant tables reads records, or raw series
+    of the one node chosen; per-node panels show the fleet's extremes, not a line per node."""
+    board = next(board for board in BOARDS if board["uid"] == UIDS[key])
+    raw_for_one_node = 0
     for panel in queries.panel_queries(board):
         if panel.kind == "table":
             continue
         for expr in panel.exprs:
-            assert not METRIC.search(expr), f"{panel.title}: reads raw series: {expr}"
+            for name, selector in _selectors(expr):
+                assert 'hostname=~"$hostname"' in selector, f"{panel.title}: reads every node's {name}"
+                raw_for_one_node += 1
+            assert not re.search(r"\bfleetscope_[a-z0-9_]+(?!\{)\b", expr), f"{panel.title}: an unfiltered raw read"
             if "fleetscope:node_" in expr:
-                assert re.search(r"\b(top|bottom)k\(10,", expr), f"{panel.title}: a line per node"
+                assert re.match(r"-?((top|bottom)k\(10,|sum by \(cluster\))", expr), f"{panel.title}: a line per node"
+    assert (raw_for_one_node > 0) == (key == "collectives")  # its last row: one node's ranks and ports
 
 
 def _selectors(expr: str) -> list[tuple[str, str]]:
@@ -367,16 +374,28 @@ def test_a_table_previews_as_grafana_shows_it():
 
 
 def test_port_utilization_is_the_busier_direction(tmp_path):
-    """It read rate(tx) or rate(rx), whose label sets are equal: always transmit."""
-    [expr] = [queries.concrete(target["expr"], {"cluster": ".*", "hostname": ".*"}, "2m")
+    """It read rate(tx) or rate(rx), whose label sets are equal: always transmit (rx 64 B/s over a 256 B/s link
+    reads 0.25). The node's record of its busiest port, which the fleet-wide panel reads, agrees."""
+    [expr] = [queries.concrete(target["expr"], {"cluster": ".*", "hostname": "n"}, "2m")
               for target in _panel("collectives", "Port utilization")["targets"]]
     port = 'job="fleetscope-exporter",hostname="n",device="mlx5_0",port="1"'
-    tests = {"rule_files": [], "evaluation_interval": "1m", "tests": [{"interval": "1m", "input_series": [
-        {"series": f"fleetscope_fabric_port_transmit_bytes_total{{{port}}}", "values": "0+600x10"},
-        {"series": f"fleetscope_fabric_port_receive_bytes_total{{{port}}}", "values": "0+1800x10"},
-        {"series": f"fleetscope_fabric_port_rate_bytes_per_second{{{port}}}", "values": "100x10"},
-    ], "promql_expr_test": [{"expr": expr, "eval_time": "5m", "exp_samples": [
-        {"labels": '{hostname="n",device="mlx5_0",port="1"}', "value": 0.3}]}]}]}
+    quiet_port = 'job="fleetscope-exporter",hostname="n",device="mlx5_1",port="1"'
+    tests = {"rule_files": [str(Path(alerts_generate.__file__).parent / "rules" / "collectives.yaml")],
+             "evaluation_interval": "1m", "tests": [{"interval": "1m", "input_series": [
+                 {"series": f"fleetscope_fabric_port_transmit_bytes_total{{{port}}}", "values": "0+1280x10"},
+                 {"series": f"fleetscope_fabric_port_receive_bytes_total{{{port}}}", "values": "0+3840x10"},
+                 {"series": f"fleetscope_fabric_port_rate_bytes_per_second{{{port}}}", "values": "256x10"},
+                 {"series": f"fleetscope_fabric_port_transmit_bytes_total{{{quiet_port}}}", "values": "0+60x10"},
+                 {"series": f"fleetscope_fabric_port_receive_bytes_total{{{quiet_port}}}", "values": "0+60x10"},
+                 {"series": f"fleetscope_fabric_port_rate_bytes_per_second{{{quiet_port}}}", "values": "256x10"},
+             ], "promql_expr_test": [
+                 {"expr": expr, "eval_time": "5m", "exp_samples": [
+                     {"labels": '{device="mlx5_0",port="1"}', "value": 0.25},
+                     {"labels": '{device="mlx5_1",port="1"}', "value": 0.00390625}]},
+                 {"expr": collectives_records.NODE_FABRIC_UTILIZATION, "eval_time": "5m", "exp_samples": [
+                     {"labels": f'{collectives_records.NODE_FABRIC_UTILIZATION}{{job="fleetscope-exporter",'
+                                'hostname="n"}', "value": 0.25}]},
+             ]}]}
     path = tmp_path / "port.test.yaml"
     path.write_text(yaml.safe_dump(tests))
     result = subprocess.run(["promtool", "test", "rules", str(path)], capture_output=True, text=True, timeout=60)
