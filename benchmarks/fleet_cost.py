@@ -5,6 +5,8 @@ one store after the other:
   - prometheus:       one Prometheus scraping every node every 15 s and evaluating the generated rules;
   - victoriametrics:  a Prometheus in agent mode scraping and remote-writing to VictoriaMetrics, and
                       vmalert evaluating the generated rules against it (the fleet topology of deploy/fleet);
+  - victoriametrics-fleet-only:  the same, the agent forwarding only what a rule or a fleet-level dashboard
+                      reads (deploy/fleet/prometheus-agent-fleet-only.yml): what the keep-list saves;
 lets it run for --warmup seconds, then measures over --window seconds: active series and samples per
 second per node, the store's resident memory and CPU (from /proc, each process apart), each rule group's
 evaluation time, and every panel of the fleet-level dashboards (fleet overview, collectives) and of the
@@ -14,6 +16,8 @@ range (6 hours, step 30 s; stats and tables as instant queries), against that st
     .venv/bin/python benchmarks/fleet_cost.py                          # 10, 100 and 500 nodes
     .venv/bin/python benchmarks/fleet_cost.py --nodes 10 --warmup 40 --window 20 --repeat 3   # a smoke run
     .venv/bin/python benchmarks/fleet_cost.py --plot docs/fleet-cost.png --json fleet-cost.json
+    mkdir -p /tmp/before && git archive 2b7f2ad^ dashboards/json | tar -x -C /tmp/before
+    .venv/bin/python benchmarks/fleet_cost.py --before /tmp/before/dashboards/json  # + the raw-series dashboards
 
 The simulator refreshes each node's readings every 15 s up to 100 nodes and every 60 s beyond (on 2 cores
 it could not collect 500 nodes every 15 s and leave the store any CPU); scrapes still come every 15 s, so
@@ -34,7 +38,10 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
 
 from fleetscope.alerts import generate as alerts_generate  # noqa: E402
 from fleetscope.dashboards import queries  # noqa: E402
@@ -50,6 +57,7 @@ GPUS_PER_NODE = 8
 SCRAPE_INTERVAL = "15s"
 RANGE_SECONDS, STEP = 6 * 3600, "30s"  # the dashboards open on 6 hours
 DASHBOARDS = ("fleet", "collectives", "gpu")
+FLEET_LEVEL = ("fleet", "collectives")
 QUERY_TIMEOUT = 60.0  # the gpu (node) dashboard is read for one node
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -64,6 +72,9 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=10, help="runs of each panel query")
     parser.add_argument("--dashboards", type=Path, default=queries.JSON_DIRECTORY,
                         help="the dashboards' JSON to query (another version's, to compare)")
+    parser.add_argument("--before", type=Path,
+                        help="also query the fleet overview and collectives dashboards of this JSON directory (from "
+                             "before the fleet records), reported apart as fleet_before and collectives_before")
     parser.add_argument("--json", type=Path, help="write every row, panels included, here")
     parser.add_argument("--plot", type=Path, help="draw cost against nodes to this PNG")
     args = parser.parse_args()
@@ -117,8 +128,11 @@ def _measure(store: str, nodes: int, work: Path, args: argparse.Namespace) -> di
         else:
             vm = VictoriaMetrics(work / "vm").start()
             components.append(vm)
+            # victoriametrics-fleet-only: the agent forwards only what a rule or a fleet-level dashboard reads
+            drop = _fleet_only_drop() if store.endswith("-fleet-only") else ""
             agent = Prometheus(work / "agent", scrape, scrape_interval=SCRAPE_INTERVAL, agent=True,
-                               external_labels={"cluster": CLUSTER}, remote_write=[fleet.remote_write(vm.write_url)])
+                               external_labels={"cluster": CLUSTER},
+                               remote_write=[fleet.remote_write(vm.write_url, drop=drop)])
             components.append(agent.start(60))
             # vmalert will not start without somewhere to send alerts: an Alertmanager that notifies nobody.
             silent = Alertmanager(work / "alertmanager", {"route": {"receiver": "none"},
@@ -141,19 +155,29 @@ def _measure(store: str, nodes: int, work: Path, args: argparse.Namespace) -> di
             "rss_mib": {name: _rss(component) / 2**20 for name, component in measured.items()},
             "cpu_cores": {name: (cpu_after[name] - cpu_before[name]) / args.window for name in measured},
             "rule_groups_seconds": _rule_groups(store, measured),
-            "panels": _panels(database, args.dashboards, args.repeat),
+            "panels": _panels(database, args.dashboards, DASHBOARDS, args.repeat),
+            "panels_before": _panels(database, args.before, FLEET_LEVEL, args.repeat) if args.before else [],
         }
     finally:
         for component in reversed(components):
             component.stop()
     row["store_rss_mib_per_1000_gpus"] = row["rss_mib"]["store"] / row["gpus"] * 1000
-    for key in DASHBOARDS:  # each dashboard's panels, all queried: p50 and p99 summed over its panels
-        mine = [panel for panel in row["panels"] if panel["dashboard"] == UIDS[key]]
-        row[f"{key}_p50_seconds"] = sum(panel["p50"] for panel in mine)
-        row[f"{key}_p99_seconds"] = sum(panel["p99"] for panel in mine)
+    for key, version in [(key, "") for key in DASHBOARDS] + [(key, "_before") for key in FLEET_LEVEL]:
+        # each dashboard's panels, all queried: p50 and p99 summed over its panels
+        mine = [panel for panel in row["panels" + version] if panel["dashboard"] == UIDS[key]]
+        if mine:
+            row[f"{key}{version}_p50_seconds"] = sum(panel["p50"] for panel in mine)
+            row[f"{key}{version}_p99_seconds"] = sum(panel["p99"] for panel in mine)
     row["fleet_panels_p50_seconds"] = row["fleet_p50_seconds"] + row["collectives_p50_seconds"]
     row["fleet_panels_p99_seconds"] = row["fleet_p99_seconds"] + row["collectives_p99_seconds"]
     return row
+
+
+def _fleet_only_drop() -> str:
+    """The series the deployed fleet-only agent config (deploy/fleet/prometheus-agent-fleet-only.yml) drops."""
+    config = yaml.safe_load((ROOT / "deploy" / "fleet" / "prometheus-agent-fleet-only.yml").read_text())
+    [relabel] = config["remote_write"][0]["write_relabel_configs"]
+    return relabel["regex"]
 
 
 def _pid(component) -> int:
@@ -222,13 +246,16 @@ def _label(series: str, label: str) -> str:
     return series[start:series.index('"', start)]
 
 
-def _panels(database: QueryApi, directory: Path, repeat: int) -> list[dict]:
+def _panels(database: QueryApi, directory: Path, dashboards: tuple[str, ...], repeat: int) -> list[dict]:
     results = []
     for board in queries.load(directory):
-        if board["uid"] not in {UIDS[key] for key in DASHBOARDS}:
+        if board["uid"] not in {UIDS[key] for key in dashboards}:
             continue
-        # The node dashboard, and the collectives dashboard's last row, show one node.
-        values = queries.defaults(board) | {"cluster": CLUSTER, "hostname": f"{CLUSTER}-node-0000"}
+        values = queries.defaults(board) | {"cluster": CLUSTER}
+        one_host = any(variable["name"] == "hostname" and not variable.get("includeAll")
+                       for variable in board["templating"]["list"])
+        if one_host:  # the node dashboard, and the collectives dashboard's last row, show one node
+            values["hostname"] = f"{CLUSTER}-node-0000"
         for panel in queries.panels(board):
             instant = panel["type"] in ("stat", "table")
             exprs = [queries.concrete(target["expr"], values, "1m") for target in panel["targets"]]
@@ -267,8 +294,8 @@ def _line(row: dict) -> str:
 def _table(rows: list[dict]) -> str:
     lines = ["| Store | Nodes (GPUs) | Series per node | Samples/s per node | Store memory | per 1,000 GPUs | "
              "Store CPU per node | Rule evaluation, all groups | Fleet overview, p50 / p99 | Collectives, p50 / p99 | "
-             "Node dashboard, p50 / p99 |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "Node dashboard, p50 / p99 | Fleet overview + collectives on raw series (before), p50 / p99 |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for row in rows:
         extra = "".join(f" + {name} {row['rss_mib'][name]:.0f} MiB" for name in row["rss_mib"] if name != "store")
         lines.append(
@@ -277,8 +304,15 @@ def _table(rows: list[dict]) -> str:
             f"{row['store_rss_mib_per_1000_gpus']:.0f} MiB | {row['cpu_cores']['store'] * 1000 / row['nodes']:.1f} "
             f"millicores | {sum(row['rule_groups_seconds'].values()) * 1000:.0f} ms | "
             + " | ".join(f"{row[f'{key}_p50_seconds'] * 1000:.0f} / {row[f'{key}_p99_seconds'] * 1000:.0f} ms"
-                         for key in DASHBOARDS) + " |")
+                         for key in DASHBOARDS) + f" | {_before(row)} |")
     return "\n".join(lines)
+
+
+def _before(row: dict) -> str:
+    if "fleet_before_p50_seconds" not in row:
+        return "not measured"
+    return " / ".join(f"{(row[f'fleet_before_{q}_seconds'] + row[f'collectives_before_{q}_seconds']) * 1000:.0f}"
+                      for q in ("p50", "p99")) + " ms"
 
 
 def _plot(rows: list[dict], path: Path) -> None:
@@ -292,12 +326,13 @@ def _plot(rows: list[dict], path: Path) -> None:
         mine = [row for row in rows if row["store"] == store]
         nodes = [row["nodes"] for row in mine]
         memory.plot(nodes, [row["rss_mib"]["store"] for row in mine], marker="o", label=store)
-        panels.plot(nodes, [row["fleet_p50_seconds"] * 1000 for row in mine], marker="o",
-                    label=f"fleet overview, {store}")
-        panels.plot(nodes, [row["collectives_p50_seconds"] * 1000 for row in mine], marker="x", linestyle="--",
-                    label=f"collectives, {store}")
+        panels.plot(nodes, [row["fleet_panels_p50_seconds"] * 1000 for row in mine], marker="o",
+                    label=f"{store}, on records")
+        if all("fleet_before_p50_seconds" in row for row in mine):
+            panels.plot(nodes, [(row["fleet_before_p50_seconds"] + row["collectives_before_p50_seconds"]) * 1000
+                                for row in mine], marker="x", linestyle="--", label=f"{store}, raw series (before)")
     for axes, title, unit in ((memory, "Store resident memory", "MiB"),
-                              (panels, "Dashboards: all panels' queries, p50", "ms")):
+                              (panels, "Fleet overview + collectives: all panels' queries, p50", "ms")):
         axes.set_xscale("log")
         axes.set_yscale("log")
         axes.set_xlabel("nodes (8 GPUs each)")
