@@ -49,7 +49,7 @@ from fleetscope.dashboards.common import UIDS  # noqa: E402
 from fleetscope.deploy import baremetal, fleet  # noqa: E402
 from fleetscope.localstack.alertmanager import Alertmanager  # noqa: E402
 from fleetscope.localstack.process import ManagedProcess, free_port, port_open  # noqa: E402
-from fleetscope.localstack.prometheus import Prometheus, QueryApi, api  # noqa: E402
+from fleetscope.localstack.prometheus import Prometheus, QueryApi, QueryError, api  # noqa: E402
 from fleetscope.localstack.victoriametrics import VictoriaMetrics, VmAlert  # noqa: E402
 
 CLUSTER = "bench"
@@ -168,6 +168,8 @@ def _measure(store: str, nodes: int, work: Path, args: argparse.Namespace) -> di
         if mine:
             row[f"{key}{version}_p50_seconds"] = sum(panel["p50"] for panel in mine)
             row[f"{key}{version}_p99_seconds"] = sum(panel["p99"] for panel in mine)
+            counted = [panel["samples"] for panel in mine if panel["samples"] is not None]
+            row[f"{key}{version}_samples"] = sum(counted) if len(counted) == len(mine) else None
     row["fleet_panels_p50_seconds"] = row["fleet_p50_seconds"] + row["collectives_p50_seconds"]
     row["fleet_panels_p99_seconds"] = row["fleet_p99_seconds"] + row["collectives_p99_seconds"]
     return row
@@ -259,11 +261,17 @@ def _panels(database: QueryApi, directory: Path, dashboards: tuple[str, ...], re
         for panel in queries.panels(board):
             instant = panel["type"] in ("stat", "table")
             exprs = [queries.concrete(target["expr"], values, "1m") for target in panel["targets"]]
-            timings = [_timed(database, exprs, instant)]
-            while len(timings) < repeat and timings[-1] < QUERY_TIMEOUT:  # a query past the timeout is not rerun
-                timings.append(_timed(database, exprs, instant))
+            try:
+                timings = [_timed(database, exprs, instant)]
+                while len(timings) < repeat and timings[-1] < QUERY_TIMEOUT:  # a query past the timeout: not rerun
+                    timings.append(_timed(database, exprs, instant))
+            except QueryError as error:  # the store refused (too many series, ...): counted at the timeout
+                timings, refused = [QUERY_TIMEOUT], str(error)
+            else:
+                refused = ""
             results.append({"dashboard": board["uid"], "panel": panel["title"], "p50": statistics.median(timings),
-                            "p99": max(timings) if repeat < 100 else statistics.quantiles(timings, n=100)[98]})
+                            "p99": max(timings) if repeat < 100 else statistics.quantiles(timings, n=100)[98],
+                            "samples": _samples_touched(database, exprs, instant), "refused": refused})
     return results
 
 
@@ -284,6 +292,23 @@ def _timed(database: QueryApi, exprs: list[str], instant: bool) -> float:
     return time.perf_counter() - started
 
 
+def _samples_touched(database: QueryApi, exprs: list[str], instant: bool) -> int | None:
+    """Samples the panel's queries read (Prometheus' stats=all: totalQueryableSamples), a measure of a query's
+    cost that a busy machine does not blur; None where the store does not count them (VictoriaMetrics)."""
+    total, end = 0, time.time()
+    for expr in exprs:
+        window = {"time": str(end)} if instant else {"start": str(end - RANGE_SECONDS), "end": str(end), "step": STEP}
+        try:
+            data = api(database.url, "query" if instant else "query_range", QUERY_TIMEOUT, query=expr, stats="all",
+                       **window)
+        except (QueryError, TimeoutError):
+            return None
+        if "stats" not in data:
+            return None
+        total += data["stats"]["samples"]["totalQueryableSamples"]
+    return total
+
+
 def _line(row: dict) -> str:
     return (f"{row['store']:16} {row['nodes']:5} nodes: {row['series_per_node']:7.0f} series/node, "
             f"{row['samples_per_second_per_node']:6.1f} samples/s/node, store {row['rss_mib']['store']:7.0f} MiB "
@@ -296,8 +321,9 @@ def _line(row: dict) -> str:
 def _table(rows: list[dict]) -> str:
     lines = ["| Store | Nodes (GPUs) | Series per node | Samples/s per node | Store memory | per 1,000 GPUs | "
              "Store CPU per node | Rule evaluation, all groups | Fleet overview, p50 / p99 | Collectives, p50 / p99 | "
-             "Node dashboard, p50 / p99 | Fleet overview + collectives on raw series (before), p50 / p99 |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "Node dashboard, p50 / p99 | Fleet overview + collectives on raw series (before), p50 / p99 | "
+             "Samples the fleet-level dashboards read, on records / on raw series |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for row in rows:
         extra = "".join(f" + {name} {row['rss_mib'][name]:.0f} MiB" for name in row["rss_mib"] if name != "store")
         lines.append(
@@ -306,7 +332,7 @@ def _table(rows: list[dict]) -> str:
             f"{row['store_rss_mib_per_1000_gpus']:.0f} MiB | {row['cpu_cores']['store'] * 1000 / row['nodes']:.1f} "
             f"millicores | {sum(row['rule_groups_seconds'].values()) * 1000:.0f} ms | "
             + " | ".join(f"{row[f'{key}_p50_seconds'] * 1000:.0f} / {row[f'{key}_p99_seconds'] * 1000:.0f} ms"
-                         for key in DASHBOARDS) + f" | {_before(row)} |")
+                         for key in DASHBOARDS) + f" | {_before(row)} | {_samples_read(row)} |")
     return "\n".join(lines)
 
 
@@ -317,13 +343,25 @@ def _before(row: dict) -> str:
                       for q in ("p50", "p99")) + " ms"
 
 
+def _fleet_level_samples(row: dict, version: str = "") -> int | None:
+    counts = [row.get(f"{key}{version}_samples") for key in FLEET_LEVEL]
+    return None if None in counts else sum(counts)
+
+
+def _samples_read(row: dict) -> str:
+    after, before = _fleet_level_samples(row), _fleet_level_samples(row, "_before")
+    if after is None:
+        return "not counted"
+    return f"{after:,} / " + ("not measured" if before is None else f"{before:,}")
+
+
 def _plot(rows: list[dict], path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figure, (memory, panels) = plt.subplots(1, 2, figsize=(11, 4))
+    figure, (memory, panels, samples) = plt.subplots(1, 3, figsize=(16, 4))
     for store in dict.fromkeys(row["store"] for row in rows):
         mine = [row for row in rows if row["store"] == store]
         nodes = [row["nodes"] for row in mine]
@@ -333,8 +371,13 @@ def _plot(rows: list[dict], path: Path) -> None:
         if all("fleet_before_p50_seconds" in row for row in mine):
             panels.plot(nodes, [(row["fleet_before_p50_seconds"] + row["collectives_before_p50_seconds"]) * 1000
                                 for row in mine], marker="x", linestyle="--", label=f"{store}, raw series (before)")
+        for version, style, what in (("", "-", "records"), ("_before", "--", "raw series (before)")):
+            counted = [_fleet_level_samples(row, version) for row in mine]
+            if None not in counted:
+                samples.plot(nodes, counted, marker="o", linestyle=style, label=f"{store}, {what}")
     for axes, title, unit in ((memory, "Store resident memory", "MiB"),
-                              (panels, "Fleet overview + collectives: all panels' queries, p50", "ms")):
+                              (panels, "Fleet overview + collectives: all panels' queries, p50", "ms"),
+                              (samples, "Samples those queries read (Prometheus)", "samples")):
         axes.set_xscale("log")
         axes.set_yscale("log")
         axes.set_xlabel("nodes (8 GPUs each)")

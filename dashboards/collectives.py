@@ -97,7 +97,7 @@ def build(config: AlertsConfig | None = None) -> dict:
         stat_panel("Ports down", "Ports that have been active and are not now: the ports "
                                  "FleetscopeFabricPortDown alerts on.",
                    "none", Query(f"sum({_recorded(records.CLUSTER_PORTS_DOWN, in_cluster)}) or vector(0)"),
-                   thresholds=[(1, "red")], height=8),
+                   thresholds=[(1, "red")], width=12, height=8),
     ])
     ports = Row("Ranks and fabric ports of $hostname", [
         timeseries_panel("Lateness by rank", "How far each rank's GPU on this node arrives behind the node's median "
@@ -124,7 +124,7 @@ def build(config: AlertsConfig | None = None) -> dict:
         events_panel("Link down and recoveries", "Times each port's link went down or recovered from errors.",
                      Query(f"round(increase({m(fabric.LINK_DOWNED, host)}[$__interval]))", PORT + " down"),
                      Query(f"round(increase({m(fabric.LINK_ERROR_RECOVERIES, host)}[$__interval]))",
-                           PORT + " recovered")),
+                           PORT + " recovered"), width=24),
     ])
     variables = [datasource_variable(), label_variable("cluster", "Cluster", nccl.COMM_RANKS.name, exporter),
                  label_variable("comm", "Job (communicator)", nccl.COMM_RANKS.name,

@@ -125,7 +125,11 @@ def api(base_url: str, path: str, timeout: float = 10.0, **params: str) -> Any:
         with urllib.request.urlopen(url, timeout=timeout) as response:
             body = json.load(response)
     except urllib.error.HTTPError as error:
-        body = json.load(error)
+        text = error.read().decode(errors="replace")
+        try:
+            body = json.loads(text)
+        except ValueError:  # VictoriaMetrics answers some refusals (too many series, ...) in plain text
+            raise QueryError(f"{path} {params}: HTTP {error.code}: {text.strip()[:500]}") from None
     if body.get("status") != "success":
         raise QueryError(f"{path} {params}: {body.get('errorType')}: {body.get('error')}")
     return body["data"]
