@@ -168,8 +168,6 @@ def _measure(store: str, nodes: int, work: Path, args: argparse.Namespace) -> di
         if mine:
             row[f"{key}{version}_p50_seconds"] = sum(panel["p50"] for panel in mine)
             row[f"{key}{version}_p99_seconds"] = sum(panel["p99"] for panel in mine)
-            counted = [panel["samples"] for panel in mine if panel["samples"] is not None]
-            row[f"{key}{version}_samples"] = sum(counted) if len(counted) == len(mine) else None
     row["fleet_panels_p50_seconds"] = row["fleet_p50_seconds"] + row["collectives_p50_seconds"]
     row["fleet_panels_p99_seconds"] = row["fleet_p99_seconds"] + row["collectives_p99_seconds"]
     return row
@@ -221,12 +219,16 @@ def _samples(store: str, database: QueryApi) -> float:
 
 def _active_series(store: str, database: QueryApi) -> float:
     """Series in the store's head (Prometheus) or seen this hour (VictoriaMetrics), from its own metrics: a
-    count() over a million series outlasts any query timeout."""
+    count() over a million series outlasts any query timeout. VictoriaMetrics empties its per-hour set as an
+    hour begins, so there the series it has created (its TSID cache), whichever is larger."""
     own = _own_metrics(database.url)
     if store == "prometheus":
         return own["prometheus_tsdb_head_series"]
-    return sum(value for name, value in own.items() if name.startswith("vm_cache_entries{")
-               and 'type="storage/hour_metric_ids"' in name)
+
+    def cache(kind: str) -> float:
+        return sum(value for name, value in own.items() if name.startswith("vm_cache_entries{")
+                   and f'type="{kind}"' in name)
+    return max(cache("storage/hour_metric_ids"), cache("storage/tsid"))
 
 
 def _rule_groups(store: str, measured: dict) -> dict[str, float]:
@@ -271,7 +273,7 @@ def _panels(database: QueryApi, directory: Path, dashboards: tuple[str, ...], re
                 refused = ""
             results.append({"dashboard": board["uid"], "panel": panel["title"], "p50": statistics.median(timings),
                             "p99": max(timings) if repeat < 100 else statistics.quantiles(timings, n=100)[98],
-                            "samples": _samples_touched(database, exprs, instant), "refused": refused})
+                            "refused": refused})
     return results
 
 
@@ -292,23 +294,6 @@ def _timed(database: QueryApi, exprs: list[str], instant: bool) -> float:
     return time.perf_counter() - started
 
 
-def _samples_touched(database: QueryApi, exprs: list[str], instant: bool) -> int | None:
-    """Samples the panel's queries read (Prometheus' stats=all: totalQueryableSamples), a measure of a query's
-    cost that a busy machine does not blur; None where the store does not count them (VictoriaMetrics)."""
-    total, end = 0, time.time()
-    for expr in exprs:
-        window = {"time": str(end)} if instant else {"start": str(end - RANGE_SECONDS), "end": str(end), "step": STEP}
-        try:
-            data = api(database.url, "query" if instant else "query_range", QUERY_TIMEOUT, query=expr, stats="all",
-                       **window)
-        except (QueryError, TimeoutError):
-            return None
-        if "stats" not in data:
-            return None
-        total += data["stats"]["samples"]["totalQueryableSamples"]
-    return total
-
-
 def _line(row: dict) -> str:
     return (f"{row['store']:16} {row['nodes']:5} nodes: {row['series_per_node']:7.0f} series/node, "
             f"{row['samples_per_second_per_node']:6.1f} samples/s/node, store {row['rss_mib']['store']:7.0f} MiB "
@@ -321,9 +306,8 @@ def _line(row: dict) -> str:
 def _table(rows: list[dict]) -> str:
     lines = ["| Store | Nodes (GPUs) | Series per node | Samples/s per node | Store memory | per 1,000 GPUs | "
              "Store CPU per node | Rule evaluation, all groups | Fleet overview, p50 / p99 | Collectives, p50 / p99 | "
-             "Node dashboard, p50 / p99 | Fleet overview + collectives on raw series (before), p50 / p99 | "
-             "Samples the fleet-level dashboards read, on records / on raw series |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "Node dashboard, p50 / p99 | Fleet overview + collectives on raw series (before), p50 / p99 |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for row in rows:
         extra = "".join(f" + {name} {row['rss_mib'][name]:.0f} MiB" for name in row["rss_mib"] if name != "store")
         lines.append(
@@ -332,7 +316,7 @@ def _table(rows: list[dict]) -> str:
             f"{row['store_rss_mib_per_1000_gpus']:.0f} MiB | {row['cpu_cores']['store'] * 1000 / row['nodes']:.1f} "
             f"millicores | {sum(row['rule_groups_seconds'].values()) * 1000:.0f} ms | "
             + " | ".join(f"{row[f'{key}_p50_seconds'] * 1000:.0f} / {row[f'{key}_p99_seconds'] * 1000:.0f} ms"
-                         for key in DASHBOARDS) + f" | {_before(row)} | {_samples_read(row)} |")
+                         for key in DASHBOARDS) + f" | {_before(row)} |")
     return "\n".join(lines)
 
 
@@ -343,25 +327,13 @@ def _before(row: dict) -> str:
                       for q in ("p50", "p99")) + " ms"
 
 
-def _fleet_level_samples(row: dict, version: str = "") -> int | None:
-    counts = [row.get(f"{key}{version}_samples") for key in FLEET_LEVEL]
-    return None if None in counts else sum(counts)
-
-
-def _samples_read(row: dict) -> str:
-    after, before = _fleet_level_samples(row), _fleet_level_samples(row, "_before")
-    if after is None:
-        return "not counted"
-    return f"{after:,} / " + ("not measured" if before is None else f"{before:,}")
-
-
 def _plot(rows: list[dict], path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figure, (memory, panels, samples) = plt.subplots(1, 3, figsize=(16, 4))
+    figure, (memory, panels) = plt.subplots(1, 2, figsize=(11, 4))
     for store in dict.fromkeys(row["store"] for row in rows):
         mine = [row for row in rows if row["store"] == store]
         nodes = [row["nodes"] for row in mine]
@@ -371,13 +343,8 @@ def _plot(rows: list[dict], path: Path) -> None:
         if all("fleet_before_p50_seconds" in row for row in mine):
             panels.plot(nodes, [(row["fleet_before_p50_seconds"] + row["collectives_before_p50_seconds"]) * 1000
                                 for row in mine], marker="x", linestyle="--", label=f"{store}, raw series (before)")
-        for version, style, what in (("", "-", "records"), ("_before", "--", "raw series (before)")):
-            counted = [_fleet_level_samples(row, version) for row in mine]
-            if None not in counted:
-                samples.plot(nodes, counted, marker="o", linestyle=style, label=f"{store}, {what}")
     for axes, title, unit in ((memory, "Store resident memory", "MiB"),
-                              (panels, "Fleet overview + collectives: all panels' queries, p50", "ms"),
-                              (samples, "Samples those queries read (Prometheus)", "samples")):
+                              (panels, "Fleet overview + collectives: all panels' queries, p50", "ms")):
         axes.set_xscale("log")
         axes.set_yscale("log")
         axes.set_xlabel("nodes (8 GPUs each)")
