@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from fleetscope.alerts.config import AlertsConfig
 from fleetscope.alerts.fleet import NODE
-from fleetscope.alerts.rule import Alert, group, seconds
+from fleetscope.alerts.rule import Alert, group, record, seconds
 from fleetscope.exporters.catalog import fabric, gpu, nccl
 
 # Job-wide records: every node's ranks of a communicator together, per operation and message size. The
@@ -101,21 +101,17 @@ def fabric_alerts(config: AlertsConfig) -> list[Alert]:
     ]
 
 
-def _record(name: str, expr: str) -> dict:
-    return {"record": name, "expr": expr}
-
-
 def nccl_records(config: AlertsConfig) -> list[dict]:
     e = config.selectors.exporter
     return [
-        _record(BUS_BYTES, f"sum by ({_JOB}) (rate({nccl.BUS_BYTES.select(e)}[5m]))"),
-        _record(BUSY_SECONDS, f"sum by ({_JOB}) (rate({nccl.SECONDS.select(e)}[5m]))"),
-        _record(BUS_BANDWIDTH, f"{BUS_BYTES}\n/\n({BUSY_SECONDS} > 0)"),  # NCCL's busbw, over the job's ranks
-        _record(COLLECTIVES, f"sum by ({_JOB}) (rate({nccl.COLLECTIVES.select(e)}[5m]))"),
-        _record(DURATION_BUCKETS, f"sum by ({_JOB}, le) (rate({nccl.DURATION.select(e, suffix='_bucket')}[5m]))"),
-        _record(SKEW, f"max by ({_COMMUNICATOR}) ({nccl.SKEW.select(e)})"),
-        _record(OLDEST_PROGRESS, f"min by ({_COMMUNICATOR}) ({nccl.LAST_PROGRESS.select(e)})"),
-        _record(NODE_LATENESS, f"max by ({NODE}, comm_id, comm_name) ({nccl.LATENESS.select(e)})"),
+        record(BUS_BYTES, f"sum by ({_JOB}) (rate({nccl.BUS_BYTES.select(e)}[5m]))"),
+        record(BUSY_SECONDS, f"sum by ({_JOB}) (rate({nccl.SECONDS.select(e)}[5m]))"),
+        record(BUS_BANDWIDTH, f"{BUS_BYTES}\n/\n({BUSY_SECONDS} > 0)"),  # NCCL's busbw, over the job's ranks
+        record(COLLECTIVES, f"sum by ({_JOB}) (rate({nccl.COLLECTIVES.select(e)}[5m]))"),
+        record(DURATION_BUCKETS, f"sum by ({_JOB}, le) (rate({nccl.DURATION.select(e, suffix='_bucket')}[5m]))"),
+        record(SKEW, f"max by ({_COMMUNICATOR}) ({nccl.SKEW.select(e)})"),
+        record(OLDEST_PROGRESS, f"min by ({_COMMUNICATOR}) ({nccl.LAST_PROGRESS.select(e)})"),
+        record(NODE_LATENESS, f"max by ({NODE}, comm_id, comm_name) ({nccl.LATENESS.select(e)})"),
     ]
 
 
@@ -127,14 +123,14 @@ def fabric_records(config: AlertsConfig) -> list[dict]:
     busier_direction = (f'max by ({port}) (\n  label_replace({transmit}, "direction", "transmit", "", "")\n  or\n'
                         f'  label_replace({receive}, "direction", "receive", "", "")\n)')
     return [
-        _record(PORT_EXPECTED_ACTIVE, f"({state} >= bool {ACTIVE}) == 1\nor\n{PORT_EXPECTED_ACTIVE}\n"
+        record(PORT_EXPECTED_ACTIVE, f"({state} >= bool {ACTIVE}) == 1\nor\n{PORT_EXPECTED_ACTIVE}\n"
                                       f"and on (job, instance)\n(max_over_time(up{{{e}}}[{window}]) == 1)"),
-        _record(CLUSTER_PORTS_DOWN, f"count by (cluster) ({state} < {ACTIVE}\nand\n{PORT_EXPECTED_ACTIVE} == 1)"),
-        _record(NODE_FABRIC_TRANSMIT, f"sum by ({NODE}) ({transmit})"),
-        _record(NODE_FABRIC_RECEIVE, f"sum by ({NODE}) ({receive})"),
-        _record(NODE_FABRIC_UTILIZATION,
+        record(CLUSTER_PORTS_DOWN, f"count by (cluster) ({state} < {ACTIVE}\nand\n{PORT_EXPECTED_ACTIVE} == 1)"),
+        record(NODE_FABRIC_TRANSMIT, f"sum by ({NODE}) ({transmit})"),
+        record(NODE_FABRIC_RECEIVE, f"sum by ({NODE}) ({receive})"),
+        record(NODE_FABRIC_UTILIZATION,
                 f"max by ({NODE}) (\n{busier_direction}\n/\nmax by ({port}) ({fabric.PORT_RATE.select(e)} > 0)\n)"),
-        _record(NODE_FABRIC_ERRORS, f"sum by ({NODE}, type) (\n  rate({fabric.ERRORS.select(e)}[5m])\n  or\n"
+        record(NODE_FABRIC_ERRORS, f"sum by ({NODE}, type) (\n  rate({fabric.ERRORS.select(e)}[5m])\n  or\n"
                                     f'  label_replace(rate({fabric.SYMBOL_ERRORS.select(e)}[5m]), "type", "symbol", '
                                     '"", "")\n)'),
     ]

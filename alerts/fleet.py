@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from fleetscope.alerts.config import AlertsConfig
 from fleetscope.alerts.gpu import GPU_COUNT
-from fleetscope.alerts.rule import matchers, regex
+from fleetscope.alerts.rule import matchers, record, regex
 from fleetscope.exporters.catalog import gpu
 
 IDLE_UTILIZATION = 0.1  # a GPU busier than this is counted busy
@@ -61,9 +61,6 @@ def rule_groups(config: AlertsConfig) -> list[dict]:
     e = config.selectors.exporter
     utilization = gpu.UTILIZATION.select(e)
     throttled = gpu.CLOCK_EVENT_ACTIVE.select(matchers(e, f'reason=~"{regex(THROTTLE_REASONS)}"'))
-
-    def record(name: str, expr: str) -> dict:
-        return {"record": name, "expr": expr}
 
     nodes = [
         record(NODE_UTILIZATION, f"avg by ({NODE}) ({utilization})"),

@@ -48,6 +48,11 @@ def group(name: str, team: str, config: AlertsConfig, alerts: list[Alert], dashb
     return {"name": name, "rules": [alert_rule(alert, team, config, dashboard) for alert in alerts]}
 
 
+def record(name: str, expr: str) -> dict:
+    """A recording rule."""
+    return {"record": name, "expr": expr}
+
+
 def matchers(*parts: str) -> str:
     """Joins PromQL matchers, skipping empty ones: matchers('job="x"', '', 'reason="y"')."""
     return ",".join(part for part in parts if part)
