@@ -50,7 +50,7 @@ def render(board: dict, prometheus_url: str, path: Path, time_range: float, rate
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    values = queries.defaults(board)
+    values = _chosen(board, prometheus_url, queries.defaults(board), rate_interval)
     grid_rows = max(panel["gridPos"]["y"] + panel["gridPos"]["h"] for panel in board["panels"])
     figure = plt.figure(figsize=(WIDTH_INCHES, grid_rows * ROW_HEIGHT_INCHES + 0.8))
     figure.suptitle(board["title"], fontsize=16, x=0.01, y=0.998, ha="left", va="top")
@@ -76,6 +76,21 @@ def render(board: dict, prometheus_url: str, path: Path, time_range: float, rate
                       transform=axes.transAxes)
     figure.savefig(path, dpi=80)
     plt.close(figure)
+
+
+def _chosen(board: dict, prometheus_url: str, values: dict[str, str], rate_interval: str) -> dict[str, str]:
+    """A variable of one value (no All) set as Grafana opens the dashboard: to the first of its values, sorted."""
+    values = dict(values)
+    for variable in board.get("templating", {}).get("list", []):
+        found = re.fullmatch(r"label_values\((.+),\s*(\w+)\)", str(variable.get("query", "")))
+        if variable.get("type") != "query" or variable.get("includeAll") or not found:
+            continue
+        selector = queries.concrete(found.group(1), values, rate_interval)
+        options = prometheus.api(prometheus_url, f"label/{found.group(2)}/values", timeout=30.0,
+                                 **{"match[]": selector})
+        if options:
+            values[variable["name"]] = sorted(options)[0]
+    return values
 
 
 def _plain(text: str) -> str:

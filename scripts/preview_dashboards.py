@@ -2,9 +2,10 @@
 exporter, the drift service with a drifted model, an SDK-instrumented LLM server under
 synthetic traffic and a vLLM engine's page), lets a real Prometheus scrape it and record the
 inference schema for a few minutes, then runs
-`fleetscope dashboards preview` against it.
+`fleetscope dashboards preview` against it, drawing the last --drawn minutes: by then the records over
+5-minute rates hold their steady values rather than their first minutes' ramp.
 
-    .venv/bin/python scripts/preview_dashboards.py [--minutes 4] [--output docs/dashboards]
+    .venv/bin/python scripts/preview_dashboards.py [--minutes 8] [--drawn 3] [--output docs/dashboards]
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from fleetscope.alerts.generate import DIRECTORY as ALERTS  # noqa: E402
+from fleetscope.alerts.generate import RULE_FILES  # noqa: E402
 from fleetscope.localstack.process import fleetscope_server  # noqa: E402
 from fleetscope.localstack.prometheus import Prometheus  # noqa: E402
 from tests.support.engine_pages import EnginePages  # noqa: E402
@@ -27,7 +29,8 @@ from tests.support.fleet_data import DRIFT_CONFIG, LlmTraffic, feed_drift_servic
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--minutes", type=float, default=4)
+    parser.add_argument("--minutes", type=float, default=8, help="how long the fleet runs before the previews")
+    parser.add_argument("--drawn", type=float, default=3, help="the minutes drawn, the last of the run")
     parser.add_argument("--output", type=Path, default=Path("docs/dashboards"))
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as directory:
@@ -49,13 +52,13 @@ def main() -> None:
         targets.append(Prometheus.targets("vllm", [traffic.engine.address], metrics_path=EnginePages.path("vllm")))
         server = Prometheus(work / "prometheus", targets,
                             scrape_interval="5s", evaluation_interval="5s",
-                            rule_files=[ALERTS / "rules" / "gpu.yaml", ALERTS / "rules" / "inference.yaml",
-                                        ALERTS / "rules" / "efficiency.yaml"]).start()
+                            rule_files=[ALERTS / "rules" / name for name in RULE_FILES]).start()
         try:
             time.sleep(args.minutes * 60)
             subprocess.run([sys.executable, "-m", "fleetscope", "dashboards", "preview",
                             f"--prometheus.url={server.url}",
-                            f"--output={args.output}", f"--range={int(args.minutes * 60)}s", "--rate-interval=20s"],
+                            f"--output={args.output}", f"--range={int(min(args.drawn, args.minutes) * 60)}s",
+                            "--rate-interval=20s"],
                            check=True)
         finally:
             server.stop()
