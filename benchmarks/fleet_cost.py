@@ -90,7 +90,9 @@ def main() -> None:
                     if args.json:  # as each configuration ends: a later one failing loses nothing
                         args.json.write_text(json.dumps(rows, indent=1))
             finally:
-                simulator.stop()
+                # Closing a node waits up to its XID thread's 5 s; hundreds close together, but past the default
+                # 10 s the simulator would be killed and leave every node's sysfs and NCCL directories behind.
+                simulator.stop(timeout=30 + nodes * 0.2)
     if args.json:
         args.json.write_text(json.dumps(rows, indent=1))
     print(_table(rows))
