@@ -115,13 +115,18 @@ def nccl_records(config: AlertsConfig) -> list[dict]:
     ]
 
 
+def busier_direction(by: str, transmit: str, receive: str) -> str:
+    """Each port's throughput in its busier direction. The two rates are told apart by a label first: their label
+    sets are equal, so `rate(tx) or rate(rx)` would always keep transmit."""
+    return (f'max by ({by}) (\n  label_replace({transmit}, "direction", "transmit", "", "")\n  or\n'
+            f'  label_replace({receive}, "direction", "receive", "", "")\n)')
+
+
 def fabric_records(config: AlertsConfig) -> list[dict]:
     e = config.selectors.exporter
     state, window = fabric.PORT_STATE.select(e), config.fabric.link_baseline_window
     transmit, receive = (f"rate({spec.select(e)}[5m])" for spec in (fabric.TRANSMIT_BYTES, fabric.RECEIVE_BYTES))
     port = f"{NODE}, device, port"
-    busier_direction = (f'max by ({port}) (\n  label_replace({transmit}, "direction", "transmit", "", "")\n  or\n'
-                        f'  label_replace({receive}, "direction", "receive", "", "")\n)')
     return [
         record(PORT_EXPECTED_ACTIVE, f"({state} >= bool {ACTIVE}) == 1\nor\n{PORT_EXPECTED_ACTIVE}\n"
                                       f"and on (job, instance)\n(max_over_time(up{{{e}}}[{window}]) == 1)"),
@@ -129,7 +134,8 @@ def fabric_records(config: AlertsConfig) -> list[dict]:
         record(NODE_FABRIC_TRANSMIT, f"sum by ({NODE}) ({transmit})"),
         record(NODE_FABRIC_RECEIVE, f"sum by ({NODE}) ({receive})"),
         record(NODE_FABRIC_UTILIZATION,
-                f"max by ({NODE}) (\n{busier_direction}\n/\nmax by ({port}) ({fabric.PORT_RATE.select(e)} > 0)\n)"),
+                f"max by ({NODE}) (\n{busier_direction(port, transmit, receive)}\n/\n"
+                f"max by ({port}) ({fabric.PORT_RATE.select(e)} > 0)\n)"),
         record(NODE_FABRIC_ERRORS, f"sum by ({NODE}, type) (\n  rate({fabric.ERRORS.select(e)}[5m])\n  or\n"
                                     f'  label_replace(rate({fabric.SYMBOL_ERRORS.select(e)}[5m]), "type", "symbol", '
                                     '"", "")\n)'),

@@ -170,8 +170,11 @@ def _measure(store: str, nodes: int, work: Path, args: argparse.Namespace) -> di
         if mine:
             row[f"{key}{version}_p50_seconds"] = sum(panel["p50"] for panel in mine)
             row[f"{key}{version}_p99_seconds"] = sum(panel["p99"] for panel in mine)
-    row["fleet_panels_p50_seconds"] = row["fleet_p50_seconds"] + row["collectives_p50_seconds"]
-    row["fleet_panels_p99_seconds"] = row["fleet_p99_seconds"] + row["collectives_p99_seconds"]
+    for version in ("", "_before"):  # the fleet-level dashboards together, today's and (measured) before
+        for q in ("p50", "p99"):
+            parts = [row.get(f"{key}{version}_{q}_seconds") for key in FLEET_LEVEL]
+            if None not in parts:
+                row[f"fleet_panels{version}_{q}_seconds"] = sum(parts)
     return row
 
 
@@ -323,10 +326,9 @@ def _table(rows: list[dict]) -> str:
 
 
 def _before(row: dict) -> str:
-    if "fleet_before_p50_seconds" not in row:
+    if "fleet_panels_before_p50_seconds" not in row:
         return "not measured"
-    return " / ".join(f"{(row[f'fleet_before_{q}_seconds'] + row[f'collectives_before_{q}_seconds']) * 1000:.0f}"
-                      for q in ("p50", "p99")) + " ms"
+    return " / ".join(f"{row[f'fleet_panels_before_{q}_seconds'] * 1000:.0f}" for q in ("p50", "p99")) + " ms"
 
 
 def _plot(rows: list[dict], path: Path) -> None:
@@ -342,9 +344,9 @@ def _plot(rows: list[dict], path: Path) -> None:
         memory.plot(nodes, [row["rss_mib"]["store"] for row in mine], marker="o", label=store)
         panels.plot(nodes, [row["fleet_panels_p50_seconds"] * 1000 for row in mine], marker="o",
                     label=f"{store}, on records")
-        if all("fleet_before_p50_seconds" in row for row in mine):
-            panels.plot(nodes, [(row["fleet_before_p50_seconds"] + row["collectives_before_p50_seconds"]) * 1000
-                                for row in mine], marker="x", linestyle="--", label=f"{store}, raw series (before)")
+        if all("fleet_panels_before_p50_seconds" in row for row in mine):
+            panels.plot(nodes, [row["fleet_panels_before_p50_seconds"] * 1000 for row in mine], marker="x",
+                        linestyle="--", label=f"{store}, raw series (before)")
     for axes, title, unit in ((memory, "Store resident memory", "MiB"),
                               (panels, "Fleet overview + collectives: all panels' queries, p50", "ms")):
         axes.set_xscale("log")

@@ -110,12 +110,10 @@ def build(config: AlertsConfig | None = None) -> dict:
                          Query(f"-rate({m(fabric.RECEIVE_BYTES, host)}[{RATE}])", PORT + " rx")),
         timeseries_panel("Port utilization", "Throughput over the port's link rate, in the busier direction.",
                          "percentunit",
-                         Query(f"max by (device, port) (\n"
-                               f'  label_replace(rate({m(fabric.TRANSMIT_BYTES, host)}[{RATE}]), "direction", '
-                               '"transmit", "", "")\n  or\n'
-                               f'  label_replace(rate({m(fabric.RECEIVE_BYTES, host)}[{RATE}]), "direction", '
-                               '"receive", "", "")\n) / '
-                               f"max by (device, port) ({m(fabric.PORT_RATE, host)})", PORT),
+                         Query(records.busier_direction("device, port",
+                                                        f"rate({m(fabric.TRANSMIT_BYTES, host)}[{RATE}])",
+                                                        f"rate({m(fabric.RECEIVE_BYTES, host)}[{RATE}])")
+                               + f" / max by (device, port) ({m(fabric.PORT_RATE, host)})", PORT),
                          min=0, max=1),
         timeseries_panel("Port errors", "Port error counters per second, by type.", "none",
                          Query(f"sum by (device, port, type) (rate({m(fabric.ERRORS, host)}[{RATE}]))",
