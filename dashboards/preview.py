@@ -86,8 +86,11 @@ def _chosen(board: dict, prometheus_url: str, values: dict[str, str], rate_inter
         if variable.get("type") != "query" or variable.get("includeAll") or not found:
             continue
         selector = queries.concrete(found.group(1), values, rate_interval)
-        options = prometheus.api(prometheus_url, f"label/{found.group(2)}/values", timeout=30.0,
-                                 **{"match[]": selector})
+        try:
+            options = prometheus.api(prometheus_url, f"label/{found.group(2)}/values", timeout=30.0,
+                                     **{"match[]": selector})
+        except prometheus.QueryError:  # a value before it that breaks the selector: the panels will say so
+            continue
         if options:
             values[variable["name"]] = sorted(options)[0]
     return values

@@ -433,3 +433,31 @@ def test_no_panel_needs_more_history_than_kube_prometheus_stack_keeps(board):
             for amount, unit in windows:
                 days = int(amount) * {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}[unit] / 86400
                 assert days <= KUBE_PROMETHEUS_STACK_RETENTION_DAYS, f"{board['uid']}: {panel.title}: {expr}"
+
+
+
+def test_a_one_value_variable_previews_on_its_first_value_and_a_refusal_leaves_it(monkeypatch):
+    """As Grafana opens the node dashboard: on the first host, sorted, from the hosts of the clusters chosen. A
+    selector the store refuses (a value before it that breaks it) leaves the variable as it was rather than
+    ending the preview; the panels' own queries then say what failed."""
+    from fleetscope.dashboards import preview
+    from fleetscope.localstack import prometheus
+
+    board = next(board for board in BOARDS if board["uid"] == UIDS["gpu"])
+    asked = []
+
+    def label_values(url: str, path: str, timeout: float, **params: str) -> list[str]:
+        asked.append((path, params["match[]"]))
+        return ["node-b", "node-a"]
+
+    monkeypatch.setattr(prometheus, "api", label_values)
+    values = preview._chosen(board, "http://prometheus", queries.defaults(board), "1m")
+    assert values["hostname"] == "node-a"
+    assert asked == [("label/hostname/values", 'fleetscope_gpu_up{job="fleetscope-exporter",cluster=~".*"}')]
+
+    def refusing(url: str, path: str, timeout: float, **params: str) -> list[str]:
+        raise prometheus.QueryError("1:60: parse error: unexpected identifier")
+
+    monkeypatch.setattr(prometheus, "api", refusing)
+    values = preview._chosen(board, "http://prometheus", {**queries.defaults(board), "cluster": 'a"b'}, "1m")
+    assert values["hostname"] == queries.defaults(board)["hostname"]
