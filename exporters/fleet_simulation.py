@@ -12,6 +12,7 @@ real bus), a link flap on a fabric port.
 from __future__ import annotations
 
 import json
+import math
 import threading
 import time
 import zlib
@@ -72,14 +73,16 @@ class Fault:
 class SimulatedNode:
     """One node's simulated GPUs, fabric and NCCL job, and the registry a real exporter would serve."""
 
-    def __init__(self, cluster: str, hostname: str, gpus: int, xids: Sequence[ScheduledXid], max_age: float):
+    def __init__(self, cluster: str, hostname: str, gpus: int, xids: Sequence[ScheduledXid], max_age: float,
+                 random_xids: bool = True):
         self.cluster, self.hostname = cluster, hostname
         seed = zlib.crc32(f"{cluster}/{hostname}".encode())
         self.fabric = SimulatedFabric(seed=seed)
         self.job = SimulatedJob(seed=seed, step_seconds=NCCL_STEP_SECONDS)
+        rates = {} if random_xids else {"xid_mean_interval": math.inf}  # inf: only the scheduled XIDs
         collectors: list[Collector] = [
-            GpuCollector(simulated_nvml(gpus=gpus, seed=seed, scheduled_xids=xids, node=seed or 1), hostname,
-                         xid_wait_ms=XID_WAIT_MS),
+            GpuCollector(simulated_nvml(gpus=gpus, seed=seed, scheduled_xids=xids, node=seed or 1, **rates),
+                         hostname, xid_wait_ms=XID_WAIT_MS),
             FabricCollector(self.fabric.root, hostname, before_read=self.fabric.advance),
             NcclCollector(self.job.root, hostname, before_read=self.job.advance, debug_logs=str(self.job.debug_log)),
         ]
@@ -102,10 +105,10 @@ class SimulatedNode:
 
 class SimulatedFleet:
     """clusters x nodes_per_cluster simulated nodes served on one address; use as a context manager, or
-    call start() and close()."""
+    call start() and close(). With random_xids off, a GPU raises only the XIDs its faults schedule."""
 
     def __init__(self, clusters: Sequence[str], nodes_per_cluster: int, gpus: int = 8, refresh_interval: float = 15.0,
-                 faults: Iterable[Fault] = (), listen_address: str = "127.0.0.1:0"):
+                 faults: Iterable[Fault] = (), listen_address: str = "127.0.0.1:0", random_xids: bool = True):
         faults = list(faults)
         names = [(cluster, f"{cluster}-node-{index:04d}") for cluster in clusters for index in range(nodes_per_cluster)]
         unknown = [f for f in faults if (f.cluster, f.hostname) not in set(names)]
@@ -126,7 +129,8 @@ class SimulatedFleet:
             xids = [ScheduledXid(f.after, f.target, f.code) for f in faults
                     if (f.cluster, f.hostname, f.kind) == (cluster, hostname, "xid")]
             # A node older than three intervals is stale, as a Polled source's is.
-            self.nodes.append(SimulatedNode(cluster, hostname, gpus, xids, max_age=3 * refresh_interval + 10))
+            self.nodes.append(SimulatedNode(cluster, hostname, gpus, xids, max_age=3 * refresh_interval + 10,
+                                            random_xids=random_xids))
         self._flaps = sorted((f for f in faults if f.kind == "link-flap"), key=lambda f: f.after)
         routes: dict[str, Route] = {node.path: metrics_route(node.registry) for node in self.nodes}
         # Prometheus keeps a connection open to every target.

@@ -37,15 +37,21 @@ def _single_node_page() -> str:
 
 
 def test_each_node_serves_what_the_simulated_exporter_serves_under_its_own_identity():
+    # Not compared: per-process utilization, which NVML samples only once time has passed since the last
+    # poll, and the NCCL RAS querier's up, which a simulated node has no RAS service to ask.
+    unsampled = {"fleetscope_gpu_process_utilization_ratio", "fleetscope_nccl_ras_up"}
+    single = {name for name, _, _ in samples(_single_node_page())} - unsampled
     with SimulatedFleet(["east", "west"], 2, refresh_interval=0.5) as fleet:
-        time.sleep(1.0)  # every node refreshed again: GPM's rates need two samples
-        pages = {(node.cluster, node.hostname): _page(fleet, node.cluster, node.hostname) for node in fleet.nodes}
+        # GPM's rates need a node refreshed twice, some time apart: on a loaded machine that can take a while.
+        deadline = time.monotonic() + 30
+        while True:
+            pages = {(node.cluster, node.hostname): _page(fleet, node.cluster, node.hostname) for node in fleet.nodes}
+            if all({name for name, _, _ in samples(page)} >= single for page in pages.values()) \
+                    or time.monotonic() > deadline:
+                break
+            time.sleep(0.25)
         assert set(pages) == {("east", "east-node-0000"), ("east", "east-node-0001"),
                               ("west", "west-node-0000"), ("west", "west-node-0001")}
-        # Not compared: per-process utilization, which NVML samples only once time has passed since the last
-        # poll, and the NCCL RAS querier's up, which a simulated node has no RAS service to ask.
-        unsampled = {"fleetscope_gpu_process_utilization_ratio", "fleetscope_nccl_ras_up"}
-        single = {name for name, _, _ in samples(_single_node_page())} - unsampled
         uuids = set()
         for (_, hostname), page in pages.items():
             assert {name for name, _, _ in samples(page)} - unsampled == single, hostname
