@@ -1,6 +1,8 @@
 """The drift service: live model outputs compared with reference windows, as metrics.
 
 `compare()` is the statistics library (Evidently's DataDriftPreset, exactly, and faster);
+`compare_profiles()` scores the same drift from mergeable profiles (fleetscope.drift.profiles), exact where
+counts allow and within a stated bound where sketches stand in for rows;
 `fleetscope drift serve` is the service; `fleetscope.drift.client` batches outputs from
 model servers to it.
 """
@@ -14,7 +16,8 @@ from typing import Any
 # fleetscope.drift.client or the catalog load neither pandas nor SciPy (the `drift` extra).
 _EXPORTS = {"ColumnKind": "fleetscope.drift.columns", "ColumnDrift": "fleetscope.drift.comparison",
             "DriftResult": "fleetscope.drift.comparison", "PreparedReference": "fleetscope.drift.comparison",
-            "compare": "fleetscope.drift.comparison"}
+            "compare": "fleetscope.drift.comparison",
+            "compare_profiles": "fleetscope.drift.profile_comparison", "Profile": "fleetscope.drift.profiles"}
 __all__ = sorted(_EXPORTS)
 
 

@@ -26,6 +26,15 @@ class ColumnDrift:
     drifted: bool
     reference_rows: int
     current_rows: int
+    # Scores from profiles (compare_profiles) may come from sketches: then approximate, and error_bound is an
+    # absolute bound on score (at the sketches' 99% confidence); 0 where exact.
+    approximate: bool = False
+    error_bound: float = 0.0
+
+    @property
+    def decided(self) -> bool:
+        """Whether the drift decision holds anywhere within the error bound of the score."""
+        return self.error_bound == 0 or abs(self.score - self.threshold) > self.error_bound
 
 
 @dataclass(frozen=True)
@@ -105,7 +114,7 @@ def compare(reference: pd.DataFrame | PreparedReference, current: pd.DataFrame,
         kinds, prepared = column_kinds(current, numerical, categorical), None
     else:
         (kinds, counted), prepared = _infer(current), None
-    skipped = {name: _skip_reason(kind) for name, kind in kinds.items() if kind not in COMPARABLE}
+    skipped = {name: skip_reason(kind) for name, kind in kinds.items() if kind not in COMPARABLE}
     kinds = {name: kind for name, kind in kinds.items() if kind in COMPARABLE}
     for name in kinds:
         if name not in current.columns:
@@ -114,12 +123,12 @@ def compare(reference: pd.DataFrame | PreparedReference, current: pd.DataFrame,
         prepared = PreparedReference(reference, kinds)
 
     drifts = [_column_drift(name, prepared.columns[name], PreparedColumn(current[name], kind, counted.get(name)),
-                            _per_column(methods, name), _per_column(thresholds, name))
+                            per_column(methods, name), per_column(thresholds, name))
               for name, kind in kinds.items()]
     return DriftResult({drift.column: drift for drift in drifts}, drift_share, skipped)
 
 
-def _skip_reason(kind: ColumnKind) -> str:
+def skip_reason(kind: ColumnKind) -> str:
     if kind is ColumnKind.TEXT:
         return "text column (more than half its values distinct); declare it categorical to compare it"
     return "neither numerical nor categorical (datetime, list, or empty)"
@@ -128,7 +137,7 @@ def _skip_reason(kind: ColumnKind) -> str:
 T = TypeVar("T", str, float)
 
 
-def _per_column(setting: Mapping[str, T] | T | None, name: str) -> T | None:
+def per_column(setting: Mapping[str, T] | T | None, name: str) -> T | None:
     if isinstance(setting, Mapping):
         return setting.get(name)
     return setting

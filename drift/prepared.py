@@ -57,6 +57,14 @@ class PreparedColumn:
     def std(self) -> float:
         return float(np.std(self.sorted))
 
+    @property
+    def low(self) -> float:
+        return float(self.sorted[0])
+
+    @property
+    def high(self) -> float:
+        return float(self.sorted[-1])
+
     def histogram(self, edges: np.ndarray) -> np.ndarray:
         """np.histogram(values, edges)[0], by binary search in the sorted values.
 

@@ -87,8 +87,8 @@ def _counts(column: PreparedColumn, keys: list) -> np.ndarray:
 
 def sturges_edges(reference: PreparedColumn, current: PreparedColumn) -> np.ndarray:
     """np.histogram_bin_edges(concat(reference, current), "sturges"), without the concat."""
-    low = min(reference.sorted[0], current.sorted[0])
-    high = max(reference.sorted[-1], current.sorted[-1])
+    low = min(reference.low, current.low)
+    high = max(reference.high, current.high)
     width = (high - low) / (math.log2(reference.size + current.size) + 1.0)
     if low == high:
         low, high = low - 0.5, high + 0.5

@@ -1,0 +1,300 @@
+"""compare_profiles(): drift from profiles, with each column's test chosen as compare() chooses it.
+
+What a profile can give, per test:
+
+- Exact, equal to compare() on the rows: every test of a categorical column while its values are counted
+  exactly, and every test of a numerical column while its values are counted exactly (at most
+  EXACT_DISTINCT distinct values; up to EXPAND_LIMIT rows the values are rebuilt and the row-mode test runs;
+  past it the count-based tests, Wasserstein and KS run on the counts themselves). t_test is exact from the
+  profile's moments however many rows there are.
+- Approximate, with a bound, from a numerical column's KLL sketch (rank error e at 99% confidence):
+  * wasserstein: |F - F_sketch| <= e everywhere, and both are exact outside [min, max], so the distance
+    moves by at most e_ref * (max - min)_ref + e_cur * (max - min)_cur; divided by the reference's exact
+    standard deviation as the score is.
+  * ks: the statistic D moves by at most e_ref + e_cur; the p-value is computed as scipy's ks_2samp
+    computes it for D, and its bound is how far it moves over that range of D. A sketch's KS p-value is
+    not to be trusted on large samples (whylogs #684): with many rows the p-value's sensitivity to D is
+    so high that the bound spans most of [0, 1], and the bound says so instead of a confident p-value.
+- Approximate, with a bound, from a categorical column's frequent-items sketch: jensenshannon and
+  hellinger, on the sketch's lower-bound counts plus one "other" for the rest. The rows the sketch does
+  not account for, as a share t, bound the total variation to the true distribution; JS distance is at
+  most sqrt(ln 2 * t) from it and Hellinger at most sqrt(t), and both are metrics, so the score moves by
+  at most the sum of the two sides' terms.
+- Refused, with the reason: the other rank tests (anderson, cramer_von_mises, ed, mannw, es) and the
+  binned or count tests (psi, kl_div, chisquare, z, g_test, fisher_exact, and hellinger, jensenshannon of
+  a numerical column) once a side is a sketch: a sketch gives them no bound worth stating.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import cached_property
+
+import datasketches
+import numpy as np
+import pandas as pd
+from scipy import stats
+from scipy.spatial import distance
+from scipy.stats import _stats_py
+
+from fleetscope.drift import stattests
+from fleetscope.drift.columns import ColumnKind
+from fleetscope.drift.comparison import COMPARABLE, ColumnDrift, DriftResult, per_column, skip_reason
+from fleetscope.drift.prepared import PreparedColumn
+from fleetscope.drift.profiles import EXACT_DISTINCT, ColumnProfile, Profile, frequent_lower_bounds
+
+# Exact numerical sides up to this many rows are rebuilt as values and scored by the row-mode test.
+EXPAND_LIMIT = 1_000_000
+# scipy's ks_2samp computes an exact p-value up to this many rows on the larger side, Smirnov's asymptotic
+# one above (scipy/stats/_stats_py.py, ks_2samp's MAX_AUTO_N, scipy 1.11 to 1.17).
+KS_EXACT_LIMIT = 10_000
+OTHER = object()  # the values a frequent-items sketch does not report, as one category
+
+
+class ProfileMethodError(ValueError):
+    """A method a profile cannot score; the message says why and what can."""
+
+
+@dataclass
+class NumericalSide:
+    """A numerical column as weighted values: exact counts, or a KLL sketch's retained items and weights.
+    Offers what the count- and histogram-based tests read from a PreparedColumn."""
+
+    values: np.ndarray  # sorted
+    weights: np.ndarray
+    size: int
+    std: float
+    low: float
+    high: float
+    rank_error: float  # normalized, 0 when exact
+    exact_counts: bool
+    mean: float
+    kind: ColumnKind = ColumnKind.NUMERICAL
+
+    @property
+    def exact(self) -> bool:
+        return self.rank_error == 0
+
+    @cached_property
+    def counts(self) -> dict:
+        if not self.exact_counts:
+            raise ProfileMethodError("needs the column's value counts, which a sketch does not keep")
+        return dict(zip(self.values.tolist(), self.weights.tolist(), strict=True))
+
+    @property
+    def unique_count(self) -> int:
+        return len(self.values) if self.exact_counts else EXACT_DISTINCT + 1  # "more than", all the tests ask
+
+    @cached_property
+    def uniques(self) -> frozenset:
+        return frozenset(self.counts)
+
+    @cached_property
+    def cumulative(self) -> np.ndarray:
+        return np.cumsum(self.weights)
+
+    def cdf(self, at: np.ndarray) -> np.ndarray:
+        """Share of values <= each point."""
+        index = self.values.searchsorted(at, "right")
+        return np.where(index > 0, self.cumulative[np.maximum(index - 1, 0)], 0) / self.size
+
+    def histogram(self, edges: np.ndarray) -> np.ndarray:
+        below = np.concatenate((self.values.searchsorted(edges[:-1], "left"),
+                                self.values.searchsorted(edges[-1:], "right")))
+        totals = np.concatenate(([0], self.cumulative))
+        return np.diff(totals[below])
+
+    def prepared(self) -> PreparedColumn:
+        return PreparedColumn(pd.Series(np.repeat(self.values, self.weights.astype(np.int64))), self.kind)
+
+
+def numerical_side(name: str, column: ColumnProfile) -> NumericalSide:
+    if not column.numeric:
+        raise ValueError(f"column {name!r} is numerical in the current profile but was profiled as categorical")
+    assert column.sketch is not None
+    if column.counts is not None:
+        values = np.array(sorted(column.counts), dtype=np.float64)
+        weights = np.array([column.counts[v] for v in values.tolist()], dtype=np.float64)
+        rank_error = 0.0
+    else:
+        retained = np.array(list(column.sketch), dtype=np.float64).reshape(-1, 2)
+        order = np.argsort(retained[:, 0], kind="stable")
+        values, weights = retained[order, 0], retained[order, 1]
+        rank_error = (datasketches.kll_doubles_sketch.get_normalized_rank_error(column.sketch.k, True)
+                      if column.sketch.is_estimation_mode() else 0.0)
+    return NumericalSide(values, weights, column.rows, column.std, column.minimum, column.maximum, rank_error,
+                         exact_counts=column.counts is not None, mean=column.mean)
+
+
+@dataclass
+class CategoricalSide:
+    """A categorical column's counts: exact, or a frequent-items sketch's lower bounds plus OTHER."""
+
+    counts: dict
+    size: int
+    unaccounted: float  # share of rows the counts do not account for exactly; 0 when exact
+    kind: ColumnKind = ColumnKind.CATEGORICAL
+
+    @property
+    def exact(self) -> bool:
+        return self.unaccounted == 0
+
+    @property
+    def unique_count(self) -> int:
+        return len(self.counts) if self.exact else EXACT_DISTINCT + 1
+
+    @cached_property
+    def uniques(self) -> frozenset:
+        return frozenset(self.counts)
+
+    def prepared(self) -> PreparedColumn:
+        return PreparedColumn(pd.Series([], dtype=object), self.kind, value_counts=pd.Series(self.counts))
+
+
+def categorical_side(name: str, column: ColumnProfile) -> CategoricalSide:
+    if column.counts is not None:
+        return CategoricalSide(dict(column.counts), column.rows, 0.0)
+    if column.frequent is None:
+        raise ValueError(f"column {name!r} is categorical in the current profile but has more than "
+                         f"{EXACT_DISTINCT} distinct numerical values in the reference's")
+    counts = frequent_lower_bounds(column)
+    accounted = sum(counts.values())
+    if accounted < column.rows:
+        counts[OTHER] = column.rows - accounted
+    return CategoricalSide(counts, column.rows, (column.rows - accounted) / column.rows)
+
+
+Side = NumericalSide | CategoricalSide
+
+
+def compare_profiles(reference: Profile, current: Profile, methods: Mapping[str, str] | str | None = None,
+                     thresholds: Mapping[str, float] | float | None = None,
+                     drift_share: float = 0.5) -> DriftResult:
+    """Drift of each column of `current` against `reference`, as compare() would find it on their rows.
+
+    Kinds are inferred from the current profile as compare() infers them from the current rows, or taken
+    as declared when the profiles were built. Each column carries .approximate and .error_bound.
+    """
+    kinds = {name: column.kind() for name, column in current.columns.items()}
+    skipped = {name: skip_reason(kind) for name, kind in kinds.items() if kind not in COMPARABLE}
+    for name, kind in kinds.items():
+        if kind is ColumnKind.TEXT and current.columns[name].distinct is None:
+            skipped[name] = (f"more than {EXACT_DISTINCT} distinct values, so whether it is text (more than half "
+                             f"its values distinct) is not known from a profile; declare it categorical to "
+                             f"compare its frequent values")
+    drifts = []
+    for name, kind in kinds.items():
+        if kind not in COMPARABLE:
+            continue
+        if name not in reference.columns:
+            raise ValueError(f"column {name!r} is not in the reference profile")
+        sides = [(numerical_side if kind is ColumnKind.NUMERICAL else categorical_side)(name, profile_.columns[name])
+                 for profile_ in (reference, current)]
+        drifts.append(_column_drift(name, sides[0], sides[1], per_column(methods, name),
+                                    per_column(thresholds, name)))
+    return DriftResult({drift.column: drift for drift in drifts}, drift_share, skipped)
+
+
+def _column_drift(name: str, reference: Side, current: Side, method: str | None,
+                  threshold: float | None) -> ColumnDrift:
+    for which, side in (("reference", reference), ("current", current)):
+        if side.size == 0:
+            raise ValueError(f"column {name!r} has no values in the {which} profile once NaN and infinities "
+                             f"are removed")
+    test = (stattests.get(method, reference.kind) if method
+            else stattests.default_for(reference, current))  # type: ignore[arg-type]
+    threshold = test.default_threshold if threshold is None else float(threshold)
+    try:
+        score, bound = _score(test, reference, current)
+    except ProfileMethodError as error:
+        raise ProfileMethodError(f"column {name!r}: {test.name} {error}") from None
+    return ColumnDrift(name, reference.kind, test.name, score, threshold, test.drifted(score, threshold),
+                       reference.size, current.size, approximate=bound > 0, error_bound=bound)
+
+
+def _score(test: stattests.StatTest, reference: Side, current: Side) -> tuple[float, float]:
+    if test.name == "t_test" and isinstance(reference, NumericalSide) and isinstance(current, NumericalSide):
+        return _t_test(reference, current), 0.0
+    expandable = isinstance(reference, CategoricalSide) or max(reference.size, current.size) <= EXPAND_LIMIT
+    if reference.exact and current.exact and expandable:
+        return test.score(reference.prepared(), current.prepared()), 0.0
+    if isinstance(reference, NumericalSide) and isinstance(current, NumericalSide):
+        if test.name == "wasserstein":
+            return _wasserstein(reference, current)
+        if test.name == "ks":
+            return _ks(reference, current)
+        if reference.exact_counts and current.exact_counts and test.name not in ROW_TESTS:
+            return test.score(reference, current), 0.0  # type: ignore[arg-type]
+        raise ProfileMethodError(_refusal(reference, current))
+    assert isinstance(reference, CategoricalSide) and isinstance(current, CategoricalSide)
+    if test.name in ("jensenshannon", "hellinger"):
+        return _categorical_distance(test, reference, current)
+    raise ProfileMethodError("needs every category's exact count, and a side has more than "
+                             f"{EXACT_DISTINCT} distinct values: use jensenshannon or hellinger, whose error a "
+                             f"frequent-items sketch bounds, or send rows")
+
+
+# Tests that read the values themselves, not counts or histograms.
+ROW_TESTS = frozenset({"anderson", "cramer_von_mises", "ed", "mannw", "es", "hellinger"})
+
+
+def _refusal(reference: NumericalSide, current: NumericalSide) -> str:
+    if reference.exact_counts and current.exact_counts:
+        return (f"needs the values themselves, and a side has more than {EXPAND_LIMIT:,} rows to rebuild them "
+                f"from: use wasserstein, ks, t_test or a count-based method, or send rows")
+    return ("cannot be computed from a quantile sketch with an error bound worth stating: use wasserstein "
+            "(the default past 1,000 reference rows), ks or t_test, or send rows for this model")
+
+
+def _wasserstein(reference: NumericalSide, current: NumericalSide) -> tuple[float, float]:
+    scale = max(reference.std, 0.001)
+    distance_ = stats.wasserstein_distance(reference.values, current.values, reference.weights, current.weights)
+    bound = (reference.rank_error * (reference.high - reference.low)
+             + current.rank_error * (current.high - current.low)) / scale
+    return float(distance_) / scale, float(bound)
+
+
+def _ks(reference: NumericalSide, current: NumericalSide) -> tuple[float, float]:
+    at = np.union1d(reference.values, current.values)
+    statistic = float(np.max(np.abs(reference.cdf(at) - current.cdf(at))))
+    p_value = ks_p_value(statistic, reference.size, current.size)
+    slack = reference.rank_error + current.rank_error
+    if slack == 0:
+        return p_value, 0.0
+    highest = ks_p_value(max(statistic - slack, 0.0), reference.size, current.size)
+    lowest = ks_p_value(min(statistic + slack, 1.0), reference.size, current.size)
+    return p_value, max(highest - p_value, p_value - lowest)
+
+
+def ks_p_value(statistic: float, n1: int, n2: int) -> float:
+    """The two-sided p-value scipy's ks_2samp (method "auto") gives a statistic for samples of these sizes."""
+    if max(n1, n2) <= KS_EXACT_LIMIT:
+        success, _, p_value = _stats_py._attempt_exact_2kssamp(n1, n2, math.gcd(n1, n2), statistic, "two-sided")
+        if success:
+            return float(np.clip(p_value, 0, 1))
+    larger, smaller = sorted((float(n1), float(n2)), reverse=True)
+    return float(np.clip(stats.kstwo.sf(statistic, np.round(larger * smaller / (larger + smaller))), 0, 1))
+
+
+def _t_test(reference: NumericalSide, current: NumericalSide) -> float:
+    """scipy's ttest_ind (equal variances), from counts, means and standard deviations."""
+    def sample_std(side: NumericalSide) -> float:
+        return side.std * math.sqrt(side.size / (side.size - 1)) if side.size > 1 else math.nan
+    return float(stats.ttest_ind_from_stats(reference.mean, sample_std(reference), reference.size,
+                                            current.mean, sample_std(current), current.size)[1])
+
+
+def _categorical_distance(test: stattests.StatTest, reference: CategoricalSide,
+                          current: CategoricalSide) -> tuple[float, float]:
+    keys = list(reference.uniques | current.uniques)
+    reference_shares = np.array([reference.counts.get(key, 0) for key in keys], dtype=np.float64) / reference.size
+    current_shares = np.array([current.counts.get(key, 0) for key in keys], dtype=np.float64) / current.size
+    if test.name == "jensenshannon":
+        score = float(distance.jensenshannon(reference_shares, current_shares))
+        bound = math.sqrt(math.log(2) * reference.unaccounted) + math.sqrt(math.log(2) * current.unaccounted)
+    else:
+        score = math.sqrt(1 - float(np.clip(np.sum(np.sqrt(reference_shares * current_shares)), 0, 1)))
+        bound = math.sqrt(reference.unaccounted) + math.sqrt(current.unaccounted)
+    return score, bound

@@ -1,0 +1,404 @@
+"""Profiles: a batch of model outputs summarized per column, small, mergeable and versioned.
+
+A replica profiles what it served in an interval and sends the profile instead of the rows; the
+service merges profiles, and compare_profiles() scores drift from them (fleetscope.drift.profile_comparison).
+
+Per column a profile keeps the count of missing values (NaN, None and infinities, which compare() drops
+as Evidently does) and, for the rest:
+
+- exact value counts while the column has at most EXACT_DISTINCT distinct values: every count-based
+  test is then exact, and so is every test at all while the column's rows are few enough to expand;
+- for numerical columns, also the exact count, minimum, maximum, mean and sum of squared deviations
+  (merged by Chan's formula) and a KLL quantile sketch (Apache DataSketches), whose rank error is the
+  only approximation once the exact counts are dropped;
+- for categorical columns past EXACT_DISTINCT values, a frequent-items sketch of the values in place of
+  the counts.
+
+A column's kind is decided at comparison time from the current profile, by Evidently's rules (an integer
+column with at most 10 distinct values is categorical), so replicas need not agree on it in advance.
+Declared kinds (numerical=, categorical=) override inference, as in compare().
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import struct
+import zlib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import datasketches
+import numpy as np
+import pandas as pd
+
+from fleetscope.drift.columns import INTEGER_CARDINALITY_LIMIT, ColumnKind
+
+FORMAT_VERSION = 1
+MAGIC = b"FSPF"
+# Distinct values counted exactly. Above Evidently's limits that matter (5 for choosing a test, 10 for an
+# integer column's kind, 20 for binning, 1,000 reference rows for the test), so that each is decided
+# exactly; and a reference of up to 1,000 rows is kept whole, which makes its tests exact.
+EXACT_DISTINCT = 1000
+# KLL's k: DataSketches' default. Its normalized rank error is 1.65% (99% confidence, over all ranks).
+DEFAULT_K = 200
+# Frequent-items sketch size (log2 of its map): tracks up to 768 values, error 3.5/1024 of the rows.
+FREQUENT_LG_MAP_SIZE = 10
+# A profile's body is at most this large once decompressed: a small request cannot become a large one.
+MAX_DECODED_BYTES = 64 * 1024 * 1024
+
+FAMILIES = ("float", "int", "bool", "string", "category", "other")
+
+
+class ProfileError(ValueError):
+    """A profile that cannot be built, merged or read; the message says which column and why."""
+
+
+@dataclass
+class ColumnProfile:
+    family: str  # the column's dtype family, from which its kind is inferred; one of FAMILIES
+    declared: ColumnKind | None
+    rows: int = 0  # values present (not missing)
+    missing: int = 0
+    counts: dict | None = field(default_factory=dict)  # value -> count; None past EXACT_DISTINCT values
+    # Numerical summary (numeric families, or declared numerical): exact but for the sketch.
+    minimum: float = math.inf
+    maximum: float = -math.inf
+    mean: float = 0.0
+    squared_deviations: float = 0.0
+    sketch: datasketches.kll_doubles_sketch | None = None
+    frequent: datasketches.frequent_strings_sketch | None = None  # categorical values past EXACT_DISTINCT
+
+    @property
+    def numeric(self) -> bool:
+        return self.sketch is not None
+
+    @property
+    def distinct(self) -> int | None:
+        """Distinct values, or None when there are more than EXACT_DISTINCT."""
+        return None if self.counts is None else len(self.counts)
+
+    @property
+    def std(self) -> float:
+        """Population standard deviation (numpy's default), as compare() takes it."""
+        return math.sqrt(self.squared_deviations / self.rows) if self.rows else 0.0
+
+    def kind(self) -> ColumnKind:
+        """The kind compare() would infer from this column's data (Evidently's rules), or the declared one."""
+        if self.declared is not None:
+            return self.declared
+        if self.rows == 0 or self.family == "other":
+            return ColumnKind.OTHER
+        if self.family == "float":
+            return ColumnKind.NUMERICAL
+        distinct = self.distinct
+        if self.family == "int":
+            few = distinct is not None and distinct <= INTEGER_CARDINALITY_LIMIT
+            return ColumnKind.CATEGORICAL if few else ColumnKind.NUMERICAL
+        if self.family == "string":  # text when more than half the values are distinct
+            return ColumnKind.TEXT if distinct is None or distinct > self.rows * 0.5 else ColumnKind.CATEGORICAL
+        return ColumnKind.CATEGORICAL
+
+
+@dataclass
+class Profile:
+    """Columns by name; merge() profiles of the same columns from any replicas and intervals."""
+
+    columns: dict[str, ColumnProfile]
+    k: int = DEFAULT_K
+
+    @property
+    def rows(self) -> int:
+        return max((c.rows + c.missing for c in self.columns.values()), default=0)
+
+    def merge(self, other: Profile) -> Profile:
+        if set(self.columns) != set(other.columns):
+            raise ProfileError(f"profiles of different columns cannot merge: {sorted(self.columns)} and "
+                               f"{sorted(other.columns)}")
+        return Profile({name: _merge_columns(name, column, other.columns[name])
+                        for name, column in self.columns.items()}, min(self.k, other.k))
+
+    def to_bytes(self) -> bytes:
+        return encode(self)
+
+    @staticmethod
+    def from_bytes(data: bytes) -> Profile:
+        return decode(data)
+
+
+def merge_all(profiles: Iterable[Profile]) -> Profile:
+    merged: Profile | None = None
+    for profile_ in profiles:
+        merged = profile_ if merged is None else merged.merge(profile_)
+    if merged is None:
+        raise ProfileError("no profiles to merge")
+    return merged
+
+
+# -- building ----------------------------------------------------------------------------------------------------
+
+def profile(df: pd.DataFrame, numerical: Iterable[str] | None = None, categorical: Iterable[str] | None = None,
+            k: int = DEFAULT_K) -> Profile:
+    """A profile of every column of `df`, or of the declared columns only when either list is given."""
+    numerical, categorical = list(numerical or ()), list(categorical or ())
+    both = set(numerical) & set(categorical)
+    if both:
+        raise ProfileError(f"columns declared both numerical and categorical: {sorted(both)}")
+    declared = {**{n: ColumnKind.NUMERICAL for n in numerical}, **{n: ColumnKind.CATEGORICAL for n in categorical}}
+    names = list(declared) if declared else [str(name) for name in df.columns]
+    for name in names:
+        if name not in df.columns:
+            raise ProfileError(f"column {name!r} is not in the data")
+    if not 8 <= k <= 65535:
+        raise ProfileError(f"k must be between 8 and 65535, not {k}")
+    return Profile({name: _profile_column(name, df[name], declared.get(name), k) for name in names}, k)
+
+
+def _family(column: pd.Series) -> str:
+    kind = column.dtype.kind
+    if kind == "f":
+        return "float"
+    if kind in "iu":
+        return "int"
+    if kind == "b":
+        return "bool"
+    if column.dtype.name == "category":
+        return "category"
+    if column.dtype.name in ("string", "str") or (
+            column.dtype == object and pd.api.types.infer_dtype(column, skipna=True) == "string"):
+        return "string"
+    return "other"
+
+
+def _profile_column(name: str, column: pd.Series, declared: ColumnKind | None, k: int) -> ColumnProfile:
+    family = _family(column)
+    numeric = declared is ColumnKind.NUMERICAL or (declared is None and family in ("float", "int"))
+    if numeric:
+        if family not in ("float", "int"):
+            raise ProfileError(f"column {name!r} should contain numerical values only")
+        values = column.to_numpy(dtype=np.float64, na_value=np.nan)
+        finite = values[np.isfinite(values)]
+        sketch = datasketches.kll_doubles_sketch(k)
+        result = ColumnProfile(family, declared, rows=int(finite.size), missing=int(values.size - finite.size),
+                               sketch=sketch)
+        if finite.size:
+            result.minimum, result.maximum = float(finite.min()), float(finite.max())
+            result.mean = float(finite.mean())
+            result.squared_deviations = float(np.sum((finite - result.mean) ** 2))
+            sketch.update(finite)
+            uniques, occurrences = np.unique(finite, return_counts=True)
+            result.counts = (dict(zip(uniques.tolist(), occurrences.tolist(), strict=True))
+                             if uniques.size <= EXACT_DISTINCT else None)
+        return result
+    counted = column.value_counts(dropna=True)
+    counts = {_plain(value): int(count) for value, count in counted.items()
+              if count and not (isinstance(value, float) and math.isinf(value))}
+    rows = sum(counts.values())
+    result = ColumnProfile(family, declared, rows=rows, missing=len(column) - rows)
+    if len(counts) > EXACT_DISTINCT:
+        result.counts, result.frequent = None, _frequent(counts)
+    else:
+        result.counts = counts
+    return result
+
+
+def _plain(value: object) -> object:
+    """numpy scalars as Python's, so that counts compare and serialize alike whatever built them."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def _capped(counts: dict) -> dict | None:
+    return counts if len(counts) <= EXACT_DISTINCT else None
+
+
+def _frequent(counts: Mapping) -> datasketches.frequent_strings_sketch:
+    sketch = datasketches.frequent_strings_sketch(FREQUENT_LG_MAP_SIZE)
+    for value, count in counts.items():
+        sketch.update(_key(value), count)
+    return sketch
+
+
+def _key(value: object) -> str:
+    """A categorical value as the frequent-items sketch holds it: JSON keeps 1, 1.0, True and "1" apart."""
+    return json.dumps(value)
+
+
+def frequent_lower_bounds(column: ColumnProfile) -> dict:
+    """The values a frequent-items sketch reports, each with a count it certainly reached (its lower bound)."""
+    if column.frequent is None:
+        raise ProfileError("the column has no frequent-items sketch")
+    rows = column.frequent.get_frequent_items(datasketches.frequent_items_error_type.NO_FALSE_NEGATIVES)
+    return {json.loads(item): int(lower) for item, _, lower, _ in rows if lower > 0}
+
+
+# -- merging -----------------------------------------------------------------------------------------------------
+
+def _merge_columns(name: str, a: ColumnProfile, b: ColumnProfile) -> ColumnProfile:
+    if a.declared != b.declared:
+        raise ProfileError(f"column {name!r} is declared {_said(a.declared)} in one profile and "
+                           f"{_said(b.declared)} in the other")
+    family = _merged_family(name, a, b)
+    if a.numeric != b.numeric:
+        raise ProfileError(f"column {name!r} is numerical in one profile and categorical in the other")
+    merged = ColumnProfile(family, a.declared, rows=a.rows + b.rows, missing=a.missing + b.missing,
+                           counts=_merged_counts(a.counts, b.counts))
+    if a.numeric:
+        assert a.sketch is not None and b.sketch is not None
+        merged.minimum, merged.maximum = min(a.minimum, b.minimum), max(a.maximum, b.maximum)
+        merged.mean, merged.squared_deviations = _merged_moments(a, b)
+        merged.sketch = _copy_kll(a.sketch)
+        merged.sketch.merge(b.sketch)
+    elif merged.counts is None:
+        merged.frequent = _merged_frequent(a, b)
+    return merged
+
+
+def _said(kind: ColumnKind | None) -> str:
+    return "neither numerical nor categorical" if kind is None else kind.name.lower()
+
+
+def _merged_family(name: str, a: ColumnProfile, b: ColumnProfile) -> str:
+    if a.family == b.family:
+        return a.family
+    # A replica whose batch held only whole numbers read a float column as integers.
+    if {a.family, b.family} == {"int", "float"}:
+        return "float"
+    # A column all missing in one batch has no type there.
+    if a.rows == 0 and a.family == "other":
+        return b.family
+    if b.rows == 0 and b.family == "other":
+        return a.family
+    raise ProfileError(f"column {name!r} holds {a.family} values in one profile and {b.family} in the other")
+
+
+def _merged_counts(a: dict | None, b: dict | None) -> dict | None:
+    if a is None or b is None:
+        return None
+    merged = dict(a)
+    for value, count in b.items():
+        merged[value] = merged.get(value, 0) + count
+    return _capped(merged)
+
+
+def _merged_moments(a: ColumnProfile, b: ColumnProfile) -> tuple[float, float]:
+    """Chan, Golub and LeVeque's pairwise update of the mean and the sum of squared deviations."""
+    rows = a.rows + b.rows
+    if rows == 0:
+        return 0.0, 0.0
+    delta = b.mean - a.mean
+    mean = a.mean + delta * b.rows / rows
+    return mean, a.squared_deviations + b.squared_deviations + delta * delta * a.rows * b.rows / rows
+
+
+def _copy_kll(sketch: datasketches.kll_doubles_sketch) -> datasketches.kll_doubles_sketch:
+    return datasketches.kll_doubles_sketch.deserialize(sketch.serialize())
+
+
+def _merged_frequent(a: ColumnProfile, b: ColumnProfile) -> datasketches.frequent_strings_sketch:
+    merged = _frequent(a.counts or {}) if a.frequent is None else _copy_frequent(a.frequent)
+    if b.frequent is None:
+        for value, count in (b.counts or {}).items():
+            merged.update(_key(value), count)
+    else:
+        merged.merge(b.frequent)
+    return merged
+
+
+def _copy_frequent(sketch: datasketches.frequent_strings_sketch) -> datasketches.frequent_strings_sketch:
+    return datasketches.frequent_strings_sketch.deserialize(sketch.serialize())
+
+
+# -- the wire format ---------------------------------------------------------------------------------------------
+#
+# MAGIC, a version byte, then a zlib-compressed body: a 4-byte length and that much JSON (the columns'
+# exact fields, numerical counts as two arrays), then each column's sketch as a 4-byte length and its
+# DataSketches serialization (KLL or frequent items), in the JSON's column order.
+
+def encode(profile_: Profile) -> bytes:
+    header: dict = {"k": profile_.k, "columns": []}
+    blobs: list[bytes] = []
+    for name, column in profile_.columns.items():
+        entry: dict[str, Any] = {"name": name, "family": column.family, "rows": column.rows, "missing": column.missing,
+                                 "declared": column.declared.value if column.declared else None}
+        if column.counts is not None:
+            entry["counts"] = [list(column.counts), list(column.counts.values())]
+        if column.numeric:
+            entry.update(minimum=column.minimum, maximum=column.maximum, mean=column.mean,
+                         squared_deviations=column.squared_deviations)
+        sketch = column.sketch if column.numeric else column.frequent
+        entry["sketch"] = None if sketch is None else ("kll" if column.numeric else "frequent")
+        if sketch is not None:
+            blobs.append(sketch.serialize())
+        header["columns"].append(entry)
+    text = json.dumps(header, separators=(",", ":"), allow_nan=True).encode()
+    body = struct.pack("<I", len(text)) + text + b"".join(struct.pack("<I", len(blob)) + blob for blob in blobs)
+    return MAGIC + bytes([FORMAT_VERSION]) + zlib.compress(body, 6)
+
+
+def decode(data: bytes) -> Profile:
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise ProfileError(f"a profile is bytes, not {type(data).__name__}")
+    data = bytes(data)
+    if data[:4] != MAGIC:
+        raise ProfileError("not a fleetscope profile (it does not start with FSPF)")
+    if len(data) < 5 or data[4] != FORMAT_VERSION:
+        version = data[4] if len(data) > 4 else "none"
+        raise ProfileError(f"profile format version {version} is not supported; this fleetscope reads "
+                           f"version {FORMAT_VERSION}")
+    try:
+        inflater = zlib.decompressobj()
+        body = inflater.decompress(data[5:], MAX_DECODED_BYTES)
+        if inflater.unconsumed_tail:
+            raise ProfileError(f"profile is larger than {MAX_DECODED_BYTES} bytes once decompressed")
+        (length,) = struct.unpack_from("<I", body, 0)
+        header = json.loads(body[4:4 + length])
+        offset = 4 + length
+        columns = {}
+        for entry in header["columns"]:
+            column, offset = _decoded_column(entry, body, offset)
+            columns[str(entry["name"])] = column
+        if offset != len(body):
+            raise ProfileError("profile has bytes after its last column")
+        return Profile(columns, int(header["k"]))
+    except ProfileError:
+        raise
+    except (zlib.error, struct.error, ValueError, KeyError, TypeError, RuntimeError, IndexError) as error:
+        raise ProfileError(f"profile is damaged: {error}") from None
+
+
+def _decoded_column(entry: dict, body: bytes, offset: int) -> tuple[ColumnProfile, int]:
+    family = entry["family"]
+    if family not in FAMILIES:
+        raise ProfileError(f"unknown column family {family!r}")
+    declared = None if entry["declared"] is None else ColumnKind(entry["declared"])
+    rows, missing = int(entry["rows"]), int(entry["missing"])
+    if rows < 0 or missing < 0:
+        raise ProfileError("negative counts")
+    counts = None
+    if "counts" in entry:
+        values, numbers = entry["counts"]
+        counts = dict(zip(values, (int(n) for n in numbers), strict=True))
+        if sum(counts.values()) != rows or any(n <= 0 for n in counts.values()):
+            raise ProfileError(f"column {entry['name']!r}: its value counts do not add up to its rows")
+    column = ColumnProfile(family, declared, rows, missing, counts)
+    kind = entry["sketch"]
+    if kind is not None:
+        (length,) = struct.unpack_from("<I", body, offset)
+        blob = body[offset + 4:offset + 4 + length]
+        if len(blob) != length:
+            raise ProfileError("profile ends inside a sketch")
+        offset += 4 + length
+        if kind == "kll":
+            column.sketch = datasketches.kll_doubles_sketch.deserialize(blob)
+            column.minimum, column.maximum = float(entry["minimum"]), float(entry["maximum"])
+            column.mean, column.squared_deviations = float(entry["mean"]), float(entry["squared_deviations"])
+            if column.sketch.n != rows:
+                raise ProfileError(f"column {entry['name']!r}: its sketch holds {column.sketch.n} values, not {rows}")
+        elif kind == "frequent":
+            column.frequent = datasketches.frequent_strings_sketch.deserialize(blob)
+        else:
+            raise ProfileError(f"unknown sketch {kind!r}")
+    if column.counts is None and column.sketch is None and column.frequent is None:
+        raise ProfileError(f"column {entry['name']!r} has neither counts nor a sketch")
+    return column, offset
