@@ -24,6 +24,12 @@ THRESHOLD = _drift(
     "threshold", "gauge",
     "Threshold the column's score is compared with: drift when a p-value falls below it or a distance reaches it.",
     "model", "column", "method", segmented=True)
+SCORE_ERROR_BOUND = _drift(
+    "score_error_bound", "gauge",
+    "Absolute bound on the error of the column's score: 0 where the score is exact (rows, or a profile's exact "
+    "counts), above 0 where a model fed profiles is scored from sketches (at the sketches' 99% confidence). The "
+    "drift decision is certain where |score - threshold| exceeds it.",
+    "model", "column", "method", segmented=True)
 DETECTED = _drift(
     "detected", "gauge", "1 when the latest evaluation found the column drifted, else 0.",
     "model", "column", segmented=True)
@@ -38,7 +44,13 @@ WINDOW_ROWS = _drift(
     "window_rows", "gauge", "Rows in the window compared by the latest evaluation, current or reference.",
     "model", "window", segmented=True)
 ROWS_ACCEPTED = _drift(
-    "rows_accepted_total", "counter", "Output rows accepted and stored durably.", "model")
+    "rows_accepted_total", "counter",
+    "Output rows accepted and stored durably (for a model fed profiles, the rows its profiles summarize).",
+    "model")
+PROFILES_ACCEPTED = _drift(
+    "profiles_accepted_total", "counter",
+    "Profiles (one replica's outputs of one interval) accepted and merged durably; a retried or duplicate "
+    "profile is not counted again. Their rows count in fleetscope_drift_rows_accepted_total.", "model")
 ROWS_REJECTED = _drift(
     "rows_rejected_total", "counter",
     "Output rows refused, by reason; rows of a body that could not be parsed are not counted here.",
@@ -57,8 +69,9 @@ MODELS = _drift("models", "gauge", "Models the service holds a schema for.")
 STORE_SIZE = _drift(
     "store_size_bytes", "gauge", "Size of the service's store on disk, database and write-ahead log.")
 
-SERVICE_METRICS = (SCORE, THRESHOLD, DETECTED, SHARE, DATASET_DETECTED, WINDOW_ROWS, ROWS_ACCEPTED, ROWS_REJECTED,
-                   BATCHES_REJECTED, EVALUATIONS, LAST_EVALUATION, EVALUATION_DURATION, MODELS, STORE_SIZE)
+SERVICE_METRICS = (SCORE, SCORE_ERROR_BOUND, THRESHOLD, DETECTED, SHARE, DATASET_DETECTED, WINDOW_ROWS,
+                   ROWS_ACCEPTED, PROFILES_ACCEPTED, ROWS_REJECTED, BATCHES_REJECTED, EVALUATIONS, LAST_EVALUATION,
+                   EVALUATION_DURATION, MODELS, STORE_SIZE)
 
 CLIENT_ROWS_SENT = _drift(
     "client_rows_sent_total", "counter", "Output rows the drift client delivered to the drift service.", "model")

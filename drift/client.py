@@ -13,19 +13,31 @@ backoff and jitter, honouring Retry-After, up to `max_retries`; a batch the serv
 as invalid (any other 4xx) is dropped and counted, since sending it again cannot succeed.
 Every post of a batch carries the same Idempotency-Key, so a retry after an acknowledgement
 that was lost stores nothing twice.
+
+With mode="profile" (for models the service is configured to take profiles of) the rows never leave
+the process: each flush summarizes the queued rows into the current interval's profile per segment
+(fleetscope.drift.profiles, merged as it goes), and once an interval has ended its profiles are posted
+to /v1/models/{model}/profiles, keyed by replica, segment and interval start, so that a retry is stored
+once. Rows are filed under the interval in which they are summarized (within flush_interval of when
+they were sent). Profile mode needs pandas and datasketches (the `drift` extra) and the model's columns.
 """
 
 from __future__ import annotations
 
 import json
+import math
+import os
 import random
+import socket
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 import uuid
 from collections import Counter, deque
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import Any
 
 from prometheus_client.metrics_core import Metric
 
@@ -42,9 +54,16 @@ Row = Mapping[str, object]  # one model output: column name to value
 class DriftClient:
     def __init__(self, url: str, model: str, token: str | None = None, batch_rows: int = 1000,
                  flush_interval: float = 1.0, max_queue_rows: int = 100_000, max_retries: int = 5,
-                 backoff: float = 0.5, max_backoff: float = 30.0, timeout: float = 10.0) -> None:
-        self.endpoint = f"{url.rstrip('/')}/v1/models/{model}/outputs"
+                 backoff: float = 0.5, max_backoff: float = 30.0, timeout: float = 10.0, mode: str = "rows",
+                 numerical: Sequence[str] = (), categorical: Sequence[str] = (), segments: Sequence[str] = (),
+                 interval: float = 60.0, replica: str | None = None, clock=time.time) -> None:
+        if mode not in ("rows", "profile"):
+            raise ValueError(f"mode must be rows or profile, not {mode!r}")
+        self.mode = mode
+        self.endpoint = f"{url.rstrip('/')}/v1/models/{model}/{'outputs' if mode == 'rows' else 'profiles'}"
         self.model = model
+        self._profiles = None if mode == "rows" else _Profiles(numerical, categorical, segments, interval,
+                                                               replica or _replica_id(), clock)
         self.batch_rows, self.flush_interval = batch_rows, flush_interval
         self.max_queue_rows, self.max_retries = max_queue_rows, max_retries
         self.backoff, self.max_backoff, self.timeout = backoff, max_backoff, timeout
@@ -109,6 +128,11 @@ class DriftClient:
             closing = self._closing.is_set()
             if closing and deadline is None:
                 deadline = time.monotonic() + self.timeout
+            if self._profiles is not None:
+                self._summarize_and_send(closing, deadline)
+                if closing:
+                    return
+                continue
             while self._queue:
                 batch = self._take()
                 if not self._deliver(batch, deadline):
@@ -122,6 +146,35 @@ class DriftClient:
                         self._queue.clear()
                 return
 
+    def _summarize_and_send(self, closing: bool, deadline: float | None) -> None:
+        profiles = self._profiles
+        assert profiles is not None  # profile mode
+        while self._queue:
+            batch = self._take()
+            try:
+                profiles.add(batch)
+            except (ValueError, TypeError) as error:  # a value of the wrong type for its column: not summarized
+                _log.warning("drift client dropped a batch it could not profile", extra={"error": str(error)})
+                self.dropped["invalid"] += len(batch)
+        for key, (profile, rows) in profiles.due(everything=closing):
+            url = f"{self.endpoint}?{urllib.parse.urlencode(profiles.query(key))}"
+            delivered = self._deliver_body(profile.to_bytes(), profiles.idempotency_key(key), rows, deadline, url,
+                                           "application/vnd.fleetscope.profile")
+            if delivered is None:  # retries exhausted: kept for the next round, unless closing
+                if closing or profiles.expired(key):
+                    profiles.forget(key)
+                    self.dropped["retries_exhausted"] += rows
+                continue
+            profiles.forget(key)
+            if delivered:
+                self.sent += rows
+            else:
+                self.dropped["rejected"] += rows
+        with self._lock:
+            if closing and self._queue:
+                self.dropped["closed"] += len(self._queue)
+                self._queue.clear()
+
     def _take(self) -> list[Row]:
         with self._lock:
             return [self._queue.popleft() for _ in range(min(self.batch_rows, len(self._queue)))]
@@ -134,28 +187,38 @@ class DriftClient:
             _log.warning("drift client dropped an unserializable batch", extra={"error": str(error)})
             self.dropped["invalid"] += len(batch)
             return True
-        batch_id = uuid.uuid4().hex
+        delivered = self._deliver_body(body, uuid.uuid4().hex, len(batch), deadline)
+        if delivered is None:
+            self.dropped["retries_exhausted"] += len(batch)
+            return False
+        if delivered:
+            self.sent += len(batch)
+        else:
+            self.dropped["rejected"] += len(batch)
+        return True
+
+    def _deliver_body(self, body: bytes, key: str, rows: int, deadline: float | None, url: str | None = None,
+                      content_type: str = "application/json") -> bool | None:
+        """Posts a body with retries: True once accepted, False when refused for good, None when given up."""
         for attempt in range(self.max_retries + 1):
-            status, retry_after = self._post(body, batch_id)
+            status, retry_after = self._post(body, key, url or self.endpoint, content_type)
             if status == 202:
-                self.sent += len(batch)
                 return True
             if status is not None and 400 <= status < 500 and status not in RETRIED_CLIENT_ERRORS:
-                _log.warning("drift service refused a batch", extra={"status": status, "rows": len(batch)})
-                self.dropped["rejected"] += len(batch)
-                return True
+                _log.warning("drift service refused a batch", extra={"status": status, "rows": rows})
+                return False
             delay = retry_after if retry_after is not None else min(self.max_backoff, self.backoff * 2 ** attempt)
             delay *= random.uniform(0.8, 1.2)
             if deadline is not None and time.monotonic() + delay > deadline or attempt == self.max_retries:
                 break
             if self._closing.wait(delay) and deadline is None:
                 deadline = time.monotonic() + self.timeout
-        self.dropped["retries_exhausted"] += len(batch)
-        return False
+        return None
 
-    def _post(self, body: bytes, batch_id: str) -> tuple[int | None, float | None]:
-        request = urllib.request.Request(self.endpoint, data=body, method="POST",
-                                         headers={**self._headers, "Idempotency-Key": batch_id})
+    def _post(self, body: bytes, key: str, url: str, content_type: str) -> tuple[int | None, float | None]:
+        request = urllib.request.Request(url, data=body, method="POST",
+                                         headers={**self._headers, "Content-Type": content_type,
+                                                  "Idempotency-Key": key})
         try:
             with urllib.request.urlopen(request, timeout=self.timeout) as response:
                 return response.status, None
@@ -171,3 +234,70 @@ def _columns(rows: list[Row]) -> dict[str, list[object]]:
     for row in rows:
         names.update(dict.fromkeys(row))
     return {name: [row.get(name) for row in rows] for name in names}
+
+
+def _replica_id() -> str:
+    """This process, as one replica: host and process id, and a random part for restarts that reuse the pid."""
+    safe = "".join(c if c.isalnum() or c in "-_." else "-" for c in socket.gethostname())[:80]
+    return f"{safe}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+
+
+class _Profiles:
+    """Profile mode's state: per (interval start, segment label), the merged profile of the rows summarized
+    in that interval and their number."""
+
+    EXPIRY_INTERVALS = 10  # an interval the service has not taken after this many more is given up
+
+    def __init__(self, numerical: Sequence[str], categorical: Sequence[str], segments: Sequence[str],
+                 interval: float, replica: str, clock) -> None:
+        if not (numerical or categorical):
+            raise ValueError("profile mode needs the model's columns: numerical=[...] and/or categorical=[...]")
+        if not 1 <= interval <= 3600:
+            raise ValueError("interval must be between 1 and 3600 seconds")
+        # pandas and datasketches: only profile mode loads them
+        from fleetscope.drift import profiles
+        from fleetscope.drift.segments import segment_label
+
+        self._module, self._label = profiles, segment_label
+        self.numerical, self.categorical = list(numerical), list(categorical)
+        self.segments, self.interval, self.replica, self.clock = list(segments), interval, replica, clock
+        self.columns = [c for c in self.numerical + self.categorical if c not in self.segments]
+        self.pending: dict[tuple[float, str], tuple[Any, int]] = {}
+
+    def add(self, rows: list[Row]) -> None:
+        import pandas as pd
+
+        start = math.floor(self.clock() / self.interval) * self.interval
+        frame = pd.DataFrame.from_records(rows, columns=list(dict.fromkeys(self.columns + self.segments)))
+        groups = frame.groupby(self.segments, dropna=False, sort=False) if self.segments else [((), frame)]
+        made = []
+        for values, group in groups:
+            values = values if isinstance(values, tuple) else (values,)
+            label = self._label(self.segments, values)
+            made.append(((start, label), self._module.profile(
+                group[self.columns], numerical=[c for c in self.numerical if c in self.columns],
+                categorical=[c for c in self.categorical if c in self.columns]), len(group)))
+        for key, profile, count in made:  # all or nothing: a batch that fails to profile changes nothing
+            if key in self.pending:
+                merged, before = self.pending[key]
+                profile, count = merged.merge(profile), before + count
+            self.pending[key] = (profile, count)
+
+    def due(self, everything: bool) -> list[tuple[tuple[float, str], tuple[Any, int]]]:
+        now = self.clock()
+        return [(key, found) for key, found in sorted(self.pending.items())
+                if everything or key[0] + self.interval <= now]
+
+    def expired(self, key: tuple[float, str]) -> bool:
+        return key[0] + self.interval * self.EXPIRY_INTERVALS <= self.clock()
+
+    def forget(self, key: tuple[float, str]) -> None:
+        self.pending.pop(key, None)
+
+    def query(self, key: tuple[float, str]) -> dict[str, str]:
+        start, label = key
+        return {"replica": self.replica, "start": repr(start), "seconds": repr(float(self.interval)),
+                **({"segment": label} if label else {})}
+
+    def idempotency_key(self, key: tuple[float, str]) -> str:
+        return f"{self.replica}:{key[0]:.0f}"

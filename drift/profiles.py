@@ -26,7 +26,7 @@ import math
 import struct
 import zlib
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import datasketches
@@ -175,6 +175,8 @@ def _profile_column(name: str, column: pd.Series, declared: ColumnKind | None, k
     family = _family(column)
     numeric = declared is ColumnKind.NUMERICAL or (declared is None and family in ("float", "int"))
     if numeric:
+        if family == "other" and column.isna().all():  # nothing but missing values: no type to read
+            column, family = column.astype(np.float64), "float"
         if family not in ("float", "int"):
             raise ProfileError(f"column {name!r} should contain numerical values only")
         values = column.to_numpy(dtype=np.float64, na_value=np.nan)
@@ -402,3 +404,33 @@ def _decoded_column(entry: dict, body: bytes, offset: int) -> tuple[ColumnProfil
     if column.counts is None and column.sketch is None and column.frequent is None:
         raise ProfileError(f"column {entry['name']!r} has neither counts nor a sketch")
     return column, offset
+
+
+def as_declared(profile_: Profile, kinds: Mapping[str, ColumnKind], optional: Iterable[str] = ()) -> Profile:
+    """The profile with each column declared the kind a model's config gives it: a numerical column profiled
+    by a replica that read it as few-valued integers becomes categorical from its counts. Refuses a profile
+    missing a column (other than `optional` ones), holding an unknown one, or one that cannot be that kind."""
+    optional = set(optional)
+    unknown = set(profile_.columns) - set(kinds)
+    if unknown:
+        raise ProfileError(f"the profile has column(s) {sorted(unknown)} the model does not")
+    missing = set(kinds) - set(profile_.columns) - optional
+    if missing:
+        raise ProfileError(f"the profile lacks column(s) {sorted(missing)}")
+    columns = {}
+    for name, column in profile_.columns.items():
+        kind = kinds[name]
+        if column.declared not in (None, kind):
+            raise ProfileError(f"column {name!r} is declared {_said(column.declared)} in the profile and "
+                               f"{_said(kind)} in the model")
+        if kind is ColumnKind.NUMERICAL and not column.numeric:
+            raise ProfileError(f"column {name!r} is numerical, but the profile holds {column.family} values")
+        if kind is ColumnKind.CATEGORICAL and column.numeric:
+            if column.counts is None:
+                raise ProfileError(f"column {name!r} is categorical, but the profile holds more than "
+                                   f"{EXACT_DISTINCT} distinct numerical values")
+            column = ColumnProfile(column.family, kind, column.rows, column.missing, dict(column.counts))
+        else:
+            column = replace(column, declared=kind)
+        columns[name] = column
+    return Profile(columns, profile_.k)

@@ -6,7 +6,7 @@ with the `defaults` settings.
 
     listen_address: 127.0.0.1:9840
     evaluation_interval: 1m
-    storage: {path: /var/lib/fleetscope-drift/drift.sqlite, retention: 7d}
+    storage: {path: /var/lib/fleetscope-drift/drift.sqlite, retention: 7d, profile_rollup_after: 2d}
     limits: {max_body_bytes: 16777216, max_rows_per_batch: 100000, max_models: 100,
              max_columns: 100, max_segments: 20, max_window_rows: 1000000,
              max_category_length: 256, max_concurrent_writes: 4, max_concurrent_evaluations: 2,
@@ -30,6 +30,10 @@ with the `defaults` settings.
         thresholds: {score: 0.2}
         drift_share: 0.5
         evaluation_interval: 30s
+      chat:                                           # replicas send profiles (DriftClient(mode="profile"))
+        mode: profiles
+        columns: {latency: numerical, tokens: numerical, finish: categorical}
+        window: {type: sliding, duration: 10m}
 """
 
 from __future__ import annotations
@@ -90,11 +94,18 @@ class ModelConfig:
     thresholds: dict[str, float] = field(default_factory=dict)
     drift_share: float = 0.5
     evaluation_interval: float | None = None  # None: the service's
+    # rows: replicas send output rows, stored and compared exactly; profiles: replicas send a profile per
+    # interval (fleetscope.drift.profiles), merged and compared by compare_profiles().
+    mode: str = "rows"
+
+    @property
+    def profiled(self) -> bool:
+        return self.mode == "profiles"
 
     def to_json(self) -> dict:
         """The schema part that the store keeps for models created through the API."""
         return {"columns": {name: kind.value for name, kind in self.columns.items()},
-                "segments": list(self.segments)}
+                "segments": list(self.segments), **({"mode": self.mode} if self.profiled else {})}
 
 
 @dataclass(frozen=True)
@@ -138,6 +149,8 @@ class ServiceConfig:
     evaluation_interval: float = 60.0
     storage_path: Path = Path("fleetscope-drift.sqlite")
     retention: float = 7 * 86400.0
+    # Profile intervals older than this are merged into hourly ones (storage.profile_rollup_after).
+    profile_rollup_after: float = 2 * 86400.0
     limits: Limits = field(default_factory=Limits)
     auth: Auth = field(default_factory=Auth)
     tls_cert_file: Path | None = None
@@ -169,7 +182,7 @@ def parse(document: Mapping, base: Path = Path(".")) -> ServiceConfig:
     _only(document, "the config", {"listen_address", "evaluation_interval", "storage", "limits", "auth", "tls",
                                    "defaults", "models"})
     storage = _mapping(document.get("storage", {}), "storage")
-    _only(storage, "storage", {"path", "retention"})
+    _only(storage, "storage", {"path", "retention", "profile_rollup_after"})
     limits_document = _mapping(document.get("limits", {}), "limits")
     _only(limits_document, "limits", set(Limits.__dataclass_fields__))
     limits = Limits(**{key: _positive_int(value, f"limits.{key}") for key, value in limits_document.items()})
@@ -184,6 +197,7 @@ def parse(document: Mapping, base: Path = Path(".")) -> ServiceConfig:
         evaluation_interval=_duration(document.get("evaluation_interval", "1m"), "evaluation_interval"),
         storage_path=base / str(storage.get("path", ServiceConfig.storage_path)),
         retention=_duration(storage.get("retention", "7d"), "storage.retention"),
+        profile_rollup_after=_duration(storage.get("profile_rollup_after", "2d"), "storage.profile_rollup_after"),
         limits=limits,
         auth=_auth(_mapping(document.get("auth", {}), "auth"), base),
         tls_cert_file=base / tls["cert_file"] if tls.get("cert_file") else None,
@@ -204,7 +218,10 @@ def model_config(name: str, document: Mapping, service: ServiceConfig, base: Pat
     if not MODEL_NAME.match(name):
         raise ConfigError(f"{where}: a model name is 1-128 letters, digits, '_', '.', ':' or '-'")
     _only(document, where, {"columns", "segments", "window", "reference", "methods", "thresholds", "drift_share",
-                            "evaluation_interval"})
+                            "evaluation_interval", "mode"})
+    mode = str(document.get("mode", "rows"))
+    if mode not in ("rows", "profiles"):
+        raise ConfigError(f"{where}.mode must be rows or profiles, not {mode!r}")
     columns_document = _mapping(document.get("columns"), f"{where}.columns")
     if not columns_document:
         raise ConfigError(f"{where}.columns must name at least one column and its kind")
@@ -251,10 +268,13 @@ def model_config(name: str, document: Mapping, service: ServiceConfig, base: Pat
                                    _duration(body.get("duration"), f"{where}.reference.rolling.duration"))
         if rolling.offset + rolling.duration > service.retention:
             raise ConfigError(f"{where}.reference.rolling reaches back further than storage.retention keeps data")
+    window = _window(document.get("window"), service.default_window, f"{where}.window")
+    if mode == "profiles" and window.duration is None:
+        raise ConfigError(f"{where}.window: a model fed profiles has no rows to count; give the window a duration")
     interval = document.get("evaluation_interval")
     return ModelConfig(
         name=name, columns=columns, segments=segments,
-        window=_window(document.get("window"), service.default_window, f"{where}.window"),
+        window=window, mode=mode,
         reference_file=base / str(reference["file"]) if "file" in reference else None,
         rolling_reference=rolling, methods=methods, thresholds=thresholds,
         drift_share=_share(document.get("drift_share", service.default_drift_share), f"{where}.drift_share"),

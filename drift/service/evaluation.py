@@ -10,6 +10,7 @@ from typing import Any
 import pandas as pd
 
 from fleetscope.drift.comparison import DriftResult, PreparedReference, compare
+from fleetscope.drift.segments import segment_label
 from fleetscope.drift.service.config import ModelConfig
 from fleetscope.drift.service.store import RowRange
 
@@ -29,15 +30,19 @@ class Evaluation:
     segments: dict[str, DriftResult] = field(default_factory=dict)
     segment_rows: dict[str, tuple[int, int]] = field(default_factory=dict)  # label: (current, reference)
     skipped_segments: dict[str, str] = field(default_factory=dict)
+    profiled: bool = False  # compared from profiles: windows are of intervals, not row numbers
+    current_intervals: int = 0
 
     def to_json(self) -> dict:
         document: dict[str, Any] = {
             "model": self.model, "outcome": self.outcome, "evaluated_at": self.evaluated_at,
             "duration_seconds": self.duration, "message": self.message,
-            "current": {"rows": self.current_rows, "first_row": self.current.first, "end_row": self.current.end},
+            "mode": "profiles" if self.profiled else "rows",
+            "current": ({"rows": self.current_rows, "intervals": self.current_intervals} if self.profiled else
+                        {"rows": self.current_rows, "first_row": self.current.first, "end_row": self.current.end}),
             "reference": {"rows": self.reference_rows, "kind": "fixed" if self.reference is None else "rolling"},
         }
-        if self.reference is not None:
+        if self.reference is not None and not self.profiled:
             document["reference"].update(first_row=self.reference.first, end_row=self.reference.end)
         if self.result is not None:
             document.update(_result_json(self.result))
@@ -55,6 +60,7 @@ def _result_json(result: DriftResult) -> dict:
         "dataset_drifted": result.dataset_drifted,
         "columns": {name: {"kind": drift.kind.name.lower(), "method": drift.method, "score": drift.score,
                            "threshold": drift.threshold, "drifted": drift.drifted,
+                           "approximate": drift.approximate, "error_bound": drift.error_bound,
                            "current_rows": drift.current_rows, "reference_rows": drift.reference_rows}
                     for name, drift in result.columns.items()},
         "skipped_columns": result.skipped,
@@ -101,8 +107,7 @@ def run(config: ModelConfig, current: pd.DataFrame, reference: pd.DataFrame, max
         reference_groups = reference.groupby(list(config.segments), dropna=False, sort=False)
         for position, (values, _) in enumerate(sizes.items()):
             values = values if isinstance(values, tuple) else (values,)
-            label = ",".join(f"{name}={'' if pd.isna(value) else value}"
-                             for name, value in zip(config.segments, values, strict=True))
+            label = segment_label(config.segments, values)
             if position >= max_segments:
                 evaluation.skipped_segments[label] = f"beyond limits.max_segments ({max_segments}), by rows"
                 continue

@@ -23,7 +23,7 @@ from starlette.routing import Route
 from fleetscope import log
 from fleetscope.drift.service.decode import BadBatch
 from fleetscope.drift.service.metrics import registry_for
-from fleetscope.drift.service.service import REPORT_WAIT_SECONDS, DriftService, Overloaded
+from fleetscope.drift.service.service import PROFILE_CONTENT_TYPE, REPORT_WAIT_SECONDS, DriftService, Overloaded
 from fleetscope.web.bodies import BodyRefused, bounded_body, discard_body
 from fleetscope.web.headers import SecurityHeaders
 
@@ -113,6 +113,24 @@ def create_app(service: DriftService, body_timeout: float = 30.0) -> SecurityHea
         headers = {"Idempotent-Replayed": "true"} if stored.replayed else None
         return JSONResponse({"accepted": stored.rows, "first_row": stored.first}, status_code=202, headers=headers)
 
+    async def profiles(request: Request, model: str) -> Response:
+        query = request.query_params
+        content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        async with writing(request, model):
+            if content_type != PROFILE_CONTENT_TYPE:
+                raise BadBatch(415, "unsupported_media_type", f"a profile is sent as {PROFILE_CONTENT_TYPE} "
+                                                              "(fleetscope.drift.profiles.Profile.to_bytes())")
+            try:
+                start, seconds = float(query.get("start", "")), float(query.get("seconds", "60"))
+            except ValueError:
+                raise BadBatch(400, "bad_interval", "start (Unix seconds) and seconds must be numbers") from None
+            body = await read_body(request, model)
+            rows, replayed = await run_in_threadpool(
+                service.ingest_profile, model, body, query.get("replica", ""), start, seconds,
+                query.get("segment", ""), slot_taken=True)
+        headers = {"Idempotent-Replayed": "true"} if replayed else None
+        return JSONResponse({"accepted": rows}, status_code=202, headers=headers)
+
     async def reference(request: Request, model: str) -> Response:
         query = request.query_params
         async with writing(request, model):
@@ -120,7 +138,7 @@ def create_app(service: DriftService, body_timeout: float = 30.0) -> SecurityHea
             rows = await run_in_threadpool(
                 service.put_reference, model, body, request.headers.get("content-type", ""),
                 _names(query.get("numerical")), _names(query.get("categorical")), _names(query.get("segments")),
-                slot_taken=True)
+                slot_taken=True, mode=query.get("mode", "rows"))
         config = service.model(model).config
         return JSONResponse({"model": model, "rows": rows,
                              "columns": {name: kind.name.lower() for name, kind in config.columns.items()},
@@ -153,7 +171,7 @@ def create_app(service: DriftService, body_timeout: float = 30.0) -> SecurityHea
         if (denied := refused(request, write=False)) is not None:
             return denied
         return _json({name: {"columns": {column: kind.name.lower() for column, kind in config.columns.items()},
-                             "segments": list(config.segments),
+                             "segments": list(config.segments), "mode": config.mode,
                              "reference": "rolling" if config.rolling_reference else "fixed"}
                       for name, config in service.models().items()})
 
@@ -172,6 +190,7 @@ def create_app(service: DriftService, body_timeout: float = 30.0) -> SecurityHea
 
     app = Starlette(routes=[
         Route("/v1/models/{model}/outputs", endpoint(outputs, True, False, 429), methods=["POST"]),
+        Route("/v1/models/{model}/profiles", endpoint(profiles, True, False, 429), methods=["POST"]),
         Route("/v1/models/{model}/reference", endpoint(reference, True, False, 429), methods=["PUT"]),
         Route("/v1/models/{model}/evaluate", endpoint(evaluate, write=True), methods=["POST"]),
         Route("/v1/models/{model}/drift", endpoint(drift, write=False), methods=["GET"]),

@@ -31,6 +31,7 @@ class DriftCollector:
             if name in service.last_success:
                 families.add(catalog.LAST_EVALUATION, {"model": name}, service.last_success[name])
             families.add(catalog.ROWS_ACCEPTED, {"model": name}, service.rows_accepted[name])
+            families.add(catalog.PROFILES_ACCEPTED, {"model": name}, service.profiles_accepted[name])
         for (name, outcome), count in sorted(service.evaluations.items()):
             families.add(catalog.EVALUATIONS, {"model": name, "outcome": outcome}, count)
         for (name, reason), count in sorted(service.rows_rejected.items()):
@@ -47,6 +48,7 @@ def _add_result(families: FamilySet, labels: dict[str, str], result: DriftResult
     for column, drift in result.columns.items():
         method_labels = {**labels, "column": column, "method": drift.method}
         families.add(catalog.SCORE, method_labels, drift.score)
+        families.add(catalog.SCORE_ERROR_BOUND, method_labels, drift.error_bound)
         families.add(catalog.THRESHOLD, method_labels, drift.threshold)
         families.add(catalog.DETECTED, {**labels, "column": column}, drift.drifted)
     families.add(catalog.SHARE, labels, result.drifted_share)

@@ -3,6 +3,8 @@ references, scheduled and on-demand evaluation, reports and retention."""
 
 from __future__ import annotations
 
+import math
+import re
 import threading
 import time
 from collections import Counter
@@ -16,8 +18,9 @@ import pyarrow as pa
 from fleetscope import log
 from fleetscope.drift.columns import ColumnKind
 from fleetscope.drift.comparison import column_kinds
+from fleetscope.drift.profiles import Profile, ProfileError, as_declared
 from fleetscope.drift.report import SafeReport, evidently_html, evidently_snapshot
-from fleetscope.drift.service import evaluation, windows
+from fleetscope.drift.service import evaluation, profiled, windows
 from fleetscope.drift.service.config import COLUMN_NAME, MODEL_NAME, ModelConfig, ServiceConfig
 from fleetscope.drift.service.decode import BadBatch, BodyLimits, conform, read_table
 from fleetscope.drift.service.store import RowRange, Store
@@ -25,6 +28,12 @@ from fleetscope.drift.service.store import RowRange, Store
 _log = log.get("fleetscope.drift")
 # How long a report request waits for a build (its own or another's) before it is answered 503.
 REPORT_WAIT_SECONDS = 60.0
+PROFILE_CONTENT_TYPE = "application/vnd.fleetscope.profile"
+REPLICA = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
+# A profile's interval: from a second to an hour, and starting no later than this far ahead of the service's
+# clock (replicas' clocks drift; one far ahead would file outputs in the future).
+MAX_INTERVAL_SECONDS = 3600.0
+MAX_CLOCK_AHEAD_SECONDS = 300.0
 
 
 class Overloaded(Exception):
@@ -47,6 +56,7 @@ class _Model:
     latest: evaluation.Evaluation | None = None
     report: tuple[float, SafeReport] | None = None  # (evaluated_at, the page)
     next_due: float = 0.0
+    reference_profiles: tuple[object, dict[str, Profile]] | None = None  # (reference version, per segment)
 
 
 class DriftService:
@@ -64,6 +74,7 @@ class DriftService:
         self._batch_limits = self._body_limits(self.limits.max_rows_per_batch)
         self._reference_limits = self._body_limits(self.limits.max_window_rows)
         self.rows_accepted: Counter[str] = Counter()
+        self.profiles_accepted: Counter[str] = Counter()
         self.rows_rejected: Counter[tuple[str, str]] = Counter()
         self.batches_rejected: Counter[tuple[str, str]] = Counter()
         self.evaluations: Counter[tuple[str, str]] = Counter()
@@ -139,6 +150,37 @@ class DriftService:
             self.rows_accepted[name] += stored.rows
         return stored
 
+    def ingest_profile(self, name: str, body: bytes, replica: str, start: float, seconds: float,
+                       segment: str = "", slot_taken: bool = False) -> tuple[int, bool]:
+        """Validates a replica's profile of one interval and merges it into the stored one; returns its rows
+        and whether it was stored before (a retry or a duplicate, which stores nothing)."""
+        model = self._models.get(name)
+        with self.counting_refusals(name), (nullcontext() if slot_taken else self.write_slot()):
+            if model is None:
+                raise BadBatch(404, "unknown_model", f"model {name!r} has no schema: declare it in the config or "
+                                                     "PUT its reference first")
+            config = model.config
+            if not config.profiled:
+                raise BadBatch(409, "not_profiled", f"model {name!r} takes rows (mode: rows): POST them to "
+                                                    f"/v1/models/{name}/outputs, or set mode: profiles")
+            if not REPLICA.match(replica):
+                raise BadBatch(400, "bad_replica", "replica must be 1-128 letters, digits, '-', '_', '.' or ':'")
+            if not (math.isfinite(start) and 1 <= seconds <= MAX_INTERVAL_SECONDS):
+                raise BadBatch(400, "bad_interval", f"an interval has a finite start and lasts 1 to "
+                                                    f"{MAX_INTERVAL_SECONDS:.0f} seconds")
+            if start > self.clock() + MAX_CLOCK_AHEAD_SECONDS:
+                raise BadBatch(400, "bad_interval", "the interval starts in the future: check the replica's clock")
+            try:
+                segment = profiled.parse_segment(config, segment, self.limits.max_category_length)
+            except ValueError as error:
+                raise BadBatch(400, "bad_segment", str(error)) from None
+            checked = _checked_profile(config, body)
+            stored = self.store.add_profile(name, segment, start, seconds, replica, checked)
+        if stored:
+            self.rows_accepted[name] += checked.rows
+            self.profiles_accepted[name] += 1
+        return checked.rows, not stored
+
     def reject(self, model: str | None, reason: str, rows: int | None) -> None:
         """Counts a refused request; names of models the service does not hold (user input,
         unbounded) are all counted as "_unknown"."""
@@ -149,16 +191,19 @@ class DriftService:
 
     def put_reference(self, name: str, body: bytes, content_type: str, numerical: list[str] | None = None,
                       categorical: list[str] | None = None, segments: list[str] | None = None,
-                      slot_taken: bool = False) -> int:
-        """Sets a model's reference; a model not yet known takes its schema from this data."""
+                      slot_taken: bool = False, mode: str = "rows") -> int:
+        """Sets a model's reference; a model not yet known takes its schema from this data. A profile
+        (PROFILE_CONTENT_TYPE) may be the reference of a known model fed profiles."""
         model = self._models.get(name)
         with self.counting_refusals(name), (nullcontext() if slot_taken else self.write_slot()):
             if model is not None and model.config.rolling_reference is not None:
                 raise BadBatch(409, "rolling_reference", f"model {name!r} uses a rolling reference window; "
                                                          "it cannot be set")
+            if content_type.split(";")[0].strip().lower() == PROFILE_CONTENT_TYPE:
+                return self._put_reference_profile(name, model, body)
             table = read_table(body, content_type, self._reference_limits)
             config = model.config if model is not None else self._new_model_config(name, table, numerical,
-                                                                                  categorical, segments)
+                                                                                  categorical, segments, mode)
             table = conform(table, config.columns, self._reference_limits)
             with self._models_lock:
                 if model is None:
@@ -169,7 +214,17 @@ class DriftService:
         _log.info("reference set", extra={"model": name, "rows": table.num_rows})
         return table.num_rows
 
-    def _new_model_config(self, name: str, table, numerical, categorical, segments) -> ModelConfig:
+    def _put_reference_profile(self, name: str, model: _Model | None, body: bytes) -> int:
+        if model is None or not model.config.profiled:
+            raise BadBatch(409, "not_profiled", f"a profile can be the reference of a model fed profiles only; "
+                                                f"{'declare' if model is None else 'set mode: profiles for'} "
+                                                f"{name!r} in the config")
+        checked = _checked_profile(model.config, body)
+        self.store.put_profile_reference(name, checked)
+        _log.info("reference profile set", extra={"model": name, "rows": checked.rows})
+        return checked.rows
+
+    def _new_model_config(self, name: str, table, numerical, categorical, segments, mode: str) -> ModelConfig:
         if not MODEL_NAME.match(name):
             raise BadBatch(400, "bad_model_name", f"model name {name!r}: use 1-128 letters, digits, "
                                                   "'_', '.', ':' or '-'")
@@ -194,7 +249,8 @@ class DriftService:
             column, kind = next(iter(unusable.items()))
             raise BadBatch(400, "schema", f"column {column!r} looks like {kind.name.lower()} data, which is not "
                                           "compared: declare it with ?categorical= or ?numerical=, or leave it out")
-        schema = {"columns": {column: kind.value for column, kind in kinds.items()}, "segments": list(segments or ())}
+        schema = {"columns": {column: kind.value for column, kind in kinds.items()}, "segments": list(segments or ()),
+                  "mode": mode}
         try:
             return self.config.model_from_schema(name, schema)
         except ValueError as error:
@@ -243,8 +299,12 @@ class DriftService:
 
     def _evaluate(self, model: _Model) -> evaluation.Evaluation:
         config, now, started = model.config, self.clock(), time.perf_counter()
-        outcome = evaluation.Evaluation(config.name, now, "no_data")
+        outcome = evaluation.Evaluation(config.name, now, "no_data", profiled=config.profiled)
         try:
+            if config.profiled:
+                self._evaluate_profiles(model, now, outcome)
+                outcome.duration = time.perf_counter() - started
+                return outcome
             outcome.current = windows.current_rows(self.store, config.name, config.window, now,
                                                    self.limits.max_window_rows)
             current = self._frame(config, outcome.current)
@@ -268,6 +328,40 @@ class DriftService:
             outcome.message = f"the evaluation failed ({type(error).__name__}); the service's log has the details"
         outcome.duration = time.perf_counter() - started
         return outcome
+
+    def _evaluate_profiles(self, model: _Model, now: float, outcome: evaluation.Evaluation) -> None:
+        config = model.config
+        since, until = windows.current_times(config.window, now)
+        current = self.store.profiles_between(config.name, since, until)
+        if config.rolling_reference is not None:
+            end = now - config.rolling_reference.offset
+            reference = {label: found for label, (found, _) in
+                         self.store.profiles_between(config.name, end - config.rolling_reference.duration,
+                                                     end).items()}
+            outcome.reference = RowRange(0, 0)
+        else:
+            reference = self._fixed_reference_profiles(model)
+        if not current:
+            outcome.message = "the current window has no profiles"
+        elif not reference:
+            outcome.message = ("the reference window has no profiles" if config.rolling_reference else
+                               "no reference: PUT /v1/models/{model}/reference (rows or a profile) or name a file")
+        else:
+            profiled.run(config, current, reference, self.limits.max_segments, outcome)
+
+    def _fixed_reference_profiles(self, model: _Model) -> dict[str, Profile]:
+        """The reference as profiles per segment: a profile put as the reference, or rows profiled once."""
+        config = model.config
+        put = self.store.profile_reference(config.name)
+        version = ("profile", put[0]) if put is not None else ("rows", self.store.reference_version(config.name))
+        if model.reference_profiles is None or model.reference_profiles[0] != version:
+            if put is not None:
+                found = {profiled.WHOLE: put[1]}
+            else:
+                frame, _ = self._fixed_reference(model)
+                found = {} if frame is None or len(frame) == 0 else profiled.reference_profiles(config, frame)
+            model.reference_profiles = (version, found)
+        return model.reference_profiles[1]
 
     def _frame(self, config: ModelConfig, rows: RowRange) -> pd.DataFrame | None:
         if rows.rows == 0:
@@ -293,6 +387,9 @@ class DriftService:
         """Evidently's HTML report of the windows the latest evaluation compared."""
         model = self.model(name)
         latest = model.latest
+        if model.config.profiled:
+            raise LookupError(f"model {name!r} is fed profiles: the service holds no rows to draw Evidently's "
+                              f"report from; /v1/models/{name}/drift has the evaluation")
         if latest is None or latest.outcome != "success":
             raise LookupError(f"model {name!r} has no successful evaluation yet: POST /v1/models/{name}/evaluate")
         # Whoever comes first builds it; the others wait for that build instead of repeating it.
@@ -341,6 +438,7 @@ class DriftService:
         return self.store.readable()
 
     def compact(self) -> int:
+        self.store.roll_up(self.clock() - self.config.profile_rollup_after)
         deleted = self.store.compact(self.config.retention)
         if deleted:
             _log.info("retention compaction", extra={"batches_deleted": deleted})
@@ -352,3 +450,14 @@ class DriftService:
 
 def _as_frame(table: pa.Table) -> pd.DataFrame:
     return table.to_pandas()
+
+
+def _checked_profile(config: ModelConfig, body: bytes) -> Profile:
+    """A profile read and declared as the model's columns are, its segment columns (constant within a segment)
+    left out; BadBatch naming what is wrong with it."""
+    try:
+        received = Profile.from_bytes(body)
+        received.columns = {name: column for name, column in received.columns.items() if name not in config.segments}
+        return as_declared(received, profiled.compared_kinds(config))
+    except ProfileError as error:
+        raise BadBatch(400, "bad_profile", str(error)) from None

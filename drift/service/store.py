@@ -9,6 +9,10 @@ process-wide file lock; Parquet segments would need a write-ahead log of our own
 
 Every accepted row gets a number, per model, in arrival order; windows are ranges of those
 numbers, so the exact rows of an evaluation can be read again for its report.
+
+Models fed profiles instead of rows keep one merged profile per segment and interval: a replica's profile is
+merged into its interval's row in the transaction that records its receipt (replica, segment, interval), so a
+retry or a duplicate is stored once. Intervals older than a roll-up age are merged into hourly ones.
 """
 
 from __future__ import annotations
@@ -23,6 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow as pa
+
+from fleetscope.drift.profiles import Profile, merge_all
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS models (
@@ -39,6 +45,15 @@ CREATE TABLE IF NOT EXISTS batch_ids (
     received_at REAL NOT NULL, PRIMARY KEY (model, batch_id));
 CREATE INDEX IF NOT EXISTS batch_ids_by_time ON batch_ids (received_at);
 CREATE TABLE IF NOT EXISTS model_references (
+    model TEXT PRIMARY KEY, updated_at REAL NOT NULL, rows INTEGER NOT NULL, data BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS profile_intervals (
+    model TEXT NOT NULL, segment TEXT NOT NULL, start REAL NOT NULL, seconds REAL NOT NULL,
+    rows INTEGER NOT NULL, profiles INTEGER NOT NULL, data BLOB NOT NULL,
+    PRIMARY KEY (model, segment, start, seconds));
+CREATE TABLE IF NOT EXISTS profile_receipts (
+    model TEXT NOT NULL, replica TEXT NOT NULL, segment TEXT NOT NULL, start REAL NOT NULL,
+    received_at REAL NOT NULL, PRIMARY KEY (model, replica, segment, start));
+CREATE TABLE IF NOT EXISTS profile_references (
     model TEXT PRIMARY KEY, updated_at REAL NOT NULL, rows INTEGER NOT NULL, data BLOB NOT NULL);
 """
 
@@ -121,6 +136,7 @@ class Store:
             db.execute("INSERT INTO model_references (model, updated_at, rows, data) VALUES (?, ?, ?, ?) "
                        "ON CONFLICT (model) DO UPDATE SET updated_at = excluded.updated_at, rows = excluded.rows, "
                        "data = excluded.data", (model, self._clock(), table.num_rows, _to_ipc(table)))
+            db.execute("DELETE FROM profile_references WHERE model = ?", (model,))
 
     def reference_version(self, model: str) -> float | None:
         """When the model's reference was last set, without reading it; None if it has none."""
@@ -190,6 +206,82 @@ class Store:
             pieces.append(table.slice(start, stop - start))
         return pa.concat_tables(pieces) if pieces else None
 
+    # -- profiles --------------------------------------------------------------------
+
+    def add_profile(self, model: str, segment: str, start: float, seconds: float, replica: str,
+                    profile: Profile) -> bool:
+        """Merges a replica's profile of an interval into the stored one; durable when this returns. False,
+        storing nothing, when this replica's profile of that segment and interval was stored before."""
+        with self._transaction() as db:
+            seen = db.execute("SELECT 1 FROM profile_receipts WHERE model = ? AND replica = ? AND segment = ? "
+                              "AND start = ?", (model, replica, segment, start)).fetchone()
+            if seen is not None:
+                return False
+            found = db.execute("SELECT profiles, data FROM profile_intervals WHERE model = ? AND segment = ? AND "
+                               "start = ? AND seconds = ?", (model, segment, start, seconds)).fetchone()
+            merged, count = (profile, 1) if found is None else (Profile.from_bytes(found[1]).merge(profile),
+                                                                 found[0] + 1)
+            db.execute("INSERT INTO profile_intervals (model, segment, start, seconds, rows, profiles, data) "
+                       "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (model, segment, start, seconds) DO UPDATE SET "
+                       "rows = excluded.rows, profiles = excluded.profiles, data = excluded.data",
+                       (model, segment, start, seconds, merged.rows, count, merged.to_bytes()))
+            db.execute("INSERT INTO profile_receipts (model, replica, segment, start, received_at) "
+                       "VALUES (?, ?, ?, ?, ?)", (model, replica, segment, start, self._clock()))
+        return True
+
+    def profiles_between(self, model: str, since: float, until: float) -> dict[str, tuple[Profile, int]]:
+        """Per segment, the merged profile of the intervals whose middle lies in [since, until), and how many
+        intervals went into it. By the middle, so that an hour rolled up counts in a window that holds most of
+        it and not in one that holds little of it."""
+        with self._read_lock:
+            found = self._reader.execute(
+                "SELECT segment, data FROM profile_intervals WHERE model = ? AND start + seconds / 2 >= ? "
+                "AND start + seconds / 2 < ? ORDER BY segment, start", (model, since, until)).fetchall()
+        by_segment: dict[str, list[Profile]] = {}
+        for segment, blob in found:
+            by_segment.setdefault(segment, []).append(Profile.from_bytes(blob))
+        return {segment: (merge_all(profiles), len(profiles)) for segment, profiles in by_segment.items()}
+
+    def put_profile_reference(self, model: str, profile: Profile, schema: dict | None = None) -> None:
+        with self._transaction() as db:
+            if schema is not None:
+                self._upsert_model(db, model, schema)
+            db.execute("INSERT INTO profile_references (model, updated_at, rows, data) VALUES (?, ?, ?, ?) "
+                       "ON CONFLICT (model) DO UPDATE SET updated_at = excluded.updated_at, rows = excluded.rows, "
+                       "data = excluded.data", (model, self._clock(), profile.rows, profile.to_bytes()))
+            db.execute("DELETE FROM model_references WHERE model = ?", (model,))
+
+    def profile_reference(self, model: str) -> tuple[float, Profile] | None:
+        with self._read_lock:
+            found = self._reader.execute("SELECT updated_at, data FROM profile_references WHERE model = ?",
+                                         (model,)).fetchone()
+        return None if found is None else (found[0], Profile.from_bytes(found[1]))
+
+    def roll_up(self, older_than: float, period: float = 3600.0) -> int:
+        """Merges the intervals that started before `older_than` into one per segment and period (aligned to
+        the Unix epoch); returns the intervals merged away."""
+        with self._transaction() as db:
+            found = db.execute("SELECT model, segment, start, seconds, profiles, data FROM profile_intervals "
+                               "WHERE start < ? AND seconds < ?", (older_than, period)).fetchall()
+            groups: dict[tuple[str, str, float], list[tuple]] = {}
+            for row in found:
+                groups.setdefault((row[0], row[1], row[2] // period * period), []).append(row)
+            for (model, segment, start), rows in groups.items():
+                existing = db.execute("SELECT profiles, data FROM profile_intervals WHERE model = ? AND segment = ? "
+                                      "AND start = ? AND seconds = ?", (model, segment, start, period)).fetchone()
+                blobs = [row[5] for row in rows] + ([existing[1]] if existing else [])
+                merged = merge_all(Profile.from_bytes(blob) for blob in blobs)
+                count = sum(row[4] for row in rows) + (existing[0] if existing else 0)
+                db.executemany("DELETE FROM profile_intervals WHERE model = ? AND segment = ? AND start = ? AND "
+                               "seconds = ?", [(model, segment, row[2], row[3]) for row in rows])
+                db.execute("INSERT INTO profile_intervals (model, segment, start, seconds, rows, profiles, data) "
+                           "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (model, segment, start, seconds) DO UPDATE SET "
+                           "rows = excluded.rows, profiles = excluded.profiles, data = excluded.data",
+                           (model, segment, start, period, merged.rows, count, merged.to_bytes()))
+            # A replica retries within minutes: its receipts are kept while its interval is kept apart.
+            db.execute("DELETE FROM profile_receipts WHERE start < ?", (older_than,))
+        return len(found)
+
     # -- retention -------------------------------------------------------------------
 
     def compact(self, retention: float) -> int:
@@ -197,6 +289,7 @@ class Store:
         cutoff = self._clock() - retention
         with self._transaction() as db:
             deleted = db.execute("DELETE FROM batches WHERE received_at < ?", (cutoff,)).rowcount
+            deleted += db.execute("DELETE FROM profile_intervals WHERE start + seconds < ?", (cutoff,)).rowcount
             # a retry comes within seconds; ids are kept as long as their batches
             db.execute("DELETE FROM batch_ids WHERE received_at < ?", (cutoff,))
         if deleted:

@@ -44,3 +44,12 @@ def rolling_reference_rows(store: Store, model: str, rolling: RollingReference, 
 
 def cap(rows: RowRange, max_rows: int) -> RowRange:
     return RowRange(max(rows.first, rows.end - max_rows), rows.end)
+
+
+def current_times(window: Window, now: float) -> tuple[float, float]:
+    """The current window as times [since, until), for models fed profiles (windows by duration only)."""
+    assert window.duration is not None  # checked in config for models fed profiles
+    if window.type == "tumbling":
+        end = math.floor(now / window.duration) * window.duration
+        return end - window.duration, end
+    return now - window.duration, math.inf
