@@ -36,7 +36,7 @@ import urllib.parse
 import urllib.request
 import uuid
 from collections import Counter, deque
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from prometheus_client.metrics_core import Metric
@@ -56,7 +56,8 @@ class DriftClient:
                  flush_interval: float = 1.0, max_queue_rows: int = 100_000, max_retries: int = 5,
                  backoff: float = 0.5, max_backoff: float = 30.0, timeout: float = 10.0, mode: str = "rows",
                  numerical: Sequence[str] = (), categorical: Sequence[str] = (), segments: Sequence[str] = (),
-                 interval: float = 60.0, replica: str | None = None, clock=time.time) -> None:
+                 interval: float = 60.0, replica: str | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
         if mode not in ("rows", "profile"):
             raise ValueError(f"mode must be rows or profile, not {mode!r}")
         self.mode = mode
@@ -249,7 +250,7 @@ class _Profiles:
     EXPIRY_INTERVALS = 10  # an interval the service has not taken after this many more is given up
 
     def __init__(self, numerical: Sequence[str], categorical: Sequence[str], segments: Sequence[str],
-                 interval: float, replica: str, clock) -> None:
+                 interval: float, replica: str, clock: Callable[[], float]) -> None:
         if not (numerical or categorical):
             raise ValueError("profile mode needs the model's columns: numerical=[...] and/or categorical=[...]")
         if not 1 <= interval <= 3600:
@@ -289,7 +290,7 @@ class _Profiles:
                 if everything or key[0] + self.interval <= now]
 
     def expired(self, key: tuple[float, str]) -> bool:
-        return key[0] + self.interval * self.EXPIRY_INTERVALS <= self.clock()
+        return bool(key[0] + self.interval * self.EXPIRY_INTERVALS <= self.clock())
 
     def forget(self, key: tuple[float, str]) -> None:
         self.pending.pop(key, None)

@@ -14,9 +14,9 @@ from fleetscope.exporters.catalog.gpu import GPU_LABELS
 NON_UNIT_SUFFIXES = ("_info", "_total", "_up", "_enabled", "_pending", "_failed", "_active", "_state", "_success",
                      "_xid", "_per_second", "_files", "_ranks", "_nodes", "_sequence", "_channels",
                      "_collectives", "_hung", "_tokens", "_in_flight",
-                     # drift: a score whose meaning the method label gives, its threshold, a 0/1 verdict,
-                     # and counts of rows and models
-                     "_score", "_threshold", "_detected", "_rows", "_models")
+                     # drift: a score whose meaning the method label gives, its threshold, the bound on its
+                     # error (in the score's own units), a 0/1 verdict, and counts of rows and models
+                     "_score", "_threshold", "_bound", "_detected", "_rows", "_models")
 EVERY_SPEC = catalog.ALL + drift_catalog.ALL
 
 

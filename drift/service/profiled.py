@@ -9,7 +9,7 @@ import pandas as pd
 
 from fleetscope.drift.comparison import DriftResult
 from fleetscope.drift.profile_comparison import ProfileMethodError, compare_profiles
-from fleetscope.drift.profiles import Profile, merge_all, profile
+from fleetscope.drift.profiles import DEFAULT_K, Profile, merge_all, profile
 from fleetscope.drift.segments import segment_label
 from fleetscope.drift.service.config import ModelConfig
 from fleetscope.drift.service.evaluation import Evaluation
@@ -34,17 +34,16 @@ def parse_segment(config: ModelConfig, label: str, max_length: int) -> str:
     return label
 
 
-def reference_profiles(config: ModelConfig, frame: pd.DataFrame, k: int | None = None) -> dict[str, Profile]:
+def reference_profiles(config: ModelConfig, frame: pd.DataFrame, k: int = DEFAULT_K) -> dict[str, Profile]:
     """A rows reference profiled once: as a whole and per segment."""
     kinds = compared_kinds(config)
     numerical = [name for name, kind in kinds.items() if kind.value == "num"]
     categorical = [name for name in kinds if name not in numerical]
-    options = {"numerical": numerical, "categorical": categorical, **({"k": k} if k else {})}
-    profiles = {WHOLE: profile(frame, **options)}
+    profiles = {WHOLE: profile(frame, numerical, categorical, k)}
     if config.segments:
         for values, group in frame.groupby(list(config.segments), dropna=False, sort=False):
             values = values if isinstance(values, tuple) else (values,)
-            profiles[segment_label(config.segments, values)] = profile(group, **options)
+            profiles[segment_label(config.segments, values)] = profile(group, numerical, categorical, k)
     return profiles
 
 
