@@ -257,12 +257,14 @@ class _Profiles:
             raise ValueError("interval must be between 1 and 3600 seconds")
         # pandas and datasketches: only profile mode loads them
         from fleetscope.drift import profiles
+        from fleetscope.drift.columns import category_text
         from fleetscope.drift.segments import segment_label
 
-        self._module, self._label = profiles, segment_label
+        self._module, self._label, self._text = profiles, segment_label, category_text
         self.numerical, self.categorical = list(numerical), list(categorical)
         self.segments, self.interval, self.replica, self.clock = list(segments), interval, replica, clock
         self.columns = [c for c in self.numerical + self.categorical if c not in self.segments]
+        self.textual = list(dict.fromkeys(self.categorical + self.segments))
         self.pending: dict[tuple[float, str], tuple[Any, int]] = {}
 
     def add(self, rows: list[Row]) -> None:
@@ -270,6 +272,8 @@ class _Profiles:
 
         start = math.floor(self.clock() / self.interval) * self.interval
         frame = pd.DataFrame.from_records(rows, columns=list(dict.fromkeys(self.columns + self.segments)))
+        for name in self.textual:  # categories as the service stores them: 1 and True as "1" and "true"
+            frame[name] = frame[name].map(self._text, na_action="ignore").astype(object)
         groups = frame.groupby(self.segments, dropna=False, sort=False) if self.segments else [((), frame)]
         made = []
         for values, group in groups:

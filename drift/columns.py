@@ -10,6 +10,7 @@ become NaN and NaNs are dropped, per column.
 from __future__ import annotations
 
 import enum
+import math
 
 import numpy as np
 import pandas as pd
@@ -73,3 +74,21 @@ def clean(column: pd.Series) -> pd.Series:
     if column.dtype == object and pd.api.types.infer_dtype(column, skipna=True) == "string":
         return column.dropna() if column.hasnans else column  # strings hold no infinities
     return column.replace([-np.inf, np.inf], np.nan).dropna()
+
+
+def category_text(value: object) -> str | None:
+    """A category as the drift service stores it: text, integers as their digits, booleans as "true" and
+    "false", None for a missing value. Floats with a whole value (an integer column read as floats) count as
+    integers. TypeError for anything else: categories are strings, integers or booleans."""
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, (bool, np.bool_)):
+        return "true" if value else "false"
+    if isinstance(value, (int, np.integer)):
+        return str(int(value))
+    if isinstance(value, (float, np.floating)):
+        if math.isnan(value):
+            return None
+        if float(value).is_integer():
+            return str(int(value))
+    raise TypeError(f"{value!r} is not a category (categorical values are strings, integers or booleans)")

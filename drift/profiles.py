@@ -33,7 +33,7 @@ import datasketches
 import numpy as np
 import pandas as pd
 
-from fleetscope.drift.columns import INTEGER_CARDINALITY_LIMIT, ColumnKind
+from fleetscope.drift.columns import INTEGER_CARDINALITY_LIMIT, ColumnKind, category_text
 
 FORMAT_VERSION = 1
 MAGIC = b"FSPF"
@@ -425,12 +425,39 @@ def as_declared(profile_: Profile, kinds: Mapping[str, ColumnKind], optional: It
                                f"{_said(kind)} in the model")
         if kind is ColumnKind.NUMERICAL and not column.numeric:
             raise ProfileError(f"column {name!r} is numerical, but the profile holds {column.family} values")
-        if kind is ColumnKind.CATEGORICAL and column.numeric:
-            if column.counts is None:
-                raise ProfileError(f"column {name!r} is categorical, but the profile holds more than "
-                                   f"{EXACT_DISTINCT} distinct numerical values")
-            column = ColumnProfile(column.family, kind, column.rows, column.missing, dict(column.counts))
+        if kind is ColumnKind.CATEGORICAL and column.numeric and column.counts is None:
+            raise ProfileError(f"column {name!r} is categorical, but the profile holds more than "
+                               f"{EXACT_DISTINCT} distinct numerical values")
+        if kind is ColumnKind.CATEGORICAL:
+            column = ColumnProfile(column.family, kind, column.rows, column.missing,
+                                   _as_text(name, column.counts), frequent=_text_keyed(name, column.frequent))
         else:
             column = replace(column, declared=kind)
         columns[name] = column
     return Profile(columns, profile_.k)
+
+
+def _as_text(name: str, counts: dict | None) -> dict | None:
+    """Counts keyed by category_text(), as the service stores categories (1 and "1" are one category)."""
+    if counts is None:
+        return None
+    merged: dict = {}
+    for value, count in counts.items():
+        try:
+            key = category_text(value)
+        except TypeError as error:
+            raise ProfileError(f"column {name!r}: {error}") from None
+        merged[key] = merged.get(key, 0) + count
+    return merged
+
+
+def _text_keyed(name: str, sketch: datasketches.frequent_strings_sketch | None) -> \
+        datasketches.frequent_strings_sketch | None:
+    """A frequent-items sketch is kept only if its values are text already (a client in profile mode sends
+    categories as text): its counts cannot be re-keyed."""
+    if sketch is not None:
+        rows = sketch.get_frequent_items(datasketches.frequent_items_error_type.NO_FALSE_NEGATIVES)
+        if any(not isinstance(json.loads(row[0]), str) for row in rows):
+            raise ProfileError(f"column {name!r}: a sketch of more than {EXACT_DISTINCT} categories must hold "
+                               f"them as text (as DriftClient(mode='profile') sends them)")
+    return sketch

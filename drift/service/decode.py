@@ -19,7 +19,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from fleetscope.drift.columns import ColumnKind
+from fleetscope.drift.columns import ColumnKind, category_text
 from fleetscope.drift.service import arrow_ipc
 
 JSON = "application/json"
@@ -339,16 +339,13 @@ def _categorical(name: str, column, rows: int, max_length: int) -> pa.Array:
     if isinstance(column, _Values):
         texts = []
         for index, value in enumerate(column):
-            kind = type(value)
-            if value is None or kind is str:
-                texts.append(value)
-            elif kind is bool:
-                texts.append("true" if value else "false")
-            elif kind is int:
-                texts.append(str(value))
-            else:
+            try:
+                if type(value) is float:  # JSON's 1.0 is not a category (an integer column read as floats is)
+                    raise TypeError(value)
+                texts.append(category_text(value))
+            except TypeError:
                 raise BadBatch(400, "schema", f"row {index}, column {name!r}: {_describe(value)} is not a category "
-                                              "(categorical values are strings, integers or booleans)", rows)
+                                              "(categorical values are strings, integers or booleans)", rows) from None
         try:
             values = pa.array(texts, type=pa.string())
         except (pa.ArrowException, UnicodeError):

@@ -287,3 +287,18 @@ def test_nan_and_wrong_typed_fields_in_a_profile_are_refused():
         text = json.dumps(broken).encode()
         with pytest.raises(ProfileError):
             Profile.from_bytes(data[:5] + zlib.compress(struct.pack("<I", len(text)) + text + body[4 + length:]))
+
+
+def test_declared_as_the_model_declares_categories_are_the_service_s_text():
+    replica = profile(pd.DataFrame({"retries": [1, 2, 2, 0], "ok": [True, False, True, True], "x": [0.5, 1, 2, 3]}))
+    declared = profiles.as_declared(replica, {"retries": ColumnKind.CATEGORICAL, "ok": ColumnKind.CATEGORICAL,
+                                              "x": ColumnKind.NUMERICAL})
+    assert declared.columns["retries"].counts == {"0": 1, "1": 1, "2": 2} and not declared.columns["retries"].numeric
+    assert declared.columns["ok"].counts == {"true": 3, "false": 1}
+    assert declared.columns["x"].declared is ColumnKind.NUMERICAL and declared.columns["x"].numeric
+    with pytest.raises(ProfileError, match="'x': 0.5 is not a category"):
+        profiles.as_declared(replica, {"retries": ColumnKind.CATEGORICAL, "ok": ColumnKind.CATEGORICAL,
+                                       "x": ColumnKind.CATEGORICAL})
+    with pytest.raises(ProfileError, match="'ok' is numerical, but the profile holds bool values"):
+        profiles.as_declared(replica, {"retries": ColumnKind.CATEGORICAL, "ok": ColumnKind.NUMERICAL,
+                                       "x": ColumnKind.NUMERICAL})
