@@ -59,6 +59,22 @@ BATCHES_REJECTED = _drift(
     "batches_rejected_total", "counter",
     "Requests refused, by reason (malformed, schema, too_large, unauthorized, overloaded, unknown_model, ...).",
     "model", "reason")
+ROWS_REFUSED_BY_COLUMN = _drift(
+    "column_rows_refused_total", "counter",
+    "Output rows refused because a value of this column was of the wrong type, not finite, too long or not "
+    "text (the whole batch is refused; its rows are counted here and in rows_rejected_total by reason).",
+    "model", "column")
+MISSING = _drift(
+    "missing_ratio", "gauge", "Share of the current window's rows in which the column has no value (null, NaN).",
+    "model", "column")
+NEW_CATEGORIES = _drift(
+    "new_category_ratio", "gauge",
+    "Share of the current window's values of a categorical column that the reference never held.",
+    "model", "column")
+OUT_OF_RANGE = _drift(
+    "out_of_range_ratio", "gauge",
+    "Share of the current window's values of a numerical column below the reference's minimum or above its "
+    "maximum.", "model", "column")
 EVALUATIONS = _drift(
     "evaluations_total", "counter", "Evaluations run, by outcome (success, no_data, error).", "model", "outcome")
 LAST_EVALUATION = _drift(
@@ -70,8 +86,9 @@ STORE_SIZE = _drift(
     "store_size_bytes", "gauge", "Size of the service's store on disk, database and write-ahead log.")
 
 SERVICE_METRICS = (SCORE, SCORE_ERROR_BOUND, THRESHOLD, DETECTED, SHARE, DATASET_DETECTED, WINDOW_ROWS,
-                   ROWS_ACCEPTED, PROFILES_ACCEPTED, ROWS_REJECTED, BATCHES_REJECTED, EVALUATIONS, LAST_EVALUATION,
-                   EVALUATION_DURATION, MODELS, STORE_SIZE)
+                   ROWS_ACCEPTED, PROFILES_ACCEPTED, ROWS_REJECTED, BATCHES_REJECTED, ROWS_REFUSED_BY_COLUMN,
+                   MISSING, NEW_CATEGORIES, OUT_OF_RANGE, EVALUATIONS, LAST_EVALUATION, EVALUATION_DURATION, MODELS,
+                   STORE_SIZE)
 
 CLIENT_ROWS_SENT = _drift(
     "client_rows_sent_total", "counter", "Output rows the drift client delivered to the drift service.", "model")

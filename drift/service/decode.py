@@ -38,6 +38,7 @@ class BadBatch(Exception):
         super().__init__(message)
         self.status, self.reason, self.message, self.rows = status, reason, message, rows
         self.headers = headers  # for the answer, e.g. Connection: close where the body was not read whole
+        self.column: str | None = None  # the column whose value was refused (its type, range or length)
 
 
 @dataclass(frozen=True)
@@ -276,10 +277,14 @@ def conform(table: pa.Table | _ObjectTable, columns: Mapping[str, ColumnKind], l
     arrays = {}
     for name, kind in columns.items():
         column = table[name]
-        if kind is ColumnKind.NUMERICAL:
-            arrays[name] = _numerical(name, column, rows)
-        else:
-            arrays[name] = _categorical(name, column, rows, limits.max_category_length)
+        try:
+            if kind is ColumnKind.NUMERICAL:
+                arrays[name] = _numerical(name, column, rows)
+            else:
+                arrays[name] = _categorical(name, column, rows, limits.max_category_length)
+        except BadBatch as refused:
+            refused.column = name
+            raise
     return pa.table(arrays)
 
 

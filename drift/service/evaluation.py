@@ -4,12 +4,14 @@ per segment, and the outcome kept for the API, the metrics and the report."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import pandas as pd
 
+from fleetscope.drift import quality
 from fleetscope.drift.comparison import DriftResult, PreparedReference, compare
+from fleetscope.drift.quality import ColumnQuality
 from fleetscope.drift.segments import segment_label
 from fleetscope.drift.service.config import ModelConfig
 from fleetscope.drift.service.store import RowRange
@@ -32,6 +34,7 @@ class Evaluation:
     skipped_segments: dict[str, str] = field(default_factory=dict)
     profiled: bool = False  # compared from profiles: windows are of intervals, not row numbers
     current_intervals: int = 0
+    quality: dict[str, ColumnQuality] = field(default_factory=dict)  # of the model as a whole
 
     def to_json(self) -> dict:
         document: dict[str, Any] = {
@@ -51,6 +54,8 @@ class Evaluation:
                         **_result_json(result)}
                 for label, result in self.segments.items()}
             document["skipped_segments"] = self.skipped_segments
+            document["quality"] = {column: {key: value for key, value in asdict(found).items() if value is not None}
+                                   for column, found in self.quality.items()}
         return document
 
 
@@ -99,6 +104,7 @@ def run(config: ModelConfig, current: pd.DataFrame, reference: pd.DataFrame, max
     """Fills `evaluation` with the comparison of `current` against `reference`."""
     evaluation.current_rows, evaluation.reference_rows = len(current), len(reference)
     evaluation.result = _compare(config, current, reference, dict(config.columns), "", cache, version)
+    evaluation.quality = quality.from_frames(reference, current, config.columns)
     if config.segments:
         kinds = {name: kind for name, kind in config.columns.items() if name not in config.segments}
         sizes = current.groupby(list(config.segments), dropna=False, sort=False).size()

@@ -10,6 +10,7 @@ from prometheus_client.registry import CollectorRegistry
 from fleetscope.catalog import FamilySet
 from fleetscope.drift import catalog
 from fleetscope.drift.comparison import DriftResult
+from fleetscope.drift.quality import ColumnQuality
 from fleetscope.drift.service.service import DriftService
 
 
@@ -23,6 +24,7 @@ class DriftCollector:
             latest = service.model(name).latest
             if latest is not None and latest.outcome == "success" and latest.result is not None:
                 _add_result(families, {"model": name}, latest.result, latest.current_rows, latest.reference_rows)
+                _add_quality(families, name, latest.quality)
                 for label, result in latest.segments.items():
                     rows = latest.segment_rows[label]
                     _add_result(families, {"model": name, "segment": label}, result, *rows)
@@ -38,6 +40,10 @@ class DriftCollector:
             families.add(catalog.ROWS_REJECTED, {"model": name, "reason": reason}, count)
         for (name, reason), count in sorted(service.batches_rejected.items()):
             families.add(catalog.BATCHES_REJECTED, {"model": name, "reason": reason}, count)
+        for name, config in service.models().items():  # 0 from the start, so that increase() sees the first
+            for column in config.columns:
+                families.add(catalog.ROWS_REFUSED_BY_COLUMN, {"model": name, "column": column},
+                             service.rows_refused_by_column[name, column])
         families.add(catalog.MODELS, {}, len(service.models()))
         families.add(catalog.STORE_SIZE, {}, service.store.size_bytes())
         yield from families.metrics()
@@ -55,6 +61,16 @@ def _add_result(families: FamilySet, labels: dict[str, str], result: DriftResult
     families.add(catalog.DATASET_DETECTED, labels, result.dataset_drifted)
     families.add(catalog.WINDOW_ROWS, {**labels, "window": "current"}, current_rows)
     families.add(catalog.WINDOW_ROWS, {**labels, "window": "reference"}, reference_rows)
+
+
+def _add_quality(families: FamilySet, model: str, quality: dict[str, ColumnQuality]) -> None:
+    for column, found in quality.items():
+        labels = {"model": model, "column": column}
+        families.add(catalog.MISSING, labels, found.missing_share)
+        if found.new_category_share is not None:
+            families.add(catalog.NEW_CATEGORIES, labels, found.new_category_share)
+        if found.out_of_range_share is not None:
+            families.add(catalog.OUT_OF_RANGE, labels, found.out_of_range_share)
 
 
 def registry_for(service: DriftService) -> CollectorRegistry:

@@ -7,6 +7,7 @@ import re
 
 import pandas as pd
 
+from fleetscope.drift import quality
 from fleetscope.drift.comparison import DriftResult
 from fleetscope.drift.profile_comparison import ProfileMethodError, compare_profiles
 from fleetscope.drift.profiles import DEFAULT_K, Profile, merge_all, profile
@@ -61,6 +62,7 @@ def run(config: ModelConfig, current: dict[str, tuple[Profile, int]], reference:
     reference_whole = reference.get(WHOLE) or merge_all(reference.values())
     evaluation.current_rows, evaluation.reference_rows = whole.rows, reference_whole.rows
     evaluation.result = _compare(config, reference_whole, whole)
+    evaluation.quality = quality.from_profiles(reference_whole, whole, compared_kinds(config))
     segments = sorted(((label, found) for label, (found, _) in current.items() if label != WHOLE),
                       key=lambda item: -item[1].rows)
     for position, (label, found) in enumerate(segments):

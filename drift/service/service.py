@@ -77,6 +77,7 @@ class DriftService:
         self.profiles_accepted: Counter[str] = Counter()
         self.rows_rejected: Counter[tuple[str, str]] = Counter()
         self.batches_rejected: Counter[tuple[str, str]] = Counter()
+        self.rows_refused_by_column: Counter[tuple[str, str]] = Counter()
         self.evaluations: Counter[tuple[str, str]] = Counter()
         self.last_success: dict[str, float] = {}
         for name, schema in self.store.models().items():
@@ -129,7 +130,7 @@ class DriftService:
         except (BadBatch, Overloaded) as error:
             if not error.counted:  # nested scopes count a refusal once
                 error.counted = True
-                self.reject(name, error.reason, getattr(error, "rows", None))
+                self.reject(name, error.reason, getattr(error, "rows", None), getattr(error, "column", None))
             raise
 
     def ingest(self, name: str, body: bytes, content_type: str, batch_id: str | None = None,
@@ -181,13 +182,16 @@ class DriftService:
             self.profiles_accepted[name] += 1
         return checked.rows, not stored
 
-    def reject(self, model: str | None, reason: str, rows: int | None) -> None:
+    def reject(self, model: str | None, reason: str, rows: int | None, column: str | None = None) -> None:
         """Counts a refused request; names of models the service does not hold (user input,
-        unbounded) are all counted as "_unknown"."""
+        unbounded) are all counted as "_unknown". Rows refused for a value of one of the model's
+        columns are counted by that column too."""
         label = model if model in self._models else "_unknown"
         self.batches_rejected[label, reason] += 1
         if rows:
             self.rows_rejected[label, reason] += rows
+            if column is not None and label != "_unknown" and column in self._models[label].config.columns:
+                self.rows_refused_by_column[label, column] += rows
 
     def put_reference(self, name: str, body: bytes, content_type: str, numerical: list[str] | None = None,
                       categorical: list[str] | None = None, segments: list[str] | None = None,
