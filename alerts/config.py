@@ -163,6 +163,11 @@ class DriftConfig:
     rejected_for: str = "15m"
     service_down_for: str = "5m"
     client_dropping_for: str = "15m"
+    # Data quality of the current window against the reference, per column.
+    missing_ratio: float = 0.2
+    new_category_ratio: float = 0.05
+    out_of_range_ratio: float = 0.05
+    quality_for: str = "30m"
 
 
 @dataclass(frozen=True)

@@ -42,6 +42,7 @@ def drift_alerts(config: AlertsConfig) -> list[Alert]:
               description="The drift service on {{ $labels.instance }} has rejected {{ $value | humanizePercentage }} "
                           f"of the rows sent for model {{{{ $labels.model }}}} over {d.rejected_for}: the model's "
                           "outputs no longer match its schema, and drift is measured on what is left."),
+        *quality_alerts(config),
         Alert("FleetscopeDriftServiceDown", f"up{{{s}}} == 0", "ticket", for_=d.service_down_for,
               summary="The drift service on {{ $labels.instance }} cannot be scraped",
               description=f"Prometheus has failed to scrape the drift service on {{{{ $labels.instance }}}} for "
@@ -53,6 +54,27 @@ def drift_alerts(config: AlertsConfig) -> list[Alert]:
               description="The drift client in {{ $labels.instance }} drops {{ $value | humanize }} rows a second "
                           f"of model {{{{ $labels.model }}}} ({{{{ $labels.reason }}}}), for {d.client_dropping_for}."),
     ]
+
+
+def quality_alerts(config: AlertsConfig) -> list[Alert]:
+    """A column's data quality in the current window, against the reference: one alert per measure."""
+    d, s = config.drift, config.selectors.drift_service
+    column = "Column {{ $labels.column }} of {{ $labels.model }}"
+    measures = [
+        ("FleetscopeDriftColumnValuesMissing", drift.MISSING, d.missing_ratio,
+         f"{column} is missing {{{{ $value | humanizePercentage }}}} of its values",
+         "of its rows have no value (null or NaN)"),
+        ("FleetscopeDriftNewCategories", drift.NEW_CATEGORIES, d.new_category_ratio,
+         f"{column} holds categories its reference never had", "of its values are categories the reference never held"),
+        ("FleetscopeDriftValuesOutOfRange", drift.OUT_OF_RANGE, d.out_of_range_ratio,
+         f"{column} holds values outside its reference's range",
+         "of its values lie below the reference's minimum or above its maximum"),
+    ]
+    return [Alert(name, f"{spec.select(s)} > {threshold:g}", "ticket", for_=d.quality_for, summary=summary,
+                  description=f"{column}: in the current window {{{{ $value | humanizePercentage }}}} {what}, above "
+                              f"{threshold:.0%} for {d.quality_for}. Drift is scored on the values present; this is "
+                              "the data itself going wrong.")
+            for name, spec, threshold, summary, what in measures]
 
 
 def rule_groups(config: AlertsConfig) -> dict:

@@ -1,5 +1,6 @@
 """Model drift: per model the share of drifted columns, per column the score against its
-threshold over time, what the drift service ingests and rejects, and links to its reports."""
+threshold over time, data quality per column, what the drift service ingests and rejects, and
+links to its reports."""
 
 from grafana_foundation_sdk.builders import dashboard as builders
 from grafana_foundation_sdk.models import dashboard as models
@@ -65,8 +66,31 @@ def build(config: AlertsConfig | None = None) -> dict:
                     columns=VERDICT_COLUMNS.split(", "), mappings={"drifted": {"0": "no", "1": "drifted"}},
                     width=24, links=[("Drift report", REPORT)]),
     ])
+    per_column = model + ',column=~"$column"'
+    quality = Row("Data quality", [
+        timeseries_panel("Missing values by column", "Share of the current window's rows in which each column has "
+                                                     "no value (null or NaN).", "percentunit",
+                         Query(m(drift.MISSING, per_column), "{{model}} {{column}}"), min=0, max=1),
+        timeseries_panel("New categories by column", "Share of each categorical column's values in the current "
+                                                     "window that its reference never held.", "percentunit",
+                         Query(m(drift.NEW_CATEGORIES, per_column), "{{model}} {{column}}"), min=0, max=1),
+        timeseries_panel("Values outside the reference range", "Share of each numerical column's values in the "
+                                                               "current window below the reference's minimum or "
+                                                               "above its maximum.", "percentunit",
+                         Query(m(drift.OUT_OF_RANGE, per_column), "{{model}} {{column}}"), min=0, max=1),
+        timeseries_panel("Rows refused by column", "Output rows refused because a value of the column had the "
+                                                   "wrong type, was not finite or was too long.", "rowsps",
+                         Query(f"sum by (model, column) (rate({m(drift.ROWS_REFUSED_BY_COLUMN, per_column)}[{RATE}]))",
+                               "{{model}} {{column}}")),
+        timeseries_panel("Score error bound", "For models fed profiles: the bound on each column's score where it "
+                                              "comes from sketches (0 where exact). The verdict is certain where "
+                                              "|score - threshold| exceeds it.", "none",
+                         Query(m(drift.SCORE_ERROR_BOUND, by_column), "{{model}} {{column}} ({{method}})"),
+                         width=24),
+    ])
     ingest = Row("Ingest and evaluation", [
-        timeseries_panel("Rows accepted per second", "Output rows the drift service stored.", "rowsps",
+        timeseries_panel("Rows accepted per second", "Output rows the drift service stored (for models fed "
+                                                     "profiles, the rows their profiles summarize).", "rowsps",
                          Query(f"sum by (model) (rate({m(drift.ROWS_ACCEPTED, model)}[{RATE}]))", "{{model}}")),
         timeseries_panel("Requests rejected per second", "Requests the drift service refused, by reason "
                                                          "(schema, not_finite, too_large, unauthorized, ...).",
@@ -88,4 +112,5 @@ def build(config: AlertsConfig | None = None) -> dict:
     return dashboard(UIDS["drift"], TITLES["drift"],
                      "Model drift from the fleetscope drift service: drift share per model and segment, each "
                      "column's score against its threshold over time, ingest and rejections, and links to the "
-                     "service's Evidently reports.", variables, [verdict, columns, ingest], links_except("drift"))
+                     "service's Evidently reports.", variables, [verdict, columns, quality, ingest],
+                     links_except("drift"))

@@ -34,7 +34,7 @@ def from_frames(reference: pd.DataFrame, current: pd.DataFrame,
         known = reference[name].dropna()
         if kind is ColumnKind.NUMERICAL:
             values = present.to_numpy(dtype=np.float64)
-            outside = (np.count_nonzero((values < known.min()) | (values > known.max()))
+            outside = (int(np.count_nonzero((values < known.min()) | (values > known.max())))
                        if len(known) else len(values))
             qualities[name] = ColumnQuality(missing, out_of_range_share=_share(outside, len(values)))
         else:
