@@ -44,6 +44,7 @@ from prometheus_client.metrics_core import Metric
 from fleetscope import log
 from fleetscope.catalog import FamilySet
 from fleetscope.drift import catalog
+from fleetscope.drift.sharding import shard_url
 
 _log = log.get("fleetscope.drift.client")
 # 408: the body was too slow to arrive; 429: too many writes at once. Both can succeed later.
@@ -57,10 +58,13 @@ class DriftClient:
                  backoff: float = 0.5, max_backoff: float = 30.0, timeout: float = 10.0, mode: str = "rows",
                  numerical: Sequence[str] = (), categorical: Sequence[str] = (), segments: Sequence[str] = (),
                  interval: float = 60.0, replica: str | None = None,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, shards: int = 1) -> None:
+        """shards: how many drift service instances the models are spread over; `url` then holds {shard}, and
+        the model's shard is chosen as the service instances choose it (fleetscope.drift.sharding)."""
         if mode not in ("rows", "profile"):
             raise ValueError(f"mode must be rows or profile, not {mode!r}")
         self.mode = mode
+        url = shard_url(url, model, shards)
         self.endpoint = f"{url.rstrip('/')}/v1/models/{model}/{'outputs' if mode == 'rows' else 'profiles'}"
         self.model = model
         self._profiles = None if mode == "rows" else _Profiles(numerical, categorical, segments, interval,

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from fleetscope import durations, log
 from fleetscope.drift.service.config import ConfigError, load
+from fleetscope.drift.sharding import index_from_hostname
 from fleetscope.web.server import is_loopback, parse_listen_address
 
 DESCRIPTION = """Compares live model outputs with reference windows and serves drift as Prometheus metrics.
@@ -28,6 +29,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="how long accepted outputs are kept (default 7d)")
     parser.add_argument("--evaluation.interval", dest="evaluation_interval", type=durations.argument,
                         help="how often each model is evaluated, unless its config says otherwise (default 1m)")
+    parser.add_argument("--shard.count", dest="shard_count", type=int,
+                        help="how many drift service instances the models are spread over (default 1)")
+    parser.add_argument("--shard.index", dest="shard_index",
+                        help="which of them this is, from 0; 'hostname' takes the number ending the hostname, as a "
+                             "Kubernetes StatefulSet's pods are named (fleetscope-drift-2)")
     parser.add_argument("--web.allow-unauthenticated", dest="allow_unauthenticated", action="store_true",
                         help="serve on an address other machines can reach with no write tokens configured, so that "
                              "anyone who can connect may create models and write outputs (refused without this flag)")
@@ -40,9 +46,11 @@ def run(args: argparse.Namespace) -> int:
     from fleetscope.web.connections import raise_open_file_limit
 
     try:
+        index = args.shard_index
         config = load(args.config_file).with_overrides(
             listen_address=args.listen_address, storage_path=args.storage_path, retention=args.retention,
-            evaluation_interval=args.evaluation_interval)
+            evaluation_interval=args.evaluation_interval, shard_count=args.shard_count,
+            shard_index=index_from_hostname() if index == "hostname" else None if index is None else int(index))
         host, port = parse_listen_address(config.listen_address)
     except (ConfigError, ValueError) as error:
         raise log.UserError(str(error)) from None
@@ -63,7 +71,8 @@ def run(args: argparse.Namespace) -> int:
         tls = {"ssl_certfile": str(config.tls_cert_file), "ssl_keyfile": str(config.tls_key_file)}
     _log.info("drift service listening", extra={"address": config.listen_address, "models": len(service.models()),
                                                 "store": str(config.storage_path), "tls": bool(tls),
-                                                "auth": config.auth.enabled})
+                                                "auth": config.auth.enabled,
+                                                "shard": f"{config.shard_index} of {config.shard_count}"})
     connections = config.limits.connections()
     raise_open_file_limit(connections)
     try:

@@ -17,6 +17,7 @@ with the `defaults` settings.
       write_tokens_file: /etc/fleetscope/drift-write-tokens  # write tokens may also read
       metrics_require_token: false
     tls: {cert_file: server.crt, key_file: server.key}
+    shard: {index: 0, count: 1}     # models spread over count instances (fleetscope.drift.sharding)
     defaults:
       window: {type: sliding, duration: 10m, rows: 100000}
       drift_share: 0.5
@@ -49,6 +50,7 @@ import yaml
 from fleetscope import durations
 from fleetscope.drift import stattests
 from fleetscope.drift.columns import ColumnKind, parse_kind
+from fleetscope.drift.sharding import shard_of
 from fleetscope.web.connections import ConnectionLimits
 
 MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")
@@ -158,9 +160,23 @@ class ServiceConfig:
     default_window: Window = field(default_factory=Window)
     default_drift_share: float = 0.5
     models: dict[str, ModelConfig] = field(default_factory=dict)
+    # This instance is shard `shard_index` of `shard_count` (fleetscope.drift.sharding): it holds, takes and
+    # evaluates only the models whose shard that is.
+    shard_index: int = 0
+    shard_count: int = 1
+
+    def owns(self, model: str) -> bool:
+        return self.shard_count == 1 or shard_of(model, self.shard_count) == self.shard_index
 
     def with_overrides(self, **overrides: Any) -> ServiceConfig:
-        return replace(self, **{key: value for key, value in overrides.items() if value is not None})
+        config = replace(self, **{key: value for key, value in overrides.items() if value is not None})
+        config.check_shard()
+        return config
+
+    def check_shard(self) -> None:
+        if not 0 <= self.shard_index < self.shard_count:
+            raise ConfigError(f"shard.index must be from 0 to shard.count - 1 ({self.shard_count - 1}), "
+                              f"not {self.shard_index}")
 
     def model_from_schema(self, name: str, schema: Mapping) -> ModelConfig:
         """A model created through the API: its stored schema with the default settings."""
@@ -180,7 +196,9 @@ def load(path: Path | None) -> ServiceConfig:
 def parse(document: Mapping, base: Path = Path(".")) -> ServiceConfig:
     _mapping(document, "the config")
     _only(document, "the config", {"listen_address", "evaluation_interval", "storage", "limits", "auth", "tls",
-                                   "defaults", "models"})
+                                   "defaults", "models", "shard"})
+    shard = _mapping(document.get("shard", {}), "shard")
+    _only(shard, "shard", {"index", "count"})
     storage = _mapping(document.get("storage", {}), "storage")
     _only(storage, "storage", {"path", "retention", "profile_rollup_after"})
     limits_document = _mapping(document.get("limits", {}), "limits")
@@ -204,7 +222,10 @@ def parse(document: Mapping, base: Path = Path(".")) -> ServiceConfig:
         tls_key_file=base / tls["key_file"] if tls.get("key_file") else None,
         default_window=_window(defaults.get("window"), Window(), "defaults.window"),
         default_drift_share=_share(defaults.get("drift_share", 0.5), "defaults.drift_share"),
+        shard_count=_positive_int(shard.get("count", 1), "shard.count"),
+        shard_index=_whole(shard.get("index", 0), "shard.index"),
     )
+    config.check_shard()
     models = _mapping(document.get("models", {}), "models")
     if len(models) > limits.max_models:
         raise ConfigError(f"the config declares {len(models)} models; limits.max_models is {limits.max_models}")
@@ -349,6 +370,12 @@ def _duration(value: Any, where: str) -> float:
 def _positive_int(value: Any, where: str) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
         raise ConfigError(f"{where} must be a positive whole number, not {value!r}")
+    return value
+
+
+def _whole(value: Any, where: str) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise ConfigError(f"{where} must be a whole number from 0, not {value!r}")
     return value
 
 

@@ -60,10 +60,11 @@ def create_app(service: DriftService, body_timeout: float = 30.0) -> SecurityHea
             model = request.path_params.get("model")
             if (denied := refused(request, write)) is not None:
                 return denied
-            if known_model and model not in service.models():
-                return _error(404, f"model {model!r} is not known: declare it in the config or PUT its "
-                                   "reference first")
             try:
+                if known_model and model not in service.models():
+                    service.check_shard(model)
+                    return _error(404, f"model {model!r} is not known: declare it in the config or PUT its "
+                                       "reference first")
                 return await handler(request, model)
             except BadBatch as error:
                 return _error(error.status, error.message, reason=error.reason, headers=error.headers)

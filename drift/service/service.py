@@ -24,6 +24,7 @@ from fleetscope.drift.service import evaluation, profiled, windows
 from fleetscope.drift.service.config import COLUMN_NAME, MODEL_NAME, ModelConfig, ServiceConfig
 from fleetscope.drift.service.decode import BadBatch, BodyLimits, conform, read_table
 from fleetscope.drift.service.store import RowRange, Store
+from fleetscope.drift.sharding import shard_of
 
 _log = log.get("fleetscope.drift")
 # How long a report request waits for a build (its own or another's) before it is answered 503.
@@ -81,9 +82,11 @@ class DriftService:
         self.evaluations: Counter[tuple[str, str]] = Counter()
         self.last_success: dict[str, float] = {}
         for name, schema in self.store.models().items():
-            if name not in config.models:
+            if name not in config.models and config.owns(name):
                 self._add(config.model_from_schema(name, schema))
         for name, model_config in config.models.items():
+            if not config.owns(name):  # another shard's
+                continue
             self._add(model_config)
             self.store.put_model(name, model_config.to_json())
             if model_config.reference_file is not None:
@@ -100,6 +103,15 @@ class DriftService:
 
     def models(self) -> dict[str, ModelConfig]:
         return {name: model.config for name, model in self._models.items()}
+
+    def check_shard(self, name: str) -> None:
+        """BadBatch 421 naming the right shard when the model belongs to another instance."""
+        config = self.config
+        if not config.owns(name):
+            shard = shard_of(name, config.shard_count)
+            raise BadBatch(421, "wrong_shard", f"model {name!r} belongs to drift service shard {shard} of "
+                                               f"{config.shard_count}; this is shard {config.shard_index}",
+                           headers={"Fleetscope-Shard": str(shard)})
 
     def model(self, name: str) -> _Model:
         model = self._models.get(name)
@@ -141,6 +153,7 @@ class DriftService:
         slot_taken: the caller holds a write_slot() (the HTTP API takes one before reading the body)."""
         model = self._models.get(name)
         with self.counting_refusals(name), (nullcontext() if slot_taken else self.write_slot()):
+            self.check_shard(name)
             if model is None:
                 raise BadBatch(404, "unknown_model", f"model {name!r} has no schema: declare it in the config or "
                                                      "PUT its reference first")
@@ -157,6 +170,7 @@ class DriftService:
         and whether it was stored before (a retry or a duplicate, which stores nothing)."""
         model = self._models.get(name)
         with self.counting_refusals(name), (nullcontext() if slot_taken else self.write_slot()):
+            self.check_shard(name)
             if model is None:
                 raise BadBatch(404, "unknown_model", f"model {name!r} has no schema: declare it in the config or "
                                                      "PUT its reference first")
@@ -200,6 +214,7 @@ class DriftService:
         (PROFILE_CONTENT_TYPE) may be the reference of a known model fed profiles."""
         model = self._models.get(name)
         with self.counting_refusals(name), (nullcontext() if slot_taken else self.write_slot()):
+            self.check_shard(name)
             if model is not None and model.config.rolling_reference is not None:
                 raise BadBatch(409, "rolling_reference", f"model {name!r} uses a rolling reference window; "
                                                          "it cannot be set")

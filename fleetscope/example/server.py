@@ -97,6 +97,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--engine", default="sklearn", help="the engine label of the metrics")
     parser.add_argument("--drift.url", dest="drift_url",
                         help="drift service to send each prediction's inputs and outputs to (e.g. http://127.0.0.1:9840)")
+    parser.add_argument("--drift.shards", dest="drift_shards", type=int, default=1,
+                        help="drift service instances the models are spread over; --drift.url then holds {shard}, "
+                             "e.g. http://fleetscope-drift-{shard}.fleetscope-drift:9840")
     parser.add_argument("--drift.token-file", dest="drift_token_file", type=Path,
                         help="file holding a write token for the drift service")
     parser.add_argument("--gpus", default=None, metavar="UUID,...",
@@ -145,7 +148,10 @@ def run(args: argparse.Namespace) -> int:
         from fleetscope.drift.client import DriftClient
 
         token = _read_token(args.drift_token_file) if args.drift_token_file else None
-        client = DriftClient(args.drift_url, model.name, token=token)
+        try:
+            client = DriftClient(args.drift_url, model.name, token=token, shards=args.drift_shards)
+        except ValueError as error:
+            raise log.UserError(f"--drift.url: {error}") from None
     limits = ConnectionLimits()
     metrics = InferenceMetrics(engine=args.engine, gpus=_gpus(args.gpus), hostname=args.gpus_hostname)
     app = create_app(model, metrics, workers=args.workers, limits=limits,
