@@ -1,7 +1,7 @@
 """Kubernetes manifests for a GPU cluster running the Prometheus Operator (kube-prometheus-stack):
 
     exporter.yaml       the node exporter: ServiceAccount and DaemonSet on every GPU node
-    drift.yaml          the drift service: ConfigMap, PersistentVolumeClaim, Deployment, Service
+    drift.yaml          the drift service: ConfigMap, StatefulSet (a shard a pod), headless Service
     monitors.yaml       PodMonitor for the exporters and for instrumented model servers, ServiceMonitor
                         for the drift service
     alertmanager.yaml   the generated Alertmanager configuration as the Secret kube-prometheus-stack's
@@ -36,6 +36,8 @@ class KubernetesConfig:
     runtime_class: str = "nvidia"
     nccl_inspector_dir: str = "/var/log/nccl-inspector"
     drift_storage: str = "20Gi"
+    # Drift service instances the models are spread over (fleetscope.drift.sharding): the StatefulSet's replicas.
+    drift_shards: int = 1
     # Model server pods to scrape carry this label and name their metrics port "metrics".
     model_server_label: tuple[str, str] = ("fleetscope.io/scrape", "inference")
 
@@ -145,13 +147,14 @@ def drift_service(config: KubernetesConfig) -> list[dict]:
     configmap = {"apiVersion": "v1", "kind": "ConfigMap",
                  "metadata": _metadata(DRIFT_CONFIG_MAP, config, "drift-service"),
                  "data": {"drift.yaml": DRIFT_CONFIG}}
-    claim = {"apiVersion": "v1", "kind": "PersistentVolumeClaim",
-             "metadata": _metadata(DRIFT, config, "drift-service"),
+    claim = {"metadata": {"name": "data", "labels": labels},
              "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": config.drift_storage}}}}
     container = {
         "name": "drift",
         "image": _image(config, "drift"),
-        "args": ["--config.file=/etc/fleetscope/drift.yaml", "--log.format=json"],
+        # Each pod is one shard, its index the ordinal ending its name (fleetscope-drift-0, -1, ...).
+        "args": ["--config.file=/etc/fleetscope/drift.yaml", "--log.format=json",
+                 f"--shard.count={config.drift_shards}", "--shard.index=hostname"],
         "ports": [{"name": "http", "containerPort": DRIFT_PORT, "protocol": "TCP"}],
         "readinessProbe": _probe("http", "/-/ready"),
         "livenessProbe": _probe("http", period=30),
@@ -165,14 +168,17 @@ def drift_service(config: KubernetesConfig) -> list[dict]:
             {"name": "tmp", "mountPath": "/tmp"},
         ],
     }
-    deployment = {
-        "apiVersion": "apps/v1", "kind": "Deployment",
+    statefulset = {
+        "apiVersion": "apps/v1", "kind": "StatefulSet",
         "metadata": _metadata(DRIFT, config, "drift-service"),
         "spec": {
-            "replicas": 1,
-            # One writer: the SQLite store on a ReadWriteOnce volume cannot be shared during a rollout.
-            "strategy": {"type": "Recreate"},
+            "replicas": config.drift_shards,
+            # Stable names (the shard index) and a volume each; a pod is replaced by stopping it first, so its
+            # SQLite store on a ReadWriteOnce volume never has two writers.
+            "serviceName": DRIFT,
+            "podManagementPolicy": "Parallel",
             "selector": {"matchLabels": labels},
+            "volumeClaimTemplates": [claim],
             "template": {
                 "metadata": {"labels": labels},
                 "spec": {
@@ -186,16 +192,18 @@ def drift_service(config: KubernetesConfig) -> list[dict]:
                         #   kubectl -n monitoring create secret generic fleetscope-drift-tokens \
                         #     --from-file=read --from-file=write
                         {"name": "tokens", "secret": {"secretName": f"{DRIFT}-tokens"}},
-                        {"name": "data", "persistentVolumeClaim": {"claimName": DRIFT}},
                         {"name": "tmp", "emptyDir": {}},
                     ],
                 },
             },
         },
     }
+    # Headless: each shard is reached by its own name, fleetscope-drift-N.fleetscope-drift.NAMESPACE.svc, which
+    # clients build from http://fleetscope-drift-{shard}.fleetscope-drift.NAMESPACE.svc:9840.
     service = {"apiVersion": "v1", "kind": "Service", "metadata": _metadata(DRIFT, config, "drift-service"),
-               "spec": {"selector": labels, "ports": [{"name": "http", "port": DRIFT_PORT, "targetPort": "http"}]}}
-    return [configmap, claim, deployment, service]
+               "spec": {"clusterIP": "None", "selector": labels,
+                        "ports": [{"name": "http", "port": DRIFT_PORT, "targetPort": "http"}]}}
+    return [configmap, statefulset, service]
 
 
 def monitors(config: KubernetesConfig) -> list[dict]:

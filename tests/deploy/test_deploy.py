@@ -48,7 +48,7 @@ def test_the_kustomization_holds_every_manifest_in_one_namespace():
     on_disk = {path.name for path in (DEPLOY / "kubernetes").glob("*.yaml")} - {"kustomization.yaml"}
     assert set(kustomization["resources"]) == on_disk
     kinds = {doc["kind"] for doc in _all_documents()}
-    assert {"DaemonSet", "Deployment", "Service", "PersistentVolumeClaim", "PodMonitor", "ServiceMonitor",
+    assert {"DaemonSet", "StatefulSet", "Service", "PodMonitor", "ServiceMonitor",
             "PrometheusRule", "ConfigMap", "Secret"} <= kinds
     assert {doc["metadata"]["namespace"] for doc in _all_documents()} == {"monitoring"}
 
@@ -102,7 +102,7 @@ def test_each_manifest_is_valid_against_its_schema(document):
 
 
 @pytest.mark.parametrize("kind, path", [("DaemonSet", ("spec", "template", "spec", "hostPid")),
-                                        ("Deployment", ("spec", "replica")),
+                                        ("StatefulSet", ("spec", "replica")),
                                         ("PodMonitor", ("spec", "podMetricsEndpoints", 0, "intervall")),
                                         ("ServiceMonitor", ("spec", "endpoints", 0, "portt")),
                                         ("PrometheusRule", ("spec", "groups", 0, "rulez"))])
@@ -144,6 +144,25 @@ def test_the_drift_deployment_config_is_accepted_by_the_service(tmp_path):
     (tmp_path / "drift.yaml").write_text(text)
     loaded = drift_config.load(tmp_path / "drift.yaml")
     assert loaded.listen_address == f":{kubernetes.DRIFT_PORT}" and loaded.auth.write_tokens
+
+
+def test_the_drift_statefulset_is_one_shard_a_pod_with_its_own_volume():
+    from fleetscope.drift import command
+    from fleetscope.drift.sharding import index_from_hostname
+
+    for shards in (1, 3):
+        documents = kubernetes.drift_service(kubernetes.KubernetesConfig(drift_shards=shards))
+        statefulset = next(doc for doc in documents if doc["kind"] == "StatefulSet")
+        service = next(doc for doc in documents if doc["kind"] == "Service")
+        assert statefulset["spec"]["replicas"] == shards and service["spec"]["clusterIP"] == "None"
+        assert statefulset["spec"]["serviceName"] == service["metadata"]["name"]
+        assert [claim["metadata"]["name"] for claim in statefulset["spec"]["volumeClaimTemplates"]] == ["data"]
+        parser = argparse.ArgumentParser()
+        command.add_arguments(parser)
+        args = parser.parse_args([arg for arg in statefulset["spec"]["template"]["spec"]["containers"][0]["args"]
+                                  if not arg.startswith("--log.")])
+        assert (args.shard_count, args.shard_index) == (shards, "hostname")
+        assert index_from_hostname(f"{statefulset['metadata']['name']}-{shards - 1}") == shards - 1
 
 
 def test_the_monitors_give_the_jobs_the_alerts_select():
