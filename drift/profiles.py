@@ -314,8 +314,10 @@ def _copy_frequent(sketch: datasketches.frequent_strings_sketch) -> datasketches
 # -- the wire format ---------------------------------------------------------------------------------------------
 #
 # MAGIC, a version byte, then a zlib-compressed body: a 4-byte length and that much JSON (the columns'
-# exact fields, numerical counts as two arrays), then each column's sketch as a 4-byte length and its
-# DataSketches serialization (KLL or frequent items), in the JSON's column order.
+# exact fields; categorical counts as two lists, values and counts), then, in the JSON's column order, each
+# column's blobs, each a 4-byte length and its bytes: a numerical column's counts ("counts": "binary": its
+# values as float64, then their counts as int64, little-endian), then its sketch (DataSketches' KLL or
+# frequent-items serialization).
 
 def encode(profile_: Profile) -> bytes:
     header: dict = {"k": profile_.k, "columns": []}
@@ -323,7 +325,11 @@ def encode(profile_: Profile) -> bytes:
     for name, column in profile_.columns.items():
         entry: dict[str, Any] = {"name": name, "family": column.family, "rows": column.rows, "missing": column.missing,
                                  "declared": column.declared.value if column.declared else None}
-        if column.counts is not None:
+        if column.counts is not None and column.numeric:
+            entry["counts"] = "binary"
+            blobs.append(np.fromiter(column.counts, np.float64, len(column.counts)).astype("<f8").tobytes()
+                         + np.fromiter(column.counts.values(), np.int64, len(column.counts)).astype("<i8").tobytes())
+        elif column.counts is not None:
             entry["counts"] = [list(column.counts), list(column.counts.values())]
         if column.numeric:
             entry.update(minimum=column.minimum, maximum=column.maximum, mean=column.mean,
@@ -378,19 +384,22 @@ def _decoded_column(entry: dict, body: bytes, offset: int) -> tuple[ColumnProfil
     if rows < 0 or missing < 0:
         raise ProfileError("negative counts")
     counts = None
-    if "counts" in entry:
+    if entry.get("counts") == "binary":
+        blob, offset = _blob(body, offset)
+        if len(blob) % 16:
+            raise ProfileError(f"column {entry['name']!r}: its counts are not pairs of float64 and int64")
+        half = len(blob) // 2
+        counts = dict(zip(np.frombuffer(blob[:half], "<f8").tolist(), np.frombuffer(blob[half:], "<i8").tolist(),
+                          strict=True))
+    elif "counts" in entry:
         values, numbers = entry["counts"]
         counts = dict(zip(values, (int(n) for n in numbers), strict=True))
-        if sum(counts.values()) != rows or any(n <= 0 for n in counts.values()):
-            raise ProfileError(f"column {entry['name']!r}: its value counts do not add up to its rows")
+    if counts is not None and (sum(counts.values()) != rows or any(n <= 0 for n in counts.values())):
+        raise ProfileError(f"column {entry['name']!r}: its value counts do not add up to its rows")
     column = ColumnProfile(family, declared, rows, missing, counts)
     kind = entry["sketch"]
     if kind is not None:
-        (length,) = struct.unpack_from("<I", body, offset)
-        blob = body[offset + 4:offset + 4 + length]
-        if len(blob) != length:
-            raise ProfileError("profile ends inside a sketch")
-        offset += 4 + length
+        blob, offset = _blob(body, offset)
         if kind == "kll":
             column.sketch = datasketches.kll_doubles_sketch.deserialize(blob)
             column.minimum, column.maximum = float(entry["minimum"]), float(entry["maximum"])
@@ -404,6 +413,14 @@ def _decoded_column(entry: dict, body: bytes, offset: int) -> tuple[ColumnProfil
     if column.counts is None and column.sketch is None and column.frequent is None:
         raise ProfileError(f"column {entry['name']!r} has neither counts nor a sketch")
     return column, offset
+
+
+def _blob(body: bytes, offset: int) -> tuple[bytes, int]:
+    (length,) = struct.unpack_from("<I", body, offset)
+    blob = body[offset + 4:offset + 4 + length]
+    if len(blob) != length:
+        raise ProfileError("profile ends inside a column's data")
+    return blob, offset + 4 + length
 
 
 def as_declared(profile_: Profile, kinds: Mapping[str, ColumnKind], optional: Iterable[str] = ()) -> Profile:
