@@ -269,27 +269,41 @@ class _Profiles:
         self.segments, self.interval, self.replica, self.clock = list(segments), interval, replica, clock
         self.columns = [c for c in self.numerical + self.categorical if c not in self.segments]
         self.textual = list(dict.fromkeys(self.categorical + self.segments))
+        self.numerical_columns = [c for c in self.numerical if c in self.columns]
+        self.categorical_columns = [c for c in self.categorical if c in self.columns]
         self.pending: dict[tuple[float, str], tuple[Any, int]] = {}
 
     def add(self, rows: list[Row]) -> None:
+        import numpy as np
         import pandas as pd
 
         start = math.floor(self.clock() / self.interval) * self.interval
-        frame = pd.DataFrame.from_records(rows, columns=list(dict.fromkeys(self.columns + self.segments)))
+        columns: dict[str, Any] = {name: [row.get(name) for row in rows]
+                                   for name in dict.fromkeys(self.columns + self.segments)}
         for name in self.textual:  # categories as the service stores them: 1 and True as "1" and "true"
-            frame[name] = frame[name].map(self._text, na_action="ignore").astype(object)
+            values = columns[name]
+            if not all(type(value) is str or value is None for value in values):
+                values = [self._text(value) for value in values]
+            columns[name] = np.array(values, dtype=object)
+        for name in self.numerical_columns:  # None becomes NaN; text raises ValueError, and the batch is refused
+            columns[name] = np.array(columns[name], dtype=np.float64)
+        frame = pd.DataFrame(columns, copy=False)
         groups = frame.groupby(self.segments, dropna=False, sort=False) if self.segments else [((), frame)]
         made = []
         for values, group in groups:
-            values = values if isinstance(values, tuple) else (values,)
-            label = self._label(self.segments, values)
-            made.append(((start, label), self._module.profile(
-                group[self.columns], numerical=[c for c in self.numerical if c in self.columns],
-                categorical=[c for c in self.categorical if c in self.columns]), len(group)))
+            key = (start, self._label(self.segments, values if isinstance(values, tuple) else (values,)))
+            pending = self.pending.get(key)
+            uncounted = [] if pending is None else [name for name in self.columns
+                                                    if pending[0].columns[name].numeric
+                                                    and pending[0].columns[name].counts is None]
+            data = group[self.columns] if self.segments else group  # without segments, the frame is the columns
+            made.append((key, self._module.profile(data, self.numerical_columns,
+                                                   self.categorical_columns, uncounted=uncounted), len(group)))
         for key, profile, count in made:  # all or nothing: a batch that fails to profile changes nothing
             if key in self.pending:
                 merged, before = self.pending[key]
-                profile, count = merged.merge(profile), before + count
+                merged.absorb(profile)  # the pending profile is this client's own
+                profile, count = merged, before + count
             self.pending[key] = (profile, count)
 
     def due(self, everything: bool) -> list[tuple[tuple[float, str], tuple[Any, int]]]:
