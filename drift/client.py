@@ -265,6 +265,7 @@ class _Profiles:
         from fleetscope.drift.segments import segment_label
 
         self._module, self._label, self._text = profiles, segment_label, category_text
+        self._sample_rows = profiles.samples.ROWS  # rows of an interval sent with its profile, for the report
         self.numerical, self.categorical = list(numerical), list(categorical)
         self.segments, self.interval, self.replica, self.clock = list(segments), interval, replica, clock
         self.columns = [c for c in self.numerical + self.categorical if c not in self.segments]
@@ -302,7 +303,7 @@ class _Profiles:
         for key, profile, count in made:  # all or nothing: a batch that fails to profile changes nothing
             if key in self.pending:
                 merged, before = self.pending[key]
-                merged.absorb(profile)  # the pending profile is this client's own
+                merged.absorb(profile, self._sample_rows)  # the pending profile is this client's own
                 profile, count = merged, before + count
             self.pending[key] = (profile, count)
 

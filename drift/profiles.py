@@ -34,7 +34,9 @@ import datasketches
 import numpy as np
 import pandas as pd
 
+from fleetscope.drift import samples
 from fleetscope.drift.columns import INTEGER_CARDINALITY_LIMIT, ColumnKind, category_text
+from fleetscope.drift.samples import Sample
 
 FORMAT_VERSION = 1
 MAGIC = b"FSPF"
@@ -108,6 +110,7 @@ class Profile:
 
     columns: dict[str, ColumnProfile]
     k: int = DEFAULT_K
+    sample: Sample | None = None  # some of the rows themselves, for a report drawn from a sample
 
     @property
     def rows(self) -> int:
@@ -117,18 +120,19 @@ class Profile:
         """A new profile of both; neither is changed."""
         return self._merged(other, in_place=False)
 
-    def absorb(self, other: Profile) -> None:
+    def absorb(self, other: Profile, sample_cap: int = samples.CAP) -> None:
         """Merges `other` into this profile, reusing its sketches: for accumulating many profiles into one
-        that nothing else holds (merging copies every sketch)."""
-        merged = self._merged(other, in_place=True)
-        self.columns, self.k = merged.columns, merged.k
+        that nothing else holds (merging copies every sketch). Its sample keeps at most sample_cap rows."""
+        merged = self._merged(other, in_place=True, sample_cap=sample_cap)
+        self.columns, self.k, self.sample = merged.columns, merged.k, merged.sample
 
-    def _merged(self, other: Profile, in_place: bool) -> Profile:
+    def _merged(self, other: Profile, in_place: bool, sample_cap: int = samples.CAP) -> Profile:
         if set(self.columns) != set(other.columns):
             raise ProfileError(f"profiles of different columns cannot merge: {sorted(self.columns)} and "
                                f"{sorted(other.columns)}")
         return Profile({name: _merge_columns(name, column, other.columns[name], in_place)
-                        for name, column in self.columns.items()}, min(self.k, other.k))
+                        for name, column in self.columns.items()}, min(self.k, other.k),
+                       samples.merged(self.sample, other.sample, sample_cap))
 
     def to_bytes(self) -> bytes:
         return encode(self)
@@ -156,11 +160,12 @@ def merge_all(profiles: Iterable[Profile]) -> Profile:
 # -- building ----------------------------------------------------------------------------------------------------
 
 def profile(df: pd.DataFrame, numerical: Iterable[str] | None = None, categorical: Iterable[str] | None = None,
-            k: int = DEFAULT_K, uncounted: Iterable[str] = ()) -> Profile:
+            k: int = DEFAULT_K, uncounted: Iterable[str] = (), sample_rows: int = samples.ROWS) -> Profile:
     """A profile of every column of `df`, or of the declared columns only when either list is given.
 
     uncounted: numerical columns whose exact value counts are not kept (the profile this one will merge into
-    has more than EXACT_DISTINCT values already), which saves sorting them."""
+    has more than EXACT_DISTINCT values already), which saves sorting them.
+    sample_rows: rows kept as they are (fleetscope.drift.samples), 0 for none."""
     numerical, categorical = list(numerical or ()), list(categorical or ())
     both = set(numerical) & set(categorical)
     if both:
@@ -174,7 +179,7 @@ def profile(df: pd.DataFrame, numerical: Iterable[str] | None = None, categorica
         raise ProfileError(f"k must be between 8 and 65535, not {k}")
     uncounted = set(uncounted)
     return Profile({name: _profile_column(name, df[name], declared.get(name), k, name not in uncounted)
-                    for name in names}, k)
+                    for name in names}, k, samples.draw(df, names, sample_rows) if sample_rows else None)
 
 
 def _family(column: pd.Series) -> str:
@@ -357,7 +362,8 @@ def _copy_frequent(sketch: datasketches.frequent_strings_sketch) -> datasketches
 # frequent-items serialization).
 
 def encode(profile_: Profile) -> bytes:
-    header: dict = {"k": profile_.k, "columns": []}
+    header: dict = {"k": profile_.k, "columns": [],
+                    "sample": None if profile_.sample is None else profile_.sample.to_json()}
     blobs: list[bytes] = []
     for name, column in profile_.columns.items():
         entry: dict[str, Any] = {"name": name, "family": column.family, "rows": column.rows, "missing": column.missing,
@@ -405,7 +411,8 @@ def decode(data: bytes) -> Profile:
             columns[str(entry["name"])] = column
         if offset != len(body):
             raise ProfileError("profile has bytes after its last column")
-        return Profile(columns, int(header["k"]))
+        sample = header.get("sample")
+        return Profile(columns, int(header["k"]), None if sample is None else Sample.from_json(sample, list(columns)))
     except ProfileError:
         raise
     except (zlib.error, struct.error, ValueError, KeyError, TypeError, RuntimeError, IndexError) as error:
@@ -488,7 +495,7 @@ def as_declared(profile_: Profile, kinds: Mapping[str, ColumnKind], optional: It
         else:
             column = replace(column, declared=kind)
         columns[name] = column
-    return Profile(columns, profile_.k)
+    return Profile(columns, profile_.k, _declared_sample(profile_.sample, kinds, list(columns)))
 
 
 def _as_text(name: str, counts: dict | None) -> dict | None:
@@ -515,3 +522,19 @@ def _text_keyed(name: str, sketch: datasketches.frequent_strings_sketch | None) 
             raise ProfileError(f"column {name!r}: a sketch of more than {EXACT_DISTINCT} categories must hold "
                                f"them as text (as DriftClient(mode='profile') sends them)")
     return sketch
+
+
+def _declared_sample(sample: Sample | None, kinds: Mapping[str, ColumnKind], names: list[str]) -> Sample | None:
+    """The sample's columns kept, its categories written as the service stores them."""
+    if sample is None:
+        return None
+    kept = sample.only(names)
+    try:
+        for name, values in kept.columns.items():
+            if kinds[name] is ColumnKind.CATEGORICAL:
+                kept.columns[name] = [category_text(value) for value in values]
+            elif not all(value is None or type(value) in (int, float) for value in values):
+                raise TypeError(f"column {name!r} is numerical, but its sample holds other values")
+    except TypeError as error:
+        raise ProfileError(f"the profile's sample: {error}") from None
+    return kept

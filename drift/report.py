@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import hashlib
+import html
 import json
 import re
 import uuid
@@ -79,6 +80,17 @@ def evidently_html(snapshot) -> SafeReport:
     hashes = " ".join(f"'sha256-{base64.b64encode(hashlib.sha256(body.encode()).digest()).decode()}'"
                       for body in _INLINE_SCRIPT.findall(page))
     return SafeReport(page, _POLICY.format(scripts=hashes))
+
+
+def with_banner(report: SafeReport, text: str) -> SafeReport:
+    """The report with a notice at the top of its page (escaped; styled inline, which the policy allows)."""
+    start = report.html.find("<body")
+    end = report.html.find(">", start) + 1
+    if start < 0 or end <= 0:
+        raise RuntimeError("Evidently's report template changed: it has no <body> to put the notice in")
+    banner = (f'<div role="note" style="padding:12px 16px;background:#fff4ce;border-bottom:1px solid #e0c060;'
+              f'font:14px sans-serif">{html.escape(text)}</div>')
+    return SafeReport(report.html[:end] + banner + report.html[end:], report.content_security_policy)
 
 
 def _template_params(widgets: list, template_params: type):

@@ -12,6 +12,7 @@ import pandas as pd
 from fleetscope.drift import quality
 from fleetscope.drift.comparison import DriftResult, PreparedReference, compare
 from fleetscope.drift.quality import ColumnQuality
+from fleetscope.drift.samples import Sample
 from fleetscope.drift.segments import segment_label
 from fleetscope.drift.service.config import ModelConfig
 from fleetscope.drift.service.store import RowRange
@@ -35,6 +36,7 @@ class Evaluation:
     profiled: bool = False  # compared from profiles: windows are of intervals, not row numbers
     current_intervals: int = 0
     quality: dict[str, ColumnQuality] = field(default_factory=dict)  # of the model as a whole
+    samples: tuple[Sample | None, Sample | None] | None = None  # fed profiles: (reference, current) rows kept
 
     def to_json(self) -> dict:
         document: dict[str, Any] = {

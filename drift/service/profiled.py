@@ -7,7 +7,7 @@ import re
 
 import pandas as pd
 
-from fleetscope.drift import quality
+from fleetscope.drift import quality, samples
 from fleetscope.drift.comparison import DriftResult
 from fleetscope.drift.profile_comparison import ProfileMethodError, compare_profiles
 from fleetscope.drift.profiles import DEFAULT_K, Profile, merge_all, profile
@@ -40,7 +40,7 @@ def reference_profiles(config: ModelConfig, frame: pd.DataFrame, k: int = DEFAUL
     kinds = compared_kinds(config)
     numerical = [name for name, kind in kinds.items() if kind.value == "num"]
     categorical = [name for name in kinds if name not in numerical]
-    profiles = {WHOLE: profile(frame, numerical, categorical, k)}
+    profiles = {WHOLE: profile(frame, numerical, categorical, k, sample_rows=samples.CAP)}
     if config.segments:
         for values, group in frame.groupby(list(config.segments), dropna=False, sort=False):
             values = values if isinstance(values, tuple) else (values,)
@@ -63,6 +63,7 @@ def run(config: ModelConfig, current: dict[str, tuple[Profile, int]], reference:
     evaluation.current_rows, evaluation.reference_rows = whole.rows, reference_whole.rows
     evaluation.result = _compare(config, reference_whole, whole)
     evaluation.quality = quality.from_profiles(reference_whole, whole, compared_kinds(config))
+    evaluation.samples = (reference_whole.sample, whole.sample)
     segments = sorted(((label, found) for label, (found, _) in current.items() if label != WHOLE),
                       key=lambda item: -item[1].rows)
     for position, (label, found) in enumerate(segments):

@@ -19,7 +19,7 @@ from fleetscope import log
 from fleetscope.drift.columns import ColumnKind
 from fleetscope.drift.comparison import column_kinds
 from fleetscope.drift.profiles import Profile, ProfileError, as_declared
-from fleetscope.drift.report import SafeReport, evidently_html, evidently_snapshot
+from fleetscope.drift.report import SafeReport, evidently_html, evidently_snapshot, with_banner
 from fleetscope.drift.service import evaluation, profiled, windows
 from fleetscope.drift.service.config import COLUMN_NAME, MODEL_NAME, ModelConfig, ServiceConfig
 from fleetscope.drift.service.decode import BadBatch, BodyLimits, conform, read_table
@@ -406,11 +406,11 @@ class DriftService:
         """Evidently's HTML report of the windows the latest evaluation compared."""
         model = self.model(name)
         latest = model.latest
-        if model.config.profiled:
-            raise LookupError(f"model {name!r} is fed profiles: the service holds no rows to draw Evidently's "
-                              f"report from; /v1/models/{name}/drift has the evaluation")
         if latest is None or latest.outcome != "success":
             raise LookupError(f"model {name!r} has no successful evaluation yet: POST /v1/models/{name}/evaluate")
+        if latest.profiled and (latest.samples is None or None in latest.samples):
+            raise LookupError(f"model {name!r} is fed profiles without samples of their rows, so there are no rows "
+                              f"to draw Evidently's report from; /v1/models/{name}/drift has the evaluation")
         # Whoever comes first builds it; the others wait for that build instead of repeating it.
         if not model.report_lock.acquire(timeout=REPORT_WAIT_SECONDS):
             raise Overloaded(f"the report of {name!r} is still being built; retry shortly", retry_after=5)
@@ -427,16 +427,26 @@ class DriftService:
             raise Overloaded("reports are busy (limits.max_concurrent_reports)", retry_after=5)
         try:
             config = model.config
-            current = self._frame(config, latest.current)
-            if latest.reference is not None:
-                reference = self._frame(config, latest.reference)
+            if latest.samples is not None:
+                reference, current = (sample.frame() for sample in latest.samples)
             else:
-                reference, _ = self._fixed_reference(model)
+                current = self._frame(config, latest.current)
+                if latest.reference is not None:
+                    reference = self._frame(config, latest.reference)
+                else:
+                    reference, _ = self._fixed_reference(model)
             kinds = {name: drift.kind for name, drift in latest.result.columns.items()}
             methods = {name: drift.method for name, drift in latest.result.columns.items()}
             thresholds = {name: drift.threshold for name, drift in latest.result.columns.items()}
-            return evidently_html(evidently_snapshot(reference, current, kinds, methods, thresholds,
+            page = evidently_html(evidently_snapshot(reference, current, kinds, methods, thresholds,
                                                      config.drift_share))
+            if latest.samples is None:
+                return page
+            return with_banner(page, f"Drawn from a sample: {len(current):,} of the {latest.current_rows:,} rows of "
+                                     f"the current window and {len(reference):,} of the reference's "
+                                     f"{latest.reference_rows:,}, kept with the profiles the replicas sent. The "
+                                     f"drift service's own scores (/v1/models/{config.name}/drift and /metrics) "
+                                     f"come from the whole profiles, and may differ from these.")
         finally:
             self._reports.release()
 

@@ -302,3 +302,25 @@ def test_declared_as_the_model_declares_categories_are_the_service_s_text():
     with pytest.raises(ProfileError, match="'ok' is numerical, but the profile holds bool values"):
         profiles.as_declared(replica, {"retries": ColumnKind.CATEGORICAL, "ok": ColumnKind.NUMERICAL,
                                        "x": ColumnKind.NUMERICAL})
+
+
+def test_a_profile_keeps_a_bounded_weighted_sample_of_its_rows():
+    from fleetscope.drift import samples
+
+    parts = [mixed(rows, seed=40 + index) for index, rows in enumerate([50, 3_000, 20_000] * 30)]
+    merged = merge_all(profile(part) for part in parts)
+    total = sum(len(part) for part in parts)
+    # Uniform: every part thinned to the lowest sampling rate (100 of 20,000 rows), within CAP.
+    assert merged.sample.size == pytest.approx(total * 100 / 20_000, rel=0.01)  # rounded at each merge
+    assert merged.sample.size <= samples.CAP and merged.sample.represented == pytest.approx(total, rel=1e-9)
+    assert merge_all(profile(mixed(1_000, seed=s)) for s in range(80)).sample.size == samples.CAP
+    assert set(merged.sample.columns) == set(merged.columns)
+    # Each part is represented in proportion to its rows, not to its sample's size.
+    big = merge_all([profile(mixed(100, seed=1)), profile(mixed(100_000, seed=2, shift=1.0))]).sample.frame()
+    assert big["score"].dropna().mean() > 0.9  # nearly all rows come from the 100,000, centred on 1, not 0
+    again = Profile.from_bytes(merged.to_bytes()).sample
+    assert again.columns == merged.sample.columns and again.weights == merged.sample.weights
+    assert profile(mixed(10, seed=3), sample_rows=0).sample is None
+    data = profile(pd.DataFrame({"x": [1.0, 2.0]})).to_bytes()
+    header = json.loads(zlib.decompress(data[5:])[4:4 + struct.unpack_from("<I", zlib.decompress(data[5:]))[0]])
+    assert header["sample"]["weights"] == [1.0, 1.0]
