@@ -53,8 +53,8 @@ def main() -> None:
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     warnings.simplefilter("ignore")  # scipy's and pandas' warnings on degenerate data sets, as compare() gives them
-    seen: dict = defaultdict(lambda: {"columns": 0, "refused": 0, "approximate": 0, "worst_error": 0.0, "widest_bound": 0.0,
-                                      "worst_error_over_bound": 0.0, "decisions_differing": 0,
+    seen: dict = defaultdict(lambda: {"columns": 0, "refused": 0, "approximate": 0, "worst_error": 0.0,
+                                      "widest_bound": 0.0, "worst_error_over_bound": 0.0, "decisions_differing": 0,
                                       "decisions_differing_outside_bound": 0})
     numerical, categorical = [*NUMERICAL, "few"], ["label", "token"]
     for repeat in range(args.repeat):
@@ -68,7 +68,8 @@ def main() -> None:
                             for data, parts in ((reference, 4), (current, 8))]
                 for name, truth in exact.columns.items():
                     try:  # column by column, as the service does: a refused column leaves the others
-                        mine = compare_profiles(*(Profile({name: p.columns[name]}, p.k) for p in profiles)).columns[name]
+                        one = [Profile({name: found.columns[name]}, found.k) for found in profiles]
+                        mine = compare_profiles(*one).columns[name]
                     except ProfileMethodError:
                         seen[truth.method]["refused"] += 1
                         continue
