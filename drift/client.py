@@ -324,4 +324,5 @@ class _Profiles:
                 **({"segment": label} if label else {})}
 
     def idempotency_key(self, key: tuple[float, str]) -> str:
-        return f"{self.replica}:{key[0]:.0f}"
+        """What the service keys a profile on (it reads them from the query): replica, interval, segment."""
+        return f"{self.replica}:{key[0]:.0f}:{key[1]}"

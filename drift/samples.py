@@ -16,7 +16,8 @@ import numpy as np
 import pandas as pd
 
 ROWS = 100  # kept by one profile (a replica's interval)
-CAP = 5000  # kept by any merge of profiles
+INTERVAL_ROWS = 200  # kept by the service for one stored interval, which it re-reads at every replica's profile
+CAP = 5000  # kept by any other merge of profiles: a window's, for its report
 
 
 @dataclass

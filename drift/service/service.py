@@ -145,18 +145,25 @@ class DriftService:
                 self.reject(name, error.reason, getattr(error, "rows", None), getattr(error, "column", None))
             raise
 
+    @contextmanager
+    def _writing_to(self, name: str, slot_taken: bool) -> Iterator[_Model]:
+        """A write to a model this instance holds: refusals counted, a write slot held (unless the caller
+        holds one), and BadBatch for another shard's model or one without a schema."""
+        with self.counting_refusals(name), (nullcontext() if slot_taken else self.write_slot()):
+            self.check_shard(name)
+            model = self._models.get(name)
+            if model is None:
+                raise BadBatch(404, "unknown_model", f"model {name!r} has no schema: declare it in the config or "
+                                                     "PUT its reference first")
+            yield model
+
     def ingest(self, name: str, body: bytes, content_type: str, batch_id: str | None = None,
                slot_taken: bool = False) -> RowRange:
         """Validates and stores one batch of outputs; all of it or nothing. A batch id seen before
         for the model stores nothing and answers the rows it was first stored as.
 
         slot_taken: the caller holds a write_slot() (the HTTP API takes one before reading the body)."""
-        model = self._models.get(name)
-        with self.counting_refusals(name), (nullcontext() if slot_taken else self.write_slot()):
-            self.check_shard(name)
-            if model is None:
-                raise BadBatch(404, "unknown_model", f"model {name!r} has no schema: declare it in the config or "
-                                                     "PUT its reference first")
+        with self._writing_to(name, slot_taken) as model:
             limits = self._batch_limits
             table = conform(read_table(body, content_type, limits), model.config.columns, limits)
             stored = self.store.append(name, table, batch_id)
@@ -168,12 +175,7 @@ class DriftService:
                        segment: str = "", slot_taken: bool = False) -> tuple[int, bool]:
         """Validates a replica's profile of one interval and merges it into the stored one; returns its rows
         and whether it was stored before (a retry or a duplicate, which stores nothing)."""
-        model = self._models.get(name)
-        with self.counting_refusals(name), (nullcontext() if slot_taken else self.write_slot()):
-            self.check_shard(name)
-            if model is None:
-                raise BadBatch(404, "unknown_model", f"model {name!r} has no schema: declare it in the config or "
-                                                     "PUT its reference first")
+        with self._writing_to(name, slot_taken) as model:
             config = model.config
             if not config.profiled:
                 raise BadBatch(409, "not_profiled", f"model {name!r} takes rows (mode: rows): POST them to "

@@ -28,6 +28,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
+from fleetscope.drift import samples
 from fleetscope.drift.profiles import Profile, merge_all
 
 _SCHEMA = """
@@ -58,6 +59,9 @@ CREATE TABLE IF NOT EXISTS profile_references (
 """
 
 
+OPEN_INTERVALS = 256  # merged interval profiles kept in memory: an interval per segment per model, a few at once
+
+
 @dataclass(frozen=True)
 class RowRange:
     """Row numbers [first, end) of one model."""
@@ -82,6 +86,8 @@ class Store:
         self._reader = self._connect()
         self._read_lock = threading.Lock()
         self._next_row = dict(self._writer.execute("SELECT model, next_row FROM row_counters"))
+        # The intervals profiles were last merged into, as stored (insertion order: the oldest first out).
+        self._open_intervals: dict[tuple, tuple[Profile, int]] = {}
         self._last_time = self._writer.execute("SELECT COALESCE(MAX(received_at), 0) FROM batches").fetchone()[0]
 
     def _connect(self) -> sqlite3.Connection:
@@ -212,21 +218,29 @@ class Store:
                     profile: Profile) -> bool:
         """Merges a replica's profile of an interval into the stored one; durable when this returns. False,
         storing nothing, when this replica's profile of that segment and interval was stored before."""
+        key = (model, segment, start, seconds)
         with self._transaction() as db:
             seen = db.execute("SELECT 1 FROM profile_receipts WHERE model = ? AND replica = ? AND segment = ? "
                               "AND start = ?", (model, replica, segment, start)).fetchone()
             if seen is not None:
                 return False
-            found = db.execute("SELECT profiles, data FROM profile_intervals WHERE model = ? AND segment = ? AND "
-                               "start = ? AND seconds = ?", (model, segment, start, seconds)).fetchone()
-            merged, count = (profile, 1) if found is None else (Profile.from_bytes(found[1]).merge(profile),
-                                                                 found[0] + 1)
+            stored = self._open_intervals.get(key)
+            if stored is None:
+                found = db.execute("SELECT profiles, data FROM profile_intervals WHERE model = ? AND segment = ? "
+                                   "AND start = ? AND seconds = ?", key).fetchone()
+                stored = None if found is None else (Profile.from_bytes(found[1]), found[0])
+            merged, count = (profile, 1) if stored is None else (
+                stored[0].merge(profile, sample_cap=samples.INTERVAL_ROWS), stored[1] + 1)
             db.execute("INSERT INTO profile_intervals (model, segment, start, seconds, rows, profiles, data) "
                        "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (model, segment, start, seconds) DO UPDATE SET "
                        "rows = excluded.rows, profiles = excluded.profiles, data = excluded.data",
-                       (model, segment, start, seconds, merged.rows, count, merged.to_bytes()))
+                       (*key, merged.rows, count, merged.to_bytes()))
             db.execute("INSERT INTO profile_receipts (model, replica, segment, start, received_at) "
                        "VALUES (?, ?, ?, ?, ?)", (model, replica, segment, start, self._clock()))
+        # Committed: the next profile of the interval merges into this one without reading it back.
+        self._open_intervals[key] = (merged, count)
+        while len(self._open_intervals) > OPEN_INTERVALS:
+            self._open_intervals.pop(next(iter(self._open_intervals)))
         return True
 
     def profiles_between(self, model: str, since: float, until: float) -> dict[str, tuple[Profile, int]]:
@@ -261,6 +275,7 @@ class Store:
         """Merges the intervals that started before `older_than` into one per segment and period (aligned to
         the Unix epoch); returns the intervals merged away."""
         with self._transaction() as db:
+            self._open_intervals.clear()
             found = db.execute("SELECT model, segment, start, seconds, profiles, data FROM profile_intervals "
                                "WHERE start < ? AND seconds < ?", (older_than, period)).fetchall()
             groups: dict[tuple[str, str, float], list[tuple]] = {}
@@ -290,6 +305,7 @@ class Store:
         with self._transaction() as db:
             deleted = db.execute("DELETE FROM batches WHERE received_at < ?", (cutoff,)).rowcount
             deleted += db.execute("DELETE FROM profile_intervals WHERE start + seconds < ?", (cutoff,)).rowcount
+            self._open_intervals.clear()
             # a retry comes within seconds; ids are kept as long as their batches
             db.execute("DELETE FROM batch_ids WHERE received_at < ?", (cutoff,))
         if deleted:
