@@ -217,9 +217,11 @@ def _profile_column(name: str, column: pd.Series, declared: ColumnKind | None, k
             result.mean = float(finite.mean())
             result.squared_deviations = float(np.sum((finite - result.mean) ** 2))
             sketch.update(finite)
-            uniques, occurrences = np.unique(finite, return_counts=True) if counted else (None, None)
-            result.counts = (dict(zip(uniques.tolist(), occurrences.tolist(), strict=True))
-                             if uniques is not None and uniques.size <= EXACT_DISTINCT else None)
+            result.counts = None
+            if counted:
+                uniques, occurrences = np.unique(finite, return_counts=True)
+                if uniques.size <= EXACT_DISTINCT:
+                    result.counts = dict(zip(uniques.tolist(), occurrences.tolist(), strict=True))
         return result
     counts = {_plain(value): int(count) for value, count in _value_counts(column, family)
               if count and not (isinstance(value, float) and math.isinf(value))}

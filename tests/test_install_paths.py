@@ -62,8 +62,15 @@ def installed_by(extra: str | None) -> set[str]:
 
 def import_names(distributions: set[str]) -> list[str]:
     normalized = {name.lower().replace("_", "-") for name in distributions}
-    return sorted(module for module, owners in metadata.packages_distributions().items()
-                  if any(owner.lower().replace("_", "-") in normalized for owner in owners))
+    names = {module for module, owners in metadata.packages_distributions().items()
+             if any(owner.lower().replace("_", "-") in normalized for owner in owners)}
+    # packages_distributions() infers top-level names from .py files only (Python 3.11): a compiled module at
+    # the top level, such as datasketches' _datasketches, is added from the distribution's files.
+    for distribution in metadata.distributions():
+        if distribution.metadata["Name"].lower().replace("_", "-") in normalized:
+            names |= {file.name.split(".")[0] for file in distribution.files or ()
+                      if len(file.parts) == 1 and file.suffix in (".so", ".pyd")}
+    return sorted(names)
 
 
 @pytest.mark.parametrize(("extra", "command"), [

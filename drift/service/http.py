@@ -62,7 +62,7 @@ def create_app(service: DriftService, body_timeout: float = 30.0) -> SecurityHea
                 return denied
             try:
                 if known_model and model not in service.models():
-                    service.check_shard(model)
+                    service.check_shard(str(model))
                     return _error(404, f"model {model!r} is not known: declare it in the config or PUT its "
                                        "reference first")
                 return await handler(request, model)

@@ -430,7 +430,7 @@ class DriftService:
         try:
             config = model.config
             if latest.samples is not None:
-                reference, current = (sample.frame() for sample in latest.samples)
+                reference, current = (sample.frame() for sample in latest.samples if sample is not None)
             else:
                 current = self._frame(config, latest.current)
                 if latest.reference is not None:
