@@ -5,7 +5,7 @@ Service: `--replicas` replicas of a 20-column model (15 numerical, 5 categorical
 (profile mode) or their rows (row mode) for `--minutes` minutes, at each total rate of `--rates` rows a second.
 Each (mode, rate) runs in a fresh process holding one DriftService on a throwaway store, on a clock moved by
 hand (no waiting), with a sliding window of those minutes and a reference of 5,000 rows. Measured: CPU to
-ingest a minute of traffic, CPU per evaluation (median of 3), resident memory the service state adds (VmHWM
+ingest a minute of traffic, CPU per evaluation (median of 7), resident memory the service state adds (VmHWM
 after the run minus VmRSS before it), and the data stored per day of traffic (the stored profiles' or row
 batches' bytes per minute x 1,440; SQLite's own overhead and write-ahead log left out).
 Replicas' profiles are drawn from a pool of `--pool` profiles a minute, each of its own rows: the service
@@ -39,6 +39,7 @@ import pyarrow as pa
 NUMERICAL = [f"n{i:02d}" for i in range(15)]
 CATEGORICAL = [f"c{i}" for i in range(5)]
 START = 1_800_000_000.0  # a multiple of a minute and an hour
+EVALUATIONS = 7  # per case; their median is reported
 
 
 def frame(rows: int, seed: int) -> pd.DataFrame:
@@ -98,7 +99,7 @@ def scenario(mode: str, rate: int, replicas: int, minutes: int, pool_size: int) 
         table = "profile_intervals" if mode == "profiles" else "batches"
         stored_bytes = service.store._reader.execute(f"SELECT SUM(LENGTH(data)) FROM {table}").fetchone()[0]
         evaluations = []
-        for _ in range(3):
+        for _ in range(EVALUATIONS):
             started = time.process_time()
             result = service.evaluate("m")
             evaluations.append(time.process_time() - started)

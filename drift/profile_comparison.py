@@ -20,9 +20,11 @@ What a profile can give, per test:
   not account for, as a share t, bound the total variation to the true distribution; JS distance is at
   most sqrt(ln 2 * t) from it and Hellinger at most sqrt(t), and both are metrics, so the score moves by
   at most the sum of the two sides' terms.
+- Exact without counts: chisquare of a current past EXACT_DISTINCT categories against a reference counted
+  exactly is 0, as scipy gives it (a category the reference never had makes the statistic infinite).
 - Refused, with the reason: the other rank tests (anderson, cramer_von_mises, ed, mannw, es) and the
-  binned or count tests (psi, kl_div, chisquare, z, g_test, fisher_exact, and hellinger, jensenshannon of
-  a numerical column) once a side is a sketch: a sketch gives them no bound worth stating.
+  binned or count tests (psi, kl_div, chisquare otherwise, z, g_test, fisher_exact, and hellinger,
+  jensenshannon of a numerical column) once a side is a sketch: a sketch gives them no bound worth stating.
 """
 
 from __future__ import annotations
@@ -240,6 +242,10 @@ def _score(test: stattests.StatTest, reference: Side, current: Side) -> tuple[fl
     assert isinstance(reference, CategoricalSide) and isinstance(current, CategoricalSide)
     if test.name in ("jensenshannon", "hellinger"):
         return _categorical_distance(test, reference, current)
+    if test.name == "chisquare" and reference.exact and not current.exact:
+        # A current of more than EXACT_DISTINCT categories against a reference of at most that many holds a
+        # category the reference never had: its expected count is 0, scipy's statistic infinite, p exactly 0.
+        return 0.0, 0.0
     raise ProfileMethodError("needs every category's exact count, and a side has more than "
                              f"{EXACT_DISTINCT} distinct values: use jensenshannon or hellinger, whose error a "
                              f"frequent-items sketch bounds, or send rows")
