@@ -69,12 +69,14 @@ MISSING = _drift(
     "model", "column")
 NEW_CATEGORIES = _drift(
     "new_category_ratio", "gauge",
-    "Share of the current window's values of a categorical column that the reference never held.",
+    "Share of the current window's values of a categorical column that the reference never held (for a model "
+    "fed profiles past 1,000 categories, an upper bound: values too rare for the sketch to list count as new).",
     "model", "column")
 OUT_OF_RANGE = _drift(
     "out_of_range_ratio", "gauge",
     "Share of the current window's values of a numerical column below the reference's minimum or above its "
-    "maximum.", "model", "column")
+    "maximum (for a model fed profiles past 1,000 values, from its quantile sketch: within twice its rank error).",
+    "model", "column")
 EVALUATIONS = _drift(
     "evaluations_total", "counter", "Evaluations run, by outcome (success, no_data, error).", "model", "outcome")
 LAST_EVALUATION = _drift(
