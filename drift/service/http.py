@@ -11,7 +11,6 @@ import contextlib
 import hmac
 import json
 import math
-import re
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
@@ -23,12 +22,17 @@ from starlette.routing import Route
 from fleetscope import log
 from fleetscope.drift.service.decode import BadBatch
 from fleetscope.drift.service.metrics import registry_for
-from fleetscope.drift.service.service import PROFILE_CONTENT_TYPE, REPORT_WAIT_SECONDS, DriftService, Overloaded
+from fleetscope.drift.service.service import (
+    IDENTIFIER,
+    PROFILE_CONTENT_TYPE,
+    REPORT_WAIT_SECONDS,
+    DriftService,
+    Overloaded,
+)
 from fleetscope.web.bodies import BodyRefused, bounded_body, discard_body
 from fleetscope.web.headers import SecurityHeaders
 
 _log = log.get("fleetscope.drift")
-BATCH_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
 
 
 def create_app(service: DriftService, body_timeout: float = 30.0) -> SecurityHeaders:
@@ -90,7 +94,7 @@ def create_app(service: DriftService, body_timeout: float = 30.0) -> SecurityHea
 
     def batch_id_of(request: Request) -> str | None:
         batch_id = request.headers.get("idempotency-key")
-        if batch_id is not None and not BATCH_ID.match(batch_id):
+        if batch_id is not None and not IDENTIFIER.match(batch_id):
             raise BadBatch(400, "bad_batch_id", "Idempotency-Key must be 1-128 letters, digits, '-', '_', '.' or ':'")
         return batch_id
 

@@ -8,6 +8,7 @@ import re
 import pandas as pd
 
 from fleetscope.drift import quality, samples
+from fleetscope.drift.columns import ColumnKind
 from fleetscope.drift.comparison import DriftResult
 from fleetscope.drift.profile_comparison import ProfileMethodError, compare_profiles
 from fleetscope.drift.profiles import DEFAULT_K, Profile, merge_all, profile
@@ -38,7 +39,7 @@ def parse_segment(config: ModelConfig, label: str, max_length: int) -> str:
 def reference_profiles(config: ModelConfig, frame: pd.DataFrame, k: int = DEFAULT_K) -> dict[str, Profile]:
     """A rows reference profiled once: as a whole and per segment."""
     kinds = compared_kinds(config)
-    numerical = [name for name, kind in kinds.items() if kind.value == "num"]
+    numerical = [name for name, kind in kinds.items() if kind is ColumnKind.NUMERICAL]
     categorical = [name for name in kinds if name not in numerical]
     profiles = {WHOLE: profile(frame, numerical, categorical, k, sample_rows=samples.CAP)}
     if config.segments:

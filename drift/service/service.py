@@ -30,7 +30,8 @@ _log = log.get("fleetscope.drift")
 # How long a report request waits for a build (its own or another's) before it is answered 503.
 REPORT_WAIT_SECONDS = 60.0
 PROFILE_CONTENT_TYPE = "application/vnd.fleetscope.profile"
-REPLICA = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
+# A replica's name, and a batch's Idempotency-Key.
+IDENTIFIER = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
 # A profile's interval: from a second to an hour, and starting no later than this far ahead of the service's
 # clock (replicas' clocks drift; one far ahead would file outputs in the future).
 MAX_INTERVAL_SECONDS = 3600.0
@@ -180,7 +181,7 @@ class DriftService:
             if not config.profiled:
                 raise BadBatch(409, "not_profiled", f"model {name!r} takes rows (mode: rows): POST them to "
                                                     f"/v1/models/{name}/outputs, or set mode: profiles")
-            if not REPLICA.match(replica):
+            if not IDENTIFIER.match(replica):
                 raise BadBatch(400, "bad_replica", "replica must be 1-128 letters, digits, '-', '_', '.' or ':'")
             if not (math.isfinite(start) and 1 <= seconds <= MAX_INTERVAL_SECONDS):
                 raise BadBatch(400, "bad_interval", f"an interval has a finite start and lasts 1 to "
@@ -355,10 +356,8 @@ class DriftService:
         since, until = windows.current_times(config.window, now)
         current = self.store.profiles_between(config.name, since, until)
         if config.rolling_reference is not None:
-            end = now - config.rolling_reference.offset
-            reference = {label: found for label, (found, _) in
-                         self.store.profiles_between(config.name, end - config.rolling_reference.duration,
-                                                     end).items()}
+            reference = {label: found for label, (found, _) in self.store.profiles_between(
+                config.name, *windows.rolling_times(config.rolling_reference, now)).items()}
             outcome.reference = RowRange(0, 0)
         else:
             reference = self._fixed_reference_profiles(model)

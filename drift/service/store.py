@@ -136,13 +136,19 @@ class Store:
 
     def put_reference(self, model: str, table: pa.Table, schema: dict | None = None) -> None:
         """Sets the model's reference, and its schema when given, in one transaction."""
+        self._set_reference("model_references", model, table.num_rows, _to_ipc(table), schema)
+
+    def _set_reference(self, kind: str, model: str, rows: int, data: bytes, schema: dict | None) -> None:
+        """One reference a model: rows (model_references) or a profile (profile_references); setting one
+        removes the other."""
+        other = {"model_references": "profile_references", "profile_references": "model_references"}[kind]
         with self._transaction() as db:
             if schema is not None:
                 self._upsert_model(db, model, schema)
-            db.execute("INSERT INTO model_references (model, updated_at, rows, data) VALUES (?, ?, ?, ?) "
+            db.execute(f"INSERT INTO {kind} (model, updated_at, rows, data) VALUES (?, ?, ?, ?) "
                        "ON CONFLICT (model) DO UPDATE SET updated_at = excluded.updated_at, rows = excluded.rows, "
-                       "data = excluded.data", (model, self._clock(), table.num_rows, _to_ipc(table)))
-            db.execute("DELETE FROM profile_references WHERE model = ?", (model,))
+                       "data = excluded.data", (model, self._clock(), rows, data))
+            db.execute(f"DELETE FROM {other} WHERE model = ?", (model,))
 
     def reference_version(self, model: str) -> float | None:
         """When the model's reference was last set, without reading it; None if it has none."""
@@ -224,20 +230,14 @@ class Store:
                               "AND start = ?", (model, replica, segment, start)).fetchone()
             if seen is not None:
                 return False
-            stored = self._open_intervals.get(key)
-            if stored is None:
-                found = db.execute("SELECT profiles, data FROM profile_intervals WHERE model = ? AND segment = ? "
-                                   "AND start = ? AND seconds = ?", key).fetchone()
-                stored = None if found is None else (Profile.from_bytes(found[1]), found[0])
+            stored = self._open_intervals.pop(key, None) or _stored_interval(db, key)
             merged, count = (profile, 1) if stored is None else (
                 stored[0].merge(profile, sample_cap=samples.INTERVAL_ROWS), stored[1] + 1)
-            db.execute("INSERT INTO profile_intervals (model, segment, start, seconds, rows, profiles, data) "
-                       "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (model, segment, start, seconds) DO UPDATE SET "
-                       "rows = excluded.rows, profiles = excluded.profiles, data = excluded.data",
-                       (*key, merged.rows, count, merged.to_bytes()))
+            _put_interval(db, key, merged, count)
             db.execute("INSERT INTO profile_receipts (model, replica, segment, start, received_at) "
                        "VALUES (?, ?, ?, ?, ?)", (model, replica, segment, start, self._clock()))
-        # Committed: the next profile of the interval merges into this one without reading it back.
+        # Committed: the next profile of the interval merges into this one without reading it back. Kept the
+        # newest, so that the intervals replicas still send to are the last to go.
         self._open_intervals[key] = (merged, count)
         while len(self._open_intervals) > OPEN_INTERVALS:
             self._open_intervals.pop(next(iter(self._open_intervals)))
@@ -256,14 +256,9 @@ class Store:
             by_segment.setdefault(segment, []).append(Profile.from_bytes(blob))
         return {segment: (merge_all(profiles), len(profiles)) for segment, profiles in by_segment.items()}
 
-    def put_profile_reference(self, model: str, profile: Profile, schema: dict | None = None) -> None:
-        with self._transaction() as db:
-            if schema is not None:
-                self._upsert_model(db, model, schema)
-            db.execute("INSERT INTO profile_references (model, updated_at, rows, data) VALUES (?, ?, ?, ?) "
-                       "ON CONFLICT (model) DO UPDATE SET updated_at = excluded.updated_at, rows = excluded.rows, "
-                       "data = excluded.data", (model, self._clock(), profile.rows, profile.to_bytes()))
-            db.execute("DELETE FROM model_references WHERE model = ?", (model,))
+    def put_profile_reference(self, model: str, profile: Profile) -> None:
+        """Sets a profile as the model's reference (of a model the config declares)."""
+        self._set_reference("profile_references", model, profile.rows, profile.to_bytes(), None)
 
     def profile_reference(self, model: str) -> tuple[float, Profile] | None:
         with self._read_lock:
@@ -282,17 +277,13 @@ class Store:
             for row in found:
                 groups.setdefault((row[0], row[1], row[2] // period * period), []).append(row)
             for (model, segment, start), rows in groups.items():
-                existing = db.execute("SELECT profiles, data FROM profile_intervals WHERE model = ? AND segment = ? "
-                                      "AND start = ? AND seconds = ?", (model, segment, start, period)).fetchone()
-                blobs = [row[5] for row in rows] + ([existing[1]] if existing else [])
-                merged = merge_all(Profile.from_bytes(blob) for blob in blobs)
-                count = sum(row[4] for row in rows) + (existing[0] if existing else 0)
+                hour = (model, segment, start, period)
+                existing = _stored_interval(db, hour)
+                merged = merge_all([Profile.from_bytes(row[5]) for row in rows] + ([existing[0]] if existing else []))
+                count = sum(row[4] for row in rows) + (existing[1] if existing else 0)
                 db.executemany("DELETE FROM profile_intervals WHERE model = ? AND segment = ? AND start = ? AND "
                                "seconds = ?", [(model, segment, row[2], row[3]) for row in rows])
-                db.execute("INSERT INTO profile_intervals (model, segment, start, seconds, rows, profiles, data) "
-                           "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (model, segment, start, seconds) DO UPDATE SET "
-                           "rows = excluded.rows, profiles = excluded.profiles, data = excluded.data",
-                           (model, segment, start, period, merged.rows, count, merged.to_bytes()))
+                _put_interval(db, hour, merged, count)
             # A replica retries within minutes: its receipts are kept while its interval is kept apart.
             db.execute("DELETE FROM profile_receipts WHERE start < ?", (older_than,))
         return len(found)
@@ -325,6 +316,20 @@ class Store:
     def size_bytes(self) -> int:
         return sum(path.stat().st_size for path in (self.path, Path(f"{self.path}-wal"))
                    if path.exists())
+
+
+def _stored_interval(db: sqlite3.Connection, key: tuple) -> tuple[Profile, int] | None:
+    """The merged profile of (model, segment, start, seconds) and how many profiles went into it."""
+    found = db.execute("SELECT profiles, data FROM profile_intervals WHERE model = ? AND segment = ? AND start = ? "
+                       "AND seconds = ?", key).fetchone()
+    return None if found is None else (Profile.from_bytes(found[1]), found[0])
+
+
+def _put_interval(db: sqlite3.Connection, key: tuple, profile: Profile, profiles: int) -> None:
+    db.execute("INSERT INTO profile_intervals (model, segment, start, seconds, rows, profiles, data) "
+               "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (model, segment, start, seconds) DO UPDATE SET "
+               "rows = excluded.rows, profiles = excluded.profiles, data = excluded.data",
+               (*key, profile.rows, profiles, profile.to_bytes()))
 
 
 def _to_ipc(table: pa.Table) -> bytes:

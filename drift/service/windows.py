@@ -19,27 +19,29 @@ from fleetscope.drift.service.store import RowRange, Store
 
 def current_rows(store: Store, model: str, window: Window, now: float, max_rows: int) -> RowRange:
     total = store.total_rows(model)
-    if window.type == "tumbling":
-        if window.duration is not None:
-            end = math.floor(now / window.duration) * window.duration
-            found = store.rows_between_times(model, end - window.duration, end)
-        else:
-            rows = window.rows
-            assert rows is not None  # a window has a duration or a row count (checked in config)
-            end_row = total // rows * rows
-            found = RowRange(max(0, end_row - rows), end_row)
+    if window.duration is not None:
+        found = store.rows_between_times(model, *current_times(window, now))
+    elif window.type == "tumbling":
+        rows = window.rows
+        assert rows is not None  # a window has a duration or a row count (checked in config)
+        end_row = total // rows * rows
+        found = RowRange(max(0, end_row - rows), end_row)
     else:
-        found = (store.rows_between_times(model, now - window.duration, math.inf)
-                 if window.duration is not None else RowRange(0, total))
-        if window.rows is not None:
-            found = RowRange(max(found.first, found.end - window.rows), found.end)
+        found = RowRange(0, total)
+    if window.type == "sliding" and window.rows is not None:
+        found = RowRange(max(found.first, found.end - window.rows), found.end)
     return cap(found, max_rows)
 
 
 def rolling_reference_rows(store: Store, model: str, rolling: RollingReference, now: float,
                            max_rows: int) -> RowRange:
+    return cap(store.rows_between_times(model, *rolling_times(rolling, now)), max_rows)
+
+
+def rolling_times(rolling: RollingReference, now: float) -> tuple[float, float]:
+    """A rolling reference window as times [since, until)."""
     end = now - rolling.offset
-    return cap(store.rows_between_times(model, end - rolling.duration, end), max_rows)
+    return end - rolling.duration, end
 
 
 def cap(rows: RowRange, max_rows: int) -> RowRange:
@@ -47,7 +49,7 @@ def cap(rows: RowRange, max_rows: int) -> RowRange:
 
 
 def current_times(window: Window, now: float) -> tuple[float, float]:
-    """The current window as times [since, until), for models fed profiles (windows by duration only)."""
+    """The current window as times [since, until), for a window by duration (those of models fed profiles are)."""
     assert window.duration is not None  # checked in config for models fed profiles
     if window.type == "tumbling":
         end = math.floor(now / window.duration) * window.duration
