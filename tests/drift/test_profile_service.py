@@ -7,6 +7,7 @@ import json
 import math
 import time
 import urllib.parse
+import zlib
 
 import numpy as np
 import pandas as pd
@@ -271,3 +272,32 @@ def test_a_model_fed_profiles_has_a_report_drawn_from_their_samples_and_saying_s
            "the reference" in page.html
     assert "<script>alert" not in page.html and "'unsafe-inline'" not in page.content_security_policy.split(
         "script-src")[1].split(";")[0]
+
+
+def test_hostile_profiles_over_http_are_refused_and_a_hostile_category_stays_inert_in_the_report(drift_service):
+    address = drift_service("""
+evaluation_interval: 1h
+limits: {max_body_bytes: 262144}
+models:
+  chat:
+    mode: profiles
+    columns: {score: numerical, label: categorical}
+    window: {type: sliding, duration: 1h}
+""")
+    start = math.floor(time.time() / 60) * 60 - 120
+    path = f"/v1/models/chat/profiles?{urllib.parse.urlencode({'replica': 'r1', 'start': start, 'seconds': 60})}"
+    post = lambda body: call(address, "POST", path, body, content_type=PROFILE_CONTENT_TYPE)  # noqa: E731
+    assert post(b"FSPF\x01" + b"\0" * 300_000)[0] == 413  # over limits.max_body_bytes
+    bomb = b"FSPF\x01" + zlib.compress(b"\0" * (65 * 1024 * 1024))
+    status, body, _ = post(bomb)  # 66 KB that would decompress to 65 MiB
+    assert status == 400 and "larger than" in body["error"]
+    assert post(b"FSPF\x01garbage")[1]["reason"] == "bad_profile"
+    hostile = "</script><script>alert(1)</script>"
+    rows = pd.DataFrame({"score": np.random.default_rng(1).normal(size=300), "label": [hostile, "a", "b"] * 100})
+    assert call(address, "PUT", "/v1/models/chat/reference", {"columns": {"score": list(rows.score),
+                                                                          "label": list(rows.label)}})[0] == 200
+    assert post(profile(rows, ["score"], ["label"]).to_bytes())[0] == 202
+    assert call(address, "POST", "/v1/models/chat/evaluate")[1]["outcome"] == "success"
+    status, html, headers = call(address, "GET", "/v1/models/chat/report")
+    assert status == 200 and "Drawn from a sample" in html and hostile not in html
+    assert "script-src 'sha256-" in headers["content-security-policy"]
