@@ -153,6 +153,20 @@ class InferenceConfig:
     normalization: NormalizationConfig = field(default_factory=NormalizationConfig)
 
 
+# Model-quality measures where lower is better: their objective is a maximum.
+LOWER_IS_BETTER = ("mae", "rmse", "mape", "log_loss")
+ESTIMATED = ("accuracy", "precision", "recall", "f1", "roc_auc")  # what CBPE estimates
+
+
+@dataclass(frozen=True)
+class QualityObjective:
+    """A quality objective for the models `selector` matches: `metric` (fleetscope_model_quality's label) at least
+    `objective`, or at most for the errors (LOWER_IS_BETTER)."""
+    selector: str = 'model!=""'
+    metric: str = "accuracy"
+    objective: float = 0.8
+
+
 @dataclass(frozen=True)
 class DriftConfig:
     detected_for: str = "30m"
@@ -168,6 +182,13 @@ class DriftConfig:
     new_category_ratio: float = 0.05
     out_of_range_ratio: float = 0.05
     quality_for: str = "30m"
+    # Model quality (ground truth joined to outputs). One rule per objective: where a model has its own, narrow the
+    # default's selector (model!~"fraud") so that one objective judges it.
+    quality_objectives: tuple[QualityObjective, ...] = (QualityObjective(),)
+    quality_objective_for: str = "30m"
+    min_label_coverage: float = 0.05  # below this share of labelled outputs, realized quality is not judged
+    label_coverage_for: str = "2h"
+    labels_stopped_after: str = "6h"  # no label for this long while outputs arrive
 
 
 @dataclass(frozen=True)
@@ -343,6 +364,13 @@ def check(config: AlertsConfig) -> None:
                               "(add it to inference.normalization.slo_thresholds)")
         if not 0 < slo.objective < 1:
             raise ConfigError(f"inference.slos: objective must be between 0 and 1, got {slo.objective}")
+    for objective in config.drift.quality_objectives:
+        if objective.metric not in ("accuracy", "precision", "recall", "f1", "roc_auc", "r2") + LOWER_IS_BETTER:
+            raise ConfigError(f"drift.quality_objectives: metric {objective.metric!r} is not one "
+                              "fleetscope_model_quality serves with a direction (accuracy, precision, recall, f1, "
+                              "roc_auc, r2, mae, rmse, mape, log_loss)")
+    if not 0 <= config.drift.min_label_coverage <= 1:
+        raise ConfigError("drift.min_label_coverage must be a share from 0 to 1")
     missing = {"exporter", "gpu", "fabric", "waste", "nccl", "serving", "drift"} - set(config.teams)
     if missing:
         raise ConfigError(f"teams: no team for {', '.join(sorted(missing))}")

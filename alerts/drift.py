@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from fleetscope.alerts.config import AlertsConfig
-from fleetscope.alerts.rule import Alert, group, seconds
+from fleetscope.alerts.config import ESTIMATED, LOWER_IS_BETTER, AlertsConfig
+from fleetscope.alerts.rule import Alert, group, matchers, seconds
 from fleetscope.drift import catalog as drift
 
 _BY_MODEL = "cluster, job, instance, model"
@@ -43,6 +43,7 @@ def drift_alerts(config: AlertsConfig) -> list[Alert]:
                           f"of the rows sent for model {{{{ $labels.model }}}} over {d.rejected_for}: the model's "
                           "outputs no longer match its schema, and drift is measured on what is left."),
         *quality_alerts(config),
+        *model_quality_alerts(config),
         Alert("FleetscopeDriftServiceDown", f"up{{{s}}} == 0", "ticket", for_=d.service_down_for,
               summary="The drift service on {{ $labels.instance }} cannot be scraped",
               description=f"Prometheus has failed to scrape the drift service on {{{{ $labels.instance }}}} for "
@@ -75,6 +76,55 @@ def quality_alerts(config: AlertsConfig) -> list[Alert]:
                               f"{threshold:.0%} for {d.quality_for}. Drift is scored on the values present; this is "
                               "the data itself going wrong.")
             for name, spec, threshold, summary, what in measures]
+
+
+def model_quality_alerts(config: AlertsConfig) -> list[Alert]:
+    """Realized quality against each objective, the estimate's band wholly below it before labels arrive, and the
+    ground truth itself: too little of it, or none arriving."""
+    d, s = config.drift, config.selectors.drift_service
+    alerts = []
+    coverage = drift.LABEL_COVERAGE.select(s, 'segment=""')
+    overall = ('class=""', 'segment=""')  # the model as a whole: no per-class or per-segment series
+    for objective in d.quality_objectives:
+        selector = matchers(s, objective.selector, f'metric="{objective.metric}"')
+        worse, side = (">", "above its maximum") if objective.metric in LOWER_IS_BETTER else ("<", "below")
+        alerts.append(Alert(
+            "FleetscopeModelQualityBelowObjective",
+            f"{drift.QUALITY.select(selector, *overall)} {worse} {objective.objective:g}\n"
+            f"and on (cluster, job, instance, model)\n{coverage} >= {d.min_label_coverage:g}", "ticket",
+            for_=d.quality_objective_for,
+            summary=f"{{{{ $labels.model }}}}'s {objective.metric} is {side} objective",
+            description=f"Model {{{{ $labels.model }}}}: its realized {objective.metric} over the labelled outputs of "
+                        f"its quality window is {{{{ $value | printf \"%.3g\" }}}}, {side} the objective "
+                        f"{objective.objective:g}, for {d.quality_objective_for}. The model got worse on the "
+                        "traffic it serves, measured against ground truth."))
+        if objective.metric in ESTIMATED:
+            upper = drift.QUALITY_ESTIMATED_BOUND.select(selector, 'bound="upper"')
+            alerts.append(Alert(
+                "FleetscopeModelEstimatedQualityBelowObjective", f"{upper} < {objective.objective:g}", "ticket",
+                for_=d.quality_objective_for,
+                summary=f"{{{{ $labels.model }}}}'s estimated {objective.metric} is below objective",
+                description=f"Model {{{{ $labels.model }}}}: the {objective.metric} estimated from its calibrated "
+                            f"confidence (CBPE) is below {objective.objective:g} even at the top of its band "
+                            f"({{{{ $value | printf \"%.3g\" }}}}), for {d.quality_objective_for}, before the "
+                            "window's labels are in."))
+    alerts.append(Alert(
+        "FleetscopeModelLabelCoverageLow", f"{coverage} < {d.min_label_coverage:g}", "ticket",
+        for_=d.label_coverage_for,
+        summary="{{ $labels.model }} has ground truth for {{ $value | humanizePercentage }} of its outputs",
+        description=f"Model {{{{ $labels.model }}}}: {{{{ $value | humanizePercentage }}}} of the outputs of its "
+                    f"quality window have a label, under {d.min_label_coverage:.0%} for {d.label_coverage_for}: its "
+                    "realized quality is not judged, and rests on too few rows to trust."))
+    accepted = f"sum by ({_BY_MODEL}) (rate({drift.ROWS_ACCEPTED.select(s)}[15m]))"
+    alerts.append(Alert(
+        "FleetscopeModelLabelsStopped",
+        f"time() - {drift.LAST_LABEL.select(s)} > {seconds(d.labels_stopped_after)}\n"
+        f"and on (cluster, job, instance, model)\n{accepted} > 0", "ticket",
+        summary="No ground truth for {{ $labels.model }} for {{ $value | humanizeDuration }}",
+        description="The drift service on {{ $labels.instance }} last stored a label of model {{ $labels.model }} "
+                    "{{ $value | humanizeDuration }} ago while its outputs keep arriving: the labelling pipeline "
+                    "has stopped, and realized quality will go stale."))
+    return alerts
 
 
 def rule_groups(config: AlertsConfig) -> dict:

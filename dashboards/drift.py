@@ -1,6 +1,6 @@
 """Model drift: per model the share of drifted columns, per column the score against its
-threshold over time, data quality per column, what the drift service ingests and rejects, and
-links to its reports."""
+threshold over time, data quality per column, model quality against ground truth (realized and
+estimated), what the drift service ingests and rejects, and links to its reports."""
 
 from grafana_foundation_sdk.builders import dashboard as builders
 from grafana_foundation_sdk.models import dashboard as models
@@ -88,6 +88,41 @@ def build(config: AlertsConfig | None = None) -> dict:
                          Query(m(drift.SCORE_ERROR_BOUND, by_column), "{{model}} {{column}} ({{method}})"),
                          width=24),
     ])
+    overall = whole + ',class=""'  # the model's figures, not one class's
+    model_quality = Row("Model quality", [
+        timeseries_panel("Model quality: realized and estimated",
+                         "Realized quality over the labelled outputs of each model's quality window (accuracy, "
+                         "macro precision, recall and F1, ROC AUC and log loss; for regression MAE, RMSE, MAPE, R2 "
+                         "and mean error), and for classifiers with a confidence the quality estimated over all "
+                         "its outputs before their labels arrive (CBPE), with its band.", "none",
+                         Query(m(drift.QUALITY, overall), "{{model}} {{metric}} realized"),
+                         Query(m(drift.QUALITY_ESTIMATED, model), "{{model}} {{metric}} estimated"),
+                         Query(m(drift.QUALITY_ESTIMATED_BOUND, model), "{{model}} {{metric}} estimated {{bound}}"),
+                         width=24),
+        timeseries_panel("Label coverage", "Share of the outputs of each model's quality window (and of each "
+                                           "segment) that have ground truth: how much the realized figures rest "
+                                           "on.", "percentunit",
+                         Query(m(drift.LABEL_COVERAGE, model), "{{model}} {{segment}}"), min=0, max=1),
+        timeseries_panel("Label delay", "Time from an output to its ground truth, median and 90th percentile of "
+                                        "the labels joined in each interval.", "s",
+                         Query(f"histogram_quantile(0.5, sum by (model, le) "
+                               f"(rate({m(drift.LABEL_DELAY, model, suffix='_bucket')}[{RATE}])))", "{{model}} p50"),
+                         Query(f"histogram_quantile(0.9, sum by (model, le) "
+                               f"(rate({m(drift.LABEL_DELAY, model, suffix='_bucket')}[{RATE}])))", "{{model}} p90")),
+        timeseries_panel("Labels by outcome", "Labels received per second: joined to a stored output, sent "
+                                              "pre-joined, or not joined (unknown request id, beyond the horizon, "
+                                              "a duplicate).", "cps",
+                         Query(f"sum by (model, outcome) (rate({m(drift.LABELS, model)}[{RATE}]))",
+                               "{{model}} {{outcome}}")),
+        timeseries_panel("Quality by segment and class", "Realized quality of each segment of the model, and "
+                                                         "precision, recall and F1 of each class.", "none",
+                         Query(m(drift.QUALITY, segments + ',class=""'), "{{model}} {{segment}} {{metric}}"),
+                         Query(m(drift.QUALITY, whole + ',class!=""'), "{{model}} {{class}} {{metric}}")),
+        table_panel("Confusion by actual class", "Labelled outputs of the quality window by actual and predicted "
+                                                 "class.", "none",
+                    Query(f"max by (model, actual, predicted) ({m(drift.CONFUSION, model)})", "rows"),
+                    columns=["model", "actual", "predicted"], width=24),
+    ])
     ingest = Row("Ingest and evaluation", [
         timeseries_panel("Rows accepted per second", "Output rows the drift service stored (for models fed "
                                                      "profiles, the rows their profiles summarize).", "rowsps",
@@ -103,7 +138,8 @@ def build(config: AlertsConfig | None = None) -> dict:
     ])
     variables = [datasource_variable(),
                  label_variable("cluster", "Cluster", drift.SHARE.name, service),
-                 label_variable("model", "Model", drift.SHARE.name, matchers(service, 'cluster=~"$cluster"')),
+                 label_variable("model", "Model", drift.ROWS_ACCEPTED.name,
+                                matchers(service, 'cluster=~"$cluster"')),
                  label_variable("column", "Column", drift.DETECTED.name, model),
                  builders.TextBoxVariable("drift_service").label("Drift service URL (for reports)")
                  .default_value("http://fleetscope-drift:9840")
@@ -112,5 +148,6 @@ def build(config: AlertsConfig | None = None) -> dict:
     return dashboard(UIDS["drift"], TITLES["drift"],
                      "Model drift from the fleetscope drift service: drift share per model and segment, each "
                      "column's score against its threshold over time, ingest and rejections, and links to the "
-                     "service's Evidently reports.", variables, [verdict, columns, quality, ingest],
+                     "service's Evidently reports; model quality against ground truth, realized and estimated.",
+                     variables, [verdict, columns, quality, model_quality, ingest],
                      links_except("drift"))

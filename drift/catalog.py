@@ -87,10 +87,66 @@ MODELS = _drift("models", "gauge", "Models the service holds a schema for.")
 STORE_SIZE = _drift(
     "store_size_bytes", "gauge", "Size of the service's store on disk, database and write-ahead log.")
 
+
+# Model quality: ground truth joined to outputs (POST /v1/models/{model}/labels). Classes label series up to
+# limits.max_classes; a model with more keeps its overall figures and drops the per-class ones.
+def _model(name: str, type_: str, help_: str, *labels: str, optional: tuple[str, ...] = ()) -> MetricSpec:
+    return MetricSpec(f"fleetscope_model_{name}", type_, help_, labels, optional)
+
+
+QUALITY = _model(
+    "quality", "gauge",
+    "Realized quality of the model over the labelled outputs of its quality window, as scikit-learn computes it: "
+    "metric is accuracy, precision, recall, f1 (macro averages; per class with a class label), roc_auc and "
+    "log_loss (binary classifiers with the positive class's probability), or mae, rmse, mape (a ratio), r2 and "
+    "mean_error (prediction minus actual) for regression.",
+    "model", "metric", optional=("class", "segment"))
+QUALITY_ESTIMATED = _model(
+    "quality_estimated", "gauge",
+    "Quality of the model over all outputs of its quality window, labelled or not, estimated from its calibrated "
+    "confidence (NannyML's CBPE): accuracy for any classifier with a confidence; precision, recall, f1 and roc_auc "
+    "too for a binary one scoring its positive class.",
+    "model", "metric")
+QUALITY_ESTIMATED_BOUND = _model(
+    "quality_estimated_bound", "gauge",
+    "Lower and upper bound of the estimated quality: 3 standard deviations of the realized value over labels drawn "
+    "from the calibrated probabilities.",
+    "model", "metric", "bound")
+CONFUSION = _model(
+    "confusion_rows", "gauge",
+    "Labelled outputs of the quality window by actual and predicted class (the confusion matrix); cells with no "
+    "rows are absent.",
+    "model", "actual", "predicted")
+LABEL_COVERAGE = _model(
+    "label_coverage_ratio", "gauge",
+    "Share of the outputs of the quality window that have ground truth: how much of the window the realized "
+    "quality rests on.",
+    "model", optional=("segment",))
+QUALITY_WINDOW_ROWS = _model(
+    "quality_window_rows", "gauge",
+    "Rows behind the model's quality: outputs in the quality window, those labelled, and the labelled outputs "
+    "before it the estimate is calibrated on (rows=outputs, labelled or calibration).",
+    "model", "rows")
+LABELS = _model(
+    "labels_total", "counter",
+    "Labels received, by outcome: joined (to a stored output), prejoined (sent with their prediction), "
+    "unknown_request (no stored output has the request id), beyond_horizon (the output is older than the "
+    "model's quality horizon) or duplicate (the output has its label already).",
+    "model", "outcome")
+LABEL_DELAY = _model(
+    "label_delay_seconds", "histogram",
+    "Time from an output to its ground truth, for labels joined (or sent pre-joined with the output's time).",
+    "model")
+LAST_LABEL = _model(
+    "last_label_timestamp_seconds", "gauge", "Unix time a label of the model was last stored.", "model")
+
+MODEL_QUALITY_METRICS = (QUALITY, QUALITY_ESTIMATED, QUALITY_ESTIMATED_BOUND, CONFUSION, LABEL_COVERAGE,
+                         QUALITY_WINDOW_ROWS, LABELS, LABEL_DELAY, LAST_LABEL)
+
 SERVICE_METRICS = (SCORE, SCORE_ERROR_BOUND, THRESHOLD, DETECTED, SHARE, DATASET_DETECTED, WINDOW_ROWS,
                    ROWS_ACCEPTED, PROFILES_ACCEPTED, ROWS_REJECTED, BATCHES_REJECTED, ROWS_REFUSED_BY_COLUMN,
                    MISSING, NEW_CATEGORIES, OUT_OF_RANGE, EVALUATIONS, LAST_EVALUATION, EVALUATION_DURATION, MODELS,
-                   STORE_SIZE)
+                   STORE_SIZE, *MODEL_QUALITY_METRICS)
 
 CLIENT_ROWS_SENT = _drift(
     "client_rows_sent_total", "counter", "Output rows the drift client delivered to the drift service.", "model")

@@ -13,6 +13,9 @@ from fleetscope.localstack.prometheus import Prometheus
 from tests.support.exposition import render
 
 REPO = Path(__file__).resolve().parent.parent
+# NannyML (a test dependency: estimated model quality is compared with it) reports usage over the network unless
+# told not to; the tests run offline.
+os.environ.setdefault("NML_DISABLE_USAGE_LOGGING", "1")
 
 
 @pytest.fixture

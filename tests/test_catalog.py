@@ -16,7 +16,10 @@ NON_UNIT_SUFFIXES = ("_info", "_total", "_up", "_enabled", "_pending", "_failed"
                      "_collectives", "_hung", "_tokens", "_in_flight",
                      # drift: a score whose meaning the method label gives, its threshold, the bound on its
                      # error (in the score's own units), a 0/1 verdict, and counts of rows and models
-                     "_score", "_threshold", "_bound", "_detected", "_rows", "_models")
+                     "_score", "_threshold", "_bound", "_detected", "_rows", "_models",
+                     # model quality: a measure whose meaning the metric label gives (ratios such as accuracy,
+                     # errors in the prediction's own units such as rmse), realized or estimated
+                     "_quality", "_quality_estimated")
 EVERY_SPEC = catalog.ALL + drift_catalog.ALL
 
 

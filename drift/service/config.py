@@ -31,6 +31,16 @@ with the `defaults` settings.
         thresholds: {score: 0.2}
         drift_share: 0.5
         evaluation_interval: 30s
+        quality:                                      # ground truth joined to outputs (POST .../labels)
+          task: classification                        # or regression
+          request_id: request_id                      # the outputs' column naming each request (not compared)
+          prediction: label                           # the predicted class (or value)
+          confidence: score                           # optional: a score per prediction, for estimates
+          confidence_of: prediction                   # or positive: the binary positive class's probability
+          positive: "1"                               # the positive class, with confidence_of: positive
+          window: 1h                                  # quality of the outputs of the last hour
+          horizon: 7d                                 # labels for older outputs are refused (beyond_horizon)
+          calibration_rows: 10000                     # labelled outputs before the window CBPE calibrates on
       chat:                                           # replicas send profiles (DriftClient(mode="profile"))
         mode: profiles
         columns: {latency: numerical, tokens: numerical, finish: categorical}
@@ -49,7 +59,7 @@ import yaml
 
 from fleetscope import durations
 from fleetscope.drift import stattests
-from fleetscope.drift.columns import ColumnKind, parse_kind
+from fleetscope.drift.columns import ColumnKind, category_text, parse_kind
 from fleetscope.drift.sharding import shard_of
 from fleetscope.web.connections import ConnectionLimits
 
@@ -85,6 +95,24 @@ class RollingReference:
 
 
 @dataclass(frozen=True)
+class QualityConfig:
+    """How a model's ground truth is joined to its outputs and its quality measured (POST .../labels)."""
+    task: str  # classification or regression
+    prediction: str  # the output column holding the predicted class or value
+    request_id: str | None = None  # the output column naming each request; None: labels come pre-joined only
+    confidence: str | None = None  # a numerical output column: a score per prediction, for estimated quality
+    confidence_of: str = "prediction"  # prediction: confidence in the predicted class; positive: P(positive class)
+    positive: str | None = None  # the positive class, with confidence_of: positive
+    window: float = 3600.0  # quality of the outputs that arrived in the last this many seconds
+    horizon: float = 7 * 86400.0  # labels for outputs older than this are refused
+    calibration_rows: int = 10_000
+
+    @property
+    def classification(self) -> bool:
+        return self.task == "classification"
+
+
+@dataclass(frozen=True)
 class ModelConfig:
     name: str
     columns: dict[str, ColumnKind]
@@ -99,6 +127,7 @@ class ModelConfig:
     # rows: replicas send output rows, stored and compared exactly; profiles: replicas send a profile per
     # interval (fleetscope.drift.profiles), merged and compared by compare_profiles().
     mode: str = "rows"
+    quality: QualityConfig | None = None
 
     @property
     def profiled(self) -> bool:
@@ -122,6 +151,7 @@ class Limits:
     max_concurrent_writes: int = 4
     max_concurrent_evaluations: int = 2
     max_concurrent_reports: int = 1
+    max_classes: int = 20  # classes given their own model-quality series (precision, recall, f1, confusion)
     # What a body may decode to (Arrow, Parquet and CSV columns; dictionary-encoded text expanded).
     max_decoded_bytes: int = 128 * 1024 * 1024
     max_connections: int = 1024
@@ -239,7 +269,7 @@ def model_config(name: str, document: Mapping, service: ServiceConfig, base: Pat
     if not MODEL_NAME.match(name):
         raise ConfigError(f"{where}: a model name is 1-128 letters, digits, '_', '.', ':' or '-'")
     _only(document, where, {"columns", "segments", "window", "reference", "methods", "thresholds", "drift_share",
-                            "evaluation_interval", "mode"})
+                            "evaluation_interval", "mode", "quality"})
     mode = str(document.get("mode", "rows"))
     if mode not in ("rows", "profiles"):
         raise ConfigError(f"{where}.mode must be rows or profiles, not {mode!r}")
@@ -293,13 +323,64 @@ def model_config(name: str, document: Mapping, service: ServiceConfig, base: Pat
     if mode == "profiles" and window.duration is None:
         raise ConfigError(f"{where}.window: a model fed profiles has no rows to count; give the window a duration")
     interval = document.get("evaluation_interval")
+    quality = _quality(document["quality"], columns, mode, service, where) if document.get("quality") else None
     return ModelConfig(
         name=name, columns=columns, segments=segments,
-        window=window, mode=mode,
+        window=window, mode=mode, quality=quality,
         reference_file=base / str(reference["file"]) if "file" in reference else None,
         rolling_reference=rolling, methods=methods, thresholds=thresholds,
         drift_share=_share(document.get("drift_share", service.default_drift_share), f"{where}.drift_share"),
         evaluation_interval=_duration(interval, f"{where}.evaluation_interval") if interval is not None else None)
+
+
+def _quality(document: Any, columns: dict[str, ColumnKind], mode: str, service: ServiceConfig,
+             model: str) -> QualityConfig:
+    where = f"{model}.quality"
+    document = _mapping(document, where)
+    _only(document, where, {"task", "request_id", "prediction", "confidence", "confidence_of", "positive", "window",
+                            "horizon", "calibration_rows"})
+    task = str(document.get("task", ""))
+    if task not in ("classification", "regression"):
+        raise ConfigError(f"{where}.task must be classification or regression, not {task!r}")
+    prediction = str(document.get("prediction", ""))
+    wanted = ColumnKind.CATEGORICAL if task == "classification" else ColumnKind.NUMERICAL
+    if columns.get(prediction) is not wanted:
+        raise ConfigError(f"{where}.prediction must name one of the model's {wanted.name.lower()} columns "
+                          f"(a {task} model's prediction), not {prediction!r}")
+    confidence = document.get("confidence")
+    if confidence is not None and (task != "classification" or columns.get(str(confidence)) is not
+                                   ColumnKind.NUMERICAL):
+        raise ConfigError(f"{where}.confidence must name one of a classifier's numerical columns")
+    confidence_of = str(document.get("confidence_of", "prediction"))
+    if confidence_of not in ("prediction", "positive"):
+        raise ConfigError(f"{where}.confidence_of must be prediction or positive, not {confidence_of!r}")
+    positive = document.get("positive")
+    if confidence_of == "positive" and (positive is None or confidence is None):
+        raise ConfigError(f"{where}: confidence_of: positive needs the confidence column and the positive class")
+    request_id = document.get("request_id")
+    if request_id is not None:
+        if mode == "profiles":
+            raise ConfigError(f"{where}.request_id: a model fed profiles stores no outputs to join labels to; send "
+                              "labels pre-joined (prediction, confidence, actual)")
+        if not COLUMN_NAME.match(str(request_id)) or str(request_id) in columns:
+            raise ConfigError(f"{where}.request_id must name a column that is not one of the compared columns")
+    quality = QualityConfig(
+        task=task, prediction=prediction, request_id=None if request_id is None else str(request_id),
+        confidence=None if confidence is None else str(confidence), confidence_of=confidence_of,
+        positive=_category(positive, f"{where}.positive"),
+        window=_duration(document.get("window", "1h"), f"{where}.window"),
+        horizon=_duration(document.get("horizon", "7d"), f"{where}.horizon"),
+        calibration_rows=_positive_int(document.get("calibration_rows", 10_000), f"{where}.calibration_rows"))
+    if quality.horizon > service.retention:
+        raise ConfigError(f"{where}.horizon is longer than storage.retention keeps outputs")
+    return quality
+
+
+def _category(value: Any, where: str) -> str | None:
+    try:
+        return category_text(value)
+    except TypeError:
+        raise ConfigError(f"{where} must be a class name: a string, an integer or a boolean") from None
 
 
 def _auth(document: Mapping, base: Path) -> Auth:

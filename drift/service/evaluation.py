@@ -15,6 +15,7 @@ from fleetscope.drift.quality import ColumnQuality
 from fleetscope.drift.samples import Sample
 from fleetscope.drift.segments import segment_label
 from fleetscope.drift.service.config import ModelConfig
+from fleetscope.drift.service.outcomes import WindowQuality
 from fleetscope.drift.service.store import RowRange
 
 
@@ -37,6 +38,7 @@ class Evaluation:
     current_intervals: int = 0
     quality: dict[str, ColumnQuality] = field(default_factory=dict)  # of the model as a whole
     samples: tuple[Sample | None, Sample | None] | None = None  # fed profiles: (reference, current) rows kept
+    model_quality: WindowQuality | None = None  # of a model whose quality is measured (config: quality)
 
     def to_json(self) -> dict:
         document: dict[str, Any] = {
@@ -58,6 +60,8 @@ class Evaluation:
             document["skipped_segments"] = self.skipped_segments
             document["quality"] = {column: {key: value for key, value in asdict(found).items() if value is not None}
                                    for column, found in self.quality.items()}
+        if self.model_quality is not None:
+            document["model_quality"] = self.model_quality.to_json()
         return document
 
 

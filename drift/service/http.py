@@ -1,6 +1,6 @@
 """The drift service's HTTP API (Starlette), over a DriftService.
 
-Writes (PUT reference, POST outputs, POST evaluate) need a write token and reads a read
+Writes (PUT reference, POST outputs, profiles and labels, POST evaluate) need a write token and reads a read
 token when auth is configured; a request refused for auth, size or load writes nothing.
 """
 
@@ -24,6 +24,7 @@ from fleetscope.drift.service.decode import BadBatch
 from fleetscope.drift.service.metrics import registry_for
 from fleetscope.drift.service.service import (
     IDENTIFIER,
+    LABEL_OUTCOMES,
     PROFILE_CONTENT_TYPE,
     REPORT_WAIT_SECONDS,
     DriftService,
@@ -136,6 +137,16 @@ def create_app(service: DriftService, body_timeout: float = 30.0) -> SecurityHea
         headers = {"Idempotent-Replayed": "true"} if replayed else None
         return JSONResponse({"accepted": rows}, status_code=202, headers=headers)
 
+    async def labels(request: Request, model: str) -> Response:
+        async with writing(request, model):
+            batch_id = batch_id_of(request)
+            body = await read_body(request, model)
+            result = await run_in_threadpool(service.ingest_labels, model, body,
+                                             request.headers.get("content-type", ""), batch_id, slot_taken=True)
+        headers = {"Idempotent-Replayed": "true"} if result.replayed else None
+        return JSONResponse({outcome: result.counts.get(outcome, 0) for outcome in LABEL_OUTCOMES},
+                            status_code=202, headers=headers)
+
     async def reference(request: Request, model: str) -> Response:
         query = request.query_params
         async with writing(request, model):
@@ -196,6 +207,7 @@ def create_app(service: DriftService, body_timeout: float = 30.0) -> SecurityHea
     app = Starlette(routes=[
         Route("/v1/models/{model}/outputs", endpoint(outputs, True, False, 429), methods=["POST"]),
         Route("/v1/models/{model}/profiles", endpoint(profiles, True, False, 429), methods=["POST"]),
+        Route("/v1/models/{model}/labels", endpoint(labels, True, False, 429), methods=["POST"]),
         Route("/v1/models/{model}/reference", endpoint(reference, True, False, 429), methods=["PUT"]),
         Route("/v1/models/{model}/evaluate", endpoint(evaluate, write=True), methods=["POST"]),
         Route("/v1/models/{model}/drift", endpoint(drift, write=False), methods=["GET"]),

@@ -10,8 +10,10 @@ from prometheus_client.registry import CollectorRegistry
 from fleetscope.catalog import FamilySet
 from fleetscope.drift import catalog
 from fleetscope.drift.comparison import DriftResult
+from fleetscope.drift.model_quality import Quality
 from fleetscope.drift.quality import ColumnQuality
-from fleetscope.drift.service.service import DriftService
+from fleetscope.drift.service.outcomes import WindowQuality
+from fleetscope.drift.service.service import LABEL_OUTCOMES, DelayHistogram, DriftService
 
 
 class DriftCollector:
@@ -34,6 +36,8 @@ class DriftCollector:
                 families.add(catalog.LAST_EVALUATION, {"model": name}, service.last_success[name])
             families.add(catalog.ROWS_ACCEPTED, {"model": name}, service.rows_accepted[name])
             families.add(catalog.PROFILES_ACCEPTED, {"model": name}, service.profiles_accepted[name])
+            if service.model(name).config.quality is not None:
+                _add_model_quality(families, service, name, latest.model_quality if latest is not None else None)
         for (name, outcome), count in sorted(service.evaluations.items()):
             families.add(catalog.EVALUATIONS, {"model": name, "outcome": outcome}, count)
         for (name, reason), count in sorted(service.rows_rejected.items()):
@@ -71,6 +75,50 @@ def _add_quality(families: FamilySet, model: str, quality: dict[str, ColumnQuali
             families.add(catalog.NEW_CATEGORIES, labels, found.new_category_share)
         if found.out_of_range_share is not None:
             families.add(catalog.OUT_OF_RANGE, labels, found.out_of_range_share)
+
+
+def _add_model_quality(families: FamilySet, service: DriftService, model: str, window: WindowQuality | None) -> None:
+    labels = {"model": model}
+    for outcome in LABEL_OUTCOMES:  # 0 from the start, so that increase() sees the first
+        families.add(catalog.LABELS, {**labels, "outcome": outcome}, service.labels[model, outcome])
+    delays = service.label_delays.get(model) or DelayHistogram()
+    families.add_histogram(catalog.LABEL_DELAY, labels, delays.buckets(), delays.total)
+    last = service.store.last_label_time(model)
+    if last is not None:
+        families.add(catalog.LAST_LABEL, labels, last)
+    if window is None:
+        return
+    families.add(catalog.QUALITY_WINDOW_ROWS, {**labels, "rows": "outputs"}, window.outputs)
+    families.add(catalog.QUALITY_WINDOW_ROWS, {**labels, "rows": "labelled"}, window.labelled)
+    if window.coverage is not None:
+        families.add(catalog.LABEL_COVERAGE, labels, window.coverage)
+    max_classes = service.limits.max_classes
+    if window.quality is not None:
+        _add_quality_figures(families, labels, window.quality, max_classes)
+        for segment, (outputs, labelled, found) in window.segments.items():
+            families.add(catalog.LABEL_COVERAGE, {**labels, "segment": segment}, labelled / outputs)
+            if found is not None:
+                _add_quality_figures(families, {**labels, "segment": segment}, found, max_classes, confusion=False)
+    if window.estimated:
+        families.add(catalog.QUALITY_WINDOW_ROWS, {**labels, "rows": "calibration"}, window.calibration_rows)
+    for metric, estimate in window.estimated.items():
+        families.add(catalog.QUALITY_ESTIMATED, {**labels, "metric": metric}, estimate.value)
+        families.add(catalog.QUALITY_ESTIMATED_BOUND, {**labels, "metric": metric, "bound": "lower"}, estimate.lower)
+        families.add(catalog.QUALITY_ESTIMATED_BOUND, {**labels, "metric": metric, "bound": "upper"}, estimate.upper)
+
+
+def _add_quality_figures(families: FamilySet, labels: dict[str, str], quality: Quality, max_classes: int,
+                         confusion: bool = True) -> None:
+    for metric, value in quality.overall.items():
+        families.add(catalog.QUALITY, {**labels, "metric": metric}, value)
+    if quality.classes > max_classes:  # class names are the model's outputs: bounded, or left out
+        return
+    for name, figures in quality.per_class.items():
+        for metric, value in figures.items():
+            families.add(catalog.QUALITY, {**labels, "metric": metric, "class": name}, value)
+    if confusion:
+        for (actual, predicted), rows in quality.confusion.items():
+            families.add(catalog.CONFUSION, {**labels, "actual": actual, "predicted": predicted}, rows)
 
 
 def registry_for(service: DriftService) -> CollectorRegistry:

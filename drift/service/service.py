@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 
@@ -20,10 +21,10 @@ from fleetscope.drift.columns import ColumnKind
 from fleetscope.drift.comparison import column_kinds
 from fleetscope.drift.profiles import Profile, ProfileError, as_declared
 from fleetscope.drift.report import SafeReport, evidently_html, evidently_snapshot, with_banner
-from fleetscope.drift.service import evaluation, profiled, windows
+from fleetscope.drift.service import evaluation, outcomes, profiled, windows
 from fleetscope.drift.service.config import COLUMN_NAME, MODEL_NAME, ModelConfig, ServiceConfig
 from fleetscope.drift.service.decode import BadBatch, BodyLimits, conform, read_table
-from fleetscope.drift.service.store import RowRange, Store
+from fleetscope.drift.service.store import LabelResult, RowRange, Store
 from fleetscope.drift.sharding import shard_of
 
 _log = log.get("fleetscope.drift")
@@ -36,6 +37,32 @@ IDENTIFIER = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
 # clock (replicas' clocks drift; one far ahead would file outputs in the future).
 MAX_INTERVAL_SECONDS = 3600.0
 MAX_CLOCK_AHEAD_SECONDS = 300.0
+# Upper bounds of the label delay histogram: a click a second after its output to a chargeback a month after.
+LABEL_DELAY_BUCKETS = (1.0, 10.0, 60.0, 300.0, 1800.0, 3600.0, 6 * 3600.0, 86400.0, 3 * 86400.0, 7 * 86400.0,
+                       30 * 86400.0)
+LABEL_OUTCOMES = ("joined", "prejoined", "unknown_request", "beyond_horizon", "duplicate")
+
+
+class DelayHistogram:
+    """Label delays (seconds from an output to its label) in LABEL_DELAY_BUCKETS, as Prometheus reads them."""
+
+    def __init__(self) -> None:
+        self.counts = [0] * (len(LABEL_DELAY_BUCKETS) + 1)
+        self.total = 0.0
+
+    def observe(self, delays: list[float]) -> None:
+        if not delays:
+            return
+        values = np.maximum(np.asarray(delays, dtype=float), 0.0)
+        for index, count in enumerate(np.bincount(np.searchsorted(LABEL_DELAY_BUCKETS, values),
+                                                  minlength=len(self.counts))):
+            self.counts[index] += int(count)
+        self.total += float(values.sum())
+
+    def buckets(self) -> list[tuple[float, int]]:
+        cumulative = np.cumsum(self.counts)
+        return [(bound, int(count)) for bound, count in zip((*LABEL_DELAY_BUCKETS, math.inf), cumulative,
+                                                             strict=True)]
 
 
 class Overloaded(Exception):
@@ -80,6 +107,8 @@ class DriftService:
         self.rows_rejected: Counter[tuple[str, str]] = Counter()
         self.batches_rejected: Counter[tuple[str, str]] = Counter()
         self.rows_refused_by_column: Counter[tuple[str, str]] = Counter()
+        self.labels: Counter[tuple[str, str]] = Counter()  # (model, outcome)
+        self.label_delays: dict[str, DelayHistogram] = {}
         self.evaluations: Counter[tuple[str, str]] = Counter()
         self.last_success: dict[str, float] = {}
         for name, schema in self.store.models().items():
@@ -165,9 +194,13 @@ class DriftService:
 
         slot_taken: the caller holds a write_slot() (the HTTP API takes one before reading the body)."""
         with self._writing_to(name, slot_taken) as model:
-            limits = self._batch_limits
-            table = conform(read_table(body, content_type, limits), model.config.columns, limits)
-            stored = self.store.append(name, table, batch_id)
+            limits, config = self._batch_limits, model.config
+            table, ids = read_table(body, content_type, limits), None
+            if config.quality is not None:
+                table, ids = outcomes.without_request_ids(table, config.quality, limits)
+            table = conform(table, config.columns, limits)
+            rows = outcomes.output_rows(config, table, ids) if ids is not None else None
+            stored = self.store.append(name, table, batch_id, rows)
         if not stored.replayed:
             self.rows_accepted[name] += stored.rows
         return stored
@@ -199,6 +232,33 @@ class DriftService:
             self.profiles_accepted[name] += 1
         return checked.rows, not stored
 
+    def ingest_labels(self, name: str, body: bytes, content_type: str, batch_id: str | None = None,
+                      slot_taken: bool = False) -> LabelResult:
+        """Joins a batch of ground truth to the model's outputs, or stores it pre-joined; all of it or nothing.
+        Labels that join nothing are counted by reason in the result, not refused."""
+        with self._writing_to(name, slot_taken) as model:
+            config = model.config
+            kind, rows = outcomes.read_labels(config, body, content_type, self._batch_limits)
+            assert config.quality is not None  # read_labels refuses a model without one
+            oldest = self.clock() - config.quality.horizon
+            if kind == "joined":
+                result = self.store.add_labels(name, rows, oldest, batch_id)
+            else:
+                latest = self.clock() + MAX_CLOCK_AHEAD_SECONDS
+                late = next((index for index, row in enumerate(rows) if row[0] is not None and row[0] > latest), None)
+                if late is not None:
+                    raise BadBatch(400, "bad_time", f"row {late}, column {outcomes.TIME!r}: the output is dated in "
+                                                    "the future; check the sender's clock", len(rows))
+                kept = [row for row in rows if row[0] is None or row[0] >= oldest]
+                result = self.store.add_joined(name, kept, batch_id)
+                if len(kept) < len(rows) and not result.replayed:
+                    result.counts["beyond_horizon"] = len(rows) - len(kept)
+        if not result.replayed:
+            for outcome, count in result.counts.items():
+                self.labels[name, outcome] += count
+            self.label_delays.setdefault(name, DelayHistogram()).observe(result.delays)
+        return result
+
     def reject(self, model: str | None, reason: str, rows: int | None, column: str | None = None) -> None:
         """Counts a refused request; names of models the service does not hold (user input,
         unbounded) are all counted as "_unknown". Rows refused for a value of one of the model's
@@ -224,6 +284,8 @@ class DriftService:
             if content_type.split(";")[0].strip().lower() == PROFILE_CONTENT_TYPE:
                 return self._put_reference_profile(name, model, body)
             table = read_table(body, content_type, self._reference_limits)
+            if model is not None and model.config.quality is not None:  # outputs logged with their request ids
+                table, _ = outcomes.without_request_ids(table, model.config.quality, self._reference_limits)
             config = model.config if model is not None else self._new_model_config(name, table, numerical,
                                                                                   categorical, segments, mode)
             table = conform(table, config.columns, self._reference_limits)
@@ -311,6 +373,8 @@ class DriftService:
         try:
             with model.lock:
                 result = self._evaluate(model)
+                if model.config.quality is not None:
+                    result.model_quality = self._evaluate_quality(model.config, result.evaluated_at)
                 model.latest = result
         finally:
             self._evaluations.release()
@@ -350,6 +414,13 @@ class DriftService:
             outcome.message = f"the evaluation failed ({type(error).__name__}); the service's log has the details"
         outcome.duration = time.perf_counter() - started
         return outcome
+
+    def _evaluate_quality(self, config: ModelConfig, now: float) -> outcomes.WindowQuality | None:
+        try:
+            return outcomes.evaluate(self.store, config, now, self.limits.max_segments)
+        except Exception:  # as with drift: the service stays up, the log says why
+            _log.exception("model quality evaluation failed", extra={"model": config.name})
+            return None
 
     def _evaluate_profiles(self, model: _Model, now: float, outcome: evaluation.Evaluation) -> None:
         config = model.config

@@ -10,6 +10,10 @@ process-wide file lock; Parquet segments would need a write-ahead log of our own
 Every accepted row gets a number, per model, in arrival order; windows are ranges of those
 numbers, so the exact rows of an evaluation can be read again for its report.
 
+A model whose quality is measured keeps one row per output in `outcomes` (its request id, segment, prediction
+and confidence), written in the batch's transaction; a label fills in its actual value. Pre-joined labels
+(prediction, confidence and actual together) are outcomes without a request id.
+
 Models fed profiles instead of rows keep one merged profile per segment and interval: a replica's profile is
 merged into its interval's row in the transaction that records its receipt (replica, segment, interval), so a
 retry or a duplicate is stored once. Intervals older than a roll-up age are merged into hourly ones.
@@ -23,7 +27,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pyarrow as pa
@@ -56,6 +60,14 @@ CREATE TABLE IF NOT EXISTS profile_receipts (
     received_at REAL NOT NULL, PRIMARY KEY (model, replica, segment, start));
 CREATE TABLE IF NOT EXISTS profile_references (
     model TEXT PRIMARY KEY, updated_at REAL NOT NULL, rows INTEGER NOT NULL, data BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS outcomes (
+    id INTEGER PRIMARY KEY, model TEXT NOT NULL, request_id TEXT, output_at REAL NOT NULL, segment TEXT NOT NULL,
+    prediction, confidence REAL, actual, labelled_at REAL);
+CREATE UNIQUE INDEX IF NOT EXISTS outcomes_by_request ON outcomes (model, request_id);
+CREATE INDEX IF NOT EXISTS outcomes_by_time ON outcomes (model, output_at);
+CREATE TABLE IF NOT EXISTS label_batches (
+    model TEXT NOT NULL, batch_id TEXT NOT NULL, received_at REAL NOT NULL, result TEXT NOT NULL,
+    PRIMARY KEY (model, batch_id));
 """
 
 
@@ -74,6 +86,21 @@ class RowRange:
         return max(0, self.end - self.first)
 
 
+@dataclass
+class LabelResult:
+    """What became of a batch of labels: counts by outcome, and each joined label's delay after its output."""
+    counts: dict[str, int]
+    replayed: bool = False  # an Idempotency-Key seen before: these are the counts it had then
+    delays: list[float] = field(default_factory=list)
+
+    def count(self, outcome: str) -> None:
+        self.counts[outcome] = self.counts.get(outcome, 0) + 1
+
+    @property
+    def labelled(self) -> int:
+        return self.counts.get("joined", 0) + self.counts.get("prejoined", 0)
+
+
 class Store:
     def __init__(self, path: Path, clock=time.time) -> None:
         self.path = Path(path)
@@ -89,6 +116,7 @@ class Store:
         # The intervals profiles were last merged into, as stored (insertion order: the oldest first out).
         self._open_intervals: dict[tuple, tuple[Profile, int]] = {}
         self._last_time = self._writer.execute("SELECT COALESCE(MAX(received_at), 0) FROM batches").fetchone()[0]
+        self._last_label: dict[str, float | None] = {}
 
     def _connect(self) -> sqlite3.Connection:
         connection = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
@@ -165,10 +193,14 @@ class Store:
 
     # -- outputs ---------------------------------------------------------------------
 
-    def append(self, model: str, table: pa.Table, batch_id: str | None = None) -> RowRange:
+    def append(self, model: str, table: pa.Table, batch_id: str | None = None,
+               outcomes: list[tuple] | None = None) -> RowRange:
         """Stores a batch; when this returns, the batch is on disk. A batch id already stored for
         the model (a client's retry after a lost acknowledgement) stores nothing and returns the
-        rows it was stored as, so a batch is kept once however often it is sent."""
+        rows it was stored as, so a batch is kept once however often it is sent.
+
+        outcomes: (request id, segment, prediction, confidence) of each row with a request id, for quality; a
+        request id stored before keeps its first output."""
         blob = _to_ipc(table)
         with self._write_lock:
             if batch_id is not None:
@@ -187,6 +219,11 @@ class Store:
                 if batch_id is not None:
                     db.execute("INSERT INTO batch_ids (model, batch_id, first_row, rows, received_at) "
                                "VALUES (?, ?, ?, ?, ?)", (model, batch_id, first, table.num_rows, received_at))
+                if outcomes:
+                    db.executemany("INSERT OR IGNORE INTO outcomes (model, request_id, output_at, segment, prediction, "
+                                   "confidence) VALUES (?, ?, ?, ?, ?, ?)",
+                                   [(model, request, received_at, segment, prediction, confidence)
+                                    for request, segment, prediction, confidence in outcomes])
             # still under the write lock: the next append sees these once the commit has happened
             self._last_time = received_at
             self._next_row[model] = first + table.num_rows
@@ -217,6 +254,81 @@ class Store:
             stop = min(table.num_rows, rows.end - first_row)
             pieces.append(table.slice(start, stop - start))
         return pa.concat_tables(pieces) if pieces else None
+
+    # -- ground truth ----------------------------------------------------------------
+
+    def add_labels(self, model: str, labels: list[tuple[str, object]], oldest_output: float,
+                   batch_id: str | None = None) -> LabelResult:
+        """Joins (request id, actual) to the stored outputs; durable when this returns. A label is counted by
+        what became of it: joined, unknown_request (no output of that id), beyond_horizon (its output arrived
+        before oldest_output) or duplicate (the output has its label already)."""
+        def join(db: sqlite3.Connection, now: float, result: LabelResult) -> None:
+            for request, actual in labels:
+                found = db.execute("SELECT id, output_at, actual IS NOT NULL FROM outcomes WHERE model = ? AND "
+                                   "request_id = ?", (model, request)).fetchone()
+                if found is None:
+                    result.count("unknown_request")
+                elif found[2]:
+                    result.count("duplicate")
+                elif found[1] < oldest_output:
+                    result.count("beyond_horizon")
+                else:
+                    db.execute("UPDATE outcomes SET actual = ?, labelled_at = ? WHERE id = ?", (actual, now, found[0]))
+                    result.count("joined")
+                    result.delays.append(now - found[1])
+        return self._label_batch(model, batch_id, join)
+
+    def add_joined(self, model: str, rows: list[tuple], batch_id: str | None = None) -> LabelResult:
+        """Stores pre-joined outcomes: (output time or None for now, segment, prediction, confidence, actual)."""
+        def insert(db: sqlite3.Connection, now: float, result: LabelResult) -> None:
+            db.executemany("INSERT INTO outcomes (model, output_at, segment, prediction, confidence, actual, "
+                           "labelled_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                           [(model, now if at is None else at, segment, prediction, confidence, actual, now)
+                            for at, segment, prediction, confidence, actual in rows])
+            result.counts["prejoined"] = len(rows)
+            result.delays.extend(now - at for at, *_ in rows if at is not None)
+        return self._label_batch(model, batch_id, insert)
+
+    def _label_batch(self, model: str, batch_id: str | None, write) -> LabelResult:
+        with self._write_lock:
+            if batch_id is not None:
+                seen = self._writer.execute("SELECT result FROM label_batches WHERE model = ? AND batch_id = ?",
+                                            (model, batch_id)).fetchone()
+                if seen is not None:
+                    return LabelResult(json.loads(seen[0]), replayed=True)
+            result = LabelResult({})
+            with self._transaction_held() as db:
+                now = self._clock()
+                write(db, now, result)
+                if batch_id is not None:
+                    db.execute("INSERT INTO label_batches (model, batch_id, received_at, result) VALUES (?, ?, ?, ?)",
+                               (model, batch_id, now, json.dumps(result.counts)))
+            if result.labelled:
+                self._last_label[model] = now
+        return result
+
+    def outcomes_between(self, model: str, since: float, until: float) -> list[tuple]:
+        """(segment, prediction, confidence, actual or None) of the outputs that arrived in (since, until]: a window
+        ending now holds what arrived this second."""
+        with self._read_lock:
+            return self._reader.execute("SELECT segment, prediction, confidence, actual FROM outcomes WHERE model = ? "
+                                        "AND output_at > ? AND output_at <= ?", (model, since, until)).fetchall()
+
+    def labelled_before(self, model: str, until: float, rows: int) -> list[tuple]:
+        """(prediction, confidence, actual) of the latest `rows` labelled outputs that arrived by `until`."""
+        with self._read_lock:
+            return self._reader.execute(
+                "SELECT prediction, confidence, actual FROM outcomes WHERE model = ? AND output_at <= ? AND actual IS "
+                "NOT NULL ORDER BY output_at DESC LIMIT ?", (model, until, rows)).fetchall()
+
+    def last_label_time(self, model: str) -> float | None:
+        """When a label for the model was last stored (since the store was opened, or as read at opening)."""
+        if model not in self._last_label:
+            with self._read_lock:
+                found = self._reader.execute("SELECT MAX(labelled_at) FROM outcomes WHERE model = ?",
+                                             (model,)).fetchone()[0]
+            self._last_label[model] = found
+        return self._last_label[model]
 
     # -- profiles --------------------------------------------------------------------
 
@@ -296,6 +408,8 @@ class Store:
         with self._transaction() as db:
             deleted = db.execute("DELETE FROM batches WHERE received_at < ?", (cutoff,)).rowcount
             deleted += db.execute("DELETE FROM profile_intervals WHERE start + seconds < ?", (cutoff,)).rowcount
+            deleted += db.execute("DELETE FROM outcomes WHERE output_at < ?", (cutoff,)).rowcount
+            db.execute("DELETE FROM label_batches WHERE received_at < ?", (cutoff,))
             self._open_intervals.clear()
             # a retry comes within seconds; ids are kept as long as their batches
             db.execute("DELETE FROM batch_ids WHERE received_at < ?", (cutoff,))

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import random
 import threading
+import time
 
 from fleetscope.exporters.gpu.simulation import simulated_nvml
 from fleetscope.exporters.inference import InferenceMetrics, visible_gpus
@@ -23,6 +24,11 @@ models:
     columns: {score: numerical, label: categorical, region: categorical}
     segments: [region]
     window: {type: sliding, rows: 2000}
+  fraud:
+    columns: {amount: numerical, p: numerical, label: categorical}
+    window: {type: sliding, duration: 10m}
+    quality: {task: classification, request_id: request_id, prediction: label, confidence: p,
+              confidence_of: positive, positive: fraud, window: 30m}
 """
 
 
@@ -30,6 +36,31 @@ def feed_drift_service(address: str) -> None:
     assert call(address, "PUT", "/v1/models/iris/reference", outputs(3000, seed=1))[0] == 200
     assert call(address, "POST", "/v1/models/iris/outputs", outputs(1500, seed=2, shift=1.0))[0] == 202
     assert call(address, "POST", "/v1/models/iris/outputs", [{"score": "x", "label": "a", "region": "eu"}])[0] == 400
+    feed_fraud_model(address)
+
+
+def feed_fraud_model(address: str, seed: int = 3) -> None:
+    """A binary classifier whose scores are overconfident: an hour-old labelled batch, sent pre-joined, to
+    calibrate on, then live outputs of which half get their labels."""
+    rng = random.Random(seed)
+
+    def scored(count: int) -> list[tuple[float, str, str]]:
+        rows = []
+        for _ in range(count):
+            p = rng.random()
+            rows.append((p, "fraud" if p >= 0.5 else "ok", "fraud" if rng.random() < p ** 1.5 else "ok"))
+        return rows
+
+    earlier = time.time() - 2400
+    calibration = [{"p": p, "label": label, "actual": actual, "output_time": earlier}
+                   for p, label, actual in scored(600)]
+    assert call(address, "POST", "/v1/models/fraud/labels", calibration)[0] == 202
+    live = scored(600)
+    rows = [{"request_id": f"t{index}", "amount": rng.lognormvariate(3, 1), "p": p, "label": label}
+            for index, (p, label, _) in enumerate(live)]
+    assert call(address, "POST", "/v1/models/fraud/outputs", rows)[0] == 202
+    labels = [{"request_id": f"t{index}", "actual": actual} for index, (_, _, actual) in enumerate(live) if index % 2]
+    assert call(address, "POST", "/v1/models/fraud/labels", labels)[0] == 202
 
 
 class LlmTraffic:
