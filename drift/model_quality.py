@@ -78,7 +78,7 @@ def regression(actual: np.ndarray, predicted: np.ndarray) -> Quality:
 
 def roc_auc(is_positive: np.ndarray, score: np.ndarray) -> float:
     """The area under the ROC curve: the Mann-Whitney statistic, ties counted half, as roc_auc_score gives."""
-    ranks = _average_ranks(score)
+    ranks = average_ranks(score)
     positives = float(is_positive.sum())
     negatives = len(is_positive) - positives
     return float((ranks[is_positive == 1].sum() - positives * (positives + 1) / 2) / (positives * negatives))
@@ -91,7 +91,8 @@ def log_loss(is_positive: np.ndarray, probability: np.ndarray) -> float:
     return float(-np.mean(is_positive * np.log(clipped) + (1 - is_positive) * np.log(1 - clipped)))
 
 
-def _average_ranks(values: np.ndarray) -> np.ndarray:
+def average_ranks(values: np.ndarray) -> np.ndarray:
+    """Ranks from 1, ties sharing the mean of their ranks (scipy.stats.rankdata's "average")."""
     order = np.argsort(values, kind="mergesort")
     ordered = values[order]
     starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])

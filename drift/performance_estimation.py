@@ -12,20 +12,23 @@ Two kinds of confidence are taken:
 
 The band is +/- 3 standard deviations (NannyML's width, 3 sampling errors) of the measure over labels drawn from
 the calibrated probabilities, by simulation: what the realized value will scatter over once the window's labels
-are in, if the calibration holds. It does not cover a calibration that no longer holds (concept drift); realized
-quality, once labels arrive, is what checks that.
+are in, if the calibration holds. Past SIMULATED_ROWS rows the draws are of a uniform sample of the window, and
+the deviation is scaled to the window's size by sqrt(sample / rows), as a mean's is. It does not cover a
+calibration that no longer holds (concept drift); realized quality, once labels arrive, is what checks that.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
 
-from fleetscope.drift.model_quality import roc_auc
+from fleetscope.drift.model_quality import average_ranks, roc_auc
 
 BAND_DEVIATIONS = 3.0  # nannyml.sampling_error.SAMPLING_ERROR_RANGE
 SIMULATIONS = 200
+SIMULATED_ROWS = 5_000  # rows a simulation draws labels for: 200 x 5,000 draws whatever the window's size
 MIN_CALIBRATION_ROWS = 20  # nannyml's ECE needs 2 bins of at least 2 rows in each of 10 test splits of 10%
 
 
@@ -60,36 +63,55 @@ def estimate_binary(predicted_positive: np.ndarray, score: np.ndarray, calibrati
                     seed: int = 0) -> dict[str, Estimate]:
     """Accuracy, precision, recall, F1 and ROC AUC of a binary classifier on a window: predicted_positive is 1
     where it predicted the positive class, score its (uncalibrated) probability of that class."""
-    predicted = np.asarray(predicted_positive, dtype=int)
+    predicted = np.asarray(predicted_positive, dtype=float)
     score = np.asarray(score, dtype=float)
     probability = calibration(score)
-    order = np.argsort(score, kind="mergesort")[::-1]
-
-    def measures(positive: np.ndarray) -> dict[str, np.ndarray]:
-        # positive: (draws, rows), each row 1 where the row's class is positive (or its probability, for the
-        # estimate itself: the expected confusion matrix)
-        true_positive = (positive * predicted).sum(axis=1)
-        false_positive = ((1 - positive) * predicted).sum(axis=1)
-        false_negative = (positive * (1 - predicted)).sum(axis=1)
-        true_negative = ((1 - positive) * (1 - predicted)).sum(axis=1)
-        return {"accuracy": (true_positive + true_negative) / positive.shape[1],
-                "precision": _safe(true_positive, true_positive + false_positive),
-                "recall": _safe(true_positive, true_positive + false_negative),
-                "f1": _safe(true_positive, true_positive + 0.5 * (false_positive + false_negative)),
-                "roc_auc": _expected_auc(positive[:, order])}
-
-    estimated = {name: float(values[0]) for name, values in measures(probability[np.newaxis, :]).items()}
-    drawn = _draws(probability, seed)
-    simulated = measures(drawn)
-    simulated["roc_auc"] = np.array([roc_auc(row, score) if 0 < row.sum() < len(row) else np.nan for row in drawn])
-    return {name: _banded(value, simulated[name]) for name, value in estimated.items()
+    by_score = np.argsort(score, kind="mergesort")[::-1]
+    estimated = {name: float(values[0]) for name, values in _confusion_measures(probability[np.newaxis, :],
+                                                                                predicted).items()}
+    estimated["roc_auc"] = float(_expected_auc(probability[by_score][np.newaxis, :])[0])
+    rows, scale = _simulated_rows(len(score), seed)
+    drawn = _draws(probability[rows], seed)
+    simulated = {**_confusion_measures(drawn, predicted[rows]), "roc_auc": _realized_auc(drawn, score[rows])}
+    return {name: _banded(value, simulated[name], scale) for name, value in estimated.items()
             if not np.isnan(value)}
+
+
+def _confusion_measures(positive: np.ndarray, predicted: np.ndarray) -> dict[str, np.ndarray]:
+    """Accuracy, precision, recall and F1 of each row of `positive` (draws by rows: 1 where a row's class is
+    positive, or its probability, which gives the expected confusion matrix) against the predictions."""
+    true_positive = positive @ predicted
+    false_positive = predicted.sum() - true_positive
+    false_negative = positive.sum(axis=1) - true_positive
+    true_negative = positive.shape[1] - true_positive - false_positive - false_negative
+    return {"accuracy": (true_positive + true_negative) / positive.shape[1],
+            "precision": _safe(true_positive, true_positive + false_positive),
+            "recall": _safe(true_positive, true_positive + false_negative),
+            "f1": _safe(true_positive, true_positive + 0.5 * (false_positive + false_negative))}
 
 
 def estimate_accuracy(confidence: np.ndarray, calibration: Calibration, seed: int = 0) -> Estimate:
     """Accuracy of any classifier from its confidence in what it predicted, calibrated on whether it was right."""
     probability = calibration(np.asarray(confidence, dtype=float))
-    return _banded(float(probability.mean()), _draws(probability, seed).mean(axis=1))
+    rows, scale = _simulated_rows(len(probability), seed)
+    return _banded(float(probability.mean()), _draws(probability[rows], seed).mean(axis=1), scale)
+
+
+def _simulated_rows(count: int, seed: int) -> tuple[np.ndarray, float]:
+    """The rows the band's simulation draws for, and the factor that scales its deviation to all rows."""
+    if count <= SIMULATED_ROWS:
+        return np.arange(count), 1.0
+    return np.random.default_rng(seed).choice(count, SIMULATED_ROWS, replace=False), math.sqrt(SIMULATED_ROWS / count)
+
+
+def _realized_auc(drawn: np.ndarray, score: np.ndarray) -> np.ndarray:
+    """model_quality.roc_auc of each draw (row) against the fixed scores, from the scores' ranks at once."""
+    ranks = average_ranks(score)
+    positives = drawn.sum(axis=1)
+    negatives = drawn.shape[1] - positives
+    with np.errstate(divide="ignore", invalid="ignore"):
+        auc = (drawn @ ranks - positives * (positives + 1) / 2) / (positives * negatives)
+    return np.where((positives > 0) & (negatives > 0), auc, np.nan)
 
 
 def _expected_auc(positive: np.ndarray) -> np.ndarray:
@@ -111,8 +133,8 @@ def _draws(probability: np.ndarray, seed: int) -> np.ndarray:
     return (rng.random((SIMULATIONS, len(probability))) < probability).astype(float)
 
 
-def _banded(value: float, simulated: np.ndarray) -> Estimate:
-    spread = BAND_DEVIATIONS * float(np.nanstd(simulated)) if np.isfinite(simulated).any() else 0.0
+def _banded(value: float, simulated: np.ndarray, scale: float = 1.0) -> Estimate:
+    spread = BAND_DEVIATIONS * scale * float(np.nanstd(simulated)) if np.isfinite(simulated).any() else 0.0
     return Estimate(value, max(0.0, value - spread), min(1.0, value + spread))
 
 

@@ -3,8 +3,10 @@
 It starts a real Prometheus with the generated rules, a real Alertmanager with the generated
 routing (PagerDuty, Opsgenie, Slack and the webhook all pointed at a local receiver that prints
 each notification), simulated exporters for a few nodes, the drift service, and the example
-model server under steady load. Then, on a timeline: an XID on a GPU, a shift in the model's
-inputs, a slowdown of the model server. Each alert is printed as it fires and resolves.
+model server under steady load, whose flowers' true species reach the drift service as labels a
+few seconds after each answer. Then, on a timeline: an XID on a GPU, a shift in the model's
+inputs (its drift, then its falling accuracy), a slowdown of the model server. Each alert is
+printed as it fires and resolves.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from fleetscope.alerts import generate
 from fleetscope.alerts.config import AlertsConfig, from_mapping
 from fleetscope.alerts.inference import PREFIX
 from fleetscope.alerts.routing import local_receivers
+from fleetscope.drift import catalog as drift_catalog
 from fleetscope.example.load import Load, instances
 from fleetscope.generated import write_all
 from fleetscope.localstack.alertmanager import Alertmanager
@@ -40,6 +43,8 @@ from fleetscope.localstack.receiver import Notification, NotificationReceiver
 DESCRIPTION = __doc__.split("\n\n", 1)[1].strip() if __doc__ else ""
 MODEL = "iris"
 ENERGY_PER_TOKEN = f"{PREFIX}energy_joules_per_output_token:rate5m"
+ACCURACY = drift_catalog.QUALITY.name
+LABEL_DELAY = 5.0  # seconds from an answer to its label: a click, not a chargeback
 NOTIFICATIONS = "notifications.jsonl"
 SCRAPE_INTERVAL = "2s"
 
@@ -63,7 +68,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def demo_alerts_config(workdir: Path, receiver_url: str) -> dict:
     """The default alerts config, with `for`s short enough for a demo and every receiver local."""
     return {
-        "drift": {"detected_for": "20s", "column_detected_for": "1m"},
+        "drift": {"detected_for": "20s", "column_detected_for": "1m", "quality_objective_for": "20s"},
         "gpu": {"gpu_down_for": "20s"},
         "inference": {"normalization": {"slo_interval": "10s"},
                       "burn_rates": [["page", "1h", "5m", 14.4, "20s"], ["page", "6h", "30m", 6.0, "1m"],
@@ -96,6 +101,9 @@ models:
               petal_width: numerical, label: categorical, confidence: numerical}
     window: {type: sliding, duration: 30s}
     reference: {file: reference.csv}
+    # Ground truth: the load posts each flower's species a few seconds after its answer, under its request id.
+    quality: {task: classification, request_id: request_id, prediction: label, confidence: confidence,
+              window: 30s, horizon: 1h}
 """
 
 
@@ -192,9 +200,11 @@ class Demo:
             rule_files=[work / "config" / "rules" / name for name in generate.RULE_FILES],
             alertmanagers=[self._alertmanager.address]).start()
         self.say(f"Prometheus       {self._prometheus.url}/targets  ·  {self._prometheus.url}/alerts")
-        self._load = Load(f"http://{server}/v1/models/{MODEL}/predict", shift_after=args.shift_after).start()
+        self._load = Load(f"http://{server}/v1/models/{MODEL}/predict", shift_after=args.shift_after,
+                          labels_url=f"http://{drift}/v1/models/{MODEL}/labels", label_delay=LABEL_DELAY).start()
         self.say(f"timeline: XID 79 on gpu-node-1 GPU 2 at {args.xid_after:g}s, inputs shift at "
-                 f"{args.shift_after:g}s, predictions slow down at {args.slowdown_after:g}s")
+                 f"{args.shift_after:g}s (and the model's accuracy falls, as its labels arrive {LABEL_DELAY:g}s "
+                 f"after each answer), predictions slow down at {args.slowdown_after:g}s")
 
     def progress(self) -> None:
         if self._prometheus is None or self._load is None:
@@ -216,6 +226,11 @@ class Demo:
         except (QueryError, OSError):
             energy = []
         per_token = f" · {float(energy[0]['value'][1]):.1f} J per prediction" if energy else ""
+        try:
+            accuracy = self._prometheus.query(f'{ACCURACY}{{model="{MODEL}",metric="accuracy",class="",segment=""}}')
+        except (QueryError, OSError):
+            accuracy = []
+        per_token += f" · accuracy {float(accuracy[0]['value'][1]):.0%}" if accuracy else ""
         self.say(f"targets up {value(up)}/{value(targets)} · requests {self._load.sent} "
                  f"({'shifted' if self._load.shifted else 'reference'} inputs){per_token} · firing: {names}")
 

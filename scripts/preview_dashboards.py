@@ -1,5 +1,6 @@
 """Renders the README's dashboard previews: starts a small fleet on loopback (the simulated
-exporter, the drift service with a drifted model, an SDK-instrumented LLM server under
+exporter, the drift service with a drifted model and a classifier whose labels arrive as it serves
+(its quality falling), an SDK-instrumented LLM server under
 synthetic traffic and a vLLM engine's page), lets a real Prometheus scrape it and record the
 inference schema for a few minutes, then runs
 `fleetscope dashboards preview` against it, drawing the last --drawn minutes: by then the records over
@@ -24,7 +25,7 @@ from fleetscope.alerts.generate import RULE_FILES  # noqa: E402
 from fleetscope.localstack.process import fleetscope_server  # noqa: E402
 from fleetscope.localstack.prometheus import Prometheus  # noqa: E402
 from tests.support.engine_pages import EnginePages  # noqa: E402
-from tests.support.fleet_data import DRIFT_CONFIG, LlmTraffic, feed_drift_service  # noqa: E402
+from tests.support.fleet_data import DRIFT_CONFIG, FraudTraffic, LlmTraffic, feed_drift_service  # noqa: E402
 
 
 def main() -> None:
@@ -47,7 +48,7 @@ def main() -> None:
             processes.append(process)
             addresses[name] = address
         feed_drift_service(addresses["fleetscope-drift"])
-        traffic = LlmTraffic().start()
+        traffic, fraud = LlmTraffic().start(), FraudTraffic(addresses["fleetscope-drift"]).start()
         targets = [Prometheus.targets(job, [address]) for job, address in {**addresses, "llm": traffic.address}.items()]
         targets.append(Prometheus.targets("vllm", [traffic.engine.address], metrics_path=EnginePages.path("vllm")))
         server = Prometheus(work / "prometheus", targets,
@@ -63,6 +64,7 @@ def main() -> None:
         finally:
             server.stop()
             traffic.stop()
+            fraud.stop()
             for process in processes:
                 process.stop()
 

@@ -10,7 +10,7 @@ with the `defaults` settings.
     limits: {max_body_bytes: 16777216, max_rows_per_batch: 100000, max_models: 100,
              max_columns: 100, max_segments: 20, max_window_rows: 1000000,
              max_category_length: 256, max_concurrent_writes: 4, max_concurrent_evaluations: 2,
-             max_concurrent_reports: 1, max_decoded_bytes: 134217728, max_connections: 1024,
+             max_concurrent_reports: 1, max_decoded_bytes: 134217728, max_connections: 1024, max_classes: 20,
              header_timeout_seconds: 10, body_timeout_seconds: 30, idle_timeout_seconds: 60}
     auth:
       read_tokens_file: /etc/fleetscope/drift-read-tokens    # one token a line

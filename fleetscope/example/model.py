@@ -65,8 +65,12 @@ class IrisModel:
         best = probabilities.argmax(axis=1)
         return [Prediction(self.labels[index], float(probabilities[row, index])) for row, index in enumerate(best)]
 
-    def rows(self, features: np.ndarray, predictions: Sequence[Prediction]) -> list[dict[str, object]]:
-        """What a drift monitor wants of each answer: the inputs and the outputs, by name."""
-        return [{**dict(zip(self.features, map(float, instance), strict=True)), "label": p.label,
+    def rows(self, features: np.ndarray, predictions: Sequence[Prediction],
+             request_ids: Sequence[str] | None = None) -> list[dict[str, object]]:
+        """What a drift monitor wants of each answer: the inputs and the outputs, by name, and each answer's
+        request id where there is one (ground truth arriving later names it)."""
+        ids: Sequence[str | None] = request_ids if request_ids is not None else [None] * len(predictions)
+        return [{**({"request_id": request} if request is not None else {}),
+                 **dict(zip(self.features, map(float, instance), strict=True)), "label": p.label,
                  "confidence": p.confidence}
-                for instance, p in zip(features, predictions, strict=True)]
+                for instance, p, request in zip(features, predictions, ids, strict=True)]

@@ -1,6 +1,7 @@
 """`fleetscope model-server`: the iris model behind an ASGI (Starlette) app, tracked by the SDK.
 
     POST /v1/models/iris/predict   {"instances": [[5.1, 3.5, 1.4, 0.2], ...]}
+                                   -> {"predictions": [{"request_id", "label", "confidence"}, ...]}
     GET  /metrics                  the SDK's metrics (OpenMetrics with exemplars when asked for)
     GET  /-/healthy, /-/ready
 
@@ -15,6 +16,7 @@ import argparse
 import asyncio
 import json
 import time
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -71,10 +73,14 @@ def create_app(model: IrisModel, metrics: InferenceMetrics, workers: int = 4,
         tracked.tokens(input=0, output=len(predictions))
         if slowdown is not None and time.monotonic() - started >= slowdown.after:
             await asyncio.sleep(slowdown.delay)
+        # Each answer gets a request id: whoever learns the true class later reports it under that id
+        # (POST /v1/models/{model}/labels on the drift service).
+        request_ids = [uuid.uuid4().hex for _ in predictions]
         if outputs is not None:
-            outputs(model.name, model.rows(features, predictions))
+            outputs(model.name, model.rows(features, predictions, request_ids))
         return JSONResponse({"model": model.name, "predictions": [
-            {"label": p.label, "confidence": p.confidence} for p in predictions]})
+            {"request_id": request, "label": p.label, "confidence": p.confidence}
+            for request, p in zip(request_ids, predictions, strict=True)]})
 
     async def healthy(request: Request) -> PlainTextResponse:
         return PlainTextResponse("OK\n")

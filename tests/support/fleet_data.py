@@ -39,17 +39,22 @@ def feed_drift_service(address: str) -> None:
     feed_fraud_model(address)
 
 
+def _scored(rng: random.Random, count: int, hardness: float = 1.5) -> list[tuple[float, str, str]]:
+    """(score, prediction, actual) of a binary classifier whose scores are overconfident by `hardness`."""
+    rows = []
+    for _ in range(count):
+        p = rng.random()
+        rows.append((p, "fraud" if p >= 0.5 else "ok", "fraud" if rng.random() < p ** hardness else "ok"))
+    return rows
+
+
 def feed_fraud_model(address: str, seed: int = 3) -> None:
     """A binary classifier whose scores are overconfident: an hour-old labelled batch, sent pre-joined, to
     calibrate on, then live outputs of which half get their labels."""
     rng = random.Random(seed)
 
     def scored(count: int) -> list[tuple[float, str, str]]:
-        rows = []
-        for _ in range(count):
-            p = rng.random()
-            rows.append((p, "fraud" if p >= 0.5 else "ok", "fraud" if rng.random() < p ** 1.5 else "ok"))
-        return rows
+        return _scored(rng, count)
 
     earlier = time.time() - 2400
     calibration = [{"p": p, "label": label, "actual": actual, "output_time": earlier}
@@ -61,6 +66,40 @@ def feed_fraud_model(address: str, seed: int = 3) -> None:
     assert call(address, "POST", "/v1/models/fraud/outputs", rows)[0] == 202
     labels = [{"request_id": f"t{index}", "actual": actual} for index, (_, _, actual) in enumerate(live) if index % 2]
     assert call(address, "POST", "/v1/models/fraud/labels", labels)[0] == 202
+
+
+class FraudTraffic:
+    """Live traffic of the fraud model for the previews: every few seconds a batch of outputs, and the labels
+    of the batch before it, 70% of them; the fraud it misses grows with time (concept drift its confidence
+    cannot show), so realized and estimated quality part."""
+
+    def __init__(self, address: str, seed: int = 4, every: float = 5.0) -> None:
+        self.address, self.every = address, every
+        self._rng = random.Random(seed)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="fraud-traffic", daemon=True)
+
+    def start(self) -> FraudTraffic:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+
+    def _run(self) -> None:
+        began, batch, waiting = time.monotonic(), 0, []
+        while not self._stop.wait(self.every):
+            hardness = 1.5 + (time.monotonic() - began) / 60
+            live = _scored(self._rng, 100, hardness)
+            rows = [{"request_id": f"live-{batch}-{index}", "amount": self._rng.lognormvariate(3, 1), "p": p,
+                     "label": label} for index, (p, label, _) in enumerate(live)]
+            call(self.address, "POST", "/v1/models/fraud/outputs", rows)
+            if waiting:
+                call(self.address, "POST", "/v1/models/fraud/labels", waiting)
+            waiting = [{"request_id": f"live-{batch}-{index}", "actual": actual}
+                       for index, (_, _, actual) in enumerate(live) if self._rng.random() < 0.7]
+            batch += 1
 
 
 class LlmTraffic:
