@@ -124,7 +124,8 @@ def evaluation(args: argparse.Namespace, directory: Path) -> list[dict]:
             window = outcomes.evaluate(drift.store, drift.models()["fraud"], clock.now, 20)
             seconds.append(time.process_time() - began)
         assert window.outputs == size and window.labelled == size // 2 and window.estimated, window.message
-        results.append({"window_outputs": size, "labelled": window.labelled, "calibration_rows": window.calibration_rows,
+        results.append({"window_outputs": size, "labelled": window.labelled,
+                        "calibration_rows": window.calibration_rows,
                         "cpu_seconds_median": statistics.median(seconds), "cpu_seconds": seconds})
         drift.close()
     return results

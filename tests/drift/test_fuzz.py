@@ -77,8 +77,8 @@ def test_mutated_label_batches_never_crash_the_service_or_get_a_5xx(drift_servic
     sink = pa.BufferOutputStream()
     parquet.write_table(pa.Table.from_pylist(labels), sink)
     bodies = {"json": (json.dumps(labels).encode(), "application/json"),
-              "csv": ("request_id,actual\n".encode() + "".join(f"{label['request_id']},{label['actual']}\n"
-                                                               for label in labels).encode(), "text/csv"),
+              "csv": (b"request_id,actual\n" + "".join(f"{label['request_id']},{label['actual']}\n"
+                                                     for label in labels).encode(), "text/csv"),
               "parquet": (sink.getvalue().to_pybytes(), "application/vnd.apache.parquet")}
     failures: list[str] = []
     for name, (body, content_type) in bodies.items():
