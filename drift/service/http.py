@@ -22,9 +22,9 @@ from starlette.routing import Route
 from fleetscope import log
 from fleetscope.drift.service.decode import BadBatch
 from fleetscope.drift.service.metrics import registry_for
+from fleetscope.drift.service.outcomes import LABEL_OUTCOMES
 from fleetscope.drift.service.service import (
     IDENTIFIER,
-    LABEL_OUTCOMES,
     PROFILE_CONTENT_TYPE,
     REPORT_WAIT_SECONDS,
     DriftService,

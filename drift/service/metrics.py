@@ -12,8 +12,8 @@ from fleetscope.drift import catalog
 from fleetscope.drift.comparison import DriftResult
 from fleetscope.drift.model_quality import Quality
 from fleetscope.drift.quality import ColumnQuality
-from fleetscope.drift.service.outcomes import WindowQuality
-from fleetscope.drift.service.service import LABEL_OUTCOMES, DelayHistogram, DriftService
+from fleetscope.drift.service.outcomes import LABEL_OUTCOMES, DelayHistogram, WindowQuality
+from fleetscope.drift.service.service import DriftService
 
 
 class DriftCollector:

@@ -3,6 +3,7 @@ estimated quality (fleetscope.drift.model_quality, fleetscope.drift.performance_
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,6 +17,34 @@ from fleetscope.drift.performance_estimation import Calibration, Estimate
 from fleetscope.drift.segments import segment_label
 from fleetscope.drift.service.config import ModelConfig, QualityConfig
 from fleetscope.drift.service.decode import BadBatch, BodyLimits, conform, read_table
+
+# Upper bounds of the label delay histogram: a click a second after its output to a chargeback a month after.
+LABEL_DELAY_BUCKETS = (1.0, 10.0, 60.0, 300.0, 1800.0, 3600.0, 6 * 3600.0, 86400.0, 3 * 86400.0, 7 * 86400.0,
+                       30 * 86400.0)
+LABEL_OUTCOMES = ("joined", "prejoined", "unknown_request", "beyond_horizon", "duplicate")
+
+
+class DelayHistogram:
+    """Label delays (seconds from an output to its label) in LABEL_DELAY_BUCKETS, as Prometheus reads them."""
+
+    def __init__(self) -> None:
+        self.counts = [0] * (len(LABEL_DELAY_BUCKETS) + 1)
+        self.total = 0.0
+
+    def observe(self, delays: list[float]) -> None:
+        if not delays:
+            return
+        values = np.maximum(np.asarray(delays, dtype=float), 0.0)
+        for index, count in enumerate(np.bincount(np.searchsorted(LABEL_DELAY_BUCKETS, values),
+                                                  minlength=len(self.counts))):
+            self.counts[index] += int(count)
+        self.total += float(values.sum())
+
+    def buckets(self) -> list[tuple[float, int]]:
+        cumulative = np.cumsum(self.counts)
+        return [(bound, int(count)) for bound, count in zip((*LABEL_DELAY_BUCKETS, math.inf), cumulative,
+                                                             strict=True)]
+
 
 ACTUAL = "actual"  # a label batch's column of actual values
 TIME = "output_time"  # a pre-joined batch's optional column: when the output was made (Unix seconds)

@@ -12,7 +12,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 
-import numpy as np
 import pandas as pd
 import pyarrow as pa
 
@@ -37,32 +36,6 @@ IDENTIFIER = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
 # clock (replicas' clocks drift; one far ahead would file outputs in the future).
 MAX_INTERVAL_SECONDS = 3600.0
 MAX_CLOCK_AHEAD_SECONDS = 300.0
-# Upper bounds of the label delay histogram: a click a second after its output to a chargeback a month after.
-LABEL_DELAY_BUCKETS = (1.0, 10.0, 60.0, 300.0, 1800.0, 3600.0, 6 * 3600.0, 86400.0, 3 * 86400.0, 7 * 86400.0,
-                       30 * 86400.0)
-LABEL_OUTCOMES = ("joined", "prejoined", "unknown_request", "beyond_horizon", "duplicate")
-
-
-class DelayHistogram:
-    """Label delays (seconds from an output to its label) in LABEL_DELAY_BUCKETS, as Prometheus reads them."""
-
-    def __init__(self) -> None:
-        self.counts = [0] * (len(LABEL_DELAY_BUCKETS) + 1)
-        self.total = 0.0
-
-    def observe(self, delays: list[float]) -> None:
-        if not delays:
-            return
-        values = np.maximum(np.asarray(delays, dtype=float), 0.0)
-        for index, count in enumerate(np.bincount(np.searchsorted(LABEL_DELAY_BUCKETS, values),
-                                                  minlength=len(self.counts))):
-            self.counts[index] += int(count)
-        self.total += float(values.sum())
-
-    def buckets(self) -> list[tuple[float, int]]:
-        cumulative = np.cumsum(self.counts)
-        return [(bound, int(count)) for bound, count in zip((*LABEL_DELAY_BUCKETS, math.inf), cumulative,
-                                                             strict=True)]
 
 
 class Overloaded(Exception):
@@ -108,7 +81,7 @@ class DriftService:
         self.batches_rejected: Counter[tuple[str, str]] = Counter()
         self.rows_refused_by_column: Counter[tuple[str, str]] = Counter()
         self.labels: Counter[tuple[str, str]] = Counter()  # (model, outcome)
-        self.label_delays: dict[str, DelayHistogram] = {}
+        self.label_delays: dict[str, outcomes.DelayHistogram] = {}
         self.evaluations: Counter[tuple[str, str]] = Counter()
         self.last_success: dict[str, float] = {}
         for name, schema in self.store.models().items():
@@ -250,13 +223,11 @@ class DriftService:
                     raise BadBatch(400, "bad_time", f"row {late}, column {outcomes.TIME!r}: the output is dated in "
                                                     "the future; check the sender's clock", len(rows))
                 kept = [row for row in rows if row[0] is None or row[0] >= oldest]
-                result = self.store.add_joined(name, kept, batch_id)
-                if len(kept) < len(rows) and not result.replayed:
-                    result.counts["beyond_horizon"] = len(rows) - len(kept)
+                result = self.store.add_joined(name, kept, batch_id, beyond_horizon=len(rows) - len(kept))
         if not result.replayed:
             for outcome, count in result.counts.items():
                 self.labels[name, outcome] += count
-            self.label_delays.setdefault(name, DelayHistogram()).observe(result.delays)
+            self.label_delays.setdefault(name, outcomes.DelayHistogram()).observe(result.delays)
         return result
 
     def reject(self, model: str | None, reason: str, rows: int | None, column: str | None = None) -> None:

@@ -263,29 +263,44 @@ class Store:
         what became of it: joined, unknown_request (no output of that id), beyond_horizon (its output arrived
         before oldest_output) or duplicate (the output has its label already)."""
         def join(db: sqlite3.Connection, now: float, result: LabelResult) -> None:
-            for request, actual in labels:
-                found = db.execute("SELECT id, output_at, actual IS NOT NULL FROM outcomes WHERE model = ? AND "
-                                   "request_id = ?", (model, request)).fetchone()
-                if found is None:
+            # One lookup of the whole batch (a temporary table joined in SQLite), then one update of the rows it
+            # labels: a statement per label costs three times as much.
+            db.execute("CREATE TEMP TABLE IF NOT EXISTS incoming (position INTEGER PRIMARY KEY, request_id TEXT)")
+            db.execute("DELETE FROM incoming")
+            db.executemany("INSERT INTO incoming (position, request_id) VALUES (?, ?)",
+                           [(position, request) for position, (request, _) in enumerate(labels)])
+            found = db.execute("SELECT incoming.position, outcomes.id, outcomes.output_at, outcomes.actual IS NOT NULL "
+                               "FROM incoming LEFT JOIN outcomes ON outcomes.model = ? AND outcomes.request_id = "
+                               "incoming.request_id ORDER BY incoming.position", (model,)).fetchall()
+            updates, labelled = [], set()
+            for position, row, output_at, had_label in found:
+                if row is None:
                     result.count("unknown_request")
-                elif found[2]:
+                elif had_label or row in labelled:  # labelled before, or earlier in this batch
                     result.count("duplicate")
-                elif found[1] < oldest_output:
+                elif output_at < oldest_output:
                     result.count("beyond_horizon")
                 else:
-                    db.execute("UPDATE outcomes SET actual = ?, labelled_at = ? WHERE id = ?", (actual, now, found[0]))
+                    labelled.add(row)
+                    updates.append((labels[position][1], now, row))
                     result.count("joined")
-                    result.delays.append(now - found[1])
+                    result.delays.append(now - output_at)
+            db.executemany("UPDATE outcomes SET actual = ?, labelled_at = ? WHERE id = ?", updates)
+            db.execute("DELETE FROM incoming")
         return self._label_batch(model, batch_id, join)
 
-    def add_joined(self, model: str, rows: list[tuple], batch_id: str | None = None) -> LabelResult:
-        """Stores pre-joined outcomes: (output time or None for now, segment, prediction, confidence, actual)."""
+    def add_joined(self, model: str, rows: list[tuple], batch_id: str | None = None,
+                   beyond_horizon: int = 0) -> LabelResult:
+        """Stores pre-joined outcomes: (output time or None for now, segment, prediction, confidence, actual);
+        beyond_horizon: rows of the batch left out as too old, counted in the result (and in a replay's)."""
         def insert(db: sqlite3.Connection, now: float, result: LabelResult) -> None:
             db.executemany("INSERT INTO outcomes (model, output_at, segment, prediction, confidence, actual, "
                            "labelled_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
                            [(model, now if at is None else at, segment, prediction, confidence, actual, now)
                             for at, segment, prediction, confidence, actual in rows])
             result.counts["prejoined"] = len(rows)
+            if beyond_horizon:
+                result.counts["beyond_horizon"] = beyond_horizon
             result.delays.extend(now - at for at, *_ in rows if at is not None)
         return self._label_batch(model, batch_id, insert)
 

@@ -170,8 +170,10 @@ def test_pre_joined_labels_of_a_model_whose_outputs_are_profiled_or_not_stored(t
     rows = [{"score": float(p), "actual": float(a), "region": "eu" if index % 3 else "us",
              "output_time": START - 120} for index, (p, a) in enumerate(zip(predicted, actual, strict=True))]
     rows[0]["output_time"] = START - 3 * 86400  # older than the horizon
-    result = service.ingest_labels("iris", json.dumps(rows).encode(), "application/json")
+    result = service.ingest_labels("iris", json.dumps(rows).encode(), "application/json", batch_id="pj-1")
     assert result.counts == {"prejoined": 299, "beyond_horizon": 1}
+    replay = service.ingest_labels("iris", json.dumps(rows).encode(), "application/json", batch_id="pj-1")
+    assert replay.replayed and replay.counts == result.counts
     window = service.evaluate("iris").model_quality
     assert window.coverage == 1.0 and window.labelled == 299
     assert window.quality.overall["rmse"] == pytest.approx(metrics.root_mean_squared_error(actual[1:], predicted[1:]))
