@@ -88,16 +88,18 @@ def build(config: AlertsConfig | None = None) -> dict:
                          Query(m(drift.SCORE_ERROR_BOUND, by_column), "{{model}} {{column}} ({{method}})"),
                          width=24),
     ])
-    overall = whole + ',class=""'  # the model's figures, not one class's
+    measure = model + ',metric=~"$metric"'
+    overall = whole + ',class="",metric=~"$metric"'  # the model's figures, not one class's
     model_quality = Row("Model quality", [
         timeseries_panel("Model quality: realized and estimated",
                          "Realized quality over the labelled outputs of each model's quality window (accuracy, "
                          "macro precision, recall and F1, ROC AUC and log loss; for regression MAE, RMSE, MAPE, R2 "
                          "and mean error), and for classifiers with a confidence the quality estimated over all "
-                         "its outputs before their labels arrive (CBPE), with its band.", "none",
+                         "its outputs before their labels arrive (CBPE), with its band. The measure is chosen "
+                         "at the top.", "none",
                          Query(m(drift.QUALITY, overall), "{{model}} {{metric}} realized"),
-                         Query(m(drift.QUALITY_ESTIMATED, model), "{{model}} {{metric}} estimated"),
-                         Query(m(drift.QUALITY_ESTIMATED_BOUND, model), "{{model}} {{metric}} estimated {{bound}}"),
+                         Query(m(drift.QUALITY_ESTIMATED, measure), "{{model}} {{metric}} estimated"),
+                         Query(m(drift.QUALITY_ESTIMATED_BOUND, measure), "{{model}} {{metric}} estimated {{bound}}"),
                          width=24),
         timeseries_panel("Label coverage", "Share of the outputs of each model's quality window (and of each "
                                            "segment) that have ground truth: how much the realized figures rest "
@@ -114,10 +116,13 @@ def build(config: AlertsConfig | None = None) -> dict:
                                               "a duplicate).", "cps",
                          Query(f"sum by (model, outcome) (rate({m(drift.LABELS, model)}[{RATE}]))",
                                "{{model}} {{outcome}}")),
-        timeseries_panel("Quality by segment and class", "Realized quality of each segment of the model, and "
-                                                         "precision, recall and F1 of each class.", "none",
-                         Query(m(drift.QUALITY, segments + ',class=""'), "{{model}} {{segment}} {{metric}}"),
-                         Query(m(drift.QUALITY, whole + ',class!=""'), "{{model}} {{class}} {{metric}}")),
+        timeseries_panel("Quality by segment and class", "The chosen measure's realized value in each segment "
+                                                         "of the model, and for precision, recall and F1, in "
+                                                         "each class.", "none",
+                         Query(m(drift.QUALITY, segments + ',class="",metric=~"$metric"'),
+                               "{{model}} {{segment}} {{metric}}"),
+                         Query(m(drift.QUALITY, whole + ',class!="",metric=~"$metric"'),
+                               "{{model}} {{class}} {{metric}}")),
         table_panel("Confusion by actual class", "Labelled outputs of the quality window by actual and predicted "
                                                  "class.", "none",
                     Query(f"max by (model, actual, predicted) ({m(drift.CONFUSION, model)})", "rows"),
@@ -141,6 +146,7 @@ def build(config: AlertsConfig | None = None) -> dict:
                  label_variable("model", "Model", drift.ROWS_ACCEPTED.name,
                                 matchers(service, 'cluster=~"$cluster"')),
                  label_variable("column", "Column", drift.DETECTED.name, model),
+                 label_variable("metric", "Quality measure", drift.QUALITY.name, model, one=True),
                  builders.TextBoxVariable("drift_service").label("Drift service URL (for reports)")
                  .default_value("http://fleetscope-drift:9840")
                  .current(models.VariableOption(selected=True, text="http://fleetscope-drift:9840",

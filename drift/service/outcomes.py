@@ -19,8 +19,8 @@ from fleetscope.drift.service.config import ModelConfig, QualityConfig
 from fleetscope.drift.service.decode import BadBatch, BodyLimits, conform, read_table
 
 # Upper bounds of the label delay histogram: a click a second after its output to a chargeback a month after.
-LABEL_DELAY_BUCKETS = (1.0, 10.0, 60.0, 300.0, 1800.0, 3600.0, 6 * 3600.0, 86400.0, 3 * 86400.0, 7 * 86400.0,
-                       30 * 86400.0)
+LABEL_DELAY_BUCKETS = (1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 1800.0, 3600.0, 6 * 3600.0, 86400.0,
+                       3 * 86400.0, 7 * 86400.0, 30 * 86400.0)
 LABEL_OUTCOMES = ("joined", "prejoined", "unknown_request", "beyond_horizon", "duplicate")
 
 
