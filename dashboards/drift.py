@@ -117,12 +117,11 @@ def build(config: AlertsConfig | None = None) -> dict:
                          Query(f"sum by (model, outcome) (rate({m(drift.LABELS, model)}[{RATE}]))",
                                "{{model}} {{outcome}}")),
         timeseries_panel("Quality by segment and class", "The chosen measure's realized value in each segment "
-                                                         "of the model, and for precision, recall and F1, in "
-                                                         "each class.", "none",
+                                                         "of the model, and each class's precision, recall and "
+                                                         "F1.", "none",
                          Query(m(drift.QUALITY, segments + ',class="",metric=~"$metric"'),
                                "{{model}} {{segment}} {{metric}}"),
-                         Query(m(drift.QUALITY, whole + ',class!="",metric=~"$metric"'),
-                               "{{model}} {{class}} {{metric}}")),
+                         Query(m(drift.QUALITY, whole + ',class!=""'), "{{model}} {{class}} {{metric}}")),
         table_panel("Confusion by actual class", "Labelled outputs of the quality window by actual and predicted "
                                                  "class.", "none",
                     Query(f"max by (model, actual, predicted) ({m(drift.CONFUSION, model)})", "rows"),
