@@ -153,6 +153,8 @@ def evaluate(store, config: ModelConfig, now: float, max_segments: int) -> Windo
     segment, predicted, confidence, actual = (np.array(column, dtype=object) for column in zip(*found, strict=True))
     labelled = np.array([value is not None for value in actual])
     window.labelled = int(labelled.sum())
+    # an output without a prediction (null) has nothing to judge: counted as labelled, left out of the figures
+    labelled &= np.array([value is not None for value in predicted])
     window.quality = _realized(quality, predicted[labelled], confidence[labelled], actual[labelled])
     if config.segments:
         labels, sizes = np.unique(segment.astype(str), return_counts=True)
@@ -174,7 +176,7 @@ def _realized(quality: QualityConfig, predicted: np.ndarray, confidence: np.ndar
         return None
     if not quality.classification:
         return model_quality.regression(actual.astype(float), predicted.astype(float))
-    probability = confidence.astype(float) if quality.confidence_of == "positive" else None
+    probability = _floats(confidence) if quality.confidence_of == "positive" else None
     return model_quality.classification(actual.astype(str), predicted.astype(str), quality.positive, probability)
 
 
@@ -182,7 +184,8 @@ def _estimate(store, config: ModelConfig, predicted: np.ndarray, confidence: np.
               window: WindowQuality) -> None:
     quality = config.quality
     assert quality is not None and quality.confidence is not None
-    scored = np.array([value is not None for value in confidence])
+    scored = np.array([value is not None for value in confidence]) & np.array([value is not None
+                                                                                for value in predicted])
     reference = [row for row in store.labelled_before(config.name, window.since, quality.calibration_rows)
                  if row[1] is not None]
     window.calibration_rows = len(reference)
@@ -202,6 +205,11 @@ def _estimate(store, config: ModelConfig, predicted: np.ndarray, confidence: np.
         calibration = Calibration(reference_score.astype(float),
                                   reference_actual.astype(str) == reference_predicted.astype(str))
         window.estimated = {"accuracy": performance_estimation.estimate_accuracy(score, calibration, seed)}
+
+
+def _floats(values: np.ndarray) -> np.ndarray:
+    """Numbers as float64, NaN where there is none (a null confidence)."""
+    return np.array([np.nan if value is None else value for value in values], dtype=float)
 
 
 def _segments(config: ModelConfig, table: pa.Table) -> list[str]:

@@ -309,3 +309,18 @@ models:
     assert body["model_quality"]["realized"]["accuracy"] == pytest.approx(expected)
     status, replay, headers = call(address, "POST", "/v1/models/iris/labels", csv, content_type="text/csv")
     assert replay["duplicate"] == 1  # without an Idempotency-Key a resend is counted, not stored again
+
+
+def test_outputs_without_a_prediction_or_confidence_are_left_out_of_the_figures(tmp_path):
+    clock = Clock(START)
+    service = service_with(tmp_path, clock, columns={"label": "categorical", "p": "numerical"}, segments=(),
+                           quality={"confidence": "p", "confidence_of": "positive", "positive": "fraud"})
+    rows = [{"request_id": "a", "label": "fraud", "p": 0.9}, {"request_id": "b", "label": None, "p": 0.2},
+            {"request_id": "c", "label": "ok", "p": None}, {"request_id": "d", "label": "ok", "p": 0.1}]
+    service.ingest("iris", json.dumps(rows).encode(), "application/json")
+    truth = {"a": "fraud", "b": "ok", "c": "fraud", "d": "ok"}
+    assert service.ingest_labels("iris", label_body(truth), "application/json").counts == {"joined": 4}
+    window = service.evaluate("iris").model_quality
+    assert window.labelled == 4 and window.quality.rows == 3  # b has no prediction to judge
+    assert window.quality.overall["accuracy"] == pytest.approx(2 / 3)
+    assert "roc_auc" not in window.quality.overall  # c has no probability
