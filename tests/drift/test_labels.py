@@ -324,3 +324,18 @@ def test_outputs_without_a_prediction_or_confidence_are_left_out_of_the_figures(
     assert window.labelled == 4 and window.quality.rows == 3  # b has no prediction to judge
     assert window.quality.overall["accuracy"] == pytest.approx(2 / 3)
     assert "roc_auc" not in window.quality.overall  # c has no probability
+
+
+def test_a_model_fed_profiles_takes_pre_joined_labels(tmp_path):
+    clock = Clock(START)
+    model = {"mode": "profiles", "columns": {"label": "categorical", "p": "numerical"},
+             "window": {"type": "sliding", "duration": "10m"},
+             "quality": {"task": "classification", "prediction": "label", "confidence": "p"}}
+    service = DriftService(service_config.parse({"storage": {"path": str(tmp_path / "s.sqlite")},
+                                                 "models": {"chat": model}}), clock=clock)
+    rows = [{"label": "a", "p": 0.9, "actual": "a"}, {"label": "b", "p": 0.6, "actual": "a"}]
+    assert service.ingest_labels("chat", json.dumps(rows).encode(), "application/json").counts == {"prejoined": 2}
+    window = service.evaluate("chat").model_quality
+    assert (window.outputs, window.coverage, window.quality.overall["accuracy"]) == (2, 1.0, 0.5)
+    with pytest.raises(ConfigError, match="pre-joined"):
+        service_config.parse({"models": {"chat": {**model, "quality": {**model["quality"], "request_id": "id"}}}})
