@@ -44,7 +44,6 @@ class Calibration:
 
     def __init__(self, scores: np.ndarray, happened: np.ndarray) -> None:
         scores, happened = np.asarray(scores, dtype=float), np.asarray(happened, dtype=int)
-        self.rows = len(scores)
         self._regressor = None
         if _needs_calibration(happened, scores):
             self._regressor = _isotonic().fit(scores, happened)
@@ -69,7 +68,7 @@ def estimate_binary(predicted_positive: np.ndarray, score: np.ndarray, calibrati
     by_score = np.argsort(score, kind="mergesort")[::-1]
     estimated = {name: float(values[0]) for name, values in _confusion_measures(probability[np.newaxis, :],
                                                                                 predicted).items()}
-    estimated["roc_auc"] = float(_expected_auc(probability[by_score][np.newaxis, :])[0])
+    estimated["roc_auc"] = _expected_auc(probability[by_score])
     rows, scale = _simulated_rows(len(score), seed)
     drawn = _draws(probability[rows], seed)
     simulated = {**_confusion_measures(drawn, predicted[rows]), "roc_auc": _realized_auc(drawn, score[rows])}
@@ -114,18 +113,13 @@ def _realized_auc(drawn: np.ndarray, score: np.ndarray) -> np.ndarray:
     return np.where((positives > 0) & (negatives > 0), auc, np.nan)
 
 
-def _expected_auc(positive: np.ndarray) -> np.ndarray:
-    """NannyML's estimate_roc_auc: the ROC curve of expected true and false positives, rows by score, highest
-    first (positive is ordered so already)."""
-    true_positive = np.cumsum(positive, axis=1)
-    false_positive = np.arange(1, positive.shape[1] + 1) - true_positive
-    zero = np.zeros((positive.shape[0], 1))
-    true_positive = np.round(np.hstack([zero, true_positive]), 5)
-    false_positive = np.round(np.hstack([zero, false_positive]), 5)
+def _expected_auc(probability: np.ndarray) -> float:
+    """NannyML's estimate_roc_auc: the area under the ROC curve of expected true and false positives, from the
+    calibrated probabilities ordered by score, highest first (rounded to 5 places, as NannyML rounds them)."""
+    true_positive = np.round(np.r_[0.0, np.cumsum(probability)], 5)
+    false_positive = np.round(np.r_[0.0, np.arange(1, len(probability) + 1) - np.cumsum(probability)], 5)
     with np.errstate(divide="ignore", invalid="ignore"):
-        rate_true = true_positive / true_positive[:, -1:]
-        rate_false = false_positive / false_positive[:, -1:]
-    return np.trapezoid(rate_true, rate_false, axis=1)
+        return float(np.trapezoid(true_positive / true_positive[-1], false_positive / false_positive[-1]))
 
 
 def _draws(probability: np.ndarray, seed: int) -> np.ndarray:

@@ -187,11 +187,14 @@ def _estimate(store, config: ModelConfig, predicted: np.ndarray, confidence: np.
     scored = np.array([value is not None for value in confidence]) & np.array([value is not None
                                                                                 for value in predicted])
     reference = [row for row in store.labelled_before(config.name, window.since, quality.calibration_rows)
-                 if row[1] is not None]
+                 if row[0] is not None and row[1] is not None]
     window.calibration_rows = len(reference)
-    if len(reference) < performance_estimation.MIN_CALIBRATION_ROWS or not scored.any():
+    if len(reference) < performance_estimation.MIN_CALIBRATION_ROWS:
         window.message = (f"{len(reference)} labelled outputs before the window to calibrate on; estimates need "
                           f"{performance_estimation.MIN_CALIBRATION_ROWS}")
+        return
+    if not scored.any():
+        window.message = "no output of the quality window has a prediction and a confidence to estimate from"
         return
     reference_predicted, reference_score, reference_actual = (np.array(column, dtype=object)
                                                               for column in zip(*reference, strict=True))
@@ -228,9 +231,8 @@ def _require_values(table: pa.Table, schema: dict) -> None:
         column = table[name]
         if column.null_count:
             index = column.to_pylist().index(None)
-            error = BadBatch(400, "missing_value", f"row {index}, column {name!r}: a label needs a value here",
-                             table.num_rows)
-            raise error
+            raise BadBatch(400, "missing_value", f"row {index}, column {name!r}: a label needs a value here",
+                           table.num_rows)
 
 
 def _quality_json(quality: Quality) -> dict:
