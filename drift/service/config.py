@@ -334,8 +334,8 @@ def model_config(name: str, document: Mapping, service: ServiceConfig, base: Pat
 
 
 def _quality(document: Any, columns: dict[str, ColumnKind], mode: str, service: ServiceConfig,
-             model: str) -> QualityConfig:
-    where = f"{model}.quality"
+             model_where: str) -> QualityConfig:
+    where = f"{model_where}.quality"
     document = _mapping(document, where)
     _only(document, where, {"task", "request_id", "prediction", "confidence", "confidence_of", "positive", "window",
                             "horizon", "calibration_rows"})

@@ -264,7 +264,8 @@ class Store:
         before oldest_output) or duplicate (the output has its label already)."""
         def join(db: sqlite3.Connection, now: float, result: LabelResult) -> None:
             # One lookup of the whole batch (a temporary table joined in SQLite), then one update of the rows it
-            # labels: a statement per label costs three times as much.
+            # labels, rather than two statements a label from Python (measured: 14,100 -> 16,000 labels a second
+            # at 10^6 stored outputs).
             db.execute("CREATE TEMP TABLE IF NOT EXISTS incoming (position INTEGER PRIMARY KEY, request_id TEXT)")
             db.execute("DELETE FROM incoming")
             db.executemany("INSERT INTO incoming (position, request_id) VALUES (?, ?)",
