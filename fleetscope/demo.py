@@ -186,6 +186,7 @@ class Demo:
                   f"--collector.fabric.poll-interval={SCRAPE_INTERVAL}"]
                  + ([f"--simulate.xid={args.xid_after:g}s:2:79"] if node == 0 else []) for node in range(args.nodes)]
         *exporters, server = self._serve(*nodes, ["model-server", f"--drift.url=http://{drift}",
+                                                  "--drift.request-id-column=request_id",
                                                   f"--simulate.slowdown={args.slowdown_after:g}s:3s",
                                                   *_serving_gpus(f"gpu-node-{args.nodes}")])
         self.say(f"drift service    http://{drift}/v1/models  (report: http://{drift}/v1/models/{MODEL}/report)")

@@ -48,7 +48,10 @@ DEFAULT_LIMITS = ConnectionLimits()
 
 def create_app(model: IrisModel, metrics: InferenceMetrics, workers: int = 4,
                outputs: Outputs | None = None, collectors: Sequence[Collector] = (),
-               slowdown: Slowdown | None = None, limits: ConnectionLimits = DEFAULT_LIMITS) -> SecurityHeaders:
+               slowdown: Slowdown | None = None, limits: ConnectionLimits = DEFAULT_LIMITS,
+               request_id_column: str | None = None) -> SecurityHeaders:
+    """request_id_column: send each answer's request id to `outputs` in this column (a drift service whose model
+    has a quality section joins labels by it); None sends none, as a model without one expects."""
     slots = asyncio.Semaphore(workers)
     started = time.monotonic()
     metrics.declare(model.name, "predict")
@@ -77,7 +80,8 @@ def create_app(model: IrisModel, metrics: InferenceMetrics, workers: int = 4,
         # (POST /v1/models/{model}/labels on the drift service).
         request_ids = [uuid.uuid4().hex for _ in predictions]
         if outputs is not None:
-            outputs(model.name, model.rows(features, predictions, request_ids))
+            sent_ids = request_ids if request_id_column else None
+            outputs(model.name, model.rows(features, predictions, sent_ids, request_id_column or "request_id"))
         return JSONResponse({"model": model.name, "predictions": [
             {"request_id": request, "label": p.label, "confidence": p.confidence}
             for request, p in zip(request_ids, predictions, strict=True)]})
@@ -106,6 +110,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--drift.shards", dest="drift_shards", type=int, default=1,
                         help="drift service instances the models are spread over; --drift.url then holds {shard}, "
                              "e.g. http://fleetscope-drift-{shard}.fleetscope-drift:9840")
+    parser.add_argument("--drift.request-id-column", dest="drift_request_id_column", metavar="NAME",
+                        help="send each answer's request id to the drift service in this column, for a model "
+                             "whose quality section names it (quality.request_id); by default none is sent")
     parser.add_argument("--drift.token-file", dest="drift_token_file", type=Path,
                         help="file holding a write token for the drift service")
     parser.add_argument("--gpus", default=None, metavar="UUID,...",
@@ -162,7 +169,8 @@ def run(args: argparse.Namespace) -> int:
     metrics = InferenceMetrics(engine=args.engine, gpus=_gpus(args.gpus), hostname=args.gpus_hostname)
     app = create_app(model, metrics, workers=args.workers, limits=limits,
                      outputs=(lambda _, rows: client.send_many(rows)) if client else None,
-                     collectors=(client,) if client else (), slowdown=args.slowdown)
+                     collectors=(client,) if client else (), slowdown=args.slowdown,
+                     request_id_column=args.drift_request_id_column)
     log.get("fleetscope.model_server").info("serving the iris model", extra={"address": args.listen_address})
     raise_open_file_limit(limits)
     serve(app, host or "0.0.0.0", port, limits)
