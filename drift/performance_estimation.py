@@ -116,8 +116,9 @@ def _realized_auc(drawn: np.ndarray, score: np.ndarray) -> np.ndarray:
 def _expected_auc(probability: np.ndarray) -> float:
     """NannyML's estimate_roc_auc: the area under the ROC curve of expected true and false positives, from the
     calibrated probabilities ordered by score, highest first (rounded to 5 places, as NannyML rounds them)."""
-    true_positive = np.round(np.r_[0.0, np.cumsum(probability)], 5)
-    false_positive = np.round(np.r_[0.0, np.arange(1, len(probability) + 1) - np.cumsum(probability)], 5)
+    expected = np.cumsum(probability)
+    true_positive = np.round(np.concatenate(([0.0], expected)), 5)
+    false_positive = np.round(np.concatenate(([0.0], np.arange(1, len(probability) + 1) - expected)), 5)
     with np.errstate(divide="ignore", invalid="ignore"):
         return float(np.trapezoid(true_positive / true_positive[-1], false_positive / false_positive[-1]))
 
