@@ -1,9 +1,9 @@
 """Realized model quality: predictions against the ground truth that arrived for them.
 
 Each measure is computed as scikit-learn 1.9 computes it (and so as Evidently's classification and regression
-presets report it), from NumPy arrays, so that the service needs scikit-learn only to estimate (CBPE's
-isotonic calibration). Undefined values follow scikit-learn's `zero_division=0`: a class never predicted has
-precision 0. ROC AUC and log loss need the probability of the positive class, so they are given for binary
+presets report it), from NumPy arrays (and SciPy's ranks), so that the service needs scikit-learn only to
+estimate (CBPE's isotonic calibration). Undefined values follow scikit-learn's `zero_division=0`: a class never
+predicted has precision 0. ROC AUC and log loss need the probability of the positive class, so they are given for binary
 classifiers whose confidence is that probability; ROC AUC also needs both classes among the actual values.
 """
 
@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+from scipy import stats
 
 CLASSIFICATION = ("accuracy", "precision", "recall", "f1", "roc_auc", "log_loss")
 REGRESSION = ("mae", "rmse", "mape", "r2", "mean_error")
@@ -78,10 +79,18 @@ def regression(actual: np.ndarray, predicted: np.ndarray) -> Quality:
 
 def roc_auc(is_positive: np.ndarray, score: np.ndarray) -> float:
     """The area under the ROC curve: the Mann-Whitney statistic, ties counted half, as roc_auc_score gives."""
-    ranks = average_ranks(score)
-    positives = float(is_positive.sum())
-    negatives = len(is_positive) - positives
-    return float((ranks[is_positive == 1].sum() - positives * (positives + 1) / 2) / (positives * negatives))
+    return float(roc_auc_of_rows(np.asarray(is_positive, dtype=float)[np.newaxis, :], score)[0])
+
+
+def roc_auc_of_rows(is_positive: np.ndarray, score: np.ndarray) -> np.ndarray:
+    """roc_auc of each row of is_positive (a labelling of the same scored rows) at once, from the scores' ranks
+    computed once; NaN for a row without both classes."""
+    ranks = stats.rankdata(score)  # "average": a tie shares the mean of its ranks
+    positives = is_positive.sum(axis=1)
+    negatives = is_positive.shape[1] - positives
+    with np.errstate(divide="ignore", invalid="ignore"):
+        area = (is_positive @ ranks - positives * (positives + 1) / 2) / (positives * negatives)
+    return np.where((positives > 0) & (negatives > 0), area, np.nan)
 
 
 def log_loss(is_positive: np.ndarray, probability: np.ndarray) -> float:
@@ -89,18 +98,6 @@ def log_loss(is_positive: np.ndarray, probability: np.ndarray) -> float:
     epsilon = np.finfo(np.float64).eps
     clipped = np.clip(probability, epsilon, 1 - epsilon)
     return float(-np.mean(is_positive * np.log(clipped) + (1 - is_positive) * np.log(1 - clipped)))
-
-
-def average_ranks(values: np.ndarray) -> np.ndarray:
-    """Ranks from 1, ties sharing the mean of their ranks (scipy.stats.rankdata's "average")."""
-    order = np.argsort(values, kind="mergesort")
-    ordered = values[order]
-    starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
-    ends = np.r_[starts[1:], len(values)]
-    average = (starts + ends + 1) / 2.0  # ranks run from 1; a tie shares the mean of its ranks
-    ranks = np.empty(len(values))
-    ranks[order] = np.repeat(average, ends - starts)
-    return ranks
 
 
 def _ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:

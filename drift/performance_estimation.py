@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from fleetscope.drift.model_quality import average_ranks, roc_auc
+from fleetscope.drift.model_quality import roc_auc, roc_auc_of_rows
 
 BAND_DEVIATIONS = 3.0  # nannyml.sampling_error.SAMPLING_ERROR_RANGE
 SIMULATIONS = 200
@@ -71,7 +71,7 @@ def estimate_binary(predicted_positive: np.ndarray, score: np.ndarray, calibrati
     estimated["roc_auc"] = _expected_auc(probability[by_score])
     rows, scale = _simulated_rows(len(score), seed)
     drawn = _draws(probability[rows], seed)
-    simulated = {**_confusion_measures(drawn, predicted[rows]), "roc_auc": _realized_auc(drawn, score[rows])}
+    simulated = {**_confusion_measures(drawn, predicted[rows]), "roc_auc": roc_auc_of_rows(drawn, score[rows])}
     return {name: _banded(value, simulated[name], scale) for name, value in estimated.items()
             if not np.isnan(value)}
 
@@ -101,16 +101,6 @@ def _simulated_rows(count: int, seed: int) -> tuple[np.ndarray, float]:
     if count <= SIMULATED_ROWS:
         return np.arange(count), 1.0
     return np.random.default_rng(seed).choice(count, SIMULATED_ROWS, replace=False), math.sqrt(SIMULATED_ROWS / count)
-
-
-def _realized_auc(drawn: np.ndarray, score: np.ndarray) -> np.ndarray:
-    """model_quality.roc_auc of each draw (row) against the fixed scores, from the scores' ranks at once."""
-    ranks = average_ranks(score)
-    positives = drawn.sum(axis=1)
-    negatives = drawn.shape[1] - positives
-    with np.errstate(divide="ignore", invalid="ignore"):
-        auc = (drawn @ ranks - positives * (positives + 1) / 2) / (positives * negatives)
-    return np.where((positives > 0) & (negatives > 0), auc, np.nan)
 
 
 def _expected_auc(probability: np.ndarray) -> float:

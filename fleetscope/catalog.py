@@ -6,6 +6,7 @@ test checks that every spec follows the naming conventions and really appears on
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -87,6 +88,11 @@ class Family:
 
     def __len__(self) -> int:
         return len(self.metric.samples)
+
+
+def cumulative_buckets(bounds: Sequence[float], counts: Sequence[int]) -> list[tuple[float, int]]:
+    """Per-bucket counts as add_histogram takes them: (upper bound, cumulative count); bounds end with +Inf."""
+    return list(zip(bounds, itertools.accumulate(int(count) for count in counts), strict=True))
 
 
 def check_unique(specs: Iterable[MetricSpec]) -> None:

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from fleetscope.catalog import cumulative_buckets
 from fleetscope.drift import model_quality, performance_estimation
 from fleetscope.drift.columns import ColumnKind
 from fleetscope.drift.model_quality import Quality
@@ -41,9 +42,7 @@ class DelayHistogram:
         self.total += float(values.sum())
 
     def buckets(self) -> list[tuple[float, int]]:
-        cumulative = np.cumsum(self.counts)
-        return [(bound, int(count)) for bound, count in zip((*LABEL_DELAY_BUCKETS, math.inf), cumulative,
-                                                             strict=True)]
+        return cumulative_buckets((*LABEL_DELAY_BUCKETS, math.inf), self.counts)
 
 
 ACTUAL = "actual"  # a label batch's column of actual values

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from fleetscope.catalog import cumulative_buckets
 from fleetscope.exporters.inference import buckets
 
 OTHER = "_other"
@@ -95,11 +96,7 @@ class HistogramSnapshot:
         return sum(self.counts)
 
     def cumulative(self) -> list[tuple[float, int]]:
-        running, out = 0, []
-        for bound, count in zip(self.bounds + (float("inf"),), self.counts, strict=True):
-            running += count
-            out.append((bound, running))
-        return out
+        return cumulative_buckets(self.bounds + (float("inf"),), self.counts)
 
 
 @dataclass(frozen=True)

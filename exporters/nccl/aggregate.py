@@ -15,7 +15,7 @@ from bisect import bisect_left
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
-from fleetscope.catalog import FamilySet
+from fleetscope.catalog import FamilySet, cumulative_buckets
 from fleetscope.exporters.catalog import nccl as m
 from fleetscope.exporters.nccl.inspector import DumpStats, Operation, RecordError
 from fleetscope.exporters.nccl.operations import bus_bytes
@@ -59,11 +59,7 @@ class _Histogram:
         self.total += seconds
 
     def cumulative(self) -> list[tuple[float, int]]:
-        running, out = 0, []
-        for bound, count in zip(DURATION_BOUNDS, self.counts, strict=True):
-            running += count
-            out.append((bound, running))
-        return out
+        return cumulative_buckets(DURATION_BOUNDS, self.counts)
 
 
 @dataclass

@@ -66,11 +66,14 @@ class IrisModel:
         return [Prediction(self.labels[index], float(probabilities[row, index])) for row, index in enumerate(best)]
 
     def rows(self, features: np.ndarray, predictions: Sequence[Prediction],
-             request_ids: Sequence[str] | None = None, id_column: str = "request_id") -> list[dict[str, object]]:
-        """What a drift monitor wants of each answer: the inputs and the outputs, by name, and, when given, each
-        answer's request id in `id_column` (ground truth arriving later names it)."""
-        ids: Sequence[str | None] = request_ids if request_ids is not None else [None] * len(predictions)
-        return [{**({id_column: request} if request is not None else {}),
-                 **dict(zip(self.features, map(float, instance), strict=True)), "label": p.label,
-                 "confidence": p.confidence}
-                for instance, p, request in zip(features, predictions, ids, strict=True)]
+             request_ids: tuple[str, Sequence[str]] | None = None) -> list[dict[str, object]]:
+        """What a drift monitor wants of each answer: the inputs and the outputs, by name, and, given
+        (column, ids), each answer's request id in that column (ground truth arriving later names it)."""
+        rows: list[dict[str, object]] = [
+            {**dict(zip(self.features, map(float, instance), strict=True)), "label": p.label,
+             "confidence": p.confidence} for instance, p in zip(features, predictions, strict=True)]
+        if request_ids is not None:
+            column, ids = request_ids
+            for row, request in zip(rows, ids, strict=True):
+                row[column] = request
+        return rows

@@ -80,8 +80,8 @@ def create_app(model: IrisModel, metrics: InferenceMetrics, workers: int = 4,
         # (POST /v1/models/{model}/labels on the drift service).
         request_ids = [uuid.uuid4().hex for _ in predictions]
         if outputs is not None:
-            sent_ids = request_ids if request_id_column else None
-            outputs(model.name, model.rows(features, predictions, sent_ids, request_id_column or "request_id"))
+            outputs(model.name, model.rows(features, predictions,
+                                           (request_id_column, request_ids) if request_id_column else None))
         return JSONResponse({"model": model.name, "predictions": [
             {"request_id": request, "label": p.label, "confidence": p.confidence}
             for request, p in zip(request_ids, predictions, strict=True)]})
