@@ -17,7 +17,7 @@ from fleetscope.drift.service.metrics import registry_for
 from fleetscope.drift.service.service import DriftService
 from tests.drift.support import call
 from tests.support.clock import Clock
-from tests.support.exposition import samples
+from tests.support.exposition import samples, values
 
 START = 1_800_000_000.0
 CLASSES = ["setosa", "versicolor", "virginica"]
@@ -57,15 +57,14 @@ def label_body(truth: dict[str, str]) -> bytes:
     return json.dumps([{"request_id": request, "actual": actual} for request, actual in truth.items()]).encode()
 
 
-def page_samples(service: DriftService, name: str, **labels: str) -> dict[frozenset, float]:
-    """Samples of `name` whose labels are exactly the job-less labels given plus any others listed."""
-    page = generate_latest(registry_for(service)).decode()
-    return {frozenset(found.items()): value for sample, found, value in samples(page)
-            if sample == name and all(found.get(key) == wanted for key, wanted in labels.items())}
+def page_of(service: DriftService) -> str:
+    return generate_latest(registry_for(service)).decode()
 
 
 def exact(service: DriftService, name: str, **labels: str) -> float:
-    found = [value for key, value in page_samples(service, name, **labels).items() if dict(key) == labels]
+    """The one sample of `name` whose labels are exactly `labels` (a per-class or per-segment series is another)."""
+    found = [value for sample, found_labels, value in samples(page_of(service))
+             if sample == name and found_labels == labels]
     assert len(found) == 1, (name, labels, found)
     return found[0]
 
@@ -195,7 +194,7 @@ def test_estimated_accuracy_tracks_the_realized_value_once_labels_arrive(tmp_pat
     assert exact(service, "fleetscope_model_quality_estimated", model="iris", metric="accuracy") == estimate.value
     assert exact(service, "fleetscope_model_quality_estimated_bound", model="iris", metric="accuracy",
                  bound="lower") == estimate.lower
-    assert page_samples(service, "fleetscope_model_quality", model="iris") == {}  # nothing realized yet
+    assert values(page_of(service), "fleetscope_model_quality", model="iris") == []  # nothing realized yet
     clock.now += 60
     service.ingest_labels("iris", label_body(pending), "application/json")
     realized = service.evaluate("iris").model_quality.quality.overall["accuracy"]

@@ -11,7 +11,7 @@ import pytest
 from fleetscope.drift import catalog
 from fleetscope.localstack.prometheus import Prometheus
 from tests.conftest import promtool_check_metrics
-from tests.support.exposition import samples
+from tests.support.exposition import samples, unserved
 from tests.support.fleet_data import DRIFT_CONFIG, feed_drift_service
 
 pytestmark = pytest.mark.integration
@@ -39,9 +39,7 @@ def test_drift_metrics_reach_prometheus(fleetscope_process, prometheus, tmp_path
     page = page_of(drift)
     result = promtool_check_metrics(page)
     assert result.returncode == 0, result.stdout.decode() + result.stderr.decode()
-    served = {name for name, _, _ in samples(page)}
-    assert [spec.name for spec in catalog.SERVICE_METRICS
-            if (spec.name + "_count" if spec.type == "histogram" else spec.name) not in served] == []
+    assert unserved(page, catalog.SERVICE_METRICS) == []
 
 
 def test_model_server_outputs_flow_through_the_client(fleetscope_process, tmp_path):

@@ -19,7 +19,7 @@ from fleetscope.exporters.gpu.fake import FakeMig
 from fleetscope.exporters.gpu.simulation import simulated_nvml
 from fleetscope.localstack.prometheus import Prometheus
 from tests.conftest import promtool_check_metrics
-from tests.support.exposition import samples
+from tests.support.exposition import samples, unserved
 from tests.support.inspector import coll, dump_v43, p2p
 from tests.support.kubelet import encode_response, start_kubelet
 from tests.support.ras import FakeRas
@@ -169,11 +169,7 @@ def test_every_cataloged_metric_appears_on_a_live_page(monkeypatch, tmp_path):
         while time.monotonic() < deadline and "fleetscope_gpu_last_xid{" not in page:
             time.sleep(0.1)
             page = fetch(f"127.0.0.1:{server.port}")
-        served = {name for name, _, _ in samples(page)}
-        # A histogram's samples are NAME_bucket, NAME_sum and NAME_count.
-        missing = [spec.name for spec in catalog.NODE_EXPORTER
-                   if (spec.name + "_count" if spec.type == "histogram" else spec.name) not in served]
-        assert missing == []
+        assert unserved(page, catalog.NODE_EXPORTER) == []
         pods = [labels for n, labels, _ in samples(page)
                 if n == "fleetscope_gpu_power_watts" and labels.get("pod") == "train"]
         assert len(pods) == 1

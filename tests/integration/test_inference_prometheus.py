@@ -11,7 +11,7 @@ import pytest
 from fleetscope.exporters.catalog import inference
 from fleetscope.localstack.prometheus import Prometheus
 from tests.conftest import promtool_check_metrics
-from tests.support.exposition import samples
+from tests.support.exposition import sample_name, unserved
 
 pytestmark = pytest.mark.integration
 
@@ -37,14 +37,12 @@ def test_every_inference_metric_reaches_prometheus(fleetscope_process, prometheu
         page = response.read().decode()
     result = promtool_check_metrics(page)
     assert result.returncode == 0, result.stdout.decode() + result.stderr.decode()
-    served = {name for name, _, _ in samples(page)}
-    assert [spec.name for spec in inference.METRICS
-            if (spec.name + "_count" if spec.type == "histogram" else spec.name) not in served] == []
+    assert unserved(page, inference.METRICS) == []
 
     server = prometheus([Prometheus.targets("model-server", [address])], scrape_interval="1s")
     server.wait_for('up{job="model-server"} == 1', timeout=30)
     for spec in inference.METRICS:
-        name = spec.name + "_count" if spec.type == "histogram" else spec.name
+        name = sample_name(spec)
         if spec is inference.GPU_INFO:  # one per GPU the process declares, not per model
             assert server.wait_for(f'{name}{{engine="sklearn",hostname="node-a",uuid="{uuid}"}} == 1', timeout=30)
             continue

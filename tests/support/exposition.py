@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterable
 from prometheus_client.metrics_core import Metric
 from prometheus_client.parser import text_string_to_metric_families
 
+from fleetscope.catalog import MetricSpec
 from fleetscope.exporters.server import encode
 
 
@@ -19,6 +20,17 @@ Samples = list[tuple[str, dict[str, str], float]]
 
 def samples(page: str) -> Samples:
     return [(s.name, s.labels, s.value) for family in text_string_to_metric_families(page) for s in family.samples]
+
+
+def sample_name(spec: MetricSpec) -> str:
+    """The name a spec's samples are found by: a histogram's are NAME_bucket, NAME_sum and NAME_count."""
+    return spec.name + "_count" if spec.type == "histogram" else spec.name
+
+
+def unserved(page: str, specs: Iterable[MetricSpec]) -> list[str]:
+    """The specs of which the page holds no sample."""
+    served = {name for name, _, _ in samples(page)}
+    return [spec.name for spec in specs if sample_name(spec) not in served]
 
 
 def values(page: str, name: str, parse: Callable[[str], Samples] | None = None, **labels: str) -> list[float]:
