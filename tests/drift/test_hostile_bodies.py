@@ -131,3 +131,29 @@ def test_a_non_ascii_bearer_token_is_refused_not_an_error(drift_service, token):
     response = connection.getresponse()
     assert response.status == 401, response.read()
     assert "Traceback" not in drift_service.processes[-1].log_tail(60)
+
+
+# Refusals decided by reading the body, before any schema: a label batch meets them as an output batch does.
+BEFORE_THE_SCHEMA = {"too_many_rows", "too_large", "too_long", "too_deep", "malformed"}
+LABELLED = MODEL_CONFIG + "    quality: {task: classification, request_id: request_id, prediction: label}\n"
+
+
+def test_hostile_label_batches_are_refused_with_a_reason_and_join_nothing(drift_service):
+    address = drift_service(LABELLED + "limits: {max_rows_per_batch: 20000, max_decoded_bytes: 4000000, "
+                                       "max_body_bytes: 500000}\n")
+    rows = [{**row, "request_id": f"r{index}"} for index, row in enumerate(outputs(20, seed=1))]
+    assert call(address, "POST", "/v1/models/iris/outputs", rows)[0] == 202
+    cases = [case for case in hostile_bodies() if case[4] in BEFORE_THE_SCHEMA]
+    cases.append(("a body over limits.max_body_bytes", b"[" + b" " * 550_000 + b"]", "application/json", 413,
+                  "too_large"))
+    cases.append(("a lone surrogate in a request id", json_body('[{"request_id": "\\ud800", "actual": "setosa"}]'),
+                  "application/json", 400, "bad_text"))
+    for what, body, content_type, status, reason in cases:
+        answer = call(address, "POST", "/v1/models/iris/labels", body, content_type)
+        assert (answer[0], answer[1].get("reason")) == (status, reason), (what, answer)
+        assert drift_service.processes[-1].running, what
+    assert len(cases) > 10
+    status, body, _ = call(address, "POST", "/v1/models/iris/evaluate")
+    assert status == 200 and body["model_quality"]["labelled"] == 0  # nothing of the above joined
+    labels = [{"request_id": f"r{index}", "actual": row["label"]} for index, row in enumerate(rows)]
+    assert call(address, "POST", "/v1/models/iris/labels", labels)[1]["joined"] == 20
