@@ -11,13 +11,22 @@ lets it run for --warmup seconds, then measures over --window seconds: active se
 second per node, the store's resident memory and CPU (from /proc, each process apart), each rule group's
 evaluation time, and every panel of the fleet-level dashboards (fleet overview, collectives) and of the
 node dashboard on one node: its query time, p50 and p99 over --repeat runs, at the dashboard's default
-range (6 hours, step 30 s; stats and tables as instant queries), against that store.
+range (6 hours, step 30 s; stats and tables as instant queries), against that store, in two phases:
+  - live:   while the store ingests and its ruler evaluates, as a dashboard is read in production;
+  - quiet:  the same queries, ending at the moment ingestion stopped, after the store's scrapes and rules have
+            been stopped (Prometheus reloaded without them, the agent and vmalert stopped) and the simulator
+            paused: what the queries themselves cost, without the queueing of a 2-core machine that a 500-node
+            fleet saturates.
+VictoriaMetrics' rollup result cache is reset before each run of a panel, so every run computes its result, as
+a dashboard opened for the first time does (Prometheus has no such cache).
 
     .venv/bin/python benchmarks/fleet_cost.py                          # 10, 100 and 500 nodes
     .venv/bin/python benchmarks/fleet_cost.py --nodes 10 --warmup 40 --window 20 --repeat 3   # a smoke run
     .venv/bin/python benchmarks/fleet_cost.py --plot docs/fleet-cost.png --json fleet-cost.json
     mkdir -p /tmp/before && git archive 2b7f2ad^ dashboards/json | tar -x -C /tmp/before
     .venv/bin/python benchmarks/fleet_cost.py --before /tmp/before/dashboards/json  # + the raw-series dashboards
+    .venv/bin/python benchmarks/fleet_cost.py --phases quiet   # only the quiet phase's queries
+    .venv/bin/python benchmarks/fleet_cost.py --report a.json,b.json --plot cost.png   # earlier runs' rows, together
 
 The simulator refreshes each node's readings every 15 s up to 100 nodes and every 60 s beyond (on 2 cores
 it could not collect 500 nodes every 15 s and leave the store any CPU); scrapes still come every 15 s, so
@@ -30,6 +39,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import statistics
 import sys
 import tempfile
@@ -58,6 +68,8 @@ SCRAPE_INTERVAL = "15s"
 RANGE_SECONDS, STEP = 6 * 3600, "30s"  # the dashboards open on 6 hours
 DASHBOARDS = ("fleet", "collectives", "gpu")
 FLEET_LEVEL = ("fleet", "collectives")
+PHASES = {"live": "", "quiet": "_quiet"}  # a phase's suffix in a row's keys
+QUIET_SETTLE = 5.0  # seconds for the last scrapes, evaluations and writes in flight to land before the quiet queries
 QUERY_TIMEOUT = 60.0  # the gpu (node) dashboard is read for one node
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -75,9 +87,20 @@ def main() -> None:
     parser.add_argument("--before", type=Path,
                         help="also query the fleet overview and collectives dashboards of this JSON directory (from "
                              "before the fleet records), reported apart as fleet_before and collectives_before")
+    parser.add_argument("--phases", default="live,quiet", help="when to query the panels: live, quiet or both")
     parser.add_argument("--json", type=Path, help="write every row, panels included, here")
     parser.add_argument("--plot", type=Path, help="draw cost against nodes to this PNG")
+    parser.add_argument("--report", help="run nothing: the table (and --plot) of the rows in these --json files")
     args = parser.parse_args()
+    if args.report:
+        rows = [row for name in args.report.split(",") for row in json.loads(Path(name).read_text())]
+        print(_table(rows))
+        if args.plot:
+            _plot(rows, args.plot)
+        return
+    args.phases = args.phases.split(",")
+    if not args.phases or set(args.phases) - set(PHASES):
+        parser.error(f"--phases: choose from {', '.join(PHASES)}")
     rows = []
     for nodes in (int(n) for n in args.nodes.split(",")):
         with tempfile.TemporaryDirectory(prefix="fleet-cost-") as directory:
@@ -85,7 +108,7 @@ def main() -> None:
             simulator = _simulator(work, nodes)
             try:
                 for store in args.stores.split(","):
-                    rows.append(_measure(store, nodes, work / store, args))
+                    rows.append(_measure(store, nodes, work / store, simulator, args))
                     print(_line(rows[-1]), flush=True)
                     if args.json:  # as each configuration ends: a later one failing loses nothing
                         args.json.write_text(json.dumps(rows, indent=1))
@@ -112,7 +135,7 @@ def _simulator(work: Path, nodes: int) -> ManagedProcess:
     return process
 
 
-def _measure(store: str, nodes: int, work: Path, args: argparse.Namespace) -> dict:
+def _measure(store: str, nodes: int, work: Path, simulator: ManagedProcess, args: argparse.Namespace) -> dict:
     rules = [work.parent / "rules" / name for name in alerts_generate.RULE_FILES]
     if not rules[0].exists():
         for name, text in alerts_generate.files().items():
@@ -146,8 +169,10 @@ def _measure(store: str, nodes: int, work: Path, args: argparse.Namespace) -> di
             measured = {"store": vm, "agent": agent, "ruler": ruler}
         time.sleep(args.warmup)
         cpu_before, samples_before = {name: _cpu_seconds(c) for name, c in measured.items()}, _samples(store, database)
+        rounds_before = _rule_rounds(store, measured)
         time.sleep(args.window)
         cpu_after, samples_after = {name: _cpu_seconds(c) for name, c in measured.items()}, _samples(store, database)
+        rounds_after = _rule_rounds(store, measured)
         series = _active_series(store, database)
         samples = samples_after - samples_before
         row = {
@@ -157,25 +182,45 @@ def _measure(store: str, nodes: int, work: Path, args: argparse.Namespace) -> di
             "rss_mib": {name: _rss(component) / 2**20 for name, component in measured.items()},
             "cpu_cores": {name: (cpu_after[name] - cpu_before[name]) / args.window for name in measured},
             "rule_groups_seconds": _rule_groups(store, measured),
-            "panels": _panels(database, args.dashboards, DASHBOARDS, args.repeat),
-            "panels_before": _panels(database, args.before, FLEET_LEVEL, args.repeat) if args.before else [],
+            "rule_rounds_missed_ratio": _missed_ratio(rounds_before, rounds_after),
         }
+        if "live" in args.phases:
+            _query_phase(row, "", database, args)
+        if "quiet" in args.phases:
+            stopped_at = time.time()
+            if store == "prometheus":
+                server.reload(scrape_configs=[], rule_files=None)
+            else:
+                agent.stop()
+                ruler.stop()
+            os.kill(_pid(simulator), signal.SIGSTOP)
+            try:
+                time.sleep(QUIET_SETTLE)
+                _query_phase(row, "_quiet", database, args, at=stopped_at)
+            finally:
+                os.kill(_pid(simulator), signal.SIGCONT)
     finally:
         for component in reversed(components):
             component.stop()
     row["store_rss_mib_per_1000_gpus"] = row["rss_mib"]["store"] / row["gpus"] * 1000
-    for key, version in [(key, "") for key in DASHBOARDS] + [(key, "_before") for key in FLEET_LEVEL]:
-        # each dashboard's panels, all queried: p50 and p99 summed over its panels
+    return row
+
+
+def _query_phase(row: dict, phase: str, database: QueryApi, args: argparse.Namespace, at: float | None = None) -> None:
+    """Every panel's timings into row["panels<phase>"] (and the raw-series dashboards' into
+    row["panels_before<phase>"]), and each dashboard's p50 and p99, summed over its panels."""
+    row["panels" + phase] = _panels(database, args.dashboards, DASHBOARDS, args.repeat, at)
+    row["panels_before" + phase] = _panels(database, args.before, FLEET_LEVEL, args.repeat, at) if args.before else []
+    for key, version in [(key, phase) for key in DASHBOARDS] + [(key, "_before" + phase) for key in FLEET_LEVEL]:
         mine = [panel for panel in row["panels" + version] if panel["dashboard"] == UIDS[key]]
         if mine:
             row[f"{key}{version}_p50_seconds"] = sum(panel["p50"] for panel in mine)
             row[f"{key}{version}_p99_seconds"] = sum(panel["p99"] for panel in mine)
-    for version in ("", "_before"):  # the fleet-level dashboards together, today's and (measured) before
+    for version in (phase, "_before" + phase):  # the fleet-level dashboards together, today's and (measured) before
         for q in ("p50", "p99"):
             parts = [row.get(f"{key}{version}_{q}_seconds") for key in FLEET_LEVEL]
             if None not in parts:
                 row[f"fleet_panels{version}_{q}_seconds"] = sum(parts)
-    return row
 
 
 def _fleet_only_drop() -> str:
@@ -250,12 +295,30 @@ def _rule_groups(store: str, measured: dict) -> dict[str, float]:
     return {group: sums[group] / counts[group] for group in sums if counts.get(group)}
 
 
+def _rule_rounds(store: str, measured: dict) -> tuple[float, float] | None:
+    """Prometheus' rule group rounds so far: (scheduled, missed because the one before was still running)."""
+    if store != "prometheus":
+        return None  # vmalert 1.79 does not count the rounds it skips
+    own = _own_metrics(measured["store"].url)
+
+    def total(name: str) -> float:
+        return sum(value for series, value in own.items() if series.startswith(name + "{"))
+    return total("prometheus_rule_group_iterations_total"), total("prometheus_rule_group_iterations_missed_total")
+
+
+def _missed_ratio(before: tuple[float, float] | None, after: tuple[float, float] | None) -> float | None:
+    if before is None or after is None or after[0] == before[0]:
+        return None
+    return (after[1] - before[1]) / (after[0] - before[0])
+
+
 def _label(series: str, label: str) -> str:
     start = series.index(f'{label}="') + len(label) + 2
     return series[start:series.index('"', start)]
 
 
-def _panels(database: QueryApi, directory: Path, dashboards: tuple[str, ...], repeat: int) -> list[dict]:
+def _panels(database: QueryApi, directory: Path, dashboards: tuple[str, ...], repeat: int,
+            at: float | None = None) -> list[dict]:
     results = []
     for board in queries.load(directory):
         if board["uid"] not in {UIDS[key] for key in dashboards}:
@@ -268,67 +331,82 @@ def _panels(database: QueryApi, directory: Path, dashboards: tuple[str, ...], re
         for panel in queries.panels(board):
             instant = panel["type"] in ("stat", "table")
             exprs = [queries.concrete(target["expr"], values, "1m") for target in panel["targets"]]
+            timings: list[float] = []
+            series, refused = None, ""
             try:
-                timings = [_timed(database, exprs, instant)]
-                while len(timings) < repeat and timings[-1] < QUERY_TIMEOUT:  # a query past the timeout: not rerun
-                    timings.append(_timed(database, exprs, instant))
+                while len(timings) < repeat and (not timings or timings[-1] < QUERY_TIMEOUT):  # past it: not rerun
+                    seconds, series = _timed(database, exprs, instant, at)
+                    timings.append(seconds)
             except QueryError as error:  # the store refused (too many series, ...): counted at the timeout
                 timings, refused = [QUERY_TIMEOUT], str(error)
-            else:
-                refused = ""
             results.append({"dashboard": board["uid"], "panel": panel["title"], "p50": statistics.median(timings),
                             "p99": max(timings) if repeat < 100 else statistics.quantiles(timings, n=100)[98],
-                            "refused": refused})
+                            "series": series, "refused": refused})
     return results
 
 
-def _timed(database: QueryApi, exprs: list[str], instant: bool) -> float:
-    """Seconds to run a panel's queries, one after the other, as Grafana sends them; a query past the
-    client's timeout counts as QUERY_TIMEOUT seconds (the store may still be working on it)."""
-    end = time.time()
-    started = time.perf_counter()
+def _timed(database: QueryApi, exprs: list[str], instant: bool, at: float | None = None) -> tuple[float, int | None]:
+    """Seconds to run a panel's queries, one after the other, as Grafana sends them, ending at `at` (now if
+    None), and the series they answered (so that a phase whose queries found nothing shows); a query past the
+    client's timeout counts as QUERY_TIMEOUT seconds and None (the store may still be working on it).
+    VictoriaMetrics' result cache is emptied first, so that the run computes what it answers."""
+    if isinstance(database, VictoriaMetrics):
+        with urllib.request.urlopen(f"{database.url}/internal/resetRollupResultCache", timeout=30):
+            pass
+    end = time.time() if at is None else at
+    started, series = time.perf_counter(), 0
     for expr in exprs:
         try:
             if instant:
-                api(database.url, "query", QUERY_TIMEOUT, query=expr, time=str(end))
+                answer = api(database.url, "query", QUERY_TIMEOUT, query=expr, time=str(end))
             else:
-                api(database.url, "query_range", QUERY_TIMEOUT, query=expr, start=str(end - RANGE_SECONDS),
-                    end=str(end), step=STEP)
+                answer = api(database.url, "query_range", QUERY_TIMEOUT, query=expr, start=str(end - RANGE_SECONDS),
+                             end=str(end), step=STEP)
         except TimeoutError:
-            return QUERY_TIMEOUT
-    return time.perf_counter() - started
+            return QUERY_TIMEOUT, None
+        series += len(answer["result"]) if isinstance(answer["result"], list) else 1
+    return time.perf_counter() - started, series
+
+
+SUMMARIES = {"fleet_panels": "Fleet overview + collectives on records", "fleet_panels_before":
+             "Fleet overview + collectives on raw series (before)", "gpu": "Node dashboard"}
 
 
 def _line(row: dict) -> str:
+    panels = ", ".join(f"fleet panels {phase} p50 {_timings(row, 'fleet_panels' + suffix)}"
+                       for phase, suffix in PHASES.items() if f"fleet_panels{suffix}_p50_seconds" in row)
     return (f"{row['store']:16} {row['nodes']:5} nodes: {row['series_per_node']:7.0f} series/node, "
             f"{row['samples_per_second_per_node']:6.1f} samples/s/node, store {row['rss_mib']['store']:7.0f} MiB "
             f"({row['store_rss_mib_per_1000_gpus']:6.0f} MiB per 1000 GPUs), "
-            f"{row['cpu_cores']['store'] * 1000 / row['nodes']:5.1f} millicores/node, fleet panels "
-            f"p50 {row['fleet_panels_p50_seconds'] * 1000:7.0f} ms, "
-            f"p99 {row['fleet_panels_p99_seconds'] * 1000:7.0f} ms")
+            f"{row['cpu_cores']['store'] * 1000 / row['nodes']:5.1f} millicores/node, {panels}")
 
 
 def _table(rows: list[dict]) -> str:
+    phases = [(phase, suffix) for phase, suffix in PHASES.items() if any("panels" + suffix in row for row in rows)]
+    columns = [(f"{label}, {phase}, p50 / p99", key + suffix) for key, label in SUMMARIES.items()
+               for phase, suffix in phases]
     lines = ["| Store | Nodes (GPUs) | Series per node | Samples/s per node | Store memory | per 1,000 GPUs | "
-             "Store CPU per node | Rule evaluation, all groups | Fleet overview, p50 / p99 | Collectives, p50 / p99 | "
-             "Node dashboard, p50 / p99 | Fleet overview + collectives on raw series (before), p50 / p99 |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "Store CPU per node | Rule evaluation, all groups (rounds missed) | "
+             + " | ".join(title for title, _ in columns) + " |",
+             "|---" * (7 + 1 + len(columns)) + "|"]
     for row in rows:
         extra = "".join(f" + {name} {row['rss_mib'][name]:.0f} MiB" for name in row["rss_mib"] if name != "store")
+        missed = row.get("rule_rounds_missed_ratio")
         lines.append(
             f"| {row['store']} | {row['nodes']} ({row['gpus']}) | {row['series_per_node']:.0f} | "
             f"{row['samples_per_second_per_node']:.0f} | {row['rss_mib']['store']:.0f} MiB{extra} | "
             f"{row['store_rss_mib_per_1000_gpus']:.0f} MiB | {row['cpu_cores']['store'] * 1000 / row['nodes']:.1f} "
-            f"millicores | {sum(row['rule_groups_seconds'].values()) * 1000:.0f} ms | "
-            + " | ".join(f"{row[f'{key}_p50_seconds'] * 1000:.0f} / {row[f'{key}_p99_seconds'] * 1000:.0f} ms"
-                         for key in DASHBOARDS) + f" | {_before(row)} |")
+            f"millicores | {sum(row['rule_groups_seconds'].values()) * 1000:.0f} ms"
+            + ("" if missed is None else f" ({missed:.0%})") + " | "
+            + " | ".join(_timings(row, key) for _, key in columns) + " |")
     return "\n".join(lines)
 
 
-def _before(row: dict) -> str:
-    if "fleet_panels_before_p50_seconds" not in row:
+def _timings(row: dict, key: str) -> str:
+    """A dashboard's (or the fleet-level pair's) p50 / p99 in ms, or "not measured"."""
+    if f"{key}_p50_seconds" not in row:
         return "not measured"
-    return " / ".join(f"{row[f'fleet_panels_before_{q}_seconds'] * 1000:.0f}" for q in ("p50", "p99")) + " ms"
+    return " / ".join(f"{row[f'{key}_{q}_seconds'] * 1000:.0f}" for q in ("p50", "p99")) + " ms"
 
 
 def _plot(rows: list[dict], path: Path) -> None:
@@ -342,11 +420,12 @@ def _plot(rows: list[dict], path: Path) -> None:
         mine = [row for row in rows if row["store"] == store]
         nodes = [row["nodes"] for row in mine]
         memory.plot(nodes, [row["rss_mib"]["store"] for row in mine], marker="o", label=store)
-        panels.plot(nodes, [row["fleet_panels_p50_seconds"] * 1000 for row in mine], marker="o",
-                    label=f"{store}, on records")
-        if all("fleet_panels_before_p50_seconds" in row for row in mine):
-            panels.plot(nodes, [row["fleet_panels_before_p50_seconds"] * 1000 for row in mine], marker="x",
-                        linestyle="--", label=f"{store}, raw series (before)")
+        for phase, suffix in PHASES.items():
+            for version, marker, line, what in (("", "o", "-", "on records"), ("_before", "x", "--", "raw series")):
+                key = f"fleet_panels{version}{suffix}_p50_seconds"
+                if all(key in row for row in mine):
+                    panels.plot(nodes, [row[key] * 1000 for row in mine], marker=marker, linestyle=line,
+                                label=f"{store}, {what}, {phase}")
     for axes, title, unit in ((memory, "Store resident memory", "MiB"),
                               (panels, "Fleet overview + collectives: all panels' queries, p50", "ms")):
         axes.set_xscale("log")

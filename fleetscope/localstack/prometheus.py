@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import re
+import signal
 import time
 import urllib.error
 import urllib.parse
@@ -102,6 +105,41 @@ class Prometheus(QueryApi):
 
         self._process, self.port = start_on_free_port(make, timeout, attempts)
         return self
+
+    def reload(self, timeout: float = 30.0, **sections: Any) -> None:
+        """Replace top-level sections of the running server's configuration (None removes one: e.g.
+        reload(scrape_configs=[], rule_files=None) stops it scraping and evaluating) and wait until it has
+        loaded them; SIGHUP, so it needs no --web.enable-lifecycle. A configuration it refuses raises
+        TimeoutError with its log, and the one it runs stays in place."""
+        pid = self._process.pid if self._process is not None and self._process.running else None
+        if pid is None:
+            raise RuntimeError("reload() needs a running Prometheus")
+        config = dict(self.config)
+        for key, value in sections.items():
+            if value is None:
+                config.pop(key, None)
+            else:
+                config[key] = value
+        path = self.workdir / "prometheus.yml"
+        before = self._last_reload()
+        path.write_text(yaml.safe_dump(config, sort_keys=False))
+        time.sleep(max(0.0, before + 1.05 - time.time()))  # the reload time is kept in whole seconds
+        os.kill(pid, signal.SIGHUP)
+        deadline = time.monotonic() + timeout
+        while self._last_reload() <= before:
+            if time.monotonic() > deadline:
+                path.write_text(yaml.safe_dump(self.config, sort_keys=False))
+                log = (self.workdir / "prometheus.log").read_text(errors="replace")[-3000:]
+                raise TimeoutError(f"Prometheus did not load its new configuration in {timeout:.0f} s:\n{log}")
+            time.sleep(0.2)
+        self.config = config
+
+    def _last_reload(self) -> float:
+        """When the configuration was last loaded successfully, from the server's own metrics."""
+        with urllib.request.urlopen(f"{self.url}/metrics", timeout=10) as response:
+            page = response.read().decode()
+        found = re.search(r"^prometheus_config_last_reload_success_timestamp_seconds (\S+)$", page, re.MULTILINE)
+        return float(found.group(1)) if found else 0.0
 
     def stop(self) -> None:
         if self._process is not None:
