@@ -4,8 +4,8 @@ the InfiniBand / RoCE fabric under them."""
 from __future__ import annotations
 
 from fleetscope.alerts.config import AlertsConfig
-from fleetscope.alerts.fleet import NODE
-from fleetscope.alerts.rule import Alert, group, record, seconds
+from fleetscope.alerts.fleet import NODE, TOP
+from fleetscope.alerts.rule import Alert, extremes, group, record, seconds
 from fleetscope.exporters.catalog import fabric, gpu, nccl
 
 # Job-wide records: every node's ranks of a communicator together, per operation and message size. The
@@ -21,11 +21,20 @@ DURATION_BUCKETS = "fleetscope:nccl_duration_seconds_bucket:rate5m"
 SKEW = "fleetscope:nccl_comm_skew_seconds:max"  # the node with the worst skew
 OLDEST_PROGRESS = "fleetscope:nccl_comm_last_progress_timestamp_seconds:min"  # the node that progressed least recently
 NODE_LATENESS = "fleetscope:node_nccl_rank_lateness_seconds:max"  # by NODE and communicator: its latest rank
+# Each communicator's latest nodes and latest ranks (per communicator, so that a panel filtered to some jobs
+# still finds its top ones there), and each cluster's busiest and noisiest nodes: the extremes panels read these.
+NODE_LATEST = "fleetscope:node_nccl_rank_lateness_seconds:max_top10"
+STRAGGLERS = "fleetscope:nccl_rank_lateness_seconds:top5"
+STRAGGLERS_SHOWN = 5
 # Per node: the fabric's throughput, its busiest port in the busier direction, and its port errors by type.
 NODE_FABRIC_TRANSMIT = "fleetscope:node_fabric_transmit_bytes:rate5m"
 NODE_FABRIC_RECEIVE = "fleetscope:node_fabric_receive_bytes:rate5m"
 NODE_FABRIC_UTILIZATION = "fleetscope:node_fabric_port_utilization_ratio:max"
 NODE_FABRIC_ERRORS = "fleetscope:node_fabric_port_errors:rate5m"
+NODE_FABRIC_BUSIEST = "fleetscope:node_fabric_port_utilization_ratio:max_top10"
+NODE_FABRIC_NOISIEST = "fleetscope:node_fabric_port_errors:rate5m_top10"  # all types together
+CLUSTER_FABRIC_TRANSMIT = "fleetscope:cluster_fabric_transmit_bytes:rate5m"
+CLUSTER_FABRIC_RECEIVE = "fleetscope:cluster_fabric_receive_bytes:rate5m"
 CLUSTER_PORTS_DOWN = "fleetscope:cluster_fabric_ports_down:count"
 _COMM = "communicator {{ $labels.comm_name }} ({{ $labels.comm_id }})"
 _PORT = "port {{ $labels.device }}/{{ $labels.port }} of {{ $labels.hostname }}"
@@ -112,6 +121,8 @@ def nccl_records(config: AlertsConfig) -> list[dict]:
         record(SKEW, f"max by ({_COMMUNICATOR}) ({nccl.SKEW.select(e)})"),
         record(OLDEST_PROGRESS, f"min by ({_COMMUNICATOR}) ({nccl.LAST_PROGRESS.select(e)})"),
         record(NODE_LATENESS, f"max by ({NODE}, comm_id, comm_name) ({nccl.LATENESS.select(e)})"),
+        extremes(NODE_LATEST, NODE_LATENESS, TOP, by=_COMMUNICATOR),
+        extremes(STRAGGLERS, nccl.LATENESS.select(e), STRAGGLERS_SHOWN, by=_COMMUNICATOR),
     ]
 
 
@@ -139,6 +150,10 @@ def fabric_records(config: AlertsConfig) -> list[dict]:
         record(NODE_FABRIC_ERRORS, f"sum by ({NODE}, type) (\n  rate({fabric.ERRORS.select(e)}[5m])\n  or\n"
                                     f'  label_replace(rate({fabric.SYMBOL_ERRORS.select(e)}[5m]), "type", "symbol", '
                                     '"", "")\n)'),
+        record(CLUSTER_FABRIC_TRANSMIT, f"sum by (cluster) ({NODE_FABRIC_TRANSMIT})"),
+        record(CLUSTER_FABRIC_RECEIVE, f"sum by (cluster) ({NODE_FABRIC_RECEIVE})"),
+        extremes(NODE_FABRIC_BUSIEST, NODE_FABRIC_UTILIZATION, TOP),
+        extremes(NODE_FABRIC_NOISIEST, f"sum by ({NODE}) ({NODE_FABRIC_ERRORS})", TOP),
     ]
 
 

@@ -4,6 +4,8 @@ one per node instead of every GPU's (benchmarks/fleet_cost.py measures the diffe
 dashboards keep reading the raw series of the node chosen.
 
     fleetscope:node_gpu_<what>        by (cluster, job, instance, hostname)
+    fleetscope:node_gpu_<what>_top10  each cluster's ten highest (bottom10: lowest) of a node record: the
+                                      fleet overview's extremes panels read ten series a cluster, not every node
     fleetscope:cluster_<what>         by (cluster)
 """
 
@@ -11,7 +13,7 @@ from __future__ import annotations
 
 from fleetscope.alerts.config import AlertsConfig
 from fleetscope.alerts.gpu import GPU_COUNT
-from fleetscope.alerts.rule import matchers, record, regex
+from fleetscope.alerts.rule import extremes, matchers, record, regex
 from fleetscope.exporters.catalog import gpu
 
 IDLE_UTILIZATION = 0.1  # a GPU busier than this is counted busy
@@ -29,6 +31,10 @@ NODE_MEMORY_USED = "fleetscope:node_gpu_memory_used_bytes:sum"
 NODE_MEMORY_TOTAL = "fleetscope:node_gpu_memory_total_bytes:sum"
 NODE_POWER = "fleetscope:node_gpu_power_watts:sum"
 NODE_TEMPERATURE = "fleetscope:node_gpu_temperature_celsius:max"
+TOP = 10  # the nodes each cluster's extremes records keep: the fleet overview shows the fleet's ten
+NODE_LEAST_BUSY = "fleetscope:node_gpu_utilization_ratio:avg_bottom10"
+NODE_FULLEST_MEMORY = "fleetscope:node_gpu_memory_used_ratio:top10"
+NODE_HOTTEST = "fleetscope:node_gpu_temperature_celsius:max_top10"
 CLUSTER_GPUS = "fleetscope:cluster_gpus:count"
 CLUSTER_BUSY = "fleetscope:cluster_gpus_busy:count"
 CLUSTER_IDLE = "fleetscope:cluster_gpus_idle:count"
@@ -68,6 +74,9 @@ def rule_groups(config: AlertsConfig) -> list[dict]:
         record(NODE_MEMORY_TOTAL, f"sum by ({NODE}) ({gpu.MEMORY_TOTAL.select(e)})"),
         record(NODE_POWER, f"sum by ({NODE}) ({gpu.POWER.select(e)})"),
         record(NODE_TEMPERATURE, f"max by ({NODE}) ({gpu.TEMPERATURE.select(e)})"),
+        extremes(NODE_LEAST_BUSY, NODE_UTILIZATION, TOP, lowest=True),
+        extremes(NODE_FULLEST_MEMORY, f"{NODE_MEMORY_USED} / {NODE_MEMORY_TOTAL}", TOP),
+        extremes(NODE_HOTTEST, NODE_TEMPERATURE, TOP),
     ]
     clusters = [
         record(CLUSTER_GPUS, f"sum by (cluster) ({GPU_COUNT})"),

@@ -53,6 +53,13 @@ def record(name: str, expr: str) -> dict:
     return {"record": name, "expr": expr}
 
 
+def extremes(name: str, expr: str, k: int, by: str = "cluster", lowest: bool = False) -> dict:
+    """A record of the k highest (lowest) series of expr in each `by` group. A fleet-level panel showing the fleet's
+    extremes reads these, k series a group at each step whatever the fleet's size, and its topk(k) (bottomk) over
+    them answers what it would over expr: the fleet's k highest are among each group's k highest."""
+    return record(name, f"{'bottomk' if lowest else 'topk'} by ({by}) ({k}, {expr})")
+
+
 def matchers(*parts: str) -> str:
     """Joins PromQL matchers, skipping empty ones: matchers('job="x"', '', 'reason="y"')."""
     return ",".join(part for part in parts if part)

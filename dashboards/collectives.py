@@ -22,7 +22,7 @@ from fleetscope.exporters.catalog import fabric, nccl
 JOB_FILTERS = 'cluster=~"$cluster",comm_name=~"$comm"'
 HOST_FILTERS = 'cluster=~"$cluster",hostname=~"$hostname"'  # one node: the variable has no All
 PORT = "{{device}}/{{port}}"
-TOP = 10  # nodes shown in the fleet-wide per-node panels: the extremes, not a line per node
+TOP = records.TOP  # nodes shown in the fleet-wide per-node panels: the extremes, not a line per node
 
 
 def _recorded(record: str, filters: str) -> str:
@@ -68,11 +68,11 @@ def build(config: AlertsConfig | None = None) -> dict:
                          Query(f"max by (comm_name) ({_recorded(records.SKEW, JOB_FILTERS)})", "{{comm_name}}")),
         timeseries_panel(f"Latest nodes ({TOP})", f"The {TOP} nodes whose latest rank arrives furthest behind its "
                                                   "node's median rank, by job.", "s",
-                         Query(f"topk({TOP}, {_recorded(records.NODE_LATENESS, JOB_FILTERS)})",
+                         Query(f"topk({TOP}, {_recorded(records.NODE_LATEST, JOB_FILTERS)})",
                                "{{hostname}} {{comm_name}}"), links=[("Node / GPU detail", f"/d/{UIDS['gpu']}")]),
-        table_panel("Stragglers", "The five latest ranks of each job now, latest first.", "s",
-                    Query(f"topk by (comm_name) (5, {m(nccl.LATENESS, matchers(exporter, JOB_FILTERS))})",
-                          "lateness"),
+        table_panel("Stragglers", f"The {records.STRAGGLERS_SHOWN} latest ranks of each job now, latest first.", "s",
+                    Query(f"topk by (comm_name) ({records.STRAGGLERS_SHOWN}, "
+                          f"{_recorded(records.STRAGGLERS, JOB_FILTERS)})", "lateness"),
                     columns=["comm_name", "hostname", "rank"]),
         timeseries_panel("Time since last progress", "Seconds since each job last completed a collective on its "
                                                      "least recent node; a steady climb is a hang.", "s",
@@ -82,18 +82,16 @@ def build(config: AlertsConfig | None = None) -> dict:
     fabric_fleet = Row("Fabric", [
         timeseries_panel("Fabric throughput by cluster", "Bytes per second through every InfiniBand/RoCE port of "
                                                          "each cluster, transmitted (+) and received (-).", "Bps",
-                         Query(f"sum by (cluster) ({_recorded(records.NODE_FABRIC_TRANSMIT, in_cluster)})",
-                               "{{cluster}} tx"),
-                         Query(f"-sum by (cluster) ({_recorded(records.NODE_FABRIC_RECEIVE, in_cluster)})",
-                               "{{cluster}} rx")),
+                         Query(_recorded(records.CLUSTER_FABRIC_TRANSMIT, in_cluster), "{{cluster}} tx"),
+                         Query(f"-{_recorded(records.CLUSTER_FABRIC_RECEIVE, in_cluster)}", "{{cluster}} rx")),
         timeseries_panel(f"Busiest ports ({TOP} nodes)", f"The {TOP} nodes with the busiest port: its throughput "
                                                          "over its link rate, in the busier direction.",
-                         "percentunit", Query(f"topk({TOP}, {_recorded(records.NODE_FABRIC_UTILIZATION, in_cluster)})",
+                         "percentunit", Query(f"topk({TOP}, {_recorded(records.NODE_FABRIC_BUSIEST, in_cluster)})",
                                               "{{hostname}}"), min=0, max=1),
         timeseries_panel(f"Port errors ({TOP} nodes)", f"The {TOP} nodes counting the most port errors per second, "
                                                        "symbol errors included.", "none",
-                         Query(f"topk({TOP}, sum by (cluster, hostname) "
-                               f"({_recorded(records.NODE_FABRIC_ERRORS, in_cluster)}))", "{{hostname}}"), min=0),
+                         Query(f"topk({TOP}, {_recorded(records.NODE_FABRIC_NOISIEST, in_cluster)})", "{{hostname}}"),
+                         min=0),
         stat_panel("Ports down", "Ports that have been active and are not now: the ports "
                                  "FleetscopeFabricPortDown alerts on.",
                    "none", Query(f"sum({_recorded(records.CLUSTER_PORTS_DOWN, in_cluster)}) or vector(0)"),

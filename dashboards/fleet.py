@@ -20,7 +20,7 @@ from fleetscope.exporters.catalog import gpu, xids
 CLUSTER = '{cluster=~"$cluster"}'
 GPU_COLUMNS = "cluster, hostname, gpu"
 XID_NAMES = {str(code): f"{code}: {xid.name}" for code, xid in xids.CATALOG.items()}
-TOP = 10  # nodes shown in the per-node panels: the fleet's extremes, not a line per node
+TOP = records.TOP  # nodes shown in the per-node panels: the fleet's extremes, not a line per node
 
 
 def _sum(record: str) -> str:
@@ -32,8 +32,10 @@ def _count(record: str) -> str:
 
 
 def build(config: AlertsConfig | None = None) -> dict:
-    """Every panel but the attention table reads the per-node and per-cluster records (alerts/fleet.py), so
-    the dashboard's cost follows nodes and clusters, not GPUs."""
+    """Every panel but the attention table reads the per-cluster records and each cluster's extreme nodes
+    (alerts/fleet.py), so the dashboard's cost follows clusters, not nodes or GPUs. The attention table reads
+    every GPU's counters over a day (a record cannot hold a GPU's first event: the series would start at it)
+    but answers only the GPUs that need someone."""
     exporter = (config or AlertsConfig()).selectors.exporter
     in_cluster = matchers(exporter, 'cluster=~"$cluster"')
     idle = records.IDLE_UTILIZATION
@@ -59,12 +61,12 @@ def build(config: AlertsConfig | None = None) -> dict:
                          "bytes", Query(f"{records.CLUSTER_MEMORY_USED}{CLUSTER}", "{{cluster}}"), min=0),
         timeseries_panel(f"Least busy nodes ({TOP})", f"The {TOP} nodes whose GPUs ran kernels least, on average: "
                                                       "capacity to reclaim, or a job stuck.", "percentunit",
-                         Query(f"bottomk({TOP}, {records.NODE_UTILIZATION}{CLUSTER})", "{{hostname}}"),
+                         Query(f"bottomk({TOP}, {records.NODE_LEAST_BUSY}{CLUSTER})", "{{hostname}}"),
                          min=0, max=1, links=[("Node / GPU detail", f"/d/{UIDS['gpu']}")]),
         timeseries_panel(f"Fullest GPU memory ({TOP} nodes)", f"The {TOP} nodes with the largest share of GPU "
                                                               "memory in use.", "percentunit",
-                         Query(f"topk({TOP}, {records.NODE_MEMORY_USED}{CLUSTER} / {records.NODE_MEMORY_TOTAL})",
-                               "{{hostname}}"), min=0, max=1),
+                         Query(f"topk({TOP}, {records.NODE_FULLEST_MEMORY}{CLUSTER})", "{{hostname}}"),
+                         min=0, max=1),
     ])
     power = Row("Power and energy", [
         stat_panel("Power now", "Power drawn by the selected clusters' GPUs.", "watt",
@@ -82,14 +84,14 @@ def build(config: AlertsConfig | None = None) -> dict:
         table_panel("GPUs needing attention", "GPUs with XID events, double-bit (uncorrectable) ECC errors or a "
                                               "row remap pending or failed in the last day, most XIDs first, with "
                                               "the latest XID code and what it means.", "none",
-                    Query(f"sum by ({GPU_COLUMNS}) (round(increase({m(gpu.XID_EVENTS, in_cluster)}[24h])))",
+                    Query(f"sum by ({GPU_COLUMNS}) (round(increase({m(gpu.XID_EVENTS, in_cluster)}[24h]))) > 0",
                           "XID events, 24h"),
-                    Query(f"max by ({GPU_COLUMNS}) ({m(gpu.LAST_XID, in_cluster)})", "latest XID"),
+                    Query(f"max by ({GPU_COLUMNS}) ({m(gpu.LAST_XID, in_cluster)}) > 0", "latest XID"),
                     Query(f"sum by ({GPU_COLUMNS}) (round(increase("
-                          f"{m(gpu.ECC_ERRORS, matchers(in_cluster, records.DOUBLE_BIT))}[24h])))",
+                          f"{m(gpu.ECC_ERRORS, matchers(in_cluster, records.DOUBLE_BIT))}[24h]))) > 0",
                           "double-bit ECC, 24h"),
                     Query(f"max by ({GPU_COLUMNS}) ({m(gpu.ROW_REMAP_PENDING, in_cluster)} + "
-                          f"{m(gpu.ROW_REMAP_FAILED, in_cluster)})", "row remap pending + failed"),
+                          f"{m(gpu.ROW_REMAP_FAILED, in_cluster)}) > 0", "row remap pending + failed"),
                     columns=GPU_COLUMNS.split(", "), mappings={"latest XID": XID_NAMES},
                     nonzero_in=("XID events, 24h", "double-bit ECC, 24h", "row remap pending + failed"),
                     decimals=0, width=24, height=10),
@@ -98,7 +100,7 @@ def build(config: AlertsConfig | None = None) -> dict:
                          Query(f"sum by (reason) ({records.CLUSTER_THROTTLED_TIME}{CLUSTER}) / "
                                f"scalar({_sum(records.CLUSTER_GPUS)})", "{{reason}}"), min=0),
         timeseries_panel(f"Hottest nodes ({TOP})", f"The {TOP} nodes with the hottest GPU.", "celsius",
-                         Query(f"topk({TOP}, {records.NODE_TEMPERATURE}{CLUSTER})", "{{hostname}}")),
+                         Query(f"topk({TOP}, {records.NODE_HOTTEST}{CLUSTER})", "{{hostname}}")),
     ])
     variables = [datasource_variable(), label_variable("cluster", "Cluster", records.CLUSTER_GPUS)]
     return dashboard(UIDS["fleet"], TITLES["fleet"],

@@ -170,10 +170,13 @@ class SimulatedFleet:
         self.close()
 
     def targets(self, cluster: str) -> list[dict]:
-        """Prometheus file_sd entries for a cluster's nodes: each node its own target, with its path and an
-        `instance` as a real node's exporter would have."""
+        """Prometheus file_sd entries for a cluster's nodes: each node its own target, with its path, an
+        `instance` as a real node's exporter would have, and its `cluster`, as an inventory's entries carry it
+        (deploy/baremetal.py's example_targets): external_labels label only what leaves a Prometheus, so a
+        Prometheus that serves dashboards or rules from its own series needs the label on the series."""
         return [{"targets": [self.address],
-                 "labels": {"__metrics_path__": node.path, "instance": f"{node.hostname}:{EXPORTER_PORT}"}}
+                 "labels": {"__metrics_path__": node.path, "instance": f"{node.hostname}:{EXPORTER_PORT}",
+                            "cluster": cluster}}
                 for node in self.nodes if node.cluster == cluster]
 
     def write_targets(self, directory: Path) -> list[Path]:

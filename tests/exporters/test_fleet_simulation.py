@@ -60,10 +60,11 @@ def test_each_node_serves_what_the_simulated_exporter_serves_under_its_own_ident
             assert len(node_uuids) == 8
             uuids |= node_uuids
         assert len(uuids) == 32, "every GPU of the fleet has its own UUID"
-        # Each cluster's targets: one per node, its own path and the instance a real exporter would have.
+        # Each cluster's targets: one per node, its own path, the instance a real exporter would have, its cluster.
         assert fleet.targets("west") == [
             {"targets": [fleet.address], "labels": {"__metrics_path__": f"/west/west-node-000{i}/metrics",
-                                                   "instance": f"west-node-000{i}:9835"}} for i in range(2)]
+                                                   "instance": f"west-node-000{i}:9835", "cluster": "west"}}
+            for i in range(2)]
 
 
 def test_faults_land_on_the_node_they_name():
