@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import ssl
 import urllib.error
@@ -29,6 +30,24 @@ def call(address: str, method: str, path: str, body: bytes | dict | list | None 
         return status, json.loads(text), response_headers
     except json.JSONDecodeError:
         return status, text, response_headers
+
+
+def declared_over(address: str, path: str, length: int, content_type: str = "application/json") -> tuple[int, str, str]:
+    """(status, reason, error) of a POST whose Content-Length is over limits.max_body_bytes, read before any of
+    the body is sent: the service refuses it from the header alone and closes, so a client still writing a body
+    larger than the socket's buffers meets a broken pipe instead of the answer (a clean-clone run did)."""
+    host, port = address.split(":")
+    connection = http.client.HTTPConnection(host, int(port), timeout=30)
+    try:
+        connection.putrequest("POST", path)
+        connection.putheader("Content-Type", content_type)
+        connection.putheader("Content-Length", str(length))
+        connection.endheaders()
+        response = connection.getresponse()
+        answer = json.loads(response.read())
+        return response.status, answer.get("reason", ""), answer.get("error", "")
+    finally:
+        connection.close()
 
 
 def outputs(rows: int, seed: int, shift: float = 0.0) -> list[dict]:

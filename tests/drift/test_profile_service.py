@@ -21,7 +21,7 @@ from fleetscope.drift.service import config as service_config
 from fleetscope.drift.service.decode import BadBatch
 from fleetscope.drift.service.metrics import registry_for
 from fleetscope.drift.service.service import PROFILE_CONTENT_TYPE, DriftService
-from tests.drift.support import call, outputs
+from tests.drift.support import call, declared_over, outputs
 from tests.support.clock import Clock
 from tests.support.exposition import value
 
@@ -287,7 +287,7 @@ models:
     start = math.floor(time.time() / 60) * 60 - 120
     path = f"/v1/models/chat/profiles?{urllib.parse.urlencode({'replica': 'r1', 'start': start, 'seconds': 60})}"
     post = lambda body: call(address, "POST", path, body, content_type=PROFILE_CONTENT_TYPE)  # noqa: E731
-    assert post(b"FSPF\x01" + b"\0" * 300_000)[0] == 413  # over limits.max_body_bytes
+    assert declared_over(address, path, 300_000, PROFILE_CONTENT_TYPE)[:2] == (413, "too_large")
     bomb = b"FSPF\x01" + zlib.compress(b"\0" * (65 * 1024 * 1024))
     status, body, _ = post(bomb)  # 66 KB that would decompress to 65 MiB
     assert status == 400 and "larger than" in body["error"]
