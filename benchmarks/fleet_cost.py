@@ -264,9 +264,13 @@ def _samples(store: str, database: QueryApi) -> float:
     """Samples the store has taken in so far."""
     own = _own_metrics(database.url)
     if store == "prometheus":
-        return own.get("prometheus_tsdb_head_samples_appended_total", 0.0) + sum(
-            value for name, value in own.items() if name.startswith("prometheus_tsdb_head_samples_appended_total{"))
-    return sum(value for name, value in own.items() if name.startswith("vm_rows_inserted_total{"))
+        return _total(own, "prometheus_tsdb_head_samples_appended_total")
+    return _total(own, "vm_rows_inserted_total")
+
+
+def _total(own: dict[str, float], name: str) -> float:
+    """A metric of a component's own page summed over its series, labelled or not."""
+    return sum(value for series, value in own.items() if series == name or series.startswith(name + "{"))
 
 
 def _active_series(store: str, database: QueryApi) -> float:
@@ -315,10 +319,8 @@ def _rule_rounds(store: str, measured: dict) -> tuple[float, float] | None:
     if store != "prometheus":
         return None  # vmalert 1.79 does not count the rounds it skips
     own = _own_metrics(measured["store"].url)
-
-    def total(name: str) -> float:
-        return sum(value for series, value in own.items() if series.startswith(name + "{"))
-    return total("prometheus_rule_group_iterations_total"), total("prometheus_rule_group_iterations_missed_total")
+    return (_total(own, "prometheus_rule_group_iterations_total"),
+            _total(own, "prometheus_rule_group_iterations_missed_total"))
 
 
 def _missed_ratio(before: tuple[float, float] | None, after: tuple[float, float] | None) -> float | None:

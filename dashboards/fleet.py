@@ -21,6 +21,7 @@ CLUSTER = '{cluster=~"$cluster"}'
 GPU_COLUMNS = "cluster, hostname, gpu"
 XID_NAMES = {str(code): f"{code}: {xid.name}" for code, xid in xids.CATALOG.items()}
 TOP = records.TOP  # nodes shown in the per-node panels: the fleet's extremes, not a line per node
+ATTENTION = "GPUs needing attention"  # the one fleet-level panel that reads every GPU, and answers only the few
 
 
 def _sum(record: str) -> str:
@@ -81,7 +82,7 @@ def build(config: AlertsConfig | None = None) -> dict:
                          Query(f"{records.CLUSTER_POWER}{CLUSTER}", "{{cluster}}"), stacked=True, width=24),
     ])
     health = Row("Health", [
-        table_panel("GPUs needing attention", "GPUs with XID events, double-bit (uncorrectable) ECC errors or a "
+        table_panel(ATTENTION, "GPUs with XID events, double-bit (uncorrectable) ECC errors or a "
                                               "row remap pending or failed in the last day, most XIDs first, with "
                                               "the latest XID code and what it means.", "none",
                     Query(f"sum by ({GPU_COLUMNS}) (round(increase({m(gpu.XID_EVENTS, in_cluster)}[24h]))) > 0",

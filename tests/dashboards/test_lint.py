@@ -15,6 +15,7 @@ from fleetscope.alerts import collectives as collectives_records
 from fleetscope.alerts import fleet as fleet_records
 from fleetscope.alerts import generate as alerts_generate
 from fleetscope.alerts.config import AlertsConfig, from_mapping
+from fleetscope.dashboards import fleet as fleet_dashboard
 from fleetscope.dashboards import generate, queries
 from fleetscope.dashboards.common import UIDS
 from fleetscope.drift import catalog as drift_catalog
@@ -209,7 +210,7 @@ def test_the_fleet_level_dashboards_read_records_not_every_gpu_rank_or_port(key)
     board = next(board for board in BOARDS if board["uid"] == UIDS[key])
     raw_for_one_node = 0
     for panel in queries.panel_queries(board):
-        if panel.title == "GPUs needing attention":  # every GPU's counters over a day; it answers only the few
+        if panel.title == fleet_dashboard.ATTENTION:  # every GPU's counters over a day; it answers only the few
             continue
         for expr in panel.exprs:
             for name, selector in _selectors(expr):
@@ -359,7 +360,7 @@ def test_a_table_previews_as_grafana_shows_it():
     """Only GPUs with something to attend to, worst first, the XID code named; every other label hidden."""
     from fleetscope.dashboards import preview
 
-    panel = _panel("fleet", "GPUs needing attention")
+    panel = _panel("fleet", fleet_dashboard.ATTENTION)
     gpu = {"__name__": "x", "job": "fleetscope-exporter", "cluster": "c", "hostname": "n"}
     results = [
         [_result(gpu | {"gpu": "0"}, 0), _result(gpu | {"gpu": "1"}, 3), _result(gpu | {"gpu": "2"}, 1)],  # XIDs

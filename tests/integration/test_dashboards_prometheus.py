@@ -12,6 +12,7 @@ import yaml
 from fleetscope.alerts import collectives, efficiency, fleet, gpu, inference
 from fleetscope.alerts.config import AlertsConfig
 from fleetscope.cli import main
+from fleetscope.dashboards import fleet as fleet_dashboard
 from fleetscope.dashboards import queries
 from fleetscope.dashboards.common import UIDS
 from fleetscope.localstack.prometheus import Prometheus, QueryError
@@ -22,7 +23,7 @@ pytestmark = pytest.mark.integration
 RATE_INTERVAL = "15s"
 # Panels that answer only what needs someone (`... > 0`): empty while every GPU is well, so their queries are
 # checked without that last filter, which shows they read series that are there.
-ONLY_WHAT_NEEDS_SOMEONE = {"GPUs needing attention"}
+ONLY_WHAT_NEEDS_SOMEONE = {fleet_dashboard.ATTENTION}
 
 
 @pytest.fixture

@@ -15,6 +15,7 @@ import yaml
 from fleetscope.alerts import generate
 from fleetscope.alerts.config import AlertsConfig, from_mapping
 from fleetscope.alerts.routing import local_receivers
+from fleetscope.dashboards import fleet as fleet_dashboard
 from fleetscope.dashboards import queries
 from fleetscope.dashboards.common import UIDS
 from fleetscope.deploy import baremetal, fleet
@@ -103,7 +104,7 @@ def test_two_clusters_into_victoriametrics_with_vmalert_as_the_global_ruler(tmp_
                     panels[f"{board['uid']}: {panel.title} ({cluster})"] = [
                         queries.concrete(expr, values, "5s") for expr in panel.exprs]
         # Nothing of cluster a needs someone (its simulated GPUs raise no XIDs): its attention table is empty.
-        quiet = panels.pop(f"{UIDS['fleet']}: GPUs needing attention (a)")
+        quiet = panels.pop(f"{UIDS['fleet']}: {fleet_dashboard.ATTENTION} (a)")
         assert not any(store.query(expr) for expr in quiet)
         deadline = time.monotonic() + 45
         while True:
