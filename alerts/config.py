@@ -68,6 +68,10 @@ class GpuConfig:
     # How long a node's GPU count is remembered after its exporter was last scraped; while it is, a node
     # with fewer GPUs than it had lost one.
     count_baseline_window: str = "6h"
+    # How often the fleet overview's attention records (each GPU's XID and ECC counts over a day) are evaluated:
+    # reading every GPU's day of samples is the costliest fleet record, and a table a minute late loses nothing
+    # (the alerts page on their own, every evaluation).
+    attention_interval: str = "1m"
 
 
 @dataclass(frozen=True)
@@ -338,7 +342,7 @@ def check(config: AlertsConfig) -> None:
                     config.drift):
         for f in dataclasses.fields(section):
             value = getattr(section, f.name)
-            if f.name.endswith(("_for", "_window", "_within", "_after")) and isinstance(value, str):
+            if f.name.endswith(("_for", "_window", "_within", "_after", "_interval")) and isinstance(value, str):
                 _duration(value, f"{type(section).__name__}.{f.name}")
     for severity, long, short, rate, for_ in config.inference.burn_rates:
         if severity not in URGENCIES:

@@ -7,6 +7,8 @@ dashboards keep reading the raw series of the node chosen.
     fleetscope:node_gpu_<what>_top10  each cluster's ten highest (bottom10: lowest) of a node record: the
                                       fleet overview's extremes panels read ten series a cluster, not every node
     fleetscope:cluster_<what>         by (cluster)
+    fleetscope:gpu_<what>             by (cluster, job, instance, hostname, gpu), only where it is above zero:
+                                      the attention table reads the few GPUs that need someone, not every GPU
 """
 
 from __future__ import annotations
@@ -48,6 +50,12 @@ CLUSTER_POWER = "fleetscope:cluster_gpu_power_watts:sum"
 CLUSTER_POWER_LIMIT = "fleetscope:cluster_gpu_power_limit_watts:sum"
 CLUSTER_ENERGY = "fleetscope:cluster_gpu_energy_joules:rate5m"
 CLUSTER_THROTTLED_TIME = "fleetscope:cluster_gpu_clock_event_seconds:rate5m"
+ATTENTION_WINDOW = "24h"
+GPU_XIDS = f"fleetscope:gpu_xid_events:increase{ATTENTION_WINDOW}"
+GPU_DOUBLE_BIT_ECC = f"fleetscope:gpu_ecc_double_bit_errors:increase{ATTENTION_WINDOW}"
+GPU_LAST_XID = "fleetscope:gpu_last_xid:max"
+GPU_ROW_REMAPS = "fleetscope:gpu_row_remap_pending_plus_failed:max"
+NODE_GPU = f"{NODE}, gpu"
 
 
 def unhealthy(selector: str, config: AlertsConfig) -> str:
@@ -61,6 +69,10 @@ def unhealthy(selector: str, config: AlertsConfig) -> str:
             f"or ({gpu.RECOVERY_ACTION.select(matchers(selector, RECOVERY_NEEDED))} == 1)\n"
             f"or (increase({gpu.XID_ERRORS.select(matchers(selector, hardware_xids))}[1h]) > 0)\n"
             f"or (increase({gpu.ECC_ERRORS.select(matchers(selector, DOUBLE_BIT))}[1h]) > 0)")
+
+
+def _counted_today(counter: str) -> str:
+    return f"sum by ({NODE_GPU}) (round(increase({counter}[{ATTENTION_WINDOW}]))) > 0"
 
 
 def rule_groups(config: AlertsConfig) -> list[dict]:
@@ -94,5 +106,15 @@ def rule_groups(config: AlertsConfig) -> list[dict]:
         record(CLUSTER_THROTTLED_TIME,
                f"sum by (cluster, reason) (rate({gpu.CLOCK_EVENT_DURATION.select(e)}[5m]))"),
     ]
+    # Every GPU's counts over a day are read here, once an interval, not by every refresh of every dashboard;
+    # only the GPUs above zero are recorded.
+    attention = [
+        record(GPU_XIDS, _counted_today(gpu.XID_EVENTS.select(e))),
+        record(GPU_DOUBLE_BIT_ECC, _counted_today(gpu.ECC_ERRORS.select(matchers(e, DOUBLE_BIT)))),
+        record(GPU_LAST_XID, f"max by ({NODE_GPU}) ({gpu.LAST_XID.select(e)}) > 0"),
+        record(GPU_ROW_REMAPS,
+               f"max by ({NODE_GPU}) ({gpu.ROW_REMAP_PENDING.select(e)} + {gpu.ROW_REMAP_FAILED.select(e)}) > 0"),
+    ]
     # One group, nodes first: the cluster sums read this evaluation's node records.
-    return [{"name": "fleetscope-fleet-recording", "rules": nodes + clusters}]
+    return [{"name": "fleetscope-fleet-recording", "rules": nodes + clusters},
+            {"name": "fleetscope-fleet-attention", "interval": config.gpu.attention_interval, "rules": attention}]

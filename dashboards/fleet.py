@@ -3,7 +3,6 @@ which GPUs need someone."""
 
 from fleetscope.alerts import fleet as records
 from fleetscope.alerts.config import AlertsConfig
-from fleetscope.alerts.rule import matchers
 from fleetscope.dashboards.build import (
     Query,
     Row,
@@ -14,14 +13,14 @@ from fleetscope.dashboards.build import (
     table_panel,
     timeseries_panel,
 )
-from fleetscope.dashboards.common import TITLES, UIDS, links_except, m
-from fleetscope.exporters.catalog import gpu, xids
+from fleetscope.dashboards.common import TITLES, UIDS, links_except
+from fleetscope.exporters.catalog import xids
 
 CLUSTER = '{cluster=~"$cluster"}'
 GPU_COLUMNS = "cluster, hostname, gpu"
 XID_NAMES = {str(code): f"{code}: {xid.name}" for code, xid in xids.CATALOG.items()}
 TOP = records.TOP  # nodes shown in the per-node panels: the fleet's extremes, not a line per node
-ATTENTION = "GPUs needing attention"  # the one fleet-level panel that reads every GPU, and answers only the few
+ATTENTION = "GPUs needing attention"  # answers only the few GPUs that need someone: empty while all are well
 
 
 def _sum(record: str) -> str:
@@ -33,12 +32,10 @@ def _count(record: str) -> str:
 
 
 def build(config: AlertsConfig | None = None) -> dict:
-    """Every panel but the attention table reads the per-cluster records and each cluster's extreme nodes
-    (alerts/fleet.py), so the dashboard's cost follows clusters, not nodes or GPUs. The attention table reads
-    every GPU's counters over a day (a record cannot hold a GPU's first event: the series would start at it)
-    but answers only the GPUs that need someone."""
-    exporter = (config or AlertsConfig()).selectors.exporter
-    in_cluster = matchers(exporter, 'cluster=~"$cluster"')
+    """Every panel reads records (alerts/fleet.py): the per-cluster ones, each cluster's extreme nodes, and the
+    GPUs that need someone, so the dashboard's cost follows clusters, not nodes or GPUs."""
+    config = config or AlertsConfig()
+    day, every = records.ATTENTION_WINDOW, config.gpu.attention_interval
     idle = records.IDLE_UTILIZATION
     state = Row("GPUs by state", [
         stat_panel("GPUs", "GPUs the exporters report, up or not.", "none", Query(_sum(records.CLUSTER_GPUS))),
@@ -82,19 +79,15 @@ def build(config: AlertsConfig | None = None) -> dict:
                          Query(f"{records.CLUSTER_POWER}{CLUSTER}", "{{cluster}}"), stacked=True, width=24),
     ])
     health = Row("Health", [
-        table_panel(ATTENTION, "GPUs with XID events, double-bit (uncorrectable) ECC errors or a "
-                                              "row remap pending or failed in the last day, most XIDs first, with "
-                                              "the latest XID code and what it means.", "none",
-                    Query(f"sum by ({GPU_COLUMNS}) (round(increase({m(gpu.XID_EVENTS, in_cluster)}[24h]))) > 0",
-                          "XID events, 24h"),
-                    Query(f"max by ({GPU_COLUMNS}) ({m(gpu.LAST_XID, in_cluster)}) > 0", "latest XID"),
-                    Query(f"sum by ({GPU_COLUMNS}) (round(increase("
-                          f"{m(gpu.ECC_ERRORS, matchers(in_cluster, records.DOUBLE_BIT))}[24h]))) > 0",
-                          "double-bit ECC, 24h"),
-                    Query(f"max by ({GPU_COLUMNS}) ({m(gpu.ROW_REMAP_PENDING, in_cluster)} + "
-                          f"{m(gpu.ROW_REMAP_FAILED, in_cluster)}) > 0", "row remap pending + failed"),
+        table_panel(ATTENTION, f"GPUs with XID events, double-bit (uncorrectable) ECC errors or a row remap pending "
+                               f"or failed in the last {day}, most XIDs first, with the latest XID code and what it "
+                               f"means. Recorded every {every} (gpu.attention_interval).", "none",
+                    Query(f"sum by ({GPU_COLUMNS}) ({records.GPU_XIDS}{CLUSTER})", f"XID events, {day}"),
+                    Query(f"max by ({GPU_COLUMNS}) ({records.GPU_LAST_XID}{CLUSTER})", "latest XID"),
+                    Query(f"sum by ({GPU_COLUMNS}) ({records.GPU_DOUBLE_BIT_ECC}{CLUSTER})", f"double-bit ECC, {day}"),
+                    Query(f"max by ({GPU_COLUMNS}) ({records.GPU_ROW_REMAPS}{CLUSTER})", "row remap pending + failed"),
                     columns=GPU_COLUMNS.split(", "), mappings={"latest XID": XID_NAMES},
-                    nonzero_in=("XID events, 24h", "double-bit ECC, 24h", "row remap pending + failed"),
+                    nonzero_in=(f"XID events, {day}", f"double-bit ECC, {day}", "row remap pending + failed"),
                     decimals=0, width=24, height=10),
         timeseries_panel("Throttled time by reason", "Share of time clocks were held down, by reason, over the "
                                                      "selected clusters' GPUs.", "percentunit",

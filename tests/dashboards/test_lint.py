@@ -204,14 +204,14 @@ def test_the_fleets_unhealthy_count_ignores_application_xids(tmp_path):
 
 @pytest.mark.parametrize("key", ["fleet", "collectives"])
 def test_the_fleet_level_dashboards_read_records_not_every_gpu_rank_or_port(key):
-    """Their cost follows clusters and jobs, not nodes: every panel but the attention table reads records, or raw
-    series of the one node chosen; per-node panels read each cluster's (or job's) extremes records, ten series a
-    cluster, not a line per node."""
+    """Their cost follows clusters and jobs, not nodes: every panel reads records, or raw series of the one node
+    chosen; per-node panels read each cluster's (or job's) extremes records, ten series a cluster, not a line per
+    node; per-GPU records hold only the GPUs that need someone (`> 0`)."""
     board = next(board for board in BOARDS if board["uid"] == UIDS[key])
+    gpu_records = {rule["record"]: rule["expr"] for group in fleet_records.rule_groups(AlertsConfig())
+                   for rule in group["rules"] if rule["record"].startswith("fleetscope:gpu_")}
     raw_for_one_node = 0
     for panel in queries.panel_queries(board):
-        if panel.title == fleet_dashboard.ATTENTION:  # every GPU's counters over a day; it answers only the few
-            continue
         for expr in panel.exprs:
             for name, selector in _selectors(expr):
                 assert 'hostname=~"$hostname"' in selector, f"{panel.title}: reads every node's {name}"
@@ -219,6 +219,8 @@ def test_the_fleet_level_dashboards_read_records_not_every_gpu_rank_or_port(key)
             assert not re.search(r"\bfleetscope_[a-z0-9_]+(?!\{)\b", expr), f"{panel.title}: an unfiltered raw read"
             for node_record in re.findall(r"fleetscope:node_[a-z0-9_]+:[a-z0-9_]+", expr):
                 assert re.search(r"[:_](top|bottom)10$", node_record), f"{panel.title}: every node's {node_record}"
+            for gpu_record in re.findall(r"fleetscope:gpu_[a-z0-9_]+:[a-z0-9_]+", expr):
+                assert gpu_records[gpu_record].endswith(" > 0"), f"{panel.title}: every GPU's {gpu_record}"
     assert (raw_for_one_node > 0) == (key == "collectives")  # its last row: one node's ranks and ports
 
 
@@ -241,7 +243,8 @@ def test_every_raw_series_is_scoped_to_its_producers_job_as_the_alerts_are(board
             job = selectors.drift_service if base in drift_names else selectors.exporter
             assert (matchers + ",").startswith(job + ","), f"{board['uid']}: {name}{{{matchers}}} not scoped to {job}"
             checked += 1
-    assert checked or board["uid"] == UIDS["inference"]  # inference reads recorded series, which carry no job
+    # The inference dashboard and the fleet overview read only recorded series, which carry no job.
+    assert checked or board["uid"] in {UIDS["inference"], UIDS["fleet"]}
 
 
 def test_the_alerts_config_reaches_the_dashboards():

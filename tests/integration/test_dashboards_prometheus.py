@@ -4,6 +4,7 @@ exporter, drift service and an SDK-instrumented server: each panel returns data.
 from __future__ import annotations
 
 import dataclasses
+import re
 import time
 
 import pytest
@@ -21,9 +22,10 @@ from tests.support.fleet_data import DRIFT_CONFIG, LlmTraffic, feed_drift_servic
 
 pytestmark = pytest.mark.integration
 RATE_INTERVAL = "15s"
-# Panels that answer only what needs someone (`... > 0`): empty while every GPU is well, so their queries are
-# checked without that last filter, which shows they read series that are there.
+# Panels that read records of only what needs someone (`... > 0`): empty while every GPU is well, so each record
+# they read is checked without that last filter, which shows it reads series that are there.
 ONLY_WHAT_NEEDS_SOMEONE = {fleet_dashboard.ATTENTION}
+RECORDS = {rule["record"]: rule["expr"] for group in fleet.rule_groups(AlertsConfig()) for rule in group["rules"]}
 
 
 @pytest.fixture
@@ -66,12 +68,13 @@ def test_every_panel_returns_data_and_previews_render(fleet_prometheus, tmp_path
             results = []
             for expr in panel.exprs:
                 concrete = queries.concrete(expr, values, RATE_INTERVAL)
-                if panel.title in ONLY_WHAT_NEEDS_SOMEONE:
-                    assert concrete.endswith(" > 0"), concrete
-                    concrete = concrete.removesuffix(" > 0")
                 try:
                     results.append(fleet_prometheus.query(concrete))
                     ran += 1
+                    if panel.title in ONLY_WHAT_NEEDS_SOMEONE:
+                        [name] = re.findall(r"fleetscope:[a-z0-9_:]+", concrete)
+                        assert RECORDS[name].endswith(" > 0"), RECORDS[name]
+                        results.append(fleet_prometheus.query(RECORDS[name].removesuffix(" > 0")))
                 except QueryError as error:
                     errors.append(f"{board['uid']}: {panel.title}: {concrete}: {error}")
             if not any(results):

@@ -39,8 +39,9 @@ def _page(notification, cluster: str) -> bool:
 
 def test_two_clusters_into_victoriametrics_with_vmalert_as_the_global_ruler(tmp_path):
     receiver = NotificationReceiver().start()
-    config = from_mapping({"routing": {"group_wait": "1s", "group_interval": "2s", **local_receivers(
-        receiver.url, tmp_path / "secrets", set(AlertsConfig().teams.values()))}})
+    config = from_mapping({"gpu": {"attention_interval": "1s"}, "routing": {
+        "group_wait": "1s", "group_interval": "2s",
+        **local_receivers(receiver.url, tmp_path / "secrets", set(AlertsConfig().teams.values()))}})
     texts = generate.files(config)
     for name, text in texts.items():
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
