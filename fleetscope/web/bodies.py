@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 
 
 class BodyRefused(Exception):
     """The body was too large (413) or too slow (408); nothing of it is kept."""
 
-    # The rest of the body is never read, so the connection cannot carry another request:
+    # The rest of the body may be left unread, so the connection cannot carry another request:
     # the answer closes it rather than leave a trickling client holding it.
     headers = {"Connection": "close"}
 
@@ -23,34 +23,55 @@ class BodyRefused(Exception):
 
 async def bounded_body(request: Request, limit: int, timeout: float) -> bytes:
     """The whole body; BodyRefused as soon as it passes `limit` bytes (an oversized body is never
-    held whole) or has not arrived within `timeout` seconds (a trickling client holds no slot)."""
+    held whole) or has not arrived within `timeout` seconds (a trickling client holds no slot).
+
+    A body refused for its size is read on and dropped, up to `limit` bytes more, before the refusal is
+    answered: a client that writes its whole body before reading (urllib, requests) then reads the 413
+    and its reason, not a broken pipe. A body declared larger than that, or sent by a client that waits
+    for the answer first (`Expect: 100-continue`), is refused at once, unread."""
     chunks: list[bytes] = []
-    await _receive(request, limit, timeout, chunks.append)
+    stream, declared = request.stream(), _declared(request)
+    over = declared > limit
+    if not over:
+        try:
+            async with asyncio.timeout(timeout):
+                over = await _take(stream, limit, chunks.append)
+        except TimeoutError:
+            raise BodyRefused(408, "body_timeout", f"the body did not arrive within {timeout:g} seconds") from None
+    if over:
+        chunks.clear()
+        waits = request.headers.get("expect", "").lower() == "100-continue"
+        if not waits and declared <= 2 * limit:
+            await _drop(stream, limit, timeout)
+        raise BodyRefused(413, "too_large", f"the body is larger than {limit} bytes: send smaller batches")
     return b"".join(chunks)
 
 
 async def discard_body(request: Request, limit: int, timeout: float) -> None:
     """Reads and drops the body (up to `limit` bytes, for at most `timeout` seconds), so that an
     answer given without it (429) reaches a client still sending, not a reset connection."""
-    with contextlib.suppress(BodyRefused):
-        await _receive(request, limit, timeout, lambda chunk: None)
+    if _declared(request) <= limit:
+        await _drop(request.stream(), limit, timeout)
 
 
-async def _receive(request: Request, limit: int, timeout: float, take: Callable[[bytes], object]) -> None:
+def _declared(request: Request) -> int:
+    """The body's Content-Length, or 0 where it declares none (chunked: counted as it arrives)."""
     declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        raise _too_large(limit)
+    return int(declared) if declared.isdigit() else 0
+
+
+async def _take(stream: AsyncIterator[bytes], limit: int, take: Callable[[bytes], object]) -> bool:
+    """Passes the body's chunks to `take`; True, with the rest unread, once they pass `limit` bytes."""
     size = 0
-    try:
+    async for chunk in stream:
+        size += len(chunk)
+        if size > limit:
+            return True
+        take(chunk)
+    return False
+
+
+async def _drop(stream: AsyncIterator[bytes], limit: int, timeout: float) -> None:
+    with contextlib.suppress(TimeoutError, ClientDisconnect):
         async with asyncio.timeout(timeout):
-            async for chunk in request.stream():
-                size += len(chunk)
-                if size > limit:
-                    raise _too_large(limit)
-                take(chunk)
-    except TimeoutError:
-        raise BodyRefused(408, "body_timeout", f"the body did not arrive within {timeout:g} seconds") from None
-
-
-def _too_large(limit: int) -> BodyRefused:
-    return BodyRefused(413, "too_large", f"the body is larger than {limit} bytes: send smaller batches")
+            await _take(stream, limit, lambda chunk: None)

@@ -33,15 +33,16 @@ def call(address: str, method: str, path: str, body: bytes | dict | list | None 
 
 
 def declared_over(address: str, path: str, length: int, content_type: str = "application/json") -> tuple[int, str, str]:
-    """(status, reason, error) of a POST whose Content-Length is over limits.max_body_bytes, read before any of
-    the body is sent: the service refuses it from the header alone and closes, so a client still writing a body
-    larger than the socket's buffers meets a broken pipe instead of the answer (a clean-clone run did)."""
+    """(status, reason, error) of a POST whose Content-Length is over limits.max_body_bytes, from a client that
+    waits for the answer before sending the body (`Expect: 100-continue`): the service refuses it from the
+    header alone, reading nothing."""
     host, port = address.split(":")
     connection = http.client.HTTPConnection(host, int(port), timeout=30)
     try:
         connection.putrequest("POST", path)
         connection.putheader("Content-Type", content_type)
         connection.putheader("Content-Length", str(length))
+        connection.putheader("Expect", "100-continue")
         connection.endheaders()
         response = connection.getresponse()
         answer = json.loads(response.read())

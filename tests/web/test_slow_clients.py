@@ -4,10 +4,12 @@ answered, threads and connections stay bounded, and every slow connection is end
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import socket
 import threading
 import time
+import urllib.error
 import urllib.request
 
 import pytest
@@ -118,8 +120,12 @@ def test_a_body_that_trickles_is_cut_off_at_the_body_timeout(drift_service):
     assert call(address, "PUT", "/v1/models/iris/reference", outputs(100, seed=1))[0] == 200
 
 
-def test_a_trickled_body_is_answered_408():
-    """The status a trickling writer sees, read on its own socket."""
+UPLOAD_LIMIT = 4 << 20  # more than loopback's socket buffers hold, so an unread rest breaks a plain client's pipe
+
+
+@contextlib.contextmanager
+def _upload_server(body_timeout: float):
+    """An app that reads its body with bounded_body (the drift service's way), in process: its port."""
     import uvicorn
     from starlette.applications import Starlette
     from starlette.responses import PlainTextResponse
@@ -130,23 +136,66 @@ def test_a_trickled_body_is_answered_408():
 
     async def upload(request):
         try:
-            return PlainTextResponse(str(len(await bounded_body(request, 1 << 20, timeout=1.0))))
+            return PlainTextResponse(str(len(await bounded_body(request, UPLOAD_LIMIT, timeout=body_timeout))))
         except BodyRefused as refusal:
             return PlainTextResponse(refusal.message, status_code=refusal.status, headers=refusal.headers)
 
-    protocol, _ = guarded_protocol(ConnectionLimits(body_timeout=1.0))
+    protocol, _ = guarded_protocol(ConnectionLimits(body_timeout=body_timeout))
     config = uvicorn.Config(Starlette(routes=[Route("/", upload, methods=["POST"])]), host="127.0.0.1", port=0,
                             http=protocol, log_level="warning", lifespan="off")
     server = uvicorn.Server(config)
     loop_thread = threading.Thread(target=server.run, daemon=True)
     loop_thread.start()
     assert wait_until(lambda: server.started, timeout=10)
-    port = server.servers[0].sockets[0].getsockname()[1]
     try:
-        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
-            sock.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nabc")
-            answer = sock.recv(4096)
-        assert answer.startswith(b"HTTP/1.1 408"), answer
+        yield server.servers[0].sockets[0].getsockname()[1]
     finally:
         server.should_exit = True
         loop_thread.join(10)
+
+
+@pytest.fixture
+def upload_server():
+    with _upload_server(body_timeout=2.0) as port:
+        yield port
+
+
+def _answer_to_head(port: int, head: bytes, body: bytes = b"") -> bytes:
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(head + body)
+        return sock.recv(4096)
+
+
+def test_a_trickled_body_is_answered_408(upload_server):
+    """The status a trickling writer sees, read on its own socket."""
+    answer = _answer_to_head(upload_server, b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n", b"abc")
+    assert answer.startswith(b"HTTP/1.1 408"), answer
+
+
+@pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
+def test_a_plain_client_sending_a_body_over_the_limit_reads_the_413_not_a_broken_pipe(upload_server, chunked):
+    """urllib writes the whole body before it reads: the rest of an oversized body is read and dropped, up to
+    the limit again, so that the refusal and its reason reach it."""
+    body = b"x" * (UPLOAD_LIMIT + (3 << 20))
+    for _ in range(3):
+        data = iter([body[i:i + 65536] for i in range(0, len(body), 65536)]) if chunked else body
+        request = urllib.request.Request(f"http://127.0.0.1:{upload_server}/", data=data, method="POST")
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(request, timeout=10)
+        assert refused.value.code == 413
+        assert refused.value.read().decode() == f"the body is larger than {UPLOAD_LIMIT} bytes: send smaller batches"
+    with urllib.request.urlopen(urllib.request.Request(f"http://127.0.0.1:{upload_server}/", data=b"x" * 10,
+                                                       method="POST"), timeout=10) as accepted:
+        assert accepted.read() == b"10"
+
+
+@pytest.mark.parametrize("head", [
+    f"Content-Length: {2 * UPLOAD_LIMIT + 1}\r\n",  # more than would be drained
+    f"Content-Length: {UPLOAD_LIMIT + 1}\r\nExpect: 100-continue\r\n",  # a client that waits for the answer
+], ids=["far-over", "expect-continue"])
+def test_a_body_declared_far_over_the_limit_or_awaiting_continue_is_refused_at_once_unread(head):
+    with _upload_server(body_timeout=30.0) as port:
+        started = time.monotonic()
+        answer = _answer_to_head(port, f"POST / HTTP/1.1\r\nHost: x\r\n{head}\r\n".encode())
+    assert answer.startswith(b"HTTP/1.1 413"), answer
+    assert time.monotonic() - started < 15  # answered, not left waiting 30 s for a body that never comes
