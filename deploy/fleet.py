@@ -37,10 +37,18 @@ def remote_write(url: str, drop: str = "", **queue_config: str) -> dict:
     return entry
 
 
+def labelled_with_cluster(jobs: list[dict], cluster: str = CLUSTER) -> list[dict]:
+    """Each job's targets labelled with the cluster where the inventory's file_sd entries did not label them:
+    an external label reaches only what leaves this Prometheus, and its own rules and dashboards group by
+    cluster too."""
+    unlabelled = {"source_labels": ["cluster"], "regex": "", "target_label": "cluster", "replacement": cluster}
+    return [job | {"relabel_configs": [*job.get("relabel_configs", []), unlabelled]} for job in jobs]
+
+
 def agent_config() -> dict:
     """Run with --enable-feature=agent: no local storage, rules or queries."""
     return {"global": {"scrape_interval": "15s", "external_labels": {"cluster": CLUSTER}},
-            "scrape_configs": scrape_configs(),
+            "scrape_configs": labelled_with_cluster(scrape_configs()),
             "remote_write": [remote_write(f"{STORE}/api/v1/write")]}
 
 
@@ -65,7 +73,7 @@ def cluster_config() -> dict:
     return {"global": {"scrape_interval": "15s", "evaluation_interval": "15s", "external_labels": {"cluster": CLUSTER}},
             "rule_files": [f"{RULES}/*.yaml"],
             "alerting": {"alertmanagers": [{"static_configs": [{"targets": [ALERTMANAGER.removeprefix("http://")]}]}]},
-            "scrape_configs": scrape_configs(),
+            "scrape_configs": labelled_with_cluster(scrape_configs()),
             "remote_write": [remote_write(f"{STORE}/api/v1/write", drop=LOCAL_ONLY)]}
 
 

@@ -294,6 +294,29 @@ def test_a_clusters_prometheus_configs_are_valid_and_forward_what_the_global_rul
     assert full.returncode == 0 and "SUCCESS" in full.stdout, full.stdout + full.stderr
 
 
+@pytest.mark.integration
+def test_a_clusters_prometheus_labels_the_targets_its_inventory_left_without_a_cluster(prometheus):
+    """Its own series carry `cluster` (its rules and dashboards group by it) whether the file_sd entries
+    labelled them or not; a label the inventory set is kept."""
+    from fleetscope.localstack.prometheus import Prometheus
+    from fleetscope.web.server import Response, WebServer
+
+    target = WebServer("127.0.0.1:0", {"/metrics": lambda request: Response(200, b"fleetscope_gpu_up 1\n")})
+    target.start()
+    try:
+        address = f"127.0.0.1:{target.port}"
+        jobs = fleet.labelled_with_cluster([
+            Prometheus.targets("unlabelled", [address]),
+            {"job_name": "labelled", "static_configs": [{"targets": [address], "labels": {"cluster": "train-a"}}]},
+        ], cluster="train-b")
+        server = prometheus(jobs, external_labels={"cluster": "external"})
+        result = server.wait_for("fleetscope_gpu_up", lambda result: len(result) == 2, timeout=30)
+        assert {series["metric"]["job"]: series["metric"]["cluster"] for series in result} == {
+            "unlabelled": "train-b", "labelled": "train-a"}
+    finally:
+        target.shutdown()
+
+
 def test_vmalert_accepts_the_generated_rules(tmp_path):
     """vmalert parses the rules with its own (MetricsQL) parser: every expression must pass it."""
     vmalert = shutil.which("vmalert")
