@@ -96,6 +96,8 @@ def main() -> None:
     if args.report:
         rows = [row for name in args.report.split(",") for row in json.loads(Path(name).read_text())]
         print(_table(rows))
+        print()
+        print(_flatness(rows, args.dashboards))
         if args.plot:
             _plot(rows, args.plot)
         return
@@ -416,6 +418,32 @@ def _table(rows: list[dict]) -> str:
             f"millicores | {sum(row['rule_groups_seconds'].values()) * 1000:.0f} ms"
             + ("" if missed is None else f" ({missed:.0%})") + " | "
             + " | ".join(_timings(row, key) for _, key in columns) + " |")
+    return "\n".join(lines)
+
+
+def _flatness(rows: list[dict], dashboards: Path) -> str:
+    """The fleet-level dashboards' panels summed apart: those that read the whole fleet's records, and those
+    that read the raw series of the one node chosen (the collectives dashboard's last row), with the largest
+    fleet's time over the smallest's, per store and phase."""
+    fleet_level = {UIDS[key] for key in FLEET_LEVEL}
+    of_one_node = {(board["uid"], panel.title) for board in queries.load(dashboards) if board["uid"] in fleet_level
+                   for panel in queries.panel_queries(board) if any("$hostname" in expr for expr in panel.exprs)}
+    lines = ["| Store | Phase | Nodes | Fleet-wide panels, p50 | Largest over smallest fleet | "
+             "Panels of the node chosen, p50 |", "|---" * 6 + "|"]
+    for store in dict.fromkeys(row["store"] for row in rows):
+        mine = sorted((row for row in rows if row["store"] == store), key=lambda row: row["nodes"])
+        for phase, suffix in PHASES.items():
+            measured = [row for row in mine if row.get("panels" + suffix)]
+            if not measured:
+                continue
+            wide, chosen = [], []
+            for row in measured:
+                panels = [panel for panel in row["panels" + suffix] if panel["dashboard"] in fleet_level]
+                wide.append(sum(p["p50"] for p in panels if (p["dashboard"], p["panel"]) not in of_one_node))
+                chosen.append(sum(p["p50"] for p in panels if (p["dashboard"], p["panel"]) in of_one_node))
+            lines.append(f"| {store} | {phase} | {' / '.join(str(row['nodes']) for row in measured)} | "
+                         f"{' / '.join(f'{t * 1000:.0f}' for t in wide)} ms | {wide[-1] / wide[0]:.1f}x | "
+                         f"{' / '.join(f'{t * 1000:.0f}' for t in chosen)} ms |")
     return "\n".join(lines)
 
 

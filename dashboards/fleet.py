@@ -3,6 +3,7 @@ which GPUs need someone."""
 
 from fleetscope.alerts import fleet as records
 from fleetscope.alerts.config import AlertsConfig
+from fleetscope.alerts.rule import bottom
 from fleetscope.dashboards.build import (
     Query,
     Row,
@@ -59,7 +60,7 @@ def build(config: AlertsConfig | None = None) -> dict:
                          "bytes", Query(f"{records.CLUSTER_MEMORY_USED}{CLUSTER}", "{{cluster}}"), min=0),
         timeseries_panel(f"Least busy nodes ({TOP})", f"The {TOP} nodes whose GPUs ran kernels least, on average: "
                                                       "capacity to reclaim, or a job stuck.", "percentunit",
-                         Query(f"bottomk({TOP}, {records.NODE_LEAST_BUSY}{CLUSTER})", "{{hostname}}"),
+                         Query(bottom(TOP, f"{records.NODE_LEAST_BUSY}{CLUSTER}"), "{{hostname}}"),
                          min=0, max=1, links=[("Node / GPU detail", f"/d/{UIDS['gpu']}")]),
         timeseries_panel(f"Fullest GPU memory ({TOP} nodes)", f"The {TOP} nodes with the largest share of GPU "
                                                               "memory in use.", "percentunit",

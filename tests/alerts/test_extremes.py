@@ -11,6 +11,7 @@ from pathlib import Path
 import yaml
 
 from fleetscope.alerts import collectives, fleet, generate
+from fleetscope.alerts.rule import bottom
 
 ALERTS = Path(generate.__file__).resolve().parent
 JOB = 'job="fleetscope-exporter"'
@@ -70,8 +71,8 @@ def test_topk_over_an_extremes_record_answers_what_it_does_over_every_node(tmp_p
          "exp_samples": [{"labels": '{cluster="a"}', "value": k}, {"labels": '{cluster="b"}', "value": NODES["b"]}]},
         {"expr": f"topk({k}, {fleet.NODE_HOTTEST})", "eval_time": "1m",
          "exp_samples": _expected(fleet.NODE_HOTTEST, hottest, k)},
-        {"expr": f"bottomk({k}, {fleet.NODE_LEAST_BUSY})", "eval_time": "1m",
-         "exp_samples": _expected(fleet.NODE_LEAST_BUSY, least_busy, k)},
+        {"expr": bottom(k, fleet.NODE_LEAST_BUSY), "eval_time": "1m",  # as the panel asks (-topk: no name)
+         "exp_samples": _expected("", least_busy, k)},
         {"expr": f'topk({k}, {fleet.NODE_FULLEST_MEMORY}{{cluster=~"b"}})', "eval_time": "1m",
          "exp_samples": [{"labels": _labels(fleet.NODE_FULLEST_MEMORY, node), "value": value}
                          for node, value in fullest_in_b]},
