@@ -71,7 +71,7 @@ def unhealthy(selector: str, config: AlertsConfig) -> str:
             f"or (increase({gpu.ECC_ERRORS.select(matchers(selector, DOUBLE_BIT))}[1h]) > 0)")
 
 
-def _counted_today(counter: str) -> str:
+def _counted_in_window(counter: str) -> str:
     return f"sum by ({NODE_GPU}) (round(increase({counter}[{ATTENTION_WINDOW}]))) > 0"
 
 
@@ -109,8 +109,8 @@ def rule_groups(config: AlertsConfig) -> list[dict]:
     # Every GPU's counts over a day are read here, once an interval, not by every refresh of every dashboard;
     # only the GPUs above zero are recorded.
     attention = [
-        record(GPU_XIDS, _counted_today(gpu.XID_EVENTS.select(e))),
-        record(GPU_DOUBLE_BIT_ECC, _counted_today(gpu.ECC_ERRORS.select(matchers(e, DOUBLE_BIT)))),
+        record(GPU_XIDS, _counted_in_window(gpu.XID_EVENTS.select(e))),
+        record(GPU_DOUBLE_BIT_ECC, _counted_in_window(gpu.ECC_ERRORS.select(matchers(e, DOUBLE_BIT)))),
         record(GPU_LAST_XID, f"max by ({NODE_GPU}) ({gpu.LAST_XID.select(e)}) > 0"),
         record(GPU_ROW_REMAPS,
                f"max by ({NODE_GPU}) ({gpu.ROW_REMAP_PENDING.select(e)} + {gpu.ROW_REMAP_FAILED.select(e)}) > 0"),

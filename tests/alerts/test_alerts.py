@@ -153,6 +153,7 @@ def test_the_generator_takes_a_yaml_config(tmp_path):
 @pytest.mark.parametrize("document, message", [
     ({"gpu": {"xid_windw": "5m"}}, "unknown setting gpu.xid_windw"),
     ({"gpu": {"xid_window": "ten minutes"}}, "GpuConfig.xid_window: invalid duration"),
+    ({"gpu": {"attention_interval": "hourly"}}, "GpuConfig.attention_interval: invalid duration"),
     ({"gpu": {"throttle_fraction": "half"}}, "gpu.throttle_fraction must be a float"),
     ({"gpu": {"xid_page": 79}}, "gpu.xid_page must be a list"),
     ({"inference": {"slos": [{"latency": "request_duration", "threshold": 3.0}]}},
