@@ -27,8 +27,8 @@ def _gpu(index: int, **extra: str) -> str:
 
 
 def _steps(*runs: tuple[float, int]) -> str:
-    """promtool's series notation for a value held for a number of minutes, run after run, to past a day and a
-    half."""
+    """promtool's series notation for a value held for a number of minutes, run after run, the last one held to
+    two days."""
     total = sum(minutes for _, minutes in runs)
     runs = runs[:-1] + ((runs[-1][0], runs[-1][1] + 2 * DAY - total),)
     return " ".join(f"{value:g}x{minutes - 1}" if minutes > 1 else f"{value:g}" for value, minutes in runs)
