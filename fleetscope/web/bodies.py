@@ -25,24 +25,23 @@ async def bounded_body(request: Request, limit: int, timeout: float) -> bytes:
     """The whole body; BodyRefused as soon as it passes `limit` bytes (an oversized body is never
     held whole) or has not arrived within `timeout` seconds (a trickling client holds no slot).
 
-    A body refused for its size is read on and dropped, up to `limit` bytes more, before the refusal is
-    answered: a client that writes its whole body before reading (urllib, requests) then reads the 413
-    and its reason, not a broken pipe. A body declared larger than that, or sent by a client that waits
-    for the answer first (`Expect: 100-continue`), is refused at once, unread."""
+    A body refused for its size is read to its end and dropped, up to twice `limit` in all, before the
+    refusal is answered: a client that writes its whole body before reading (urllib, requests) then reads
+    the 413 and its reason, not a connection reset. A body declared larger than that, or sent by a client
+    that waits for the answer first (`Expect: 100-continue`), is refused at once, unread."""
     chunks: list[bytes] = []
-    stream, declared = request.stream(), _declared(request)
-    over = declared > limit
-    if not over:
+    stream, declared, read = request.stream(), _declared(request), 0
+    if declared <= limit:
         try:
             async with asyncio.timeout(timeout):
-                over = await _take(stream, limit, chunks.append)
+                read = await _take(stream, limit, chunks.append)
         except TimeoutError:
             raise BodyRefused(408, "body_timeout", f"the body did not arrive within {timeout:g} seconds") from None
-    if over:
+    if max(declared, read) > limit:
         chunks.clear()
         waits = request.headers.get("expect", "").lower() == "100-continue"
         if not waits and declared <= 2 * limit:
-            await _drop(stream, limit, timeout)
+            await _drop(stream, 2 * limit - read, timeout)
         raise BodyRefused(413, "too_large", f"the body is larger than {limit} bytes: send smaller batches")
     return b"".join(chunks)
 
@@ -60,15 +59,16 @@ def _declared(request: Request) -> int:
     return int(declared) if declared.isdigit() else 0
 
 
-async def _take(stream: AsyncIterator[bytes], limit: int, take: Callable[[bytes], object]) -> bool:
-    """Passes the body's chunks to `take`; True, with the rest unread, once they pass `limit` bytes."""
+async def _take(stream: AsyncIterator[bytes], limit: int, take: Callable[[bytes], object]) -> int:
+    """Passes the body's chunks to `take` while they stay within `limit` bytes; the bytes read: the whole
+    body's, or, with the rest left unread, a count past `limit`."""
     size = 0
     async for chunk in stream:
         size += len(chunk)
         if size > limit:
-            return True
+            break
         take(chunk)
-    return False
+    return size
 
 
 async def _drop(stream: AsyncIterator[bytes], limit: int, timeout: float) -> None:
