@@ -65,20 +65,23 @@ def _recorded(name: str, eval_time: str, values: dict[int, float]) -> dict:
     return {"expr": name, "eval_time": eval_time, "exp_samples": _samples(name, values)}
 
 
-def _table(eval_time: str, xids: dict[int, float]) -> list[dict]:
-    """The table's queries (with every cluster chosen) and the raw XID query it replaces, at one time."""
+# The raw query over every GPU's counters that the table's first query replaced.
+RAW_XIDS = (f"sum by ({fleet_dashboard.GPU_COLUMNS}) (round(increase({gpu.XID_EVENTS.name}"
+            f'{{job="fleetscope-exporter"}}[{fleet.ATTENTION_WINDOW}]))) > 0')
+
+
+def _table_queries() -> list[str]:
+    """The attention table's queries with cluster c chosen: XID events, latest XID, double-bit ECC, row remaps."""
     board = next(board for board in queries.load() if board["uid"] == UIDS["fleet"])
     panel = next(panel for panel in queries.panel_queries(board) if panel.title == fleet_dashboard.ATTENTION)
     chosen = queries.defaults(board) | {"cluster": "c"}
-    [xid_query, last_query, ecc_query, remap_query] = [queries.concrete(expr, chosen, "1m") for expr in panel.exprs]
-    columns = 'cluster="c",hostname="n"'
-    raw_xids = (f"sum by ({fleet_dashboard.GPU_COLUMNS}) (round(increase({gpu.XID_EVENTS.name}"
-                f'{{job="fleetscope-exporter"}}[{fleet.ATTENTION_WINDOW}]))) > 0')
-    expected = [(xid_query, _samples("", xids, columns)), (raw_xids, _samples("", xids, columns))]
-    if eval_time == "2h":
-        expected += [(last_query, _samples("", {1: 79, 2: 13}, columns)),
-                     (ecc_query, _samples("", {3: 2}, columns)), (remap_query, _samples("", {3: 1}, columns))]
-    return [{"expr": expr, "eval_time": eval_time, "exp_samples": samples} for expr, samples in expected]
+    return [queries.concrete(expr, chosen, "1m") for expr in panel.exprs]
+
+
+def _answers(eval_time: str, expected: list[tuple[str, dict[int, float]]]) -> list[dict]:
+    """Each query's rows (one per GPU, by the table's columns) at one time."""
+    return [{"expr": expr, "eval_time": eval_time, "exp_samples": _samples("", values, 'cluster="c",hostname="n"')}
+            for expr, values in expected]
 
 
 def test_the_attention_records_hold_only_the_gpus_that_need_someone_and_the_table_reads_them(tmp_path):
@@ -93,7 +96,11 @@ def test_the_attention_records_hold_only_the_gpus_that_need_someone_and_the_tabl
         _recorded(fleet.GPU_XIDS, late, {1: 1}),
         _recorded(fleet.GPU_XIDS, gone, {}),
         _recorded(fleet.GPU_DOUBLE_BIT_ECC, gone, {}),
-    ] + _table("2h", {1: 2, 2: 4}) + _table(late, {1: 1}) + _table(gone, {})
+    ]
+    xids, last_xid, ecc, remaps = _table_queries()
+    tests += _answers("2h", [(xids, {1: 2, 2: 4}), (RAW_XIDS, {1: 2, 2: 4}), (last_xid, {1: 79, 2: 13}),
+                             (ecc, {3: 2}), (remaps, {3: 1})])
+    tests += _answers(late, [(xids, {1: 1}), (RAW_XIDS, {1: 1})]) + _answers(gone, [(xids, {}), (RAW_XIDS, {})])
     spec = {"rule_files": [str(ALERTS / "rules" / "gpu.yaml")], "evaluation_interval": "1m",
             "tests": [{"interval": "1m", "input_series": _input(), "promql_expr_test": tests}]}
     path = tmp_path / "attention.test.yaml"

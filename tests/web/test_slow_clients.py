@@ -154,21 +154,16 @@ def _upload_server(body_timeout: float):
         loop_thread.join(10)
 
 
-@pytest.fixture
-def upload_server():
-    with _upload_server(body_timeout=2.0) as port:
-        yield port
-
-
 def _answer_to_head(port: int, head: bytes, body: bytes = b"") -> bytes:
     with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
         sock.sendall(head + body)
         return sock.recv(4096)
 
 
-def test_a_trickled_body_is_answered_408(upload_server):
+def test_a_trickled_body_is_answered_408():
     """The status a trickling writer sees, read on its own socket."""
-    answer = _answer_to_head(upload_server, b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n", b"abc")
+    with _upload_server(body_timeout=2.0) as port:
+        answer = _answer_to_head(port, b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n", b"abc")
     assert answer.startswith(b"HTTP/1.1 408"), answer
 
 
