@@ -92,11 +92,20 @@ def scheduled(collector, interval: float, longest_collection: float = 10.0) -> S
     return polled
 
 
+# The bounds of the flags that take a count or a duration: past them a value is a typo, refused at start-up.
+POLL_INTERVAL = durations.bounded_duration("100ms", "1h", zero="reads at every scrape")
+MAX_COMMUNICATORS = durations.bounded_int(1, 100_000)
+RAS_HANG_AFTER = durations.bounded_duration("0s", "1d")
+NCCL_IDLE_TIMEOUT = durations.bounded_duration("1m", "1w")
+MAX_RAS_TIMEOUT_FACTOR = 1000.0  # a STATUS report could then take 10,001 s: a factor beyond is a typo
+
+
 def _poll_flag(group: argparse._ArgumentGroup, collector: str, default: str, reads: str) -> None:
     group.add_argument(f"--collector.{collector}.poll-interval", dest=f"{collector}_poll_interval",
-                       type=durations.argument, default=durations.parse(default), metavar="DURATION",
+                       type=POLL_INTERVAL, default=durations.parse(default), metavar="DURATION",
                        help=f"read {reads} in the background this often and serve the latest reading; set it to "
-                            "your scrape interval. 0s reads at every scrape instead")
+                            f"your scrape interval ({POLL_INTERVAL.low} to {POLL_INTERVAL.high}). 0s reads at every "
+                            "scrape instead")
 
 
 def _fabric_flags(group: argparse._ArgumentGroup) -> None:
@@ -139,8 +148,10 @@ def _nccl_flags(group: argparse._ArgumentGroup) -> None:
                        default=Path("/var/lib/fleetscope/nccl-inspector"), metavar="PATH",
                        help="where jobs write NCCL Inspector JSON output (their NCCL_INSPECTOR_DUMP_DIR), or a "
                             "directory of one such directory per job")
-    group.add_argument("--collector.nccl.max-communicators", dest="nccl_max_communicators", type=int, default=64,
-                       help="communicators tracked at once; records of more are counted as rejected")
+    group.add_argument("--collector.nccl.max-communicators", dest="nccl_max_communicators", type=MAX_COMMUNICATORS,
+                       default=64, metavar="N",
+                       help="communicators tracked at once; records of more are counted as rejected "
+                            f"({MAX_COMMUNICATORS.range})")
     group.add_argument("--collector.nccl.debug-log", dest="nccl_debug_log", default="", metavar="GLOB",
                        help="NCCL_DEBUG=INFO log files to read transports, algorithms, channels and warnings from "
                             "(e.g. /var/log/nccl/*.log, written with NCCL_DEBUG_FILE=/var/log/nccl/%%h.%%p.log)")
@@ -149,14 +160,16 @@ def _nccl_flags(group: argparse._ArgumentGroup) -> None:
                        help="NCCL RAS service to query for hangs (NCCL_RAS_ADDR of the jobs); empty disables")
     group.add_argument("--collector.nccl.ras-timeout-factor", dest="nccl_ras_timeout_factor", type=_timeout_factor,
                        default=os.environ.get("NCCL_RAS_TIMEOUT_FACTOR") or "1", metavar="FACTOR",
-                       help="the jobs' NCCL_RAS_TIMEOUT_FACTOR: a STATUS report may take 1s + 10s times this "
-                            "(default: $NCCL_RAS_TIMEOUT_FACTOR, else 1)")
-    group.add_argument("--collector.nccl.ras-hang-after", dest="nccl_ras_hang_after", type=durations.argument,
+                       help="the jobs' NCCL_RAS_TIMEOUT_FACTOR: a STATUS report may take 1s + 10s times this, "
+                            f"above 0 and up to {MAX_RAS_TIMEOUT_FACTOR:g} (default: $NCCL_RAS_TIMEOUT_FACTOR, else 1)")
+    group.add_argument("--collector.nccl.ras-hang-after", dest="nccl_ras_hang_after", type=RAS_HANG_AFTER,
                        default=durations.parse("1m"), metavar="DURATION",
-                       help="call a communicator hung when its ranks disagree and its counts have not moved this long")
-    group.add_argument("--collector.nccl.idle-timeout", dest="nccl_idle_timeout", type=durations.argument,
+                       help="call a communicator hung when its ranks disagree and its counts have not moved this long "
+                            f"({RAS_HANG_AFTER.range})")
+    group.add_argument("--collector.nccl.idle-timeout", dest="nccl_idle_timeout", type=NCCL_IDLE_TIMEOUT,
                        default=durations.parse("15m"), metavar="DURATION",
-                       help="forget communicators and files with no new records for this long")
+                       help="forget communicators and files with no new records for this long "
+                            f"({NCCL_IDLE_TIMEOUT.range})")
 
 
 def _nccl_sources(args: argparse.Namespace) -> Sequence[Source]:
@@ -183,13 +196,14 @@ def _nccl_sources(args: argparse.Namespace) -> Sequence[Source]:
 
 
 def _timeout_factor(text: str) -> float:
-    """A positive, finite NCCL_RAS_TIMEOUT_FACTOR, as NCCL accepts it (src/ras/ras_param.cc)."""
+    """A positive, finite NCCL_RAS_TIMEOUT_FACTOR, as NCCL accepts it (src/ras/ras_param.cc), up to
+    MAX_RAS_TIMEOUT_FACTOR."""
     try:
         factor = float(text)
     except ValueError:
         factor = math.nan
-    if not math.isfinite(factor) or factor <= 0:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a positive number")
+    if not math.isfinite(factor) or not 0 < factor <= MAX_RAS_TIMEOUT_FACTOR:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive number up to {MAX_RAS_TIMEOUT_FACTOR:g}")
     return factor
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import signal
 import threading
+from collections.abc import Callable
 
 from fleetscope import __version__, durations, log
 from fleetscope.exporters.collectors import AVAILABLE, add_common_flags
@@ -21,6 +22,15 @@ NDR InfiniBand ports for trying the exporter on a machine without them."""
 
 _logger = log.get("fleetscope.exporters")
 
+# The bounds of the flags that take a count or a duration: past them a value is a typo, refused at start-up.
+MAX_CONNECTIONS = durations.bounded_int(1, 4096)
+HEADER_TIMEOUT = durations.bounded_duration("1s", "10m")
+IDLE_TIMEOUT = durations.bounded_duration("1s", "1h")
+gpu_count = durations.bounded_int(1, 1024)  # GPUs on a simulated node (simulate-fleet's too)
+GPU_INDEX = durations.bounded_int(0, gpu_count.high - 1)
+XID_AFTER = durations.bounded_duration("0s", "1w")
+XID_CODE = durations.bounded_int(1, 999)
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     web = parser.add_argument_group("web")
@@ -30,12 +40,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                      help="path under which to expose metrics")
     web.add_argument("--web.config.file", dest="web_config_file", default="",
                      help="exporter-toolkit web configuration file enabling TLS and/or basic auth")
-    web.add_argument("--web.max-connections", dest="max_connections", type=positive_int, default=64,
-                     help="open connections at most; past it the one waiting longest for its request is closed")
-    web.add_argument("--web.header-timeout", dest="header_timeout", type=durations.argument, default=10.0,
-                     help="time a new connection has to send a complete request head")
-    web.add_argument("--web.idle-timeout", dest="idle_timeout", type=durations.argument, default=120.0,
-                     help="time a keep-alive connection may wait for its next request")
+    web.add_argument("--web.max-connections", dest="max_connections", type=MAX_CONNECTIONS, default=64,
+                     metavar="N", help="open connections at most; past it the one waiting longest for its request is "
+                                       f"closed ({MAX_CONNECTIONS.range})")
+    web.add_argument("--web.header-timeout", dest="header_timeout", type=HEADER_TIMEOUT, default=10.0,
+                     metavar="DURATION",
+                     help=f"time a new connection has to send a complete request head ({HEADER_TIMEOUT.range})")
+    web.add_argument("--web.idle-timeout", dest="idle_timeout", type=IDLE_TIMEOUT, default=120.0, metavar="DURATION",
+                     help=f"time a keep-alive connection may wait for its next request ({IDLE_TIMEOUT.range})")
     add_common_flags(parser.add_argument_group("collectors"))
     for option in AVAILABLE:
         group = parser.add_argument_group(f"collector {option.name}")
@@ -46,38 +58,31 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     simulate = parser.add_argument_group("simulation")
     simulate.add_argument("--simulate", action="store_true",
                           help="read a simulated node, built from a recording of H100 GPUs, instead of NVML")
-    simulate.add_argument("--simulate.gpus", dest="simulate_gpus", type=gpu_count, default=8,
-                          help="number of simulated GPUs")
+    simulate.add_argument("--simulate.gpus", dest="simulate_gpus", type=gpu_count, default=8, metavar="N",
+                          help=f"number of simulated GPUs ({gpu_count.range})")
     simulate.add_argument("--simulate.seed", dest="simulate_seed", type=int, default=1,
                           help="seed of the simulation's random walk, XIDs and throttling")
     simulate.add_argument("--simulate.xid", dest="simulate_xids", type=_scheduled_xid, action="append", default=[],
                           metavar="AFTER:GPU:CODE",
                           help="raise XID CODE on GPU (an index) AFTER a duration from start-up, e.g. 30s:2:79; "
+                               f"AFTER {XID_AFTER.range}, GPU below --simulate.gpus, CODE {XID_CODE.range}; "
                                "repeatable")
-
-
-def positive_int(text: str) -> int:
-    if not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a positive whole number")
-    return int(text)
-
-
-def gpu_count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if not 1 <= value <= 1024:
-        raise argparse.ArgumentTypeError("give between 1 and 1024 GPUs")
-    return value
 
 
 def _scheduled_xid(text: str) -> ScheduledXid:
     after, gpu, code = (text.split(":") + ["", ""])[:3]
     try:
-        return ScheduledXid(durations.parse(after), int(gpu), int(code))
+        scheduled = ScheduledXid(durations.parse(after), int(gpu), int(code))
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not AFTER:GPU:CODE, e.g. 30s:2:79") from None
+    parts: tuple[tuple[str, Callable[[str], object], str], ...] = (
+        ("AFTER", XID_AFTER, after), ("GPU", GPU_INDEX, gpu), ("CODE", XID_CODE, code))
+    for part, bounds, value in parts:
+        try:
+            bounds(value)
+        except argparse.ArgumentTypeError as error:
+            raise argparse.ArgumentTypeError(f"{text!r}: {part} {error}") from None
+    return scheduled
 
 
 def build(args: argparse.Namespace) -> tuple[ExporterRegistry, WebServer]:

@@ -9,23 +9,27 @@ import threading
 from pathlib import Path
 
 from fleetscope import durations, log
-from fleetscope.exporters.command import gpu_count, positive_int
+from fleetscope.exporters.command import gpu_count
 from fleetscope.exporters.fleet_simulation import Fault, SimulatedFleet
 
 DESCRIPTION = ("Serve many simulated nodes (GPUs, fabric, an NCCL job each, as `fleetscope exporter --simulate` "
                "serves one) under one address at /CLUSTER/HOST/metrics, and write a Prometheus file_sd target "
                "file per cluster.")
 _logger = log.get("fleetscope.exporters")
+# The bounds of the flags that take a count or a duration: past them a value is a typo, refused at start-up.
+NODES = durations.bounded_int(1, 5000)
+REFRESH_INTERVAL = durations.bounded_duration("1s", "1h")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--clusters", type=_names, default=["cluster-1"], metavar="NAME,...",
                         help="names of the simulated clusters")
-    parser.add_argument("--nodes", dest="nodes_per_cluster", type=positive_int, default=10, metavar="N",
-                        help="nodes in each cluster")
-    parser.add_argument("--gpus", type=gpu_count, default=8, metavar="N", help="GPUs on each node")
-    parser.add_argument("--refresh-interval", type=durations.argument, default=15.0, metavar="DURATION",
-                        help="how often each node's readings move on (set it to the scrape interval)")
+    parser.add_argument("--nodes", dest="nodes_per_cluster", type=NODES, default=10, metavar="N",
+                        help=f"nodes in each cluster ({NODES.range})")
+    parser.add_argument("--gpus", type=gpu_count, default=8, metavar="N", help=f"GPUs on each node ({gpu_count.range})")
+    parser.add_argument("--refresh-interval", type=REFRESH_INTERVAL, default=15.0, metavar="DURATION",
+                        help="how often each node's readings move on (set it to the scrape interval; "
+                             f"{REFRESH_INTERVAL.range})")
     parser.add_argument("--web.listen-address", dest="listen_address", default="127.0.0.1:9836",
                         help="address serving every node's page")
     parser.add_argument("--targets-dir", type=Path, default=Path("fleet-targets"), metavar="DIR",

@@ -47,19 +47,25 @@ ACCURACY = drift_catalog.QUALITY.name
 LABEL_DELAY = 5.0  # seconds from an answer to its label: a click, not a chargeback
 NOTIFICATIONS = "notifications.jsonl"
 SCRAPE_INTERVAL = "2s"
+# The bounds of the flags that take a count or a duration: past them a value is a typo, refused at start-up.
+DURATION = durations.bounded_duration("1s", "1w", zero="runs until Ctrl-C")
+NODES = durations.bounded_int(1, 8)
+AFTER = durations.bounded_duration("0s", "1d")  # passed on to the exporters and model server as {:g}s
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--duration", type=durations.argument, default=0.0,
-                        help="stop after this long (e.g. 5m); by default run until Ctrl-C")
-    parser.add_argument("--nodes", type=int, default=3, choices=range(1, 9), metavar="1-8",
-                        help="simulated GPU nodes, 8 H100s each")
-    parser.add_argument("--xid-after", type=durations.argument, default=20.0,
-                        help="when GPU 2 of the first node reports XID 79 (fallen off the bus)")
-    parser.add_argument("--shift-after", type=durations.argument, default=40.0,
-                        help="when the model's inputs shift (longer and wider petals)")
-    parser.add_argument("--slowdown-after", type=durations.argument, default=80.0,
-                        help="when every prediction starts taking 3 s longer (the latency SLO is 2.5 s)")
+    parser.add_argument("--duration", type=DURATION, default=0.0, metavar="DURATION",
+                        help=f"stop after this long (e.g. 5m; {DURATION.low} to {DURATION.high}); by default (0s) run "
+                             "until Ctrl-C")
+    parser.add_argument("--nodes", type=NODES, default=3, metavar="N",
+                        help=f"simulated GPU nodes, 8 H100s each ({NODES.range})")
+    parser.add_argument("--xid-after", type=AFTER, default=20.0, metavar="DURATION",
+                        help=f"when GPU 2 of the first node reports XID 79 (fallen off the bus; {AFTER.range})")
+    parser.add_argument("--shift-after", type=AFTER, default=40.0, metavar="DURATION",
+                        help=f"when the model's inputs shift (longer and wider petals; {AFTER.range})")
+    parser.add_argument("--slowdown-after", type=AFTER, default=80.0, metavar="DURATION",
+                        help="when every prediction starts taking 3 s longer (the latency SLO is 2.5 s; "
+                             f"{AFTER.range})")
     parser.add_argument("--workdir", type=Path,
                         help="keep configuration, logs, data and notifications.jsonl here (default: a temporary "
                              "directory, removed at the end)")
