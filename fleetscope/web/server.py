@@ -25,6 +25,7 @@ from fleetscope import log
 from fleetscope.log import UserError
 from fleetscope.web.config import WebConfig
 from fleetscope.web.connections import ConnectionLimits, Waiting
+from fleetscope.web.framing import framing_problem
 from fleetscope.web.tls import ReloadingContext
 
 _logger = log.get("fleetscope.web")
@@ -260,7 +261,18 @@ class WebServer:
             def parse_request(self) -> bool:
                 parsed = super().parse_request()  # reads the headers
                 server._server.request_started()  # the head is in: no longer waiting for one
-                return parsed
+                if not parsed:
+                    return False
+                # No route reads a body: where a request has one, what follows its head is never taken for
+                # the next request. A framing a proxy may read otherwise is refused, any other body left
+                # unread and the connection closed after the answer.
+                if problem := framing_problem(self.headers.items(), self.request_version):
+                    server._refuse(self, problem)
+                    return False
+                declared = self.headers.get("Content-Length", "0").strip(" \t")  # digits: framing_problem says so
+                if declared.lstrip("0") or "Transfer-Encoding" in self.headers:
+                    self.close_connection = True
+                return True
 
             def handle_one_request(self) -> None:
                 super().handle_one_request()
@@ -291,7 +303,22 @@ class WebServer:
         for name, value in {**self._extra_headers, **response.headers}.items():
             handler.send_header(name, value)
         handler.send_header("Content-Length", str(len(response.body)))
+        if handler.close_connection:
+            handler.send_header("Connection", "close")
         handler.end_headers()
         if send_body:
             handler.wfile.write(response.body)
+
+    @staticmethod
+    def _refuse(handler: BaseHTTPRequestHandler, problem: str) -> None:
+        """Answers 400 naming the problem and closes the connection, reading nothing more of it."""
+        body = f"{problem}\n".encode()
+        handler.send_response(HTTPStatus.BAD_REQUEST)
+        handler.send_header("Content-Type", "text/plain; charset=utf-8")
+        handler.send_header("X-Content-Type-Options", "nosniff")
+        handler.send_header("Content-Length", str(len(body)))
+        handler.send_header("Connection", "close")  # also sets close_connection
+        handler.end_headers()
+        if handler.command != "HEAD":
+            handler.wfile.write(body)
 
