@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import re
 from dataclasses import dataclass
+from typing import Any, ClassVar
 
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0, "y": 31536000.0}
 _PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w|y)")
@@ -34,53 +35,75 @@ def argument(text: str) -> float:
         raise argparse.ArgumentTypeError(str(error)) from None
 
 
-@dataclass(frozen=True)
-class BoundedInt:
-    """argparse type: a whole number from `low` to `high`, or 0 where `zero` says what 0 means.
-    argparse puts the flag in front of the error: `argument --web.max-connections: must be ...`."""
+class _Bounded:
+    """What BoundedInt and BoundedDuration share: a value from `low` to `high` (as written, e.g. 100 or "1h"),
+    or zero where `zero` says what it means. argparse puts the flag in front of the error: `argument
+    --web.max-connections: must be ...`."""
 
-    low: int
-    high: int
-    zero: str = ""  # what 0 means, where 0 is allowed below low ("disables"); "" where it is not
+    low: Any
+    high: Any
+    zero: str
+    ZERO: ClassVar[str]  # zero as written
+    WHAT: ClassVar[str]  # what a value is, in the error
+
+    def _read(self, text: str) -> float:
+        """The value of `text`; argparse.ArgumentTypeError where it is not one at all."""
+        raise NotImplementedError
+
+    def _amount(self, written: Any) -> float:
+        return float(written)
 
     def __post_init__(self) -> None:
-        if not 0 <= self.low <= self.high or (self.zero and self.low == 0):
+        low, high = self._amount(self.low), self._amount(self.high)
+        if not 0 <= low <= high or (self.zero and low == 0):
             raise ValueError(f"bad bounds {self}")
 
     @property
     def range(self) -> str:
-        """The values allowed, for a flag's help: '1 to 1024', '0 (disables) or 1 to 1024'."""
+        """The values allowed, for a flag's help: '1 to 1024', '0s (reads at every scrape) or 100ms to 1h'."""
         return f"{self._zero()}{self.low} to {self.high}"
 
-    def __call__(self, text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise self._error(repr(text)) from None
-        if value == 0 and self.zero or self.low <= value <= self.high:
+    def __call__(self, text: str) -> Any:
+        value = self._read(text)
+        if value == 0 and self.zero or self._amount(self.low) <= value <= self._amount(self.high):
             return value
-        raise self._error(str(value))
+        raise self._error(text.strip())
 
     def _zero(self) -> str:
-        return f"0 ({self.zero}) or " if self.zero else ""
+        return f"{self.ZERO} ({self.zero}) or " if self.zero else ""
 
     def _error(self, shown: str) -> argparse.ArgumentTypeError:
-        return argparse.ArgumentTypeError(f"must be {self._zero()}a whole number between {self.low} and "
-                                          f"{self.high}, not {shown}")
+        return argparse.ArgumentTypeError(f"must be {self._zero()}{self.WHAT} between {self.low} and {self.high}, "
+                                          f"not {shown}")
 
 
 @dataclass(frozen=True)
-class BoundedDuration:
+class BoundedInt(_Bounded):
+    """argparse type: a whole number from `low` to `high`, or 0 where `zero` says what 0 means."""
+
+    low: int
+    high: int
+    zero: str = ""  # what 0 means, where 0 is allowed below low ("disables"); "" where it is not
+    ZERO: ClassVar[str] = "0"
+    WHAT: ClassVar[str] = "a whole number"
+
+    def _read(self, text: str) -> int:
+        try:
+            return int(text)
+        except ValueError:
+            raise self._error(repr(text)) from None
+
+
+@dataclass(frozen=True)
+class BoundedDuration(_Bounded):
     """argparse type: seconds in a duration from `low` to `high` (written as durations, e.g. "100ms" and
     "1h"), or 0s where `zero` says what 0s means. Returns a float, as `argument` does."""
 
     low: str
     high: str
     zero: str = ""  # what 0s means, where it is allowed below low ("reads at every scrape"); "" where not
-
-    def __post_init__(self) -> None:
-        if not 0 <= self.low_seconds <= self.high_seconds or (self.zero and self.low_seconds == 0):
-            raise ValueError(f"bad bounds {self}")
+    ZERO: ClassVar[str] = "0s"
+    WHAT: ClassVar[str] = "a duration"
 
     @property
     def low_seconds(self) -> float:
@@ -90,26 +113,14 @@ class BoundedDuration:
     def high_seconds(self) -> float:
         return parse(self.high)
 
-    @property
-    def range(self) -> str:
-        """The values allowed, for a flag's help: '1s to 1h', '0s (reads at every scrape) or 100ms to 1h'."""
-        return f"{self._zero()}{self.low} to {self.high}"
+    def _amount(self, written: Any) -> float:
+        return parse(written)
 
-    def __call__(self, text: str) -> float:
+    def _read(self, text: str) -> float:
         try:
-            seconds = parse(text)
+            return parse(text)
         except ValueError:
             raise self._error(f"{text.strip()!r}: invalid duration, {_FORMAT}") from None
-        if seconds == 0 and self.zero or self.low_seconds <= seconds <= self.high_seconds:
-            return seconds
-        raise self._error(text.strip())
-
-    def _zero(self) -> str:
-        return f"0s ({self.zero}) or " if self.zero else ""
-
-    def _error(self, shown: str) -> argparse.ArgumentTypeError:
-        return argparse.ArgumentTypeError(f"must be {self._zero()}a duration between {self.low} and {self.high}, "
-                                          f"not {shown}")
 
 
 def bounded_int(low: int, high: int, zero: str = "") -> BoundedInt:
