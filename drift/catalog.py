@@ -51,6 +51,16 @@ PROFILES_ACCEPTED = _drift(
     "profiles_accepted_total", "counter",
     "Profiles (one replica's outputs of one interval) accepted and merged durably; a retried or duplicate "
     "profile is not counted again. Their rows count in fleetscope_drift_rows_accepted_total.", "model")
+PROFILE_INTERVALS_UNUSABLE = _drift(
+    "profile_intervals_unusable_total", "counter",
+    "Stored profile intervals an evaluation left out because they could not be read or merged (written by an "
+    "older fleetscope that checked profiles less); the rest of the window is still evaluated.", "model")
+SERIES_LIMIT = _drift(
+    "max_series", "gauge", "limits.max_series: the most series this page holds.")
+SERIES_DROPPED = _drift(
+    "dropped_series", "gauge",
+    "Series of the model's latest evaluation left off this page because it holds limits.max_series "
+    "(the model as a whole and its largest segments are kept first).", "model")
 ROWS_REJECTED = _drift(
     "rows_rejected_total", "counter",
     "Output rows refused, by reason; rows of a body that could not be parsed are not counted here.",
@@ -86,6 +96,24 @@ EVALUATION_DURATION = _drift(
 MODELS = _drift("models", "gauge", "Models the service holds a schema for.")
 STORE_SIZE = _drift(
     "store_size_bytes", "gauge", "Size of the service's store on disk, database and write-ahead log.")
+STORAGE_LIMIT = _drift(
+    "storage_limit_bytes", "gauge",
+    "Bytes the store may hold, as configured: scope=store is storage.max_bytes (the whole store), scope=model "
+    "storage.max_bytes_per_model (each model's quota). Past them writes are refused with 507 or, with "
+    "storage.when_full: drop_oldest, the oldest data is deleted.", "scope")
+STORAGE_USED = _drift(
+    "storage_used_bytes", "gauge",
+    "Bytes the store holds as storage.max_bytes counts them: SQLite's pages in use (not its free pages) and its "
+    "write-ahead log.")
+STORAGE_MODEL_BYTES = _drift(
+    "storage_model_bytes", "gauge",
+    "Bytes the model's data takes in the store, as storage.max_bytes_per_model counts them: its batches, profile "
+    "intervals and references as stored (compressed), and an estimate for its outcome, receipt and idempotency rows.",
+    "model")
+STORAGE_EVICTED = _drift(
+    "storage_evicted_bytes_total", "counter",
+    "Bytes of the model's oldest batches, profile intervals and outcomes deleted to make room "
+    "(storage.when_full: drop_oldest), as storage.max_bytes_per_model counts them.", "model")
 
 
 # Model quality: ground truth joined to outputs (POST /v1/models/{model}/labels). Classes label series up to
@@ -146,13 +174,16 @@ MODEL_QUALITY_METRICS = (QUALITY, QUALITY_ESTIMATED, QUALITY_ESTIMATED_BOUND, CO
 SERVICE_METRICS = (SCORE, SCORE_ERROR_BOUND, THRESHOLD, DETECTED, SHARE, DATASET_DETECTED, WINDOW_ROWS,
                    ROWS_ACCEPTED, PROFILES_ACCEPTED, ROWS_REJECTED, BATCHES_REJECTED, ROWS_REFUSED_BY_COLUMN,
                    MISSING, NEW_CATEGORIES, OUT_OF_RANGE, EVALUATIONS, LAST_EVALUATION, EVALUATION_DURATION, MODELS,
-                   STORE_SIZE, *MODEL_QUALITY_METRICS)
+                   STORE_SIZE, PROFILE_INTERVALS_UNUSABLE, SERIES_LIMIT, SERIES_DROPPED, STORAGE_LIMIT, STORAGE_USED,
+                   STORAGE_MODEL_BYTES, STORAGE_EVICTED, *MODEL_QUALITY_METRICS)
 
 CLIENT_ROWS_SENT = _drift(
     "client_rows_sent_total", "counter", "Output rows the drift client delivered to the drift service.", "model")
 CLIENT_ROWS_DROPPED = _drift(
     "client_rows_dropped_total", "counter",
-    "Output rows the drift client dropped, by reason (queue_full, rejected, retries_exhausted, closed).",
+    "Output rows the drift client dropped, by reason (queue_full, rejected, retries_exhausted, closed, and "
+    "storage_full: the service's store was full and they could not wait, the queue being full, the client closing "
+    "or their profile's interval too old).",
     "model", "reason")
 CLIENT_QUEUE_ROWS = _drift(
     "client_queue_rows", "gauge", "Output rows waiting in the drift client's queue.", "model")

@@ -12,7 +12,9 @@ A background thread posts them in batches (JSON columns) every `flush_interval` 
 backoff and jitter, honouring Retry-After, up to `max_retries`; a batch the service refuses
 as invalid (any other 4xx) is dropped and counted, since sending it again cannot succeed.
 Every post of a batch carries the same Idempotency-Key, so a retry after an acknowledgement
-that was lost stores nothing twice.
+that was lost stores nothing twice. A service whose store is full (507) will not have room
+again within a retry's backoff: the client keeps the batch and posts nothing for Retry-After
+(else max_backoff) seconds, while new rows queue up to max_queue_rows.
 
 With mode="profile" (for models the service is configured to take profiles of) the rows never leave
 the process: each flush summarizes the queued rows into the current interval's profile per segment
@@ -49,6 +51,10 @@ from fleetscope.drift.sharding import shard_url
 _log = log.get("fleetscope.drift.client")
 # 408: the body was too slow to arrive; 429: too many writes at once. Both can succeed later.
 RETRIED_CLIENT_ERRORS = (408, 429)
+# 507: the service's store is full (storage.max_bytes or the model's quota): posting pauses, nothing is retried at once.
+STORAGE_FULL = 507
+# What became of a post (_deliver_body); all but the first are also the reasons its rows are counted as dropped.
+ACCEPTED, REJECTED, FULL, GAVE_UP = "accepted", "rejected", "storage_full", "retries_exhausted"
 Row = Mapping[str, object]  # one model output: column name to value
 
 
@@ -81,6 +87,7 @@ class DriftClient:
         self._closing = threading.Event()
         self.sent = 0
         self.dropped: Counter[str] = Counter()
+        self._paused_until = 0.0  # time.monotonic() before which nothing is posted: the service's store is full
         self._thread = threading.Thread(target=self._run, name=f"drift-client-{model}", daemon=True)
         self._thread.start()
 
@@ -138,9 +145,9 @@ class DriftClient:
                 if closing:
                     return
                 continue
-            while self._queue:
+            while self._queue and (closing or time.monotonic() >= self._paused_until):
                 batch = self._take()
-                if not self._deliver(batch, deadline):
+                if not self._deliver(batch, deadline, closing):
                     break
                 if len(self._queue) < self.batch_rows and not closing:
                     break
@@ -162,19 +169,21 @@ class DriftClient:
                 _log.warning("drift client dropped a batch it could not profile", extra={"error": str(error)})
                 self.dropped["invalid"] += len(batch)
         for key, (profile, rows) in profiles.due(everything=closing):
+            if not closing and time.monotonic() < self._paused_until:  # the store is full: kept for later
+                break
             url = f"{self.endpoint}?{urllib.parse.urlencode(profiles.query(key))}"
             delivered = self._deliver_body(profile.to_bytes(), profiles.idempotency_key(key), rows, deadline, url,
                                            "application/vnd.fleetscope.profile")
-            if delivered is None:  # retries exhausted: kept for the next round, unless closing
+            if delivered in (GAVE_UP, FULL):  # kept for the next round, unless closing
                 if closing or profiles.expired(key):
                     profiles.forget(key)
-                    self.dropped["retries_exhausted"] += rows
+                    self.dropped[delivered] += rows
                 continue
             profiles.forget(key)
-            if delivered:
+            if delivered == ACCEPTED:
                 self.sent += rows
             else:
-                self.dropped["rejected"] += rows
+                self.dropped[REJECTED] += rows
         with self._lock:
             if closing and self._queue:
                 self.dropped["closed"] += len(self._queue)
@@ -184,8 +193,9 @@ class DriftClient:
         with self._lock:
             return [self._queue.popleft() for _ in range(min(self.batch_rows, len(self._queue)))]
 
-    def _deliver(self, batch: list[Row], deadline: float | None) -> bool:
-        """Posts one batch with retries; False when it was given up (the rows are counted as dropped)."""
+    def _deliver(self, batch: list[Row], deadline: float | None, closing: bool = False) -> bool:
+        """Posts one batch with retries; False when it was given up (the rows are counted as dropped) or put back
+        at the head of the queue for later (the service's store is full, unless closing)."""
         try:
             body = json.dumps({"columns": _columns(batch)}, allow_nan=False).encode()
         except (TypeError, ValueError) as error:
@@ -193,32 +203,43 @@ class DriftClient:
             self.dropped["invalid"] += len(batch)
             return True
         delivered = self._deliver_body(body, uuid.uuid4().hex, len(batch), deadline)
-        if delivered is None:
-            self.dropped["retries_exhausted"] += len(batch)
+        if delivered == FULL and not closing:
+            with self._lock:  # first out again once the pause is over, as far as the queue has room
+                kept = batch[:max(0, self.max_queue_rows - len(self._queue))]
+                self._queue.extendleft(reversed(kept))
+            if len(kept) < len(batch):
+                self.dropped[FULL] += len(batch) - len(kept)
             return False
-        if delivered:
+        if delivered == ACCEPTED:
             self.sent += len(batch)
         else:
-            self.dropped["rejected"] += len(batch)
-        return True
+            self.dropped[delivered] += len(batch)
+        return delivered in (ACCEPTED, REJECTED)
 
     def _deliver_body(self, body: bytes, key: str, rows: int, deadline: float | None, url: str | None = None,
-                      content_type: str = "application/json") -> bool | None:
-        """Posts a body with retries: True once accepted, False when refused for good, None when given up."""
+                      content_type: str = "application/json") -> str:
+        """Posts a body with retries: ACCEPTED; REJECTED when refused for good; FULL at once when the service's store
+        is full (posting then pauses); GAVE_UP when retries ran out."""
         for attempt in range(self.max_retries + 1):
             status, retry_after = self._post(body, key, url or self.endpoint, content_type)
             if status == 202:
-                return True
+                return ACCEPTED
+            if status == STORAGE_FULL:
+                pause = retry_after if retry_after is not None else self.max_backoff
+                self._paused_until = time.monotonic() + pause
+                _log.warning("drift service's store is full; posting paused",
+                             extra={"status": status, "rows": rows, "seconds": pause})
+                return FULL
             if status is not None and 400 <= status < 500 and status not in RETRIED_CLIENT_ERRORS:
                 _log.warning("drift service refused a batch", extra={"status": status, "rows": rows})
-                return False
+                return REJECTED
             delay = retry_after if retry_after is not None else min(self.max_backoff, self.backoff * 2 ** attempt)
             delay *= random.uniform(0.8, 1.2)
             if deadline is not None and time.monotonic() + delay > deadline or attempt == self.max_retries:
                 break
             if self._closing.wait(delay) and deadline is None:
                 deadline = time.monotonic() + self.timeout
-        return None
+        return GAVE_UP
 
     def _post(self, body: bytes, key: str, url: str, content_type: str) -> tuple[int | None, float | None]:
         request = urllib.request.Request(url, data=body, method="POST",

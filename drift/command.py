@@ -17,6 +17,11 @@ the flags below override the file."""
 
 _log = log.get("fleetscope.drift")
 COMPACTION_INTERVAL = 600.0
+# The bounds of the flags that take a count or a duration: past them a value is a typo, refused at start-up.
+RETENTION = durations.bounded_duration("1h", "10y")
+EVALUATION_INTERVAL = durations.bounded_duration("1s", "1d")
+SHARD_COUNT = durations.bounded_int(1, 1024)
+SHARD_INDEX = durations.bounded_int(0, SHARD_COUNT.high - 1)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -25,23 +30,36 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="address to serve the API and /metrics on (default 127.0.0.1:9840)")
     parser.add_argument("--storage.path", dest="storage_path", type=Path,
                         help="SQLite file that holds accepted outputs and references (default fleetscope-drift.sqlite)")
-    parser.add_argument("--storage.retention", dest="retention", type=durations.argument,
-                        help="how long accepted outputs are kept (default 7d)")
-    parser.add_argument("--evaluation.interval", dest="evaluation_interval", type=durations.argument,
-                        help="how often each model is evaluated, unless its config says otherwise (default 1m)")
-    parser.add_argument("--shard.count", dest="shard_count", type=int,
-                        help="how many drift service instances the models are spread over (default 1)")
-    parser.add_argument("--shard.index", dest="shard_index",
-                        help="which of them this is, from 0; 'hostname' takes the number ending the hostname, as a "
-                             "Kubernetes StatefulSet's pods are named (fleetscope-drift-2)")
+    parser.add_argument("--storage.retention", dest="retention", type=RETENTION, metavar="DURATION",
+                        help=f"how long accepted outputs are kept ({RETENTION.range}; default 7d)")
+    parser.add_argument("--evaluation.interval", dest="evaluation_interval", type=EVALUATION_INTERVAL,
+                        metavar="DURATION", help="how often each model is evaluated, unless its config says otherwise "
+                                                 f"({EVALUATION_INTERVAL.range}; default 1m)")
+    parser.add_argument("--shard.count", dest="shard_count", type=SHARD_COUNT, metavar="N",
+                        help=f"how many drift service instances the models are spread over ({SHARD_COUNT.range}; "
+                             "default 1)")
+    parser.add_argument("--shard.index", dest="shard_index", type=_shard_index, metavar="N|hostname",
+                        help="which of them this is, from 0 (below --shard.count); 'hostname' takes the number ending "
+                             "the hostname, as a Kubernetes StatefulSet's pods are named (fleetscope-drift-2)")
     parser.add_argument("--web.allow-unauthenticated", dest="allow_unauthenticated", action="store_true",
                         help="serve on an address other machines can reach with no write tokens configured, so that "
                              "anyone who can connect may create models and write outputs (refused without this flag)")
 
 
+def _shard_index(text: str) -> str:
+    """'hostname', or a shard number in SHARD_INDEX's bounds, kept as written (run() reads it)."""
+    if text != "hostname":
+        try:
+            SHARD_INDEX(text)
+        except argparse.ArgumentTypeError as error:
+            raise argparse.ArgumentTypeError(f"must be 'hostname' or {str(error).removeprefix('must be ')}") from None
+    return text
+
+
 def run(args: argparse.Namespace) -> int:
     from fleetscope.drift.service.http import create_app
     from fleetscope.drift.service.service import DriftService
+    from fleetscope.web import memory
     from fleetscope.web.asgi import serve
     from fleetscope.web.connections import raise_open_file_limit
 
@@ -62,6 +80,7 @@ def run(args: argparse.Namespace) -> int:
                 "127.0.0.1, or pass --web.allow-unauthenticated if the network itself is trusted")
         _log.warning("serving without authentication on an address other machines can reach",
                      extra={"address": config.listen_address})
+    _log.info("allocator settings", extra=memory.configure())  # memory back after large bodies
     service = DriftService(config)
     stop = threading.Event()
     scheduler = threading.Thread(target=_schedule, args=(service, stop), name="drift-scheduler", daemon=True)

@@ -34,9 +34,10 @@ import datasketches
 import numpy as np
 import pandas as pd
 
-from fleetscope.drift import samples
+from fleetscope.drift import samples, sketch_bytes
 from fleetscope.drift.columns import INTEGER_CARDINALITY_LIMIT, ColumnKind, category_text
 from fleetscope.drift.samples import Sample
+from fleetscope.log import quoted
 
 FORMAT_VERSION = 1
 MAGIC = b"FSPF"
@@ -50,6 +51,14 @@ DEFAULT_K = 200
 FREQUENT_LG_MAP_SIZE = 10
 # A profile's body is at most this large once decompressed: a small request cannot become a large one.
 MAX_DECODED_BYTES = 64 * 1024 * 1024
+# Any count a profile holds (rows, missing values, one value's occurrences): float64 counts them exactly, and the
+# sums of many profiles stay far inside SQLite's 64-bit integers.
+MAX_COUNT = 2 ** 50
+# KLL's k, as DataSketches allows it.
+MIN_K, MAX_K = 8, 65535
+# A categorical value in a profile's counts, sample or frequent-items sketch (as JSON there): the service holds
+# categories to limits.max_category_length, checked against the model when the profile is declared.
+MAX_ITEM_BYTES = 8192
 
 FAMILIES = ("float", "int", "bool", "string", "category", "other")
 
@@ -128,8 +137,10 @@ class Profile:
 
     def _merged(self, other: Profile, in_place: bool, sample_cap: int = samples.CAP) -> Profile:
         if set(self.columns) != set(other.columns):
-            raise ProfileError(f"profiles of different columns cannot merge: {sorted(self.columns)} and "
-                               f"{sorted(other.columns)}")
+            raise ProfileError(f"profiles of different columns cannot merge: {quoted(sorted(self.columns))} and "
+                               f"{quoted(sorted(other.columns))}")
+        for name, column in self.columns.items():  # all checked before any sketch is merged in place
+            _check_mergeable(name, column, other.columns[name])
         return Profile({name: _merge_columns(name, column, other.columns[name], in_place)
                         for name, column in self.columns.items()}, min(self.k, other.k),
                        samples.merged(self.sample, other.sample, sample_cap))
@@ -274,14 +285,18 @@ def frequent_lower_bounds(column: ColumnProfile) -> dict:
 
 # -- merging -----------------------------------------------------------------------------------------------------
 
-def _merge_columns(name: str, a: ColumnProfile, b: ColumnProfile, in_place: bool = False) -> ColumnProfile:
+def _check_mergeable(name: str, a: ColumnProfile, b: ColumnProfile) -> None:
     if a.declared != b.declared:
-        raise ProfileError(f"column {name!r} is declared {_said(a.declared)} in one profile and "
+        raise ProfileError(f"column {quoted(name)} is declared {_said(a.declared)} in one profile and "
                            f"{_said(b.declared)} in the other")
-    family = _merged_family(name, a, b)
+    _merged_family(name, a, b)
     if a.numeric != b.numeric:
-        raise ProfileError(f"column {name!r} is numerical in one profile and categorical in the other")
-    merged = ColumnProfile(family, a.declared, rows=a.rows + b.rows, missing=a.missing + b.missing,
+        raise ProfileError(f"column {quoted(name)} is numerical in one profile and categorical in the other")
+
+
+def _merge_columns(name: str, a: ColumnProfile, b: ColumnProfile, in_place: bool = False) -> ColumnProfile:
+    """The two columns merged; _check_mergeable() has passed."""
+    merged = ColumnProfile(_merged_family(name, a, b), a.declared, rows=a.rows + b.rows, missing=a.missing + b.missing,
                            counts=_merged_counts(a.counts, b.counts))
     if a.numeric:
         assert a.sketch is not None and b.sketch is not None
@@ -309,7 +324,7 @@ def _merged_family(name: str, a: ColumnProfile, b: ColumnProfile) -> str:
         return b.family
     if b.rows == 0 and b.family == "other":
         return a.family
-    raise ProfileError(f"column {name!r} holds {a.family} values in one profile and {b.family} in the other")
+    raise ProfileError(f"column {quoted(name)} holds {a.family} values in one profile and {b.family} in the other")
 
 
 def _merged_counts(a: dict | None, b: dict | None) -> dict | None:
@@ -390,6 +405,10 @@ def encode(profile_: Profile) -> bytes:
 
 
 def decode(data: bytes) -> Profile:
+    """A profile read from bytes a client sent, checked whole: ProfileError saying what is wrong. Every count is a
+    non-negative integer within MAX_COUNT, every summary statistic finite and consistent with the column's
+    counts and sketch, and every sketch's layout checked before DataSketches reads it (fleetscope.drift.
+    sketch_bytes), so that no profile that decodes can fail to merge or to compare for its form."""
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise ProfileError(f"a profile is bytes, not {type(data).__name__}")
     data = bytes(data)
@@ -407,58 +426,158 @@ def decode(data: bytes) -> Profile:
         (length,) = struct.unpack_from("<I", body, 0)
         header = json.loads(body[4:4 + length])
         offset = 4 + length
+        if not isinstance(header, dict) or not isinstance(header.get("columns"), list):
+            raise ProfileError("the profile's header is not an object with a list of columns")
+        k = _whole(header.get("k"), "k", MIN_K, MAX_K)
         columns = {}
         for entry in header["columns"]:
             column, offset = _decoded_column(entry, body, offset)
-            columns[str(entry["name"])] = column
+            if entry["name"] in columns:
+                raise ProfileError(f"column {quoted(entry['name'])} appears twice")
+            columns[entry["name"]] = column
         if offset != len(body):
             raise ProfileError("profile has bytes after its last column")
         sample = header.get("sample")
-        return Profile(columns, int(header["k"]), None if sample is None else Sample.from_json(sample, list(columns)))
+        return Profile(columns, k, None if sample is None else _decoded_sample(sample, list(columns)))
     except ProfileError:
         raise
-    except (zlib.error, struct.error, ValueError, KeyError, TypeError, RuntimeError, IndexError) as error:
-        raise ProfileError(f"profile is damaged: {error}") from None
+    except (zlib.error, struct.error, ValueError, KeyError, TypeError, RuntimeError, IndexError, OverflowError,
+            RecursionError) as error:
+        raise ProfileError(f"profile is damaged: {quoted(str(error))}") from None
 
 
-def _decoded_column(entry: dict, body: bytes, offset: int) -> tuple[ColumnProfile, int]:
-    family = entry["family"]
+def _decoded_column(entry: Any, body: bytes, offset: int) -> tuple[ColumnProfile, int]:
+    if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
+        raise ProfileError("a column of the profile is not an object with a name")
+    name = entry["name"]
+    family = entry.get("family")
     if family not in FAMILIES:
-        raise ProfileError(f"unknown column family {family!r}")
-    declared = None if entry["declared"] is None else ColumnKind(entry["declared"])
-    rows, missing = int(entry["rows"]), int(entry["missing"])
-    if rows < 0 or missing < 0:
-        raise ProfileError("negative counts")
+        raise ProfileError(f"column {quoted(name)}: unknown family {quoted(family)}")
+    declared = None if entry.get("declared") is None else ColumnKind(entry["declared"])
+    rows = _whole(entry.get("rows"), f"column {quoted(name)}: rows", 0, MAX_COUNT)
+    missing = _whole(entry.get("missing"), f"column {quoted(name)}: missing", 0, MAX_COUNT)
     counts = None
     if entry.get("counts") == "binary":
         blob, offset = _blob(body, offset)
-        if len(blob) % 16:
-            raise ProfileError(f"column {entry['name']!r}: its counts are not pairs of float64 and int64")
-        half = len(blob) // 2
-        counts = dict(zip(np.frombuffer(blob[:half], "<f8").tolist(), np.frombuffer(blob[half:], "<i8").tolist(),
-                          strict=True))
+        counts = _binary_counts(name, blob)
     elif "counts" in entry:
-        values, numbers = entry["counts"]
-        counts = dict(zip(values, (int(n) for n in numbers), strict=True))
-    if counts is not None and (sum(counts.values()) != rows or any(n <= 0 for n in counts.values())):
-        raise ProfileError(f"column {entry['name']!r}: its value counts do not add up to its rows")
+        counts = _listed_counts(name, entry["counts"])
+    if counts is not None and sum(counts.values()) != rows:
+        raise ProfileError(f"column {quoted(name)}: its value counts do not add up to its rows")
     column = ColumnProfile(family, declared, rows, missing, counts)
-    kind = entry["sketch"]
+    kind = entry.get("sketch")
     if kind is not None:
         blob, offset = _blob(body, offset)
-        if kind == "kll":
-            column.sketch = datasketches.kll_doubles_sketch.deserialize(blob)
-            column.minimum, column.maximum = float(entry["minimum"]), float(entry["maximum"])
-            column.mean, column.squared_deviations = float(entry["mean"]), float(entry["squared_deviations"])
-            if column.sketch.n != rows:
-                raise ProfileError(f"column {entry['name']!r}: its sketch holds {column.sketch.n} values, not {rows}")
-        elif kind == "frequent":
-            column.frequent = datasketches.frequent_strings_sketch.deserialize(blob)
-        else:
-            raise ProfileError(f"unknown sketch {kind!r}")
-    if column.counts is None and column.sketch is None and column.frequent is None:
-        raise ProfileError(f"column {entry['name']!r} has neither counts nor a sketch")
+        try:
+            if kind == "kll":
+                column.sketch = sketch_bytes.kll(blob)
+            elif kind == "frequent":
+                column.frequent = sketch_bytes.frequent(blob, MAX_ITEM_BYTES)
+            else:
+                raise ProfileError(f"column {quoted(name)}: unknown sketch {quoted(kind)}")
+        except sketch_bytes.SketchError as error:
+            raise ProfileError(f"column {quoted(name)}: {error}") from None
+    if column.sketch is not None:
+        _check_numerical(name, column, entry)
+    elif column.frequent is not None:
+        if counts is not None or column.frequent.total_weight != rows:
+            raise ProfileError(f"column {quoted(name)}: its frequent-items sketch must weigh its rows, without counts")
+    elif counts is None:
+        raise ProfileError(f"column {quoted(name)} has neither counts nor a sketch")
     return column, offset
+
+
+def _check_numerical(name: str, column: ColumnProfile, entry: dict) -> None:
+    """A numerical column's summary: finite statistics that agree with each other, its sketch and its counts."""
+    assert column.sketch is not None
+    if column.family not in ("float", "int"):
+        raise ProfileError(f"column {quoted(name)} has a numerical sketch but holds {column.family} values")
+    statistics = [entry.get(key) for key in ("minimum", "maximum", "mean", "squared_deviations")]
+    numbers = [float(value) for value in statistics if isinstance(value, (int, float)) and not isinstance(value, bool)]
+    if len(numbers) != len(statistics):
+        raise ProfileError(f"column {quoted(name)}: its minimum, maximum, mean and squared deviations are numbers")
+    minimum, maximum, mean, deviations = numbers
+    if column.sketch.n != column.rows:
+        raise ProfileError(f"column {quoted(name)}: its sketch holds {column.sketch.n} values, not {column.rows}")
+    if column.rows == 0:
+        if (minimum, maximum, mean, deviations) != (math.inf, -math.inf, 0.0, 0.0):
+            raise ProfileError(f"column {quoted(name)}: a column without values has no statistics")
+        column.minimum, column.maximum = minimum, maximum
+        return
+    if not all(math.isfinite(value) for value in (minimum, maximum, mean, deviations)):
+        raise ProfileError(f"column {quoted(name)}: its statistics must be finite")
+    # The mean is computed in floating point: it may stray from [minimum, maximum] by rounding, no further.
+    slack = 1e-9 * max(abs(minimum), abs(maximum), 1e-300)
+    spread = (maximum - minimum) ** 2 * column.rows
+    if not (minimum <= maximum and minimum - slack <= mean <= maximum + slack
+            and 0 <= deviations <= spread * (1 + 1e-9) + slack):
+        raise ProfileError(f"column {quoted(name)}: its minimum, mean, maximum and squared deviations disagree")
+    if (column.sketch.get_min_value(), column.sketch.get_max_value()) != (minimum, maximum):
+        raise ProfileError(f"column {quoted(name)}: its sketch's minimum and maximum are not the column's")
+    if column.counts is not None and (min(column.counts), max(column.counts)) != (minimum, maximum):
+        raise ProfileError(f"column {quoted(name)}: its value counts span other values than its minimum and maximum")
+    column.minimum, column.maximum, column.mean, column.squared_deviations = minimum, maximum, mean, deviations
+
+
+def _binary_counts(name: str, blob: bytes) -> dict:
+    if len(blob) % 16 or len(blob) // 16 > EXACT_DISTINCT:
+        raise ProfileError(f"column {quoted(name)}: its counts are not at most {EXACT_DISTINCT} pairs of float64 "
+                           "and int64")
+    half = len(blob) // 2
+    values, numbers = np.frombuffer(blob[:half], "<f8"), np.frombuffer(blob[half:], "<i8")
+    if not np.all(np.isfinite(values)) or np.unique(values).size != values.size:
+        raise ProfileError(f"column {quoted(name)}: its counted values must be distinct and finite")
+    if np.any(numbers <= 0) or np.any(numbers > MAX_COUNT):
+        raise ProfileError(f"column {quoted(name)}: its counts must be positive and at most {MAX_COUNT}")
+    return dict(zip(values.tolist(), numbers.tolist(), strict=True))
+
+
+def _listed_counts(name: str, listed: Any) -> dict:
+    if not (isinstance(listed, list) and len(listed) == 2 and all(isinstance(part, list) for part in listed)
+            and len(listed[0]) == len(listed[1]) <= EXACT_DISTINCT):
+        raise ProfileError(f"column {quoted(name)}: its counts are two lists of equal length, at most "
+                           f"{EXACT_DISTINCT} values")
+    counts: dict = {}
+    for value, number in zip(*listed, strict=True):
+        if not (isinstance(value, (str, int, bool)) or isinstance(value, float) and math.isfinite(value)):
+            raise ProfileError(f"column {quoted(name)}: a counted value is text, a number or a boolean, not "
+                               f"{quoted(value)}")
+        if isinstance(value, str) and len(value) > MAX_ITEM_BYTES:
+            raise ProfileError(f"column {quoted(name)}: a counted value is longer than {MAX_ITEM_BYTES} characters")
+        if value in counts:  # 1, 1.0 and True are one key
+            raise ProfileError(f"column {quoted(name)}: the value {quoted(value)} is counted twice")
+        counts[value] = _whole(number, f"column {quoted(name)}: a count", 1, MAX_COUNT)
+    return counts
+
+
+def _decoded_sample(document: Any, names: list[str]) -> Sample:
+    if not (isinstance(document, dict) and isinstance(document.get("columns"), dict)
+            and isinstance(document.get("weights"), list)):
+        raise ProfileError("the profile's sample is not an object of columns and weights")
+    for name, values in document["columns"].items():
+        if not isinstance(values, list) or not all(
+                value is None or isinstance(value, (str, int, bool)) and not _long_text(value)
+                or isinstance(value, float) and math.isfinite(value) for value in values):
+            raise ProfileError(f"the profile's sample: column {quoted(name)} holds values other than text, finite "
+                               "numbers, booleans and null")
+    if not all(isinstance(weight, (int, float)) and not isinstance(weight, bool) for weight in document["weights"]):
+        raise ProfileError("the profile's sample: its weights are numbers")
+    try:
+        return Sample.from_json(document, names)
+    except ValueError as error:
+        raise ProfileError(f"the profile's sample: {error}") from None
+
+
+def _long_text(value: object) -> bool:
+    return isinstance(value, str) and len(value) > MAX_ITEM_BYTES
+
+
+def _whole(value: Any, what: str, low: int, high: int) -> int:
+    """A whole number from JSON within [low, high]; ProfileError naming it otherwise (floats, infinities, booleans
+    and 4,000-digit numbers included)."""
+    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+        raise ProfileError(f"{what} must be a whole number from {low} to {high}, not {quoted(value)}")
+    return value
 
 
 def _blob(body: bytes, offset: int) -> tuple[bytes, int]:
@@ -469,17 +588,23 @@ def _blob(body: bytes, offset: int) -> tuple[bytes, int]:
     return blob, offset + 4 + length
 
 
-def as_declared(profile_: Profile, kinds: Mapping[str, ColumnKind], optional: Iterable[str] = ()) -> Profile:
+def as_declared(profile_: Profile, kinds: Mapping[str, ColumnKind], max_category_length: int = MAX_ITEM_BYTES,
+                max_rows: int = MAX_COUNT) -> Profile:
     """The profile with each column declared the kind a model's config gives it: a numerical column profiled
-    by a replica that read it as few-valued integers becomes categorical from its counts. Refuses a profile
-    missing a column (other than `optional` ones), holding an unknown one, or one that cannot be that kind."""
-    optional = set(optional)
+    by a replica that read it as few-valued integers becomes categorical from its counts, with its categories as
+    text. Refuses a profile missing a column or holding an unknown one, one whose columns count different rows,
+    more than max_rows, a column that cannot be its kind, or a category longer than max_category_length: what
+    passes merges with any other profile this accepts for the same kinds."""
     unknown = set(profile_.columns) - set(kinds)
     if unknown:
-        raise ProfileError(f"the profile has column(s) {sorted(unknown)} the model does not")
-    missing = set(kinds) - set(profile_.columns) - optional
+        raise ProfileError(f"the profile has column(s) {quoted(sorted(unknown))} the model does not")
+    missing = set(kinds) - set(profile_.columns)
     if missing:
-        raise ProfileError(f"the profile lacks column(s) {sorted(missing)}")
+        raise ProfileError(f"the profile lacks column(s) {quoted(sorted(missing))}")
+    if len({column.rows + column.missing for column in profile_.columns.values()}) > 1:
+        raise ProfileError("the profile's columns count different numbers of rows (values plus missing values)")
+    if profile_.rows > max_rows:
+        raise ProfileError(f"the profile summarizes {profile_.rows} rows; limits.max_profile_rows is {max_rows}")
     columns = {}
     for name, column in profile_.columns.items():
         kind = kinds[name]
@@ -492,51 +617,66 @@ def as_declared(profile_: Profile, kinds: Mapping[str, ColumnKind], optional: It
             raise ProfileError(f"column {name!r} is categorical, but the profile holds more than "
                                f"{EXACT_DISTINCT} distinct numerical values")
         if kind is ColumnKind.CATEGORICAL:
-            column = ColumnProfile(column.family, kind, column.rows, column.missing,
-                                   _as_text(name, column.counts), frequent=_text_keyed(name, column.frequent))
+            # Categories are text once declared, whatever type the replica read them as, so every profile of the
+            # column merges with every other.
+            column = ColumnProfile("string", kind, column.rows, column.missing,
+                                   _as_text(name, column.counts, max_category_length),
+                                   frequent=_text_keyed(name, column.frequent, max_category_length))
         else:
             column = replace(column, declared=kind)
         columns[name] = column
-    return Profile(columns, profile_.k, _declared_sample(profile_.sample, kinds, list(columns)))
+    return Profile(columns, profile_.k, _declared_sample(profile_.sample, kinds, list(columns), max_category_length))
 
 
-def _as_text(name: str, counts: dict | None) -> dict | None:
+def _as_text(name: str, counts: dict | None, max_length: int) -> dict | None:
     """Counts keyed by category_text(), as the service stores categories (1 and "1" are one category)."""
     if counts is None:
         return None
     merged: dict = {}
     for value, count in counts.items():
-        try:
-            key = category_text(value)
-        except TypeError as error:
-            raise ProfileError(f"column {name!r}: {error}") from None
+        key = _category(name, value, max_length)
         merged[key] = merged.get(key, 0) + count
     return merged
 
 
-def _text_keyed(name: str, sketch: datasketches.frequent_strings_sketch | None) -> \
+def _category(name: str, value: object, max_length: int) -> str | None:
+    try:
+        text = category_text(value)
+    except TypeError:
+        raise ProfileError(f"column {name!r}: {quoted(value)} is not a category (categorical values are "
+                           "strings, integers or booleans)") from None
+    if text is not None and len(text) > max_length:
+        raise ProfileError(f"column {name!r}: a category is longer than limits.max_category_length ({max_length})")
+    return text
+
+
+def _text_keyed(name: str, sketch: datasketches.frequent_strings_sketch | None, max_length: int) -> \
         datasketches.frequent_strings_sketch | None:
     """A frequent-items sketch is kept only if its values are text already (a client in profile mode sends
-    categories as text): its counts cannot be re-keyed."""
+    categories as text, as JSON): its counts cannot be re-keyed."""
     if sketch is not None:
-        rows = sketch.get_frequent_items(datasketches.frequent_items_error_type.NO_FALSE_NEGATIVES)
-        if any(not isinstance(json.loads(row[0]), str) for row in rows):
-            raise ProfileError(f"column {name!r}: a sketch of more than {EXACT_DISTINCT} categories must hold "
-                               f"them as text (as DriftClient(mode='profile') sends them)")
+        for item, *_ in sketch.get_frequent_items(datasketches.frequent_items_error_type.NO_FALSE_NEGATIVES):
+            try:
+                value = json.loads(item)
+            except ValueError:
+                value = None
+            if not isinstance(value, str):
+                raise ProfileError(f"column {name!r}: a sketch of more than {EXACT_DISTINCT} categories must hold "
+                                   f"them as JSON text (as DriftClient(mode='profile') sends them)")
+            _category(name, value, max_length)
     return sketch
 
 
-def _declared_sample(sample: Sample | None, kinds: Mapping[str, ColumnKind], names: list[str]) -> Sample | None:
+def _declared_sample(sample: Sample | None, kinds: Mapping[str, ColumnKind], names: list[str],
+                     max_length: int) -> Sample | None:
     """The sample's columns kept, its categories written as the service stores them."""
     if sample is None:
         return None
     kept = sample.only(names)
-    try:
-        for name, values in kept.columns.items():
-            if kinds[name] is ColumnKind.CATEGORICAL:
-                kept.columns[name] = [category_text(value) for value in values]
-            elif not all(value is None or type(value) in (int, float) for value in values):
-                raise TypeError(f"column {name!r} is numerical, but its sample holds other values")
-    except TypeError as error:
-        raise ProfileError(f"the profile's sample: {error}") from None
+    for name, values in kept.columns.items():
+        if kinds[name] is ColumnKind.CATEGORICAL:
+            kept.columns[name] = [_category(name, value, max_length) for value in values]
+        elif not all(value is None or type(value) in (int, float) for value in values):
+            raise ProfileError(f"the profile's sample: column {name!r} is numerical, but its sample holds other "
+                               "values")
     return kept

@@ -123,13 +123,16 @@ class FamilySet:
         family.add_histogram(labels, buckets, total, exemplars)
 
     def update(self, other: FamilySet) -> None:
-        """Adds every sample of `other`, as when one GPU's read completes."""
+        """Adds every sample of `other`, as when one GPU's read completes; `other` is left as it was."""
         for name, family in other._families.items():
             mine = self._families.get(name)
             if mine is None:
-                self._families[name] = family
-            else:
-                mine.metric.samples.extend(family.metric.samples)
+                mine = self._families[name] = Family(family.spec)
+            mine.metric.samples.extend(family.metric.samples)
+
+    def __len__(self) -> int:
+        """Samples in all (a histogram's buckets, sum and count each count)."""
+        return sum(len(family) for family in self._families.values())
 
     def metrics(self) -> list[Metric]:
         return [family.metric for family in self._families.values()]

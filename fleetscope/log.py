@@ -15,6 +15,18 @@ class UserError(Exception):
     """Something the user can fix (a bad flag, an unreadable file); said plainly, no traceback."""
 
 
+# How much of a value a client sent an error message may quote: enough to recognise it, never the whole of it.
+QUOTED_CHARACTERS = 200
+
+
+def quoted(value: object, limit: int = QUOTED_CHARACTERS) -> str:
+    """repr() of a value a client sent, cut to `limit` characters with the length said, for error messages."""
+    text = repr(value)
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}... ({len(text):,} characters)"
+
+
 def get(name: str) -> logging.Logger:
     return logging.getLogger(name)
 

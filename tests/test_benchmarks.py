@@ -45,3 +45,14 @@ def test_drift_ingest_benchmark_runs(tmp_path):
 def test_drift_memory_benchmark_runs(tmp_path):
     rows = run_benchmark("drift_memory.py", tmp_path, "--models", "2", "--step", "1", "--rows", "500")
     assert [row["models"] for row in rows] == [0, 1, 2] and all(row["rss_mib"] > 0 for row in rows)
+
+
+def test_storage_amplification_benchmark_runs(tmp_path):
+    out = tmp_path / "out.json"
+    result = subprocess.run([sys.executable, str(BENCHMARKS / "storage_amplification.py"), "--copies", "2", "--rows",
+                             "5000", "--only", "audit", "--json", str(out)],
+                            capture_output=True, text=True, timeout=240, stdin=subprocess.DEVNULL)
+    assert result.returncode == 0, result.stderr
+    rows = json.loads(out.read_text())
+    assert [row["answers"] for row in rows["bodies"]] == [[202]] and rows["bodies"][0]["pages_ratio"] < 2
+    assert rows["blob"]["compressed_bytes"] < rows["blob"]["plain_bytes"]

@@ -17,6 +17,8 @@ NON_UNIT_SUFFIXES = ("_info", "_total", "_up", "_enabled", "_pending", "_failed"
                      # drift: a score whose meaning the method label gives, its threshold, the bound on its
                      # error (in the score's own units), a 0/1 verdict, and counts of rows and models
                      "_score", "_threshold", "_bound", "_detected", "_rows", "_models",
+                     # the drift service's own page: series it holds at most, and left out
+                     "_series",
                      # model quality: a measure whose meaning the metric label gives (ratios such as accuracy,
                      # errors in the prediction's own units such as rmse), realized or estimated
                      "_quality", "_quality_estimated")

@@ -110,10 +110,11 @@ def test_the_drift_service_serves_every_interface_without_tokens_only_when_told_
                                                                                           capsys):
     from fleetscope.cli import build_parser
     from fleetscope.drift import command
-    from fleetscope.web import asgi
+    from fleetscope.web import asgi, memory
 
     served = []
     monkeypatch.setattr(asgi, "serve", lambda app, host, port, limits, **tls: served.append((host, port)))
+    monkeypatch.setattr(memory, "configure", dict)  # the allocator settings are the process's, not this test's
     log.configure("info", "json")
     args = build_parser().parse_args(["drift", "serve", "--web.listen-address=:9840", "--web.allow-unauthenticated",
                                       f"--storage.path={tmp_path / 's.sqlite'}"])

@@ -6,11 +6,18 @@ with the `defaults` settings.
 
     listen_address: 127.0.0.1:9840
     evaluation_interval: 1m
-    storage: {path: /var/lib/fleetscope-drift/drift.sqlite, retention: 7d, profile_rollup_after: 2d}
+    storage:
+      path: /var/lib/fleetscope-drift/drift.sqlite
+      retention: 7d
+      profile_rollup_after: 2d
+      max_bytes: 16GiB            # the whole store: bytes, or with KiB, MiB, GiB, TiB (or KB, MB, GB, TB)
+      max_bytes_per_model: 4GiB   # each model's quota (by default a quarter of max_bytes)
+      when_full: refuse           # past a limit: refuse the write (507), or drop_oldest (evict the oldest data)
     limits: {max_body_bytes: 16777216, max_rows_per_batch: 100000, max_models: 100,
              max_columns: 100, max_segments: 20, max_window_rows: 1000000,
              max_category_length: 256, max_concurrent_writes: 4, max_concurrent_evaluations: 2,
              max_concurrent_reports: 1, max_decoded_bytes: 134217728, max_connections: 1024, max_classes: 20,
+             max_profile_rows: 100000000, max_series: 50000, max_segment_values: 100, max_replicas: 1000,
              header_timeout_seconds: 10, body_timeout_seconds: 30, idle_timeout_seconds: 60}
     auth:
       read_tokens_file: /etc/fleetscope/drift-read-tokens    # one token a line
@@ -139,6 +146,18 @@ class ModelConfig:
                 "segments": list(self.segments), **({"mode": self.mode} if self.profiled else {})}
 
 
+# Series one compared column adds to a drift result on /metrics (fleetscope.drift.service.series): score, error
+# bound, threshold and detected; its missing share; its new-category or out-of-range share. And a result's own:
+# drifted share, dataset detected, and the two window sizes.
+SERIES_PER_COLUMN = 6
+SERIES_PER_RESULT = 4
+# The most counter and gauge series one model has besides its evaluation's and its columns' refusals (a few of
+# its own, its storage, rows and batches refused by each of the ~40 reasons, labels and their delay histogram),
+# and the service's own: set aside on /metrics for every model the service may hold.
+COUNTER_SERIES_PER_MODEL = 120
+SERVICE_SERIES = 13
+
+
 @dataclass(frozen=True)
 class Limits:
     max_body_bytes: int = 16 * 1024 * 1024
@@ -152,6 +171,13 @@ class Limits:
     max_concurrent_evaluations: int = 2
     max_concurrent_reports: int = 1
     max_classes: int = 20  # classes given their own model-quality series (precision, recall, f1, confusion)
+    # Rows one replica's profile of one interval may summarize (a replica serving 27,000 rows a second for an hour).
+    max_profile_rows: int = 100_000_000
+    # Series on /metrics in all: evaluations' series past it are left off (counted, and said in /drift).
+    max_series: int = 50_000
+    # A model fed profiles, per interval: distinct segment labels stored, and replicas that sent a profile.
+    max_segment_values: int = 100
+    max_replicas: int = 1000
     # What a body may decode to (Arrow, Parquet and CSV columns; dictionary-encoded text expanded).
     max_decoded_bytes: int = 128 * 1024 * 1024
     max_connections: int = 1024
@@ -159,9 +185,47 @@ class Limits:
     body_timeout_seconds: int = 30
     idle_timeout_seconds: int = 60
 
+    def most_series_of_a_model(self) -> int:
+        """The most series one model's drift results can take: the model as a whole and each segment evaluated."""
+        return (self.max_columns * SERIES_PER_COLUMN + SERIES_PER_RESULT) * (self.max_segments + 1)
+
+    def most_counter_series(self) -> int:
+        """The most series /metrics serves besides evaluations': counters of max_models models (and of '_unknown')
+        with max_columns columns each, and the service's own."""
+        return (self.max_models + 1) * (COUNTER_SERIES_PER_MODEL + self.max_columns) + SERVICE_SERIES
+
     def connections(self) -> ConnectionLimits:
         return ConnectionLimits(self.max_connections, self.header_timeout_seconds, self.idle_timeout_seconds,
                                 self.body_timeout_seconds)
+
+
+# storage.max_bytes by default: the Kubernetes manifest gives each drift shard a 20Gi volume (deploy/kubernetes.py,
+# drift_storage). Of its 20 GiB, ext4 keeps about 1.5% for its journal and tables and reserves 5% for root, which the
+# service (uid 65532) cannot use: about 18.7 GiB are writable. Past max_bytes the store needs room for SQLite's
+# write-ahead log, which is at most journal_size_limit (64 MiB) after a checkpoint plus the largest transaction,
+# and for retention's incremental vacuum, which moves at most 64 MiB between checkpoints (no full VACUUM is ever run).
+# 16 GiB leaves 2.7 GiB of that: ten times the most these can take with the default limits.
+DEFAULT_MAX_BYTES = 16 * 1024 ** 3
+# storage.max_bytes_per_model by default: a quarter of max_bytes, so that one model (a runaway sender, or a model
+# created by mistake) fills at most a quarter of the store and the others keep writing. A service with one model or
+# a few should set it to max_bytes.
+DEFAULT_MODEL_SHARE = 4
+WHEN_FULL = ("refuse", "drop_oldest")
+
+
+@dataclass(frozen=True)
+class StorageLimits:
+    """How much the store may hold (storage.max_bytes, max_bytes_per_model) and what a write past it meets."""
+    max_bytes: int = DEFAULT_MAX_BYTES
+    max_bytes_per_model: int | None = None  # None: max_bytes / DEFAULT_MODEL_SHARE
+    # refuse: the write is answered 507 and nothing is stored; drop_oldest: the oldest batches, profile intervals
+    # and outcomes (the model's for its quota, the whole store's for max_bytes) are deleted until it fits.
+    when_full: str = "refuse"
+
+    @property
+    def model_quota(self) -> int:
+        return self.max_bytes_per_model if self.max_bytes_per_model is not None else \
+            self.max_bytes // DEFAULT_MODEL_SHARE
 
 
 @dataclass(frozen=True)
@@ -183,6 +247,7 @@ class ServiceConfig:
     retention: float = 7 * 86400.0
     # Profile intervals older than this are merged into hourly ones (storage.profile_rollup_after).
     profile_rollup_after: float = 2 * 86400.0
+    storage_limits: StorageLimits = field(default_factory=StorageLimits)
     limits: Limits = field(default_factory=Limits)
     auth: Auth = field(default_factory=Auth)
     tls_cert_file: Path | None = None
@@ -230,10 +295,18 @@ def parse(document: Mapping, base: Path = Path(".")) -> ServiceConfig:
     shard = _mapping(document.get("shard", {}), "shard")
     _only(shard, "shard", {"index", "count"})
     storage = _mapping(document.get("storage", {}), "storage")
-    _only(storage, "storage", {"path", "retention", "profile_rollup_after"})
+    _only(storage, "storage", {"path", "retention", "profile_rollup_after", "max_bytes", "max_bytes_per_model",
+                               "when_full"})
     limits_document = _mapping(document.get("limits", {}), "limits")
     _only(limits_document, "limits", set(Limits.__dataclass_fields__))
     limits = Limits(**{key: _positive_int(value, f"limits.{key}") for key, value in limits_document.items()})
+    if limits.most_counter_series() + limits.most_series_of_a_model() > limits.max_series:
+        raise ConfigError(f"/metrics may need {limits.most_counter_series():,} series for counters ((limits."
+                          f"max_models + 1) x ({COUNTER_SERIES_PER_MODEL} + limits.max_columns) + {SERVICE_SERIES}) "
+                          f"and {limits.most_series_of_a_model():,} for one model's evaluation ((limits.max_columns x "
+                          f"{SERIES_PER_COLUMN} + {SERIES_PER_RESULT}) x (limits.max_segments + 1)), more than "
+                          f"limits.max_series ({limits.max_series:,}): lower max_models, max_columns or "
+                          "max_segments, or raise max_series")
     tls = _mapping(document.get("tls", {}), "tls")
     _only(tls, "tls", {"cert_file", "key_file"})
     if bool(tls.get("cert_file")) != bool(tls.get("key_file")):
@@ -246,6 +319,7 @@ def parse(document: Mapping, base: Path = Path(".")) -> ServiceConfig:
         storage_path=base / str(storage.get("path", ServiceConfig.storage_path)),
         retention=_duration(storage.get("retention", "7d"), "storage.retention"),
         profile_rollup_after=_duration(storage.get("profile_rollup_after", "2d"), "storage.profile_rollup_after"),
+        storage_limits=_storage_limits(storage),
         limits=limits,
         auth=_auth(_mapping(document.get("auth", {}), "auth"), base),
         tls_cert_file=base / tls["cert_file"] if tls.get("cert_file") else None,
@@ -419,6 +493,43 @@ def _window(document: Any, default: Window, where: str) -> Window:
         rows=_positive_int(document["rows"], f"{where}.rows") if document.get("rows") else None)
     window.check(where)
     return window
+
+
+MIN_STORE_BYTES = 1024 ** 2
+_SIZE = re.compile(r"^(\d+(?:\.\d+)?)\s*([KMGT]i?B|B)?$")
+_SIZE_UNITS: dict[str | None, int] = {
+    None: 1, "B": 1, **{f"{prefix}B": 1000 ** power for power, prefix in enumerate("KMGT", 1)},
+    **{f"{prefix}iB": 1024 ** power for power, prefix in enumerate("KMGT", 1)}}
+
+
+def _storage_limits(storage: Mapping) -> StorageLimits:
+    max_bytes = _size(storage.get("max_bytes", DEFAULT_MAX_BYTES), "storage.max_bytes")
+    if max_bytes < MIN_STORE_BYTES:
+        raise ConfigError(f"storage.max_bytes must be at least 1MiB (the store's own tables take about 200KiB), "
+                          f"not {max_bytes} bytes")
+    per_model = storage.get("max_bytes_per_model")
+    per_model = None if per_model is None else _size(per_model, "storage.max_bytes_per_model")
+    if per_model is not None and per_model > max_bytes:
+        raise ConfigError(f"storage.max_bytes_per_model ({per_model} bytes) is larger than storage.max_bytes "
+                          f"({max_bytes} bytes): a model cannot hold more than the whole store")
+    when_full = str(storage.get("when_full", "refuse"))
+    if when_full not in WHEN_FULL:
+        raise ConfigError(f"storage.when_full must be refuse or drop_oldest, not {when_full!r}")
+    return StorageLimits(max_bytes, per_model, when_full)
+
+
+def _size(value: Any, where: str) -> int:
+    """A size in bytes: a whole number, or a number and a unit (16GiB, 500 MB)."""
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise ConfigError(f"{where} must be a number of bytes or a size such as 16GiB or 500MB, not {value!r}")
+    match = _SIZE.match(str(value).strip())
+    if match is None:
+        raise ConfigError(f"{where}: {value!r} is not a size; write a number of bytes, or a number and one of "
+                          "KiB, MiB, GiB, TiB (powers of 1024) or KB, MB, GB, TB (of 1000), e.g. 16GiB")
+    size = int(float(match.group(1)) * _SIZE_UNITS[match.group(2)])
+    if size <= 0:
+        raise ConfigError(f"{where} must be more than 0 bytes")
+    return size
 
 
 def _mapping(value: Any, where: str) -> Mapping:

@@ -21,6 +21,7 @@ import pyarrow.compute as pc
 
 from fleetscope.drift.columns import ColumnKind, category_text
 from fleetscope.drift.service import arrow_ipc
+from fleetscope.log import quoted
 
 JSON = "application/json"
 CSV = "text/csv"
@@ -215,10 +216,10 @@ def _json_rows(rows: list) -> pa.Table:
         elif len(row) != len(names) or any(name not in values for name in row):
             extra = next((name for name in row if name not in values), None)
             if extra is not None:
-                raise BadBatch(400, "schema", f"row {index}: column {extra!r} is not in row 0; every row "
+                raise BadBatch(400, "schema", f"row {index}: column {quoted(extra)} is not in row 0; every row "
                                               "must have the same columns", len(rows))
             missing = next(name for name in names if name not in row)
-            raise BadBatch(400, "schema", f"row {index}: missing column {missing!r} (send null where there is "
+            raise BadBatch(400, "schema", f"row {index}: missing column {quoted(missing)} (send null where there is "
                                           "no value)", len(rows))
         for name, value in row.items():
             values[name].append(value)
@@ -231,13 +232,13 @@ def _json_columns(columns: object) -> pa.Table:
     lengths = {}
     for name, values in columns.items():
         if not isinstance(values, list):
-            raise BadBatch(400, "malformed", f"column {name!r}: expected a list of values")
+            raise BadBatch(400, "malformed", f"column {quoted(name)}: expected a list of values")
         lengths[name] = len(values)
     if len(set(lengths.values())) != 1:
         first = next(iter(lengths))
         other = next(name for name, length in lengths.items() if length != lengths[first])
-        raise BadBatch(400, "schema", f"column {other!r} has {lengths[other]} values but column {first!r} has "
-                                      f"{lengths[first]}; columns must be the same length")
+        raise BadBatch(400, "schema", f"column {quoted(other)} has {lengths[other]} values but column "
+                                      f"{quoted(first)} has {lengths[first]}; columns must be the same length")
     if not next(iter(lengths.values())):
         raise BadBatch(400, "empty", "the batch has no rows")
     return _ObjectTable({name: _Values(values) for name, values in columns.items()})
@@ -269,11 +270,11 @@ def conform(table: pa.Table | _ObjectTable, columns: Mapping[str, ColumnKind], l
     names = table.column_names
     unknown = [name for name in names if name not in columns]
     if unknown:
-        raise BadBatch(400, "schema", f"unknown column {unknown[0]!r}; this model's columns are "
+        raise BadBatch(400, "schema", f"unknown column {quoted(unknown[0])}; this model's columns are "
                                       f"{', '.join(columns)}", rows)
     missing = [name for name in columns if name not in names]
     if missing:
-        raise BadBatch(400, "schema", f"missing column {missing[0]!r} (send null where there is no value)", rows)
+        raise BadBatch(400, "schema", f"missing column {quoted(missing[0])} (send null where there is no value)", rows)
     arrays = {}
     for name, kind in columns.items():
         column = table[name]

@@ -36,16 +36,19 @@ class Evaluation:
     skipped_segments: dict[str, str] = field(default_factory=dict)
     profiled: bool = False  # compared from profiles: windows are of intervals, not row numbers
     current_intervals: int = 0
+    unusable_intervals: int = 0  # stored intervals of either window that could not be read or merged, left out
     quality: dict[str, ColumnQuality] = field(default_factory=dict)  # of the model as a whole
     samples: tuple[Sample | None, Sample | None] | None = None  # fed profiles: (reference, current) rows kept
     model_quality: WindowQuality | None = None  # of a model whose quality is measured (config: quality)
+    series_dropped: int = 0  # of its series, those left off /metrics for limits.max_series
 
     def to_json(self) -> dict:
         document: dict[str, Any] = {
             "model": self.model, "outcome": self.outcome, "evaluated_at": self.evaluated_at,
             "duration_seconds": self.duration, "message": self.message,
             "mode": "profiles" if self.profiled else "rows",
-            "current": ({"rows": self.current_rows, "intervals": self.current_intervals} if self.profiled else
+            "current": ({"rows": self.current_rows, "intervals": self.current_intervals,
+                         "unusable_intervals": self.unusable_intervals} if self.profiled else
                         {"rows": self.current_rows, "first_row": self.current.first, "end_row": self.current.end}),
             "reference": {"rows": self.reference_rows, "kind": "fixed" if self.reference is None else "rolling"},
         }
@@ -62,6 +65,9 @@ class Evaluation:
                                    for column, found in self.quality.items()}
         if self.model_quality is not None:
             document["model_quality"] = self.model_quality.to_json()
+        if self.series_dropped:
+            document["series_dropped"] = {"series": self.series_dropped, "reason": "limits.max_series: the /metrics "
+                                          "page is full; the largest segments were kept"}
         return document
 
 

@@ -12,7 +12,7 @@ import hmac
 import json
 import math
 
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -21,7 +21,7 @@ from starlette.routing import Route
 
 from fleetscope import log
 from fleetscope.drift.service.decode import BadBatch
-from fleetscope.drift.service.metrics import registry_for
+from fleetscope.drift.service.metrics import MetricsPage
 from fleetscope.drift.service.outcomes import LABEL_OUTCOMES
 from fleetscope.drift.service.service import (
     IDENTIFIER,
@@ -30,16 +30,18 @@ from fleetscope.drift.service.service import (
     DriftService,
     Overloaded,
 )
+from fleetscope.log import quoted
 from fleetscope.web.bodies import BodyRefused, bounded_body, discard_body
 from fleetscope.web.headers import SecurityHeaders
 
 _log = log.get("fleetscope.drift")
+MAX_MESSAGE_CHARACTERS = 1000
 
 
 def create_app(service: DriftService, body_timeout: float = 30.0) -> SecurityHeaders:
     """body_timeout: seconds a client has to send a request's whole body."""
     auth, limits = service.config.auth, service.limits
-    registry = registry_for(service)
+    page = MetricsPage(service)
     report_builds: dict[str, asyncio.Lock] = {}  # per model: one build at a time, waiters hold no thread
 
     def refused(request: Request, write: bool) -> Response | None:
@@ -68,12 +70,14 @@ def create_app(service: DriftService, body_timeout: float = 30.0) -> SecurityHea
             try:
                 if known_model and model not in service.models():
                     service.check_shard(str(model))
-                    return _error(404, f"model {model!r} is not known: declare it in the config or PUT its "
+                    return _error(404, f"model {quoted(model)} is not known: declare it in the config or PUT its "
                                        "reference first")
                 return await handler(request, model)
             except BadBatch as error:
+                error.__traceback__ = None  # its frames hold the body and what was decoded of it, in a cycle
                 return _error(error.status, error.message, reason=error.reason, headers=error.headers)
             except Overloaded as error:
+                error.__traceback__ = None
                 return _error(busy_status, str(error), headers={"Retry-After": str(error.retry_after)})
             except LookupError as error:
                 return _error(404, str(error))
@@ -194,7 +198,10 @@ def create_app(service: DriftService, body_timeout: float = 30.0) -> SecurityHea
     async def metrics(request: Request) -> Response:
         if auth.metrics_require_token and (denied := refused(request, write=False)) is not None:
             return denied
-        return Response(await run_in_threadpool(generate_latest, registry), media_type=CONTENT_TYPE_LATEST)
+        try:
+            return Response(await run_in_threadpool(page.render), media_type=CONTENT_TYPE_LATEST)
+        except TimeoutError:
+            return _error(503, "every /metrics render is busy; retry shortly", headers={"Retry-After": "5"})
 
     async def healthy(request: Request) -> Response:
         return PlainTextResponse("OK\n")
@@ -225,7 +232,10 @@ def _names(value: str | None) -> list[str] | None:
 
 
 def _error(status: int, message: str, reason: str | None = None, headers: dict | None = None) -> Response:
-    # ASCII JSON: a message that quotes the client's input may hold a lone surrogate, which UTF-8 cannot encode
+    # ASCII JSON: a message that quotes the client's input may hold a lone surrogate, which UTF-8 cannot encode.
+    # Messages quote input through log.quoted(); the cap is for any that does not.
+    if len(message) > MAX_MESSAGE_CHARACTERS:
+        message = message[:MAX_MESSAGE_CHARACTERS] + "..."
     body = {"error": message, **({"reason": reason} if reason else {})}
     return Response(json.dumps(body), status_code=status, headers=headers, media_type="application/json")
 

@@ -1,22 +1,24 @@
-"""The service's /metrics page, read from its state at scrape time."""
+"""The service's /metrics page: counters read at scrape time, evaluations' series rendered once per evaluation."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 
+from prometheus_client import generate_latest
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import CollectorRegistry
 
 from fleetscope.catalog import FamilySet
 from fleetscope.drift import catalog
-from fleetscope.drift.comparison import DriftResult
-from fleetscope.drift.model_quality import Quality
-from fleetscope.drift.quality import ColumnQuality
-from fleetscope.drift.service.outcomes import LABEL_OUTCOMES, DelayHistogram, WindowQuality
+from fleetscope.drift.service.outcomes import LABEL_OUTCOMES, DelayHistogram
 from fleetscope.drift.service.service import DriftService
 
 
 class DriftCollector:
+    """The page's counters and gauges, read from the service at each scrape: bounded by the number of models
+    (limits.max_models), their columns and the refusal reasons."""
+
     def __init__(self, service: DriftService) -> None:
         self.service = service
 
@@ -24,20 +26,16 @@ class DriftCollector:
         service, families = self.service, FamilySet()
         for name in service.models():
             latest = service.model(name).latest
-            if latest is not None and latest.outcome == "success" and latest.result is not None:
-                _add_result(families, {"model": name}, latest.result, latest.current_rows, latest.reference_rows)
-                _add_quality(families, name, latest.quality)
-                for label, result in latest.segments.items():
-                    rows = latest.segment_rows[label]
-                    _add_result(families, {"model": name, "segment": label}, result, *rows)
             if latest is not None:
                 families.add(catalog.EVALUATION_DURATION, {"model": name}, latest.duration)
+                families.add(catalog.SERIES_DROPPED, {"model": name}, latest.series_dropped)
             if name in service.last_success:
                 families.add(catalog.LAST_EVALUATION, {"model": name}, service.last_success[name])
             families.add(catalog.ROWS_ACCEPTED, {"model": name}, service.rows_accepted[name])
             families.add(catalog.PROFILES_ACCEPTED, {"model": name}, service.profiles_accepted[name])
+            families.add(catalog.PROFILE_INTERVALS_UNUSABLE, {"model": name}, service.unusable_intervals[name])
             if service.model(name).config.quality is not None:
-                _add_model_quality(families, service, name, latest.model_quality if latest is not None else None)
+                _add_labels(families, service, name)
         for (name, outcome), count in sorted(service.evaluations.items()):
             families.add(catalog.EVALUATIONS, {"model": name, "outcome": outcome}, count)
         for (name, reason), count in sorted(service.rows_rejected.items()):
@@ -50,34 +48,18 @@ class DriftCollector:
                              service.rows_refused_by_column[name, column])
         families.add(catalog.MODELS, {}, len(service.models()))
         families.add(catalog.STORE_SIZE, {}, service.store.size_bytes())
+        store = service.store  # its limits, what it holds, and what storage.when_full: drop_oldest deleted
+        families.add(catalog.STORAGE_LIMIT, {"scope": "store"}, store.limits.max_bytes)
+        families.add(catalog.STORAGE_LIMIT, {"scope": "model"}, store.limits.model_quota)
+        families.add(catalog.STORAGE_USED, {}, store.used_bytes())
+        for name in service.models():  # 0 from the start, so that increase() sees the first eviction
+            families.add(catalog.STORAGE_MODEL_BYTES, {"model": name}, store.model_bytes(name))
+            families.add(catalog.STORAGE_EVICTED, {"model": name}, store.evicted_bytes[name])
+        families.add(catalog.SERIES_LIMIT, {}, service.series.limit)
         yield from families.metrics()
 
 
-def _add_result(families: FamilySet, labels: dict[str, str], result: DriftResult, current_rows: int,
-                reference_rows: int) -> None:
-    for column, drift in result.columns.items():
-        method_labels = {**labels, "column": column, "method": drift.method}
-        families.add(catalog.SCORE, method_labels, drift.score)
-        families.add(catalog.SCORE_ERROR_BOUND, method_labels, drift.error_bound)
-        families.add(catalog.THRESHOLD, method_labels, drift.threshold)
-        families.add(catalog.DETECTED, {**labels, "column": column}, drift.drifted)
-    families.add(catalog.SHARE, labels, result.drifted_share)
-    families.add(catalog.DATASET_DETECTED, labels, result.dataset_drifted)
-    families.add(catalog.WINDOW_ROWS, {**labels, "window": "current"}, current_rows)
-    families.add(catalog.WINDOW_ROWS, {**labels, "window": "reference"}, reference_rows)
-
-
-def _add_quality(families: FamilySet, model: str, quality: dict[str, ColumnQuality]) -> None:
-    for column, found in quality.items():
-        labels = {"model": model, "column": column}
-        families.add(catalog.MISSING, labels, found.missing_share)
-        if found.new_category_share is not None:
-            families.add(catalog.NEW_CATEGORIES, labels, found.new_category_share)
-        if found.out_of_range_share is not None:
-            families.add(catalog.OUT_OF_RANGE, labels, found.out_of_range_share)
-
-
-def _add_model_quality(families: FamilySet, service: DriftService, model: str, window: WindowQuality | None) -> None:
+def _add_labels(families: FamilySet, service: DriftService, model: str) -> None:
     labels = {"model": model}
     for outcome in LABEL_OUTCOMES:  # 0 from the start, so that increase() sees the first
         families.add(catalog.LABELS, {**labels, "outcome": outcome}, service.labels[model, outcome])
@@ -86,42 +68,48 @@ def _add_model_quality(families: FamilySet, service: DriftService, model: str, w
     last = service.store.last_label_time(model)
     if last is not None:
         families.add(catalog.LAST_LABEL, labels, last)
-    if window is None:
-        return
-    families.add(catalog.QUALITY_WINDOW_ROWS, {**labels, "rows": "outputs"}, window.outputs)
-    families.add(catalog.QUALITY_WINDOW_ROWS, {**labels, "rows": "labelled"}, window.labelled)
-    if window.coverage is not None:
-        families.add(catalog.LABEL_COVERAGE, labels, window.coverage)
-    max_classes = service.limits.max_classes
-    if window.quality is not None:
-        _add_quality_figures(families, labels, window.quality, max_classes)
-        for segment, (outputs, labelled, found) in window.segments.items():
-            families.add(catalog.LABEL_COVERAGE, {**labels, "segment": segment}, labelled / outputs)
-            if found is not None:
-                _add_quality_figures(families, {**labels, "segment": segment}, found, max_classes, confusion=False)
-    if window.estimated:
-        families.add(catalog.QUALITY_WINDOW_ROWS, {**labels, "rows": "calibration"}, window.calibration_rows)
-    for metric, estimate in window.estimated.items():
-        families.add(catalog.QUALITY_ESTIMATED, {**labels, "metric": metric}, estimate.value)
-        families.add(catalog.QUALITY_ESTIMATED_BOUND, {**labels, "metric": metric, "bound": "lower"}, estimate.lower)
-        families.add(catalog.QUALITY_ESTIMATED_BOUND, {**labels, "metric": metric, "bound": "upper"}, estimate.upper)
 
 
-def _add_quality_figures(families: FamilySet, labels: dict[str, str], quality: Quality, max_classes: int,
-                         confusion: bool = True) -> None:
-    for metric, value in quality.overall.items():
-        families.add(catalog.QUALITY, {**labels, "metric": metric}, value)
-    if quality.classes > max_classes:  # class names are the model's outputs: bounded, or left out
-        return
-    for name, figures in quality.per_class.items():
-        for metric, value in figures.items():
-            families.add(catalog.QUALITY, {**labels, "metric": metric, "class": name}, value)
-    if confusion:
-        for (actual, predicted), rows in quality.confusion.items():
-            families.add(catalog.CONFUSION, {**labels, "actual": actual, "predicted": predicted}, rows)
+class MetricsPage:
+    """The service's /metrics page: the counters read at each scrape, and the evaluations' series (nearly all of
+    the page, at most limits.max_series) rendered once after they change and then served to every scrape as they
+    are. At most max_renders scrapes read the service at once; the others wait for one of them, up to wait."""
+
+    def __init__(self, service: DriftService, max_renders: int = 2, wait: float = 30.0) -> None:
+        self.service = service
+        self._counters = CollectorRegistry(auto_describe=False)
+        self._counters.register(DriftCollector(service))
+        self._renders = threading.BoundedSemaphore(max_renders)
+        self._wait = wait
+        self._lock = threading.Lock()  # one rendering of the evaluations at a time
+        self._rendered: tuple[tuple, bytes] = ((), b"")  # (the evaluations it shows, their exposition)
+
+    def render(self) -> bytes:
+        """The page; TimeoutError when no render slot came free within the wait."""
+        if not self._renders.acquire(timeout=self._wait):
+            raise TimeoutError("every /metrics render slot stayed busy")
+        try:
+            return generate_latest(self._counters) + self._evaluations()
+        finally:
+            self._renders.release()
+
+    def _evaluations(self) -> bytes:
+        models = [self.service.model(name) for name in self.service.models()]
+        shown = tuple(id(model.latest) for model in models)
+        with self._lock:
+            if self._rendered[0] != shown:
+                families = FamilySet()
+                for model in models:
+                    families.update(model.series)
+                registry = CollectorRegistry(auto_describe=False)
+                registry.register(_Fixed(families.metrics()))
+                self._rendered = (shown, generate_latest(registry))
+            return self._rendered[1]
 
 
-def registry_for(service: DriftService) -> CollectorRegistry:
-    registry = CollectorRegistry(auto_describe=False)
-    registry.register(DriftCollector(service))
-    return registry
+class _Fixed:
+    def __init__(self, metrics: list[Metric]) -> None:
+        self._metrics = metrics
+
+    def collect(self) -> Iterator[Metric]:
+        return iter(self._metrics)

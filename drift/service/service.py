@@ -10,21 +10,24 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pandas as pd
 import pyarrow as pa
 
 from fleetscope import log
+from fleetscope.catalog import FamilySet
 from fleetscope.drift.columns import ColumnKind
 from fleetscope.drift.comparison import column_kinds
 from fleetscope.drift.profiles import Profile, ProfileError, as_declared
 from fleetscope.drift.report import SafeReport, evidently_html, evidently_snapshot, with_banner
-from fleetscope.drift.service import evaluation, outcomes, profiled, windows
-from fleetscope.drift.service.config import COLUMN_NAME, MODEL_NAME, ModelConfig, ServiceConfig
+from fleetscope.drift.service import evaluation, outcomes, profiled, series, windows
+from fleetscope.drift.service.config import COLUMN_NAME, MODEL_NAME, Limits, ModelConfig, ServiceConfig
 from fleetscope.drift.service.decode import BadBatch, BodyLimits, conform, read_table
 from fleetscope.drift.service.store import LabelResult, RowRange, Store
 from fleetscope.drift.sharding import shard_of
+from fleetscope.log import quoted
+from fleetscope.web import memory
 
 _log = log.get("fleetscope.drift")
 # How long a report request waits for a build (its own or another's) before it is answered 503.
@@ -59,6 +62,7 @@ class _Model:
     report: tuple[float, SafeReport] | None = None  # (evaluated_at, the page)
     next_due: float = 0.0
     reference_profiles: tuple[object, dict[str, Profile]] | None = None  # (reference version, per segment)
+    series: FamilySet = field(default_factory=FamilySet)  # what /metrics serves of the latest evaluation
 
 
 class DriftService:
@@ -66,7 +70,7 @@ class DriftService:
         self.config = config
         self.limits = config.limits
         self.clock = clock
-        self.store = Store(config.storage_path, clock=clock)
+        self.store = Store(config.storage_path, clock=clock, limits=config.storage_limits)
         self._models: dict[str, _Model] = {}
         self._models_lock = threading.Lock()
         self._writes = threading.BoundedSemaphore(self.limits.max_concurrent_writes)
@@ -83,6 +87,9 @@ class DriftService:
         self.labels: Counter[tuple[str, str]] = Counter()  # (model, outcome)
         self.label_delays: dict[str, outcomes.DelayHistogram] = {}
         self.evaluations: Counter[tuple[str, str]] = Counter()
+        # the evaluations' series on /metrics
+        self.series = series.SeriesBudget(self.limits.max_series, self.limits.most_counter_series())
+        self.unusable_intervals: Counter[str] = Counter()  # stored profile intervals evaluations had to leave out
         self.last_success: dict[str, float] = {}
         for name, schema in self.store.models().items():
             if name not in config.models and config.owns(name):
@@ -112,7 +119,7 @@ class DriftService:
         config = self.config
         if not config.owns(name):
             shard = shard_of(name, config.shard_count)
-            raise BadBatch(421, "wrong_shard", f"model {name!r} belongs to drift service shard {shard} of "
+            raise BadBatch(421, "wrong_shard", f"model {quoted(name)} belongs to drift service shard {shard} of "
                                                f"{config.shard_count}; this is shard {config.shard_index}",
                            headers={"Fleetscope-Shard": str(shard)})
 
@@ -136,6 +143,7 @@ class DriftService:
             yield
         finally:
             self._writes.release()
+            memory.give_back()  # what a large body took, back to the system once writes pause
 
     @contextmanager
     def counting_refusals(self, name: str | None) -> Iterator[None]:
@@ -156,7 +164,7 @@ class DriftService:
             self.check_shard(name)
             model = self._models.get(name)
             if model is None:
-                raise BadBatch(404, "unknown_model", f"model {name!r} has no schema: declare it in the config or "
+                raise BadBatch(404, "unknown_model", f"model {quoted(name)} has no schema: declare it in the config or "
                                                      "PUT its reference first")
             yield model
 
@@ -173,7 +181,7 @@ class DriftService:
                 table, ids = outcomes.without_request_ids(table, config.quality, limits)
             table = conform(table, config.columns, limits)
             rows = outcomes.output_rows(config, table, ids) if ids is not None else None
-            stored = self.store.append(name, table, batch_id, rows)
+            stored = self.store.append(name, table, batch_id, rows, digest=Store.digest(body, content_type))
         if not stored.replayed:
             self.rows_accepted[name] += stored.rows
         return stored
@@ -198,8 +206,8 @@ class DriftService:
                 segment = profiled.parse_segment(config, segment, self.limits.max_category_length)
             except ValueError as error:
                 raise BadBatch(400, "bad_segment", str(error)) from None
-            checked = _checked_profile(config, body)
-            stored = self.store.add_profile(name, segment, start, seconds, replica, checked)
+            checked = _checked_profile(config, body, self.limits)
+            stored = self.store.add_profile(name, segment, start, seconds, replica, checked, limits=self.limits)
         if stored:
             self.rows_accepted[name] += checked.rows
             self.profiles_accepted[name] += 1
@@ -215,7 +223,7 @@ class DriftService:
             assert config.quality is not None  # read_labels refuses a model without one
             oldest = self.clock() - config.quality.horizon
             if kind == "joined":
-                result = self.store.add_labels(name, rows, oldest, batch_id)
+                result = self.store.add_labels(name, rows, oldest, batch_id, digest=Store.digest(body, content_type))
             else:
                 latest = self.clock() + MAX_CLOCK_AHEAD_SECONDS
                 late = next((index for index, row in enumerate(rows) if row[0] is not None and row[0] > latest), None)
@@ -223,7 +231,8 @@ class DriftService:
                     raise BadBatch(400, "bad_time", f"row {late}, column {outcomes.TIME!r}: the output is dated in "
                                                     "the future; check the sender's clock", len(rows))
                 kept = [row for row in rows if row[0] is None or row[0] >= oldest]
-                result = self.store.add_joined(name, kept, batch_id, beyond_horizon=len(rows) - len(kept))
+                result = self.store.add_joined(name, kept, batch_id, beyond_horizon=len(rows) - len(kept),
+                                               digest=Store.digest(body, content_type))
         if not result.replayed:
             for outcome, count in result.counts.items():
                 self.labels[name, outcome] += count
@@ -274,14 +283,14 @@ class DriftService:
             raise BadBatch(409, "not_profiled", f"a profile can be the reference of a model fed profiles only; "
                                                 f"{'declare' if model is None else 'set mode: profiles for'} "
                                                 f"{name!r} in the config")
-        checked = _checked_profile(model.config, body)
+        checked = _checked_profile(model.config, body, self.limits)
         self.store.put_profile_reference(name, checked)
         _log.info("reference profile set", extra={"model": name, "rows": checked.rows})
         return checked.rows
 
     def _new_model_config(self, name: str, table, numerical, categorical, segments, mode: str) -> ModelConfig:
         if not MODEL_NAME.match(name):
-            raise BadBatch(400, "bad_model_name", f"model name {name!r}: use 1-128 letters, digits, "
+            raise BadBatch(400, "bad_model_name", f"model name {quoted(name)}: use 1-128 letters, digits, "
                                                   "'_', '.', ':' or '-'")
         self._check_room()
         if len(table.column_names) > self.limits.max_columns:
@@ -289,7 +298,8 @@ class DriftService:
                                                     f"limits.max_columns is {self.limits.max_columns}")
         for column in table.column_names:
             if not COLUMN_NAME.match(column):
-                raise BadBatch(400, "schema", f"column name {column!r}: use letters, digits, '_', '.', ':' or '-'")
+                raise BadBatch(400, "schema", f"column name {quoted(column)}: use letters, digits, '_', '.', ':' "
+                                              "or '-'")
         frame = _as_frame(table)
         declared = set(numerical or ()) | set(categorical or ())
         unknown = declared - set(frame.columns)
@@ -302,7 +312,7 @@ class DriftService:
                     if kind not in (ColumnKind.NUMERICAL, ColumnKind.CATEGORICAL)}
         if unusable:
             column, kind = next(iter(unusable.items()))
-            raise BadBatch(400, "schema", f"column {column!r} looks like {kind.name.lower()} data, which is not "
+            raise BadBatch(400, "schema", f"column {quoted(column)} looks like {kind.name.lower()} data, which is not "
                                           "compared: declare it with ?categorical= or ?numerical=, or leave it out")
         schema = {"columns": {column: kind.value for column, kind in kinds.items()}, "segments": list(segments or ()),
                   "mode": mode}
@@ -346,10 +356,13 @@ class DriftService:
                 result = self._evaluate(model)
                 if model.config.quality is not None:
                     result.model_quality = self._evaluate_quality(model.config, result.evaluated_at)
-                model.latest = result
+                admitted = self.series.admit(name, series.blocks(result, self.limits.max_classes))
+                result.series_dropped = admitted.dropped
+                model.latest, model.series = result, admitted.families
         finally:
             self._evaluations.release()
         self.evaluations[name, result.outcome] += 1
+        self.unusable_intervals[name] += result.unusable_intervals
         if result.outcome == "success":
             self.last_success[name] = result.evaluated_at
         return result
@@ -396,10 +409,12 @@ class DriftService:
     def _evaluate_profiles(self, model: _Model, now: float, outcome: evaluation.Evaluation) -> None:
         config = model.config
         since, until = windows.current_times(config.window, now)
-        current = self.store.profiles_between(config.name, since, until)
+        window = self.store.profiles_between(config.name, since, until)
+        current, outcome.unusable_intervals = window.segments, window.unusable
         if config.rolling_reference is not None:
-            reference = {label: found for label, (found, _) in self.store.profiles_between(
-                config.name, *windows.rolling_times(config.rolling_reference, now)).items()}
+            rolling = self.store.profiles_between(config.name, *windows.rolling_times(config.rolling_reference, now))
+            reference = {label: found for label, (found, _) in rolling.segments.items()}
+            outcome.unusable_intervals += rolling.unusable
             outcome.reference = RowRange(0, 0)
         else:
             reference = self._fixed_reference_profiles(model)
@@ -524,12 +539,13 @@ def _as_frame(table: pa.Table) -> pd.DataFrame:
     return table.to_pandas()
 
 
-def _checked_profile(config: ModelConfig, body: bytes) -> Profile:
+def _checked_profile(config: ModelConfig, body: bytes, limits: Limits) -> Profile:
     """A profile read and declared as the model's columns are, its segment columns (constant within a segment)
     left out; BadBatch naming what is wrong with it."""
     try:
         received = Profile.from_bytes(body)
         received.columns = {name: column for name, column in received.columns.items() if name not in config.segments}
-        return as_declared(received, profiled.compared_kinds(config))
+        return as_declared(received, profiled.compared_kinds(config), limits.max_category_length,
+                           limits.max_profile_rows)
     except ProfileError as error:
         raise BadBatch(400, "bad_profile", str(error)) from None

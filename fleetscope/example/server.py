@@ -44,6 +44,11 @@ Outputs = Callable[[str, list[dict[str, object]]], object]  # what it returns is
 
 
 DEFAULT_LIMITS = ConnectionLimits()
+# The bounds of the flags that take a count or a duration: past them a value is a typo, refused at start-up.
+WORKERS = durations.bounded_int(1, 1024)
+DRIFT_SHARDS = durations.bounded_int(1, 1024)  # as the drift service's --shard.count
+SLOWDOWN_AFTER = durations.bounded_duration("0s", "1w")
+SLOWDOWN_DELAY = durations.bounded_duration("0s", "1m")
 
 
 def create_app(model: IrisModel, metrics: InferenceMetrics, workers: int = 4,
@@ -103,13 +108,14 @@ def create_app(model: IrisModel, metrics: InferenceMetrics, workers: int = 4,
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--web.listen-address", dest="listen_address", default="127.0.0.1:8000",
                         help="address to serve predictions and /metrics on")
-    parser.add_argument("--workers", type=int, default=4, help="predictions run at once; others queue")
+    parser.add_argument("--workers", type=WORKERS, default=4, metavar="N",
+                        help=f"predictions run at once; others queue ({WORKERS.range})")
     parser.add_argument("--engine", default="sklearn", help="the engine label of the metrics")
     parser.add_argument("--drift.url", dest="drift_url",
                         help="drift service to send each prediction's inputs and outputs to (e.g. http://127.0.0.1:9840)")
-    parser.add_argument("--drift.shards", dest="drift_shards", type=int, default=1,
+    parser.add_argument("--drift.shards", dest="drift_shards", type=DRIFT_SHARDS, default=1, metavar="N",
                         help="drift service instances the models are spread over; --drift.url then holds {shard}, "
-                             "e.g. http://fleetscope-drift-{shard}.fleetscope-drift:9840")
+                             f"e.g. http://fleetscope-drift-{{shard}}.fleetscope-drift:9840 ({DRIFT_SHARDS.range})")
     parser.add_argument("--drift.request-id-column", dest="drift_request_id_column", metavar="NAME",
                         help="send each answer's request id to the drift service in this column, for a model "
                              "whose quality section names it (quality.request_id); by default none is sent")
@@ -124,7 +130,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "(default: $NODE_NAME, else the host name)")
     parser.add_argument("--simulate.slowdown", dest="slowdown", type=_slowdown, metavar="AFTER:DELAY",
                         help="from AFTER (a duration from start-up) on, every prediction takes DELAY longer, as on a "
-                             "degraded GPU; e.g. 90s:3s")
+                             f"degraded GPU; e.g. 90s:3s (AFTER {SLOWDOWN_AFTER.range}, DELAY {SLOWDOWN_DELAY.range})")
 
 
 @dataclass(frozen=True)
@@ -136,9 +142,15 @@ class Slowdown:
 def _slowdown(text: str) -> Slowdown:
     after, _, delay = text.partition(":")
     try:
-        return Slowdown(durations.parse(after), durations.parse(delay))
+        slowdown = Slowdown(durations.parse(after), durations.parse(delay))
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not AFTER:DELAY, e.g. 90s:3s") from None
+    for part, bounds, value in (("AFTER", SLOWDOWN_AFTER, after), ("DELAY", SLOWDOWN_DELAY, delay)):
+        try:
+            bounds(value)
+        except argparse.ArgumentTypeError as error:
+            raise argparse.ArgumentTypeError(f"{text!r}: {part} {error}") from None
+    return slowdown
 
 
 def _gpus(listed: str | None) -> tuple[str, ...]:
@@ -151,6 +163,7 @@ def _gpus(listed: str | None) -> tuple[str, ...]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from fleetscope.web import memory
     from fleetscope.web.asgi import serve
 
     if args.workers < 1:
@@ -171,6 +184,7 @@ def run(args: argparse.Namespace) -> int:
                      outputs=(lambda _, rows: client.send_many(rows)) if client else None,
                      collectors=(client,) if client else (), slowdown=args.slowdown,
                      request_id_column=args.drift_request_id_column)
+    log.get("fleetscope.model_server").info("allocator settings", extra=memory.configure())
     log.get("fleetscope.model_server").info("serving the iris model", extra={"address": args.listen_address})
     raise_open_file_limit(limits)
     serve(app, host or "0.0.0.0", port, limits)

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import random
+import time
+from collections.abc import Callable
 
 import pandas as pd
 
 from tests.drift import hostile
-from tests.drift.support import outputs
+from tests.drift.support import call, outputs
 
 INTERESTING = [b"\xff\xff\xff\xff", b"\xff\xff\xff\x7f", b"\x00\x00\x00\x80", b"\x00\x00\x00\x00", b"\x01\x00\x00\x00",
                b"\xff\xff\xff\xff\xff\xff\xff\x7f", b"\x00\x00\x00\x00\x00\x00\x00\x80"]
@@ -52,3 +54,19 @@ def mutate(body: bytes, rng: random.Random, text: bool) -> bytes:
         else:
             del data[at:]
     return bytes(data)
+
+
+def send_mutations(address: str, path: str, content_type: str, mutated: Callable[[random.Random], bytes],
+                   rng: random.Random, deadline: float, statuses: dict[int, int], failures: list[str]) -> None:
+    """One client: POSTs mutated bodies until the deadline or the first failure (no answer, or one neither 2xx nor
+    4xx), counting the answers by status."""
+    while time.monotonic() < deadline and not failures:
+        body = mutated(rng)
+        try:
+            status, answer, _ = call(address, "POST", path, body, content_type)
+        except OSError as error:
+            failures.append(f"{path}: no answer ({error}) to {body[:200]!r}")
+            return
+        statuses[status] = statuses.get(status, 0) + 1
+        if not (200 <= status < 300 or 400 <= status < 500):
+            failures.append(f"{path}: {status} {answer!r} to {body[:200]!r}")

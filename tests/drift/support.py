@@ -68,3 +68,13 @@ models:
     segments: [region]
     window: {type: sliding, rows: 5000}
 """
+
+PROFILES_MODEL = """
+evaluation_interval: 1h
+models:
+  chat:
+    mode: profiles
+    columns: {score: numerical, label: categorical, region: categorical}
+    segments: [region]
+    window: {type: sliding, duration: 1h}
+"""

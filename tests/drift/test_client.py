@@ -136,3 +136,16 @@ def test_no_client_error_is_retried_but_a_slow_body(answers, status):
     client.send({"score": 2.0})
     client.close()
     assert len(server.keys) == 3 and client.dropped == {"rejected": 1} and server.rows() == [2.0]
+
+
+def test_a_full_store_pauses_posting_and_keeps_the_batch_for_after(answers):
+    server = answers([507])  # the service's store is full (storage.max_bytes): no Retry-After, so max_backoff
+    client = DriftClient(server.url, "iris", flush_interval=0.05, backoff=0.01, max_backoff=0.6)
+    client.send_many({"score": 1.0} for _ in range(3))
+    time.sleep(0.3)
+    assert len(server.keys) == 1 and client.queued == 3  # not retried at once: kept, waiting out the pause
+    client.send({"score": 2.0})
+    time.sleep(0.8)
+    client.close()
+    assert server.rows() == [1.0, 1.0, 1.0, 2.0] and client.sent == 4 and not client.dropped
+    assert len(server.keys) == 2

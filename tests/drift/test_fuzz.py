@@ -10,7 +10,7 @@ import random
 import threading
 import time
 
-from tests.drift.fuzz import mutate, seed_bodies
+from tests.drift.fuzz import mutate, seed_bodies, send_mutations
 from tests.drift.support import MODEL_CONFIG, call, outputs
 
 SECONDS = float(os.environ.get("FLEETSCOPE_FUZZ_SECONDS", "4"))
@@ -21,17 +21,9 @@ def _send_mutations(address: str, name: str, body: bytes, content_type: str, dea
                     statuses: dict[int, int], failures: list[str], number: int,
                     path: str = "/v1/models/iris/outputs") -> None:
     """One client: mutated copies of `body` until the deadline or the first failure."""
-    rng = random.Random(f"{SEED}-{name}-{number}")
-    while time.monotonic() < deadline and not failures:
-        mutated = mutate(body, rng, text=content_type in ("application/json", "text/csv"))
-        try:
-            status, answer, _ = call(address, "POST", path, mutated, content_type)
-        except OSError as error:
-            failures.append(f"{name}: no answer ({error}) to {mutated[:200]!r}")
-            return
-        statuses[status] = statuses.get(status, 0) + 1
-        if not (200 <= status < 300 or 400 <= status < 500):
-            failures.append(f"{name}: {status} {answer!r} to {mutated[:200]!r}")
+    text = content_type in ("application/json", "text/csv")
+    send_mutations(address, path, content_type, lambda rng: mutate(body, rng, text=text),
+                   random.Random(f"{SEED}-{name}-{number}"), deadline, statuses, failures)
 
 
 def test_mutated_bodies_of_every_format_never_crash_the_service_or_get_a_5xx(drift_service):

@@ -98,6 +98,19 @@ def test_brackets_inside_strings_are_not_taken_for_rows(drift_service):
     assert call(address, "POST", "/v1/models/iris/outputs", rows)[:2] == (202, {"accepted": 3, "first_row": 0})
 
 
+def test_an_error_quotes_what_the_client_sent_cut_short(drift_service):
+    """A 15 MB column name was echoed whole in a 15 MB answer (issue 35); in a model's name too."""
+    address = drift_service()
+    assert call(address, "PUT", "/v1/models/iris/reference", outputs(50, seed=1))[0] == 200
+    name = "x" * 15_000_000
+    status, answer, _ = call(address, "POST", "/v1/models/iris/outputs", [{"score": 1.0, "label": "a",
+                                                                           "region": "eu", name: 1}])
+    assert (status, answer["reason"]) == (400, "schema") and "15,000,002 characters" in answer["error"]
+    assert len(answer["error"]) < 400, len(answer["error"])
+    status, answer, _ = call(address, "PUT", "/v1/models/" + "m" * 8000 + "/reference", outputs(5, seed=1))
+    assert (status, answer["reason"]) == (400, "bad_model_name") and len(answer["error"]) < 400
+
+
 def test_an_error_body_never_carries_internal_text(drift_service, tmp_path):
     address = drift_service()
     assert call(address, "PUT", "/v1/models/iris/reference", outputs(50, seed=1))[0] == 200

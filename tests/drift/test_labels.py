@@ -7,13 +7,12 @@ import json
 
 import numpy as np
 import pytest
-from prometheus_client import generate_latest
 from sklearn import metrics
 
 from fleetscope.drift.service import config as service_config
 from fleetscope.drift.service.config import ConfigError
 from fleetscope.drift.service.decode import BadBatch
-from fleetscope.drift.service.metrics import registry_for
+from fleetscope.drift.service.metrics import MetricsPage
 from fleetscope.drift.service.service import DriftService
 from tests.drift.support import call
 from tests.support.clock import Clock
@@ -58,7 +57,7 @@ def label_body(truth: dict[str, str]) -> bytes:
 
 
 def page_of(service: DriftService) -> str:
-    return generate_latest(registry_for(service)).decode()
+    return MetricsPage(service).render().decode()
 
 
 def exact(service: DriftService, name: str, **labels: str) -> float:

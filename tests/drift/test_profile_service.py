@@ -12,16 +12,15 @@ import zlib
 import numpy as np
 import pandas as pd
 import pytest
-from prometheus_client import generate_latest
 
 from fleetscope.drift import compare, compare_profiles
 from fleetscope.drift.client import DriftClient
 from fleetscope.drift.profiles import profile
 from fleetscope.drift.service import config as service_config
 from fleetscope.drift.service.decode import BadBatch
-from fleetscope.drift.service.metrics import registry_for
+from fleetscope.drift.service.metrics import MetricsPage
 from fleetscope.drift.service.service import PROFILE_CONTENT_TYPE, DriftService
-from tests.drift.support import call, declared_over, outputs
+from tests.drift.support import PROFILES_MODEL, call, declared_over, outputs
 from tests.support.clock import Clock
 from tests.support.exposition import value
 
@@ -81,9 +80,10 @@ def test_replicas_profiles_are_merged_and_evaluated_as_compare_finds_their_rows(
     assert not evaluation.result.columns["label"].approximate  # counts: exact
     assert set(evaluation.segments) == {"region=eu", "region=us"}
     document = evaluation.to_json()
-    assert document["mode"] == "profiles" and document["current"] == {"rows": 6000, "intervals": 10}
+    assert document["mode"] == "profiles"
+    assert document["current"] == {"rows": 6000, "intervals": 10, "unusable_intervals": 0}
     assert document["columns"]["score"]["error_bound"] > 0 and document["columns"]["score"]["approximate"]
-    page = generate_latest(registry_for(service)).decode()
+    page = MetricsPage(service).render().decode()
     assert value(page, "fleetscope_drift_score_error_bound", model="chat", column="score", method="wasserstein",
                  segment=None) == evaluation.result.columns["score"].error_bound
     assert value(page, "fleetscope_drift_score_error_bound", model="chat", column="label", method="jensenshannon",
@@ -102,7 +102,7 @@ def test_a_retried_or_duplicated_profile_counts_once_even_across_a_restart(tmp_p
     service = service_with(tmp_path, clock)
     assert service.ingest_profile("chat", body, "r1", START, 60, "region=eu") == (300, True)
     assert service.ingest_profile("chat", body, "r2", START, 60, "region=eu") == (300, False)  # another replica
-    merged = service.store.profiles_between("chat", START, START + 60)
+    merged = service.store.profiles_between("chat", START, START + 60).segments
     assert merged["region=eu"][0].rows == 600 and merged["region=eu"][1] == 1
 
 
@@ -188,7 +188,7 @@ def test_bad_profiles_are_refused_by_reason_and_store_nothing(tmp_path, call_arg
         service.ingest_profile("chat", arguments["body"], arguments["replica"], arguments["start"],
                                arguments["seconds"], arguments["segment"])
     assert (refused.value.status, refused.value.reason) == (status, reason)
-    assert service.store.profiles_between("chat", 0, float("inf")) == {}
+    assert service.store.profiles_between("chat", 0, float("inf")).segments == {}
     assert service.batches_rejected["chat", reason] == 1
     good = profile(data, **KINDS).to_bytes()
     assert service.ingest_profile("chat", good, "r1", START, 60, "region=eu") == (200, False)  # nothing held it
@@ -209,15 +209,7 @@ def test_a_model_fed_rows_refuses_profiles_and_one_fed_profiles_needs_a_window_b
 
 
 def test_the_client_in_profile_mode_sends_a_profile_per_interval_and_segment(drift_service):
-    address = drift_service("""
-evaluation_interval: 1h
-models:
-  chat:
-    mode: profiles
-    columns: {score: numerical, label: categorical, region: categorical}
-    segments: [region]
-    window: {type: sliding, duration: 1h}
-""")
+    address = drift_service(PROFILES_MODEL)
     reference = outputs(3000, seed=1)
     assert call(address, "PUT", "/v1/models/chat/reference",
                 {"columns": {name: [row[name] for row in reference] for name in reference[0]}})[0] == 200
@@ -236,7 +228,7 @@ models:
     assert client.sent == 2000 and not client.dropped
     status, result, _ = call(address, "POST", "/v1/models/chat/evaluate")
     assert status == 200 and result["outcome"] == "success", result
-    assert result["current"] == {"rows": 2000, "intervals": 4}  # two minutes, two regions
+    assert result["current"] == {"rows": 2000, "intervals": 4, "unusable_intervals": 0}  # two minutes, two regions
     assert result["columns"]["score"]["drifted"]
     exact = compare(pd.DataFrame(reference), pd.DataFrame(rows), numerical=["score"], categorical=["label"])
     assert result["columns"]["label"]["score"] == pytest.approx(exact.columns["label"].score, rel=1e-9)

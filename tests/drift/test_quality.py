@@ -7,14 +7,13 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from prometheus_client import generate_latest
 
 from fleetscope.drift.columns import ColumnKind
 from fleetscope.drift.profiles import as_declared, merge_all, profile
 from fleetscope.drift.quality import ColumnQuality, from_frames, from_profiles
 from fleetscope.drift.service import config as service_config
 from fleetscope.drift.service.decode import BadBatch
-from fleetscope.drift.service.metrics import registry_for
+from fleetscope.drift.service.metrics import MetricsPage
 from fleetscope.drift.service.service import DriftService
 from tests.support.clock import Clock
 from tests.support.exposition import value
@@ -78,7 +77,7 @@ def test_the_service_serves_quality_and_counts_rows_refused_by_column(tmp_path):
     assert evaluation.quality == EXPECTED
     assert evaluation.to_json()["quality"]["label"] == {"missing_share": 0.1, "new_category_share": 3 / 9,
                                                         "approximate": False}
-    page = generate_latest(registry_for(service)).decode()
+    page = MetricsPage(service).render().decode()
     assert value(page, "fleetscope_drift_missing_ratio", model="iris", column="score") == 0.2
     assert value(page, "fleetscope_drift_out_of_range_ratio", model="iris", column="score") == 0.25
     assert value(page, "fleetscope_drift_new_category_ratio", model="iris", column="label") == pytest.approx(1 / 3)
