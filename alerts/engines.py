@@ -23,8 +23,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from fleetscope.exporters.catalog import buckets as sdk_buckets
 from fleetscope.exporters.catalog import inference as sdk
-from fleetscope.exporters.inference import buckets as sdk_buckets
 
 
 @dataclass(frozen=True)
@@ -99,10 +99,10 @@ SDK = Engine(
     in_flight=(sdk.IN_FLIGHT.name,),
     input_tokens=f'{sdk.REQUEST_TOKENS.name}_sum{{token_type="input"}}',
     output_tokens=f'{sdk.REQUEST_TOKENS.name}_sum{{token_type="output"}}',
-    request_duration=Histogram(sdk.REQUEST_DURATION.name, sdk_buckets.REQUEST_DURATION),
-    time_to_first_token=Histogram(sdk.TIME_TO_FIRST_TOKEN.name, sdk_buckets.TIME_TO_FIRST_TOKEN),
-    time_per_output_token=Histogram(sdk.TIME_PER_OUTPUT_TOKEN.name, sdk_buckets.TIME_PER_OUTPUT_TOKEN),
-    queue_duration=Histogram(sdk.QUEUE_DURATION.name, sdk_buckets.QUEUE_DURATION),
+    request_duration=Histogram(sdk.REQUEST_DURATION.name, sdk.REQUEST_DURATION.buckets),
+    time_to_first_token=Histogram(sdk.TIME_TO_FIRST_TOKEN.name, sdk.TIME_TO_FIRST_TOKEN.buckets),
+    time_per_output_token=Histogram(sdk.TIME_PER_OUTPUT_TOKEN.name, sdk.TIME_PER_OUTPUT_TOKEN.buckets),
+    queue_duration=Histogram(sdk.QUEUE_DURATION.name, sdk.QUEUE_DURATION.buckets),
     notes=("Serving engines report no KV cache of their own through the SDK; pair it with the engine's page.",),
 )
 

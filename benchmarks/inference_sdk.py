@@ -27,7 +27,8 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import TracerProvider
 from prometheus_client import CollectorRegistry, Histogram
 
-from fleetscope.exporters.inference import InferenceMetrics, buckets
+from fleetscope.exporters.catalog import buckets
+from fleetscope.exporters.inference import InferenceMetrics
 
 BATCH = 100
 

@@ -7,6 +7,7 @@ test checks that every spec follows the naming conventions and really appears on
 from __future__ import annotations
 
 import itertools
+import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -27,6 +28,9 @@ class MetricSpec:
     labels: tuple[str, ...] = ()
     # Labels some series carry and others do not (MIG instance, Kubernetes pod).
     optional_labels: tuple[str, ...] = ()
+    # A histogram's bucket upper bounds, increasing and finite (+Inf is implied): declared with the metric, so
+    # that the producer observes into them and consumers (rules that interpolate quantiles) read the same ones.
+    buckets: tuple[float, ...] = ()
 
     def __post_init__(self) -> None:
         problems = convention_problems(self)
@@ -54,6 +58,11 @@ def convention_problems(spec: MetricSpec) -> list[str]:
         problems.append("only counters end in _total")
     if not spec.help.strip():
         problems.append("HELP is required")
+    if spec.buckets and spec.type != "histogram":
+        problems.append("only histograms have buckets")
+    if spec.buckets and not (all(math.isfinite(bound) for bound in spec.buckets)
+                             and all(a < b for a, b in itertools.pairwise(spec.buckets))):
+        problems.append("buckets must be finite and increasing")
     for label in spec.labels + spec.optional_labels:
         if not _LABEL.match(label) or label.startswith("__"):
             problems.append(f"bad label name {label!r}")

@@ -47,5 +47,35 @@ def test_no_component_imports_what_it_must_not(component):
     assert {path: names for path, names in wrong.items() if names} == {}
 
 
+# What consumers may read of a producer: its catalog (docs/architecture.md, "What may import what").
+CATALOGS = ("fleetscope.exporters.catalog", "fleetscope.drift.catalog")
+
+
+def _imported_modules(path: Path) -> set[str]:
+    """Every fleetscope module a file imports, `from package import module` read as package.module."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            found.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return {name for name in found if name.startswith("fleetscope.")}
+
+
+@pytest.mark.parametrize("consumer", ["alerts", "dashboards", "deploy"])
+def test_consumers_read_the_producers_through_their_catalogs_only(consumer):
+    """A consumer that imported a producer's module beyond its catalog (alerts/engines.py imported the inference
+    SDK's buckets, which loaded opentelemetry and numpy) would tie rules to the SDK's code."""
+    wrong = {}
+    for path in (ROOT / consumer).rglob("*.py"):
+        producers = {name for name in _imported_modules(path)
+                     if name.split(".")[1] in ("exporters", "drift") and len(name.split(".")) > 2}
+        beyond = sorted(name for name in producers if not name.startswith(CATALOGS))
+        if beyond:
+            wrong[str(path.relative_to(ROOT))] = beyond
+    assert wrong == {}
+
+
 def test_the_check_sees_imports():
     assert _imported_components(ROOT / "dashboards" / "gpu.py") >= {"exporters"}
+    assert "fleetscope.exporters.catalog.gpu" in _imported_modules(ROOT / "dashboards" / "gpu.py")

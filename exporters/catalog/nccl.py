@@ -30,7 +30,8 @@ SECONDS = _nccl("seconds_total", "counter", "Time spent in the operations comple
                 *OPERATION_LABELS)
 DURATION = MetricSpec("fleetscope_nccl_duration_seconds", "histogram",
                       "How long each operation took, by operation and message size bucket.",
-                      COMM_LABELS + ("operation", "size"))
+                      COMM_LABELS + ("operation", "size"),
+                      buckets=(1e-5, 5e-5, 1e-4, 5e-4, 1e-3, 5e-3, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0))
 COMM_RANKS = _nccl("comm_ranks", "gauge", "Ranks in the communicator (n_ranks).", *COMM_LABELS)
 COMM_NODES = _nccl("comm_nodes", "gauge", "Nodes the communicator spans (nnodes).", *COMM_LABELS)
 LAST_PROGRESS = _nccl("comm_last_progress_timestamp_seconds", "gauge",

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from fleetscope.catalog import cumulative_buckets
-from fleetscope.exporters.inference import buckets
+from fleetscope.exporters.catalog import inference as spec
 
 OTHER = "_other"
 # Error classes per series past which new ones count as _OTHER (OpenTelemetry's overflow value).
@@ -135,10 +135,12 @@ class Series:
         self._requests: Counter[tuple[str, str]] = Counter()
         # Request durations by outcome, so that failed and successful latencies do not mix (OpenTelemetry's
         # error.type on gen_ai.server.request.duration); successes are served from the start.
-        self._durations = {SUCCESS: Histogram(buckets.REQUEST_DURATION)}
-        self._histograms = {QUEUE: Histogram(buckets.QUEUE_DURATION), TTFT: Histogram(buckets.TIME_TO_FIRST_TOKEN),
-                            TPOT: Histogram(buckets.TIME_PER_OUTPUT_TOKEN),
-                            INPUT_TOKENS: Histogram(buckets.TOKENS), OUTPUT_TOKENS: Histogram(buckets.TOKENS)}
+        self._durations = {SUCCESS: Histogram(spec.REQUEST_DURATION.buckets)}
+        self._histograms = {QUEUE: Histogram(spec.QUEUE_DURATION.buckets),
+                            TTFT: Histogram(spec.TIME_TO_FIRST_TOKEN.buckets),
+                            TPOT: Histogram(spec.TIME_PER_OUTPUT_TOKEN.buckets),
+                            INPUT_TOKENS: Histogram(spec.REQUEST_TOKENS.buckets),
+                            OUTPUT_TOKENS: Histogram(spec.REQUEST_TOKENS.buckets)}
 
     def started(self) -> None:
         next(self._started)  # atomic under the GIL
@@ -188,7 +190,7 @@ class Series:
         targets = sorted(set(bounded.values()))
         for target in targets:
             if target not in self._durations:
-                self._durations[target] = Histogram(buckets.REQUEST_DURATION)
+                self._durations[target] = Histogram(spec.REQUEST_DURATION.buckets)
         if len(targets) == 1:  # the usual batch: every request the same outcome
             self._durations[targets[0]].add(durations, exemplars)
             return

@@ -23,7 +23,7 @@ from fleetscope.exporters.nccl.operations import bus_bytes
 KiB, MiB, GiB = 1 << 10, 1 << 20, 1 << 30
 SIZE_BUCKETS = ((64 * KiB, "0-64KiB"), (MiB, "64KiB-1MiB"), (16 * MiB, "1-16MiB"), (256 * MiB, "16-256MiB"),
                 (4 * GiB, "256MiB-4GiB"), (float("inf"), "4GiB+"))
-DURATION_BOUNDS = (1e-5, 5e-5, 1e-4, 5e-4, 1e-3, 5e-3, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, float("inf"))
+DURATION_BOUNDS = (*m.DURATION.buckets, float("inf"))
 MAX_RANKS_PER_COMM = 256  # ranks of one communicator seen on this node
 MAX_PENDING_GROUPS = 64  # collectives waiting for the other local ranks' records
 SETTLE_AFTER = 8  # a collective this many behind the newest is settled with the ranks it has

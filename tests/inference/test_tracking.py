@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 from opentelemetry.sdk.trace import TracerProvider
 
-from fleetscope.exporters.inference import InferenceMetrics, buckets
+from fleetscope.exporters.catalog import buckets
+from fleetscope.exporters.inference import InferenceMetrics
 from fleetscope.exporters.inference.series import DRAIN_AT, ERROR_OVERFLOW, MAX_ERROR_TYPES, OTHER
 from tests.support.clock import Clock
 
