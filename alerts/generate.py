@@ -92,7 +92,7 @@ def run_generator(argv: list[str] | None, prog: str, description: str, directory
     parser = argparse.ArgumentParser(prog=prog, description=description,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument(config_flag, dest="config",
-                        help="YAML file of alerts settings over the defaults (see fleetscope/alerts/config.py)")
+                        help="YAML file of alerts settings over the defaults (see alerts/config.py)")
     parser.add_argument("directory", nargs="?", type=Path, default=directory)
     args = parser.parse_args(argv)
     try:

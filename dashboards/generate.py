@@ -1,6 +1,6 @@
 """Writes the dashboards and their provisioning: `python -m fleetscope.dashboards.generate [--config FILE] [DIR]`.
 
-The alerts config (fleetscope/alerts/config.py) gives the dashboards what they share with the rules: the
+The alerts config (alerts/config.py) gives the dashboards what they share with the rules: the
 exporter's and drift service's job selectors, and the latency objective the inference dashboard opens on.
 
     json/<uid>.json                 the dashboards, Grafana's JSON model

@@ -7,7 +7,7 @@ the generated rules in a global ruler (vmalert) over that store.
                                     (which it does not forward: the global ruler records them once)
     fleet/prometheus-agent-fleet-only.yml  the agent, forwarding only the exporter series that a rule or a
                                     fleet-level dashboard reads: for fleets whose store must stay small
-    fleet/fleetscope-vmalert.service  vmalert with the generated rules, as a systemd unit
+    systemd/fleetscope-vmalert.service  vmalert with the generated rules, as a systemd unit
 """
 
 from __future__ import annotations

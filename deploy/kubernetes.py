@@ -130,7 +130,7 @@ def exporter(config: KubernetesConfig) -> list[dict]:
 
 
 DRIFT_CONFIG = f"""\
-# The drift service's configuration (see fleetscope/drift/service/config.py for every setting).
+# The drift service's configuration (see drift/service/config.py for every setting).
 listen_address: ":{DRIFT_PORT}"
 evaluation_interval: 1m
 storage: {{path: /var/lib/fleetscope-drift/drift.sqlite, retention: 7d}}
