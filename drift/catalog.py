@@ -118,8 +118,9 @@ STORAGE_EVICTED = _drift(
 
 # Model quality: ground truth joined to outputs (POST /v1/models/{model}/labels). Classes label series up to
 # limits.max_classes; a model with more keeps its overall figures and drops the per-class ones.
-def _model(name: str, type_: str, help_: str, *labels: str, optional: tuple[str, ...] = ()) -> MetricSpec:
-    return MetricSpec(f"fleetscope_model_{name}", type_, help_, labels, optional)
+def _model(name: str, type_: str, help_: str, *labels: str, optional: tuple[str, ...] = (),
+           buckets: tuple[float, ...] = ()) -> MetricSpec:
+    return MetricSpec(f"fleetscope_model_{name}", type_, help_, labels, optional, buckets)
 
 
 QUALITY = _model(
@@ -164,7 +165,10 @@ LABELS = _model(
 LABEL_DELAY = _model(
     "label_delay_seconds", "histogram",
     "Time from an output to its ground truth, for labels joined (or sent pre-joined with the output's time).",
-    "model")
+    "model",
+    # a click a second after its output to a chargeback a month after
+    buckets=(1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 1800.0, 3600.0, 6 * 3600.0, 86400.0, 3 * 86400.0,
+             7 * 86400.0, 30 * 86400.0))
 LAST_LABEL = _model(
     "last_label_timestamp_seconds", "gauge", "Unix time a label of the model was last stored.", "model")
 

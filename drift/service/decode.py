@@ -262,12 +262,35 @@ class _ObjectTable(dict):
 
 def conform(table: pa.Table | _ObjectTable, columns: Mapping[str, ColumnKind], limits: BodyLimits) -> pa.Table:
     """The table with exactly the schema's columns and types, or BadBatch naming the problem."""
+    rows = _row_count(table, limits)
+    _check_names(table.column_names, columns, rows)
+    return _typed(table, columns, rows, limits)
+
+
+def conform_apart(table: pa.Table | _ObjectTable, columns: Mapping[str, ColumnKind], apart: str,
+                  limits: BodyLimits, alone: str) -> tuple[pa.Table, pa.ChunkedArray]:
+    """conform() of a table that holds one more column, `apart` (categorical, checked first), which comes back
+    apart from the schema's columns, all in one pass; BadBatch with the message `alone` when the table holds
+    nothing but that column."""
+    rows = _row_count(table, limits)
+    split = _typed(table, {apart: ColumnKind.CATEGORICAL}, rows, limits)[apart]
+    names = [name for name in table.column_names if name != apart]
+    if not names:
+        raise BadBatch(400, "schema", alone)
+    _check_names(names, columns, rows)
+    return _typed(table, columns, rows, limits), split
+
+
+def _row_count(table: pa.Table | _ObjectTable, limits: BodyLimits) -> int:
     rows = table.num_rows
     if rows == 0:
         raise BadBatch(400, "empty", "the batch has no rows")
     if rows > limits.max_rows:
         raise _too_many_rows(rows, limits.max_rows)
-    names = table.column_names
+    return rows
+
+
+def _check_names(names: list[str], columns: Mapping[str, ColumnKind], rows: int) -> None:
     unknown = [name for name in names if name not in columns]
     if unknown:
         raise BadBatch(400, "schema", f"unknown column {quoted(unknown[0])}; this model's columns are "
@@ -275,6 +298,10 @@ def conform(table: pa.Table | _ObjectTable, columns: Mapping[str, ColumnKind], l
     missing = [name for name in columns if name not in names]
     if missing:
         raise BadBatch(400, "schema", f"missing column {quoted(missing[0])} (send null where there is no value)", rows)
+
+
+def _typed(table: pa.Table | _ObjectTable, columns: Mapping[str, ColumnKind], rows: int,
+           limits: BodyLimits) -> pa.Table:
     arrays = {}
     for name, kind in columns.items():
         column = table[name]

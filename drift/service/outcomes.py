@@ -11,17 +11,15 @@ import numpy as np
 import pyarrow as pa
 
 from fleetscope.catalog import cumulative_buckets
-from fleetscope.drift import model_quality, performance_estimation
+from fleetscope.drift import catalog, model_quality, performance_estimation
 from fleetscope.drift.columns import ColumnKind
 from fleetscope.drift.model_quality import Quality
 from fleetscope.drift.performance_estimation import Calibration, Estimate
 from fleetscope.drift.segments import segment_label
 from fleetscope.drift.service.config import ModelConfig, QualityConfig
-from fleetscope.drift.service.decode import BadBatch, BodyLimits, conform, read_table
+from fleetscope.drift.service.decode import BadBatch, BodyLimits, conform, conform_apart, read_table
 
-# Upper bounds of the label delay histogram: a click a second after its output to a chargeback a month after.
-LABEL_DELAY_BUCKETS = (1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 1800.0, 3600.0, 6 * 3600.0, 86400.0,
-                       3 * 86400.0, 7 * 86400.0, 30 * 86400.0)
+LABEL_DELAY_BUCKETS = catalog.LABEL_DELAY.buckets
 LABEL_OUTCOMES = ("joined", "prejoined", "unknown_request", "beyond_horizon", "duplicate")
 
 
@@ -49,23 +47,22 @@ ACTUAL = "actual"  # a label batch's column of actual values
 TIME = "output_time"  # a pre-joined batch's optional column: when the output was made (Unix seconds)
 
 
-def without_request_ids(table: Any, quality: QualityConfig, limits: BodyLimits) -> tuple[Any, list[str | None]]:
-    """The outputs' table without the request id column, and the ids (text, None where a row has none)."""
-    name = quality.request_id
+def conform_outputs(config: ModelConfig, table: Any, limits: BodyLimits) -> tuple[pa.Table, list[str | None] | None]:
+    """Outputs as sent, conformed to the model's columns in one pass with the request id column split off: the
+    table, and the ids (text, None where a row has none) when the batch holds that column."""
+    name = config.quality.request_id if config.quality is not None else None
     if name is None or name not in table.column_names:
-        return table, [None] * table.num_rows
-    ids = conform(_only(table, name), {name: ColumnKind.CATEGORICAL}, limits)[name].to_pylist()
-    rest = {column: table[column] for column in table.column_names if column != name}
-    if not rest:
-        raise BadBatch(400, "schema", f"the batch holds only request ids ({name!r}); send the outputs with them")
-    return (pa.table(rest) if isinstance(table, pa.Table) else type(table)(rest)), ids
+        return conform(table, config.columns, limits), None
+    alone = f"the batch holds only request ids ({name!r}); send the outputs with them"
+    conformed, ids = conform_apart(table, config.columns, name, limits, alone)
+    return conformed, ids.to_pylist()
 
 
-def output_rows(config: ModelConfig, table: pa.Table, ids: list[str | None]) -> list[tuple]:
+def output_rows(config: ModelConfig, table: pa.Table, ids: list[str | None] | None) -> list[tuple]:
     """(request id, segment, prediction, confidence) of each stored output that has a request id."""
     quality = config.quality
     assert quality is not None
-    if not any(ids):
+    if ids is None or not any(ids):
         return []
     segments = _segments(config, table)
     predictions = table[quality.prediction].to_pylist()
@@ -219,10 +216,6 @@ def _segments(config: ModelConfig, table: pa.Table) -> list[str]:
         return [""] * table.num_rows
     columns = [table[name].to_pylist() for name in config.segments]
     return [segment_label(config.segments, values) for values in zip(*columns, strict=True)]
-
-
-def _only(table: Any, name: str) -> Any:
-    return table.select([name]) if isinstance(table, pa.Table) else type(table)({name: table[name]})
 
 
 def _require_values(table: pa.Table, schema: dict) -> None:
