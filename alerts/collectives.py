@@ -3,10 +3,10 @@ the InfiniBand / RoCE fabric under them."""
 
 from __future__ import annotations
 
-from fleetscope.alerts.config import AlertsConfig
 from fleetscope.alerts.fleet import NODE, TOP
 from fleetscope.alerts.rule import Alert, extremes, group, record, seconds
 from fleetscope.exporters.catalog import fabric, gpu, nccl
+from fleetscope.mixin.config import MonitoringConfig
 
 # Job-wide records: every node's ranks of a communicator together, per operation and message size. The
 # collectives dashboard reads these (and the per-node ones below), so that its cost follows jobs and nodes, not
@@ -44,7 +44,7 @@ ACTIVE = 4  # fabric.PORT_STATE: 1 down, 2 init, 3 armed, 4 active, 5 active def
 PORT_EXPECTED_ACTIVE = "fleetscope:fabric_port:expected_active"
 
 
-def nccl_alerts(config: AlertsConfig) -> list[Alert]:
+def nccl_alerts(config: MonitoringConfig) -> list[Alert]:
     e, n = config.selectors.exporter, config.nccl
     baseline = f"quantile_over_time(0.5, {BUS_BANDWIDTH}[{n.bandwidth_baseline_window}])"
     gpu_processes = f"count by (cluster, instance) ({gpu.PROCESS_MEMORY.select(e)})"
@@ -79,7 +79,7 @@ def nccl_alerts(config: AlertsConfig) -> list[Alert]:
     ]
 
 
-def fabric_alerts(config: AlertsConfig) -> list[Alert]:
+def fabric_alerts(config: MonitoringConfig) -> list[Alert]:
     e, f = config.selectors.exporter, config.fabric
     state = fabric.PORT_STATE.select(e)
     return [
@@ -110,7 +110,7 @@ def fabric_alerts(config: AlertsConfig) -> list[Alert]:
     ]
 
 
-def nccl_records(config: AlertsConfig) -> list[dict]:
+def nccl_records(config: MonitoringConfig) -> list[dict]:
     e = config.selectors.exporter
     return [
         record(BUS_BYTES, f"sum by ({_JOB}) (rate({nccl.BUS_BYTES.select(e)}[5m]))"),
@@ -133,7 +133,7 @@ def busier_direction(by: str, transmit: str, receive: str) -> str:
             f'  label_replace({receive}, "direction", "receive", "", "")\n)')
 
 
-def fabric_records(config: AlertsConfig) -> list[dict]:
+def fabric_records(config: MonitoringConfig) -> list[dict]:
     e = config.selectors.exporter
     state, window = fabric.PORT_STATE.select(e), config.fabric.link_baseline_window
     transmit, receive = (f"rate({spec.select(e)}[5m])" for spec in (fabric.TRANSMIT_BYTES, fabric.RECEIVE_BYTES))
@@ -157,7 +157,7 @@ def fabric_records(config: AlertsConfig) -> list[dict]:
     ]
 
 
-def rule_groups(config: AlertsConfig) -> dict:
+def rule_groups(config: MonitoringConfig) -> dict:
     return {"groups": [
         {"name": "fleetscope-nccl-recording", "rules": nccl_records(config)},
         {"name": "fleetscope-fabric-recording", "rules": fabric_records(config)},

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from fleetscope.alerts.config import ESTIMATED, LOWER_IS_BETTER, AlertsConfig
-from fleetscope.alerts.rule import Alert, group, matchers, seconds
+from fleetscope.alerts.rule import Alert, group, seconds
 from fleetscope.drift import catalog as drift
+from fleetscope.mixin.config import ESTIMATED, LOWER_IS_BETTER, MonitoringConfig
+from fleetscope.mixin.matchers import matchers
 
 _BY_MODEL = "cluster, job, instance, model"
 _MODEL = "Model {{ $labels.model }}{{ with $labels.segment }} (segment {{ . }}){{ end }}"
 
 
-def drift_alerts(config: AlertsConfig) -> list[Alert]:
+def drift_alerts(config: MonitoringConfig) -> list[Alert]:
     d, s, m = config.drift, config.selectors.drift_service, config.selectors.model_servers
     rejected = f"sum by ({_BY_MODEL}) (rate({drift.ROWS_REJECTED.select(s)}[{d.rejected_for}]))"
     accepted = f"sum by ({_BY_MODEL}) (rate({drift.ROWS_ACCEPTED.select(s)}[{d.rejected_for}]))"
@@ -57,7 +58,7 @@ def drift_alerts(config: AlertsConfig) -> list[Alert]:
     ]
 
 
-def quality_alerts(config: AlertsConfig) -> list[Alert]:
+def quality_alerts(config: MonitoringConfig) -> list[Alert]:
     """A column's data quality in the current window, against the reference: one alert per measure."""
     d, s = config.drift, config.selectors.drift_service
     column = "Column {{ $labels.column }} of {{ $labels.model }}"
@@ -78,7 +79,7 @@ def quality_alerts(config: AlertsConfig) -> list[Alert]:
             for name, spec, threshold, summary, what in measures]
 
 
-def model_quality_alerts(config: AlertsConfig) -> list[Alert]:
+def model_quality_alerts(config: MonitoringConfig) -> list[Alert]:
     """Realized quality against each objective, the estimate's band wholly below it before labels arrive, and the
     ground truth itself: too little of it, or none arriving."""
     d, s = config.drift, config.selectors.drift_service
@@ -127,5 +128,5 @@ def model_quality_alerts(config: AlertsConfig) -> list[Alert]:
     return alerts
 
 
-def rule_groups(config: AlertsConfig) -> dict:
+def rule_groups(config: MonitoringConfig) -> dict:
     return {"groups": [group("fleetscope-drift", config.team("drift"), config, drift_alerts(config), "drift")]}

@@ -29,11 +29,11 @@ The schema, by (cluster, namespace, model, engine):
 
 from __future__ import annotations
 
-from fleetscope.alerts.config import AlertsConfig
 from fleetscope.alerts.engines import Engine
-from fleetscope.alerts.inference import PREFIX, SERIES, NormalizationConfig, schema_labels, schema_rule, summed
+from fleetscope.alerts.inference import PREFIX, SERIES, schema_labels, schema_rule, selected, summed
 from fleetscope.exporters.catalog import gpu
 from fleetscope.exporters.catalog import inference as sdk
+from fleetscope.mixin.config import MonitoringConfig, NormalizationConfig
 
 SERVER = "cluster, namespace, server"
 GPU = "cluster, hostname, uuid"
@@ -61,7 +61,7 @@ def server_rules(engine: Engine, config: NormalizationConfig) -> list[dict]:
     return rules
 
 
-def attribution_rules(config: AlertsConfig) -> list[dict]:
+def attribution_rules(config: MonitoringConfig) -> list[dict]:
     """GPUs to servers, and each server's GPUs, power, energy and busy time (in dependency order)."""
     w = config.inference.normalization.rate_window
     e = config.selectors.exporter
@@ -96,7 +96,7 @@ def attribution_rules(config: AlertsConfig) -> list[dict]:
     ]
 
 
-def schema_rules(config: AlertsConfig) -> list[dict]:
+def schema_rules(config: MonitoringConfig) -> list[dict]:
     """The efficiency schema by (cluster, namespace, model, engine): each server's figures split by model share."""
     w = config.inference.normalization.rate_window
 
@@ -119,10 +119,10 @@ def schema_rules(config: AlertsConfig) -> list[dict]:
     ]
 
 
-def rule_groups(config: AlertsConfig) -> list[dict]:
+def rule_groups(config: MonitoringConfig) -> list[dict]:
     normalization = config.inference.normalization
     groups = [{"name": f"fleetscope-inference-servers-{engine.name}", "rules": rules}
-              for engine in normalization.selected() if (rules := server_rules(engine, normalization))]
+              for engine in selected(normalization) if (rules := server_rules(engine, normalization))]
     groups.append({"name": "fleetscope-inference-efficiency",
                    "rules": attribution_rules(config) + schema_rules(config)})
     return groups

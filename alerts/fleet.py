@@ -13,10 +13,11 @@ dashboards keep reading the raw series of the node chosen.
 
 from __future__ import annotations
 
-from fleetscope.alerts.config import AlertsConfig
 from fleetscope.alerts.gpu import GPU_COUNT
-from fleetscope.alerts.rule import extremes, matchers, record, regex
+from fleetscope.alerts.rule import extremes, record, regex
 from fleetscope.exporters.catalog import gpu
+from fleetscope.mixin.config import MonitoringConfig
+from fleetscope.mixin.matchers import matchers
 
 IDLE_UTILIZATION = 0.1  # a GPU busier than this is counted busy
 # Throttling that costs performance; idle, application clocks, sync boost and display settings hold clocks
@@ -58,7 +59,7 @@ GPU_ROW_REMAPS = "fleetscope:gpu_row_remap_pending_plus_failed:max"
 NODE_GPU = f"{NODE}, gpu"
 
 
-def unhealthy(selector: str, config: AlertsConfig) -> str:
+def unhealthy(selector: str, config: MonitoringConfig) -> str:
     """1 for every GPU (of the series `selector` picks) that is down, has a failed or pending row remap, a
     recovery action the driver asks for, or a hardware XID or double-bit ECC error in the last hour. An XID of
     the application's own (13, 31, 43, 45, ...) says nothing of the GPU's health: only the codes that page or
@@ -75,7 +76,7 @@ def _counted_in_window(counter: str) -> str:
     return f"sum by ({NODE_GPU}) (round(increase({counter}[{ATTENTION_WINDOW}]))) > 0"
 
 
-def rule_groups(config: AlertsConfig) -> list[dict]:
+def rule_groups(config: MonitoringConfig) -> list[dict]:
     e = config.selectors.exporter
     utilization = gpu.UTILIZATION.select(e)
     throttled = gpu.CLOCK_EVENT_ACTIVE.select(matchers(e, f'reason=~"{regex(THROTTLE_REASONS)}"'))

@@ -13,20 +13,19 @@
 The PrometheusRule manifest holding every group is written with the other deployment files
 (python -m fleetscope.deploy.generate). DIR defaults to the package's own directory, whose
 files are committed; with --config, the
-thresholds, selectors and teams come from a YAML file over the defaults (see config.py).
+thresholds, selectors and teams come from a YAML file over the defaults (see mixin/config.py).
 """
 
 from __future__ import annotations
 
-import argparse
-from collections.abc import Callable
 from pathlib import Path
 
 import yaml
 
-from fleetscope.alerts import collectives, drift, efficiency, fleet, gpu, inference, routing, serving
-from fleetscope.alerts.config import AlertsConfig, ConfigError, load
-from fleetscope.generated import header, write_all
+from fleetscope.alerts import checks, collectives, drift, efficiency, fleet, gpu, inference, routing, serving
+from fleetscope.generated import header
+from fleetscope.mixin.config import MonitoringConfig
+from fleetscope.mixin.generate import run_generator
 
 HEADER = header("python -m fleetscope.alerts.generate")
 DIRECTORY = Path(__file__).resolve().parent
@@ -56,7 +55,9 @@ def render(document: dict) -> str:
     return HEADER + yaml.safe_dump(_readable(document), sort_keys=False, width=120)
 
 
-def rule_files(config: AlertsConfig) -> dict[str, dict]:
+def rule_files(config: MonitoringConfig) -> dict[str, dict]:
+    """ConfigError for a setting the rules cannot use (checks.py)."""
+    checks.check(config)
     normalization = inference.rule_groups(config.inference.normalization)["groups"]
     return {
         "gpu.yaml": {"groups": gpu.rule_groups(config)["groups"] + fleet.rule_groups(config)},
@@ -67,7 +68,7 @@ def rule_files(config: AlertsConfig) -> dict[str, dict]:
     }
 
 
-def prometheus_rule(config: AlertsConfig, rules: dict[str, dict]) -> dict:
+def prometheus_rule(config: MonitoringConfig, rules: dict[str, dict]) -> dict:
     return {
         "apiVersion": "monitoring.coreos.com/v1",
         "kind": "PrometheusRule",
@@ -78,30 +79,12 @@ def prometheus_rule(config: AlertsConfig, rules: dict[str, dict]) -> dict:
     }
 
 
-def files(config: AlertsConfig | None = None) -> dict[str, str]:
-    config = config or AlertsConfig()
+def files(config: MonitoringConfig | None = None) -> dict[str, str]:
+    config = config or MonitoringConfig()
     rules = rule_files(config)
     texts = {f"rules/{name}": render(document) for name, document in rules.items()}
     texts["alertmanager/alertmanager.yml"] = render(routing.alertmanager_config(config))
     return texts
-
-
-def run_generator(argv: list[str] | None, prog: str, description: str, directory: Path,
-                  files_for: Callable[[AlertsConfig], dict[str, str]], config_flag: str = "--config") -> int:
-    """The command line of a generator built from the alerts config: [CONFIG_FLAG FILE] [DIR]."""
-    parser = argparse.ArgumentParser(prog=prog, description=description,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument(config_flag, dest="config",
-                        help="YAML file of alerts settings over the defaults (see alerts/config.py)")
-    parser.add_argument("directory", nargs="?", type=Path, default=directory)
-    args = parser.parse_args(argv)
-    try:
-        config = load(args.config)
-    except ConfigError as error:
-        parser.exit(2, f"error: {error}\n")
-    for path in write_all(files_for(config), args.directory):
-        print(path)
-    return 0
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -6,10 +6,10 @@ Alertmanager can silence a node's GPU alerts while its exporter is down.
 
 from __future__ import annotations
 
-from fleetscope.alerts.config import WATCHDOG, AlertsConfig
 from fleetscope.alerts.routing import WATCHDOG_ALERT
 from fleetscope.alerts.rule import Alert, group, regex
 from fleetscope.exporters.catalog import exporter, gpu
+from fleetscope.mixin.config import WATCHDOG, MonitoringConfig
 
 GPU_COUNT = "fleetscope:node_gpus:count"
 # The most GPUs a node has reported, remembered while its exporter has been scraped within the baseline
@@ -18,7 +18,7 @@ EXPECTED_GPUS = "fleetscope:node_gpus:expected"
 _GPU = "GPU {{ $labels.gpu }} ({{ $labels.uuid }}) on {{ $labels.hostname }}"
 
 
-def exporter_alerts(config: AlertsConfig) -> list[Alert]:
+def exporter_alerts(config: MonitoringConfig) -> list[Alert]:
     e, c = config.selectors.exporter, config.exporter
     return [
         Alert(WATCHDOG_ALERT, "vector(1)", WATCHDOG,
@@ -42,7 +42,7 @@ def exporter_alerts(config: AlertsConfig) -> list[Alert]:
     ]
 
 
-def _xid(codes: str, config: AlertsConfig, severity: str) -> Alert:
+def _xid(codes: str, config: MonitoringConfig, severity: str) -> Alert:
     e, window = config.selectors.exporter, config.gpu.xid_window
     by_code = gpu.XID_ERRORS.select(e, codes)
     # A code's series appears at 1 with its first XID, and increase() needs two samples, so a
@@ -59,7 +59,7 @@ def _xid(codes: str, config: AlertsConfig, severity: str) -> Alert:
                              "The runbook lists what each code needs.")
 
 
-def _throttling(kind: str, adverb: str, reasons: tuple[str, ...], config: AlertsConfig, advice: str) -> Alert:
+def _throttling(kind: str, adverb: str, reasons: tuple[str, ...], config: MonitoringConfig, advice: str) -> Alert:
     g = config.gpu
     active = gpu.CLOCK_EVENT_ACTIVE.select(config.selectors.exporter, f'reason=~"{regex(reasons)}"')
     return Alert(f"FleetscopeGPU{kind}Throttling",
@@ -70,7 +70,7 @@ def _throttling(kind: str, adverb: str, reasons: tuple[str, ...], config: Alerts
                              f"{{{{ $value | humanizePercentage }}}} of the last {g.throttle_window}. {advice}")
 
 
-def gpu_alerts(config: AlertsConfig) -> list[Alert]:
+def gpu_alerts(config: MonitoringConfig) -> list[Alert]:
     e, g = config.selectors.exporter, config.gpu
     page, ticket = regex(g.xid_page), regex(g.xid_ticket)
     double_bit = gpu.ECC_ERRORS.select(e, 'type="double_bit"')
@@ -131,7 +131,7 @@ def gpu_alerts(config: AlertsConfig) -> list[Alert]:
     ]
 
 
-def waste_alerts(config: AlertsConfig) -> list[Alert]:
+def waste_alerts(config: MonitoringConfig) -> list[Alert]:
     e, w = config.selectors.exporter, config.waste
     held = gpu.UTILIZATION.select(e, 'pod!=""')
     # NVML has no utilization per MIG instance; GPM's graphics-engine activity per GPU instance stands for it.
@@ -150,7 +150,7 @@ def waste_alerts(config: AlertsConfig) -> list[Alert]:
     ]
 
 
-def rule_groups(config: AlertsConfig) -> dict:
+def rule_groups(config: MonitoringConfig) -> dict:
     e = config.selectors.exporter
     count = {"record": GPU_COUNT,
              "expr": f"count by (cluster, job, instance, hostname) ({gpu.UP.select(e)})"}

@@ -28,9 +28,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
 
 from fleetscope.alerts.engines import ENGINES, Engine, Histogram
+from fleetscope.mixin.config import NormalizationConfig
 
 TOPOLOGY = ("cluster", "namespace", "model")
 SERIES = ", ".join(TOPOLOGY + ("engine",))
@@ -42,23 +42,9 @@ OUTCOMES = ("errors", "rejected", "cancelled", "client_errors")
 SERVED = f"{PREFIX}served"
 
 
-@dataclass(frozen=True)
-class NormalizationConfig:
-    rate_window: str = "5m"
-    quantiles: tuple[float, ...] = (0.5, 0.9, 0.99)
-    # The windows of the SRE Workbook's multi-window, multi-burn-rate alerts.
-    slo_windows: tuple[str, ...] = ("5m", "30m", "1h", "2h", "6h", "1d", "3d")
-    slo_interval: str = "1m"  # the SLO ratios over long windows are costly; they are evaluated this often
-    slo_thresholds: tuple[tuple[str, tuple[float, ...]], ...] = (
-        ("request_duration", (1.0, 2.5, 5.0, 10.0)),
-        ("time_to_first_token", (0.25, 0.5, 1.0, 2.5)),
-    )
-    # The engines (engines.py names) whose rules are recorded; empty for every one. Rules over engines
-    # a fleet does not run cost little each, but there are dozens per engine.
-    engines: tuple[str, ...] = ()
-
-    def selected(self) -> tuple[Engine, ...]:
-        return tuple(engine for engine in ENGINES if not self.engines or engine.name in self.engines)
+def selected(config: NormalizationConfig) -> tuple[Engine, ...]:
+    """The engines whose rules are recorded: config.engines, or every one where it names none."""
+    return tuple(engine for engine in ENGINES if not config.engines or engine.name in config.engines)
 
 
 def schema_labels(engine: Engine, *extra: str) -> str:
@@ -241,7 +227,7 @@ def rule_groups(config: NormalizationConfig | None = None) -> dict:
     config = config or NormalizationConfig()
     w = config.rate_window
     groups = [{"name": f"fleetscope-inference-{engine.name}", "rules": engine_rules(engine, config)}
-              for engine in config.selected()]
+              for engine in selected(config)]
     failed = _either(f"{PREFIX}errors:rate{w}", f"{PREFIX}rejected:rate{w}")
     # Between them, every engine records at least one of these for every model it serves.
     presence = "|".join((f"requests:rate{w}", "requests_in_flight", f"output_tokens:rate{w}",
@@ -253,7 +239,7 @@ def rule_groups(config: NormalizationConfig | None = None) -> dict:
         "record": SERVED,
         "expr": f'group by ({SERIES}) ({{__name__=~"{PREFIX}({presence})"}})',
     }]})
-    for engine in config.selected():
+    for engine in selected(config):
         rules = slo_rules(engine, config)
         if rules:
             groups.append({"name": f"fleetscope-inference-slo-{engine.name}", "interval": config.slo_interval,

@@ -12,8 +12,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
-from fleetscope.alerts.config import URGENCIES, WATCHDOG, AlertsConfig
 from fleetscope.alerts.rule import regex
+from fleetscope.mixin.config import URGENCIES, WATCHDOG, MonitoringConfig
 
 WEBHOOK = "fleetscope-webhook"
 WATCHDOG_ALERT = "FleetscopeWatchdog"
@@ -36,7 +36,7 @@ def receivers_of(team: str) -> dict[str, str]:
     return {"page": f"{team}-pagerduty", "ticket": f"{team}-opsgenie", "info": f"{team}-slack"}
 
 
-def _team_route(team: str, config: AlertsConfig) -> dict:
+def _team_route(team: str, config: MonitoringConfig) -> dict:
     names, repeat, severity = receivers_of(team), config.routing.repeat_interval, config.severities.of
     return {
         "receiver": names["info"],
@@ -51,7 +51,7 @@ def _team_route(team: str, config: AlertsConfig) -> dict:
     }
 
 
-def _watchdog_route(config: AlertsConfig) -> dict:
+def _watchdog_route(config: MonitoringConfig) -> dict:
     """Straight to the dead man's switch, and nowhere else: it fires all the time. It repeats every
     watchdog_repeat_interval, so the switch raises its alarm soon after Prometheus, the rules or
     Alertmanager stop."""
@@ -61,12 +61,12 @@ def _watchdog_route(config: AlertsConfig) -> dict:
             "repeat_interval": config.routing.watchdog_repeat_interval}
 
 
-def _watchdog_receiver(config: AlertsConfig) -> dict:
+def _watchdog_receiver(config: MonitoringConfig) -> dict:
     url = config.routing.receivers.watchdog_url
     return {"name": WATCHDOG_RECEIVER} | ({"webhook_configs": [{"url": url, "send_resolved": False}]} if url else {})
 
 
-def _team_receivers(team: str, config: AlertsConfig) -> list[dict]:
+def _team_receivers(team: str, config: MonitoringConfig) -> list[dict]:
     secrets = config.routing.receivers.secrets_dir.rstrip("/")
     names = receivers_of(team)
     return [
@@ -104,7 +104,7 @@ GPU_FAULT_INHIBITIONS = (
 )
 
 
-def inhibit_rules(config: AlertsConfig) -> list[dict]:
+def inhibit_rules(config: MonitoringConfig) -> list[dict]:
     rules = [{
         "source_matchers": [f'alertname=~"{regex(config.routing.node_down_alerts)}"'],
         "target_matchers": [NODE_ALERTS],
@@ -141,7 +141,7 @@ def local_receivers(receiver_url: str, secrets_dir: Path, teams: Iterable[str]) 
                                 "opsgenie_api_url": f"{receiver_url}/opsgenie/"}}
 
 
-def alertmanager_config(config: AlertsConfig) -> dict:
+def alertmanager_config(config: MonitoringConfig) -> dict:
     routing, receivers = config.routing, config.routing.receivers
     teams = sorted(set(config.teams.values()))
     webhook = {"name": WEBHOOK, "webhook_configs": [{

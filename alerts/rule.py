@@ -6,8 +6,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from fleetscope import durations
-from fleetscope.alerts.config import URGENCIES, WATCHDOG, AlertsConfig
-from fleetscope.dashboard_links import alert_dashboard_url
+from fleetscope.mixin.config import URGENCIES, WATCHDOG, MonitoringConfig
+from fleetscope.mixin.links import alert_dashboard_url
 
 
 @dataclass(frozen=True)
@@ -27,7 +27,7 @@ class Alert:
             raise ValueError(f"{self.name}: alert names start with Fleetscope")
 
 
-def alert_rule(alert: Alert, team: str, config: AlertsConfig, dashboard: str = "") -> dict:
+def alert_rule(alert: Alert, team: str, config: MonitoringConfig, dashboard: str = "") -> dict:
     rule: dict = {"alert": alert.name, "expr": alert.expr}
     if alert.for_:
         rule["for"] = alert.for_
@@ -39,12 +39,12 @@ def alert_rule(alert: Alert, team: str, config: AlertsConfig, dashboard: str = "
     return rule
 
 
-def runbook_url(name: str, config: AlertsConfig) -> str:
+def runbook_url(name: str, config: MonitoringConfig) -> str:
     return f"{config.runbook_url.rstrip('/')}/{name}.md"
 
 
-def group(name: str, team: str, config: AlertsConfig, alerts: list[Alert], dashboard: str) -> dict:
-    """A rule group of one area's alerts, each linking to the area's dashboard (fleetscope.dashboard_links)."""
+def group(name: str, team: str, config: MonitoringConfig, alerts: list[Alert], dashboard: str) -> dict:
+    """A rule group of one area's alerts, each linking to the area's dashboard (fleetscope.mixin.links)."""
     return {"name": name, "rules": [alert_rule(alert, team, config, dashboard) for alert in alerts]}
 
 
@@ -66,11 +66,6 @@ def bottom(k: int, expr: str, by: str = "") -> str:
     drops the values, answering nothing (VictoriaMetrics#5506, fixed in 2024); its topk, and Prometheus, are right."""
     grouping = f" by ({by})" if by else ""
     return f"-topk{grouping} ({k}, -({expr}))"
-
-
-def matchers(*parts: str) -> str:
-    """Joins PromQL matchers, skipping empty ones: matchers('job="x"', '', 'reason="y"')."""
-    return ",".join(part for part in parts if part)
 
 
 def seconds(duration: str) -> str:

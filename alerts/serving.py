@@ -6,9 +6,10 @@ comes before them (a full KV cache, preemptions, a growing queue)."""
 from __future__ import annotations
 
 from fleetscope import durations
-from fleetscope.alerts.config import AlertsConfig, LatencySlo
 from fleetscope.alerts.inference import PREFIX
-from fleetscope.alerts.rule import Alert, group, matchers
+from fleetscope.alerts.rule import Alert, group
+from fleetscope.mixin.config import LatencySlo, MonitoringConfig
+from fleetscope.mixin.matchers import matchers
 
 _MODEL = ("{{ $labels.model }} ({{ $labels.engine }}){{ with $labels.namespace }} in namespace {{ . }}{{ end }}"
           "{{ with $labels.cluster }} of cluster {{ . }}{{ end }}")
@@ -20,7 +21,7 @@ def _budget(objective: float) -> str:
     return f"{1 - objective:.6g}"
 
 
-def burn_rate_alerts(slo: LatencySlo, config: AlertsConfig) -> list[Alert]:
+def burn_rate_alerts(slo: LatencySlo, config: MonitoringConfig) -> list[Alert]:
     window_rule = f"{PREFIX}{slo.latency}_seconds:slo_good_ratio_rate"
     selector = matchers(slo.selector, f'threshold="{slo.threshold:g}"')
     budget = _budget(slo.objective)
@@ -61,7 +62,7 @@ def unmeasurable_slo_alert(slo: LatencySlo) -> Alert:
                     "set the objective at a boundary the engine has.")
 
 
-def _slow_p90(name: str, latency: str, threshold: float, config: AlertsConfig, summary: str, waits: str,
+def _slow_p90(name: str, latency: str, threshold: float, config: MonitoringConfig, summary: str, waits: str,
               consequence: str) -> Alert:
     i = config.inference
     return Alert(name, f'{PREFIX}{latency}_seconds:quantile_rate5m{{quantile="0.9"}} > {threshold:g}\n'
@@ -72,7 +73,7 @@ def _slow_p90(name: str, latency: str, threshold: float, config: AlertsConfig, s
                              f"{consequence}.")
 
 
-def serving_alerts(config: AlertsConfig) -> list[Alert]:
+def serving_alerts(config: MonitoringConfig) -> list[Alert]:
     i = config.inference
     busy = f"{PREFIX}requests:rate5m > {i.min_requests_per_second:g}"
     alerts = [alert for slo in i.slos for alert in burn_rate_alerts(slo, config)]
@@ -94,7 +95,7 @@ def serving_alerts(config: AlertsConfig) -> list[Alert]:
     return alerts + saturation_alerts(config)
 
 
-def saturation_alerts(config: AlertsConfig) -> list[Alert]:
+def saturation_alerts(config: MonitoringConfig) -> list[Alert]:
     i = config.inference
     waiting = f"{PREFIX}requests_waiting"
     return [
@@ -121,7 +122,7 @@ def saturation_alerts(config: AlertsConfig) -> list[Alert]:
     ]
 
 
-def efficiency_alerts(config: AlertsConfig) -> list[Alert]:
+def efficiency_alerts(config: MonitoringConfig) -> list[Alert]:
     """From efficiency.py's schema: a model's energy per token against its own baseline, and serving GPUs
     kept nearly idle."""
     i = config.inference
@@ -150,10 +151,10 @@ def efficiency_alerts(config: AlertsConfig) -> list[Alert]:
     ]
 
 
-def rule_groups(config: AlertsConfig) -> list[dict]:
+def rule_groups(config: MonitoringConfig) -> list[dict]:
     return [group("fleetscope-inference-alerts", config.team("serving"), config, serving_alerts(config), "inference")]
 
 
-def efficiency_rule_groups(config: AlertsConfig) -> list[dict]:
+def efficiency_rule_groups(config: MonitoringConfig) -> list[dict]:
     return [group("fleetscope-inference-efficiency-alerts", config.team("serving"), config, efficiency_alerts(config),
                   "inference")]

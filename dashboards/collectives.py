@@ -2,8 +2,6 @@
 and stragglers, progress, and the InfiniBand/RoCE ports underneath."""
 
 from fleetscope.alerts import collectives as records
-from fleetscope.alerts.config import AlertsConfig
-from fleetscope.alerts.rule import matchers
 from fleetscope.dashboards.build import (
     RATE,
     Query,
@@ -18,6 +16,8 @@ from fleetscope.dashboards.build import (
 )
 from fleetscope.dashboards.common import TITLES, UIDS, links_except, m
 from fleetscope.exporters.catalog import fabric, nccl
+from fleetscope.mixin.config import MonitoringConfig
+from fleetscope.mixin.matchers import matchers
 
 JOB_FILTERS = 'cluster=~"$cluster",comm_name=~"$comm"'
 HOST_FILTERS = 'cluster=~"$cluster",hostname=~"$hostname"'  # one node: the variable has no All
@@ -41,10 +41,10 @@ def _duration(quantile: float) -> Query:
                  f"p{quantile * 100:g} {{{{comm_name}}}} {{{{operation}}}}")
 
 
-def build(config: AlertsConfig | None = None) -> dict:
+def build(config: MonitoringConfig | None = None) -> dict:
     """The jobs' and the fleet's panels read the records of alerts/collectives.py, so that their cost follows jobs
     and nodes, not ranks and ports; the last row reads the raw series of the one node chosen."""
-    exporter = (config or AlertsConfig()).selectors.exporter
+    exporter = (config or MonitoringConfig()).selectors.exporter
     host, job_on_host = matchers(exporter, HOST_FILTERS), matchers(exporter, HOST_FILTERS, 'comm_name=~"$comm"')
     in_cluster = 'cluster=~"$cluster"'
     bandwidth = Row("Bus bandwidth", [

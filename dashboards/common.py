@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from fleetscope.catalog import MetricSpec
-from fleetscope.dashboard_links import UIDS
+from fleetscope.mixin.links import UIDS
 
 __all__ = ["UIDS"]  # defined with the alerts' dashboard links, read by every dashboard
 
@@ -16,7 +16,7 @@ TITLES = {
 }
 
 
-# The filters every node-level query carries, after the config's job selector (joined by alerts.rule.matchers,
+# The filters every node-level query carries, after the config's job selector (joined by mixin.matchers.matchers,
 # as the alerts select: a second scrape job of the same exporters never doubles a count). `=~` on cluster also
 # matches a series with no cluster label at all, as in a cluster's own Prometheus where `cluster` is an
 # external label only added on remote_write: there the variable has no values, and both its empty value and

@@ -5,8 +5,6 @@ estimated), what the drift service ingests and rejects, and links to its reports
 from grafana_foundation_sdk.builders import dashboard as builders
 from grafana_foundation_sdk.models import dashboard as models
 
-from fleetscope.alerts.config import AlertsConfig
-from fleetscope.alerts.rule import matchers
 from fleetscope.dashboards.build import (
     RATE,
     Query,
@@ -20,14 +18,16 @@ from fleetscope.dashboards.build import (
 )
 from fleetscope.dashboards.common import TITLES, UIDS, links_except, m
 from fleetscope.drift import catalog as drift
+from fleetscope.mixin.config import MonitoringConfig
+from fleetscope.mixin.matchers import matchers
 
 MODEL_FILTERS = 'cluster=~"$cluster",model=~"$model"'
 VERDICT_COLUMNS = "model, column, method"
 REPORT = "${drift_service}/v1/models/${model}/report"
 
 
-def build(config: AlertsConfig | None = None) -> dict:
-    service = (config or AlertsConfig()).selectors.drift_service
+def build(config: MonitoringConfig | None = None) -> dict:
+    service = (config or MonitoringConfig()).selectors.drift_service
     model = matchers(service, MODEL_FILTERS)
     whole = model + ',segment=""'  # the model as a whole, not one segment
     segments = model + ',segment!=""'

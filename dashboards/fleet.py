@@ -2,7 +2,6 @@
 which GPUs need someone."""
 
 from fleetscope.alerts import fleet as records
-from fleetscope.alerts.config import AlertsConfig
 from fleetscope.alerts.rule import bottom
 from fleetscope.dashboards.build import (
     Query,
@@ -16,6 +15,7 @@ from fleetscope.dashboards.build import (
 )
 from fleetscope.dashboards.common import TITLES, UIDS, links_except
 from fleetscope.exporters.catalog import xids
+from fleetscope.mixin.config import MonitoringConfig
 
 CLUSTER = '{cluster=~"$cluster"}'
 GPU_COLUMNS = "cluster, hostname, gpu"
@@ -32,10 +32,10 @@ def _count(record: str) -> str:
     return f"{_sum(record)} or vector(0)"
 
 
-def build(config: AlertsConfig | None = None) -> dict:
+def build(config: MonitoringConfig | None = None) -> dict:
     """Every panel reads records (alerts/fleet.py): the per-cluster ones, each cluster's extreme nodes, and the
     GPUs that need someone, so the dashboard's cost follows clusters, not nodes or GPUs."""
-    config = config or AlertsConfig()
+    config = config or MonitoringConfig()
     day, every = records.ATTENTION_WINDOW, config.gpu.attention_interval
     idle = records.IDLE_UTILIZATION
     state = Row("GPUs by state", [

@@ -1,6 +1,6 @@
 """Writes the dashboards and their provisioning: `python -m fleetscope.dashboards.generate [--config FILE] [DIR]`.
 
-The alerts config (alerts/config.py) gives the dashboards what they share with the rules: the
+The monitoring config (mixin/config.py) gives the dashboards what they share with the rules: the
 exporter's and drift service's job selectors, and the latency objective the inference dashboard opens on.
 
     json/<uid>.json                 the dashboards, Grafana's JSON model
@@ -20,10 +20,10 @@ from pathlib import Path
 
 import yaml
 
-from fleetscope.alerts.config import AlertsConfig
-from fleetscope.alerts.generate import run_generator
 from fleetscope.dashboards import collectives, drift, fleet, gpu, inference
 from fleetscope.generated import header
+from fleetscope.mixin.config import MonitoringConfig
+from fleetscope.mixin.generate import run_generator
 
 DIRECTORY = Path(__file__).resolve().parent
 BUILDERS = (fleet, gpu, collectives, inference, drift)
@@ -31,15 +31,15 @@ HEADER = header("python -m fleetscope.dashboards.generate")
 MOUNT = "/var/lib/grafana/dashboards/fleetscope"
 
 
-def dashboards(config: AlertsConfig | None = None) -> list[dict]:
-    return [module.build(config or AlertsConfig()) for module in BUILDERS]
+def dashboards(config: MonitoringConfig | None = None) -> list[dict]:
+    return [module.build(config or MonitoringConfig()) for module in BUILDERS]
 
 
 def _yaml(document: object) -> str:
     return HEADER + yaml.safe_dump(document, sort_keys=False, width=120)
 
 
-def files(config: AlertsConfig | None = None) -> dict[str, str]:
+def files(config: MonitoringConfig | None = None) -> dict[str, str]:
     built = dashboards(config)
     texts = {f"json/{board['uid']}.json": json.dumps(board, indent=2, sort_keys=True) + "\n" for board in built}
     texts["provisioning/dashboards.yaml"] = _yaml({"apiVersion": 1, "providers": [{

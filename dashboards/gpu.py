@@ -1,7 +1,5 @@
 """Node / GPU detail: everything one node's GPUs report, GPU by GPU."""
 
-from fleetscope.alerts.config import AlertsConfig
-from fleetscope.alerts.rule import matchers
 from fleetscope.dashboards.build import (
     RATE,
     Query,
@@ -17,6 +15,8 @@ from fleetscope.dashboards.build import (
 from fleetscope.dashboards.common import GPU_FILTERS, TITLES, UIDS, links_except, m
 from fleetscope.dashboards.fleet import XID_NAMES
 from fleetscope.exporters.catalog import gpu
+from fleetscope.mixin.config import MonitoringConfig
+from fleetscope.mixin.matchers import matchers
 
 BY_GPU = "{{hostname}} GPU {{gpu}}"
 
@@ -25,8 +25,8 @@ def _per_gpu(title: str, description: str, unit: str, spec, gpus: str, **options
     return timeseries_panel(title, description, unit, Query(m(spec, gpus), BY_GPU), **options)
 
 
-def build(config: AlertsConfig | None = None) -> dict:
-    exporter = (config or AlertsConfig()).selectors.exporter
+def build(config: MonitoringConfig | None = None) -> dict:
+    exporter = (config or MonitoringConfig()).selectors.exporter
     gpus = matchers(exporter, GPU_FILTERS)
     usage = Row("Utilization and memory", [
         _per_gpu("Utilization", "Share of time a kernel was running.", "percentunit", gpu.UTILIZATION, gpus,

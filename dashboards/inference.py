@@ -7,7 +7,6 @@ from collections.abc import Iterable
 from grafana_foundation_sdk.builders import dashboard as builders
 from grafana_foundation_sdk.models import dashboard as models
 
-from fleetscope.alerts.config import AlertsConfig, LatencySlo
 from fleetscope.alerts.inference import PREFIX, SERVED
 from fleetscope.dashboards.build import (
     Query,
@@ -19,6 +18,7 @@ from fleetscope.dashboards.build import (
     timeseries_panel,
 )
 from fleetscope.dashboards.common import TITLES, UIDS, links_except
+from fleetscope.mixin.config import LatencySlo, MonitoringConfig
 
 SERIES = 'cluster=~"$cluster",namespace=~"$namespace",model=~"$model",engine=~"$engine"'
 BY = "model, engine"
@@ -57,8 +57,8 @@ def _burn(window: str) -> str:
     return f"(1 - min by ({BY}) ({_good(window)})) / (1 - $slo_target)"
 
 
-def build(config: AlertsConfig | None = None) -> dict:
-    config = config or AlertsConfig()
+def build(config: MonitoringConfig | None = None) -> dict:
+    config = config or MonitoringConfig()
     # The variables open on the alerts' own objective, so the dashboard a burn-rate page links to shows its burn.
     objective = next((slo for slo in config.inference.slos if slo.latency == "request_duration"), LatencySlo())
     thresholds = dict(config.inference.normalization.slo_thresholds)["request_duration"]

@@ -17,11 +17,12 @@ import yaml
 
 from fleetscope.alerts import generate as alerts
 from fleetscope.alerts import routing
-from fleetscope.alerts.config import AlertsConfig
 from fleetscope.dashboards import generate as dashboards
 from fleetscope.dashboards.common import UIDS
 from fleetscope.deploy import baremetal, containers, fleet, kubernetes
 from fleetscope.generated import header
+from fleetscope.mixin.config import MonitoringConfig
+from fleetscope.mixin.generate import run_generator
 
 HEADER = header("python -m fleetscope.deploy.generate")
 DIRECTORY = Path(__file__).resolve().parent
@@ -31,7 +32,7 @@ def _documents(documents: list[dict]) -> str:
     return HEADER + "".join("---\n" + yaml.safe_dump(document, sort_keys=False, width=120) for document in documents)
 
 
-def kubernetes_files(alerts_config: AlertsConfig, config: kubernetes.KubernetesConfig) -> dict[str, str]:
+def kubernetes_files(alerts_config: MonitoringConfig, config: kubernetes.KubernetesConfig) -> dict[str, str]:
     am_config = kubernetes.alertmanager_alerts_config(alerts_config)
     am_yaml = alerts.render(routing.alertmanager_config(am_config))
     rules = alerts.rule_files(alerts_config)
@@ -49,9 +50,9 @@ def kubernetes_files(alerts_config: AlertsConfig, config: kubernetes.KubernetesC
     return {f"kubernetes/{name}": text for name, text in files.items()}
 
 
-def files(alerts_config: AlertsConfig | None = None,
+def files(alerts_config: MonitoringConfig | None = None,
           config: kubernetes.KubernetesConfig | None = None) -> dict[str, str]:
-    alerts_config = alerts_config or AlertsConfig()
+    alerts_config = alerts_config or MonitoringConfig()
     texts = kubernetes_files(alerts_config, config or kubernetes.KubernetesConfig())
     texts["systemd/fleetscope-exporter.service"] = baremetal.EXPORTER_UNIT
     texts["systemd/fleetscope-drift.service"] = baremetal.DRIFT_UNIT
@@ -73,7 +74,7 @@ def files(alerts_config: AlertsConfig | None = None,
 
 
 def main(argv: list[str] | None = None) -> int:
-    return alerts.run_generator(argv, "python -m fleetscope.deploy.generate", __doc__ or "", DIRECTORY, files,
+    return run_generator(argv, "python -m fleetscope.deploy.generate", __doc__ or "", DIRECTORY, files,
                                 config_flag="--alerts-config")
 
 

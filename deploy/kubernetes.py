@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from fleetscope import __version__
-from fleetscope.alerts.config import AlertsConfig
+from fleetscope.mixin.config import MonitoringConfig
 
 EXPORTER, DRIFT = "fleetscope-exporter", "fleetscope-drift"
 EXPORTER_PORT, DRIFT_PORT = 9835, 9840
@@ -213,7 +213,7 @@ def monitors(config: KubernetesConfig) -> list[dict]:
         return {"apiVersion": "monitoring.coreos.com/v1", "kind": kind, "metadata": metadata, "spec": spec}
 
     endpoint = {"interval": config.scrape_interval}
-    # jobLabel makes `job` the app name, which the alert selectors match (alerts/config.py: selectors).
+    # jobLabel makes `job` the app name, which the alert selectors match (mixin/config.py: selectors).
     # honorLabels keeps the namespace, pod and container the exporter puts on each GPU (the pod that
     # holds it) instead of renaming them exported_* under the exporter's own pod: the idle-GPU alert
     # and the serving-efficiency join read them.
@@ -231,7 +231,7 @@ def monitors(config: KubernetesConfig) -> list[dict]:
     return [exporter_monitor, model_servers, drift_monitor]
 
 
-def alertmanager_alerts_config(alerts: AlertsConfig) -> AlertsConfig:
+def alertmanager_alerts_config(alerts: MonitoringConfig) -> MonitoringConfig:
     """The alerts config with its secret files where the Operator mounts the on-call Secret."""
     directory = f"/etc/alertmanager/secrets/{ONCALL_SECRET}"
     receivers = replace(alerts.routing.receivers, secrets_dir=directory,

@@ -29,7 +29,6 @@ import yaml
 
 from fleetscope import durations, log
 from fleetscope.alerts import generate
-from fleetscope.alerts.config import AlertsConfig, from_mapping
 from fleetscope.alerts.inference import PREFIX
 from fleetscope.alerts.routing import local_receivers
 from fleetscope.drift import catalog as drift_catalog
@@ -39,6 +38,7 @@ from fleetscope.localstack.alertmanager import Alertmanager
 from fleetscope.localstack.process import ManagedProcess, StartError, fleetscope_server
 from fleetscope.localstack.prometheus import Prometheus, QueryError
 from fleetscope.localstack.receiver import Notification, NotificationReceiver
+from fleetscope.mixin.config import MonitoringConfig, from_mapping
 
 DESCRIPTION = __doc__.split("\n\n", 1)[1].strip() if __doc__ else ""
 MODEL = "iris"
@@ -80,7 +80,7 @@ def demo_alerts_config(workdir: Path, receiver_url: str) -> dict:
                       "burn_rates": [["page", "1h", "5m", 14.4, "20s"], ["page", "6h", "30m", 6.0, "1m"],
                                      ["ticket", "1d", "2h", 3.0, "5m"], ["ticket", "3d", "6h", 1.0, "10m"]]},
         "routing": {"group_wait": "2s", "group_interval": "5s",
-                    **local_receivers(receiver_url, workdir / "secrets", set(AlertsConfig().teams.values()))},
+                    **local_receivers(receiver_url, workdir / "secrets", set(MonitoringConfig().teams.values()))},
     }
 
 

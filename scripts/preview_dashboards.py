@@ -39,7 +39,7 @@ def main() -> None:
         (work / "drift.yaml").write_text(DRIFT_CONFIG)
         processes = []
         addresses = {}
-        # The job names the committed rules select (alerts/config.py's defaults).
+        # The job names the committed rules select (mixin/config.py's defaults).
         for name, command in (("fleetscope-exporter", ["exporter", "--simulate"]),
                               ("fleetscope-drift", ["drift", "serve", f"--config.file={work / 'drift.yaml'}",
                                          f"--storage.path={work / 'drift.sqlite'}"])):

@@ -9,11 +9,13 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-COMPONENTS = ("exporters", "drift", "dashboards", "alerts", "deploy")
+COMPONENTS = ("exporters", "drift", "mixin", "dashboards", "alerts", "deploy")
 # component: the fleetscope.<component> packages it must not import
 FORBIDDEN = {
-    "exporters": {"drift", "dashboards", "alerts", "deploy"},
-    "drift": {"exporters", "dashboards", "alerts", "deploy"},
+    "exporters": {"drift", "mixin", "dashboards", "alerts", "deploy"},
+    "drift": {"exporters", "mixin", "dashboards", "alerts", "deploy"},
+    # The shared config: the core and the producers' catalogs (checked below) only.
+    "mixin": {"dashboards", "alerts", "deploy"},
     "alerts": {"dashboards", "deploy"},
     "dashboards": {"deploy"},
     "fleetscope": set(COMPONENTS),
@@ -62,7 +64,7 @@ def _imported_modules(path: Path) -> set[str]:
     return {name for name in found if name.startswith("fleetscope.")}
 
 
-@pytest.mark.parametrize("consumer", ["alerts", "dashboards", "deploy"])
+@pytest.mark.parametrize("consumer", ["mixin", "alerts", "dashboards", "deploy"])
 def test_consumers_read_the_producers_through_their_catalogs_only(consumer):
     """A consumer that imported a producer's module beyond its catalog (alerts/engines.py imported the inference
     SDK's buckets, which loaded opentelemetry and numpy) would tie rules to the SDK's code."""

@@ -12,10 +12,10 @@ import pytest
 import yaml
 
 from fleetscope.alerts import generate, inference, routing
-from fleetscope.alerts.config import URGENCIES, AlertsConfig, ConfigError, Routing, Severities, from_mapping, load
 from fleetscope.dashboards import queries as dashboard_queries
 from fleetscope.drift import catalog as drift_catalog
 from fleetscope.exporters import catalog as exporter_catalog
+from fleetscope.mixin.config import URGENCIES, ConfigError, MonitoringConfig, Routing, Severities, from_mapping, load
 
 ALERTS = Path(generate.__file__).resolve().parent
 RULE_FILES = [f"rules/{name}" for name in generate.RULE_FILES]
@@ -83,14 +83,14 @@ RUNBOOK_SECTIONS = ("Meaning", "Impact", "Diagnosis", "Mitigation", "Escalation"
 
 
 def test_every_alert_is_labelled_annotated_and_has_a_runbook():
-    teams = set(AlertsConfig().teams.values())
+    teams = set(MonitoringConfig().teams.values())
     for rule in _alert_rules():
         name = rule["alert"]
         assert rule["labels"]["severity"] in {"critical", "warning", "info", "none"}, name
         assert rule["labels"]["team"] in teams, name
         annotations = rule["annotations"]
         assert set(annotations) == {"summary", "description", "runbook_url", "dashboard_url"}, name
-        assert annotations["dashboard_url"].startswith(AlertsConfig().grafana_url + "/d/fleetscope-"), name
+        assert annotations["dashboard_url"].startswith(MonitoringConfig().grafana_url + "/d/fleetscope-"), name
         assert annotations["runbook_url"].endswith(f"/alerts/runbooks/{name}.md")
         runbook = (ALERTS / "runbooks" / f"{name}.md").read_text()
         assert runbook.startswith(f"# {name}\n"), name
@@ -167,15 +167,26 @@ def test_the_generator_takes_a_yaml_config(tmp_path):
     (["gpu"], "must be a mapping"),
 ])
 def test_bad_settings_are_refused_naming_the_setting(document, message):
+    """On loading the config, or, for what only the alerts know (engines, latencies), on generating the rules."""
     with pytest.raises(ConfigError, match=re.escape(message)):
-        from_mapping(document)
+        generate.files(from_mapping(document))
+
+
+def test_the_generator_refuses_what_only_the_alerts_know(tmp_path, capsys):
+    (tmp_path / "alerts.yaml").write_text("inference: {normalization: {engines: [vLLM]}}\n")
+    with pytest.raises(SystemExit) as exited:
+        generate.main(["--config", str(tmp_path / "alerts.yaml"), str(tmp_path / "out")])
+    assert exited.value.code == 2
+    error = capsys.readouterr().err
+    assert "error: inference.normalization.engines: vLLM not known; known are fleetscope, vllm" in error
+    assert not (tmp_path / "out").exists()
 
 
 def test_a_config_built_in_python_needs_every_team_and_interval():
     with pytest.raises(ConfigError, match="teams: no team for"):
-        AlertsConfig(teams={"gpu": "gpu-infra"})
+        MonitoringConfig(teams={"gpu": "gpu-infra"})
     with pytest.raises(ConfigError, match="no interval for ticket"):
-        AlertsConfig(routing=Routing(repeat_interval={"page": "1h", "info": "1d"}))
+        MonitoringConfig(routing=Routing(repeat_interval={"page": "1h", "info": "1d"}))
 
 
 def test_mappings_in_a_config_file_add_to_the_defaults():
@@ -251,7 +262,7 @@ def test_an_alert_of_no_known_team_reaches_the_webhook_only():
 def test_every_team_has_a_route_and_its_three_receivers():
     document = yaml.safe_load(AM_CONFIG.read_text())
     names = {receiver["name"] for receiver in document["receivers"]}
-    for team in set(AlertsConfig().teams.values()):
+    for team in set(MonitoringConfig().teams.values()):
         assert set(routing.receivers_of(team).values()) <= names
         assert any(route.get("matchers") == [f'team="{team}"'] for route in document["route"]["routes"])
 
@@ -283,7 +294,9 @@ def test_the_xid_runbook_says_what_every_paging_and_ticketing_code_needs():
     runbook = (ALERTS / "runbooks" / "FleetscopeGPUXidError.md").read_text()
     rows = {int(line.split("|")[1]): line.split("|")[3].strip() for line in runbook.splitlines()
             if line.startswith("| ") and line.split("|")[1].strip().isdigit()}
-    assert rows == {code: xids.CATALOG[code].action for code in xids.PAGE + xids.TICKET}
+    gpu = MonitoringConfig().gpu
+    assert rows == {**{code: "page" for code in gpu.xid_page}, **{code: "ticket" for code in gpu.xid_ticket}}
+    assert set(rows) <= set(xids.CATALOG)
     assert "nvidia-smi -r` cannot reach it" in next(line for line in runbook.splitlines() if line.startswith("| 79 "))
 
 
@@ -302,7 +315,7 @@ def test_severities_are_kube_prometheus_stacks_words_and_configurable():
     twin = next(rule for rule in document["inhibit_rules"] if rule["source_matchers"] == ['severity="page"'])
     assert twin["target_matchers"] == ['severity=~"ticket|info"']
     with pytest.raises(ConfigError, match="severities"):
-        AlertsConfig(severities=Severities(page="warning"))
+        MonitoringConfig(severities=Severities(page="warning"))
     assert URGENCIES == ("page", "ticket", "info")
 
 

@@ -11,11 +11,11 @@ from pathlib import Path
 import yaml
 
 from fleetscope.alerts import fleet, generate
-from fleetscope.alerts.config import AlertsConfig
 from fleetscope.dashboards import fleet as fleet_dashboard
 from fleetscope.dashboards import queries
 from fleetscope.dashboards.common import UIDS
 from fleetscope.exporters.catalog import gpu
+from fleetscope.mixin.config import MonitoringConfig
 
 ALERTS = Path(generate.__file__).resolve().parent
 NODE = 'job="fleetscope-exporter",cluster="c",instance="n:9835",hostname="n"'
@@ -111,7 +111,7 @@ def test_the_attention_records_hold_only_the_gpus_that_need_someone_and_the_tabl
 
 def test_the_attention_records_are_evaluated_in_their_own_slower_group():
     """A day of every GPU's counters is the costliest fleet read: once gpu.attention_interval, not every round."""
-    groups = {group["name"]: group for group in fleet.rule_groups(AlertsConfig())}
+    groups = {group["name"]: group for group in fleet.rule_groups(MonitoringConfig())}
     attention = groups["fleetscope-fleet-attention"]
     assert attention["interval"] == "1m"
     assert {rule["record"] for rule in attention["rules"]} == {

@@ -16,6 +16,7 @@ from fleetscope.alerts import generate, inference
 from fleetscope.alerts.engines import ENGINES, Histogram
 from fleetscope.exporters import catalog
 from fleetscope.localstack.prometheus import Prometheus
+from fleetscope.mixin.config import NormalizationConfig
 from tests.support.engine_pages import EnginePages, counter, gauge, histogram
 
 ALERTS = Path(generate.__file__).resolve().parent
@@ -63,12 +64,12 @@ def test_every_signal_an_engine_declares_is_recorded_and_nothing_else():
 
 
 def test_time_per_output_token_is_never_read_from_a_per_step_histogram():
-    text = {engine.name: yaml.safe_dump(inference.engine_rules(engine, inference.NormalizationConfig()))
+    text = {engine.name: yaml.safe_dump(inference.engine_rules(engine, NormalizationConfig()))
             for engine in ENGINES}
     per_step = ("vllm:inter_token_latency_seconds", "vllm:time_per_output_token_seconds",
                 "sglang:inter_token_latency_seconds", "tgi_request_mean_time_per_token_duration")
     for engine in ENGINES:
-        for rule in inference.engine_rules(engine, inference.NormalizationConfig()):
+        for rule in inference.engine_rules(engine, NormalizationConfig()):
             if rule["record"].startswith("fleetscope:inference_time_per_output_token_seconds"):
                 assert not any(name in rule["expr"] for name in per_step), (engine.name, rule["expr"])
     assert "vllm:request_time_per_output_token_seconds" in text["vllm"]
@@ -83,7 +84,7 @@ def test_slo_ratios_are_only_read_at_a_threshold_the_histogram_can_have(bounds, 
 
 def test_no_slo_ratio_is_recorded_at_a_boundary_other_than_its_threshold():
     for engine in ENGINES:
-        for rule in inference.slo_rules(engine, inference.NormalizationConfig()):
+        for rule in inference.slo_rules(engine, NormalizationConfig()):
             if ":slo_good_ratio_rate" not in rule["record"]:
                 continue
             histogram = getattr(engine, rule["record"].split(":")[1].removeprefix("inference_")
@@ -181,7 +182,7 @@ def test_prometheus_records_one_schema_over_every_engine(tmp_path, fleetscope_pr
         scrape.append(Prometheus.targets("iris", [sdk]))
         rules = tmp_path / "inference.yaml"
         # SLO rules every 2 s rather than every minute, so that the test need not wait for them.
-        rules.write_text(yaml.safe_dump(inference.rule_groups(inference.NormalizationConfig(slo_interval="2s"))))
+        rules.write_text(yaml.safe_dump(inference.rule_groups(NormalizationConfig(slo_interval="2s"))))
         server = prometheus(scrape, rule_files=[rules])
         server.wait_for('up{job="iris"} == 1', timeout=30)  # so that the requests below are an increase
         request = urllib.request.Request(f"http://{sdk}/v1/models/iris/predict",

@@ -14,12 +14,12 @@ import yaml
 from fleetscope.alerts import collectives as collectives_records
 from fleetscope.alerts import fleet as fleet_records
 from fleetscope.alerts import generate as alerts_generate
-from fleetscope.alerts.config import AlertsConfig, from_mapping
 from fleetscope.dashboards import fleet as fleet_dashboard
 from fleetscope.dashboards import generate, queries
 from fleetscope.dashboards.common import UIDS
 from fleetscope.drift import catalog as drift_catalog
 from fleetscope.exporters import catalog as exporter_catalog
+from fleetscope.mixin.config import MonitoringConfig, from_mapping
 
 BOARDS = queries.load()
 METRIC = re.compile(r"\bfleetscope_[a-z0-9_]+")
@@ -208,7 +208,7 @@ def test_the_fleet_level_dashboards_read_records_not_every_gpu_rank_or_port(key)
     chosen; per-node panels read each cluster's (or job's) extremes records, ten series a cluster, not a line per
     node; per-GPU records hold only the GPUs that need someone (`> 0`)."""
     board = next(board for board in BOARDS if board["uid"] == UIDS[key])
-    gpu_records = {rule["record"]: rule["expr"] for group in fleet_records.rule_groups(AlertsConfig())
+    gpu_records = {rule["record"]: rule["expr"] for group in fleet_records.rule_groups(MonitoringConfig())
                    for rule in group["rules"] if rule["record"].startswith("fleetscope:gpu_")}
     raw_for_one_node = 0
     for panel in queries.panel_queries(board):
@@ -232,7 +232,7 @@ def _selectors(expr: str) -> list[tuple[str, str]]:
 def test_every_raw_series_is_scoped_to_its_producers_job_as_the_alerts_are(board):
     """A second scrape of the same exporters (a duplicate ServiceMonitor, a federation job) doubles nothing:
     the dashboards select the job the alerts select."""
-    selectors = AlertsConfig().selectors
+    selectors = MonitoringConfig().selectors
     drift_names = {spec.name for spec in drift_catalog.ALL}
     texts = [expr for panel in queries.panel_queries(board) for expr in panel.exprs]
     texts += [variable["query"] for variable in board["templating"]["list"] if variable["type"] == "query"]
@@ -267,7 +267,7 @@ def test_the_inference_dashboard_reads_the_normalized_schema_at_the_alerts_objec
         for expr in panel.exprs:
             assert not METRIC.search(expr), f"{panel.title}: reads a raw series: {expr}"
             assert RECORDED.search(expr), f"{panel.title}: reads no recorded series"
-    slo = AlertsConfig().inference.slos[0]
+    slo = MonitoringConfig().inference.slos[0]
     values = queries.defaults(board)
     assert (float(values["slo_threshold"]), float(values["slo_target"])) == (slo.threshold, slo.objective)
 
@@ -408,7 +408,7 @@ def test_port_utilization_is_the_busier_direction(tmp_path):
 
 
 def test_every_alerts_dashboard_link_sets_variables_its_dashboard_has():
-    from fleetscope import dashboard_links
+    from fleetscope.mixin import links as dashboard_links
 
     rules = [rule for name in alerts_generate.RULE_FILES for group in yaml.safe_load(
         (Path(alerts_generate.__file__).parent / "rules" / name).read_text())["groups"] for rule in group["rules"]

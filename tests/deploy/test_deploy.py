@@ -166,9 +166,9 @@ def test_the_drift_statefulset_is_one_shard_a_pod_with_its_own_volume():
 
 
 def test_the_monitors_give_the_jobs_the_alerts_select():
-    from fleetscope.alerts.config import AlertsConfig
+    from fleetscope.mixin.config import MonitoringConfig
 
-    selectors = AlertsConfig().selectors
+    selectors = MonitoringConfig().selectors
     pods = {doc["metadata"]["name"]: doc for doc in _all_documents() if doc["kind"] in ("PodMonitor",
                                                                                         "ServiceMonitor")}
     exporter, drift = pods[kubernetes.EXPORTER], pods[kubernetes.DRIFT]

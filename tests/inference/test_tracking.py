@@ -240,7 +240,8 @@ def test_buckets_keep_every_boundary_the_genai_conventions_advise_where_they_fol
 
 def test_every_recorded_slo_threshold_is_an_exact_sdk_boundary():
     from fleetscope.alerts.engines import SDK
-    from fleetscope.alerts.inference import NormalizationConfig, expressible
+    from fleetscope.alerts.inference import expressible
+    from fleetscope.mixin.config import NormalizationConfig
 
     for latency, thresholds in NormalizationConfig().slo_thresholds:
         for threshold in thresholds:

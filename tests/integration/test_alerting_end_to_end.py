@@ -11,11 +11,11 @@ import pytest
 import yaml
 
 from fleetscope.alerts import generate, routing
-from fleetscope.alerts.config import AlertsConfig, from_mapping
 from fleetscope.alerts.routing import local_receivers
 from fleetscope.localstack.alertmanager import Alertmanager
 from fleetscope.localstack.prometheus import Prometheus
 from fleetscope.localstack.receiver import Notification, NotificationReceiver
+from fleetscope.mixin.config import MonitoringConfig, from_mapping
 from tests.support.fleet_data import DRIFT_CONFIG, feed_drift_service
 
 pytestmark = pytest.mark.integration
@@ -25,7 +25,7 @@ def _config(tmp_path, receiver: NotificationReceiver):
     return from_mapping({
         "drift": {"detected_for": "5s"},
         "routing": {"group_wait": "1s", "group_interval": "2s", "watchdog_repeat_interval": "3s",
-                    **local_receivers(receiver.url, tmp_path / "secrets", set(AlertsConfig().teams.values()))},
+                    **local_receivers(receiver.url, tmp_path / "secrets", set(MonitoringConfig().teams.values()))},
     })
 
 

@@ -11,12 +11,12 @@ import pytest
 import yaml
 
 from fleetscope.alerts import collectives, efficiency, fleet, gpu, inference
-from fleetscope.alerts.config import AlertsConfig
 from fleetscope.cli import main
 from fleetscope.dashboards import fleet as fleet_dashboard
 from fleetscope.dashboards import queries
 from fleetscope.dashboards.common import UIDS
 from fleetscope.localstack.prometheus import Prometheus, QueryError
+from fleetscope.mixin.config import MonitoringConfig, NormalizationConfig
 from tests.support.engine_pages import EnginePages
 from tests.support.fleet_data import DRIFT_CONFIG, LlmTraffic, feed_drift_service
 
@@ -25,7 +25,7 @@ RATE_INTERVAL = "15s"
 # Panels that read records of only what needs someone (`... > 0`): empty while every GPU is well, so each record
 # they read is checked without that last filter, which shows it reads series that are there.
 ONLY_WHAT_NEEDS_SOMEONE = {fleet_dashboard.ATTENTION}
-RECORDS = {rule["record"]: rule["expr"] for group in fleet.rule_groups(AlertsConfig()) for rule in group["rules"]}
+RECORDS = {rule["record"]: rule["expr"] for group in fleet.rule_groups(MonitoringConfig()) for rule in group["rules"]}
 
 
 @pytest.fixture
@@ -39,9 +39,9 @@ def fleet_prometheus(fleetscope_process, prometheus, tmp_path):
     try:
         # The inference schema the dashboard reads, its SLO ratios every second rather than every minute,
         # and serving efficiency: the SDK server declares two of the simulated exporter's GPUs.
-        normalization = inference.NormalizationConfig(slo_interval="1s")
-        serving = dataclasses.replace(AlertsConfig().inference, normalization=normalization)
-        config = dataclasses.replace(AlertsConfig(), inference=serving)
+        normalization = NormalizationConfig(slo_interval="1s")
+        serving = dataclasses.replace(MonitoringConfig().inference, normalization=normalization)
+        config = dataclasses.replace(MonitoringConfig(), inference=serving)
         rules = tmp_path / "inference.yaml"
         rules.write_text(yaml.safe_dump({"groups": inference.rule_groups(normalization)["groups"]
                                          + efficiency.rule_groups(config) + gpu.rule_groups(config)["groups"]

@@ -13,7 +13,6 @@ import pytest
 import yaml
 
 from fleetscope.alerts import generate
-from fleetscope.alerts.config import AlertsConfig, from_mapping
 from fleetscope.alerts.routing import local_receivers
 from fleetscope.dashboards import fleet as fleet_dashboard
 from fleetscope.dashboards import queries
@@ -24,6 +23,7 @@ from fleetscope.localstack.alertmanager import Alertmanager
 from fleetscope.localstack.prometheus import Prometheus
 from fleetscope.localstack.receiver import NotificationReceiver
 from fleetscope.localstack.victoriametrics import VictoriaMetrics, VmAlert
+from fleetscope.mixin.config import MonitoringConfig, from_mapping
 
 pytestmark = pytest.mark.integration
 
@@ -41,7 +41,7 @@ def test_two_clusters_into_victoriametrics_with_vmalert_as_the_global_ruler(tmp_
     receiver = NotificationReceiver().start()
     config = from_mapping({"gpu": {"attention_interval": "1s"}, "routing": {
         "group_wait": "1s", "group_interval": "2s",
-        **local_receivers(receiver.url, tmp_path / "secrets", set(AlertsConfig().teams.values()))}})
+        **local_receivers(receiver.url, tmp_path / "secrets", set(MonitoringConfig().teams.values()))}})
     texts = generate.files(config)
     for name, text in texts.items():
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
