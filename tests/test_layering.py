@@ -78,6 +78,23 @@ def test_consumers_read_the_producers_through_their_catalogs_only(consumer):
     assert wrong == {}
 
 
+def test_the_architecture_doc_names_every_room_and_only_rooms_that_exist():
+    """docs/architecture.md's component table lists each folder pyproject.toml installs, and every folder it lists
+    exists; its import table has a row for every component this test checks."""
+    import re
+    import tomllib
+
+    text = (ROOT / "docs" / "architecture.md").read_text()
+    components = text.split("## Components", 1)[1].split("\n## ", 1)[0]
+    named = set(re.findall(r"^\| \[`([a-z_]+)/`\]", components, flags=re.MULTILINE))
+    installed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-dir"].values())
+    assert installed <= named, f"rooms the doc does not name: {sorted(installed - named)}"
+    assert all((ROOT / folder).is_dir() for folder in named), sorted(f for f in named if not (ROOT / f).is_dir())
+    rules = text.split("What may import what:", 1)[1].split("\n\n", 2)[1]
+    for component in (*COMPONENTS, "fleetscope"):
+        assert f"| `{component}/`" in rules, f"no import rule for {component}/"
+
+
 def test_the_check_sees_imports():
     assert _imported_components(ROOT / "dashboards" / "gpu.py") >= {"exporters"}
     assert "fleetscope.exporters.catalog.gpu" in _imported_modules(ROOT / "dashboards" / "gpu.py")
