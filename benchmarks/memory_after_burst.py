@@ -35,6 +35,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -163,17 +164,22 @@ def burst(address: str, payloads: list[tuple[str, bytes, str]], clients: int, se
                 if status == "202":
                     accepted_bytes[0] += len(body)
 
+    elapsed = run_clients(client, clients, seconds + 300)
+    accepted = sum(counts["202"] for counts in answers.values())
+    return {"answers": {name: dict(counts) for name, counts in answers.items()}, "burst_seconds": elapsed,
+            "accepted_bodies": accepted, "accepted_per_second": accepted / elapsed,
+            "accepted_mib_per_second": accepted_bytes[0] / 2**20 / elapsed}
+
+
+def run_clients(client: Callable[[int], None], clients: int, timeout: float) -> float:
+    """Runs client(0 .. clients - 1) in threads at once; the seconds they took."""
     started = time.monotonic()
     threads = [threading.Thread(target=client, args=(index,), daemon=True) for index in range(clients)]
     for thread in threads:
         thread.start()
     for thread in threads:
-        thread.join(seconds + 300)
-    elapsed = time.monotonic() - started
-    accepted = sum(counts["202"] for counts in answers.values())
-    return {"answers": {name: dict(counts) for name, counts in answers.items()}, "burst_seconds": elapsed,
-            "accepted_bodies": accepted, "accepted_per_second": accepted / elapsed,
-            "accepted_mib_per_second": accepted_bytes[0] / 2**20 / elapsed}
+        thread.join(timeout)
+    return time.monotonic() - started
 
 
 def honest(address: str, clients: int, seconds: float, seed: int) -> dict:
@@ -190,13 +196,7 @@ def honest(address: str, clients: int, seconds: float, seed: int) -> dict:
             with lock:
                 written[status] += 1
 
-    started = time.monotonic()
-    threads = [threading.Thread(target=client, args=(index,), daemon=True) for index in range(clients)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(seconds + 120)
-    elapsed = time.monotonic() - started
+    elapsed = run_clients(client, clients, seconds + 120)
     return {"small_writes": dict(written), "small_writes_per_second": written["202"] / elapsed}
 
 
