@@ -40,7 +40,7 @@ import pyarrow.parquet as parquet
 
 from fleetscope.drift.columns import parse_kind
 from fleetscope.drift.profiles import profile
-from fleetscope.drift.service import store
+from fleetscope.drift.service import blobs
 from fleetscope.drift.service.decode import BodyLimits, conform, read_table
 from fleetscope.localstack.process import fleetscope_server
 
@@ -247,7 +247,7 @@ def blob_costs(rows: int) -> dict:
     def best(call, number: int = 10) -> float:
         return min(timeit.repeat(call, number=number, repeat=5)) / number * 1000
 
-    compressed, uncompressed = store._to_ipc(table), plain()
+    compressed, uncompressed = blobs.encoded(table), plain()
     body = json.dumps({"columns": {name: column.to_pylist() for name, column in zip(table.column_names,
                                                                                   table.columns, strict=True)}})
     limits = BodyLimits(rows, 100, 1 << 30, 256)
@@ -255,8 +255,8 @@ def blob_costs(rows: int) -> dict:
              for name in table.column_names}
     return {"rows": rows, "columns": table.num_columns, "plain_bytes": len(uncompressed),
             "compressed_bytes": len(compressed),
-            "write_ms": best(lambda: store._to_ipc(table)), "plain_write_ms": best(plain),
-            "read_ms": best(lambda: store._from_ipc(compressed)),
+            "write_ms": best(lambda: blobs.encoded(table)), "plain_write_ms": best(plain),
+            "read_ms": best(lambda: blobs.decoded(compressed)),
             "plain_read_ms": best(lambda: pa.ipc.open_stream(pa.py_buffer(uncompressed)).read_all()),
             "json_decode_ms": best(lambda: conform(read_table(body.encode(), JSON, limits), kinds, limits), 2)}
 

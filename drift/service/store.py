@@ -45,11 +45,11 @@ from pathlib import Path
 from typing import TypeVar
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from fleetscope import log
 from fleetscope.drift import samples
 from fleetscope.drift.profiles import Profile, ProfileError
+from fleetscope.drift.service import blobs
 from fleetscope.drift.service.config import Limits, StorageLimits
 from fleetscope.drift.service.decode import BadBatch
 
@@ -460,7 +460,7 @@ class Store:
 
     def put_reference(self, model: str, table: pa.Table, schema: dict | None = None) -> None:
         """Sets the model's reference, and its schema when given, in one transaction."""
-        self._set_reference("model_references", model, table.num_rows, _to_ipc(table), schema)
+        self._set_reference("model_references", model, table.num_rows, blobs.encoded(table), schema)
 
     def _set_reference(self, kind: str, model: str, rows: int, data: bytes, schema: dict | None) -> None:
         """One reference a model: rows (model_references) or a profile (profile_references); setting one
@@ -494,7 +494,7 @@ class Store:
         with self._read_lock:
             found = self._reader.execute("SELECT updated_at, data FROM model_references WHERE model = ?",
                                          (model,)).fetchone()
-        return None if found is None else (found[0], _from_ipc(found[1]))
+        return None if found is None else (found[0], blobs.decoded(found[1]))
 
     # -- outputs ---------------------------------------------------------------------
 
@@ -507,7 +507,7 @@ class Store:
 
         outcomes: (request id, segment, prediction, confidence) of each row with a request id, for quality; a
         request id stored before keeps its first output. StorageRefused (507) where there is no room."""
-        blob = _to_ipc(table)
+        blob = blobs.encoded(table)
         rows = table.num_rows
         with self._write_lock:
             if batch_id is not None:
@@ -568,7 +568,7 @@ class Store:
                 "ORDER BY first_row", (model, rows.end, rows.first)).fetchall()
         pieces = []
         for first_row, blob in found:
-            table = _from_ipc(blob).select(columns)
+            table = blobs.decoded(blob).select(columns)
             start = max(0, rows.first - first_row)
             stop = min(table.num_rows, rows.end - first_row)
             pieces.append(table.slice(start, stop - start))
@@ -904,36 +904,3 @@ def _check_segments(db: sqlite3.Connection, key: tuple, limit: int) -> None:
 # numbers has few values is judged from its first rows, so that distinct numbers (most are) cost no hashing of the
 # rest; text is always hashed, since its repeats may lie further apart than any sample (2,100 labels in turn).
 # Blobs written before (uncompressed, plain text) read the same.
-_IPC_OPTIONS = pa.ipc.IpcWriteOptions(compression="zstd")
-_SAMPLE_ROWS = 1024
-
-
-def _to_ipc(table: pa.Table) -> bytes:
-    table = pa.Table.from_arrays([_few_values_encoded(column) for column in table.columns], names=table.column_names)
-    sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, table.schema, options=_IPC_OPTIONS) as writer:
-        writer.write_table(table)
-    return sink.getvalue().to_pybytes()
-
-
-def _few_values_encoded(column: pa.ChunkedArray) -> pa.ChunkedArray | pa.Array:
-    kind = column.type
-    if not (pa.types.is_floating(kind) or pa.types.is_integer(kind)):
-        if not (pa.types.is_string(kind) or pa.types.is_large_string(kind)):
-            return column
-    elif 2 * pc.count_distinct(column.slice(0, _SAMPLE_ROWS), mode="all").as_py() > min(len(column), _SAMPLE_ROWS):
-        return column
-    encoded = pc.dictionary_encode(column.combine_chunks())
-    values = len(encoded.dictionary)
-    if 2 * values > len(encoded):
-        return column
-    width = pa.int8() if values <= 2 ** 7 else pa.int16() if values <= 2 ** 15 else pa.int32()
-    return pa.DictionaryArray.from_arrays(encoded.indices.cast(width), encoded.dictionary)
-
-
-def _from_ipc(blob: bytes) -> pa.Table:
-    table = pa.ipc.open_stream(pa.py_buffer(blob)).read_all()
-    if not any(pa.types.is_dictionary(column.type) for column in table.columns):
-        return table
-    return pa.Table.from_arrays([column.cast(column.type.value_type) if pa.types.is_dictionary(column.type)
-                                 else column for column in table.columns], names=table.column_names)
