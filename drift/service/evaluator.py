@@ -42,7 +42,7 @@ class Evaluator:
                     result.model_quality = self._evaluate_quality(model.config, result.evaluated_at)
                 admitted = service.series.admit(name, series.blocks(result, service.limits.max_classes))
                 result.series_dropped = admitted.dropped
-                model.latest, model.series = result, admitted.families
+                model.latest, model.series = result, admitted
         finally:
             self._slots.release()
         service.evaluations[name, result.outcome] += 1

@@ -82,7 +82,7 @@ class MetricsPage:
         self._renders = threading.BoundedSemaphore(max_renders)
         self._wait = wait
         self._lock = threading.Lock()  # one rendering of the evaluations at a time
-        self._rendered: tuple[tuple, bytes] = ((), b"")  # (the evaluations it shows, their exposition)
+        self._rendered: tuple[tuple, bytes] = ((), b"")  # (the admissions it shows, by serial; their exposition)
 
     def render(self) -> bytes:
         """The page; TimeoutError when no render slot came free within the wait."""
@@ -94,13 +94,13 @@ class MetricsPage:
             self._renders.release()
 
     def _evaluations(self) -> bytes:
-        models = [self.service.model(name) for name in self.service.models()]
-        shown = tuple(id(model.latest) for model in models)
+        admitted = [self.service.model(name).series for name in self.service.models()]
+        shown = tuple(series.serial for series in admitted)
         with self._lock:
             if self._rendered[0] != shown:
                 families = FamilySet()
-                for model in models:
-                    families.update(model.series)
+                for series in admitted:
+                    families.update(series.families)
                 registry = CollectorRegistry(auto_describe=False)
                 registry.register(_Fixed(families.metrics()))
                 self._rendered = (shown, generate_latest(registry))

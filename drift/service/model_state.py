@@ -6,11 +6,11 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass, field
 
-from fleetscope.catalog import FamilySet
 from fleetscope.drift.profiles import Profile
 from fleetscope.drift.report import SafeReport
 from fleetscope.drift.service import evaluation
 from fleetscope.drift.service.config import ModelConfig
+from fleetscope.drift.service.series import Admitted
 
 
 @dataclass
@@ -23,4 +23,4 @@ class ModelState:
     report: tuple[float, SafeReport] | None = None  # (evaluated_at, the page)
     next_due: float = 0.0
     reference_profiles: tuple[object, dict[str, Profile]] | None = None  # (reference version, per segment)
-    series: FamilySet = field(default_factory=FamilySet)  # what /metrics serves of the latest evaluation
+    series: Admitted = field(default_factory=Admitted)  # what /metrics serves of the latest evaluation

@@ -4,8 +4,9 @@ never holds more, and what is left out is counted, said in /drift and logged."""
 
 from __future__ import annotations
 
+import itertools
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from fleetscope import log
 from fleetscope.catalog import FamilySet
@@ -48,10 +49,14 @@ def blocks(evaluation: Evaluation, max_classes: int) -> list[FamilySet]:
     return found
 
 
-@dataclass
+_SERIALS = itertools.count(1)
+
+
+@dataclass(frozen=True)
 class Admitted:
-    families: FamilySet  # what the page serves of the evaluation
-    dropped: int  # series left out for limits.max_series
+    families: FamilySet = field(default_factory=FamilySet)  # what the page serves of the evaluation
+    dropped: int = 0  # series left out for limits.max_series
+    serial: int = 0  # unique to each admission: the page renders again when a model's changes
 
 
 class SeriesBudget:
@@ -82,7 +87,7 @@ class SeriesBudget:
                          extra={"model": model, "dropped": dropped, "max_series": self.limit})
         elif not dropped:
             self._warned.discard(model)
-        return Admitted(kept, dropped)
+        return Admitted(kept, dropped, next(_SERIALS))
 
     @property
     def admitted(self) -> int:
