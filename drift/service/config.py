@@ -496,6 +496,7 @@ def _window(document: Any, default: Window, where: str) -> Window:
 
 
 MIN_STORE_BYTES = 1024 ** 2
+MAX_SIZE_BYTES = 1024 ** 6  # an EiB: past any disk, and within SQLite's and Python's integers
 _SIZE = re.compile(r"^(\d+(?:\.\d+)?)\s*([KMGT]i?B|B)?$")
 _SIZE_UNITS: dict[str | None, int] = {
     None: 1, "B": 1, **{f"{prefix}B": 1000 ** power for power, prefix in enumerate("KMGT", 1)},
@@ -526,7 +527,10 @@ def _size(value: Any, where: str) -> int:
     if match is None:
         raise ConfigError(f"{where}: {value!r} is not a size; write a number of bytes, or a number and one of "
                           "KiB, MiB, GiB, TiB (powers of 1024) or KB, MB, GB, TB (of 1000), e.g. 16GiB")
-    size = int(float(match.group(1)) * _SIZE_UNITS[match.group(2)])
+    amount = float(match.group(1)) * _SIZE_UNITS[match.group(2)]  # a 400-digit number is infinite here
+    if not amount < MAX_SIZE_BYTES:
+        raise ConfigError(f"{where} must be less than 1EiB, not {str(value)[:40]}")
+    size = int(amount)
     if size <= 0:
         raise ConfigError(f"{where} must be more than 0 bytes")
     return size

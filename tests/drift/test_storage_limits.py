@@ -249,6 +249,9 @@ def test_sizes_are_bytes_or_a_number_and_a_unit_and_the_quota_defaults_to_a_quar
     ({"max_bytes": True}, "storage.max_bytes must be a number of bytes or a size such as 16GiB"),
     ({"max_bytes": -1}, "storage.max_bytes: -1 is not a size"),
     ({"max_bytes": "512KiB"}, "storage.max_bytes must be at least 1MiB"),
+    ({"max_bytes": "9" * 400}, "storage.max_bytes must be less than 1EiB"),
+    ({"max_bytes": 10 ** 400}, "storage.max_bytes must be less than 1EiB"),
+    ({"max_bytes_per_model": "2000000TiB"}, "storage.max_bytes_per_model must be less than 1EiB"),
     ({"max_bytes_per_model": "0"}, "storage.max_bytes_per_model must be more than 0 bytes"),
     ({"max_bytes": "2GiB", "max_bytes_per_model": "3GiB"}, "storage.max_bytes_per_model (3221225472 bytes) is "
                                                            "larger than storage.max_bytes"),
