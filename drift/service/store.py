@@ -131,6 +131,13 @@ _BYTES = {
 _EVICTABLE = (("batches", "received_at", 64), ("profile_intervals", "start", 256), ("outcomes", "output_at", 4096))
 
 
+def _sparing(table: str, keep_interval: int | None) -> tuple[str, tuple]:
+    """The condition (and its parameter) that keeps eviction off the profile interval a write merges into."""
+    if table == "profile_intervals" and keep_interval is not None:
+        return " AND rowid != ?", (keep_interval,)
+    return "", ()
+
+
 def _value_bytes(value: object) -> int:
     if value is None:
         return 0
@@ -394,9 +401,9 @@ class Store:
             oldest = []
             for model in models:
                 for table, column, _ in _EVICTABLE:
-                    kept = " AND rowid != ?" if table == "profile_intervals" and keep_interval is not None else ""
+                    kept, spared = _sparing(table, keep_interval)
                     found = db.execute(f"SELECT {column} FROM {table} WHERE model = ?{kept} ORDER BY {column} LIMIT 1",
-                                       (model, keep_interval) if kept else (model,)).fetchone()
+                                       (model, *spared)).fetchone()
                     if found is not None:
                         oldest.append((found[0], table, model))
             if not oldest:
@@ -405,11 +412,10 @@ class Store:
             _, table, model = oldest[0]
             until = oldest[1][0] if len(oldest) > 1 else math.inf  # no further than the next oldest of another kind
             column, step = next((column, step) for name, column, step in _EVICTABLE if name == table)
-            kept = " AND rowid != ?" if table == "profile_intervals" and keep_interval is not None else ""
+            kept, spared = _sparing(table, keep_interval)
             extra = ", segment, start" if table == "profile_intervals" else ""
             found = db.execute(f"SELECT rowid, {_BYTES[table]}{extra} FROM {table} WHERE model = ? AND {column} <= ?"
-                               f"{kept} ORDER BY {column} LIMIT {step}",
-                               (model, until, keep_interval) if kept else (model, until)).fetchall()
+                               f"{kept} ORDER BY {column} LIMIT {step}", (model, until, *spared)).fetchall()
             chosen, freed = [], 0
             for row in found:
                 chosen.append(row)
