@@ -1,7 +1,7 @@
 """Serving an ASGI app (the drift service, the example model server) with uvicorn, under the
 connection limits of fleetscope.web.connections: uvicorn alone has no deadline for a request
 head, and its keep-alive timer restarts on every byte a client trickles. A request whose body
-framing is ambiguous (fleetscope.web.headers.framing_problem) is answered 400 and its connection
+framing is ambiguous (fleetscope.web.framing.framing_problem) is answered 400 and its connection
 closed before the app sees it: h11 alone takes Transfer-Encoding over Content-Length where a
 request has both, keeps the connection, and reads what follows as the next request."""
 

@@ -299,6 +299,9 @@ class WebServer:
                 _logger.exception("request failed", extra={"path": url.path})
                 response = Response(HTTPStatus.INTERNAL_SERVER_ERROR, b"internal error\n",
                                     {"Content-Type": "text/plain"})
+        self._send(handler, response, send_body)
+
+    def _send(self, handler: BaseHTTPRequestHandler, response: Response, send_body: bool) -> None:
         handler.send_response(response.status)
         for name, value in {**self._extra_headers, **response.headers}.items():
             handler.send_header(name, value)
@@ -309,16 +312,10 @@ class WebServer:
         if send_body:
             handler.wfile.write(response.body)
 
-    @staticmethod
-    def _refuse(handler: BaseHTTPRequestHandler, problem: str) -> None:
+    def _refuse(self, handler: BaseHTTPRequestHandler, problem: str) -> None:
         """Answers 400 naming the problem and closes the connection, reading nothing more of it."""
-        body = f"{problem}\n".encode()
-        handler.send_response(HTTPStatus.BAD_REQUEST)
-        handler.send_header("Content-Type", "text/plain; charset=utf-8")
-        handler.send_header("X-Content-Type-Options", "nosniff")
-        handler.send_header("Content-Length", str(len(body)))
-        handler.send_header("Connection", "close")  # also sets close_connection
-        handler.end_headers()
-        if handler.command != "HEAD":
-            handler.wfile.write(body)
+        handler.close_connection = True
+        headers = {"Content-Type": "text/plain; charset=utf-8", "X-Content-Type-Options": "nosniff"}
+        self._send(handler, Response(HTTPStatus.BAD_REQUEST, f"{problem}\n".encode(), headers),
+                   send_body=handler.command != "HEAD")
 
