@@ -89,10 +89,6 @@ class SeriesBudget:
             self._warned.discard(model)
         return Admitted(kept, dropped, next(_SERIALS))
 
-    @property
-    def admitted(self) -> int:
-        return sum(self._admitted.values())
-
 
 def _add_result(families: FamilySet, labels: dict[str, str], result: DriftResult, current_rows: int,
                 reference_rows: int) -> None:
