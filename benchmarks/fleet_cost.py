@@ -60,8 +60,9 @@ from fleetscope.dashboards.common import UIDS  # noqa: E402
 from fleetscope.deploy import baremetal, fleet  # noqa: E402
 from fleetscope.localstack.alertmanager import Alertmanager  # noqa: E402
 from fleetscope.localstack.process import ManagedProcess, free_port, port_open  # noqa: E402
-from fleetscope.localstack.prometheus import Prometheus, QueryApi, QueryError, api  # noqa: E402
+from fleetscope.localstack.prometheus import Prometheus  # noqa: E402
 from fleetscope.localstack.victoriametrics import VictoriaMetrics, VmAlert  # noqa: E402
+from fleetscope.prometheus_api import QueryApi, QueryError, api  # noqa: E402
 
 CLUSTER = "bench"
 GPUS_PER_NODE = 8

@@ -42,8 +42,8 @@ DRIVER_LATENCY = {"default": 30e-6, "nvmlDeviceGetPcieThroughput": 20e-3}
 def serve(mode: str, gpus: int, driver: bool, port_file: str, poll_interval: float, fabric: str,
           compat_dcgm: bool) -> None:
     """Child process: serve one configuration until killed."""
-    from fleetscope.exporters.fabric.simulation import SimulatedFabric
-    from fleetscope.exporters.gpu import simulation
+    from fleetscope.simulation import gpu as simulation
+    from fleetscope.simulation.fabric import SimulatedFabric
 
     if fabric == "static":
         # The simulated tree is written once, at its creation, and then only read, as a real node's sysfs is.
@@ -67,7 +67,7 @@ def serve(mode: str, gpus: int, driver: bool, port_file: str, poll_interval: flo
 
     simulation.simulated_nvml = modeled
     from fleetscope.cli import build_parser
-    from fleetscope.exporters.command import build
+    from fleetscope.simulation.node import build
 
     interval = "0s" if mode in ("scrape", "baseline") else f"{poll_interval:g}s"
     # As shipped, NCCL polls every 5 s whatever the others do (its files can grow fast).

@@ -14,8 +14,8 @@ import time
 from pathlib import Path
 
 from fleetscope import durations
+from fleetscope import prometheus_api as prometheus
 from fleetscope.dashboards import queries
-from fleetscope.localstack import prometheus
 
 DESCRIPTION = "Render every generated dashboard's panels, with data from a Prometheus, to PNG images."
 ROW_HEIGHT_INCHES = 0.42

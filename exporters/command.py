@@ -5,11 +5,9 @@ from __future__ import annotations
 import argparse
 import signal
 import threading
-from collections.abc import Callable
 
 from fleetscope import __version__, durations, log
 from fleetscope.exporters.collectors import AVAILABLE, add_common_flags
-from fleetscope.exporters.gpu.simulation import ScheduledXid
 from fleetscope.exporters.registry import ExporterRegistry
 from fleetscope.exporters.server import routes
 from fleetscope.web import config as web_config
@@ -26,10 +24,6 @@ _logger = log.get("fleetscope.exporters")
 MAX_CONNECTIONS = durations.bounded_int(1, 4096)
 HEADER_TIMEOUT = durations.bounded_duration("1s", "10m")
 IDLE_TIMEOUT = durations.bounded_duration("1s", "1h")
-gpu_count = durations.bounded_int(1, 1024)  # GPUs on a simulated node (simulate-fleet's too)
-GPU_INDEX = durations.bounded_int(0, gpu_count.high - 1)
-XID_AFTER = durations.bounded_duration("0s", "1w")
-XID_CODE = durations.bounded_int(1, 999)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -55,42 +49,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                            action=argparse.BooleanOptionalAction, default=option.enabled_by_default,
                            help=f"enable the {option.name} collector ({option.help})")
         option.add_flags(group)
-    simulate = parser.add_argument_group("simulation")
-    simulate.add_argument("--simulate", action="store_true",
-                          help="read a simulated node, built from a recording of H100 GPUs, instead of NVML")
-    simulate.add_argument("--simulate.gpus", dest="simulate_gpus", type=gpu_count, default=8, metavar="N",
-                          help=f"number of simulated GPUs ({gpu_count.range})")
-    simulate.add_argument("--simulate.seed", dest="simulate_seed", type=int, default=1,
-                          help="seed of the simulation's random walk, XIDs and throttling")
-    simulate.add_argument("--simulate.xid", dest="simulate_xids", type=_scheduled_xid, action="append", default=[],
-                          metavar="AFTER:GPU:CODE",
-                          help="raise XID CODE on GPU (an index) AFTER a duration from start-up, e.g. 30s:2:79; "
-                               f"AFTER {XID_AFTER.range}, GPU below --simulate.gpus, CODE {XID_CODE.range}; "
-                               "repeatable")
-
-
-def _scheduled_xid(text: str) -> ScheduledXid:
-    after, gpu, code = (text.split(":") + ["", ""])[:3]
-    try:
-        scheduled = ScheduledXid(durations.parse(after), int(gpu), int(code))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not AFTER:GPU:CODE, e.g. 30s:2:79") from None
-    parts: tuple[tuple[str, Callable[[str], object], str], ...] = (
-        ("AFTER", XID_AFTER, after), ("GPU", GPU_INDEX, gpu), ("CODE", XID_CODE, code))
-    for part, bounds, value in parts:
-        try:
-            bounds(value)
-        except argparse.ArgumentTypeError as error:
-            raise argparse.ArgumentTypeError(f"{text!r}: {part} {error}") from None
-    return scheduled
+    parser.set_defaults(stand_in=None)  # the host; `--simulate` (simulation/node.py) puts a StandIn here
 
 
 def build(args: argparse.Namespace) -> tuple[ExporterRegistry, WebServer]:
     """Everything the exporter serves, not yet listening; raises UserError for bad flags."""
-    for xid in args.simulate_xids:
-        if not args.simulate or not 0 <= xid.gpu < args.simulate_gpus:
-            raise log.UserError(f"--simulate.xid names GPU {xid.gpu}: give --simulate and a GPU index below "
-                                f"--simulate.gpus ({args.simulate_gpus})")
     if not args.telemetry_path.startswith("/"):
         raise log.UserError(f"--web.telemetry-path must start with '/', got {args.telemetry_path!r}")
     try:

@@ -3,14 +3,20 @@
 Each collector's package has an `option.py` whose `OPTION` is a CollectorOption: its name (the
 --collector.<name> flag and its package's folder), its default, its --collector.<name>.* flags, and the
 builder that makes its sources. exporters/collectors.py lists those modules. An option module imports
-nothing heavy at module level: the collector classes, pynvml and the simulations are imported inside
-its builder, so that `fleetscope exporter --help` and start-up load only what they use."""
+nothing heavy at module level: the collector classes and pynvml are imported inside its builder, so that
+`fleetscope exporter --help` and start-up load only what they use.
+
+A builder reads the host, or what args.stand_in puts in its place: `fleetscope exporter --simulate`
+(simulation/node.py) gives a simulated node's NVML, sysfs tree and NCCL job there. The exporter never imports the
+simulation."""
 
 from __future__ import annotations
 
 import argparse
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
 
 from fleetscope import durations
 from fleetscope.exporters.registry import Source
@@ -24,6 +30,32 @@ class CollectorOption:
     enabled_by_default: bool
     add_flags: Callable[[argparse._ArgumentGroup], None]
     build: Callable[[argparse.Namespace], Sequence[Source]]
+
+
+class WrittenFiles(Protocol):
+    """Files something writes under `root` where a collector reads them, moved on before each read."""
+
+    root: Path
+
+    def advance(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class WrittenJob(WrittenFiles, Protocol):
+    """A job's NCCL Inspector files under `root`, and its NCCL_DEBUG log."""
+
+    debug_log: Path
+
+
+@dataclass(frozen=True)
+class StandIn:
+    """What a simulation puts in place of the host's parts, on args.stand_in (None: the host). Each part is made
+    when the builder of an enabled collector asks for it, and closed with that collector."""
+
+    nvml: Callable[[], Any]  # pynvml's surface
+    fabric: Callable[[], WrittenFiles]  # a sysfs tree of InfiniBand ports
+    nccl: Callable[[], WrittenJob]
 
 
 def scheduled(collector, interval: float, longest_collection: float = 10.0) -> Source:

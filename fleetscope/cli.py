@@ -22,11 +22,11 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"fleetscope {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     _add_command(commands, ("demo",), "run the whole stack on loopback, watching a simulated GPU fleet",
-                 "fleetscope.demo", "all", words)
+                 "fleetscope.example.demo", "all", words)
     _add_command(commands, ("exporter",), "run the node exporter (GPU telemetry as Prometheus metrics)",
-                 "fleetscope.exporters.command", "", words)
+                 "fleetscope.exporters.command", "", words, extended_by="fleetscope.simulation.node")
     _add_command(commands, ("simulate-fleet",), "serve many simulated nodes, one scrape target each",
-                 "fleetscope.exporters.fleet_command", "", words)
+                 "fleetscope.simulation.fleet_command", "", words)
     drift = commands.add_parser("drift", help="the drift service", description="The drift service.")
     _add_command(drift.add_subparsers(dest="drift_command", metavar="COMMAND", required=True), ("drift", "serve"),
                  "run the drift service (model outputs against references, as metrics)",
@@ -43,10 +43,14 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
 
 
 def _add_command(commands: argparse._SubParsersAction, path: tuple[str, ...], help_: str, module_name: str,
-                 extra: str, words: list[str] | None) -> None:
+                 extra: str, words: list[str] | None, extended_by: str = "") -> None:
     """A subcommand from a module with DESCRIPTION, add_arguments(parser) and run(args), imported
     only when `words` (the command line's leading words) name it, or always when words is None.
-    A command whose extra is not installed stays listed, and says what to install."""
+    A command whose extra is not installed stays listed, and says what to install.
+
+    extended_by names a module of another room that adds flags to the command (add_arguments(parser)) and acts on
+    them before it runs (prepare(args)): the simulation gives the exporter its --simulate flags that way, so the
+    exporter never imports it."""
     name = path[-1]
     if words is not None and tuple(words[:len(path)]) != path:
         commands.add_parser(name, help=help_)  # listed in --help; never run from this command line
@@ -68,8 +72,20 @@ def _add_command(commands: argparse._SubParsersAction, path: tuple[str, ...], he
     parser = commands.add_parser(name, help=help_, description=module.DESCRIPTION,
                                  formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     module.add_arguments(parser)
+    run = module.run
+    if extended_by:
+        run = _extended(importlib.import_module(extended_by), parser, run)
     log.add_arguments(parser)
-    parser.set_defaults(run=_saying_what_to_install(module.run, path, extra) if extra else module.run)
+    parser.set_defaults(run=_saying_what_to_install(run, path, extra) if extra else run)
+
+
+def _extended(extension, parser: argparse.ArgumentParser, run):
+    extension.add_arguments(parser)
+
+    def prepared(args: argparse.Namespace) -> int:
+        extension.prepare(args)
+        return run(args)
+    return prepared
 
 
 def _needs_extra(path: tuple[str, ...], extra: str, reason: str) -> log.UserError:

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 from fleetscope.exporters.gpu.collector import GpuCollector
-from fleetscope.exporters.gpu.fake import FakeNvml, load_recording
 from fleetscope.localstack.process import ManagedProcess, fleetscope_server
 from fleetscope.localstack.prometheus import Prometheus
+from fleetscope.simulation.nvml import FakeNvml, load_recording
 from tests.support.exposition import render
 
 REPO = Path(__file__).resolve().parent.parent

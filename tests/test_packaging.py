@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 DATA = {"alerts/rules": "*.yaml", "alerts/runbooks": "*.md", "alerts/alertmanager": "*.yml",
         "alerts/tests": "*.yaml", "dashboards/json": "*.json", "dashboards/provisioning": "*.yaml",
         "deploy/kubernetes": "*.yaml", "deploy/systemd": "*.service", "deploy/prometheus": "**/*.y*ml",
-        "deploy/containers": "*", "exporters/gpu/recordings": "*.json"}
+        "deploy/containers": "*", "simulation/recordings": "*.json"}
 
 
 def _data_files() -> set[str]:

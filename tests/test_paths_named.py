@@ -8,7 +8,7 @@ from the generators' Python, which is scanned, and the generator tests keep the 
 (dashboard models, benchmark results, NVML recordings) and is left out too.
 
 A token is a path when it has a '/' and ends with one of EXTENSIONS, or has two or more names and ends
-with '/' (a folder: `exporters/gpu/recordings/`; a single `name/` is too often a ratio, a regex, a URL
+with '/' (a folder: `simulation/recordings/`; a single `name/` is too often a ratio, a regex, a URL
 prefix or a folder of a tree listed just above, and is not checked). It resolves when it exists relative
 to the repository root, to the folder of the file naming it or one of that folder's parents, or to a
 component folder of pyproject.toml's package-dir table (the generators and package data name files
@@ -224,7 +224,7 @@ def test_temporary_allowances_are_still_needed():
 
 @pytest.mark.parametrize(("line", "expected"), [
     ("see fleetscope/mixin/config.py.", ["fleetscope/mixin/config.py"]),
-    ("# under exporters/gpu/recordings/ and json/", ["exporters/gpu/recordings/"]),
+    ("# under simulation/recordings/ and json/", ["simulation/recordings/"]),
     ("https://example.com/a/b.md /etc/x/y.yaml ~/x/y.yaml {RULES}/*.yaml .../job/step_0/ a.yaml", []),
     ("application/vnd.apache.parquet \\n/x.py 1/(n+1)", []),
     ("[x](../rules/gpu.yaml) ./scripts/setup.sh", ["../rules/gpu.yaml", "./scripts/setup.sh"]),

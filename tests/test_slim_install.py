@@ -31,9 +31,11 @@ def test_the_exporter_serves_a_simulated_node_without_the_extras():
     result = _python("""
         import argparse
         from fleetscope.exporters import command
+        from fleetscope.simulation import node
         parser = argparse.ArgumentParser()
         command.add_arguments(parser)
-        registry, server = command.build(parser.parse_args(["--simulate", "--web.listen-address=127.0.0.1:0"]))
+        node.add_arguments(parser)
+        registry, server = node.build(parser.parse_args(["--simulate", "--web.listen-address=127.0.0.1:0"]))
         from prometheus_client.exposition import generate_latest
         assert registry.wait_ready(60), registry.not_ready()
         page = generate_latest(registry).decode()

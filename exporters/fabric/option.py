@@ -16,10 +16,8 @@ def _flags(group: argparse._ArgumentGroup) -> None:
 def _sources(args: argparse.Namespace) -> Sequence[Source]:
     from fleetscope.exporters.fabric.collector import FabricCollector
 
-    if args.simulate:
-        from fleetscope.exporters.fabric.simulation import SimulatedFabric
-
-        fabric = SimulatedFabric(seed=args.simulate_seed)
+    if args.stand_in:
+        fabric = args.stand_in.fabric()
         fabric_collector = FabricCollector(fabric.root, args.hostname, before_read=fabric.advance)
         collector: FabricCollector | Closing = Closing(fabric_collector, fabric)
     else:

@@ -45,11 +45,8 @@ def _sources(args: argparse.Namespace) -> Sequence[Source]:
     from fleetscope.exporters.gpu.collector import GpuCollector
     from fleetscope.exporters.kubernetes.podresources import PodResources
 
-    if args.simulate:
-        from fleetscope.exporters.gpu.simulation import simulated_nvml
-
-        library: Any = simulated_nvml(gpus=args.simulate_gpus, seed=args.simulate_seed,
-                                      scheduled_xids=args.simulate_xids)
+    if args.stand_in:
+        library: Any = args.stand_in.nvml()
     else:
         import pynvml
 

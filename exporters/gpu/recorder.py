@@ -5,7 +5,7 @@ through a proxy that writes down every call's answer, errors by name:
 
     python -m fleetscope.exporters.gpu.recorder recording.json
 
-Copy the file into exporters/gpu/recordings/ to make it the simulation's and the tests' source.
+Copy the file into simulation/recordings/ to make it the simulation's and the tests' source.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import pynvml
 
 from fleetscope import __version__
 from fleetscope.exporters.gpu import nvml
-from fleetscope.exporters.gpu.fake import FIELD_NAMES, GPM_METRIC_NAMES, recording_key
+from fleetscope.exporters.gpu.recording import FIELD_NAMES, GPM_METRIC_NAMES, recording_key
 
 # Calls whose answers are not values of a device: session plumbing, sampling, events.
 _NOT_RECORDED = {"nvmlInit", "nvmlShutdown", "nvmlDeviceGetCount", "nvmlGpmSampleAlloc", "nvmlGpmSampleFree",

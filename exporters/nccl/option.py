@@ -55,10 +55,8 @@ def _sources(args: argparse.Namespace) -> Sequence[Source]:
     from fleetscope.exporters.nccl.collector import NcclCollector
 
     directory, debug_logs, job = args.nccl_inspector_dir, args.nccl_debug_log, None
-    if args.simulate:
-        from fleetscope.exporters.nccl.simulation import SimulatedJob
-
-        job = SimulatedJob(seed=args.simulate_seed)
+    if args.stand_in:
+        job = args.stand_in.nccl()
         directory, debug_logs = job.root, str(job.debug_log)
     nccl = NcclCollector(directory, args.hostname, args.nccl_max_communicators, args.nccl_idle_timeout,
                          before_read=job.advance if job else None, debug_logs=debug_logs)

@@ -445,8 +445,8 @@ def test_a_one_value_variable_previews_on_its_first_value_and_a_refusal_leaves_i
     """As Grafana opens the node dashboard: on the first host, sorted, from the hosts of the clusters chosen. A
     selector the store refuses (a value before it that breaks it) leaves the variable as it was rather than
     ending the preview; the panels' own queries then say what failed."""
+    from fleetscope import prometheus_api as prometheus
     from fleetscope.dashboards import preview
-    from fleetscope.localstack import prometheus
 
     board = next(board for board in BOARDS if board["uid"] == UIDS["gpu"])
     asked = []

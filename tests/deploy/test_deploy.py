@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import copy
 import re
+import tomllib
 import shutil
 import subprocess
 import sys
@@ -258,8 +259,12 @@ def test_each_container_file_builds_from_the_repository_and_runs_unprivileged(im
     text = (DEPLOY / "containers" / f"{image.name}.Containerfile").read_text()
     assert re.findall(r"^FROM (\S+)", text, re.M) == [containers.BASE, containers.BASE]
     assert re.search(r"^USER (\d+):(\d+)$", text, re.M).group(1) != "0"
-    for source in re.findall(r"^COPY (\S+) \S+$", text, re.M):
+    copied = re.findall(r"^COPY (\S+) \S+$", text, re.M)
+    for source in copied:
         assert (ROOT / source).exists(), source
+    # Building the wheel reads every folder pyproject.toml maps to a package (mixin/ was once left out).
+    package_dirs = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-dir"]
+    assert set(package_dirs.values()) | {"pyproject.toml", "README.md"} <= set(copied)
     if image.extra:  # the extra the image installs exists
         assert re.search(rf"^{image.extra} = \[", (ROOT / "pyproject.toml").read_text(), re.M)
     assert re.search(r'^ENTRYPOINT \["fleetscope", ', text, re.M) and "HEALTHCHECK" in text

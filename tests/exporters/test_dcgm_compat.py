@@ -12,9 +12,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from fleetscope.exporters.catalog import dcgm
 from fleetscope.exporters.catalog import gpu as m
 from fleetscope.exporters.gpu.dcgm import DcgmRenderer
-from fleetscope.exporters.gpu.fake import FakeMig
 from fleetscope.exporters.server import encode
 from fleetscope.exporters.verbatim import VerbatimFamily
+from fleetscope.simulation.nvml import FakeMig
 from tests.conftest import promtool_check_metrics
 from tests.support import exposition
 
@@ -149,7 +149,7 @@ def test_a_gpu_that_is_down_serves_no_dcgm_values(fake, make_collector, page_of)
 
 
 def test_compat_reads_nvml_no_more_than_without_it(recording, make_collector):
-    from fleetscope.exporters.gpu.fake import FakeNvml
+    from fleetscope.simulation.nvml import FakeNvml
 
     plain, compat = FakeNvml(recording), FakeNvml(recording)
     for library, options in ((plain, {}), (compat, {"compat_dcgm": True})):

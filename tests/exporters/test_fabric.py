@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from fleetscope.exporters.fabric.collector import FabricCollector, parse_rate, parse_state
-from fleetscope.exporters.fabric.simulation import SimulatedFabric
+from fleetscope.simulation.fabric import SimulatedFabric
 from tests.conftest import promtool_check_metrics
 from tests.support.exposition import render, samples, value, values
 

@@ -11,10 +11,11 @@ import pytest
 
 from fleetscope.exporters import command
 from fleetscope.exporters.collectors import AVAILABLE
-from fleetscope.exporters.fleet_command import add_arguments
-from fleetscope.exporters.fleet_simulation import Fault, SimulatedFleet
 from fleetscope.exporters.registry import ExporterRegistry
 from fleetscope.exporters.server import encode
+from fleetscope.simulation import node
+from fleetscope.simulation.fleet import Fault, SimulatedFleet
+from fleetscope.simulation.fleet_command import add_arguments
 from tests.support.exposition import samples, value, values
 
 
@@ -26,8 +27,10 @@ def _page(fleet: SimulatedFleet, cluster: str, hostname: str) -> str:
 def _single_node_page() -> str:
     parser = argparse.ArgumentParser()
     command.add_arguments(parser)
+    node.add_arguments(parser)
     args = parser.parse_args(["--simulate", "--collector.hostname=one", "--collector.gpu.poll-interval=0s",
                               "--collector.fabric.poll-interval=0s", "--collector.nccl.poll-interval=0s"])
+    node.prepare(args)
     registry = ExporterRegistry([source for option in AVAILABLE for source in option.build(args)])
     try:
         list(registry.collect())  # GPM's rates need a first sample, as the fleet's nodes have had

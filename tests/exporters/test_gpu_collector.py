@@ -9,9 +9,9 @@ import pytest
 
 from fleetscope.exporters.gpu import nvml
 from fleetscope.exporters.gpu.collector import NvmlUnavailable
-from fleetscope.exporters.gpu.fake import FakeMig, FakeNvml
 from fleetscope.exporters.gpu.readings import CLOCK_EVENT_REASONS
 from fleetscope.exporters.gpu.xid import MAX_CODES_PER_GPU
+from fleetscope.simulation.nvml import FakeMig, FakeNvml
 from tests.support.exposition import samples, series_of_gpu, value, values
 
 MiB = 1024 * 1024

@@ -376,7 +376,7 @@ def test_a_missing_directory_means_no_series(tmp_path, clock):
 
 
 def test_the_simulated_job_shows_stragglers_and_hangs():
-    from fleetscope.exporters.nccl.simulation import SimulatedJob
+    from fleetscope.simulation.nccl import SimulatedJob
 
     job = SimulatedJob(seed=2, straggler_mean_interval=20, hang_mean_interval=60)
     clock = Clock()
@@ -411,7 +411,7 @@ def test_the_simulated_job_shows_stragglers_and_hangs():
 def test_the_simulated_jobs_logs_stay_bounded_and_the_collector_follows_them(monkeypatch):
     """Left running (the demo, a simulated fleet), the job rotates its logs past a size; the collector reads
     on across each rotation, and its counters never go back."""
-    from fleetscope.exporters.nccl import simulation
+    from fleetscope.simulation import nccl as simulation
 
     monkeypatch.setattr(simulation, "MAX_LOG_BYTES", 16 * 1024)
     job = simulation.SimulatedJob(seed=3, straggler_mean_interval=1e12, hang_mean_interval=1e12)
@@ -448,7 +448,7 @@ def test_large_global_rank_numbers_are_fine_but_their_count_is_bounded(tmp_path,
 
 
 def test_the_simulated_job_writes_a_debug_log_the_collector_reads():
-    from fleetscope.exporters.nccl.simulation import COMMS, SimulatedJob
+    from fleetscope.simulation.nccl import COMMS, SimulatedJob
 
     job = SimulatedJob(seed=1)
     collector = NcclCollector(job.root, "sim", debug_logs=str(job.debug_log))
@@ -509,7 +509,7 @@ def test_a_collection_reads_only_what_was_appended_since_the_last(tmp_path, coll
 def test_the_simulated_job_writes_what_nccl_2_30_writes():
     """v4.0 self-contained lines with comm_name, numbered per operation, with the record's own bus
     bandwidth equal to what the collector computes from it."""
-    from fleetscope.exporters.nccl.simulation import SimulatedJob
+    from fleetscope.simulation.nccl import SimulatedJob
 
     job = SimulatedJob(seed=3, straggler_mean_interval=1e12, hang_mean_interval=1e12)  # no episodes: steady bandwidth
     try:

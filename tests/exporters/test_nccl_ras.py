@@ -131,15 +131,17 @@ def test_the_exporter_queries_ras_on_its_own_thread_so_a_slow_report_delays_noth
     import time
 
     from fleetscope.exporters import command
+    from fleetscope.simulation import node
 
     service.answer = report({COMM: {0: 9, 1: 9}})
     service.delay = 5.0
     parser = argparse.ArgumentParser()
     command.add_arguments(parser)
+    node.add_arguments(parser)
     args = parser.parse_args(["--simulate", "--no-collector.gpu", "--no-collector.fabric",
                               f"--collector.nccl.ras-address=127.0.0.1:{service.address[1]}",
                               "--web.listen-address=127.0.0.1:0"])
-    registry, server = command.build(args)
+    registry, server = node.build(args)
     try:
         sources = {source.name: source for source in registry.sources}
         assert set(sources) == {"nccl", "nccl_ras"}

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 import re
 
-from fleetscope.exporters.gpu.fake import FakeMig, FakeNvml
 from fleetscope.exporters.gpu.recorder import _plain, record
+from fleetscope.simulation.nvml import FakeMig, FakeNvml
 from tests.support.exposition import render
 
 _TIMESTAMPS = re.compile(r"^fleetscope_gpu_(last_update|last_xid)_timestamp_seconds.*$", re.M)

@@ -176,11 +176,11 @@ def test_hung_background_collectors_never_delay_the_page_and_are_reported_stale(
     once from what was read, and once the reading is older than the rule allows it is marked failed
     and its series withheld, never served stale."""
     from fleetscope.cli import build_parser
-    from fleetscope.exporters.command import build
     from fleetscope.exporters.fabric.collector import FabricCollector
     from fleetscope.exporters.gpu.collector import GpuCollector
     from fleetscope.exporters.nccl.collector import NcclCollector
     from fleetscope.exporters.server import PageRenderer
+    from fleetscope.simulation.node import build
 
     release = threading.Event()
     for cls in (GpuCollector, FabricCollector, NcclCollector):

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from fleetscope.exporters.gpu.collector import GpuCollector
-from fleetscope.exporters.gpu.fake import FakeNvml
-from fleetscope.exporters.gpu.simulation import Simulation, scaled_recording, simulated_nvml
+from fleetscope.simulation.gpu import Simulation, scaled_recording, simulated_nvml
+from fleetscope.simulation.nvml import FakeNvml
 from tests.support.exposition import render, samples, value
 
 
@@ -75,7 +75,7 @@ def test_any_number_of_gpus_have_distinct_identities(gpus):
 def test_scheduled_xids_arrive_on_their_gpu_after_their_delay():
     import time
 
-    from fleetscope.exporters.gpu.simulation import ScheduledXid
+    from fleetscope.simulation.gpu import ScheduledXid
 
     simulation = Simulation(seed=1, xid_mean_interval=1e12,
                             scheduled_xids=[ScheduledXid(after=30, gpu=1, code=79), ScheduledXid(60, 0, 48)])
@@ -120,16 +120,18 @@ def test_scheduled_xid_on_a_gpu_the_node_lacks_is_refused():
 
     from fleetscope import log
     from fleetscope.exporters import command
+    from fleetscope.simulation import node
 
     parser = argparse.ArgumentParser()
     command.add_arguments(parser)
+    node.add_arguments(parser)
     args = parser.parse_args(["--simulate", "--simulate.gpus=2", "--simulate.xid=1s:2:79"])
     with pytest.raises(log.UserError, match="GPU 2"):
-        command.build(args)
+        node.build(args)
 
 
 def test_a_scheduled_xid_154_leaves_the_gpu_asking_for_a_reset():
-    from fleetscope.exporters.gpu.simulation import ScheduledXid
+    from fleetscope.simulation.gpu import ScheduledXid
 
     simulation = Simulation(seed=1, xid_mean_interval=1e12, scheduled_xids=[ScheduledXid(after=5, gpu=0, code=154)])
     fake = FakeNvml(scaled_recording(1))

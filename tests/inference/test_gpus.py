@@ -6,10 +6,10 @@ from __future__ import annotations
 import pytest
 from prometheus_client.exposition import generate_latest
 
-from fleetscope.exporters.gpu.simulation import simulated_nvml
 from fleetscope.exporters.inference import InferenceMetrics
 from fleetscope.exporters.inference.gpus import GpuDeclarationError, visible_gpus
 from fleetscope.exporters.inference.prometheus import registry_for
+from fleetscope.simulation.gpu import simulated_nvml
 from tests.support.exposition import samples
 
 A, B = "GPU-5e1f0c3a-0000-4b7e-9a2c-0d3f6e8b0000", "GPU-5e1f0c3a-0001-4b7e-9a2c-0d3f6e8b0001"

@@ -15,8 +15,9 @@ from fleetscope.cli import main
 from fleetscope.dashboards import fleet as fleet_dashboard
 from fleetscope.dashboards import queries
 from fleetscope.dashboards.common import UIDS
-from fleetscope.localstack.prometheus import Prometheus, QueryError
+from fleetscope.localstack.prometheus import Prometheus
 from fleetscope.mixin.config import MonitoringConfig, NormalizationConfig
+from fleetscope.prometheus_api import QueryError
 from tests.support.engine_pages import EnginePages
 from tests.support.fleet_data import DRIFT_CONFIG, LlmTraffic, feed_drift_service
 

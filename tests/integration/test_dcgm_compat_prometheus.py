@@ -7,9 +7,9 @@ from __future__ import annotations
 import pytest
 
 from fleetscope.cli import build_parser
-from fleetscope.exporters.command import build
-from fleetscope.exporters.gpu.simulation import simulated_nvml
 from fleetscope.localstack.prometheus import Prometheus
+from fleetscope.simulation.gpu import simulated_nvml
+from fleetscope.simulation.node import build
 from tests.support.kubelet import encode_response, start_kubelet
 
 pytestmark = pytest.mark.integration
@@ -42,7 +42,7 @@ AUTOSCALING_QUERIES = (
 
 
 def test_nvidias_dashboard_and_autoscaling_queries_return_data(monkeypatch, prometheus, tmp_path):
-    from fleetscope.exporters.gpu import simulation
+    from fleetscope.simulation import gpu as simulation
 
     fake = simulated_nvml(gpus=4)
     monkeypatch.setattr(simulation, "simulated_nvml", lambda **kwargs: fake)

@@ -14,10 +14,10 @@ import yaml
 from fleetscope.cli import build_parser
 from fleetscope.exporters import catalog
 from fleetscope.exporters.catalog import gpu as gpu_catalog
-from fleetscope.exporters.command import build
-from fleetscope.exporters.gpu.fake import FakeMig
-from fleetscope.exporters.gpu.simulation import simulated_nvml
 from fleetscope.localstack.prometheus import Prometheus
+from fleetscope.simulation.gpu import simulated_nvml
+from fleetscope.simulation.node import build
+from fleetscope.simulation.nvml import FakeMig
 from tests.conftest import promtool_check_metrics
 from tests.support.exposition import samples, unserved
 from tests.support.inspector import coll, dump_v43, p2p
@@ -117,7 +117,7 @@ def _everything_supported():
 
 
 def test_every_cataloged_metric_appears_on_a_live_page(monkeypatch, tmp_path):
-    from fleetscope.exporters.gpu import simulation
+    from fleetscope.simulation import gpu as simulation
 
     fake = _everything_supported()
     monkeypatch.setattr(simulation, "simulated_nvml", lambda **kwargs: fake)
@@ -137,7 +137,7 @@ def test_every_cataloged_metric_appears_on_a_live_page(monkeypatch, tmp_path):
     inspector.mkdir()
     from types import SimpleNamespace
 
-    from fleetscope.exporters.nccl import simulation as nccl_simulation
+    from fleetscope.simulation import nccl as nccl_simulation
 
     # In place of the simulated job: records with every kind of line, written below.
     from tests.exporters.test_nccl_debuglog import LOG

@@ -18,12 +18,12 @@ from fleetscope.dashboards import fleet as fleet_dashboard
 from fleetscope.dashboards import queries
 from fleetscope.dashboards.common import UIDS
 from fleetscope.deploy import baremetal, fleet
-from fleetscope.exporters.fleet_simulation import Fault, SimulatedFleet
 from fleetscope.localstack.alertmanager import Alertmanager
 from fleetscope.localstack.prometheus import Prometheus
 from fleetscope.localstack.receiver import NotificationReceiver
 from fleetscope.localstack.victoriametrics import VictoriaMetrics, VmAlert
 from fleetscope.mixin.config import MonitoringConfig, from_mapping
+from fleetscope.simulation.fleet import Fault, SimulatedFleet
 
 pytestmark = pytest.mark.integration
 

@@ -9,10 +9,10 @@ import random
 import threading
 import time
 
-from fleetscope.exporters.gpu.simulation import simulated_nvml
 from fleetscope.exporters.inference import InferenceMetrics, visible_gpus
 from fleetscope.exporters.inference.prometheus import serve
 from fleetscope.localstack.process import free_port
+from fleetscope.simulation.gpu import simulated_nvml
 from tests.drift.support import call, outputs
 from tests.support.clock import Clock
 from tests.support.engine_pages import EnginePages, counter, gauge, histogram

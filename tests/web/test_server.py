@@ -15,8 +15,8 @@ import bcrypt
 import pytest
 
 from fleetscope.cli import build_parser
-from fleetscope.exporters.command import build
 from fleetscope.log import UserError
+from fleetscope.simulation.node import build
 from fleetscope.web import config as web_config
 from fleetscope.web.server import parse_listen_address
 from tests.support.exposition import value

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import pynvml
 
-from fleetscope.exporters.gpu.fake import FakeDevice, FakeNvml, load_recording
+from fleetscope.simulation.nvml import FakeDevice, FakeNvml, load_recording
 
 MiB = 1024 * 1024
 # (XID, weight, what it does to the memory error counters); see NVIDIA's XID catalog.

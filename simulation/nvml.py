@@ -4,13 +4,7 @@ Tests and --simulate substitute it for pynvml at the collector's boundary. Handl
 values and GPM requests are pynvml's own ctypes types; failures are pynvml.NVMLError with
 the codes real NVML returns, and can be injected per function, per GPU or for the library.
 
-Recording format (see recordings/): {"system": {function: value}, "devices": [device]},
-where a device is {"values": {key: value}, "fields": {key: value}, "mig": [device]}. A key
-is the function name, followed by "/ARG" for each argument after the handle, enum
-arguments by their pynvml constant name (nvmlDeviceGetClockInfo/NVML_CLOCK_SM); field keys
-are the field's constant name, "/SCOPE" for per-link fields. A value is what the call
-returns (a mapping for a struct) or {"error": "NVML_ERROR_..."}; a key the recording
-lacks answers NVML_ERROR_NOT_SUPPORTED, as the hardware would.
+It replays the format of exporters/gpu/recording.py, which exporters/gpu/recorder.py writes.
 """
 
 from __future__ import annotations
@@ -30,44 +24,13 @@ from typing import Any
 import pynvml
 
 from fleetscope.exporters.gpu import nvml
+from fleetscope.exporters.gpu.recording import FIELD_NAMES, GPM_METRIC_NAMES, recording_key
 
 H100_RECORDING = "h100-sxm5-80gb.json"
 
 
 def load_recording(name: str = H100_RECORDING) -> dict:
-    return json.loads(resources.files("fleetscope.exporters.gpu").joinpath("recordings", name).read_text())
-
-
-def _constant_names(prefix: str) -> dict[int, str]:
-    return {getattr(pynvml, n): n for n in dir(pynvml) if n.startswith(prefix) and isinstance(getattr(pynvml, n), int)}
-
-
-_CLOCKS = {pynvml.NVML_CLOCK_SM: "NVML_CLOCK_SM", pynvml.NVML_CLOCK_MEM: "NVML_CLOCK_MEM",
-           pynvml.NVML_CLOCK_GRAPHICS: "NVML_CLOCK_GRAPHICS", pynvml.NVML_CLOCK_VIDEO: "NVML_CLOCK_VIDEO"}
-# How recording keys name enum arguments: by their pynvml constant, per function.
-ARGUMENT_NAMES: dict[str, dict[int, str]] = {
-    "nvmlDeviceGetClockInfo": _CLOCKS,
-    "nvmlDeviceGetMaxClockInfo": _CLOCKS,
-    "nvmlDeviceGetTemperatureThreshold": _constant_names("NVML_TEMPERATURE_THRESHOLD_"),
-    "nvmlDeviceGetTemperature": {pynvml.NVML_TEMPERATURE_GPU: "NVML_TEMPERATURE_GPU"},
-    "nvmlDeviceGetPcieThroughput": {pynvml.NVML_PCIE_UTIL_TX_BYTES: "NVML_PCIE_UTIL_TX_BYTES",
-                                    pynvml.NVML_PCIE_UTIL_RX_BYTES: "NVML_PCIE_UTIL_RX_BYTES"},
-}
-GPM_METRIC_NAMES = _constant_names("NVML_GPM_METRIC_")
-
-
-def recording_key(function: str, args: tuple) -> str:
-    """'nvmlDeviceGetClockInfo/NVML_CLOCK_SM' for nvmlDeviceGetClockInfo(handle, NVML_CLOCK_SM)."""
-    names = ARGUMENT_NAMES.get(function, {})
-    return "/".join([function, *(names.get(arg, str(arg)) for arg in args)])
-
-
-# Every pynvml name of each field id, for recording keys. Some ids have several
-# (NVML_FI_DEV_PERF_POLICY_POWER is NVML_FI_DEV_CLOCKS_EVENT_REASON_SW_POWER_CAP).
-FIELD_NAMES: dict[int, list[str]] = {}
-for _name in dir(pynvml):
-    if _name.startswith("NVML_FI_DEV_") and isinstance(getattr(pynvml, _name), int):
-        FIELD_NAMES.setdefault(getattr(pynvml, _name), []).append(_name)
+    return json.loads(resources.files("fleetscope.simulation").joinpath("recordings", name).read_text())
 
 
 def _error(name: str) -> nvml.NVMLError:

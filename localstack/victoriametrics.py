@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from fleetscope.localstack.process import ManagedProcess, http_ok, require_binary, start_on_free_port
-from fleetscope.localstack.prometheus import QueryApi
+from fleetscope.prometheus_api import QueryApi
 
 
 class _Managed:

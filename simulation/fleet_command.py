@@ -9,8 +9,8 @@ import threading
 from pathlib import Path
 
 from fleetscope import durations, log
-from fleetscope.exporters.command import gpu_count
-from fleetscope.exporters.fleet_simulation import Fault, SimulatedFleet
+from fleetscope.simulation.fleet import Fault, SimulatedFleet
+from fleetscope.simulation.node import GPU_COUNT
 
 DESCRIPTION = ("Serve many simulated nodes (GPUs, fabric, an NCCL job each, as `fleetscope exporter --simulate` "
                "serves one) under one address at /CLUSTER/HOST/metrics, and write a Prometheus file_sd target "
@@ -26,7 +26,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="names of the simulated clusters")
     parser.add_argument("--nodes", dest="nodes_per_cluster", type=NODES, default=10, metavar="N",
                         help=f"nodes in each cluster ({NODES.range})")
-    parser.add_argument("--gpus", type=gpu_count, default=8, metavar="N", help=f"GPUs on each node ({gpu_count.range})")
+    parser.add_argument("--gpus", type=GPU_COUNT, default=8, metavar="N", help=f"GPUs on each node ({GPU_COUNT.range})")
     parser.add_argument("--refresh-interval", type=REFRESH_INTERVAL, default=15.0, metavar="DURATION",
                         help="how often each node's readings move on (set it to the scrape interval; "
                              f"{REFRESH_INTERVAL.range})")

@@ -36,9 +36,10 @@ from fleetscope.example.load import Load, instances
 from fleetscope.generated import write_all
 from fleetscope.localstack.alertmanager import Alertmanager
 from fleetscope.localstack.process import ManagedProcess, StartError, fleetscope_server
-from fleetscope.localstack.prometheus import Prometheus, QueryError
+from fleetscope.localstack.prometheus import Prometheus
 from fleetscope.localstack.receiver import Notification, NotificationReceiver
 from fleetscope.mixin.config import MonitoringConfig, from_mapping
+from fleetscope.prometheus_api import QueryError
 
 DESCRIPTION = __doc__.split("\n\n", 1)[1].strip() if __doc__ else ""
 MODEL = "iris"
@@ -259,8 +260,8 @@ class Demo:
 def _serving_gpus(hostname: str) -> list[str]:
     """The model server's flags declaring GPUs 0 and 1 of a simulated node, as a server off Kubernetes
     declares its own, so that the serving-efficiency rules join them to its predictions."""
-    from fleetscope.exporters.gpu.simulation import simulated_nvml
     from fleetscope.exporters.inference import visible_gpus
+    from fleetscope.simulation.gpu import simulated_nvml
 
     uuids = visible_gpus({"NVIDIA_VISIBLE_DEVICES": "0,1"}, simulated_nvml())
     return [f"--gpus={','.join(uuids)}", f"--gpus.hostname={hostname}"]

@@ -22,14 +22,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fleetscope.exporters.fabric.collector import FabricCollector
-from fleetscope.exporters.fabric.simulation import SimulatedFabric
 from fleetscope.exporters.gpu.collector import GpuCollector
-from fleetscope.exporters.gpu.simulation import ScheduledXid, simulated_nvml
 from fleetscope.exporters.nccl.collector import NcclCollector
-from fleetscope.exporters.nccl.simulation import SimulatedJob
 from fleetscope.exporters.registry import Collector, ExporterRegistry
 from fleetscope.exporters.scheduling import Cached
 from fleetscope.exporters.server import metrics_route
+from fleetscope.simulation.fabric import SimulatedFabric
+from fleetscope.simulation.gpu import ScheduledXid, simulated_nvml
+from fleetscope.simulation.nccl import SimulatedJob
 from fleetscope.web.server import ConnectionLimits, Route, WebServer
 
 EXPORTER_PORT = 9835  # the port a real node's exporter listens on: the `instance` each node is given
