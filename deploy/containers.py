@@ -10,7 +10,7 @@ from fleetscope.deploy.kubernetes import DRIFT_PORT, EXPORTER_PORT
 # Debian bookworm's Python 3.11, as the project is tested; the slim variant has no compilers.
 BASE = "python:3.11-slim-bookworm"
 USER = "65532:65532"  # distroless' "nonroot"; no account needed in /etc/passwd
-# What building the wheel reads: every folder pyproject.toml maps to a package (tests/deploy/test_containers.py checks).
+# What building the wheel reads: every folder pyproject.toml maps to a package (tests/deploy/test_deploy.py checks).
 SOURCES = ("pyproject.toml", "README.md", "fleetscope", "exporters", "drift", "mixin", "alerts", "dashboards", "deploy",
            "simulation", "localstack", "example")
 
