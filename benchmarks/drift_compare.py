@@ -5,10 +5,15 @@ columns, 6 categorical, 2 binary). The current frame drifts in some columns. For
   - evidently:        Report([DataDriftPreset()]).run(current, reference), as a user runs it;
   - compare():        fleetscope.drift.compare(reference, current), reference prepared in the call;
   - compare() warm:   the same against a PreparedReference, as the service runs every window.
-The script checks that every column's method, score (1e-6 relative) and decision agree, and
-reports the median of --repeat runs and the speedup ratios.
+The script checks that every column's method, score (1e-6 relative) and decision agree, counts
+the scores equal to the last bit, and reports the median of --repeat runs and the speedup ratios.
+Targets (issue 40): compare() at least 50x Evidently on both frames, 100x with a prepared reference.
+Then it measures the peak memory compare() allocates (tracemalloc, which sees numpy's arrays) on a
+window of --memory-rows rows x 20 numerical columns, reference prepared in the call and prepared
+before it, beyond the two frames themselves.
 
-    .venv/bin/python benchmarks/drift_compare.py [--rows 100000] [--repeat 3] [--json out.json]
+    .venv/bin/python benchmarks/drift_compare.py [--rows 100000] [--repeat 3] [--memory-rows 1000000]
+                                                 [--workers N] [--json out.json]
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import json
 import math
 import statistics
 import time
+import tracemalloc
 
 import numpy as np
 import pandas as pd
@@ -60,40 +66,76 @@ def timed(function, repeat: int) -> tuple[float, object]:
     return statistics.median(times), result
 
 
-def check_same(ours, theirs: dict) -> int:
+def check_same(ours, theirs: dict) -> tuple[int, int, float]:
+    """Columns, columns whose score equals Evidently's to the last bit, and the largest relative difference."""
+    exact, worst = 0, 0.0
     for name, (method, score, _, drifted) in theirs["columns"].items():
         mine = ours.columns[name]
         assert mine.method == method and mine.drifted == drifted, (name, mine, method, drifted)
         assert math.isclose(mine.score, score, rel_tol=1e-6, abs_tol=1e-300), (name, mine.score, score)
+        exact += int(mine.score == score)
+        worst = max(worst, abs(mine.score - score) / abs(score) if score else abs(mine.score))
     assert math.isclose(ours.drifted_share, theirs["share"])
-    return len(theirs["columns"])
+    return len(theirs["columns"]), exact, worst
+
+
+def peak_mib(function) -> float:
+    """The most memory, in MiB, that function() held at once beyond what was allocated before the call."""
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        function()
+        return (tracemalloc.get_traced_memory()[1] - before) / 2**20
+    finally:
+        tracemalloc.stop()
+
+
+def memory(rows: int, workers: int | None) -> dict:
+    reference, current = numeric_frames(rows)
+    prepared = PreparedReference(reference, column_kinds(current), workers=workers)
+    frames_mib = float(reference.memory_usage().sum() + current.memory_usage().sum()) / 2**20
+    row = {"rows": rows, "columns": 20, "frames_mib": frames_mib,
+           "prepared_reference_mib": peak_mib(lambda: PreparedReference(reference, column_kinds(current),
+                                                                        workers=workers)),
+           "compare_peak_mib": peak_mib(lambda: compare(reference, current, workers=workers)),
+           "compare_prepared_peak_mib": peak_mib(lambda: compare(prepared, current, workers=workers))}
+    print(f"memory, {rows} rows x 20 columns (frames {row['frames_mib']:.0f} MiB): compare() peak "
+          f"{row['compare_peak_mib']:.0f} MiB beyond the frames, against a prepared reference "
+          f"{row['compare_prepared_peak_mib']:.0f} MiB (the prepared reference holds "
+          f"{row['prepared_reference_mib']:.0f} MiB)")
+    return row
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--memory-rows", type=int, default=1_000_000, help="0 skips the memory measurement")
+    parser.add_argument("--workers", type=int, help="compare()'s threads (default: one per CPU)")
     parser.add_argument("--json", help="write the rows here too")
     args = parser.parse_args()
     results = []
     for name, make in (("numeric 20 columns", numeric_frames), ("mixed 20 columns", mixed_frames)):
         reference, current = make(args.rows)
         evidently_seconds, snapshot = timed(functools.partial(evidently_snapshot, reference, current), args.repeat)
-        cold_seconds, ours = timed(functools.partial(compare, reference, current), args.repeat)
-        prepared = PreparedReference(reference, column_kinds(current))
-        warm_seconds, warm = timed(functools.partial(compare, prepared, current), args.repeat)
+        cold_seconds, ours = timed(functools.partial(compare, reference, current, workers=args.workers), args.repeat)
+        prepared = PreparedReference(reference, column_kinds(current), workers=args.workers)
+        warm_seconds, warm = timed(functools.partial(compare, prepared, current, workers=args.workers), args.repeat)
         theirs = evidently_numbers(snapshot)
-        columns = check_same(ours, theirs)
-        check_same(warm, theirs)
+        columns, exact, worst = check_same(ours, theirs)
+        assert check_same(warm, theirs) == (columns, exact, worst)
         row = {"frame": name, "rows": args.rows, "columns": columns,
                "methods": sorted({drift.method for drift in ours.columns.values()}),
                "evidently_s": evidently_seconds, "compare_s": cold_seconds, "compare_prepared_s": warm_seconds,
                "speedup": evidently_seconds / cold_seconds, "speedup_prepared": evidently_seconds / warm_seconds,
-               "same_values": True}
+               "same_values": True, "same_bits": exact, "largest_relative_difference": worst}
         results.append(row)
         print(f"{name:20} {args.rows} rows: evidently {evidently_seconds:.3f}s  compare() {cold_seconds:.3f}s "
               f"({row['speedup']:.0f}x)  prepared reference {warm_seconds:.3f}s ({row['speedup_prepared']:.0f}x)  "
-              f"methods {','.join(row['methods'])}; all {columns} columns equal")
+              f"methods {','.join(row['methods'])}; all {columns} columns equal ({exact} to the last bit, "
+              f"the rest within {worst:.0e})")
+    if args.memory_rows:
+        results.append(memory(args.memory_rows, args.workers))
     if args.json:
         with open(args.json, "w") as out:
             json.dump(results, out, indent=2)

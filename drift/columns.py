@@ -47,15 +47,27 @@ def infer_kind_and_counts(column: pd.Series) -> tuple[ColumnKind, pd.Series | No
     if dtype in ("string", "str"):
         return _strings_kind(column)
     if dtype == "object":
-        present = column.dropna()
-        if present.count() == 0:
-            return ColumnKind.OTHER, None
-        if isinstance(present.iloc[0], str) and isinstance(present.iloc[-1], str):
+        ends = _first_and_last_present(column)
+        if ends is not None and isinstance(ends[0], str) and isinstance(ends[1], str):
             return _strings_kind(column)
         return ColumnKind.OTHER, None
     if dtype in ("bool", "category"):
         return ColumnKind.CATEGORICAL, None
     return ColumnKind.OTHER, None
+
+
+def _first_and_last_present(column: pd.Series) -> tuple[object, object] | None:
+    """column.dropna().iloc[[0, -1]], None when nothing is present, without the two passes over every value
+    that dropping NaN takes where the first and last values are present (almost always)."""
+    values = column.to_numpy()
+    if len(values) and not _missing(values[0]) and not _missing(values[-1]):
+        return values[0], values[-1]
+    present = values[pd.notna(values)]
+    return (present[0], present[-1]) if len(present) else None
+
+
+def _missing(value: object) -> bool:
+    return bool(pd.api.types.is_scalar(value) and pd.isna(value))
 
 
 def _strings_kind(column: pd.Series) -> tuple[ColumnKind, pd.Series]:

@@ -3,7 +3,10 @@ DataDriftPreset computes it, with the reference prepared once and reusable."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import os
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TypeVar
 
@@ -61,14 +64,15 @@ class DriftResult:
 class PreparedReference:
     """A reference data set with every column cleaned, sorted and counted once."""
 
-    def __init__(self, reference: pd.DataFrame, kinds: Mapping[str, ColumnKind]) -> None:
+    def __init__(self, reference: pd.DataFrame, kinds: Mapping[str, ColumnKind], workers: int | None = None) -> None:
         self.rows = len(reference)
         self.kinds = dict(kinds)
-        self.columns: dict[str, PreparedColumn] = {}
-        for name, kind in self.kinds.items():
+        for name in self.kinds:
             if name not in reference.columns:
                 raise ValueError(f"column {name!r} is not in the reference data")
-            self.columns[name] = PreparedColumn(reference[name], kind)
+        names = list(self.kinds)
+        prepared = for_each_column(lambda name: PreparedColumn(reference[name], self.kinds[name]), names, workers)
+        self.columns: dict[str, PreparedColumn] = dict(zip(names, prepared, strict=True))
 
 
 def column_kinds(current: pd.DataFrame, numerical: Iterable[str] | None = None,
@@ -98,34 +102,84 @@ def compare(reference: pd.DataFrame | PreparedReference, current: pd.DataFrame,
             numerical: Iterable[str] | None = None, categorical: Iterable[str] | None = None,
             methods: Mapping[str, str] | str | None = None,
             thresholds: Mapping[str, float] | float | None = None,
-            drift_share: float = 0.5) -> DriftResult:
+            drift_share: float = 0.5, workers: int | None = None) -> DriftResult:
     """Drift of each column of `current` against `reference`.
 
     With no `numerical`/`categorical` lists the kinds are inferred from `current`, as
     Evidently does. `methods` and `thresholds` are one value for every column or a mapping
     by column; columns not named get Evidently's default method and its default threshold.
-    Pass a PreparedReference to reuse the reference's preparation across calls.
+    Pass a PreparedReference to reuse the reference's preparation across calls. Columns are
+    compared in `workers` threads (default: one per CPU, at most one per column; 1 compares
+    them in this thread); the result does not depend on how many.
     """
     counted: dict[str, pd.Series] = {}  # value counts that inferring kinds made anyway
     if isinstance(reference, PreparedReference):
-        prepared = reference
-        kinds = prepared.kinds
+        kinds = reference.kinds
     elif numerical or categorical:
-        kinds, prepared = column_kinds(current, numerical, categorical), None
+        kinds = column_kinds(current, numerical, categorical)
     else:
-        (kinds, counted), prepared = _infer(current), None
+        kinds, counted = _infer(current)
     skipped = {name: skip_reason(kind) for name, kind in kinds.items() if kind not in COMPARABLE}
     kinds = {name: kind for name, kind in kinds.items() if kind in COMPARABLE}
     for name in kinds:
         if name not in current.columns:
             raise ValueError(f"column {name!r} is not in the current data")
-    if prepared is None:
-        prepared = PreparedReference(reference, kinds)
+        if isinstance(reference, pd.DataFrame) and name not in reference.columns:
+            raise ValueError(f"column {name!r} is not in the reference data")
 
-    drifts = [_column_drift(name, prepared.columns[name], PreparedColumn(current[name], kind, counted.get(name)),
-                            per_column(methods, name), per_column(thresholds, name))
-              for name, kind in kinds.items()]
+    def drift_of(name: str) -> ColumnDrift:
+        return _column_drift(name, _reference_column(reference, name, kinds[name]),
+                             PreparedColumn(current[name], kinds[name], counted.get(name)),
+                             per_column(methods, name), per_column(thresholds, name))
+
+    drifts = for_each_column(drift_of, list(kinds), workers)
     return DriftResult({drift.column: drift for drift in drifts}, drift_share, skipped)
+
+
+def _reference_column(reference: pd.DataFrame | PreparedReference, name: str, kind: ColumnKind) -> PreparedColumn:
+    if isinstance(reference, PreparedReference):
+        return reference.columns[name]
+    # Prepared where it is compared, so that a window's columns are not all held sorted at once.
+    return PreparedColumn(reference[name], kind)
+
+
+R = TypeVar("R")
+
+
+def for_each_column(work: Callable[[str], R], names: list[str], workers: int | None = None) -> list[R]:
+    """work(name) for each column, in the columns' order, in up to `workers` threads.
+
+    The tests spend their time in numpy's sorts and searches, which release the GIL, so
+    threads share the CPUs. The first column to fail, in the columns' order, raises, named.
+    """
+    count = min(len(names), os.cpu_count() or 1) if workers is None else min(len(names), workers)
+    if count <= 1:
+        return [_named(work, name) for name in names]
+    pool = ThreadPoolExecutor(max_workers=count, thread_name_prefix="fleetscope-compare")
+    try:
+        futures = [pool.submit(_named, work, name) for name in names]
+        return [future.result() for future in futures]
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _named(work: Callable[[str], R], name: str) -> R:
+    with _about_column(name):
+        return work(name)
+
+
+@contextmanager
+def _about_column(name: str) -> Iterator[None]:
+    """Errors name the column they come from: a plain ValueError (a user's) in its message, others in a note."""
+    try:
+        yield
+    except Exception as error:
+        if repr(name) in str(error):
+            raise
+        if type(error) is ValueError:
+            raise ValueError(f"column {name!r}: {error}") from error
+        error.add_note(f"while comparing column {name!r}")
+        raise
 
 
 def skip_reason(kind: ColumnKind) -> str:

@@ -22,10 +22,9 @@ class PreparedColumn:
     def __init__(self, column: pd.Series, kind: ColumnKind, value_counts: pd.Series | None = None) -> None:
         self.kind = kind
         if kind is ColumnKind.NUMERICAL:
-            self.series = clean(column)
-            if not pd.api.types.is_numeric_dtype(self.series):
-                raise ValueError(f"column {column.name!r} should contain numerical values only")
-            self.sorted = np.sort(self.series.to_numpy(dtype=np.float64))
+            self._column = column
+            self.cleaned = numerical_values(column)
+            self.sorted = np.sort(self.cleaned)
             self.size = len(self.sorted)
         else:
             # Counting drops NaN and None itself; infinities, which Evidently also drops, are
@@ -36,6 +35,11 @@ class PreparedColumn:
             self.counts = {value: count for value, count in value_counts.items()
                            if count and not _is_infinite(value)}
             self.size = sum(self.counts.values())
+
+    @cached_property
+    def series(self) -> pd.Series:
+        """The cleaned column in its own dtype and order, for the tests that read the rows as Evidently passes them."""
+        return clean(self._column)
 
     @cached_property
     def unique_count(self) -> int:
@@ -55,7 +59,8 @@ class PreparedColumn:
 
     @cached_property
     def std(self) -> float:
-        return float(np.std(self.sorted))
+        # In the rows' own order, as Evidently's np.std(series) sums them: the same bits.
+        return float(np.std(self.cleaned))
 
     @property
     def low(self) -> float:
@@ -75,6 +80,19 @@ class PreparedColumn:
         cumulative = np.concatenate((self.sorted.searchsorted(edges[:-1], "left"),
                                      self.sorted.searchsorted(edges[-1:], "right")))
         return np.diff(cumulative)
+
+
+def numerical_values(column: pd.Series) -> np.ndarray:
+    """The column's finite values as float64, in their order: a view of a float64 column that holds no NaN or
+    infinity, one copy when it does."""
+    if column.dtype == np.float64:
+        values = column.to_numpy(copy=False)
+        finite = np.isfinite(values)
+        return values if finite.all() else values[finite]
+    cleaned = clean(column)
+    if not pd.api.types.is_numeric_dtype(cleaned):
+        raise ValueError(f"column {column.name!r} should contain numerical values only")
+    return cleaned.to_numpy(dtype=np.float64)
 
 
 def _is_infinite(value: object) -> bool:
