@@ -23,9 +23,12 @@ def drift_alerts(config: MonitoringConfig) -> list[Alert]:
               description=f"{_MODEL} has drifted for {d.detected_for}: {{{{ $value | humanizePercentage }}}} of its "
                           "columns differ from the reference window, past the model's drift share. The drift report "
                           "shows which columns and how."),
+        # A column whose decision is uncertain (a model fed profiles, its score's error bound straddling the
+        # threshold) does not alert; `unless` keeps the alert for a service too old to say.
         Alert("FleetscopeModelColumnDrift",
               f"{drift.SCORE.select(s)}\nand on (cluster, job, instance, model, column, segment)\n"
-              f"({drift.DETECTED.select(s)} == 1)", "info", for_=d.column_detected_for,
+              f"({drift.DETECTED.select(s)} == 1)\nunless on (cluster, job, instance, model, column, segment)\n"
+              f"({drift.DECISION_CERTAIN.select(s)} == 0)", "info", for_=d.column_detected_for,
               summary="Column {{ $labels.column }} of {{ $labels.model }} has drifted",
               description=f"{_MODEL}: column {{{{ $labels.column }}}} has differed from the reference for "
                           f"{d.column_detected_for} ({{{{ $labels.method }}}} score "

@@ -8,6 +8,11 @@ under 1,000 reference rows, wasserstein and jensenshannon above). Columns are co
 service compares them, so that one a profile cannot score (chisquare on a current of more than 1,000
 categories) is counted as refused and leaves the others.
 
+Then the bound each approximate default method states, over its default threshold, per distribution at 10^4 rows
+and more (the reference profiled whole, the current by 4 replicas and merged), with the worst of 12 seeds; and the
+bytes of one replica's profile of one numerical column per interval, without the logarithmic buckets (format
+version 1, as before) and with them.
+
     .venv/bin/python benchmarks/profile_accuracy.py [--repeat 3] [--json out.json]
 """
 
@@ -24,7 +29,7 @@ import pandas as pd
 
 from fleetscope.drift import compare, compare_profiles
 from fleetscope.drift.profile_comparison import ProfileMethodError
-from fleetscope.drift.profiles import Profile, merge_all, profile
+from fleetscope.drift.profiles import Profile, encode, merge_all, profile
 
 NUMERICAL = {
     "normal": lambda rng, n, shift: rng.normal(shift, 1, n),
@@ -45,6 +50,55 @@ def data_set(rng: np.random.Generator, rows: int, shift: float) -> pd.DataFrame:
     tail = 1.3 + shift / 2
     columns["token"] = [f"t{v}" for v in rng.zipf(tail, rows)]
     return pd.DataFrame(columns)
+
+
+BOUND_CASES = {  # name: (draw, shift): the four columns of issue 40 first
+    "normal, no drift": (lambda rng, n, s: rng.normal(s, 1, n), 0.0),
+    "log-normal latency, no drift": (lambda rng, n, s: rng.lognormal(3 + s, 1.5, n), 0.0),
+    "normal, small shift": (lambda rng, n, s: rng.normal(s, 1, n), 0.18),
+    "Pareto tail": (lambda rng, n, s: rng.pareto(1.5, n) + 1 + s, 0.0),
+    "normal far from 0": (lambda rng, n, s: rng.normal(1000 + s, 1, n), 0.0),
+    "Pareto, alpha 3": (lambda rng, n, s: rng.pareto(3, n) + 1 + s, 0.0),
+    "mixture": (lambda rng, n, s: np.where(rng.random(n) < 0.9, rng.normal(s, 1, n), rng.normal(8, 3, n)), 0.0),
+    "many ties (0.01 steps)": (lambda rng, n, s: np.round(rng.lognormal(2 + s, 1, n), 2), 0.0),
+}
+
+
+def bounds_table(seeds: int = 12) -> dict:
+    """Per distribution and size: the widest bound / threshold over the seeds, and whether every score lay within."""
+    table: dict = {}
+    print(f"\n{'distribution':<30}{'rows':>10}{'method':>13}{'bound/threshold':>17}{'held':>6}")
+    for name, (draw, shift) in BOUND_CASES.items():
+        for rows in (10_000, 60_000, 1_000_000):
+            widest, held, method = 0.0, True, ""
+            for seed in range(seeds if rows < 1_000_000 else 2):
+                rng = np.random.default_rng(seed)
+                reference = pd.DataFrame({"x": draw(rng, rows, 0.0)})
+                current = pd.DataFrame({"x": draw(rng, rows, shift)})
+                truth = compare(reference, current, numerical=["x"]).columns["x"]
+                merged = merge_all(profile(part, ["x"], sample_rows=0) for part in np.array_split(current, 4))
+                found = compare_profiles(profile(reference, ["x"], sample_rows=0), merged).columns["x"]
+                method = found.method
+                widest = max(widest, found.error_bound / found.threshold)
+                held = held and abs(found.score - truth.score) <= found.error_bound
+            table[f"{name} @ {rows}"] = {"method": method, "bound_over_threshold": widest, "held": held}
+            print(f"{name:<30}{rows:>10}{method:>13}{widest:>17.3f}{'yes' if held else 'NO':>6}")
+    return table
+
+
+def bytes_table() -> dict:
+    """Bytes of one replica's profile of one numerical column (log-normal), per interval size."""
+    table = {}
+    print(f"\n{'rows a replica-interval':<26}{'before (v1)':>12}{'after (v2)':>12}{'ratio':>8}")
+    for rows in (60, 600, 6_000, 60_000):
+        built = profile(pd.DataFrame({"x": np.random.default_rng(rows).lognormal(3, 1.5, rows)}), ["x"],
+                        sample_rows=0)
+        after = len(encode(built))
+        built.columns["x"].buckets = None
+        before = len(encode(built))
+        table[rows] = {"before": before, "after": after}
+        print(f"{rows:<26}{before:>12}{after:>12}{after / before:>8.2f}")
+    return table
 
 
 def main() -> None:
@@ -95,8 +149,9 @@ def main() -> None:
               f"{found['worst_error']:>14.3g}"
               f"{found['widest_bound']:>14.3g}{found['worst_error_over_bound']:>13.3f}"
               f"{found['decisions_differing']:>10} ({found['decisions_differing_outside_bound']} outside)")
+    bounds, sizes = bounds_table(), bytes_table()
     if args.json:
-        args.json.write_text(json.dumps(table, indent=2) + "\n")
+        args.json.write_text(json.dumps({"methods": table, "bounds": bounds, "bytes": sizes}, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -58,12 +58,15 @@ def build(config: MonitoringConfig | None = None) -> dict:
                                                  "below 1 is drift for p-values.", "none",
                          Query(f"{m(drift.SCORE, by_column)} / {m(drift.THRESHOLD, by_column)}",
                                "{{model}} {{column}} ({{method}})")),
-        table_panel("Latest verdict per column", "Each column's latest method, score, threshold and verdict "
-                                                 "(1 drifted).", "none",
+        table_panel("Latest verdict per column", "Each column's latest method, score, threshold, verdict "
+                                                 "(1 drifted) and whether it is certain (a model fed profiles: "
+                                                 "the score's error bound does not straddle the threshold).", "none",
                     Query(f"max by ({VERDICT_COLUMNS}) ({m(drift.SCORE, by_column)})", "score"),
                     Query(f"max by ({VERDICT_COLUMNS}) ({m(drift.THRESHOLD, by_column)})", "threshold"),
                     Query(f"max by (model, column) ({m(drift.DETECTED, by_column)})", "drifted"),
-                    columns=VERDICT_COLUMNS.split(", "), mappings={"drifted": {"0": "no", "1": "drifted"}},
+                    Query(f"max by (model, column) ({m(drift.DECISION_CERTAIN, by_column)})", "certain"),
+                    columns=VERDICT_COLUMNS.split(", "), mappings={"drifted": {"0": "no", "1": "drifted"},
+                                                                   "certain": {"0": "uncertain", "1": "certain"}},
                     width=24, links=[("Drift report", REPORT)]),
     ])
     per_column = model + ',column=~"$column"'
@@ -85,8 +88,13 @@ def build(config: MonitoringConfig | None = None) -> dict:
         timeseries_panel("Score error bound", "For models fed profiles: the bound on each column's score where it "
                                               "comes from sketches (0 where exact). The verdict is certain where "
                                               "|score - threshold| exceeds it.", "none",
-                         Query(m(drift.SCORE_ERROR_BOUND, by_column), "{{model}} {{column}} ({{method}})"),
-                         width=24),
+                         Query(m(drift.SCORE_ERROR_BOUND, by_column), "{{model}} {{column}} ({{method}})")),
+        timeseries_panel("Uncertain decisions", "For models fed profiles: the share of each model's columns whose "
+                                                "drift decision is uncertain (the score's error bound straddles the "
+                                                "threshold). They do not count toward the dataset's drift unless "
+                                                "the model's uncertain_columns is count, and do not alert.",
+                         "percentunit", Query(m(drift.UNCERTAIN_SHARE, whole), "{{model}}"), min=0, max=1,
+                         thresholds=[(0.25, "orange")]),
     ])
     measure = model + ',metric=~"$metric"'
     overall = whole + ',class="",metric=~"$metric"'  # the model's figures, not one class's

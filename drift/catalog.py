@@ -33,8 +33,20 @@ SCORE_ERROR_BOUND = _drift(
 DETECTED = _drift(
     "detected", "gauge", "1 when the latest evaluation found the column drifted, else 0.",
     "model", "column", segmented=True)
+DECISION_CERTAIN = _drift(
+    "decision_certainty_state", "gauge",
+    "1 when the column's latest drift decision is certain: its score is exact, or its error bound (a model fed "
+    "profiles) does not reach the threshold; 0 when the bound straddles it and the decision could go either way.",
+    "model", "column", segmented=True)
+UNCERTAIN_SHARE = _drift(
+    "uncertain_ratio", "gauge",
+    "Share of the model's compared columns whose latest drift decision is uncertain (the score's error bound "
+    "straddles the threshold); by default they do not count toward the dataset's drift (uncertain_columns).",
+    "model", segmented=True)
 SHARE = _drift(
-    "share_ratio", "gauge", "Share of the model's columns found drifted in the latest evaluation.",
+    "share_ratio", "gauge",
+    "Share of the model's columns found drifted in the latest evaluation (for a model fed profiles, by default "
+    "only those whose decision is certain).",
     "model", segmented=True)
 DATASET_DETECTED = _drift(
     "dataset_detected", "gauge",
@@ -175,7 +187,8 @@ LAST_LABEL = _model(
 MODEL_QUALITY_METRICS = (QUALITY, QUALITY_ESTIMATED, QUALITY_ESTIMATED_BOUND, CONFUSION, LABEL_COVERAGE,
                          QUALITY_WINDOW_ROWS, LABELS, LABEL_DELAY, LAST_LABEL)
 
-SERVICE_METRICS = (SCORE, SCORE_ERROR_BOUND, THRESHOLD, DETECTED, SHARE, DATASET_DETECTED, WINDOW_ROWS,
+SERVICE_METRICS = (SCORE, SCORE_ERROR_BOUND, THRESHOLD, DETECTED, DECISION_CERTAIN, UNCERTAIN_SHARE,
+                   SHARE, DATASET_DETECTED, WINDOW_ROWS,
                    ROWS_ACCEPTED, PROFILES_ACCEPTED, ROWS_REJECTED, BATCHES_REJECTED, ROWS_REFUSED_BY_COLUMN,
                    MISSING, NEW_CATEGORIES, OUT_OF_RANGE, EVALUATIONS, LAST_EVALUATION, EVALUATION_DURATION, MODELS,
                    STORE_SIZE, PROFILE_INTERVALS_UNUSABLE, SERIES_LIMIT, SERIES_DROPPED, STORAGE_LIMIT, STORAGE_USED,
@@ -185,9 +198,10 @@ CLIENT_ROWS_SENT = _drift(
     "client_rows_sent_total", "counter", "Output rows the drift client delivered to the drift service.", "model")
 CLIENT_ROWS_DROPPED = _drift(
     "client_rows_dropped_total", "counter",
-    "Output rows the drift client dropped, by reason (queue_full, rejected, retries_exhausted, closed, and "
-    "storage_full: the service's store was full and they could not wait, the queue being full, the client closing "
-    "or their profile's interval too old).",
+    "Output rows the drift client dropped, by reason (queue_full, retries_exhausted, closed; storage_full: the "
+    "service's store was full and they could not wait, the queue being full, the client closing or their profile's "
+    "interval too old; the service's own reason where it refused them, such as unknown_model or schema, or rejected "
+    "where it gave none).",
     "model", "reason")
 CLIENT_QUEUE_ROWS = _drift(
     "client_queue_rows", "gauge", "Output rows waiting in the drift client's queue.", "model")

@@ -7,10 +7,17 @@ What a profile can give, per test:
   EXACT_DISTINCT distinct values; up to EXPAND_LIMIT rows the values are rebuilt and the row-mode test runs;
   past it the count-based tests, Wasserstein and KS run on the counts themselves). t_test is exact from the
   profile's moments however many rows there are.
-- Approximate, with a bound, from a numerical column's KLL sketch (rank error e at 99% confidence):
-  * wasserstein: |F - F_sketch| <= e everywhere, and both are exact outside [min, max], so the distance
-    moves by at most e_ref * (max - min)_ref + e_cur * (max - min)_cur; divided by the reference's exact
-    standard deviation as the score is.
+- Approximate, with a bound, from a numerical column's KLL sketch (rank error e at 99% confidence: DataSketches'
+  single-sided normalized rank error for the sketch's k, over all ranks) and its logarithmic buckets' exact
+  counts (fleetscope.drift.log_buckets; profiles of format version 2):
+  * wasserstein: W1 = integral of |F_ref - F_cur| dx. On each side the true F lies, at every x, between a lower
+    and an upper bound L(x) <= F(x) <= U(x): the sketch's rank at x -/+ e, the buckets wholly at or below x and
+    those starting at or below x, 0 below the exact minimum and 1 from the exact maximum. The score integrates
+    the midpoints (L + U) / 2, each within (U - L) / 2 of F, so the distance moves by at most the integral of
+    (U - L) / 2 over both sides (the triangle inequality), divided by the reference's exact standard deviation
+    as the score is. The sketch bounds F where values lie close together (far from 0 relative to their spread),
+    the buckets where they lie far apart (tails): the bound is narrow for both. A side without buckets (format
+    version 1) is bounded by its sketch alone, e (max - min).
   * ks: the statistic D moves by at most e_ref + e_cur; the p-value is computed as scipy's ks_2samp
     computes it for D, and its bound is how far it moves over that range of D. A sketch's KS p-value is
     not to be trusted on large samples (whylogs #684): with many rows the p-value's sensitivity to D is
@@ -31,7 +38,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 
 import datasketches
@@ -41,7 +48,7 @@ from scipy import stats
 from scipy.spatial import distance
 from scipy.stats import _stats_py
 
-from fleetscope.drift import stattests
+from fleetscope.drift import log_buckets, stattests
 from fleetscope.drift.columns import ColumnKind
 from fleetscope.drift.comparison import COMPARABLE, ColumnDrift, DriftResult, per_column, skip_reason
 from fleetscope.drift.prepared import PreparedColumn
@@ -74,6 +81,7 @@ class NumericalSide:
     exact_counts: bool
     mean: float
     kind: ColumnKind = ColumnKind.NUMERICAL
+    buckets: log_buckets.LogBuckets | None = None  # exact counts in logarithmic buckets, where the profile has them
 
     @property
     def exact(self) -> bool:
@@ -102,6 +110,27 @@ class NumericalSide:
         index = self.values.searchsorted(at, "right")
         return np.where(index > 0, self.cumulative[np.maximum(index - 1, 0)], 0) / self.size
 
+    def breakpoints(self) -> np.ndarray:
+        """Where the bounds on this side's F may change: its values, its buckets' edges, its minimum and maximum."""
+        found = [self.values, np.array([self.low, self.high])]
+        if not self.exact and self.buckets is not None:
+            found.append(log_buckets.breakpoints(self.buckets))
+        return np.concatenate(found)
+
+    def cdf_bounds(self, at: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Lower and upper bounds on the share of values <= x, for x anywhere from each point of `at` (sorted, and
+        holding every breakpoint()) to the next."""
+        estimate = self.cdf(at)
+        if self.exact:
+            return estimate, estimate
+        lower, upper = estimate - self.rank_error, estimate + self.rank_error
+        if self.buckets is not None:
+            below, started = log_buckets.bounds(self.buckets, at)
+            lower, upper = np.maximum(lower, below / self.size), np.minimum(upper, started / self.size)
+        lower = np.where(at >= self.high, 1.0, np.clip(lower, 0.0, 1.0))
+        upper = np.where(at < self.low, 0.0, np.clip(upper, 0.0, 1.0))
+        return lower, np.maximum(upper, lower)
+
     def histogram(self, edges: np.ndarray) -> np.ndarray:
         below = np.concatenate((self.values.searchsorted(edges[:-1], "left"),
                                 self.values.searchsorted(edges[-1:], "right")))
@@ -122,10 +151,18 @@ def numerical_side(name: str, column: ColumnProfile) -> NumericalSide:
         rank_error = 0.0
     else:
         values, weights = sketch_view(column.sketch)
-        rank_error = (datasketches.kll_doubles_sketch.get_normalized_rank_error(column.sketch.k, True)
-                      if column.sketch.is_estimation_mode() else 0.0)
+        rank_error = rank_error_of(column.sketch)
     return NumericalSide(values, weights, column.rows, column.std, column.minimum, column.maximum, rank_error,
-                         exact_counts=column.counts is not None, mean=column.mean)
+                         exact_counts=column.counts is not None, mean=column.mean, buckets=column.buckets)
+
+
+def rank_error_of(sketch: datasketches.kll_doubles_sketch) -> float:
+    """The sketch's rank error at 99% confidence over all ranks: DataSketches' single-sided normalized rank error
+    for the smallest k merged into it (what a rank, the share of values <= x, may be off by), 0 while it holds
+    every value."""
+    if not sketch.is_estimation_mode():
+        return 0.0
+    return float(sketch.normalized_rank_error(False))
 
 
 def sketch_view(sketch: datasketches.kll_doubles_sketch) -> tuple[np.ndarray, np.ndarray]:
@@ -180,13 +217,35 @@ def categorical_side(name: str, column: ColumnProfile) -> CategoricalSide:
 Side = NumericalSide | CategoricalSide
 
 
+@dataclass(frozen=True)
+class ProfileDriftResult(DriftResult):
+    """A comparison of profiles: its dataset decision counts a drifted column only where that column's decision is
+    certain (ColumnDrift.decided: the score's error bound does not straddle the threshold), unless count_uncertain.
+    An uncertain column counts as not drifted: the dataset is found drifted on what is known."""
+
+    count_uncertain: bool = field(default=False)
+
+    @property
+    def uncertain_count(self) -> int:
+        return sum(not drift.decided for drift in self.columns.values())
+
+    @property
+    def uncertain_share(self) -> float:
+        return self.uncertain_count / len(self.columns) if self.columns else 0.0
+
+    @property
+    def drifted_count(self) -> int:
+        return sum(drift.drifted and (self.count_uncertain or drift.decided) for drift in self.columns.values())
+
+
 def compare_profiles(reference: Profile, current: Profile, methods: Mapping[str, str] | str | None = None,
                      thresholds: Mapping[str, float] | float | None = None,
-                     drift_share: float = 0.5) -> DriftResult:
+                     drift_share: float = 0.5, count_uncertain: bool = False) -> ProfileDriftResult:
     """Drift of each column of `current` against `reference`, as compare() would find it on their rows.
 
     Kinds are inferred from the current profile as compare() infers them from the current rows, or taken
-    as declared when the profiles were built. Each column carries .approximate and .error_bound.
+    as declared when the profiles were built. Each column carries .approximate, .error_bound and .decided (whether
+    its decision is certain); the dataset's decision counts certain columns only, unless count_uncertain.
     """
     kinds = {name: column.kind() for name, column in current.columns.items()}
     skipped = {name: skip_reason(kind) for name, kind in kinds.items() if kind not in COMPARABLE}
@@ -205,7 +264,7 @@ def compare_profiles(reference: Profile, current: Profile, methods: Mapping[str,
                  for profile_ in (reference, current)]
         drifts.append(_column_drift(name, sides[0], sides[1], per_column(methods, name),
                                     per_column(thresholds, name)))
-    return DriftResult({drift.column: drift for drift in drifts}, drift_share, skipped)
+    return ProfileDriftResult({drift.column: drift for drift in drifts}, drift_share, skipped, count_uncertain)
 
 
 def _column_drift(name: str, reference: Side, current: Side, method: str | None,
@@ -264,11 +323,16 @@ def _refusal(reference: NumericalSide, current: NumericalSide) -> str:
 
 
 def _wasserstein(reference: NumericalSide, current: NumericalSide) -> tuple[float, float]:
+    """W1 from the midpoints of each side's bounds on F, and the bound on its error (the module's docstring)."""
     scale = max(reference.std, 0.001)
-    distance_ = stats.wasserstein_distance(reference.values, current.values, reference.weights, current.weights)
-    bound = (reference.rank_error * (reference.high - reference.low)
-             + current.rank_error * (current.high - current.low)) / scale
-    return float(distance_) / scale, float(bound)
+    at = np.unique(np.concatenate((reference.breakpoints(), current.breakpoints())))
+    at = at[(at >= min(reference.low, current.low)) & (at <= max(reference.high, current.high))]
+    widths = np.diff(at)
+    (reference_lower, reference_upper), (current_lower, current_upper) = (reference.cdf_bounds(at[:-1]),
+                                                                          current.cdf_bounds(at[:-1]))
+    distance_ = np.sum(np.abs((reference_lower + reference_upper) - (current_lower + current_upper)) / 2 * widths)
+    bound = np.sum(((reference_upper - reference_lower) + (current_upper - current_lower)) / 2 * widths)
+    return float(distance_) / scale, float(bound) / scale
 
 
 def _ks(reference: NumericalSide, current: NumericalSide) -> tuple[float, float]:

@@ -9,8 +9,10 @@ as Evidently does) and, for the rest:
 - exact value counts while the column has at most EXACT_DISTINCT distinct values: every count-based
   test is then exact, and so is every test at all while the column's rows are few enough to expand;
 - for numerical columns, also the exact count, minimum, maximum, mean and sum of squared deviations
-  (merged by Chan's formula) and a KLL quantile sketch (Apache DataSketches), whose rank error is the
-  only approximation once the exact counts are dropped;
+  (merged by Chan's formula), a KLL quantile sketch (Apache DataSketches), whose rank error is the
+  only approximation once the exact counts are dropped, and (since format version 2) exact counts in
+  logarithmic buckets (fleetscope.drift.log_buckets), which bound the sketch's error where values lie far
+  apart (heavy tails);
 - for categorical columns past EXACT_DISTINCT values, a frequent-items sketch of the values in place of
   the counts.
 
@@ -34,12 +36,14 @@ import datasketches
 import numpy as np
 import pandas as pd
 
-from fleetscope.drift import samples, sketch_bytes
+from fleetscope.drift import log_buckets, samples, sketch_bytes
 from fleetscope.drift.columns import INTEGER_CARDINALITY_LIMIT, ColumnKind, category_text
 from fleetscope.drift.samples import Sample
 from fleetscope.log import quoted
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+# Versions this fleetscope reads: 1 (no buckets: the score's bound is the sketch's alone), 2 (buckets).
+READABLE_VERSIONS = (1, 2)
 MAGIC = b"FSPF"
 # Distinct values counted exactly. Above Evidently's limits that matter (5 for choosing a test, 10 for an
 # integer column's kind, 20 for binning, 1,000 reference rows for the test), so that each is decided
@@ -81,6 +85,8 @@ class ColumnProfile:
     squared_deviations: float = 0.0
     sketch: datasketches.kll_doubles_sketch | None = None
     frequent: datasketches.frequent_strings_sketch | None = None  # categorical values past EXACT_DISTINCT
+    # Numerical values counted in logarithmic buckets; None in a profile of format version 1 and any merge of one.
+    buckets: log_buckets.LogBuckets | None = None
 
     @property
     def numeric(self) -> bool:
@@ -222,7 +228,7 @@ def _profile_column(name: str, column: pd.Series, declared: ColumnKind | None, k
         finite = values[np.isfinite(values)]
         sketch = datasketches.kll_doubles_sketch(k)
         result = ColumnProfile(family, declared, rows=int(finite.size), missing=int(values.size - finite.size),
-                               sketch=sketch)
+                               sketch=sketch, buckets=log_buckets.build(finite))
         if finite.size:
             result.minimum, result.maximum = float(finite.min()), float(finite.max())
             result.mean = float(finite.mean())
@@ -304,6 +310,8 @@ def _merge_columns(name: str, a: ColumnProfile, b: ColumnProfile, in_place: bool
         merged.mean, merged.squared_deviations = _merged_moments(a, b)
         merged.sketch = a.sketch if in_place else _copy_kll(a.sketch)
         merged.sketch.merge(b.sketch)
+        if a.buckets is not None and b.buckets is not None:
+            merged.buckets = log_buckets.merge(a.buckets, b.buckets)
     elif merged.counts is None:
         merged.frequent = _merged_frequent(a, b, in_place)
     return merged
@@ -375,8 +383,8 @@ def _copy_frequent(sketch: datasketches.frequent_strings_sketch) -> datasketches
 # MAGIC, a version byte, then a zlib-compressed body: a 4-byte length and that much JSON (the columns'
 # exact fields; categorical counts as two lists, values and counts), then, in the JSON's column order, each
 # column's blobs, each a 4-byte length and its bytes: a numerical column's counts ("counts": "binary": its
-# values as float64, then their counts as int64, little-endian), then its sketch (DataSketches' KLL or
-# frequent-items serialization).
+# values as float64, then their counts as int64, little-endian), its buckets ("buckets": "binary", version 2:
+# fleetscope.drift.log_buckets.encode), then its sketch (DataSketches' KLL or frequent-items serialization).
 
 def encode(profile_: Profile) -> bytes:
     header: dict = {"k": profile_.k, "columns": [],
@@ -394,6 +402,9 @@ def encode(profile_: Profile) -> bytes:
         if column.numeric:
             entry.update(minimum=column.minimum, maximum=column.maximum, mean=column.mean,
                          squared_deviations=column.squared_deviations)
+        if column.numeric and column.buckets is not None:
+            entry["buckets"] = "binary"
+            blobs.append(log_buckets.encode(column.buckets))
         sketch = column.sketch if column.numeric else column.frequent
         entry["sketch"] = None if sketch is None else ("kll" if column.numeric else "frequent")
         if sketch is not None:
@@ -414,10 +425,10 @@ def decode(data: bytes) -> Profile:
     data = bytes(data)
     if data[:4] != MAGIC:
         raise ProfileError("not a fleetscope profile (it does not start with FSPF)")
-    if len(data) < 5 or data[4] != FORMAT_VERSION:
+    if len(data) < 5 or data[4] not in READABLE_VERSIONS:
         version = data[4] if len(data) > 4 else "none"
         raise ProfileError(f"profile format version {version} is not supported; this fleetscope reads "
-                           f"version {FORMAT_VERSION}")
+                           f"versions {', '.join(map(str, READABLE_VERSIONS))}")
     try:
         inflater = zlib.decompressobj()
         body = inflater.decompress(data[5:], MAX_DECODED_BYTES)
@@ -431,7 +442,7 @@ def decode(data: bytes) -> Profile:
         k = _whole(header.get("k"), "k", MIN_K, MAX_K)
         columns = {}
         for entry in header["columns"]:
-            column, offset = _decoded_column(entry, body, offset)
+            column, offset = _decoded_column(entry, body, offset, data[4])
             if entry["name"] in columns:
                 raise ProfileError(f"column {quoted(entry['name'])} appears twice")
             columns[entry["name"]] = column
@@ -446,7 +457,8 @@ def decode(data: bytes) -> Profile:
         raise ProfileError(f"profile is damaged: {quoted(str(error))}") from None
 
 
-def _decoded_column(entry: Any, body: bytes, offset: int) -> tuple[ColumnProfile, int]:
+def _decoded_column(entry: Any, body: bytes, offset: int, version: int = FORMAT_VERSION) -> \
+        tuple[ColumnProfile, int]:
     if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
         raise ProfileError("a column of the profile is not an object with a name")
     name = entry["name"]
@@ -465,6 +477,11 @@ def _decoded_column(entry: Any, body: bytes, offset: int) -> tuple[ColumnProfile
     if counts is not None and sum(counts.values()) != rows:
         raise ProfileError(f"column {quoted(name)}: its value counts do not add up to its rows")
     column = ColumnProfile(family, declared, rows, missing, counts)
+    buckets_blob = None
+    if entry.get("buckets") is not None:
+        if version < 2 or entry["buckets"] != "binary":
+            raise ProfileError(f"column {quoted(name)}: buckets are binary, in profiles of format version 2")
+        buckets_blob, offset = _blob(body, offset)
     kind = entry.get("sketch")
     if kind is not None:
         blob, offset = _blob(body, offset)
@@ -479,6 +496,13 @@ def _decoded_column(entry: Any, body: bytes, offset: int) -> tuple[ColumnProfile
             raise ProfileError(f"column {quoted(name)}: {error}") from None
     if column.sketch is not None:
         _check_numerical(name, column, entry)
+        if buckets_blob is not None:
+            try:
+                column.buckets = log_buckets.decode(buckets_blob, rows, column.minimum, column.maximum, MAX_COUNT)
+            except log_buckets.BucketsError as error:
+                raise ProfileError(f"column {quoted(name)}: {error}") from None
+    elif buckets_blob is not None:
+        raise ProfileError(f"column {quoted(name)}: only a numerical column has buckets")
     elif column.frequent is not None:
         if counts is not None or column.frequent.total_weight != rows:
             raise ProfileError(f"column {quoted(name)}: its frequent-items sketch must weigh its rows, without counts")

@@ -28,6 +28,7 @@ with the `defaults` settings.
     defaults:
       window: {type: sliding, duration: 10m, rows: 100000}
       drift_share: 0.5
+      uncertain_columns: exclude    # or count: see ModelConfig.uncertain_columns
     models:
       iris:
         columns: {score: numerical, label: categorical, region: categorical}
@@ -135,6 +136,10 @@ class ModelConfig:
     # interval (fleetscope.drift.profiles), merged and compared by compare_profiles().
     mode: str = "rows"
     quality: QualityConfig | None = None
+    # A model fed profiles: whether a column whose drift decision is uncertain (its score's error bound straddles
+    # the threshold) counts toward the dataset's drift share when it is found drifted: exclude (the default: the
+    # dataset is found drifted on certain columns only) or count.
+    uncertain_columns: str = "exclude"
 
     @property
     def profiled(self) -> bool:
@@ -254,6 +259,7 @@ class ServiceConfig:
     tls_key_file: Path | None = None
     default_window: Window = field(default_factory=Window)
     default_drift_share: float = 0.5
+    default_uncertain_columns: str = "exclude"
     models: dict[str, ModelConfig] = field(default_factory=dict)
     # This instance is shard `shard_index` of `shard_count` (fleetscope.drift.sharding): it holds, takes and
     # evaluates only the models whose shard that is.
@@ -312,7 +318,7 @@ def parse(document: Mapping, base: Path = Path(".")) -> ServiceConfig:
     if bool(tls.get("cert_file")) != bool(tls.get("key_file")):
         raise ConfigError("tls needs both cert_file and key_file")
     defaults = _mapping(document.get("defaults", {}), "defaults")
-    _only(defaults, "defaults", {"window", "drift_share"})
+    _only(defaults, "defaults", {"window", "drift_share", "uncertain_columns"})
     config = ServiceConfig(
         listen_address=str(document.get("listen_address", ServiceConfig.listen_address)),
         evaluation_interval=_duration(document.get("evaluation_interval", "1m"), "evaluation_interval"),
@@ -326,6 +332,8 @@ def parse(document: Mapping, base: Path = Path(".")) -> ServiceConfig:
         tls_key_file=base / tls["key_file"] if tls.get("key_file") else None,
         default_window=_window(defaults.get("window"), Window(), "defaults.window"),
         default_drift_share=_share(defaults.get("drift_share", 0.5), "defaults.drift_share"),
+        default_uncertain_columns=_uncertain(defaults.get("uncertain_columns", "exclude"),
+                                             "defaults.uncertain_columns"),
         shard_count=_positive_int(shard.get("count", 1), "shard.count"),
         shard_index=_whole(shard.get("index", 0), "shard.index"),
     )
@@ -343,7 +351,7 @@ def model_config(name: str, document: Mapping, service: ServiceConfig, base: Pat
     if not MODEL_NAME.match(name):
         raise ConfigError(f"{where}: a model name is 1-128 letters, digits, '_', '.', ':' or '-'")
     _only(document, where, {"columns", "segments", "window", "reference", "methods", "thresholds", "drift_share",
-                            "evaluation_interval", "mode", "quality"})
+                            "evaluation_interval", "mode", "quality", "uncertain_columns"})
     mode = str(document.get("mode", "rows"))
     if mode not in ("rows", "profiles"):
         raise ConfigError(f"{where}.mode must be rows or profiles, not {mode!r}")
@@ -404,6 +412,8 @@ def model_config(name: str, document: Mapping, service: ServiceConfig, base: Pat
         reference_file=base / str(reference["file"]) if "file" in reference else None,
         rolling_reference=rolling, methods=methods, thresholds=thresholds,
         drift_share=_share(document.get("drift_share", service.default_drift_share), f"{where}.drift_share"),
+        uncertain_columns=_uncertain(document.get("uncertain_columns", service.default_uncertain_columns),
+                                     f"{where}.uncertain_columns"),
         evaluation_interval=_duration(interval, f"{where}.evaluation_interval") if interval is not None else None)
 
 
@@ -573,6 +583,12 @@ def _whole(value: Any, where: str) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or value < 0:
         raise ConfigError(f"{where} must be a whole number from 0, not {value!r}")
     return value
+
+
+def _uncertain(value: Any, where: str) -> str:
+    if value not in ("exclude", "count"):
+        raise ConfigError(f"{where} must be exclude or count, not {value!r}")
+    return str(value)
 
 
 def _share(value: Any, where: str) -> float:

@@ -75,8 +75,10 @@ def _result_json(result: DriftResult) -> dict:
     return {
         "drift_share": result.drift_share, "drifted_share": result.drifted_share,
         "dataset_drifted": result.dataset_drifted,
+        "uncertain_columns": sum(not drift.decided for drift in result.columns.values()),
+        "uncertain_columns_counted": getattr(result, "count_uncertain", True),
         "columns": {name: {"kind": drift.kind.name.lower(), "method": drift.method, "score": drift.score,
-                           "threshold": drift.threshold, "drifted": drift.drifted,
+                           "threshold": drift.threshold, "drifted": drift.drifted, "certain": drift.decided,
                            "approximate": drift.approximate, "error_bound": drift.error_bound,
                            "current_rows": drift.current_rows, "reference_rows": drift.reference_rows}
                     for name, drift in result.columns.items()},

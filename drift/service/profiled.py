@@ -10,7 +10,7 @@ import pandas as pd
 from fleetscope.drift import quality, samples
 from fleetscope.drift.columns import ColumnKind
 from fleetscope.drift.comparison import DriftResult
-from fleetscope.drift.profile_comparison import ProfileMethodError, compare_profiles
+from fleetscope.drift.profile_comparison import ProfileDriftResult, ProfileMethodError, compare_profiles
 from fleetscope.drift.profiles import DEFAULT_K, Profile, merge_all, profile
 from fleetscope.drift.segments import segment_label
 from fleetscope.drift.service.config import ModelConfig
@@ -96,4 +96,4 @@ def _compare(config: ModelConfig, reference: Profile, current: Profile) -> Drift
             continue
         columns.update(result.columns)
         skipped.update(result.skipped)
-    return DriftResult(columns, config.drift_share, skipped)
+    return ProfileDriftResult(columns, config.drift_share, skipped, config.uncertain_columns == "count")

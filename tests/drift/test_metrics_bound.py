@@ -42,7 +42,7 @@ def evaluation_series(page: str, model: str) -> int:
 EVALUATION_NAMES = {spec.name for spec in (catalog.SCORE, catalog.SCORE_ERROR_BOUND, catalog.THRESHOLD,
                                             catalog.DETECTED, catalog.SHARE, catalog.DATASET_DETECTED,
                                             catalog.WINDOW_ROWS, catalog.MISSING, catalog.NEW_CATEGORIES,
-                                            catalog.OUT_OF_RANGE)}
+                                            catalog.OUT_OF_RANGE, catalog.DECISION_CERTAIN, catalog.UNCERTAIN_SHARE)}
 
 
 def test_the_page_holds_max_series_and_says_what_it_left_out(tmp_path, caplog):
