@@ -12,7 +12,7 @@ BASE = "python:3.11-slim-bookworm"
 USER = "65532:65532"  # distroless' "nonroot"; no account needed in /etc/passwd
 # What building the wheel reads: every folder pyproject.toml maps to a package (tests/deploy/test_deploy.py checks).
 SOURCES = ("pyproject.toml", "README.md", "fleetscope", "exporters", "drift", "mixin", "alerts", "dashboards", "deploy",
-           "simulation", "localstack", "example")
+           "remediation", "simulation", "localstack", "example")
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@
 # Sets up everything fleetscope needs on a Debian machine, idempotently:
 # Debian's prometheus (prometheus, promtool) and prometheus-alertmanager (prometheus-alertmanager,
 # amtool) for the integration tests and the demo, victoria-metrics (with vmalert) for the fleet's
-# global view, chromium (headless) for the test that opens a
+# global view, slurm-wlm and munge for `fleetscope remediate`'s tests, chromium (headless) for the test that opens a
 # drift report in a real browser, and a virtual environment in .venv with fleetscope installed in
 # editable mode plus its test dependencies.
 set -euo pipefail
@@ -15,6 +15,12 @@ for tool in prometheus-alertmanager amtool; do command -v "$tool" >/dev/null || 
 command -v chromium >/dev/null || need_apt+=(chromium)
 # VictoriaMetrics (the server and vmalert) is the fleet's long-term store and global ruler in the tests.
 for tool in victoria-metrics vmalert; do command -v "$tool" >/dev/null || need_apt+=(victoria-metrics); done
+# Slurm (slurmctld, slurmd, scontrol, sinfo) and munge: `fleetscope remediate` drains real Slurm nodes in the tests.
+# The daemons live in /usr/sbin, which a non-root PATH may lack.
+for tool in slurmctld slurmd scontrol sinfo; do
+    command -v "$tool" >/dev/null || [ -x "/usr/sbin/$tool" ] || need_apt+=(slurm-wlm)
+done
+for tool in munged mungekey; do command -v "$tool" >/dev/null || [ -x "/usr/sbin/$tool" ] || need_apt+=(munge); done
 if [ ${#need_apt[@]} -gt 0 ]; then
     sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
     echo "setup: installing Debian packages: $(printf '%s\n' "${need_apt[@]}" | sort -u | tr '\n' ' ')" >&2
