@@ -2,6 +2,7 @@
 which GPUs need someone."""
 
 from fleetscope.alerts import fleet as records
+from fleetscope.alerts import health as health_records
 from fleetscope.alerts.rule import bottom
 from fleetscope.dashboards.build import (
     Query,
@@ -96,6 +97,12 @@ def build(config: MonitoringConfig | None = None) -> dict:
                                f"scalar({_sum(records.CLUSTER_GPUS)})", "{{reason}}"), min=0),
         timeseries_panel(f"Hottest nodes ({TOP})", f"The {TOP} nodes with the hottest GPU.", "celsius",
                          Query(f"topk({TOP}, {records.NODE_HOTTEST}{CLUSTER})", "{{hostname}}")),
+        timeseries_panel("Nodes by health", "Nodes healthy, degraded (slower or closer to failing: a link below its "
+                                            "width, throttling, a limit) and unfit for work (a failed check or a "
+                                            "paging XID), from the exporters' health checks "
+                                            "(`fleetscope check`'s, at every poll).", "none",
+                         Query(f"sum by (health) ({health_records.CLUSTER_NODES}{CLUSTER})", "{{health}}"),
+                         stacked=True, min=0, width=24),
     ])
     variables = [datasource_variable(), label_variable("cluster", "Cluster", records.CLUSTER_GPUS)]
     return dashboard(UIDS["fleet"], TITLES["fleet"],

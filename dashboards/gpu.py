@@ -12,9 +12,9 @@ from fleetscope.dashboards.build import (
     table_panel,
     timeseries_panel,
 )
-from fleetscope.dashboards.common import GPU_FILTERS, TITLES, UIDS, links_except, m
+from fleetscope.dashboards.common import GPU_FILTERS, NODE_FILTERS, TITLES, UIDS, links_except, m
 from fleetscope.dashboards.fleet import XID_NAMES
-from fleetscope.exporters.catalog import gpu
+from fleetscope.exporters.catalog import gpu, health
 from fleetscope.mixin.config import MonitoringConfig
 from fleetscope.mixin.matchers import matchers
 
@@ -111,11 +111,23 @@ def build(config: MonitoringConfig | None = None) -> dict:
                          Query(m(gpu.PROCESS_UTILIZATION, gpus), BY_GPU + " {{process_name}} ({{pid}})"),
                          min=0, width=24),
     ])
+    verdicts = "0 ok, 1 degraded, 2 unfit"
+    checks = Row("Health checks", [
+        timeseries_panel("Health verdict", f"Each GPU's worst passive check ({verdicts}), as `fleetscope check` "
+                                           "judges it; the next panel names the checks.", "none",
+                         Query(f"max by (hostname, gpu) ({m(health.GPU_HEALTH, gpus)})", BY_GPU), min=0, max=2),
+        timeseries_panel("Checks by state", f"Every check of the node and its GPUs ({verdicts}); a failing one "
+                                            "is the reason in FleetscopeNodeUnfit and FleetscopeNodeDegraded.", "none",
+                         Query(f"max by (hostname, check) ({m(health.GPU_HEALTH, gpus)})", "{{hostname}} {{check}}"),
+                         Query(f"max by (hostname, check) ({m(health.NODE_HEALTH, matchers(exporter, NODE_FILTERS))})",
+                               "{{hostname}} node {{check}}"), min=0, max=2),
+    ])
     node = matchers(exporter, 'cluster=~"$cluster"')
     variables = [datasource_variable(), label_variable("cluster", "Cluster", gpu.UP.name, exporter),
                  label_variable("hostname", "Host", gpu.UP.name, node, one=True),  # a view of one node
                  label_variable("gpu", "GPU", gpu.UP.name, matchers(node, 'hostname=~"$hostname"'))]
     return dashboard(UIDS["gpu"], TITLES["gpu"],
                      "One node's GPUs in detail: utilization, memory, clocks, power, temperature, throttling, "
-                     "ECC and row remapping, XIDs, PCIe and NVLink, and the processes using them.",
-                     variables, [usage, clocks, throttling, errors, links, processes], links_except("gpu"))
+                     "ECC and row remapping, XIDs, PCIe and NVLink, the processes using them, and the health "
+                     "checks' verdicts.",
+                     variables, [usage, clocks, throttling, errors, links, processes, checks], links_except("gpu"))

@@ -20,6 +20,7 @@ OPTION_MODULES = (
     "fleetscope.exporters.gpu.option",
     "fleetscope.exporters.fabric.option",
     "fleetscope.exporters.nccl.option",
+    "fleetscope.exporters.health.option",
 )
 
 

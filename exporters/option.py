@@ -56,6 +56,7 @@ class StandIn:
     nvml: Callable[[], Any]  # pynvml's surface
     fabric: Callable[[], WrittenFiles]  # a sysfs tree of InfiniBand ports
     nccl: Callable[[], WrittenJob]
+    kernel_log: Callable[[], str] | None = None  # kernel log lines (`fleetscope check` reads XIDs there)
 
 
 def scheduled(collector, interval: float, longest_collection: float = 10.0) -> Source:

@@ -74,6 +74,10 @@ class GpuConfig:
     # reading every GPU's day of samples is the costliest fleet record, and a table a minute late loses nothing
     # (the alerts page on their own, every evaluation).
     attention_interval: str = "1m"
+    # A node whose health checks (fleetscope_gpu_health_state, fleetscope_node_health_state) or paging XIDs say unfit
+    # pages after this long; one merely degraded opens a ticket after health_degraded_for.
+    health_unfit_for: str = "2m"
+    health_degraded_for: str = "1h"
 
 
 @dataclass(frozen=True)

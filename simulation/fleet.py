@@ -23,6 +23,9 @@ from pathlib import Path
 
 from fleetscope.exporters.fabric.collector import FabricCollector
 from fleetscope.exporters.gpu.collector import GpuCollector
+from fleetscope.exporters.health import host_facts
+from fleetscope.exporters.health.collector import HealthCollector
+from fleetscope.exporters.health.policy import Policy
 from fleetscope.exporters.nccl.collector import NcclCollector
 from fleetscope.exporters.registry import Collector, ExporterRegistry
 from fleetscope.exporters.scheduling import Cached
@@ -80,9 +83,13 @@ class SimulatedNode:
         self.fabric = SimulatedFabric(seed=seed)
         self.job = SimulatedJob(seed=seed, step_seconds=NCCL_STEP_SECONDS)
         rates = {} if random_xids else {"xid_mean_interval": math.inf}  # inf: only the scheduled XIDs
+        nvml = simulated_nvml(gpus=gpus, seed=seed, scheduled_xids=xids, node=seed or 1, **rates)
+        infiniband = self.fabric.root / "class" / "infiniband"
         collectors: list[Collector] = [
-            GpuCollector(simulated_nvml(gpus=gpus, seed=seed, scheduled_xids=xids, node=seed or 1, **rates),
-                         hostname, xid_wait_ms=XID_WAIT_MS),
+            GpuCollector(nvml, hostname, xid_wait_ms=XID_WAIT_MS),
+            # The same fake NVML, as both collectors share the host's; the host's limits stand for every node's.
+            HealthCollector(nvml, hostname, Policy(), host=lambda: host_facts.read(Path("/sys"), Path("/proc"),
+                                                                                   infiniband=infiniband)),
             FabricCollector(self.fabric.root, hostname, before_read=self.fabric.advance),
             NcclCollector(self.job.root, hostname, before_read=self.job.advance, debug_logs=str(self.job.debug_log)),
         ]

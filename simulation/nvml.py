@@ -78,6 +78,9 @@ class FakeDevice:
         self.lost = False
         self.animated_at = 0.0
         self.state: dict[str, Any] = {}  # for the simulation's own bookkeeping
+        # Values and fields a fault holds (FakeNvml.inject_fault), laid over whatever the simulation writes.
+        self.pinned_values: dict[str, Any] = {}
+        self.pinned_fields: dict[str, Any] = {}
 
     @property
     def root(self) -> FakeDevice:
@@ -142,6 +145,28 @@ class FakeNvml:
         device.mig = [FakeDevice(i, m.recorded(model), parent=device) for i, m in enumerate(instances)]
         self._by_handle.update({nvml.handle_key(d.handle): d for d in device.mig})
 
+    def inject_fault(self, fault: str, gpu: int) -> None:
+        """Puts GPU `gpu` in one of the failing states of FAULTS, held until clear_fault (a simulation's
+        animation does not undo it)."""
+        if fault not in FAULTS:
+            raise ValueError(f"unknown fault {fault!r}; known are {', '.join(FAULTS)}")
+        device = self.devices[gpu]
+        if fault == "gpu-lost":
+            self.lose_gpu(gpu)
+            return
+        values, fields = FAULTS[fault](device)
+        device.pinned_values.update(values)
+        device.pinned_fields.update(fields)
+        device.values.update(values)
+        device.fields.update(fields)
+
+    def clear_fault(self, gpu: int) -> None:
+        """Stops holding the GPU's faulted values; the recording's or the simulation's come back at its next write."""
+        device = self.devices[gpu]
+        device.pinned_values.clear()
+        device.pinned_fields.clear()
+        self.restore_gpu(gpu)
+
     def inject_xid(self, gpu: int, xid: int, mig_instance: int | None = None) -> None:
         device = self.devices[gpu]
         if nvml.handle_key(device.handle) not in self._registered:
@@ -186,6 +211,8 @@ class FakeNvml:
                 if now - root.animated_at >= 0.2:
                     root.animated_at = now
                     self._animate(root, now)
+                    root.values.update(root.pinned_values)
+                    root.fields.update(root.pinned_fields)
         return device
 
     def _value(self, function: str, handle: Any, *args: Any) -> Any:
@@ -338,6 +365,36 @@ class FakeNvml:
     def nvmlDeviceGetMinorNumber(self, handle):
         return self._value("nvmlDeviceGetMinorNumber", handle)
 
+    # ---- configuration and links, as fleetscope check reads them -------------------------
+
+    def nvmlDeviceGetEccMode(self, handle):
+        return list(self._value("nvmlDeviceGetEccMode", handle))
+
+    def nvmlDeviceGetPersistenceMode(self, handle):
+        return self._value("nvmlDeviceGetPersistenceMode", handle)
+
+    def nvmlDeviceGetCurrPcieLinkGeneration(self, handle):
+        return self._value("nvmlDeviceGetCurrPcieLinkGeneration", handle)
+
+    def nvmlDeviceGetGpuMaxPcieLinkGeneration(self, handle):
+        return self._value("nvmlDeviceGetGpuMaxPcieLinkGeneration", handle)
+
+    def nvmlDeviceGetCurrPcieLinkWidth(self, handle):
+        return self._value("nvmlDeviceGetCurrPcieLinkWidth", handle)
+
+    def nvmlDeviceGetMaxPcieLinkWidth(self, handle):
+        return self._value("nvmlDeviceGetMaxPcieLinkWidth", handle)
+
+    def nvmlDeviceGetPowerManagementDefaultLimit(self, handle):
+        return self._value("nvmlDeviceGetPowerManagementDefaultLimit", handle)
+
+    def nvmlDeviceGetGpuFabricInfo(self, handle, info):
+        """Fills a c_nvmlGpuFabricInfo_t passed by reference, as pynvml's does."""
+        recorded = self._value("nvmlDeviceGetGpuFabricInfo", handle)
+        target = getattr(info, "_obj", info)
+        target.status, target.cliqueId, target.state = recorded["status"], recorded["cliqueId"], recorded["state"]
+        return pynvml.NVML_SUCCESS
+
     # ---- MIG ---------------------------------------------------------------------------
 
     def nvmlDeviceGetMigMode(self, handle):
@@ -418,6 +475,70 @@ class FakeNvml:
             return self._events.get(timeout=timeout_ms / 1000)
         except queue.Empty:
             raise pynvml.NVMLError(pynvml.NVML_ERROR_TIMEOUT) from None
+
+
+def _pcie_degraded(device: FakeDevice) -> tuple[dict, dict]:
+    """The link trained at half its width (a reseat or riser problem), a generation down."""
+    values = device.values
+    return ({"nvmlDeviceGetCurrPcieLinkWidth": max(1, values.get("nvmlDeviceGetMaxPcieLinkWidth", 16) // 2),
+             "nvmlDeviceGetCurrPcieLinkGeneration": max(1, values.get("nvmlDeviceGetGpuMaxPcieLinkGeneration", 5) - 1)},
+            {})
+
+
+def _nvlink_down(device: FakeDevice) -> tuple[dict, dict]:
+    links = sorted(key for key in device.values if key.startswith("nvmlDeviceGetNvLinkState/"))
+    return ({links[0]: pynvml.NVML_FEATURE_DISABLED} if links else {}), {}
+
+
+def _reasons(bit: int, temperature: int | None = None) -> Callable[[FakeDevice], tuple[dict, dict]]:
+    def fault(device: FakeDevice) -> tuple[dict, dict]:
+        values: dict[str, Any] = {"nvmlDeviceGetCurrentClocksEventReasons":
+                                  device.values.get("nvmlDeviceGetCurrentClocksEventReasons", 0) | bit}
+        if temperature is not None:
+            values["nvmlDeviceGetTemperature/NVML_TEMPERATURE_GPU"] = temperature
+        return values, {}
+    return fault
+
+
+def _counted(**fields: int) -> Callable[[FakeDevice], tuple[dict, dict]]:
+    """Counters raised by `add`; one the recording answers with an error (H100s retire no pages) starts at 0."""
+    def fault(device: FakeDevice) -> tuple[dict, dict]:
+        counts = {}
+        for name, add in fields.items():
+            key = f"NVML_FI_DEV_{name.upper()}"
+            value = device.fields.get(key, 0)
+            counts[key] = (value if isinstance(value, int | float) else 0) + add
+        return {}, counts
+    return fault
+
+
+def _set(**fields: int) -> Callable[[FakeDevice], tuple[dict, dict]]:
+    return lambda device: ({}, {f"NVML_FI_DEV_{name.upper()}": value for name, value in fields.items()})
+
+
+def _values(values: dict[str, Any]) -> Callable[[FakeDevice], tuple[dict, dict]]:
+    return lambda device: (dict(values), {})
+
+
+# The failing states a GPU can be put in (FakeNvml.inject_fault, --simulate.fault=KIND:GPU), each as the values
+# and fields NVML answers in it: (values, fields) over the device's.
+FAULTS: dict[str, Callable[[FakeDevice], tuple[dict, dict]]] = {
+    "pcie-degraded": _pcie_degraded,
+    "nvlink-down": _nvlink_down,
+    "thermal-throttle": _reasons(pynvml.nvmlClocksEventReasonHwThermalSlowdown, temperature=90),
+    "hw-slowdown": _reasons(pynvml.nvmlClocksEventReasonHwSlowdown),
+    "retired-pages": lambda device: ({}, {**_counted(retired_dbe=2)(device)[1], "NVML_FI_DEV_RETIRED_PENDING": 1}),
+    "row-remap-pending": _set(remapped_pending=1),
+    "row-remap-failed": _set(remapped_failure=1),
+    "ecc-uncorrectable": _counted(ecc_dbe_vol_total=1, ecc_dbe_agg_total=1),
+    "ecc-disabled": _values({"nvmlDeviceGetEccMode": [0, 0]}),
+    "fabric-not-ready": _values({"nvmlDeviceGetGpuFabricInfo": {
+        "clusterUuid": "", "status": pynvml.NVML_ERROR_UNKNOWN, "cliqueId": 0,
+        "state": pynvml.NVML_GPU_FABRIC_STATE_IN_PROGRESS}}),
+    "persistence-off": _values({"nvmlDeviceGetPersistenceMode": 0}),
+    "power-capped": _values({"nvmlDeviceGetEnforcedPowerLimit": 400000}),
+    "gpu-lost": lambda device: ({}, {}),  # FakeNvml.inject_fault loses the GPU instead
+}
 
 
 def _recorded(values: dict, key: str) -> Any:

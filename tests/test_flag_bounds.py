@@ -34,7 +34,8 @@ KNOWN = {
     "demo": {"--duration", "--nodes", "--xid-after", "--shift-after", "--slowdown-after"},
 }
 # Flags whose value holds a count or a duration among other things, each checked below with its own cases.
-COMPOSITE = {"exporter --simulate.xid", "exporter --collector.nccl.ras-timeout-factor", "drift serve --shard.index",
+COMPOSITE = {"exporter --simulate.xid", "exporter --simulate.fault", "exporter --collector.nccl.ras-timeout-factor",
+             "drift serve --shard.index",
              "model-server --simulate.slowdown"}
 # Flags with a type of their own that take no count or duration a user could make absurd here.
 OTHER = {
@@ -186,6 +187,10 @@ def test_the_help_states_the_range(path, action):
     (("drift", "serve"), "--shard.index", "nan", "between 0 and 1023, not 'nan'"),
     (("drift", "serve"), "--shard.index", "inf", "between 0 and 1023, not 'inf'"),
     (("drift", "serve"), "--shard.index", str(10**12), f"between 0 and 1023, not {10**12}"),
+    (("exporter",), "--simulate.fault", "pcie-degraded:-1", "INDEX must be a whole number"),
+    (("exporter",), "--simulate.fault", f"pcie-degraded:{10**12}", "INDEX must be a whole number between 0 and 1023"),
+    (("exporter",), "--simulate.fault", "xid-0:1", "between 1 and 999, not 0"),
+    (("exporter",), "--simulate.fault", "melted:1", "unknown fault 'melted'"),
     (("model-server",), "--simulate.slowdown", "-1s:3s", "is not AFTER:DELAY"),
     (("model-server",), "--simulate.slowdown", "1s:nan", "is not AFTER:DELAY"),
     (("model-server",), "--simulate.slowdown", "10y:3s", "AFTER must be a duration between 0s and 1w, not 10y"),
@@ -199,6 +204,8 @@ def test_flags_holding_a_count_or_a_duration_among_other_things(path, flag, valu
 @pytest.mark.parametrize("path, flag, value, dest, expected", [
     (("exporter",), "--simulate.xid", "30s:2:79", "simulate_xids", [(30.0, 2, 79)]),
     (("exporter",), "--simulate.xid", "1w:1023:999", "simulate_xids", [(604800.0, 1023, 999)]),
+    (("exporter",), "--simulate.fault", "nvlink-down:1023", "simulate_faults", [("nvlink-down", 1023)]),
+    (("exporter",), "--simulate.fault", "xid-79", "simulate_faults", [("xid-79", 0)]),
     (("exporter",), "--collector.nccl.ras-timeout-factor", "2.5", "nccl_ras_timeout_factor", 2.5),
     (("exporter",), "--collector.nccl.ras-timeout-factor", "1000", "nccl_ras_timeout_factor", 1000.0),
     (("drift", "serve"), "--shard.index", "hostname", "shard_index", "hostname"),
@@ -209,6 +216,8 @@ def test_composite_flags_in_range_parse(path, flag, value, dest, expected):
     parsed = getattr(parse(path, f"{flag}={value}"), dest)
     if dest == "simulate_xids":
         parsed = [(xid.after, xid.gpu, xid.code) for xid in parsed]
+    elif dest == "simulate_faults":
+        parsed = [(fault.kind, fault.index) for fault in parsed]
     elif dest == "slowdown":
         parsed = (parsed.after, parsed.delay)
     assert parsed == expected

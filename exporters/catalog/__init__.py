@@ -5,10 +5,11 @@ instrumented with the inference SDK serve on their own pages.
 """
 
 from fleetscope.catalog import MetricSpec, check_unique
-from fleetscope.exporters.catalog import exporter, fabric, gpu, inference, nccl
+from fleetscope.exporters.catalog import exporter, fabric, gpu, health, inference, nccl
 
-NODE_EXPORTER: tuple[MetricSpec, ...] = exporter.METRICS + gpu.METRICS + fabric.METRICS + nccl.METRICS
+NODE_EXPORTER: tuple[MetricSpec, ...] = (exporter.METRICS + gpu.METRICS + fabric.METRICS + nccl.METRICS
+                                         + health.METRICS)
 ALL: tuple[MetricSpec, ...] = NODE_EXPORTER + inference.METRICS
 check_unique(ALL)
 
-__all__ = ["ALL", "NODE_EXPORTER", "exporter", "fabric", "gpu", "inference", "nccl"]
+__all__ = ["ALL", "NODE_EXPORTER", "exporter", "fabric", "gpu", "health", "inference", "nccl"]

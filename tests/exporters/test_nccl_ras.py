@@ -138,7 +138,7 @@ def test_the_exporter_queries_ras_on_its_own_thread_so_a_slow_report_delays_noth
     parser = argparse.ArgumentParser()
     command.add_arguments(parser)
     node.add_arguments(parser)
-    args = parser.parse_args(["--simulate", "--no-collector.gpu", "--no-collector.fabric",
+    args = parser.parse_args(["--simulate", "--no-collector.gpu", "--no-collector.fabric", "--no-collector.health",
                               f"--collector.nccl.ras-address=127.0.0.1:{service.address[1]}",
                               "--web.listen-address=127.0.0.1:0"])
     registry, server = node.build(args)

@@ -10,7 +10,7 @@ import time
 import pytest
 import yaml
 
-from fleetscope.alerts import collectives, efficiency, fleet, gpu, inference
+from fleetscope.alerts import collectives, efficiency, fleet, gpu, health, inference
 from fleetscope.cli import main
 from fleetscope.dashboards import fleet as fleet_dashboard
 from fleetscope.dashboards import queries
@@ -46,7 +46,8 @@ def fleet_prometheus(fleetscope_process, prometheus, tmp_path):
         rules = tmp_path / "inference.yaml"
         rules.write_text(yaml.safe_dump({"groups": inference.rule_groups(normalization)["groups"]
                                          + efficiency.rule_groups(config) + gpu.rule_groups(config)["groups"]
-                                         + fleet.rule_groups(config) + collectives.rule_groups(config)["groups"]}))
+                                         + fleet.rule_groups(config) + collectives.rule_groups(config)["groups"]
+                                         + health.rule_groups(config)["groups"]}))
         server = prometheus([Prometheus.targets("fleetscope-exporter", [exporter]),
                              Prometheus.targets("fleetscope-drift", [drift]),
                              Prometheus.targets("llm", [traffic.address]),

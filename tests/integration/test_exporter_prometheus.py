@@ -152,7 +152,11 @@ def test_every_cataloged_metric_appears_on_a_live_page(monkeypatch, tmp_path):
             + ["a corrupt line"]) + "\n")
     ras_service = FakeRas()
     ras_service.answer = ras_report({"0x1": {0: 3, 1: 2}}, missing={"0x1": [(2, True)]}, errors={"0x1": [1]})
+    from fleetscope.exporters.health import record
+
+    record.write(tmp_path / "last-check.json", time.time() - 60, [])  # as `fleetscope check --record` leaves it
     args = build_parser().parse_args(["exporter", "--simulate", "--web.listen-address=127.0.0.1:0",
+                                      f"--collector.health.check-record={tmp_path / 'last-check.json'}",
                                       "--collector.gpu.poll-interval=0s",
                                       f"--collector.gpu.pod-resources-socket={socket_path}",
                                       f"--collector.gpu.hpc-job-mapping-dir={tmp_path / 'hpc-jobs'}",
