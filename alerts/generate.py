@@ -8,6 +8,7 @@
     rules/inference.yaml              every engine's telemetry normalized, and the serving alerts
     rules/efficiency.yaml             the GPUs that serve each model: energy per token, GPU-seconds per request
     rules/drift.yaml                  model drift and the drift service
+    rules/health.yaml                 node readiness: health verdicts and paging XIDs per node, fleet counts
     alertmanager/alertmanager.yml     the route tree, receivers and inhibit rules
 
 The PrometheusRule manifest holding every group is written with the other deployment files
@@ -18,18 +19,19 @@ thresholds, selectors and teams come from a YAML file over the defaults (see mix
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import yaml
 
-from fleetscope.alerts import checks, collectives, drift, efficiency, fleet, gpu, inference, routing, serving
+from fleetscope.alerts import checks, collectives, drift, efficiency, fleet, gpu, health, inference, routing, serving
 from fleetscope.generated import header
 from fleetscope.mixin.config import MonitoringConfig
 from fleetscope.mixin.generate import run_generator
 
 HEADER = header("python -m fleetscope.alerts.generate")
 DIRECTORY = Path(__file__).resolve().parent
-RULE_FILES = ("gpu.yaml", "collectives.yaml", "inference.yaml", "efficiency.yaml", "drift.yaml")
+RULE_FILES = ("gpu.yaml", "collectives.yaml", "inference.yaml", "efficiency.yaml", "drift.yaml", "health.yaml")
 
 
 class _Literal(str):
@@ -65,17 +67,53 @@ def rule_files(config: MonitoringConfig) -> dict[str, dict]:
         "inference.yaml": {"groups": normalization + serving.rule_groups(config)},
         "efficiency.yaml": {"groups": efficiency.rule_groups(config) + serving.efficiency_rule_groups(config)},
         "drift.yaml": drift.rule_groups(config),
+        "health.yaml": health.rule_groups(config),
     }
 
 
-def prometheus_rule(config: MonitoringConfig, rules: dict[str, dict]) -> dict:
+# `kubectl apply` (client-side) keeps the whole object, as JSON, in an annotation that may hold 262,144 bytes
+# (the rules of every engine's normalization came to 390 KB as one object). Each PrometheusRule stays well under.
+ANNOTATION_LIMIT = 262_144
+RULE_OBJECT_BUDGET = 200_000  # bytes of JSON per PrometheusRule, leaving room for metadata and kubectl's fields
+
+
+def prometheus_rules(config: MonitoringConfig, rules: dict[str, dict]) -> list[dict]:
+    """One PrometheusRule per rule file (fleetscope-gpu, fleetscope-inference, ...), as kube-prometheus splits
+    its rules; a file whose groups would pass RULE_OBJECT_BUDGET is cut, between groups, into numbered parts."""
+    objects = []
+    for name in RULE_FILES:
+        parts = _packed(rules[name]["groups"], RULE_OBJECT_BUDGET)
+        stem = f"fleetscope-{name.removesuffix('.yaml')}"
+        for number, groups in enumerate(parts, 1):
+            objects.append(_prometheus_rule(config, stem if len(parts) == 1 else f"{stem}-{number}", groups))
+    return objects
+
+
+def _packed(groups: list[dict], budget: int) -> list[list[dict]]:
+    """The groups in order, in as few parts as keep each part's JSON within budget; a group is never split (its
+    rules are evaluated in order, each reading the last)."""
+    parts: list[list[dict]] = [[]]
+    size = 0
+    for group in groups:
+        group_size = len(json.dumps(group)) + 2
+        if group_size > budget:
+            raise ValueError(f"rule group {group['name']} is {group_size} bytes as JSON, over {budget}")
+        if parts[-1] and size + group_size > budget:
+            parts.append([])
+            size = 0
+        parts[-1].append(group)
+        size += group_size
+    return parts
+
+
+def _prometheus_rule(config: MonitoringConfig, name: str, groups: list[dict]) -> dict:
     return {
         "apiVersion": "monitoring.coreos.com/v1",
         "kind": "PrometheusRule",
-        "metadata": {"name": "fleetscope", "namespace": config.kubernetes_namespace,
+        "metadata": {"name": name, "namespace": config.kubernetes_namespace,
                      "labels": {"app.kubernetes.io/name": "fleetscope", "app.kubernetes.io/part-of": "fleetscope",
                                 **config.prometheus_rule_labels}},
-        "spec": {"groups": [group for name in RULE_FILES for group in rules[name]["groups"]]},
+        "spec": {"groups": groups},
     }
 
 

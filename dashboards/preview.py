@@ -13,7 +13,7 @@ import re
 import time
 from pathlib import Path
 
-from fleetscope import durations
+from fleetscope import durations, log
 from fleetscope import prometheus_api as prometheus
 from fleetscope.dashboards import queries
 
@@ -34,6 +34,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    try:
+        prometheus.api(args.prometheus_url, "query", timeout=30.0, query="1")
+    except (OSError, ValueError, prometheus.QueryError) as error:
+        reason = getattr(error, "reason", error)  # a URLError's reason: "[Errno 111] Connection refused"
+        raise log.UserError(f"cannot query Prometheus at --prometheus.url={args.prometheus_url}: {reason}") from None
     args.output.mkdir(parents=True, exist_ok=True)
     for board in queries.load():
         if args.dashboard and board["uid"] not in args.dashboard:

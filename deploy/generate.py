@@ -6,6 +6,7 @@
     fleet/             a cluster's Prometheus (agent or full) remote-writing to the fleet's store
     systemd/fleetscope-vmalert.service  the global ruler over that store
     containers/        a Containerfile per service, and the .dockerignore to copy to the build root
+    node-problem-detector/fleetscope-check.json  node-problem-detector's custom plugin running `fleetscope check`
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from fleetscope.alerts import generate as alerts
 from fleetscope.alerts import routing
 from fleetscope.dashboards import generate as dashboards
 from fleetscope.dashboards.common import UIDS
-from fleetscope.deploy import baremetal, containers, fleet, kubernetes
+from fleetscope.deploy import baremetal, containers, fleet, kubernetes, node_problem_detector
 from fleetscope.generated import header
 from fleetscope.mixin.config import MonitoringConfig
 from fleetscope.mixin.generate import run_generator
@@ -40,7 +41,7 @@ def kubernetes_files(alerts_config: MonitoringConfig, config: kubernetes.Kuberne
         "exporter.yaml": _documents(kubernetes.exporter(config)),
         "drift.yaml": _documents(kubernetes.drift_service(config)),
         "monitors.yaml": _documents(kubernetes.monitors(config)),
-        "prometheusrule.yaml": _documents([alerts.prometheus_rule(alerts_config, rules)]),
+        "prometheusrule.yaml": _documents(alerts.prometheus_rules(alerts_config, rules)),
         "dashboards.yaml": _documents(dashboards.configmaps(dashboards.dashboards(alerts_config), config.namespace)),
         "alertmanager.yaml": _documents([kubernetes.alertmanager_secret(config, am_yaml)]),
     }
@@ -70,6 +71,7 @@ def files(alerts_config: MonitoringConfig | None = None,
     for image in containers.IMAGES:
         texts[f"containers/{image.name}.Containerfile"] = containers.containerfile(image)
     texts["containers/dockerignore"] = containers.DOCKERIGNORE
+    texts["node-problem-detector/fleetscope-check.json"] = node_problem_detector.text()
     return texts
 
 

@@ -30,6 +30,7 @@ import json
 import math
 import os
 import random
+import re
 import socket
 import threading
 import time
@@ -54,7 +55,12 @@ RETRIED_CLIENT_ERRORS = (408, 429)
 # 507: the service's store is full (storage.max_bytes or the model's quota): posting pauses, nothing is retried at once.
 STORAGE_FULL = 507
 # What became of a post (_deliver_body); all but the first are also the reasons its rows are counted as dropped.
+# A post the service refused for good is counted by the service's own reason (unknown_model, schema, ...), or as
+# REJECTED where it gave none.
 ACCEPTED, REJECTED, FULL, GAVE_UP = "accepted", "rejected", "storage_full", "retries_exhausted"
+_SERVICE_REASON = re.compile(r"[a-z][a-z0-9_]{0,39}")
+MAX_REFUSAL_BYTES = 64 << 10  # of a refusal's body; the service's are under 2 KB
+MAX_REFUSAL_REASONS = 32  # distinct reasons counted by name; a service that sent more is counted as REJECTED
 Row = Mapping[str, object]  # one model output: column name to value
 
 
@@ -87,6 +93,7 @@ class DriftClient:
         self._closing = threading.Event()
         self.sent = 0
         self.dropped: Counter[str] = Counter()
+        self._refusals: set[str] = set()  # the reasons already logged
         self._paused_until = 0.0  # time.monotonic() before which nothing is posted: the service's store is full
         self._thread = threading.Thread(target=self._run, name=f"drift-client-{model}", daemon=True)
         self._thread.start()
@@ -183,7 +190,7 @@ class DriftClient:
             if delivered == ACCEPTED:
                 self.sent += rows
             else:
-                self.dropped[REJECTED] += rows
+                self.dropped[delivered] += rows
         with self._lock:
             if closing and self._queue:
                 self.dropped["closed"] += len(self._queue)
@@ -214,14 +221,14 @@ class DriftClient:
             self.sent += len(batch)
         else:
             self.dropped[delivered] += len(batch)
-        return delivered in (ACCEPTED, REJECTED)
+        return delivered not in (FULL, GAVE_UP)
 
     def _deliver_body(self, body: bytes, key: str, rows: int, deadline: float | None, url: str | None = None,
                       content_type: str = "application/json") -> str:
-        """Posts a body with retries: ACCEPTED; REJECTED when refused for good; FULL at once when the service's store
-        is full (posting then pauses); GAVE_UP when retries ran out."""
+        """Posts a body with retries: ACCEPTED; the service's reason (or REJECTED) when refused for good; FULL at once
+        when the service's store is full (posting then pauses); GAVE_UP when retries ran out."""
         for attempt in range(self.max_retries + 1):
-            status, retry_after = self._post(body, key, url or self.endpoint, content_type)
+            status, retry_after, refusal = self._post(body, key, url or self.endpoint, content_type)
             if status == 202:
                 return ACCEPTED
             if status == STORAGE_FULL:
@@ -231,8 +238,7 @@ class DriftClient:
                              extra={"status": status, "rows": rows, "seconds": pause})
                 return FULL
             if status is not None and 400 <= status < 500 and status not in RETRIED_CLIENT_ERRORS:
-                _log.warning("drift service refused a batch", extra={"status": status, "rows": rows})
-                return REJECTED
+                return self._refused(status, refusal, rows)
             delay = retry_after if retry_after is not None else min(self.max_backoff, self.backoff * 2 ** attempt)
             delay *= random.uniform(0.8, 1.2)
             if deadline is not None and time.monotonic() + delay > deadline or attempt == self.max_retries:
@@ -241,18 +247,44 @@ class DriftClient:
                 deadline = time.monotonic() + self.timeout
         return GAVE_UP
 
-    def _post(self, body: bytes, key: str, url: str, content_type: str) -> tuple[int | None, float | None]:
+    def _refused(self, status: int, refusal: dict[str, Any], rows: int) -> str:
+        """The reason rows the service refused for good are counted under; logged once per reason, with what the
+        service said to do (PUT a reference, declare the model, ...)."""
+        reason = refusal.get("reason")
+        named = self._refusals - {REJECTED}
+        if not isinstance(reason, str) or not _SERVICE_REASON.fullmatch(reason) or \
+                reason not in named and len(named) >= MAX_REFUSAL_REASONS:
+            reason = REJECTED
+        if reason not in self._refusals:
+            self._refusals.add(reason)
+            message = refusal.get("error")
+            _log.warning("drift service refused a batch; later refusals for this reason are only counted",
+                         extra={"status": status, "reason": reason, "rows": rows, "model": self.model,
+                                "service_said": log.quoted(message) if isinstance(message, str) else ""})
+        return reason
+
+    def _post(self, body: bytes, key: str, url: str,
+              content_type: str) -> tuple[int | None, float | None, dict[str, Any]]:
+        """The status, Retry-After and, for a refusal, the service's JSON answer ({"error", "reason"})."""
         request = urllib.request.Request(url, data=body, method="POST",
                                          headers={**self._headers, "Content-Type": content_type,
                                                   "Idempotency-Key": key})
         try:
             with urllib.request.urlopen(request, timeout=self.timeout) as response:
-                return response.status, None
+                return response.status, None, {}
         except urllib.error.HTTPError as error:
             retry_after = error.headers.get("Retry-After", "")
-            return error.code, float(retry_after) if retry_after.isdigit() else None
+            return error.code, float(retry_after) if retry_after.isdigit() else None, _refusal(error)
         except (OSError, ValueError):
-            return None, None
+            return None, None, {}
+
+
+def _refusal(error: urllib.error.HTTPError) -> dict[str, Any]:
+    try:
+        answer = json.loads(error.read(MAX_REFUSAL_BYTES))
+    except (OSError, ValueError):
+        return {}
+    return answer if isinstance(answer, dict) else {}
 
 
 def _columns(rows: list[Row]) -> dict[str, list[object]]:

@@ -26,7 +26,7 @@ from prometheus_client.registry import Collector
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse
-from starlette.routing import Mount, Route
+from starlette.routing import Route
 
 from fleetscope import durations, log
 from fleetscope.example.model import IrisModel
@@ -98,11 +98,24 @@ def create_app(model: IrisModel, metrics: InferenceMetrics, workers: int = 4,
         Route(f"/v1/models/{model.name}/predict", predict, methods=["POST"]),
         Route("/-/healthy", healthy),
         Route("/-/ready", healthy),  # the model is trained before the server listens
-        Mount("/metrics", app=make_asgi_app(registry_for(metrics, *collectors))),
+        # A Route, not a Mount: a Mount answers /metrics with a redirect to /metrics/, which curl and promtool
+        # do not follow.
+        Route("/metrics", _AsgiEndpoint(make_asgi_app(registry_for(metrics, *collectors)))),
     ])
     predict_path = f"/v1/models/{model.name}/predict"
     return SecurityHeaders(InferenceMiddleware(app, metrics, route=lambda scope: (model.name, "predict")
                                                if scope["path"] == predict_path else None))
+
+
+class _AsgiEndpoint:
+    """An ASGI app as a Route's endpoint: Starlette calls a plain function endpoint with a Request, and
+    prometheus_client's app is a plain function."""
+
+    def __init__(self, app: Callable) -> None:
+        self._app = app
+
+    async def __call__(self, scope, receive, send) -> None:
+        await self._app(scope, receive, send)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

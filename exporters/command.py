@@ -24,12 +24,14 @@ _logger = log.get("fleetscope.exporters")
 MAX_CONNECTIONS = durations.bounded_int(1, 4096)
 HEADER_TIMEOUT = durations.bounded_duration("1s", "10m")
 IDLE_TIMEOUT = durations.bounded_duration("1s", "1h")
+LISTEN_ADDRESS = ":9835"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     web = parser.add_argument_group("web")
-    web.add_argument("--web.listen-address", dest="listen_address", default=":9835",
-                     help="address on which to expose metrics and the web interface")
+    web.add_argument("--web.listen-address", dest="listen_address", action="append", metavar="ADDRESS",
+                     help="address on which to expose metrics and the web interface; repeat it to serve on "
+                          f"several, each with its own --web.max-connections (default: {LISTEN_ADDRESS})")
     web.add_argument("--web.telemetry-path", dest="telemetry_path", default="/metrics",
                      help="path under which to expose metrics")
     web.add_argument("--web.config.file", dest="web_config_file", default="",
@@ -64,7 +66,8 @@ def build(args: argparse.Namespace) -> tuple[ExporterRegistry, WebServer]:
     enabled = [option for option in AVAILABLE if getattr(args, f"collector_{option.name}")]
     registry = ExporterRegistry([source for option in enabled for source in option.build(args)])
     try:
-        server = WebServer(args.listen_address, routes(registry, args.telemetry_path), config, limits)
+        server = WebServer(args.listen_address or [LISTEN_ADDRESS], routes(registry, args.telemetry_path), config,
+                           limits)
     except log.UserError:
         registry.close()
         raise
@@ -77,13 +80,15 @@ def run(args: argparse.Namespace) -> int:
     stop = threading.Event()
 
     def request_stop(signum: int, frame: object) -> None:
-        _logger.info("shutting down", extra={"signal": signal.Signals(signum).name})
+        if not stop.is_set():  # a second signal (Ctrl-C, then a supervisor's SIGTERM) says nothing new
+            _logger.info("shutting down", extra={"signal": signal.Signals(signum).name})
         stop.set()
 
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
     server.start()
-    _logger.info("listening", extra={"address": server.url + args.telemetry_path, "version": __version__,
+    _logger.info("listening", extra={"address": ",".join(url + args.telemetry_path for url in server.urls),
+                                     "version": __version__,
                                      "collectors": ",".join(s.name for s in registry.sources)})
     stop.wait()
     server.shutdown()

@@ -9,6 +9,7 @@ import sys
 from collections.abc import Sequence
 
 from fleetscope import __version__, log
+from fleetscope.flag_help import HelpFormatter
 
 
 def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
@@ -25,6 +26,8 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
                  "fleetscope.example.demo", "all", words)
     _add_command(commands, ("exporter",), "run the node exporter (GPU telemetry as Prometheus metrics)",
                  "fleetscope.exporters.command", "", words, extended_by="fleetscope.simulation.node")
+    _add_command(commands, ("check",), "check whether this node is fit for work (Slurm, NHC, node-problem-detector)",
+                 "fleetscope.exporters.health.command", "", words, extended_by="fleetscope.simulation.node")
     _add_command(commands, ("simulate-fleet",), "serve many simulated nodes, one scrape target each",
                  "fleetscope.simulation.fleet_command", "", words)
     drift = commands.add_parser("drift", help="the drift service", description="The drift service.")
@@ -36,6 +39,8 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     _add_command(dashboards.add_subparsers(dest="dashboards_command", metavar="COMMAND", required=True),
                  ("dashboards", "preview"), "render each dashboard's panels with data from Prometheus to PNG",
                  "fleetscope.dashboards.preview", "dashboards", words)
+    _add_command(commands, ("remediate",), "drain Slurm or Kubernetes nodes for the alerts Alertmanager names, within "
+                 "limits", "fleetscope.remediation.command", "remediation", words)
     _add_command(commands, ("model-server",),
                  "serve an example scikit-learn model instrumented with the inference SDK",
                  "fleetscope.example.server", "example", words)
@@ -69,8 +74,8 @@ def _add_command(commands: argparse._SubParsersAction, path: tuple[str, ...], he
         log.add_arguments(parser)
         parser.set_defaults(run=missing)
         return
-    parser = commands.add_parser(name, help=help_, description=module.DESCRIPTION,
-                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = commands.add_parser(name, help=help_, description=module.DESCRIPTION, formatter_class=HelpFormatter)
+    parser.add_argument("--version", action="version", version=f"fleetscope {__version__}")
     module.add_arguments(parser)
     run = module.run
     if extended_by:
@@ -113,6 +118,5 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return args.run(args)
     except log.UserError as error:
-        log.get("fleetscope").error(str(error))
-        print(f"fleetscope: error: {error}", file=sys.stderr)
+        log.get("fleetscope").error(str(error))  # once, as Prometheus' own tools report what stops them
         return 2

@@ -27,6 +27,20 @@ def parse(text: str) -> float:
     return total
 
 
+def written(seconds: float) -> str:
+    """A duration as Prometheus writes it, largest units first: 15s, 1m30s, 100ms, 1h; 0s for zero."""
+    if seconds < 0 or seconds != seconds or seconds == float("inf"):
+        raise ValueError(f"{seconds!r} is not a duration")
+    milliseconds = round(seconds * 1000)
+    parts = []
+    for unit in ("y", "w", "d", "h", "m", "s", "ms"):
+        size = round(_UNITS[unit] * 1000)
+        count, milliseconds = divmod(milliseconds, size)
+        if count:
+            parts.append(f"{count}{unit}")
+    return "".join(parts) or "0s"
+
+
 def argument(text: str) -> float:
     """argparse type for a duration flag, unbounded: prefer bounded_duration for a new flag."""
     try:

@@ -27,6 +27,11 @@ def quoted(value: object, limit: int = QUOTED_CHARACTERS) -> str:
     return f"{text[:limit]}... ({len(text):,} characters)"
 
 
+# The level names of Prometheus' own logs (go-kit, then slog): warn, not warning.
+_LEVEL_NAMES = {logging.DEBUG: "debug", logging.INFO: "info", logging.WARNING: "warn", logging.ERROR: "error",
+                logging.CRITICAL: "error"}
+
+
 def get(name: str) -> logging.Logger:
     return logging.getLogger(name)
 
@@ -34,7 +39,7 @@ def get(name: str) -> logging.Logger:
 def _fields(record: logging.LogRecord) -> dict[str, object]:
     fields: dict[str, object] = {
         "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
-        "level": record.levelname.lower(),
+        "level": _LEVEL_NAMES.get(record.levelno, record.levelname.lower()),
         "logger": record.name,
         "msg": record.getMessage(),
     }

@@ -77,7 +77,7 @@ def test_json_logs_are_one_object_a_line(capsys):
     log.get("fleetscope.test").warning("GPU is down", extra={"gpu": 3})
     line = capsys.readouterr().err.strip().splitlines()[-1]
     record = json.loads(line)
-    assert record["msg"] == "GPU is down" and record["gpu"] == 3 and record["level"] == "warning"
+    assert record["msg"] == "GPU is down" and record["gpu"] == 3 and record["level"] == "warn"
     log.configure("info", "logfmt")
     log.get("fleetscope.test").info("two words", extra={"path": "/a b"})
     assert 'msg="two words"' in capsys.readouterr().err
@@ -120,10 +120,52 @@ def test_the_drift_service_serves_every_interface_without_tokens_only_when_told_
                                       f"--storage.path={tmp_path / 's.sqlite'}"])
     assert command.run(args) == 0 and served == [("0.0.0.0", 9840)]
     records = [json.loads(line) for line in capsys.readouterr().err.splitlines() if line.startswith("{")]
-    assert any(record["level"] == "warning" and "without authentication" in record["msg"] for record in records)
+    assert any(record["level"] == "warn" and "without authentication" in record["msg"] for record in records)
 
 
 @pytest.mark.parametrize("flag", ["--web.max-connections=0", "--web.header-timeout=0s"])
 def test_connection_limits_must_be_positive(flag):
     result = run("exporter", "--simulate", flag)
     assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize("command", [["exporter"], ["drift", "serve"], ["model-server"], ["demo"], ["simulate-fleet"],
+                                     ["dashboards", "preview"]])
+def test_help_shows_each_default_once_as_it_is_written(command):
+    """Durations as 15s (not 15.0), one default per flag, none where there is nothing to show, no Python
+    tuple or None; and --version answers on every command."""
+    import re
+
+    text = " ".join(run(*command, "--help").stdout.split())
+    flags = re.split(r" (?=--?[a-z][\w.-]*[ ,])", text)
+    for flag in flags:
+        assert flag.count("(default:") <= 1, flag
+    defaults = re.findall(r"\(default: ([^)]*)\)", text)
+    assert defaults, text
+    for shown in defaults:
+        assert shown and shown not in ("None", "True", "False") and not shown.startswith(("(", "[")), shown
+        assert not re.fullmatch(r"\d+\.\d+", shown), f"a duration shown as a float: {shown}"
+    assert run(*command, "--version").stdout.startswith("fleetscope ")
+
+
+def test_durations_are_written_as_prometheus_writes_them():
+    assert [durations.written(s) for s in (15.0, 900, 0.1, 90, 0, 604800, 1.5)] == \
+        ["15s", "15m", "100ms", "1m30s", "0s", "1w", "1s500ms"]
+    assert all(durations.parse(durations.written(s)) == s for s in (0.25, 7200, 86400 * 3 + 1))
+    for bad in (-1, float("nan"), float("inf")):
+        with pytest.raises(ValueError):
+            durations.written(bad)
+
+
+def test_an_error_that_stops_a_command_is_reported_once():
+    result = run("exporter", "--simulate", "--web.telemetry-path=metrics")
+    assert result.returncode == 2
+    assert result.stderr.count("must start with '/'") == 1, result.stderr
+    assert "level=error" in result.stderr
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:1", "not-a-url"])
+def test_an_unreachable_prometheus_is_a_message_not_a_traceback(url, tmp_path):
+    result = run("dashboards", "preview", f"--prometheus.url={url}", f"--output={tmp_path / 'out'}")
+    assert result.returncode == 2 and "cannot query Prometheus at --prometheus.url=" in result.stderr
+    assert "Traceback" not in result.stderr and not (tmp_path / "out").exists()

@@ -34,7 +34,7 @@ def _flags(group: argparse._ArgumentGroup) -> None:
                        help="NCCL_DEBUG=INFO log files to read transports, algorithms, channels and warnings from "
                             "(e.g. /var/log/nccl/*.log, written with NCCL_DEBUG_FILE=/var/log/nccl/%%h.%%p.log)")
     group.add_argument("--collector.nccl.ras-address", dest="nccl_ras_address", type=_address,
-                       default=_address("localhost:28028"), metavar="HOST:PORT",
+                       default="localhost:28028", metavar="HOST:PORT",
                        help="NCCL RAS service to query for hangs (NCCL_RAS_ADDR of the jobs); empty disables")
     group.add_argument("--collector.nccl.ras-timeout-factor", dest="nccl_ras_timeout_factor", type=_timeout_factor,
                        default=os.environ.get("NCCL_RAS_TIMEOUT_FACTOR") or "1", metavar="FACTOR",

@@ -13,10 +13,11 @@ import ipaddress
 import socket
 import ssl
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import cast
 from urllib.parse import parse_qs, urlsplit
 
 import bcrypt
@@ -204,46 +205,68 @@ DEFAULT_LIMITS = ConnectionLimits(max_connections=64, idle_timeout=120.0)
 
 
 class WebServer:
-    """Serves routes on one listen address until shutdown()."""
+    """Serves routes on one or more listen addresses (as exporter-toolkit serves every --web.listen-address)
+    until shutdown(). Connection limits hold on each address."""
 
-    def __init__(self, listen_address: str, routes: Mapping[str, Route], web_config: WebConfig | None = None,
-                 limits: ConnectionLimits = DEFAULT_LIMITS):
+    def __init__(self, listen_address: str | Sequence[str], routes: Mapping[str, Route],
+                 web_config: WebConfig | None = None, limits: ConnectionLimits = DEFAULT_LIMITS):
         config = web_config or WebConfig()
         self.limits = limits
         self._routes = dict(routes)
         self._auth = BasicAuth(config.basic_auth_users)
         self._extra_headers = dict(config.headers)
-        host, port = parse_listen_address(listen_address)
-        try:
-            self._server = _Server((host, port), self._handler_class(), config.tls, limits)
-        except OSError as error:
-            raise UserError(f"cannot listen on {listen_address}: {error.strerror}") from None
+        addresses = [listen_address] if isinstance(listen_address, str) else list(listen_address)
+        if not addresses:
+            raise UserError("no listen address given")
+        self._servers: list[_Server] = []
+        for address in addresses:
+            host, port = parse_listen_address(address)
+            try:
+                self._servers.append(_Server((host, port), self._handler_class(), config.tls, limits))
+            except OSError as error:
+                self._close()
+                raise UserError(f"cannot listen on {address}: {error.strerror}") from None
         self.scheme = "https" if config.tls else "http"
-        self._thread: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
 
     @property
     def port(self) -> int:
-        return self._server.server_address[1]
+        """The first address's port."""
+        return self._servers[0].server_address[1]
 
     @property
     def url(self) -> str:
-        host = str(self._server.server_address[0])
+        """The first address's URL."""
+        return self.urls[0]
+
+    @property
+    def urls(self) -> list[str]:
+        return [self._url(server) for server in self._servers]
+
+    def _url(self, server: _Server) -> str:
+        host = str(server.server_address[0])
         host = "127.0.0.1" if host in ("", "0.0.0.0") else f"[{host}]" if ":" in host else host
-        return f"{self.scheme}://{host}:{self.port}"
+        return f"{self.scheme}://{host}:{server.server_address[1]}"
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._server.serve_forever, name="web-server", daemon=True)
-        self._thread.start()
+        for server in self._servers:
+            thread = threading.Thread(target=server.serve_forever, name="web-server", daemon=True)
+            thread.start()
+            self._threads.append(thread)
 
     def shutdown(self) -> None:
         """Stop accepting connections and wait for requests in flight."""
-        if self._thread is not None:
-            # socketserver's shutdown() waits for serve_forever() to notice, so only once it runs.
-            self._server.shutdown()
-            self._thread.join()
-            self._thread = None
-        self._server.end_reading()
-        self._server.server_close()
+        # socketserver's shutdown() waits for serve_forever() to notice, so only once it runs.
+        for server, thread in zip(self._servers, self._threads, strict=False):  # none before start()
+            server.shutdown()
+            thread.join()
+        self._threads = []
+        self._close()
+
+    def _close(self) -> None:
+        for server in self._servers:
+            server.end_reading()
+            server.server_close()
 
     def _handler_class(self) -> type:
         server = self
@@ -260,7 +283,7 @@ class WebServer:
 
             def parse_request(self) -> bool:
                 parsed = super().parse_request()  # reads the headers
-                server._server.request_started()  # the head is in: no longer waiting for one
+                cast(_Server, self.server).request_started()  # the head is in: no longer waiting for one
                 if not parsed:
                     return False
                 # No route reads a body: where a request has one, what follows its head is never taken for
@@ -277,7 +300,7 @@ class WebServer:
             def handle_one_request(self) -> None:
                 super().handle_one_request()
                 if not self.close_connection:
-                    server._server.response_sent()
+                    cast(_Server, self.server).response_sent()
 
             def log_message(self, format: str, *args) -> None:
                 _logger.debug("http " + format % args)

@@ -8,10 +8,10 @@ from __future__ import annotations
 import argparse
 import copy
 import re
-import tomllib
 import shutil
 import subprocess
 import sys
+import tomllib
 from functools import cache
 from pathlib import Path
 

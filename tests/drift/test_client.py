@@ -9,7 +9,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from fleetscope.drift.client import DriftClient
+from fleetscope.drift.client import MAX_REFUSAL_REASONS, DriftClient
 from fleetscope.localstack.process import free_port
 
 
@@ -29,13 +29,15 @@ class Answers:
                 with answers.lock:
                     answers.keys.append(self.headers["Idempotency-Key"])
                     status = answers.statuses.pop(0) if answers.statuses else answers.default
+                    status, answer = status if isinstance(status, tuple) else (status, b"")
                     if status == 202:
                         answers.received.append(json.loads(body))
                 self.send_response(status)
                 if status in (408, 429):
                     self.send_header("Retry-After", "0")
-                self.send_header("Content-Length", "0")
+                self.send_header("Content-Length", str(len(answer)))
                 self.end_headers()
+                self.wfile.write(answer)
 
             def log_message(self, *args) -> None:
                 pass
@@ -149,3 +151,37 @@ def test_a_full_store_pauses_posting_and_keeps_the_batch_for_after(answers):
     client.close()
     assert server.rows() == [1.0, 1.0, 1.0, 2.0] and client.sent == 4 and not client.dropped
     assert len(server.keys) == 2
+
+
+def _refusal(reason: object, message: str = "refused") -> tuple[int, bytes]:
+    return 404, json.dumps({"error": message, "reason": reason}).encode()
+
+
+def test_a_refusal_is_counted_by_the_services_reason_and_logged_once_with_what_it_said(answers, caplog):
+    said = "model 'iris' has no schema: declare it in the config or PUT a reference"
+    server = answers([_refusal("unknown_model", said)] * 3 + [(400, b"not json")])
+    client = DriftClient(server.url, "iris", flush_interval=0.05, batch_rows=1)
+    with caplog.at_level("WARNING", logger="fleetscope.drift.client"):
+        for index in range(4):
+            client.send({"score": float(index)})
+            time.sleep(0.15)
+        client.close()
+    assert client.dropped == {"unknown_model": 3, "rejected": 1}
+    logged = [record for record in caplog.records if "refused" in record.getMessage()]
+    assert [record.reason for record in logged] == ["unknown_model", "rejected"]
+    assert "PUT a reference" in logged[0].service_said
+    assert any(sample.labels.get("reason") == "unknown_model" and sample.value == 3
+               for family in client.collect() for sample in family.samples)
+
+
+def test_a_services_reasons_count_by_name_only_while_they_look_like_reasons_and_are_few(answers):
+    hostile = ["x" * 10_000, "DROP TABLE", 7, None, "Unknown"]
+    many = [f"reason_{index}" for index in range(MAX_REFUSAL_REASONS + 5)]
+    server = answers([_refusal(reason) for reason in hostile + many])
+    client = DriftClient(server.url, "iris", flush_interval=0.02, batch_rows=1)
+    for index in range(len(hostile) + len(many)):
+        client.send({"score": float(index)})
+        time.sleep(0.03)
+    client.close(timeout=10)
+    assert client.dropped["rejected"] == len(hostile) + 5, client.dropped
+    assert len(set(client.dropped) - {"rejected"}) == MAX_REFUSAL_REASONS

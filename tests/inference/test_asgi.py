@@ -83,7 +83,9 @@ def test_only_routed_paths_are_tracked_and_metrics_are_served(model):
     assert client.get("/-/healthy").status_code == 200
     assert [s.duration.count for s in metrics.snapshot()] == [0]  # declared at start, untouched
     client.post(PREDICT, json={"instances": [[5.1, 3.5, 1.4, 0.2]]})
-    page = client.get("/metrics/").text
+    response = client.get("/metrics", follow_redirects=False)
+    assert response.status_code == 200  # answered where curl and promtool ask, not redirected
+    page = response.text
     counts = {labels["outcome"]: value for name, labels, value in samples(page)
               if name == "fleetscope_inference_requests_total"}
     assert counts == {"success": 1.0, "error": 0.0}
@@ -146,6 +148,6 @@ def test_openmetrics_pages_carry_trace_exemplars(model):
     # so mark the request from here as a server framework with tracing would.
     with tracer.start_as_current_span("predict") as span, metrics.track("iris", "predict"):
         pass
-    page = client.get("/metrics/", headers={"accept": "application/openmetrics-text"}).text
+    page = client.get("/metrics", headers={"accept": "application/openmetrics-text"}).text
     trace_id = f"{span.get_span_context().trace_id:032x}"
     assert f'# {{span_id="{span.get_span_context().span_id:016x}",trace_id="{trace_id}"}}' in page

@@ -40,7 +40,7 @@ STACKS = {
                    "fleetscope_drift_rows_accepted_total"),
     "model-server": Stack("model-server", "POST", "/v1/models/iris/predict",
                           json.dumps({"instances": [[5.1, 3.5, 1.4, 0.2]]}).encode(),
-                          "fleetscope_inference_requests_total", metrics="/metrics/"),
+                          "fleetscope_inference_requests_total"),
     # The exporter takes no bodies: a GET carrying one is the way to it.
     "exporter": Stack("exporter", "GET", "/metrics", b"x" * 16, None),
 }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import gzip
+import socket
 import ssl
 import subprocess
 import time
@@ -18,7 +19,7 @@ from fleetscope.cli import build_parser
 from fleetscope.log import UserError
 from fleetscope.simulation.node import build
 from fleetscope.web import config as web_config
-from fleetscope.web.server import parse_listen_address
+from fleetscope.web.server import WebServer, parse_listen_address
 from tests.support.exposition import value
 
 
@@ -275,3 +276,18 @@ def test_a_half_written_renewal_keeps_the_previous_certificate(tmp_path, caplog)
     assert renewed is not first
     now[0] += 2
     assert context.current() is renewed, "unchanged files build nothing"
+
+
+def test_every_listen_address_given_is_served(running):
+    """As exporter-toolkit serves each --web.listen-address; one that cannot be bound is a clear error."""
+    server = running("--web.listen-address=127.0.0.1:0")
+    assert len(server.urls) == 2 and server.urls[0] != server.urls[1]
+    for url in server.urls:
+        status, _, body = get(url + "/metrics")
+        assert status == 200 and b"fleetscope_gpu_up" in body
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(UserError, match=f"cannot listen on 127.0.0.1:{port}"):
+            WebServer(["127.0.0.1:0", f"127.0.0.1:{port}"], {})

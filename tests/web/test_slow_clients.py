@@ -40,10 +40,12 @@ def honest_get(url: str) -> int:
 def test_the_exporter_serves_scrapes_while_slow_clients_hold_its_cap(exporter_server, mode):
     threads_before = threading.active_count()
     with SlowClients(exporter_server.port, 40, mode, interval=0.1, reconnect=True) as attackers:
+        threads_cap = threads_before + 1 + LIMITS.max_connections + 4
         for _ in range(30):  # connections capped, and one thread per connection (the attackers have one more);
-            # an evicted connection's thread takes a moment to end after its socket is shut down
-            assert exporter_server._server.waiting.open <= LIMITS.max_connections
-            assert threading.active_count() <= threads_before + 1 + LIMITS.max_connections + 4
+            # an evicted connection's thread takes a moment to end after its socket is shut down, longer on a
+            # loaded machine: the count must come back under the cap, while 40 clients keep reconnecting
+            assert exporter_server._servers[0].waiting.open <= LIMITS.max_connections
+            assert wait_until(lambda: threading.active_count() <= threads_cap, timeout=2.0), threading.active_count()
             time.sleep(0.01)
         assert [honest_get(exporter_server.url + "/metrics") for _ in range(20)] == [200] * 20
         # past the header deadline every slow connection has been ended (the cap evicted most sooner)
