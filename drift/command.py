@@ -9,7 +9,8 @@ from pathlib import Path
 from fleetscope import durations, log
 from fleetscope.drift.service.config import ConfigError, load
 from fleetscope.drift.sharding import index_from_hostname
-from fleetscope.web.server import is_loopback, parse_listen_address
+from fleetscope.web.exposure import refuse_unauthenticated
+from fleetscope.web.server import parse_listen_address
 
 DESCRIPTION = """Compares live model outputs with reference windows and serves drift as Prometheus metrics.
 Models, windows, limits, tokens and TLS are set in --config.file (see fleetscope.drift.service.config);
@@ -72,14 +73,8 @@ def run(args: argparse.Namespace) -> int:
         host, port = parse_listen_address(config.listen_address)
     except (ConfigError, ValueError) as error:
         raise log.UserError(str(error)) from None
-    if not config.auth.write_tokens and not is_loopback(host):
-        if not args.allow_unauthenticated:
-            raise log.UserError(
-                f"refusing to serve on {config.listen_address} with no write tokens: anyone who can reach it could "
-                "create models and write outputs. Set auth.write_tokens_file in --config.file, listen on "
-                "127.0.0.1, or pass --web.allow-unauthenticated if the network itself is trusted")
-        _log.warning("serving without authentication on an address other machines can reach",
-                     extra={"address": config.listen_address})
+    refuse_unauthenticated(config.listen_address, host, bool(config.auth.write_tokens), args.allow_unauthenticated,
+                           "create models and write outputs", "Set auth.write_tokens_file in --config.file")
     _log.info("allocator settings", extra=memory.configure())  # memory back after large bodies
     service = DriftService(config)
     stop = threading.Event()

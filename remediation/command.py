@@ -12,7 +12,8 @@ import yaml
 from fleetscope import log
 from fleetscope.remediation.config import Config, ConfigError, load
 from fleetscope.web import config as web_config
-from fleetscope.web.server import BasicAuth, is_loopback, parse_listen_address
+from fleetscope.web.exposure import refuse_unauthenticated
+from fleetscope.web.server import BasicAuth, parse_listen_address
 
 DESCRIPTION = """Receives Alertmanager's webhook and, for the alerts --config.file's rules name, drains the alert's
 Slurm node (scontrol) or cordons and taints its Kubernetes node, within rate limits (limits.max_actions_per_hour,
@@ -57,14 +58,9 @@ def run(args: argparse.Namespace) -> int:
     web = web_config.load(args.web_config_file)
     tls = _tls_files(args.web_config_file)
     host, port = parse_listen_address(args.listen_address)
-    if not config.tokens and not web.basic_auth_users and not is_loopback(host):
-        if not args.allow_unauthenticated:
-            raise log.UserError(
-                f"refusing to serve on {args.listen_address} with no credentials: anyone who can reach it could "
-                "drain nodes. Set auth.tokens_file in --config.file or basic_auth_users in --web.config.file, listen "
-                "on 127.0.0.1, or pass --web.allow-unauthenticated if the network itself is trusted")
-        _log.warning("serving without authentication on an address other machines can reach",
-                     extra={"address": args.listen_address})
+    refuse_unauthenticated(args.listen_address, host, bool(config.tokens or web.basic_auth_users),
+                           args.allow_unauthenticated, "drain nodes",
+                           "Set auth.tokens_file in --config.file or basic_auth_users in --web.config.file")
     audit = AuditLog(config.audit_path)
     remediator = Remediator(config, backend, audit)
     _log.info("remediator listening", extra={"address": args.listen_address, "backend": backend.name,
