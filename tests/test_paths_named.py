@@ -1,6 +1,7 @@
 """Every repository path that the repository names for its readers exists.
 
-Scanned (the tracked files people read): every Markdown file (README.md, CONTRIBUTING.md, docs/, the
+Scanned (the tracked files people read, and new ones git does not ignore): every Markdown file (README.md,
+CONTRIBUTING.md, docs/ and the documentation site's pages, mkdocs.yml's nav, the
 runbooks, fixture READMEs), pyproject.toml, shell scripts, the comments, docstrings and other string
 literals of every .py file, and the hand-written YAML under deploy/, alerts/ and dashboards/ (the promtool
 tests). Generated files (those that open with fleetscope.generated.header) are left out: their text comes
@@ -100,8 +101,11 @@ def package_dirs() -> dict[str, str]:
 
 
 def tracked_files() -> list[str]:
+    """The files a commit of this checkout would hold: tracked, and new ones git does not ignore (a new page
+    of docs/ is checked before it is first committed)."""
     try:
-        listed = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, text=True, check=True)
+        listed = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"], cwd=ROOT,
+                                capture_output=True, text=True, check=True)
     except (OSError, subprocess.CalledProcessError):
         pytest.skip("not a git checkout: the tracked files are unknown")
     return [name for name in listed.stdout.split("\0") if name and (ROOT / name).is_file()]
