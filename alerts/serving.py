@@ -58,8 +58,8 @@ def unmeasurable_slo_alert(slo: LatencySlo) -> Alert:
                 f"{{{{ $labels.engine }}}}",
         description=f"{_MODEL} serves its {what} histogram without a bucket boundary at {slo.threshold:g} s, so no "
                     "share of requests under the threshold can be read from it and its latency budget alerts stay "
-                    "silent. Add the boundary with the engine's bucket setting (see the README's engine table), or "
-                    "set the objective at a boundary the engine has.")
+                    "silent. Add the boundary with the engine's bucket setting (docs/inference.md, the engine "
+                    "table), or set the objective at a boundary the engine has.")
 
 
 def _slow_p90(name: str, latency: str, threshold: float, config: MonitoringConfig, summary: str, waits: str,

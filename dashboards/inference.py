@@ -15,6 +15,7 @@ from fleetscope.dashboards.build import (
     datasource_variable,
     label_variable,
     stat_panel,
+    table_panel,
     timeseries_panel,
 )
 from fleetscope.dashboards.common import TITLES, UIDS, links_except
@@ -41,11 +42,15 @@ def _names(names: str, suffix: str) -> str:
 
 
 def _quantiles(latency: str, quantiles: tuple[str, ...]) -> list[Query]:
-    # Quantiles cannot be added across clusters: the slowest cluster's is shown.
+    # Quantiles cannot be added across clusters: the slowest cluster's is shown. A quantile inside the
+    # engine's first bucket is drawn at that boundary and named so: the histogram says no more than that.
     queries = []
     for quantile in quantiles:
+        name = f"p{float(quantile) * 100:g}"
         selector = _schema(f"{latency}_seconds:quantile_rate5m", f'quantile="{quantile}"')
-        queries.append(Query(f"max by ({BY}) ({selector})", f"p{float(quantile) * 100:g} {LEGEND}"))
+        queries.append(Query(f"max by ({BY}) ({selector})", f"{name} {LEGEND}"))
+        below = _schema(f"{latency}_seconds:quantile_upper_bound_rate5m", f'quantile="{quantile}"')
+        queries.append(Query(f"max by ({BY}) ({below})", f"{name} below the first boundary {LEGEND}"))
     return queries
 
 
@@ -80,6 +85,12 @@ def build(config: MonitoringConfig | None = None) -> dict:
         timeseries_panel("Tokens per second", "Input (prompt) and output (generated) tokens per second.", "none",
                          Query(_sum("input_tokens:rate5m"), "input " + LEGEND),
                          Query(_sum("output_tokens:rate5m"), "output " + LEGEND)),
+        table_panel("Outcomes not measured", "Outcomes the engine does not count for the model: unknown there, "
+                                             "not zero (vLLM counts no client cancellations or invalid requests; "
+                                             "before 0.13 no errors either). Their rates are absent above.", "none",
+                    Query(f"max by ({BY}, signal) ({_schema('not_measured')})", "state"),
+                    columns=("model", "engine", "signal"), mappings={"state": {"1": "not measured"}},
+                    width=24, height=6),
     ])
     latency = Row("Latency", [
         timeseries_panel("Request latency p50, p90, p99", "From arrival to the last byte.", "s",

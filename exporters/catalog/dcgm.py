@@ -11,7 +11,7 @@ DCGM name is served too.
 
 These are not fleetscope metrics and do not follow its naming rules (counters without `_total`,
 MiB and MHz units, camelCase labels): they are a rendering, declared here so that what is served
-and what the README's migration table lists are one list.
+and what the migration table of docs/reference/dcgm-exporter.md lists are one list.
 """
 
 from __future__ import annotations
@@ -32,7 +32,9 @@ MEBIBYTE = 1024.0 * 1024.0
 MEGAHERTZ = 1e6
 PERCENT = 100.0
 MILLIJOULES_PER_JOULE = 1e3
-MICROSECONDS_PER_SECOND = 1e6
+# dcgm-exporter's HELP says microseconds up to 4.4.2-4.7.0 and nanoseconds from 4.4.2-4.7.1
+# (etc/default-counters.csv; dcgm-exporter #589): DCGM passes on NVML's violation time, in nanoseconds.
+NANOSECONDS_PER_SECOND = 1e9
 
 
 @dataclass(frozen=True)
@@ -120,11 +122,11 @@ FIELDS: tuple[DcgmField, ...] = (
            m.NVLINK_ERRORS, type="replay"),
     _field("DCGM_FI_DEV_NVLINK_RECOVERY_ERROR_COUNT_TOTAL", "counter", "Total number of NVLink recovery errors.",
            m.NVLINK_ERRORS, type="recovery"),
-    _field("DCGM_FI_DEV_POWER_VIOLATION", "counter", "Throttling duration due to power constraints (in us).",
-           m.CLOCK_EVENT_DURATION, MICROSECONDS_PER_SECOND, reason="sw_power_cap"),
+    _field("DCGM_FI_DEV_POWER_VIOLATION", "counter", "Throttling duration due to power constraints (in ns).",
+           m.CLOCK_EVENT_DURATION, NANOSECONDS_PER_SECOND, reason="sw_power_cap"),
     _field("DCGM_FI_DEV_SYNC_BOOST_VIOLATION", "counter",
-           "Throttling duration due to sync-boost constraints (in us).", m.CLOCK_EVENT_DURATION,
-           MICROSECONDS_PER_SECOND, reason="sync_boost"),
+           "Throttling duration due to sync-boost constraints (in ns).", m.CLOCK_EVENT_DURATION,
+           NANOSECONDS_PER_SECOND, reason="sync_boost"),
     _field("DCGM_FI_PROF_SM_ACTIVE", "gauge", "The ratio of cycles an SM has at least 1 warp assigned.",
            m.SM_ACTIVE),
     _field("DCGM_FI_PROF_SM_OCCUPANCY", "gauge",
@@ -137,8 +139,10 @@ FIELDS: tuple[DcgmField, ...] = (
 # Rendered by the compat renderer itself, not from one native series each.
 XID_ERRORS = DcgmField("DCGM_FI_DEV_XID_ERRORS", "gauge", "Value of the last XID error encountered.", m.LAST_XID,
                        default=True)
-# dcgm-exporter types it a counter but DCGM serves a rate (in MB/s; dcgm-exporter #195, #472), so it is
-# rendered as one: the NVLink bytes of every link, both ways, between two readings.
+# dcgm-exporter types it a counter but DCGM serves a rate (dcgm-exporter #195, #472), so it is rendered as
+# one: the NVLink data of every link, both ways, between two readings, as DCGM computes it
+# (DcgmCacheManager::ReadAndCacheNvLinkBandwidth, dcgmlib/src/DcgmCacheManager.cpp, DCGM v4.6.0): NVML's
+# NVLINK_THROUGHPUT_DATA_RX + _TX counters, in KiB, per second, divided by 1000 and truncated to an integer.
 NVLINK_BANDWIDTH = DcgmField("DCGM_FI_DEV_NVLINK_BANDWIDTH_TOTAL", "counter",
                              "Total number of NVLink bandwidth counters for all lanes", m.NVLINK_TRANSMIT,
                              default=True)
@@ -148,4 +152,6 @@ NOT_SERVED = {"DCGM_FI_DEV_VGPU_LICENSE_STATUS": "vGPU licence status is not rea
 
 # err_msg: NVIDIA's name of the code (catalog/xids.py), "No Error" before the first.
 NO_XID_MESSAGE = "No Error"
+# DCGM_FI_DEV_NVLINK_BANDWIDTH_TOTAL's unit: KiB/s over 1000 (DCGM's "Convert to KiB/sec -> MiB/sec").
+NVLINK_BANDWIDTH_BYTES_PER_UNIT = 1024.0 * 1000.0
 UNKNOWN_XID_MESSAGE = "Unknown Error"

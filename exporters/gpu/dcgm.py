@@ -19,7 +19,6 @@ from fleetscope.exporters.verbatim import VerbatimFamily
 # Labels that say which job holds the GPU, kept as they are (dcgm-exporter uses the same names).
 _PASSED_THROUGH = m.JOB_LABELS
 _NVLINK_BYTES = (m.NVLINK_TRANSMIT.name, m.NVLINK_RECEIVE.name)
-BYTES_PER_MEGABYTE = 1e6
 
 
 def identity(labels: Mapping[str, str], driver_version: str) -> dict[str, str]:
@@ -108,8 +107,9 @@ class DcgmRenderer:
             previous = self._nvlink.get(uuid)
             self._nvlink[uuid] = (total, now)
             if previous is not None and now > previous[1] and total >= previous[0]:
-                rate = (total - previous[0]) / (now - previous[1]) / BYTES_PER_MEGABYTE
-                family.add(identity(labels, driver), rate)
+                # DCGM's integer: KiB per second over 1000, truncated (its (long long) cast).
+                rate = (total - previous[0]) / (now - previous[1]) / dcgm.NVLINK_BANDWIDTH_BYTES_PER_UNIT
+                family.add(identity(labels, driver), float(int(rate)))
         for uuid in set(self._nvlink) - set(totals):
             del self._nvlink[uuid]  # a GPU that is down or gone starts afresh when it returns
         return family if family.samples else None

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from fleetscope.alerts import generate, inference
+from fleetscope.alerts import engines, generate, inference
 from fleetscope.alerts.engines import ENGINES, Histogram
 from fleetscope.exporters import catalog
 from fleetscope.localstack.prometheus import Prometheus
@@ -54,9 +54,14 @@ def test_every_signal_an_engine_declares_is_recorded_and_nothing_else():
             expected.add("fleetscope:inference_preemptions:rate5m")
         expected |= {f"fleetscope:inference_{d}_tokens:rate5m" for d in ("input", "output")
                      if getattr(engine, f"{d}_tokens")}
+        if any(not getattr(engine, outcome) or engine.outcomes_created_at_start for outcome in inference.OUTCOMES):
+            expected.add("fleetscope:inference_not_measured")
         for latency in inference.LATENCIES:
-            if getattr(engine, latency) is not None:
+            histogram = getattr(engine, latency)
+            if histogram is not None:
                 expected |= {f"fleetscope:inference_{latency}_seconds:{s}_rate5m" for s in ("quantile", "mean")}
+                if histogram.bounds:
+                    expected.add(f"fleetscope:inference_{latency}_seconds:quantile_upper_bound_rate5m")
             if getattr(engine, f"mean_{latency}", None) is not None:
                 expected.add(f"fleetscope:inference_{latency}_seconds:mean_rate5m")
         assert _records(engine) == expected, engine.name
@@ -67,12 +72,96 @@ def test_time_per_output_token_is_never_read_from_a_per_step_histogram():
     text = {engine.name: yaml.safe_dump(inference.engine_rules(engine, NormalizationConfig()))
             for engine in ENGINES}
     per_step = ("vllm:inter_token_latency_seconds", "vllm:time_per_output_token_seconds",
-                "sglang:inter_token_latency_seconds", "tgi_request_mean_time_per_token_duration")
+                "sglang:inter_token_latency_seconds", "tgi_request_mean_time_per_token_duration",
+                # LMDeploy 0.10's record_iteration observes it once per decode step.
+                "lmdeploy:time_per_output_token_seconds")
     for engine in ENGINES:
         for rule in inference.engine_rules(engine, NormalizationConfig()):
             if rule["record"].startswith("fleetscope:inference_time_per_output_token_seconds"):
                 assert not any(name in rule["expr"] for name in per_step), (engine.name, rule["expr"])
     assert "vllm:request_time_per_output_token_seconds" in text["vllm"]
+
+
+def _not_measured(engine) -> dict[str, str]:
+    return {rule["labels"]["signal"]: rule["expr"] for rule in inference.engine_rules(engine, NormalizationConfig())
+            if rule["record"] == "fleetscope:inference_not_measured"}
+
+
+def test_what_an_engine_does_not_count_is_recorded_as_not_measured_never_as_zero():
+    vllm, lmdeploy = engines.VLLM, engines.LMDEPLOY
+    # vLLM: a client disconnect is aborted without stats (finished_reason="abort" stays 0) and a 400 is
+    # answered before the engine: no counter reads as a cancellation or a client error.
+    assert not vllm.cancelled and not vllm.client_errors
+    assert set(_not_measured(vllm)) == {"errors", "rejected", "cancelled", "client_errors"}
+    # errors and rejections: measured only where the release serves the series (created at zero on start):
+    # "error" from 0.13 (0.11/0.12 finish as stop, length, abort), admission rejections where it has limits.
+    assert "unless" in _not_measured(vllm)["errors"] and 'finished_reason="error"' in _not_measured(vllm)["errors"]
+    assert "unless" not in _not_measured(vllm)["cancelled"]
+    errors = next(rule["expr"] for rule in inference.engine_rules(vllm, NormalizationConfig())
+                  if rule["record"] == "fleetscope:inference_errors:rate5m")
+    assert "* 0" not in errors  # an absent "error" series is not a zero
+    # LMDeploy 0.10 calls record_finish only for ResponseType.FINISH: its outcome counters never move.
+    assert not (lmdeploy.errors or lmdeploy.rejected or lmdeploy.cancelled or lmdeploy.client_errors)
+    assert set(_not_measured(lmdeploy)) == {"errors", "rejected", "cancelled", "client_errors"}
+    assert lmdeploy.time_per_output_token is None
+    # An engine that counts every outcome has nothing not measured.
+    assert _not_measured(engines.SDK) == {}
+
+
+def _expr(engine, record: str) -> str:
+    return next(rule["expr"] for rule in inference.engine_rules(engine, NormalizationConfig())
+                if rule["record"] == record)
+
+
+def test_tgi_3_3_counts_each_request_once_and_template_failures_as_the_clients():
+    tgi = engines.TGI
+    # tgi_request_count is incremented by chat_completions/completions and again by generate_internal/
+    # generate_stream_internal (router/src/server.rs, v3.3.6): an OpenAI-API request would count twice.
+    assert tgi.requests == ("tgi_request_success", "tgi_request_failure")
+    assert "tgi_request_count" not in _expr(tgi, "fleetscope:inference_requests:rate5m")
+    # router/src/infer/mod.rs labels template failures err="template" (a 422); no tag emits "cancelled".
+    assert tgi.client_errors == ('tgi_request_failure{err=~"validation|template"}',)
+    assert "template" in tgi.errors[0].split("!~")[1] and "cancelled" not in " ".join(tgi.errors + tgi.cancelled)
+    assert tgi.cancelled == ('tgi_request_failure{err="dropped"}',)
+
+
+def test_triton_outcomes_by_release_and_means_per_success():
+    triton = engines.TRITON
+    # Failure series are created at load (reason from r24.07, none before): an absent reason is not measured.
+    assert triton.outcomes_created_at_start
+    assert "unless" in _not_measured(triton)["rejected"] and "unless" in _not_measured(triton)["cancelled"]
+    assert "r24.07" in triton.source or "r24.07" in " ".join(triton.notes)
+    # nv_inference_request_duration_us and _queue_duration_us grow in UpdateSuccess only (infer_stats.cc).
+    assert triton.mean_request_duration[1] == ("nv_inference_request_success",)
+    assert triton.mean_queue_duration[1] == ("nv_inference_request_success",)
+
+
+def test_sglang_inter_token_boundaries_and_llamacpp_without_kv_cache():
+    # bucket_inter_token_latency's default in collector.py, 0.5.3 to 0.5.10.
+    bounds = engines.SGLANG.inter_token_latency.bounds
+    assert bounds and bounds[0] == 0.002 and bounds[-1] == 8.0 and len(bounds) == 23
+    assert engines.SGLANG.preemptions == "sglang:num_retracted_requests_total"  # 0.5.10+; not the 0.5.6 gauge
+    # llamacpp:kv_cache_usage_ratio was removed by PR #13660 (May 2025), before b6000.
+    assert not engines.LLAMACPP.kv_cache_usage
+    assert "kv_cache" not in yaml.safe_dump(inference.engine_rules(engines.LLAMACPP, NormalizationConfig()))
+
+
+def test_a_quantile_inside_the_first_bucket_is_an_upper_bound_not_an_interpolation():
+    rules = {(rule["record"], rule["labels"].get("quantile")): rule["expr"]
+             for rule in inference.engine_rules(engines.VLLM, NormalizationConfig())}
+    record = "fleetscope:inference_request_duration_seconds"
+    assert rules[(f"{record}:quantile_upper_bound_rate5m", "0.5")].startswith("0.3 + 0 *")
+    assert "unless on" in rules[(f"{record}:quantile_rate5m", "0.5")]
+    assert 'le=~"0\\\\.3"' in rules[(f"{record}:quantile_rate5m", "0.5")]
+    # Dynamo's boundaries are not fixed: nothing to mark.
+    dynamo = {rule["record"] for rule in inference.engine_rules(engines.DYNAMO, NormalizationConfig())}
+    assert f"{record}:quantile_upper_bound_rate5m" not in dynamo
+
+
+def test_ray_serve_2_49_boundaries_and_their_setting():
+    histogram = engines.RAY_SERVE.request_duration
+    # DEFAULT_LATENCY_BUCKET_MS has 300 and 400 ms; constants.py reads REQUEST_LATENCY_BUCKETS_MS, unprefixed.
+    assert {300.0, 400.0} <= set(histogram.bounds) and histogram.bounds_setting == "REQUEST_LATENCY_BUCKETS_MS"
 
 
 @pytest.mark.parametrize("bounds, setting, threshold, expected", [
@@ -119,7 +208,9 @@ def _sglang(t: int) -> str:
 
 
 def _tgi(t: int) -> str:
-    return (counter("tgi_request_count", {"": 10}, t) +
+    # 10 chat requests: 7 succeed, 1 fails generating, 2 dropped; tgi_request_count counts the OpenAI API twice.
+    return (counter("tgi_request_count", {"": 20}, t) +
+            counter("tgi_request_success", {"": 7}, t) +
             counter("tgi_request_failure", {'err="generation"': 1, 'err="dropped"': 2}, t) +
             histogram("tgi_request_duration", "", [("0.7481827642679213", 0), ("1.122274146401882", 10),
                                                     ("+Inf", 10)], 9.0, t))
@@ -128,7 +219,10 @@ def _tgi(t: int) -> str:
 def _triton(t: int) -> str:
     labels = 'model="resnet",version="1"'
     return (counter("nv_inference_request_success", {labels: 19}, t) +
-            counter("nv_inference_request_failure", {f'{labels},reason="REJECTED"': 1}, t) +
+            counter("nv_inference_request_failure", {f'{labels},reason="REJECTED"': 1,
+                                                     f'{labels},reason="CANCELED"': 0,
+                                                     f'{labels},reason="BACKEND"': 0,
+                                                     f'{labels},reason="OTHER"': 0}, t) +
             counter("nv_inference_request_duration_us", {labels: 400000}, t))
 
 
@@ -199,23 +293,31 @@ def test_prometheus_records_one_schema_over_every_engine(tmp_path, fleetscope_pr
         share = server.wait_for('fleetscope:inference_cancelled:rate5m{engine="sglang"}\n'
                                 '/ fleetscope:inference_requests:rate5m{engine="sglang"}', timeout=30)
         assert float(share[0]["value"][1]) == pytest.approx(0.1)
-        ratios = server.wait_for("fleetscope:inference_error_ratio:rate5m", lambda r: len(r) == 8, timeout=30)
+        ratios = server.wait_for("fleetscope:inference_error_ratio:rate5m", lambda r: len(r) == 7, timeout=30)
         by_engine = {r["metric"]["engine"]: float(r["value"][1]) for r in ratios}
         # vLLM's finished_reason="error", TGI's generation failure (not its dropped requests), Triton's rejection,
         # Dynamo's overload, Ray Serve's 500.
+        # LMDeploy counts only requests that finished well: no error ratio, its outcomes not measured.
         assert by_engine == pytest.approx({"vllm": 0.1, "tgi": 0.1, "triton": 0.05, "sklearn": 0, "dynamo": 0.2,
-                                           "lmdeploy": 0, "ray-serve": 0.1, "opentelemetry": 0})
+                                           "ray-serve": 0.1, "opentelemetry": 0})
+        unmeasured = server.wait_for('fleetscope:inference_not_measured{engine=~"vllm|lmdeploy"}',
+                                     lambda r: len(r) == 7, timeout=30)
+        assert {(r["metric"]["engine"], r["metric"]["signal"]) for r in unmeasured} == {
+            ("vllm", "rejected"), ("vllm", "cancelled"), ("vllm", "client_errors"), ("lmdeploy", "errors"),
+            ("lmdeploy", "rejected"), ("lmdeploy", "cancelled"), ("lmdeploy", "client_errors")}
         cancelled = server.wait_for("fleetscope:inference_cancelled:rate5m > 0", lambda r: len(r) == 3, timeout=30)
         assert {r["metric"]["engine"] for r in cancelled} == {"sglang", "tgi", "trtllm"}
-        p50 = server.wait_for('fleetscope:inference_request_duration_seconds:quantile_rate5m{quantile="0.5"}',
-                              lambda r: len(r) == 5, timeout=30)
+        # A median inside the first bucket (the SDK's 0-5 ms) is recorded as at most that boundary.
+        p50 = server.wait_for('fleetscope:inference_request_duration_seconds:quantile_rate5m{quantile="0.5"}\nor\n'
+                              'fleetscope:inference_request_duration_seconds:quantile_upper_bound_rate5m'
+                              '{quantile="0.5"}', lambda r: len(r) == 5, timeout=30)
         values = {r["metric"]["engine"]: float(r["value"][1]) for r in p50}
         assert values["vllm"] == pytest.approx(0.8) and values["sglang"] == pytest.approx(3)
         assert 0.748 < values["tgi"] < 1.123 and 0 < values["sklearn"] < 1
         assert 0.64 < values["opentelemetry"] < 1.28
         mean = server.wait_for('fleetscope:inference_request_duration_seconds:mean_rate5m{engine="triton"}',
                                timeout=30)
-        assert float(mean[0]["value"][1]) == pytest.approx(0.02)
+        assert float(mean[0]["value"][1]) == pytest.approx(0.4 / 19)  # per success: failures add no duration
         kv = server.wait_for("fleetscope:inference_kv_cache_usage_ratio", lambda r: len(r) == 2, timeout=30)
         assert {r["metric"]["engine"]: float(r["value"][1]) for r in kv} == {"vllm": 0.75, "trtllm": 0.5}
         itl = server.wait_for("fleetscope:inference_inter_token_latency_seconds:mean_rate5m", timeout=30)
@@ -228,7 +330,7 @@ def test_prometheus_records_one_schema_over_every_engine(tmp_path, fleetscope_pr
 
 
 def test_the_readme_engine_tables_name_every_metric_each_engine_is_read_from():
-    readme = (ALERTS.parent / "README.md").read_text()
+    readme = (ALERTS.parent / "docs" / "inference.md").read_text()  # the engine tables, on the documentation site
     for engine in ENGINES:
         if engine is not ENGINES[0]:  # the SDK's row names its metrics by their catalog prefix
             assert f"| `{engine.name}` (" in readme, engine.name

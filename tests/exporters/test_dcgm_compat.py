@@ -59,6 +59,16 @@ def test_every_field_is_the_native_reading_in_dcgm_units(fake, make_collector, p
         native[(m.ENERGY.name, UUID0)] * 1000)
 
 
+def test_violation_durations_are_nanoseconds_as_dcgm_exporter_4_4_2_4_7_1_documents(fake, make_collector, page_of):
+    # etc/default-counters.csv says "(in ns)" from 4.4.2-4.7.1 on (dcgm-exporter #589); microseconds were 1000x small.
+    fake.devices[0].fields["NVML_FI_DEV_CLOCKS_EVENT_REASON_SW_POWER_CAP"] = 3_000_000_000  # NVML's ns: 3 s
+    fake.devices[0].fields["NVML_FI_DEV_CLOCKS_EVENT_REASON_SYNC_BOOST"] = 250_000  # 0.25 ms
+    page = page_of(_second_read(fake, make_collector))
+    assert value(page, "DCGM_FI_DEV_POWER_VIOLATION", UUID=UUID0) == pytest.approx(3e9)
+    assert value(page, "DCGM_FI_DEV_SYNC_BOOST_VIOLATION", UUID=UUID0) == pytest.approx(250_000)
+    assert "(in ns)" in dcgm.FIELDS[[f.name for f in dcgm.FIELDS].index("DCGM_FI_DEV_POWER_VIOLATION")].help
+
+
 def test_every_field_is_served_where_the_gpu_has_it(fake, make_collector, page_of):
     # The recorded H100 remaps rows instead of retiring pages; an older GPU answers these.
     fake.devices[0].fields.update(
@@ -124,7 +134,7 @@ def _page_when(ready, collector, page_of, timeout: float = 10.0) -> str:
     return page
 
 
-def test_nvlink_bandwidth_is_megabytes_per_second_between_readings(fake, make_collector):
+def test_nvlink_bandwidth_is_dcgms_kib_per_second_over_1000_between_readings(fake, make_collector):
     now = [100.0]
     renderer = DcgmRenderer(clock=lambda: now[0])
     collector = make_collector(fake)
@@ -136,7 +146,15 @@ def test_nvlink_bandwidth_is_megabytes_per_second_between_readings(fake, make_co
     now[0] += 2.0
     second = {f.name: f for f in renderer.render(collector.collect())}
     rate = [s.value for s in second[dcgm.NVLINK_BANDWIDTH.name].samples if s.labels["gpu"] == "0"]
-    assert rate == [pytest.approx(len(links) * 1000 * 1024 / 2.0 / 1e6)]
+    # DCGM (DcgmCacheManager::ReadAndCacheNvLinkBandwidth, v4.6.0): KiB of every link both ways, per second,
+    # over 1000, truncated to an integer; not bytes over 10^6, which is 2.4% more.
+    assert rate == [float(int(len(links) * 1000 / 2.0 / 1000))]
+    for key in links:
+        fake.devices[0].fields[key] += 3  # 3 KiB a link over 2 s: well under 1 unit, truncated to 0 as DCGM does
+    now[0] += 2.0
+    third = {f.name: f for f in renderer.render(collector.collect())}
+    assert [s.value for s in third[dcgm.NVLINK_BANDWIDTH.name].samples if s.labels["gpu"] == "0"] == [
+        float(int(len(links) * 3 / 2.0 / 1000))]
 
 
 def test_a_gpu_that_is_down_serves_no_dcgm_values(fake, make_collector, page_of):
@@ -194,7 +212,8 @@ def test_promtool_flags_only_dcgm_exporters_own_naming(fake, make_collector, pag
 def test_the_readmes_migration_table_lists_every_field_with_its_native_source():
     from pathlib import Path
 
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    # The migration guide moved from the README to the documentation site.
+    readme = (Path(__file__).resolve().parents[2] / "docs" / "reference" / "dcgm-exporter.md").read_text()
     rows = {line.split("|")[1].strip().strip("`"): line for line in readme.splitlines()
             if line.startswith("| `DCGM_FI_")}
     assert set(rows) == {field.name for field in dcgm.ALL} | set(dcgm.NOT_SERVED)

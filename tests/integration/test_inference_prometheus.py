@@ -11,7 +11,7 @@ import pytest
 from fleetscope.exporters.catalog import inference
 from fleetscope.localstack.prometheus import Prometheus
 from tests.conftest import promtool_check_metrics
-from tests.support.exposition import sample_name, unserved
+from tests.support.exposition import sample_name, samples, unserved
 
 pytestmark = pytest.mark.integration
 
@@ -38,6 +38,8 @@ def test_every_inference_metric_reaches_prometheus(fleetscope_process, prometheu
     result = promtool_check_metrics(page)
     assert result.returncode == 0, result.stdout.decode() + result.stderr.decode()
     assert unserved(page, inference.METRICS) == []
+    assert {"process_start_time_seconds", "python_info", "fleetscope_build_info"} <= {
+        name for name, _, _ in samples(page)}
 
     server = prometheus([Prometheus.targets("model-server", [address])], scrape_interval="1s")
     server.wait_for('up{job="model-server"} == 1', timeout=30)

@@ -3,7 +3,10 @@
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Callable, Mapping
+from pathlib import Path
 
 from fleetscope.web.server import Request, Response, WebServer
 
@@ -54,3 +57,60 @@ class EnginePages:
 
     def close(self) -> None:
         self.server.shutdown()
+
+
+# Recorded pages: an engine's real /metrics page after each phase of a lab run (tests/fixtures/engines/),
+# replayed as a page whose counters grow every scrape by what the phase added, so that a rate over the
+# replay is the phase's count per scrape and its histograms' quantiles are those of the phase's requests.
+
+_SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{.*\})?\s+(\S+)")
+_GROWING = ("counter", "histogram", "summary")
+REPLAY_CLOCK = "replay_scrapes_total"
+
+
+def _samples(text: str) -> tuple[dict[str, str], list[tuple[str, str, float]]]:
+    """The page's families' types and its samples (family, name with labels, value); _created samples
+    (timestamps, not counts) are left out."""
+    types: dict[str, str] = {}
+    samples = []
+    family = ""
+    for line in text.splitlines():
+        if line.startswith("# TYPE "):
+            _, _, family, kind = line.split(maxsplit=3)
+            types[family] = kind.strip()
+            continue
+        match = _SAMPLE.match(line)
+        if not match or line.startswith("#") or match.group(1).endswith("_created"):
+            continue
+        samples.append((family, match.group(1) + (match.group(2) or ""), float(match.group(3))))
+    return types, samples
+
+
+def replayed_phase(previous: str, current: str) -> Page:
+    """The page of one phase: gauges as `current` has them, counters and histograms growing every scrape by
+    what they grew from `previous` to `current`."""
+    before = {series: value for _, series, value in _samples(previous)[1]}
+    types, samples = _samples(current)
+
+    def page(t: int) -> str:
+        lines, typed = [], set()
+        for family, series, value in samples:
+            kind = types.get(family, "untyped")
+            if family not in typed:
+                lines.append(f"# TYPE {family} {kind}")
+                typed.add(family)
+            grows = kind in _GROWING and not (kind == "summary" and "quantile=" in series)
+            amount = t * (value - before.get(series, 0.0)) if grows else value
+            lines.append(f"{series} {amount!r}")
+        # One more per scrape: the replay's clock, which a rate over the replay is divided by.
+        lines.append(f"# TYPE {REPLAY_CLOCK} counter\n{REPLAY_CLOCK} {t}")
+        return "\n".join(lines) + "\n"
+    return page
+
+
+def recorded_phases(folder: Path) -> list[tuple[str, str, dict]]:
+    """(name, page text, ground truth) for each phase recorded in `folder`, in order."""
+    phases = []
+    for page in sorted(folder.glob("*.prom")):
+        phases.append((page.stem, page.read_text(), json.loads(page.with_suffix(".json").read_text())))
+    return phases

@@ -1,0 +1,45 @@
+"""Real engine pages in CI: every page the engine lab recorded (tests/fixtures/engines/<engine>-<version>/,
+made by scripts/engines.sh) replayed through the generated rules into a real Prometheus, and every
+fleetscope:inference_* series compared with the ground truth recorded beside the page."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.engines.replay import FIXTURES, engine_of, replay
+from tests.support.engine_pages import REPLAY_CLOCK, recorded_phases, replayed_phase
+
+RECORDED = sorted(folder for folder in FIXTURES.iterdir() if folder.is_dir()) if FIXTURES.exists() else []
+
+
+def test_some_engine_was_recorded():
+    assert [folder.name for folder in RECORDED if folder.name.startswith("vllm-")]
+
+
+@pytest.mark.parametrize("folder", RECORDED, ids=lambda folder: folder.name)
+def test_ground_truth_adds_up_and_names_its_engine(folder):
+    engine = engine_of(folder)
+    for name, page, truth in recorded_phases(folder):
+        counts = truth["counts"]
+        assert truth["engine"] == engine.name and folder.name == f"{engine.name}-{truth['version']}", name
+        assert counts["sent"] == len(truth["requests"]) == sum(v for k, v in counts.items() if k != "sent"), name
+        assert page.startswith("# HELP") and "# EOF" not in page, f"{name}: not the 0.0.4 text format"
+
+
+def test_a_replayed_phase_grows_by_what_the_phase_added():
+    before = "# TYPE c_total counter\nc_total{a=\"1\"} 5.0\n# TYPE g gauge\ng 3.0\n"
+    after = "# TYPE c_total counter\nc_total{a=\"1\"} 8.0\nc_total_created{a=\"1\"} 1.7e9\n# TYPE g gauge\ng 1.0\n"
+    page = replayed_phase(before, after)
+    assert page(2) == f'# TYPE c_total counter\nc_total{{a="1"}} 6.0\n# TYPE g gauge\ng 1.0\n' \
+                      f"# TYPE {REPLAY_CLOCK} counter\n{REPLAY_CLOCK} 2\n"
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("folder", RECORDED, ids=lambda folder: folder.name)
+def test_recorded_pages_are_read_as_their_ground_truth_says(folder, prometheus, tmp_path):
+    rows = replay(folder, prometheus, tmp_path)
+    assert rows, folder
+    bad = [str(row) for row in rows if not row.ok]
+    assert not bad, "\n".join(bad) + "\n" + json.dumps([str(row) for row in rows], indent=0)

