@@ -5,6 +5,9 @@ Every alert goes to the generic webhook (automation, an audit trail). Then, by i
 what pages (severity critical by default) goes to PagerDuty, what needs a ticket (warning) to
 Opsgenie, and every alert to the team's Slack channel. FleetscopeWatchdog, always firing, goes
 only to the dead man's switch.
+
+Inhibit rules keep one fault to one page: a node that stopped answering silences its own alerts, a GPU that fell off
+the bus its symptoms, a node paged unfit (FleetscopeNodeUnfit) its GPUs' pages, and a page its ticket twin.
 """
 
 from __future__ import annotations
@@ -28,8 +31,10 @@ NODE_ALERTS = 'alertname=~"FleetscopeGPU.+|FleetscopeNVMLUnreachable|FleetscopeE
 
 SLACK_TITLE = ('[{{ .Status | toUpper }}{{ if eq .Status "firing" }}:{{ .Alerts.Firing | len }}{{ end }}] '
                '{{ .CommonLabels.alertname }} ({{ .CommonLabels.severity }})')
+# A runbook_url that is a path (the default: mixin/config.py's runbook_url) is shown as text, not as a broken link.
 SLACK_TEXT = ('{{ range .Alerts }}*{{ .Annotations.summary }}*\n{{ .Annotations.description }}\n'
-              '<{{ .Annotations.runbook_url }}|Runbook>\n{{ end }}')
+              '{{ if match "^https?://" .Annotations.runbook_url }}<{{ .Annotations.runbook_url }}|Runbook>'
+              '{{ else }}Runbook: `{{ .Annotations.runbook_url }}`{{ end }}\n{{ end }}')
 
 
 def receivers_of(team: str) -> dict[str, str]:
@@ -102,6 +107,15 @@ GPU_FAULT_INHIBITIONS = (
     ('alertname="FleetscopeGPUDown"', 'alertname="FleetscopeGPUMissing"', ("cluster", "instance")),
     ('alertname="FleetscopeNVMLUnreachable"', 'alertname=~"FleetscopeGPU.+"', ("cluster", "instance")),
 )
+# One page per node: while FleetscopeNodeUnfit (alerts/health.py) pages for a node, the pages about its GPUs are
+# silenced (the node page names the failing checks and is what remediation drains on). The GPU pages usually fire
+# first (the node page waits gpu.health_unfit_for), so the first page is the precise one and only its repeats and
+# the node's later GPU pages are folded in; their tickets and Slack messages are not. The reverse, a GPU page
+# silencing the node page, would silence it for every receiver, the remediator's webhook included.
+NODE_UNFIT_ALERT = "FleetscopeNodeUnfit"
+GPU_PAGES = ('alertname=~"FleetscopeGPUXidError|FleetscopeGPURowRemapFailed|FleetscopeGPUDown|FleetscopeGPUMissing|'
+             'FleetscopeGPUDoubleBitEccErrors|FleetscopeGPURecoveryActionRequired"')
+NODE_PAGE_EQUAL = ("cluster", "hostname")
 
 
 def inhibit_rules(config: MonitoringConfig) -> list[dict]:
@@ -112,6 +126,9 @@ def inhibit_rules(config: MonitoringConfig) -> list[dict]:
     }]
     rules += [{"source_matchers": [source], "target_matchers": [target], "equal": list(equal)}
               for source, target, equal in GPU_FAULT_INHIBITIONS]
+    page = config.severities.of("page")
+    rules.append({"source_matchers": [f'alertname="{NODE_UNFIT_ALERT}"', f'severity="{page}"'],
+                  "target_matchers": [GPU_PAGES, f'severity="{page}"'], "equal": list(NODE_PAGE_EQUAL)})
     severities = [config.severities.of(urgency) for urgency in URGENCIES]
     for position, severity in enumerate(severities[:-1]):
         rules.append({

@@ -26,4 +26,16 @@ LAST_CHECK_STATE = MetricSpec(
     "Verdict of the last `fleetscope check --record` on this node: 0 healthy, 1 degraded, 2 unfit.", ("hostname",),
 )
 
-METRICS = (GPU_HEALTH, NODE_HEALTH, LAST_CHECK_TIME, LAST_CHECK_STATE)
+LAST_ACTIVE_CHECK_TIME = MetricSpec(
+    "fleetscope_node_active_check_last_run_timestamp_seconds", "gauge",
+    "Unix time of the last `fleetscope check --active --record` on this node (DCGM diagnostics, or the GEMM, "
+    "host-to-device copy and all-reduce measurements).", ("hostname",),
+)
+LAST_ACTIVE_CHECK_STATE = MetricSpec(
+    "fleetscope_node_active_check_last_state", "gauge",
+    "Verdict of the active checks of the last `fleetscope check --active --record` on this node: 0 healthy, "
+    "1 degraded, 2 unfit. Each active check's own verdict is served as fleetscope_gpu_health_state or "
+    "fleetscope_node_health_state with check=\"active_...\".", ("hostname",),
+)
+
+METRICS = (GPU_HEALTH, NODE_HEALTH, LAST_CHECK_TIME, LAST_CHECK_STATE, LAST_ACTIVE_CHECK_TIME, LAST_ACTIVE_CHECK_STATE)

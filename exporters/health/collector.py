@@ -1,6 +1,7 @@
 """The exporter's health collector: `fleetscope check`'s passive checks, run at every poll on what NVML and the host
 answer, served as a verdict per check (fleetscope_gpu_health_state, fleetscope_node_health_state), with the time
-and verdict of the last `fleetscope check --record` run.
+and verdict of the last `fleetscope check --record` run, and of the last one with --active, whose active checks'
+verdicts (check="active_gemm", ...) it serves beside the passive ones until the next active run replaces them.
 
 It reads NVML in a session of its own (cheap calls, once per poll, never per scrape) and leaves XIDs to the GPU
 collector's event counts, which the rules judge by the monitoring config's XID policy."""
@@ -41,8 +42,9 @@ class HealthCollector:
         for result in checks.node_results(facts, self._host() if self._host else None, self._policy):
             if result.status in LEVELS:
                 out.add(m.NODE_HEALTH, {**node, "check": result.check}, LEVELS[result.status])
+        gpu_labels = {}
         for gpu in facts.gpus:
-            labels = {label: gpu.labels.get(label, "") for label in m.GPU_LABELS}
+            labels = gpu_labels[gpu.index] = {label: gpu.labels.get(label, "") for label in m.GPU_LABELS}
             for result in checks.gpu_results(gpu, self._policy, None):
                 if result.status in LEVELS:
                     out.add(m.GPU_HEALTH, {**labels, "check": result.check}, LEVELS[result.status])
@@ -50,6 +52,16 @@ class HealthCollector:
         if last is not None:
             out.add(m.LAST_CHECK_TIME, node, last.time)
             out.add(m.LAST_CHECK_STATE, node, last.level)
+        if last is not None and last.active is not None:
+            out.add(m.LAST_ACTIVE_CHECK_TIME, node, last.active.time)
+            out.add(m.LAST_ACTIVE_CHECK_STATE, node, last.active.level)
+            for check, index, level in last.active.results:
+                if index is None:
+                    out.add(m.NODE_HEALTH, {**node, "check": check}, level)
+                else:  # a GPU NVML no longer lists keeps its index, so its failed burn is not forgotten
+                    labels = gpu_labels.get(index) or {label: "" for label in m.GPU_LABELS} | {
+                        "gpu": str(index), "hostname": self._hostname}
+                    out.add(m.GPU_HEALTH, {**labels, "check": check}, level)
         return out.metrics()
 
     def close(self) -> None:

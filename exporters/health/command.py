@@ -1,6 +1,7 @@
 """`fleetscope check`: is this node fit for work? Passive: it reads NVML, the kernel log and the host, changes
 nothing and runs nothing on the GPUs, so it can run before every job (Slurm's HealthCheckProgram or prolog,
-LBNL NHC, node-problem-detector's custom plugin)."""
+LBNL NHC, node-problem-detector's custom plugin). With --active it also runs work on the GPUs (active.py: DCGM's
+diagnostics, or PyTorch's GEMM, copy and all-reduce measurements), for a node between jobs."""
 
 from __future__ import annotations
 
@@ -14,14 +15,16 @@ from pathlib import Path
 from typing import Any
 
 from fleetscope import log
-from fleetscope.exporters.health import checks, host_facts, kernel_log, policy, record, report
+from fleetscope.exporters.health import active, checks, host_facts, kernel_log, policy, record, report
+from fleetscope.exporters.health.dcgm_diag import LEVELS as DIAG_LEVELS
 from fleetscope.exporters.health.gpu_facts import GpuReader
 from fleetscope.exporters.health.model import DEGRADED, UNFIT, Result
 
 DESCRIPTION = """Checks this node's GPUs, driver, fabric and limits against a policy and says whether it is fit
 for work: a table (or JSON, or node-problem-detector's one line) with each failed check's reason and what to do.
 Exit status: 0 fit, 1 unfit (or degraded, with --fail-on=degraded); with --output=npd, 2 when the check itself
-could not run. Nothing is changed on the node unless --slurm-drain is given."""
+could not run. Nothing is changed on the node unless --slurm-drain is given, and nothing runs on the GPUs unless
+--active is given."""
 
 _logger = log.get("fleetscope.exporters.health")
 
@@ -53,6 +56,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              'reason="fleetscope: <reasons>"')
     parser.add_argument("--slurm-drain.scontrol", dest="scontrol", default="scontrol", metavar="PATH",
                         help="the scontrol program --slurm-drain runs")
+    parser.add_argument("--active", action="store_true",
+                        help="also run the active checks, which take the GPUs for seconds to minutes (run them "
+                             "between jobs): DCGM's diagnostics where dcgmi is installed, else with PyTorch a GEMM "
+                             "burn and a host-to-device copy per GPU and an all-reduce across them, against the "
+                             "policy's active figures")
+    parser.add_argument("--active.engine", dest="active_engine", choices=active.ENGINES, default="auto",
+                        help="auto: DCGM where --active.dcgmi is found, else PyTorch")
+    parser.add_argument("--active.level", dest="active_level", type=int, choices=DIAG_LEVELS, default=1,
+                        help="dcgmi diag -r LEVEL: 1 quick deployment checks (seconds), 2 medium (about two "
+                             "minutes, runs load), 3 long (up to half an hour: memory, PCIe, stress)")
+    parser.add_argument("--active.dcgmi", dest="active_dcgmi", default="dcgmi", metavar="PATH",
+                        help="the dcgmi program")
     parser.set_defaults(stand_in=None)  # the host; `--simulate` (simulation/node.py) puts a StandIn here
 
 
@@ -85,6 +100,9 @@ def gather(args: argparse.Namespace, the_policy: policy.Policy) -> list[Result]:
     results = checks.node_results(gpus, host, the_policy)
     for gpu in gpus.gpus:
         results += checks.gpu_results(gpu, the_policy, xids)
+    if getattr(args, "active", False):
+        results += active.run(active.Options(engine=args.active_engine, level=args.active_level,
+                                             dcgmi=args.active_dcgmi), the_policy)
     return results
 
 
@@ -106,7 +124,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         sys.stdout.write(report.table(args.hostname, results, args.show_all))
     if args.record is not None:
-        record.write(args.record, checked_at, results)
+        record.write(args.record, checked_at, results, active=args.active)
     code = report.exit_code(results, args.fail_on)
     if args.slurm_drain and code != report.EXIT_OK:
         drain(args.scontrol, args.hostname, report.drain_reason(results))

@@ -14,6 +14,12 @@ an unknown key or a value of the wrong kind is a PolicyError naming it.
     clock_sync: true
     nccl_env: true
     xid: {unfit: [48, 79, ...], degraded: [63, 94, ...]}
+    active: {gemm_tflops: 600, h2d_gbps: 40, allreduce_busbw_gbps: 350, unfit_ratio: 0.5}
+
+`active` holds the figures `fleetscope check --active` measures against (PyTorch's GEMM burn per GPU, host-to-device
+copy per GPU, all-reduce bus bandwidth across the node's GPUs): below a figure is degraded, below unfit_ratio of it
+unfit. Measure a known-good node of the model first and write down what it reaches; without a figure the value is
+reported, not judged.
 """
 
 from __future__ import annotations
@@ -84,6 +90,14 @@ class XidPolicy:
 
 
 @dataclass(frozen=True)
+class ActivePolicy:
+    gemm_tflops: float | None = None  # dense bf16 GEMM per GPU
+    h2d_gbps: float | None = None  # pinned host-to-device copy per GPU, GB/s (10^9 bytes)
+    allreduce_busbw_gbps: float | None = None  # nccl-tests' busbw of an all-reduce across the node's GPUs
+    unfit_ratio: float = 0.5  # below this share of a figure: unfit (below the figure itself: degraded)
+
+
+@dataclass(frozen=True)
 class Policy:
     gpus: GpuPolicy = field(default_factory=GpuPolicy)
     driver: DriverPolicy = field(default_factory=DriverPolicy)
@@ -92,6 +106,7 @@ class Policy:
     clock_sync: bool = True
     nccl_env: bool = True
     xid: XidPolicy = field(default_factory=XidPolicy)
+    active: ActivePolicy = field(default_factory=ActivePolicy)
 
 
 def load(path: str | Path | None) -> Policy:
@@ -110,6 +125,9 @@ def from_mapping(document: Any) -> Policy:
     _check_xids(policy.xid)
     if policy.gpus.mig not in (None, "enabled", "disabled"):
         raise PolicyError(f"gpus.mig: {policy.gpus.mig!r} is not enabled or disabled")
+    if not 0 < policy.active.unfit_ratio <= 1:
+        raise PolicyError(f"active.unfit_ratio: expected a share above 0 and at most 1, got "
+                          f"{policy.active.unfit_ratio}")
     return policy
 
 
@@ -152,7 +170,7 @@ def _value(default: Any, value: Any, where: str) -> Any:
         raise PolicyError(f"{where}: expected a number, got {value!r}")
     if value < 0:
         raise PolicyError(f"{where}: must not be negative, got {value!r}")
-    if isinstance(default, float) or where.endswith(("rate_gbps", "watts")):
+    if isinstance(default, float) or where.endswith(("gbps", "watts", "tflops")):
         return float(value)
     if value != int(value):
         raise PolicyError(f"{where}: expected a whole number, got {value!r}")

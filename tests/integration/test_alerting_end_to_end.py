@@ -170,12 +170,13 @@ def test_one_gpu_fault_pages_once_and_a_second_hosts_fault_pages_anew(tmp_path):
         receiver.stop()
 
 
-def test_the_inhibit_rules_silence_a_down_node_and_ticket_twins(tmp_path):
+def test_the_inhibit_rules_silence_a_down_node_ticket_twins_and_an_unfit_nodes_gpu_pages(tmp_path):
     receiver = NotificationReceiver().start()
     try:
         config = _config(tmp_path, receiver)
         with Alertmanager(tmp_path / "alertmanager", routing.alertmanager_config(config)) as alertmanager:
             gpu = {"instance": "node-1:9835", "hostname": "node-1", "gpu": "0", "uuid": "GPU-0", "team": "gpu-infra"}
+            node_3 = {"instance": "node-3:9835", "hostname": "node-3"}
             slo = {"model": "llama", "engine": "vllm", "namespace": "chat", "latency": "request_duration",
                    "threshold": "2.5", "objective": "0.99", "team": "serving"}
             alertmanager.post_alerts([
@@ -188,6 +189,14 @@ def test_the_inhibit_rules_silence_a_down_node_and_ticket_twins(tmp_path):
                 _alert("FleetscopeInferenceLatencyBudgetBurn", "warning", **slo, long_window="1d", short_window="2h"),
                 _alert("FleetscopeInferenceLatencyBudgetBurn", "warning", **(slo | {"model": "mistral"}),
                        long_window="1d", short_window="2h"),
+                # node-3 is paged unfit: that page stands for its GPUs' pages (not their tickets); node-4's GPU
+                # page is its own.
+                _alert("FleetscopeNodeUnfit", "critical", instance="node-3:9835", hostname="node-3",
+                       team="gpu-infra", job="fleetscope-exporter"),
+                _alert("FleetscopeGPUXidError", "critical", **(gpu | node_3), xid="79"),
+                _alert("FleetscopeGPURowRemapFailed", "critical", **(gpu | node_3 | {"gpu": "1", "uuid": "GPU-31"})),
+                _alert("FleetscopeGPUXidError", "warning", **(gpu | node_3), xid="94"),
+                _alert("FleetscopeGPUDown", "critical", **(gpu | {"instance": "node-4:9835", "hostname": "node-4"})),
             ])
             expected = {
                 ("FleetscopeExporterDown", "node-1:9835", "warning"): "active",
@@ -196,6 +205,11 @@ def test_the_inhibit_rules_silence_a_down_node_and_ticket_twins(tmp_path):
                 ("FleetscopeInferenceLatencyBudgetBurn", "llama", "critical"): "active",
                 ("FleetscopeInferenceLatencyBudgetBurn", "llama", "warning"): "suppressed",  # its page twin fires
                 ("FleetscopeInferenceLatencyBudgetBurn", "mistral", "warning"): "active",
+                ("FleetscopeNodeUnfit", "node-3:9835", "critical"): "active",
+                ("FleetscopeGPUXidError", "node-3:9835", "critical"): "suppressed",  # one page per node
+                ("FleetscopeGPURowRemapFailed", "node-3:9835", "critical"): "suppressed",
+                ("FleetscopeGPUXidError", "node-3:9835", "warning"): "active",  # tickets are not pages
+                ("FleetscopeGPUDown", "node-4:9835", "critical"): "active",
             }
             assert _settled(alertmanager, lambda labels: (labels["alertname"], labels.get(
                 "instance", labels.get("model")), labels["severity"]), expected) == expected
