@@ -1,6 +1,7 @@
 """Writes the rules, the PrometheusRule manifest and the Alertmanager configuration:
 
     python -m fleetscope.alerts.generate [--config alerts.yaml] [DIR]
+    fleetscope generate alerts [--config alerts.yaml] [DIR]
 
     rules/gpu.yaml                    the exporter, GPU health, idle allocated GPUs, and the fleet's per-node and
                                       per-cluster aggregates
@@ -9,6 +10,8 @@
     rules/efficiency.yaml             the GPUs that serve each model: energy per token, GPU-seconds per request
     rules/drift.yaml                  model drift and the drift service
     rules/health.yaml                 node readiness: health verdicts and paging XIDs per node, fleet counts
+    rules/self.yaml                   fleetscope's own processes: slow scrapes, restarts, memory, the drift store
+    rules/training.yaml               training goodput, badput by cause and ETTR from the training SDK, and its alerts
     alertmanager/alertmanager.yml     the route tree, receivers and inhibit rules
 
 The PrometheusRule manifest holding every group is written with the other deployment files
@@ -19,19 +22,34 @@ thresholds, selectors and teams come from a YAML file over the defaults (see mix
 
 from __future__ import annotations
 
+import argparse
 import json
 from pathlib import Path
 
 import yaml
 
-from fleetscope.alerts import checks, collectives, drift, efficiency, fleet, gpu, health, inference, routing, serving
+from fleetscope.alerts import (
+    checks,
+    collectives,
+    drift,
+    efficiency,
+    fleet,
+    gpu,
+    health,
+    inference,
+    routing,
+    self_monitoring,
+    serving,
+    training,
+)
 from fleetscope.generated import header
+from fleetscope.mixin import generate as generator
 from fleetscope.mixin.config import MonitoringConfig
-from fleetscope.mixin.generate import run_generator
 
 HEADER = header("python -m fleetscope.alerts.generate")
 DIRECTORY = Path(__file__).resolve().parent
-RULE_FILES = ("gpu.yaml", "collectives.yaml", "inference.yaml", "efficiency.yaml", "drift.yaml", "health.yaml")
+RULE_FILES = ("gpu.yaml", "collectives.yaml", "inference.yaml", "efficiency.yaml", "drift.yaml", "health.yaml",
+              "self.yaml", "training.yaml")
 
 
 class _Literal(str):
@@ -68,6 +86,8 @@ def rule_files(config: MonitoringConfig) -> dict[str, dict]:
         "efficiency.yaml": {"groups": efficiency.rule_groups(config) + serving.efficiency_rule_groups(config)},
         "drift.yaml": drift.rule_groups(config),
         "health.yaml": health.rule_groups(config),
+        "self.yaml": self_monitoring.rule_groups(config),
+        "training.yaml": training.rule_groups(config),
     }
 
 
@@ -125,8 +145,20 @@ def files(config: MonitoringConfig | None = None) -> dict[str, str]:
     return texts
 
 
+DESCRIPTION = ("Write the recording and alert rules (rules/*.yaml) and the Alertmanager configuration "
+               "(alertmanager/alertmanager.yml) from the monitoring config.")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    generator.add_arguments(parser, DIRECTORY)
+
+
+def run(args: argparse.Namespace) -> int:
+    return generator.run_command(args, files)
+
+
 def main(argv: list[str] | None = None) -> int:
-    return run_generator(argv, "python -m fleetscope.alerts.generate", __doc__ or "", DIRECTORY, files)
+    return generator.run_generator(argv, "python -m fleetscope.alerts.generate", __doc__ or "", DIRECTORY, files)
 
 
 if __name__ == "__main__":

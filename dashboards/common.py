@@ -13,6 +13,8 @@ TITLES = {
     "collectives": "Collectives and fabric",
     "inference": "Inference",
     "drift": "Model drift",
+    "self": "fleetscope itself",
+    "training": "Training goodput",
 }
 
 

@@ -1,4 +1,5 @@
-"""Writes the dashboards and their provisioning: `python -m fleetscope.dashboards.generate [--config FILE] [DIR]`.
+"""Writes the dashboards and their provisioning: `python -m fleetscope.dashboards.generate [--config FILE] [DIR]`
+(or `fleetscope generate dashboards`).
 
 The monitoring config (mixin/config.py) gives the dashboards what they share with the rules: the
 exporter's and drift service's job selectors, and the latency objective the inference dashboard opens on.
@@ -15,18 +16,21 @@ Kubernetes manifests, to deploy/kubernetes/dashboards.yaml (python -m fleetscope
 
 from __future__ import annotations
 
+import argparse
 import json
 from pathlib import Path
 
 import yaml
 
-from fleetscope.dashboards import collectives, drift, fleet, gpu, inference
 from fleetscope.generated import header
+from fleetscope.mixin import generate as generator
 from fleetscope.mixin.config import MonitoringConfig
-from fleetscope.mixin.generate import run_generator
+
+with generator.needs_extra("dashboards", "python -m fleetscope.dashboards.generate", main=__name__ == "__main__"):
+    from fleetscope.dashboards import collectives, drift, fleet, gpu, inference, self_monitoring, training
 
 DIRECTORY = Path(__file__).resolve().parent
-BUILDERS = (fleet, gpu, collectives, inference, drift)
+BUILDERS = (fleet, gpu, collectives, inference, drift, self_monitoring, training)
 HEADER = header("python -m fleetscope.dashboards.generate")
 MOUNT = "/var/lib/grafana/dashboards/fleetscope"
 
@@ -62,8 +66,20 @@ def configmaps(boards: list[dict], namespace: str = "monitoring") -> list[dict]:
              "data": {f"{board['uid']}.json": json.dumps(board, sort_keys=True)}} for board in boards]
 
 
+DESCRIPTION = ("Write the Grafana dashboards (json/*.json) and their provisioning (provisioning/*.yaml) from the "
+               "monitoring config.")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    generator.add_arguments(parser, DIRECTORY)
+
+
+def run(args: argparse.Namespace) -> int:
+    return generator.run_command(args, files)
+
+
 def main(argv: list[str] | None = None) -> int:
-    return run_generator(argv, "python -m fleetscope.dashboards.generate", __doc__ or "", DIRECTORY, files)
+    return generator.run_generator(argv, "python -m fleetscope.dashboards.generate", __doc__ or "", DIRECTORY, files)
 
 
 if __name__ == "__main__":

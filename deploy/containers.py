@@ -70,4 +70,9 @@ build
 tests
 benchmarks
 docs
+site
+.engines
+example/drift-quickstart/drift-*-tokens
+example/drift-quickstart/*.parquet
+example/drift-quickstart/drift.sqlite*
 """

@@ -1,4 +1,5 @@
-"""Writes the deployment files under deploy/: `python -m fleetscope.deploy.generate [--alerts-config FILE] [DIR]`.
+"""Writes the deployment files under deploy/: `python -m fleetscope.deploy.generate [--alerts-config FILE] [DIR]`
+(or `fleetscope generate deploy`).
 
     kubernetes/        kubectl apply -k deploy/kubernetes (namespace monitoring, kube-prometheus-stack)
     systemd/           fleetscope-exporter.service, fleetscope-drift.service
@@ -11,6 +12,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 from pathlib import Path
 
@@ -18,12 +20,14 @@ import yaml
 
 from fleetscope.alerts import generate as alerts
 from fleetscope.alerts import routing
-from fleetscope.dashboards import generate as dashboards
 from fleetscope.dashboards.common import UIDS
 from fleetscope.deploy import baremetal, containers, fleet, kubernetes, node_problem_detector
 from fleetscope.generated import header
+from fleetscope.mixin import generate as generator
 from fleetscope.mixin.config import MonitoringConfig
-from fleetscope.mixin.generate import run_generator
+
+with generator.needs_extra("dashboards", "python -m fleetscope.deploy.generate", main=__name__ == "__main__"):
+    from fleetscope.dashboards import generate as dashboards
 
 HEADER = header("python -m fleetscope.deploy.generate")
 DIRECTORY = Path(__file__).resolve().parent
@@ -75,9 +79,21 @@ def files(alerts_config: MonitoringConfig | None = None,
     return texts
 
 
+DESCRIPTION = ("Write the deployment files (Kubernetes manifests, systemd units, Prometheus configs, "
+               "Containerfiles) from the monitoring config.")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    generator.add_arguments(parser, DIRECTORY, config_flag="--alerts-config")
+
+
+def run(args: argparse.Namespace) -> int:
+    return generator.run_command(args, files)
+
+
 def main(argv: list[str] | None = None) -> int:
-    return run_generator(argv, "python -m fleetscope.deploy.generate", __doc__ or "", DIRECTORY, files,
-                                config_flag="--alerts-config")
+    return generator.run_generator(argv, "python -m fleetscope.deploy.generate", __doc__ or "", DIRECTORY, files,
+                                   config_flag="--alerts-config")
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ columns by limits.max_columns and models by limits.max_models.
 """
 
 from fleetscope.catalog import MetricSpec, check_unique
+from fleetscope.self_metrics import BUILD_INFO  # every fleetscope process serves it (the core declares it once)
 
 SEGMENT = ("segment",)
 
@@ -192,7 +193,7 @@ SERVICE_METRICS = (SCORE, SCORE_ERROR_BOUND, THRESHOLD, DETECTED, DECISION_CERTA
                    ROWS_ACCEPTED, PROFILES_ACCEPTED, ROWS_REJECTED, BATCHES_REJECTED, ROWS_REFUSED_BY_COLUMN,
                    MISSING, NEW_CATEGORIES, OUT_OF_RANGE, EVALUATIONS, LAST_EVALUATION, EVALUATION_DURATION, MODELS,
                    STORE_SIZE, PROFILE_INTERVALS_UNUSABLE, SERIES_LIMIT, SERIES_DROPPED, STORAGE_LIMIT, STORAGE_USED,
-                   STORAGE_MODEL_BYTES, STORAGE_EVICTED, *MODEL_QUALITY_METRICS)
+                   STORAGE_MODEL_BYTES, STORAGE_EVICTED, *MODEL_QUALITY_METRICS, BUILD_INFO)
 
 CLIENT_ROWS_SENT = _drift(
     "client_rows_sent_total", "counter", "Output rows the drift client delivered to the drift service.", "model")

@@ -6,7 +6,8 @@ each notification), simulated exporters for a few nodes, the drift service, and 
 model server under steady load, whose flowers' true species reach the drift service as labels a
 few seconds after each answer. Then, on a timeline: an XID on a GPU, a shift in the model's
 inputs (its drift, then its falling accuracy), a slowdown of the model server. Each alert is
-printed as it fires and resolves.
+printed as it fires and resolves; at the end the dashboards are drawn from the demo's Prometheus,
+and a summary says what fired, when, what resolved, and where every notification and image is.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from fleetscope.alerts import generate
 from fleetscope.alerts.inference import PREFIX
 from fleetscope.alerts.routing import local_receivers
 from fleetscope.drift import catalog as drift_catalog
+from fleetscope.example import remediation, tour
 from fleetscope.example.load import Load, instances
 from fleetscope.generated import write_all
 from fleetscope.localstack.alertmanager import Alertmanager
@@ -48,6 +50,7 @@ ACCURACY = drift_catalog.QUALITY.name
 LABEL_DELAY = 5.0  # seconds from an answer to its label: a click, not a chargeback
 NOTIFICATIONS = "notifications.jsonl"
 SCRAPE_INTERVAL = "2s"
+RATE_INTERVAL = "10s"  # what $__rate_interval stands for in the dashboards drawn at the end: a few scrapes
 # The bounds of the flags that take a count or a duration: past them a value is a typo, refused at start-up.
 DURATION = durations.bounded_duration("1s", "1w", zero="runs until Ctrl-C")
 NODES = durations.bounded_int(1, 8)
@@ -68,15 +71,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="when every prediction starts taking 3 s longer (the latency SLO is 2.5 s; "
                              f"{AFTER.range})")
     parser.add_argument("--workdir", type=Path,
-                        help="keep configuration, logs, data and notifications.jsonl here (default: a temporary "
-                             "directory, removed at the end)")
+                        help="keep configuration, logs, data, every receiver's notifications (notifications.jsonl, "
+                             "notifications/), the dashboards drawn at the end (dashboards/) and summary.txt here "
+                             "(default: a temporary directory, of which only the stores are removed at the end)")
 
 
 def demo_alerts_config(workdir: Path, receiver_url: str) -> dict:
     """The default alerts config, with `for`s short enough for a demo and every receiver local."""
     return {
         "drift": {"detected_for": "20s", "column_detected_for": "1m", "quality_objective_for": "20s"},
-        "gpu": {"gpu_down_for": "20s"},
+        # GPU down pages 20 s after the XID 79; the node's health verdict pages as unfit 20 s after that.
+        "gpu": {"gpu_down_for": "20s", "health_unfit_for": "40s"},
         "inference": {"normalization": {"slo_interval": "10s"},
                       "burn_rates": [["page", "1h", "5m", 14.4, "20s"], ["page", "6h", "30m", 6.0, "1m"],
                                      ["ticket", "1d", "2h", 3.0, "5m"], ["ticket", "3d", "6h", 1.0, "10m"]]},
@@ -115,24 +120,29 @@ models:
 
 
 class AlertPrinter:
-    """Prints each alert of the webhook's notifications when its state changes, and keeps them all."""
+    """Prints each alert of the webhook's notifications when its state changes, keeps every receiver's
+    notifications in the workdir (example/tour.py), and the alerts' changes of state for the closing summary."""
 
-    def __init__(self, out: TextIO, record: Path, started: float):
-        self._out, self._record, self._started = out, record, started
+    def __init__(self, out: TextIO, workdir: Path, started: float):
+        self._out, self._workdir, self._started = out, workdir, started
         self._states: dict[str, str] = {}
+        self.transitions: list[tour.Transition] = []
         self._lock = threading.Lock()
 
     def __call__(self, notification: Notification) -> None:
-        if notification.path != "/webhook" or not isinstance(notification.body, dict):
-            return
-        with self._lock, self._record.open("a") as record:
-            record.write(json.dumps(notification.body) + "\n")
+        with self._lock:
+            tour.keep(notification, self._workdir)
+            if notification.path != "/webhook" or not isinstance(notification.body, dict):
+                return
             for alert in notification.body.get("alerts", []):
                 key = alert.get("fingerprint") or json.dumps(alert["labels"], sort_keys=True)
                 if self._states.get(key) == alert["status"]:
                     continue
                 self._states[key] = alert["status"]
                 labels = alert["labels"]
+                self.transitions.append(tour.Transition(
+                    time.monotonic() - self._started, alert["status"], labels.get("alertname", ""),
+                    labels.get("severity", ""), labels.get("team", ""), alert["annotations"].get("summary", ""), key))
                 self._out.write(f"{_clock(self._started)} {alert['status'].upper():8} {labels.get('alertname')} "
                                 f"[{labels.get('severity')} → {labels.get('team')}] "
                                 f"{alert['annotations'].get('summary', '')}\n")
@@ -154,6 +164,8 @@ class Demo:
         self._alertmanager: Alertmanager | None = None
         self._prometheus: Prometheus | None = None
         self._load: Load | None = None
+        self._printer: AlertPrinter | None = None
+        self._audit: remediation.AuditPrinter | None = None
 
     def say(self, text: str) -> None:
         self.out.write(f"{_clock(self.started)} {text}\n")
@@ -171,15 +183,19 @@ class Demo:
         args, work = self.args, self.workdir
         (work / "logs").mkdir(parents=True, exist_ok=True)
         (work / NOTIFICATIONS).write_text("")
-        printer = AlertPrinter(self.out, work / NOTIFICATIONS, self.started)
+        printer = self._printer = AlertPrinter(self.out, work, self.started)
         self._receiver = NotificationReceiver(on_notification=printer).start()
         self.say(f"working in {work}")
 
         config = from_mapping(demo_alerts_config(work, self._receiver.url))
         texts = generate.files(config)
         write_all(texts, work / "config")
-        self._alertmanager = Alertmanager(work / "alertmanager",
-                                          yaml.safe_load(texts["alertmanager/alertmanager.yml"])).start()
+        # The remediator, dry-run on Slurm stand-ins, receives FleetscopeNodeUnfit (example/remediation.py).
+        remediate_config = remediation.write_config(work, [f"gpu-node-{node + 1}" for node in range(args.nodes)])
+        [remediator] = self._serve(["remediate", f"--config.file={remediate_config}", "--dry-run"])
+        self._audit = remediation.AuditPrinter(work / remediation.AUDIT, self.say).start()
+        self._alertmanager = Alertmanager(work / "alertmanager", remediation.route_to(
+            yaml.safe_load(texts["alertmanager/alertmanager.yml"]), remediator, remediate_config)).start()
         self.say(f"Alertmanager     {self._alertmanager.url}  (PagerDuty, Opsgenie, Slack and the webhook "
                  f"all go to {self._receiver.url})")
 
@@ -190,7 +206,8 @@ class Demo:
         # Read the GPUs and ports as often as Prometheus scrapes, so that a fault shows within seconds.
         nodes = [["exporter", "--simulate", f"--simulate.seed={node + 1}", f"--collector.hostname=gpu-node-{node + 1}",
                   f"--collector.gpu.poll-interval={SCRAPE_INTERVAL}",
-                  f"--collector.fabric.poll-interval={SCRAPE_INTERVAL}"]
+                  f"--collector.fabric.poll-interval={SCRAPE_INTERVAL}",
+                  f"--collector.health.poll-interval={SCRAPE_INTERVAL}"]
                  + ([f"--simulate.xid={args.xid_after:g}s:2:79"] if node == 0 else []) for node in range(args.nodes)]
         *exporters, server = self._serve(*nodes, ["model-server", f"--drift.url=http://{drift}",
                                                   "--drift.request-id-column=request_id",
@@ -210,7 +227,10 @@ class Demo:
         self.say(f"Prometheus       {self._prometheus.url}/targets  ·  {self._prometheus.url}/alerts")
         self._load = Load(f"http://{server}/v1/models/{MODEL}/predict", shift_after=args.shift_after,
                           labels_url=f"http://{drift}/v1/models/{MODEL}/labels", label_delay=LABEL_DELAY).start()
-        self.say(f"timeline: XID 79 on gpu-node-1 GPU 2 at {args.xid_after:g}s, inputs shift at "
+        self.say(f"remediator       http://{remediator}/webhook  (fleetscope remediate, dry-run on Slurm: drains the "
+                 f"node FleetscopeNodeUnfit names; audit log {work / remediation.AUDIT})")
+        self.say(f"timeline: XID 79 on gpu-node-1 GPU 2 at {args.xid_after:g}s (the GPU turns unfit, its node is "
+                 f"paged and drained in dry-run), inputs shift at "
                  f"{args.shift_after:g}s (and the model's accuracy falls, as its labels arrive {LABEL_DELAY:g}s "
                  f"after each answer), predictions slow down at {args.slowdown_after:g}s")
 
@@ -242,6 +262,27 @@ class Demo:
         self.say(f"targets up {value(up)}/{value(targets)} · requests {self._load.sent} "
                  f"({'shifted' if self._load.shifted else 'reference'} inputs){per_token} · firing: {names}")
 
+    def finish(self) -> None:
+        """The tour's end, while Prometheus still answers: the dashboards drawn from it, and what happened."""
+        if self._prometheus is None or self._printer is None:
+            return  # it never started
+        elapsed = time.monotonic() - self.started
+        try:
+            drawn = tour.draw_dashboards(self._prometheus.url, self.workdir / tour.DASHBOARDS_DIR,
+                                         max(60.0, elapsed), RATE_INTERVAL)
+        except (ImportError, OSError, QueryError) as error:
+            self.say(f"the dashboards could not be drawn: {error}")
+            drawn = []
+        kept = sorted({self.workdir / NOTIFICATIONS, *(self.workdir / tour.OTHERS_DIR).glob("*.jsonl")})
+        lines = tour.summary(self._printer.transitions,
+                             [*[path for path in kept if path.exists()], *drawn, self.workdir / tour.SUMMARY_FILE,
+                              self.workdir / "logs"])
+        (self.workdir / tour.SUMMARY_FILE).write_text("\n".join(lines) + "\n")
+        for line in lines:
+            self.say(line)
+        if not self._keep:
+            self.say(f"{self.workdir} is kept: remove it with rm -r {self.workdir}")
+
     def stop(self) -> None:
         if self._load is not None:
             self._load.stop()
@@ -249,12 +290,22 @@ class Demo:
             self._prometheus.stop()
         for process in reversed(self._processes):
             process.stop()
+        if self._audit is not None:
+            self._audit.stop()
         if self._alertmanager is not None:
             self._alertmanager.stop()
         if self._receiver is not None:
             self._receiver.stop()
-        if not self._keep:
-            shutil.rmtree(self.workdir, ignore_errors=True)
+        if not self._keep:  # what the tour printed stays (notifications, dashboards, summary, logs); its stores go
+            for store in ("prometheus", "alertmanager", "drift.sqlite", "drift.sqlite-wal", "drift.sqlite-shm"):
+                _remove(self.workdir / store)
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
 
 
 def _serving_gpus(hostname: str) -> list[str]:
@@ -287,8 +338,11 @@ def run(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
                 break
             demo.progress()
     finally:
-        demo.say("stopping")
-        demo.stop()
+        try:
+            demo.finish()
+        finally:
+            demo.say("stopping")
+            demo.stop()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     return 0

@@ -2,7 +2,8 @@
 
     POST /v1/models/iris/predict   {"instances": [[5.1, 3.5, 1.4, 0.2], ...]}
                                    -> {"predictions": [{"request_id", "label", "confidence"}, ...]}
-    GET  /metrics                  the SDK's metrics (OpenMetrics with exemplars when asked for)
+    GET  /metrics                  the SDK's metrics (OpenMetrics with exemplars when asked for), and the server's
+                                   own process (process_*, python_*, fleetscope_build_info)
     GET  /-/healthy, /-/ready
 
 Predictions run in a pool of --workers threads; a request waits for a free one, and that
@@ -33,6 +34,7 @@ from fleetscope.example.model import IrisModel
 from fleetscope.exporters.inference import InferenceMetrics, registry_for, visible_gpus
 from fleetscope.exporters.inference.asgi import STATE_KEY, InferenceMiddleware
 from fleetscope.exporters.inference.gpus import GpuDeclarationError
+from fleetscope.self_metrics import SelfCollector
 from fleetscope.web.bodies import BodyRefused, bounded_body
 from fleetscope.web.connections import ConnectionLimits, raise_open_file_limit
 from fleetscope.web.headers import SecurityHeaders
@@ -100,7 +102,7 @@ def create_app(model: IrisModel, metrics: InferenceMetrics, workers: int = 4,
         Route("/-/ready", healthy),  # the model is trained before the server listens
         # A Route, not a Mount: a Mount answers /metrics with a redirect to /metrics/, which curl and promtool
         # do not follow.
-        Route("/metrics", _AsgiEndpoint(make_asgi_app(registry_for(metrics, *collectors)))),
+        Route("/metrics", _AsgiEndpoint(make_asgi_app(registry_for(metrics, SelfCollector(), *collectors)))),
     ])
     predict_path = f"/v1/models/{model.name}/predict"
     return SecurityHeaders(InferenceMiddleware(app, metrics, route=lambda scope: (model.name, "predict")

@@ -10,6 +10,7 @@ from fleetscope import __version__, durations, log
 from fleetscope.exporters.collectors import AVAILABLE, add_common_flags
 from fleetscope.exporters.registry import ExporterRegistry
 from fleetscope.exporters.server import routes
+from fleetscope.self_metrics import RuntimeCollector
 from fleetscope.web import config as web_config
 from fleetscope.web.connections import ConnectionLimits, raise_open_file_limit
 from fleetscope.web.server import WebServer
@@ -64,7 +65,7 @@ def build(args: argparse.Namespace) -> tuple[ExporterRegistry, WebServer]:
         raise log.UserError(f"--web.header-timeout and --web.idle-timeout: {error}") from None
     config = web_config.load(args.web_config_file)
     enabled = [option for option in AVAILABLE if getattr(args, f"collector_{option.name}")]
-    registry = ExporterRegistry([source for option in enabled for source in option.build(args)])
+    registry = ExporterRegistry([source for option in enabled for source in option.build(args)], RuntimeCollector())
     try:
         server = WebServer(args.listen_address or [LISTEN_ADDRESS], routes(registry, args.telemetry_path), config,
                            limits)

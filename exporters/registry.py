@@ -7,7 +7,6 @@ what succeeded; one failing collector never takes the page down.
 
 from __future__ import annotations
 
-import platform
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -15,9 +14,10 @@ from typing import Protocol
 
 from prometheus_client.metrics_core import Metric
 
-from fleetscope import __version__, log
+from fleetscope import log
 from fleetscope.catalog import FamilySet
 from fleetscope.exporters.catalog import exporter as m
+from fleetscope.self_metrics import RuntimeCollector, build_labels
 
 _logger = log.get("fleetscope.exporters")
 
@@ -72,16 +72,20 @@ class Source(Protocol):
 
 
 class ExporterRegistry:
-    """A prometheus_client collector serving every source plus the exporter's own metrics."""
+    """A prometheus_client collector serving every source plus the exporter's own metrics.
 
-    def __init__(self, sources: Sequence[Source]):
+    runtime: the process's own series (process_*, python_*), read at every
+    scrape with the exporter's own metrics; None where the page stands for a simulated node, not a process."""
+
+    def __init__(self, sources: Sequence[Source], runtime: RuntimeCollector | None = None):
         self.sources = list(sources)
+        self._runtime = runtime
         self._last_success: dict[str, float] = {}
 
     def snapshot(self) -> tuple[list[Metric], list[Collection]]:
         """The exporter's own metrics, and each source's latest collection."""
         own = FamilySet()
-        own.add(m.BUILD_INFO, {"version": __version__, "python_version": platform.python_version()}, 1)
+        own.add(m.BUILD_INFO, build_labels(), 1)
         collections = []
         for source in self.sources:
             collection = source.latest()
@@ -93,7 +97,8 @@ class ExporterRegistry:
                 self._last_success[source.name] = collection.last_success_at
             if source.name in self._last_success:
                 own.add(m.COLLECTOR_LAST_SUCCESS, labels, self._last_success[source.name])
-        return own.metrics(), collections
+        runtime = list(self._runtime.collect()) if self._runtime is not None else []
+        return own.metrics() + runtime, collections
 
     def not_ready(self) -> list[str]:
         """The sources still waiting for their first collection."""

@@ -39,6 +39,17 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     _add_command(dashboards.add_subparsers(dest="dashboards_command", metavar="COMMAND", required=True),
                  ("dashboards", "preview"), "render each dashboard's panels with data from Prometheus to PNG",
                  "fleetscope.dashboards.preview", "dashboards", words)
+    generate = commands.add_parser("generate", help="write the rules, dashboards or deployment files from the "
+                                   "monitoring config", description="Write the files generated from the monitoring "
+                                   "config (mixin/config.py, and a YAML file over it).")
+    generators = generate.add_subparsers(dest="generate_command", metavar="COMMAND", required=True)
+    for name, what, extra in (("alerts", "recording and alert rules and the Alertmanager configuration", ""),
+                              ("dashboards", "Grafana dashboards and their provisioning", "dashboards"),
+                              ("deploy", "Kubernetes manifests, systemd units, Prometheus configs and Containerfiles",
+                               "dashboards")):
+        _add_command(generators, ("generate", name), f"write the {what}", f"fleetscope.{name}.generate", extra, words)
+    _add_command(commands, ("runbook",), "print an alert's runbook, as the package ships it",
+                 "fleetscope.alerts.runbook_command", "", words)
     _add_command(commands, ("remediate",), "drain Slurm or Kubernetes nodes for the alerts Alertmanager names, within "
                  "limits", "fleetscope.remediation.command", "remediation", words)
     _add_command(commands, ("model-server",),
@@ -72,7 +83,8 @@ def _add_command(commands: argparse._SubParsersAction, path: tuple[str, ...], he
             raise _needs_extra(path, extra, reason)
 
         log.add_arguments(parser)
-        parser.set_defaults(run=missing)
+        # Whatever else the command line holds is the missing module's to read: the answer is what to install.
+        parser.set_defaults(run=missing, ignores_arguments=True)
         return
     parser = commands.add_parser(name, help=help_, description=module.DESCRIPTION, formatter_class=HelpFormatter)
     parser.add_argument("--version", action="version", version=f"fleetscope {__version__}")
@@ -113,7 +125,9 @@ def _saying_what_to_install(run, path: tuple[str, ...], extra: str):
 def main(argv: Sequence[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser(argv)
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown and not getattr(args, "ignores_arguments", False):
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     log.configure(args.log_level, args.log_format)
     try:
         return args.run(args)

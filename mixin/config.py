@@ -219,6 +219,46 @@ class DriftConfig:
 
 
 @dataclass(frozen=True)
+class SelfMonitoringConfig:
+    """fleetscope watching itself: every process it runs serves process_* and fleetscope_build_info
+    (fleetscope.self_metrics); these are the bounds its own alerts (alerts/self_monitoring.py) hold them to."""
+    # The scrape interval of fleetscope's jobs (deploy/: 15s): a scrape taking most of it is about to time out.
+    scrape_interval: str = "15s"
+    scrape_duration_ratio: float = 0.8
+    scrape_slow_for: str = "15m"
+    restarts: int = 3  # process restarts within restart_window: a crash loop
+    restart_window: str = "1h"
+    # Resident memory against the bound each process runs under: deploy/kubernetes.py's container limits.
+    exporter_memory_limit_bytes: float = 256 * 2**20
+    drift_memory_limit_bytes: float = 2 * 2**30
+    memory_ratio: float = 0.8
+    memory_for: str = "15m"
+    # The drift store against storage.max_bytes, while it deletes nothing (with storage.when_full: refuse, the
+    # writes past it are refused with 507; with drop_oldest, eviction starting ends the alert).
+    storage_ratio: float = 0.9
+    storage_for: str = "30m"
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    """Training goodput (alerts/training.py), from the jobs' own pages (the training SDK)."""
+    # Which scrape jobs are training jobs' pages, e.g. 'job="training"'; empty reads the training SDK's series
+    # wherever they come from (only training jobs serve them).
+    selector: str = ""
+    goodput_objective: float = 0.9  # productive share of the ranks' time, averaged over goodput_window
+    goodput_window: str = "1h"
+    goodput_for: str = "30m"
+    checkpoint_stale_after: str = "2h"  # no checkpoint saved (or, before the first, since the start) this long
+    checkpoint_stale_for: str = "10m"
+    step_time_ratio: float = 1.25  # mean step time over the median of the job's own over the baseline window
+    step_time_baseline_window: str = "6h"
+    step_time_min_baseline_samples: int = 30  # evaluations of the baseline before it is trusted
+    step_time_for: str = "15m"
+    stalled_after: str = "10m"  # no rank finished a step this long: stalled (and its time badput, not productive)
+    stalled_for: str = "5m"
+
+
+@dataclass(frozen=True)
 class Severities:
     """The `severity` label of each urgency. kube-prometheus-stack's and the mixins' words by default, so that
     routes keyed on critical page for fleetscope's alerts too, and its InfoInhibitor mutes our info alerts
@@ -264,7 +304,10 @@ class Routing:
 
 @dataclass(frozen=True)
 class MonitoringConfig:
-    runbook_url: str = "https://github.com/fleetscope/fleetscope/blob/main/alerts/runbooks"
+    # Where every alert's runbook_url points: <runbook_url>/<alertname>.md. The default is the runbooks' path in
+    # the repository and in the installed package (`fleetscope runbook NAME` prints one, offline); set your wiki or
+    # your fork's URL, e.g. https://git.example.com/fleetscope/blob/v0.1.0/alerts/runbooks (docs/alerts.md).
+    runbook_url: str = "alerts/runbooks"
     # Where on-call opens Grafana: every alert's dashboard_url links to its dashboard there, on its host or model.
     grafana_url: str = "http://localhost:3000"
     kubernetes_namespace: str = "monitoring"
@@ -274,7 +317,7 @@ class MonitoringConfig:
     severities: Severities = field(default_factory=Severities)
     teams: dict[str, str] = field(default_factory=lambda: {
         "exporter": "gpu-infra", "gpu": "gpu-infra", "fabric": "gpu-infra", "waste": "ml-platform",
-        "nccl": "ml-platform", "serving": "serving", "drift": "ml-platform"})
+        "nccl": "ml-platform", "serving": "serving", "drift": "ml-platform", "training": "ml-platform"})
     exporter: ExporterConfig = field(default_factory=ExporterConfig)
     gpu: GpuConfig = field(default_factory=GpuConfig)
     waste: WasteConfig = field(default_factory=WasteConfig)
@@ -282,6 +325,8 @@ class MonitoringConfig:
     fabric: FabricConfig = field(default_factory=FabricConfig)
     inference: InferenceConfig = field(default_factory=InferenceConfig)
     drift: DriftConfig = field(default_factory=DriftConfig)
+    self_monitoring: SelfMonitoringConfig = field(default_factory=SelfMonitoringConfig)
+    training: TrainingConfig = field(default_factory=TrainingConfig)
     routing: Routing = field(default_factory=Routing)
 
     def __post_init__(self) -> None:
@@ -363,7 +408,7 @@ def check(config: MonitoringConfig) -> None:
     """Raises ConfigError for values no rule can use. What only the alerts know (the engines, the latencies their
     schema records) is checked by the alerts generator (alerts/checks.py)."""
     for section in (config.exporter, config.gpu, config.waste, config.nccl, config.fabric, config.inference,
-                    config.drift):
+                    config.drift, config.self_monitoring, config.training):
         for f in dataclasses.fields(section):
             value = getattr(section, f.name)
             if f.name.endswith(("_for", "_window", "_within", "_after", "_interval")) and isinstance(value, str):
@@ -386,9 +431,15 @@ def check(config: MonitoringConfig) -> None:
             raise ConfigError(f"drift.quality_objectives: metric {objective.metric!r} is not one "
                               "fleetscope_model_quality serves with a direction (accuracy, precision, recall, f1, "
                               "roc_auc, r2, mae, rmse, mape, log_loss)")
+    _duration(config.self_monitoring.scrape_interval, "SelfMonitoringConfig.scrape_interval")
+    for name in ("scrape_duration_ratio", "memory_ratio", "storage_ratio"):
+        if not 0 < getattr(config.self_monitoring, name) <= 1:
+            raise ConfigError(f"self_monitoring.{name} must be a share above 0, at most 1")
     if not 0 <= config.drift.min_label_coverage <= 1:
         raise ConfigError("drift.min_label_coverage must be a share from 0 to 1")
-    missing = {"exporter", "gpu", "fabric", "waste", "nccl", "serving", "drift"} - set(config.teams)
+    if not 0 < config.training.goodput_objective < 1:
+        raise ConfigError("training.goodput_objective must be a share between 0 and 1")
+    missing = {"exporter", "gpu", "fabric", "waste", "nccl", "serving", "drift", "training"} - set(config.teams)
     if missing:
         raise ConfigError(f"teams: no team for {', '.join(sorted(missing))}")
     for name, team in config.teams.items():

@@ -10,6 +10,8 @@ UIDS = {
     "collectives": "fleetscope-collectives",
     "inference": "fleetscope-inference",
     "drift": "fleetscope-drift",
+    "self": "fleetscope-self",
+    "training": "fleetscope-training",
 }
 # (variable, the alert label that sets it) for each dashboard.
 FILTERS = {
@@ -18,6 +20,8 @@ FILTERS = {
     "collectives": (("cluster", "cluster"), ("hostname", "hostname"), ("comm", "comm_name")),
     "inference": (("cluster", "cluster"), ("namespace", "namespace"), ("model", "model"), ("engine", "engine")),
     "drift": (("cluster", "cluster"), ("model", "model")),
+    "self": (("cluster", "cluster"), ("job", "job"), ("instance", "instance")),
+    "training": (("cluster", "cluster"), ("training_job", "training_job")),
 }
 
 

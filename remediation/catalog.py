@@ -1,6 +1,7 @@
 """Every metric `fleetscope remediate` serves on its /metrics page, declared once."""
 
 from fleetscope.catalog import MetricSpec, check_unique
+from fleetscope.self_metrics import BUILD_INFO  # every fleetscope process serves it (the core declares it once)
 
 ACTIONS = MetricSpec(
     "fleetscope_remediation_actions_total", "counter",
@@ -29,5 +30,5 @@ RATE_LIMIT_USED = MetricSpec(
     "Drains of the last hour (done or, in dry-run, decided) as a share of limits.max_actions_per_hour; at 1 every "
     "further drain is refused until the oldest is an hour old.")
 
-ALL = (ACTIONS, REFUSALS, FAILURES, NOTIFICATIONS, DRY_RUN, RATE_LIMIT_USED)
+ALL = (ACTIONS, REFUSALS, FAILURES, NOTIFICATIONS, DRY_RUN, RATE_LIMIT_USED, BUILD_INFO)
 check_unique(ALL)

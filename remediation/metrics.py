@@ -11,6 +11,7 @@ from prometheus_client.registry import Collector, CollectorRegistry
 from fleetscope.catalog import FamilySet
 from fleetscope.remediation import catalog
 from fleetscope.remediation.remediator import Remediator
+from fleetscope.self_metrics import SelfCollector
 
 # Every label value a counter may take is listed up front, so each series exists (at 0) from the start and
 # rate() sees the first action; the values are fixed by the code, never by what a client sends.
@@ -26,6 +27,7 @@ class Page(Collector):
         self.notifications: Counter[str] = Counter({outcome: 0 for outcome in NOTIFICATION_OUTCOMES})
         self._registry = CollectorRegistry(auto_describe=False)
         self._registry.register(self)
+        self._registry.register(SelfCollector())
 
     def render(self) -> bytes:
         return generate_latest(self._registry)

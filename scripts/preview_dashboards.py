@@ -1,4 +1,4 @@
-"""Renders the README's dashboard previews: starts a small fleet on loopback (the simulated
+"""Renders the dashboard previews docs/dashboards.md shows: starts a small fleet on loopback (the simulated
 exporter, the drift service with a drifted model and a classifier whose labels arrive as it serves
 (its quality falling), an SDK-instrumented LLM server under
 synthetic traffic and a vLLM engine's page), lets a real Prometheus scrape it and record the

@@ -14,6 +14,8 @@ from fleetscope.exporters.catalog.gpu import GPU_LABELS
 NON_UNIT_SUFFIXES = ("_info", "_total", "_up", "_enabled", "_pending", "_failed", "_active", "_state", "_success",
                      "_xid", "_per_second", "_files", "_ranks", "_nodes", "_sequence", "_channels",
                      "_collectives", "_hung", "_tokens", "_in_flight",
+                     # training: counts of steps, samples and restarts
+                     "_steps", "_samples", "_restarts",
                      # drift: a score whose meaning the method label gives, its threshold, the bound on its
                      # error (in the score's own units), a 0/1 verdict, and counts of rows and models
                      "_score", "_threshold", "_bound", "_detected", "_rows", "_models",
@@ -22,7 +24,8 @@ NON_UNIT_SUFFIXES = ("_info", "_total", "_up", "_enabled", "_pending", "_failed"
                      # model quality: a measure whose meaning the metric label gives (ratios such as accuracy,
                      # errors in the prediction's own units such as rmse), realized or estimated
                      "_quality", "_quality_estimated")
-EVERY_SPEC = catalog.ALL + drift_catalog.ALL
+# fleetscope_build_info is one spec (fleetscope.self_metrics) that every producer's catalog lists: once here.
+EVERY_SPEC = tuple(dict.fromkeys(catalog.ALL + drift_catalog.ALL))
 
 
 @pytest.mark.parametrize("spec", EVERY_SPEC, ids=lambda s: s.name)

@@ -39,7 +39,7 @@ def test_a_command_loads_only_its_own_libraries():
 
 def test_help_lists_every_command_without_loading_them():
     listed = run("--help").stdout
-    for command in ("demo", "exporter", "drift", "dashboards", "model-server"):
+    for command in ("demo", "exporter", "drift", "dashboards", "model-server", "generate", "runbook"):
         assert f"    {command}" in listed
     assert "--config.file" in run("drift", "serve", "--help").stdout
 
@@ -169,3 +169,44 @@ def test_an_unreachable_prometheus_is_a_message_not_a_traceback(url, tmp_path):
     result = run("dashboards", "preview", f"--prometheus.url={url}", f"--output={tmp_path / 'out'}")
     assert result.returncode == 2 and "cannot query Prometheus at --prometheus.url=" in result.stderr
     assert "Traceback" not in result.stderr and not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("name, flag", [("alerts", "--config"), ("dashboards", "--config"),
+                                        ("deploy", "--alerts-config")])
+def test_fleetscope_generate_writes_what_the_generator_modules_write(name, flag, tmp_path, capsys):
+    import importlib
+
+    from fleetscope.mixin.config import load
+
+    (tmp_path / "config.yaml").write_text("selectors: {exporter: 'job=\"gpu-nodes\"'}\n")
+    assert main(["generate", name, f"{flag}={tmp_path / 'config.yaml'}", str(tmp_path / "out")]) == 0
+    expected = importlib.import_module(f"fleetscope.{name}.generate").files(load(tmp_path / "config.yaml"))
+    written = {str(path.relative_to(tmp_path / "out")): path.read_text()
+               for path in (tmp_path / "out").rglob("*") if path.is_file()}
+    assert written == expected
+    assert any("gpu-nodes" in text for text in written.values())
+    assert set(capsys.readouterr().out.splitlines()) == {str(tmp_path / "out" / path) for path in expected}
+
+
+def test_fleetscope_generate_refuses_a_bad_setting_naming_it(tmp_path, capsys):
+    (tmp_path / "config.yaml").write_text("self_monitoring: {memory_ratio: 2}\n")
+    assert main(["generate", "alerts", f"--config={tmp_path / 'config.yaml'}", str(tmp_path / "out")]) == 2
+    assert "self_monitoring.memory_ratio" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_fleetscope_runbook_prints_what_the_default_runbook_url_names(capsys):
+    from fleetscope.alerts import generate
+    from fleetscope.alerts.runbook_command import RUNBOOKS
+
+    rule = next(rule for group in yaml_groups(generate.files()["rules/self.yaml"]) for rule in group["rules"])
+    assert main(["runbook", rule["annotations"]["runbook_url"]]) == 0
+    assert capsys.readouterr().out == (RUNBOOKS / f"{rule['alert']}.md").read_text()
+    assert main(["runbook", "FleetscopeGPUXid"]) == 2
+    assert "did you mean FleetscopeGPUXidError" in capsys.readouterr().err
+
+
+def yaml_groups(text: str) -> list[dict]:
+    import yaml
+
+    return yaml.safe_load(text)["groups"]

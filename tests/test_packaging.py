@@ -28,7 +28,8 @@ ROOT = Path(__file__).resolve().parent.parent
 DATA = {"alerts/rules": "*.yaml", "alerts/runbooks": "*.md", "alerts/alertmanager": "*.yml",
         "alerts/tests": "*.yaml", "dashboards/json": "*.json", "dashboards/provisioning": "*.yaml",
         "deploy/kubernetes": "*.yaml", "deploy/systemd": "*.service", "deploy/prometheus": "**/*.y*ml",
-        "deploy/containers": "*", "simulation/recordings": "*.json"}
+        "deploy/containers": "*", "deploy/fleet": "*.yml", "deploy/node-problem-detector": "*.json",
+        "simulation/recordings": "*.json"}
 
 
 def _data_files() -> set[str]:
@@ -40,6 +41,18 @@ def _data_files() -> set[str]:
                 relative = path.relative_to(ROOT).as_posix()
                 found.add(relative if relative.startswith("fleetscope/") else f"fleetscope/{relative}")
     return found
+
+
+def test_every_file_a_generator_writes_is_package_data():
+    """What `fleetscope generate` writes into the package is what the wheel must carry: each generated file is
+    among DATA's, which test_every_data_file_the_commands_read_is_packaged finds in the wheel and the sdist."""
+    from fleetscope.alerts import generate as alerts
+    from fleetscope.dashboards import generate as dashboards
+    from fleetscope.deploy import generate as deploy
+
+    generated = {f"fleetscope/{room}/{name}" for room, module in (("alerts", alerts), ("dashboards", dashboards),
+                                                                  ("deploy", deploy)) for name in module.files()}
+    assert generated - _data_files() == set()
 
 
 @pytest.fixture(scope="module")

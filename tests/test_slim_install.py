@@ -52,6 +52,14 @@ def test_the_sdk_and_the_drift_client_import_without_the_extras():
         from fleetscope.drift.client import DriftClient
         from fleetscope.drift import catalog
         InferenceMetrics(engine="vllm").start("llama", "chat").finish()
+        from fleetscope.exporters.training import TrainingMetrics, registry_for
+        training = TrainingMetrics(job="llama", rank=0)
+        with training.step(samples=8):
+            pass
+        from prometheus_client.exposition import generate_latest
+        assert b"fleetscope_training_steps_total" in generate_latest(registry_for(training))
+        import sys
+        assert "torch" not in sys.modules
         print("ok")
     """)
     assert result.returncode == 0 and "ok" in result.stdout, result.stderr
@@ -64,3 +72,30 @@ def test_a_command_whose_extra_is_missing_says_what_to_install():
         sys.exit(main(["drift", "serve"]))
     """)
     assert result.returncode == 2 and "pip install 'fleetscope[drift]'" in result.stderr, result.stderr
+
+
+def test_the_generators_needing_the_dashboards_extra_say_so_as_modules_and_as_commands(tmp_path):
+    """Without grafana-foundation-sdk, `python -m fleetscope.deploy.generate` and `fleetscope generate deploy` (and
+    the dashboards') refuse naming the extra; the alerts generator needs no extra and writes its files."""
+    for argv in (["-m", "fleetscope.deploy.generate", "--help"], ["-m", "fleetscope.dashboards.generate"]):
+        result = _python(f"""
+            import runpy, sys
+            sys.argv = {[argv[1]] + argv[2:]!r}
+            runpy.run_module({argv[1]!r}, run_name="__main__", alter_sys=True)
+        """)
+        assert result.returncode == 2, result.stderr
+        assert "needs pip install 'fleetscope[dashboards]'" in result.stderr and "Traceback" not in result.stderr
+    for command in ("deploy", "dashboards"):
+        result = _python(f"""
+            import sys
+            from fleetscope.cli import main
+            sys.exit(main(["generate", {command!r}, {str(tmp_path / command)!r}]))
+        """)
+        assert result.returncode == 2 and "pip install 'fleetscope[dashboards]'" in result.stderr, result.stderr
+        assert not (tmp_path / command).exists()
+    result = _python(f"""
+        import sys
+        from fleetscope.cli import main
+        sys.exit(main(["generate", "alerts", {str(tmp_path / "alerts")!r}]))
+    """)
+    assert result.returncode == 0 and (tmp_path / "alerts" / "rules" / "self.yaml").exists(), result.stderr

@@ -13,6 +13,7 @@ from fleetscope.catalog import FamilySet
 from fleetscope.drift import catalog
 from fleetscope.drift.service.outcomes import LABEL_OUTCOMES, DelayHistogram
 from fleetscope.drift.service.service import DriftService
+from fleetscope.self_metrics import SelfCollector
 
 
 class DriftCollector:
@@ -79,6 +80,7 @@ class MetricsPage:
         self.service = service
         self._counters = CollectorRegistry(auto_describe=False)
         self._counters.register(DriftCollector(service))
+        self._counters.register(SelfCollector())
         self._renders = threading.BoundedSemaphore(max_renders)
         self._wait = wait
         self._lock = threading.Lock()  # one rendering of the evaluations at a time

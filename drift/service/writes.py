@@ -50,7 +50,7 @@ class Writes:
     def slot(self) -> Iterator[None]:
         """One of limits.max_concurrent_writes; Overloaded at once when none is free. A write holds
         it from reading its body to storing it, so bodies, decoding and storing together never
-        take more memory than the limits allow (README: Security and limits)."""
+        take more memory than the limits allow (docs/operations/security-and-limits.md)."""
         if not self._slots.acquire(blocking=False):
             raise Overloaded(f"{self._service.limits.max_concurrent_writes} writes are in progress "
                              "(limits.max_concurrent_writes); retry shortly", retry_after=1)

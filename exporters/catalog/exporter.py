@@ -1,12 +1,8 @@
 """Metrics about the exporter itself, as node_exporter has them."""
 
 from fleetscope.catalog import MetricSpec
+from fleetscope.self_metrics import BUILD_INFO  # every fleetscope process serves it (the core declares it once)
 
-BUILD_INFO = MetricSpec(
-    "fleetscope_exporter_build_info", "gauge",
-    "A metric with a constant '1' value labeled by the version of fleetscope and the Python it runs on.",
-    ("version", "python_version"),
-)
 COLLECTOR_SUCCESS = MetricSpec(
     "fleetscope_exporter_collector_success", "gauge",
     "Whether the collector's last collection succeeded (1) or failed (0).", ("collector",),

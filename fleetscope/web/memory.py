@@ -25,7 +25,7 @@ glibc's heaps and release the Arrow pool's unused memory, and returns at once. T
 a moment (the asking write is still unwinding), then does it, at most once per interval however
 often it is asked, and once more after the last request, so memory returns as a burst ends.
 Where glibc, mallopt or malloc_trim is absent (musl, macOS) a step is skipped, never an error.
-Measured with benchmarks/memory_after_burst.py (README: Security and limits, Peak memory).
+Measured with benchmarks/memory_after_burst.py (docs/operations/security-and-limits.md, Peak memory).
 """
 
 from __future__ import annotations

@@ -20,6 +20,7 @@ from fleetscope.dashboards.common import UIDS
 from fleetscope.drift import catalog as drift_catalog
 from fleetscope.exporters import catalog as exporter_catalog
 from fleetscope.mixin.config import MonitoringConfig, from_mapping
+from fleetscope.self_metrics import BUILD_INFO
 
 BOARDS = queries.load()
 METRIC = re.compile(r"\bfleetscope_[a-z0-9_]+")
@@ -27,7 +28,8 @@ RECORDED = re.compile(r"\bfleetscope:[a-z0-9_:]+")
 WINDOW_FUNCTIONS = ("rate", "irate", "increase")
 FILTERS = {"fleet": {"cluster"}, "gpu": {"cluster", "hostname", "gpu"},
            "collectives": {"cluster", "hostname"}, "inference": {"cluster", "model", "engine"},
-           "drift": {"cluster", "model"}}
+           "drift": {"cluster", "model"}, "self": {"cluster", "job", "instance"},
+           "training": {"cluster", "training_job"}}
 
 
 def _specs() -> dict[str, str]:
@@ -47,7 +49,7 @@ SPECS = _specs()
 def test_committed_files_are_what_the_generator_writes():
     for name, text in generate.files().items():
         assert (generate.DIRECTORY / name).read_text() == text, f"{name}: run python -m fleetscope.dashboards.generate"
-    assert len(BOARDS) == len(UIDS) == 5
+    assert len(BOARDS) == len(UIDS) == 7
 
 
 @pytest.mark.parametrize("key", UIDS)
@@ -163,7 +165,7 @@ def test_provisioning_and_configmaps():
     datasource = yaml.safe_load(files["provisioning/datasources.yaml"])["datasources"][0]
     assert datasource["type"] == "prometheus"
     configmaps = generate.configmaps(generate.dashboards())
-    assert [document["metadata"]["labels"]["grafana_dashboard"] for document in configmaps] == ["1"] * 5
+    assert [document["metadata"]["labels"]["grafana_dashboard"] for document in configmaps] == ["1"] * len(UIDS)
     assert {name for document in configmaps for name in document["data"]} == {f"{uid}.json" for uid in UIDS.values()}
 
 
@@ -239,12 +241,14 @@ def test_every_raw_series_is_scoped_to_its_producers_job_as_the_alerts_are(board
     checked = 0
     for text in texts:
         for name, matchers in _selectors(text):
+            if name == BUILD_INFO.name:  # every fleetscope process serves it: the self dashboard picks jobs by it
+                continue
             base = re.sub(r"_(bucket|sum|count)$", "", name)
             job = selectors.drift_service if base in drift_names else selectors.exporter
             assert (matchers + ",").startswith(job + ","), f"{board['uid']}: {name}{{{matchers}}} not scoped to {job}"
             checked += 1
-    # The inference dashboard and the fleet overview read only recorded series, which carry no job.
-    assert checked or board["uid"] in {UIDS["inference"], UIDS["fleet"]}
+    # The inference and training dashboards and the fleet overview read only recorded series, which carry no job.
+    assert checked or board["uid"] in {UIDS["inference"], UIDS["fleet"], UIDS["training"]}
 
 
 def test_the_alerts_config_reaches_the_dashboards():

@@ -52,7 +52,17 @@ def test_a_failing_collector_is_marked_and_the_others_are_served():
     assert value(text, "fleetscope_exporter_collector_duration_seconds", collector="bad") >= 0
     assert values(text, "fleetscope_exporter_collector_last_success_timestamp_seconds", collector="bad") == []
     assert value(text, "fleetscope_gpu_xid_events_total") == 1
-    assert value(text, "fleetscope_exporter_build_info") == 1
+    assert value(text, "fleetscope_build_info") == 1
+    assert values(text, "process_start_time_seconds") == []  # a page of a simulated node is no process
+
+
+def test_the_exporters_own_process_is_served_with_its_metrics():
+    from fleetscope.self_metrics import RuntimeCollector
+
+    text = page(ExporterRegistry([OnScrape(Counting())], RuntimeCollector()))
+    assert value(text, "process_start_time_seconds") > 0
+    assert value(text, "process_resident_memory_bytes") > 0
+    assert value(text, "fleetscope_build_info") == 1
 
 
 def test_on_scrape_collects_at_every_scrape():

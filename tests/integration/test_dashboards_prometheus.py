@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import threading
 import time
 
 import pytest
 import yaml
 
-from fleetscope.alerts import collectives, efficiency, fleet, gpu, health, inference
+from fleetscope.alerts import collectives, efficiency, fleet, gpu, health, inference, training
 from fleetscope.cli import main
 from fleetscope.dashboards import fleet as fleet_dashboard
 from fleetscope.dashboards import queries
@@ -37,6 +38,7 @@ def fleet_prometheus(fleetscope_process, prometheus, tmp_path):
                                f"--storage.path={tmp_path / 'drift.sqlite'}")
     feed_drift_service(drift)
     traffic = LlmTraffic().start()
+    job = TrainingJob()
     try:
         # The inference schema the dashboard reads, its SLO ratios every second rather than every minute,
         # and serving efficiency: the SDK server declares two of the simulated exporter's GPUs.
@@ -47,18 +49,21 @@ def fleet_prometheus(fleetscope_process, prometheus, tmp_path):
         rules.write_text(yaml.safe_dump({"groups": inference.rule_groups(normalization)["groups"]
                                          + efficiency.rule_groups(config) + gpu.rule_groups(config)["groups"]
                                          + fleet.rule_groups(config) + collectives.rule_groups(config)["groups"]
-                                         + health.rule_groups(config)["groups"]}))
+                                         + health.rule_groups(config)["groups"]
+                                         + training.rule_groups(config)["groups"]}))
         server = prometheus([Prometheus.targets("fleetscope-exporter", [exporter]),
                              Prometheus.targets("fleetscope-drift", [drift]),
                              Prometheus.targets("llm", [traffic.address]),
                              Prometheus.targets("vllm", [traffic.engine.address],
-                                                metrics_path=EnginePages.path("vllm"))], scrape_interval="1s",
+                                                metrics_path=EnginePages.path("vllm")),
+                             Prometheus.targets("training", [job.address])], scrape_interval="1s",
                             rule_files=[rules])
-        server.wait_for("count(up == 1) == 4", timeout=60)
+        server.wait_for("count(up == 1) == 5", timeout=60)
         server.wait_for('fleetscope_drift_share_ratio{model="iris"}', timeout=60)
         time.sleep(20)  # enough samples for rate() over 15s windows
         yield server
     finally:
+        job.stop()
         traffic.stop()
 
 
@@ -92,3 +97,36 @@ def test_every_panel_returns_data_and_previews_render(fleet_prometheus, tmp_path
     images = sorted(output.glob("*.png"))
     assert [image.stem for image in images] == sorted(UIDS.values())
     assert all(image.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and image.stat().st_size > 50_000 for image in images)
+
+
+class TrainingJob:
+    """A training loop with the training SDK, served on loopback: steps of 50 ms, a checkpoint every 20."""
+
+    def __init__(self) -> None:
+        from fleetscope.exporters.training import TrainingMetrics
+        from fleetscope.exporters.training.prometheus import serve
+        from fleetscope.localstack.process import free_port
+
+        self.metrics = TrainingMetrics(job="llama-pretrain", rank=0, hostname="gpu-node-1")
+        port = free_port()
+        self.server, _ = serve(self.metrics, port, "127.0.0.1")
+        self.address = f"127.0.0.1:{port}"
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._train, daemon=True)
+        self._thread.start()
+
+    def _train(self) -> None:
+        step = 0
+        while not self._stop.is_set():
+            step += 1
+            with self.metrics.step(samples=32, tokens=32 * 512):
+                time.sleep(0.05)
+            if step % 20 == 0:
+                with self.metrics.checkpoint("save", step=step):
+                    time.sleep(0.02)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(10)
+        self.server.shutdown()  # type: ignore[attr-defined]
+        self.metrics.close()

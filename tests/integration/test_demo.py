@@ -13,6 +13,7 @@ import time
 
 import pytest
 
+from fleetscope.dashboards.common import UIDS
 from fleetscope.localstack.process import port_open
 
 pytestmark = pytest.mark.integration
@@ -22,7 +23,10 @@ EXPECTED = {"FleetscopeGPUXidError": ("critical", "gpu-infra"), "FleetscopeGPUDo
             "FleetscopeModelDriftDetected": ("warning", "ml-platform"),
             # the shifted flowers' species arrive as labels: the model's realized accuracy falls below 0.8
             "FleetscopeModelQualityBelowObjective": ("warning", "ml-platform"),
-            "FleetscopeInferenceLatencyBudgetBurn": ("critical", "serving")}
+            "FleetscopeInferenceLatencyBudgetBurn": ("critical", "serving"),
+            # the lost GPU turns its node unfit in the exporter's health verdict: one page for the node, which the
+            # demo's remediator drains in dry-run
+            "FleetscopeNodeUnfit": ("critical", "gpu-infra")}
 
 
 def _firing(workdir) -> dict[str, dict]:
@@ -33,6 +37,20 @@ def _firing(workdir) -> dict[str, dict]:
             if alert["status"] == "firing":
                 alerts.setdefault(alert["labels"]["alertname"], alert["labels"])
     return alerts
+
+
+def _dry_run_drains(workdir) -> list[dict]:
+    path = workdir / "remediation-audit.jsonl"
+    records = [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+    return [r for r in records if (r["action"], r["decision"]) == ("drain", "dry_run")]
+
+
+def _node_unfit(workdir) -> dict:
+    for line in (workdir / "notifications.jsonl").read_text().splitlines():
+        for alert in json.loads(line)["alerts"]:
+            if alert["labels"]["alertname"] == "FleetscopeNodeUnfit" and alert["status"] == "firing":
+                return alert
+    return {}
 
 
 def test_the_demo_shows_gpu_drift_and_inference_alerts_then_stops_cleanly(tmp_path):
@@ -47,9 +65,11 @@ def test_the_demo_shows_gpu_drift_and_inference_alerts_then_stops_cleanly(tmp_pa
         deadline = time.monotonic() + 180
         while set(EXPECTED) - set(_firing(tmp_path)) and time.monotonic() < deadline and demo.poll() is None:
             time.sleep(1)
+        while not _dry_run_drains(tmp_path) and time.monotonic() < deadline + 30 and demo.poll() is None:
+            time.sleep(1)
         firing = _firing(tmp_path)
         demo.send_signal(signal.SIGINT)
-        output, _ = demo.communicate(timeout=60)
+        output, _ = demo.communicate(timeout=120)  # the dashboards are drawn (up to 60 s), then everything stops
     finally:
         if demo.poll() is None:
             demo.kill()
@@ -67,5 +87,23 @@ def test_the_demo_shows_gpu_drift_and_inference_alerts_then_stops_cleanly(tmp_pa
     for page in ("/targets", "/alerts", "/v1/models/iris/report", "Alertmanager"):
         assert page in output
     assert "stopping" in output
+    # XID 79: the exporter's health verdict of GPU 2 (nvml: lost) and the paging XID make gpu-node-1 unfit; its page
+    # reaches the remediator, which drains it in dry-run and never calls scontrol.
+    assert firing["FleetscopeNodeUnfit"]["hostname"] == "gpu-node-1"
+    assert re.search(r"health checks for 40s: .*\bnvml\b", _node_unfit(tmp_path)["annotations"]["description"])
+    [drain] = _dry_run_drains(tmp_path)
+    assert (drain["alertname"], drain["node"], drain["backend"]) == ("FleetscopeNodeUnfit", "gpu-node-1", "slurm")
+    assert "REMEDIATE dry-run drain of gpu-node-1 for FleetscopeNodeUnfit: would run scontrol update " \
+           "nodename=gpu-node-1 state=drain" in output
+    assert not (tmp_path / "scontrol-calls.log").exists()
+    # The tour's end: every receiver's notifications kept, the dashboards drawn, and what fired, with its files.
+    pages = [json.loads(line) for line in (tmp_path / "notifications" / "pagerduty.jsonl").read_text().splitlines()]
+    assert any(page["body"]["payload"]["summary"].startswith("[FIRING") for page in pages), pages[:2]
+    assert (tmp_path / "notifications" / "slack.jsonl").read_text() and (tmp_path / "notifications.jsonl").read_text()
+    drawn = sorted(path.stem for path in (tmp_path / "dashboards").glob("*.png"))
+    assert drawn == sorted(UIDS.values()), output
+    assert "what fired:" in output and re.search(r"FleetscopeGPUXidError \[critical → gpu-infra\]", output)
+    assert str(tmp_path / "dashboards" / f"{UIDS['fleet']}.png") in output
+    assert (tmp_path / "summary.txt").read_text().startswith("what fired:")
     ports = {int(port) for port in re.findall(r"127\.0\.0\.1:(\d+)", output)}
     assert len(ports) >= 6 and not [port for port in ports if port_open(port)], "a process outlived the demo"

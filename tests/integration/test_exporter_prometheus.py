@@ -35,8 +35,13 @@ def fetch(address: str, path: str = "/metrics") -> str:
 
 def test_promtool_accepts_the_simulated_page(exporter_process):
     address = exporter_process("--simulate", "--collector.gpu.poll-interval=1s")
-    result = promtool_check_metrics(fetch(address))
+    page = fetch(address)
+    result = promtool_check_metrics(page)
     assert result.returncode == 0, result.stdout.decode() + result.stderr.decode()
+    # The exporter process watches itself: its process and Python runtime, and its version.
+    names = {name for name, _, _ in samples(page)}
+    assert {"process_start_time_seconds", "process_resident_memory_bytes", "python_info",
+            "fleetscope_build_info"} <= names
 
 
 def test_prometheus_scrapes_the_exporter(exporter_process, prometheus):
@@ -99,7 +104,7 @@ def test_without_a_driver_the_exporter_runs_and_reports_the_gpu_collector_failin
     address = exporter_process()
     page = fetch(address)
     assert 'fleetscope_exporter_collector_success{collector="gpu"} 0.0' in page
-    assert "fleetscope_exporter_build_info" in page
+    assert "fleetscope_build_info" in page
     assert "NVML library not found" in exporter_process.processes[-1].log_tail()
     assert promtool_check_metrics(page).returncode == 0
 
@@ -154,7 +159,8 @@ def test_every_cataloged_metric_appears_on_a_live_page(monkeypatch, tmp_path):
     ras_service.answer = ras_report({"0x1": {0: 3, 1: 2}}, missing={"0x1": [(2, True)]}, errors={"0x1": [1]})
     from fleetscope.exporters.health import record
 
-    record.write(tmp_path / "last-check.json", time.time() - 60, [])  # as `fleetscope check --record` leaves it
+    # as `fleetscope check --active --record` leaves it: the last check, and the last active one
+    record.write(tmp_path / "last-check.json", time.time() - 60, [], active=True)
     args = build_parser().parse_args(["exporter", "--simulate", "--web.listen-address=127.0.0.1:0",
                                       f"--collector.health.check-record={tmp_path / 'last-check.json'}",
                                       "--collector.gpu.poll-interval=0s",

@@ -99,6 +99,7 @@ def test_a_live_drain_and_resume_reach_the_api_and_are_counted(remediate):
     assert 'fleetscope_remediation_refusals_total{action="drain",reason="rate_limit"} 1.0' in page
     assert 'fleetscope_remediation_actions_total{action="resume",backend="kubernetes",dry_run="false"} 1.0' in page
     assert "fleetscope_remediation_rate_limit_used_ratio 1.0" in page
+    assert "\nprocess_start_time_seconds " in page and "\nfleetscope_build_info{" in page  # the remediator itself
     if shutil.which("promtool"):
         checked = subprocess.run(["promtool", "check", "metrics"], input=page, capture_output=True, text=True,
                                  timeout=30)
