@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from fleetscope import durations
 from fleetscope.mixin.config import URGENCIES, WATCHDOG, MonitoringConfig
 from fleetscope.mixin.links import alert_dashboard_url
+from fleetscope.mixin.promql import bottom
 
 
 @dataclass(frozen=True)
@@ -58,14 +59,6 @@ def extremes(name: str, expr: str, k: int, by: str = "cluster", lowest: bool = F
     extremes reads these, k series a group at each step whatever the fleet's size, and its topk(k) (bottomk) over
     them answers what it would over expr: the fleet's k highest are among each group's k highest."""
     return record(name, bottom(k, expr, by) if lowest else f"topk by ({by}) ({k}, {expr})")
-
-
-def bottom(k: int, expr: str, by: str = "") -> str:
-    """bottomk, written -topk(k, -expr). VictoriaMetrics 1.79 (Debian's) sorts a missing point after every value
-    in bottomk, so over a range of series that come and go, as an extremes record's do, it keeps the gaps and
-    drops the values, answering nothing (VictoriaMetrics#5506, fixed in 2024); its topk, and Prometheus, are right."""
-    grouping = f" by ({by})" if by else ""
-    return f"-topk{grouping} ({k}, -({expr}))"
 
 
 def seconds(duration: str) -> str:

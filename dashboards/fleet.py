@@ -3,7 +3,6 @@ which GPUs need someone."""
 
 from fleetscope.alerts import fleet as records
 from fleetscope.alerts import health as health_records
-from fleetscope.alerts.rule import bottom
 from fleetscope.dashboards.build import (
     Query,
     Row,
@@ -17,6 +16,7 @@ from fleetscope.dashboards.build import (
 from fleetscope.dashboards.common import TITLES, UIDS, links_except
 from fleetscope.exporters.catalog import xids
 from fleetscope.mixin.config import MonitoringConfig
+from fleetscope.mixin.promql import bottom
 
 CLUSTER = '{cluster=~"$cluster"}'
 GPU_COLUMNS = "cluster, hostname, gpu"

@@ -11,7 +11,7 @@ from pathlib import Path
 import yaml
 
 from fleetscope.alerts import collectives, fleet, generate
-from fleetscope.alerts.rule import bottom
+from fleetscope.mixin.promql import bottom
 
 ALERTS = Path(generate.__file__).resolve().parent
 JOB = 'job="fleetscope-exporter"'
