@@ -21,7 +21,7 @@ from __future__ import annotations
 from fleetscope.alerts.rule import Alert, group, record, seconds
 from fleetscope.exporters.catalog import nccl
 from fleetscope.exporters.catalog import training as spec
-from fleetscope.mixin.config import MonitoringConfig
+from fleetscope.mixin.config import MonitoringConfig, TrainingConfig
 
 JOB = "cluster, training_job"
 RANK = "cluster, training_job, rank"
@@ -83,10 +83,20 @@ def records(config: MonitoringConfig) -> list[dict]:
         record(STEP_MEAN, f"sum by ({JOB}) (rate({spec.STEP_DURATION.select(t.selector, suffix='_sum')}[5m]))\n/\n"
                           f"(sum by ({JOB}) (rate({spec.STEP_DURATION.select(t.selector, suffix='_count')}[5m])) > 0)"),
         record(STEP_BASELINE, f"quantile_over_time(0.5, {STEP_MEAN}[{t.step_time_baseline_window}])"),
-        record(CHECKPOINT_AGE, f"time() - max by ({JOB}) (\n  {spec.LAST_CHECKPOINT.select(t.selector)}\n  or\n"
-                               f"  {spec.JOB_START.select(t.selector)}\n)"),
-        record(STEP_AGE, f"time() - max by ({JOB}) ({spec.LAST_STEP.select(t.selector)})"),
+        record(CHECKPOINT_AGE, _checkpoint_age(t)),
+        record(STEP_AGE, _step_age(t)),
     ]
+
+
+def _checkpoint_age(t: TrainingConfig) -> str:
+    """Seconds since each job's latest checkpoint on any rank, or since its start where it has saved none."""
+    return (f"time() - max by ({JOB}) (\n  {spec.LAST_CHECKPOINT.select(t.selector)}\n  or\n"
+            f"  {spec.JOB_START.select(t.selector)}\n)")
+
+
+def _step_age(t: TrainingConfig) -> str:
+    """Seconds since each job's latest step on any rank."""
+    return f"time() - max by ({JOB}) ({spec.LAST_STEP.select(t.selector)})"
 
 
 def alerts(config: MonitoringConfig) -> list[Alert]:
@@ -100,9 +110,11 @@ def alerts(config: MonitoringConfig) -> list[Alert]:
                           f"steps over the last {t.goodput_window}, under the objective of "
                           f"{t.goodput_objective:.0%}. The badput panel says where the rest went: data wait, "
                           "checkpoints, restarts, work redone after a restart, evaluation, stalls."),
+        # The ages are computed here rather than read from their records: a record of another group may be a
+        # cycle older when the alert is evaluated, and the age it reports a cycle short.
         Alert("FleetscopeTrainingCheckpointStale",
-              f"{CHECKPOINT_AGE} > {seconds(t.checkpoint_stale_after)}\n"
-              f"and on ({JOB})\n{STEP_AGE} < {seconds(t.stalled_after)}", "ticket", for_=t.checkpoint_stale_for,
+              f"{_checkpoint_age(t)} > {seconds(t.checkpoint_stale_after)}\n"
+              f"and on ({JOB})\n{_step_age(t)} < {seconds(t.stalled_after)}", "ticket", for_=t.checkpoint_stale_for,
               summary=f"{_JOB_FIRST} has not saved a checkpoint for {{{{ $value | humanizeDuration }}}}",
               description=f"{_JOB_FIRST} is training but its last checkpoint (or its start, if it never saved one) "
                           f"is {{{{ $value | humanizeDuration }}}} old, past {t.checkpoint_stale_after}: a crash now "
@@ -115,7 +127,7 @@ def alerts(config: MonitoringConfig) -> list[Alert]:
               description=f"Steps of {_JOB_TEXT} take {{{{ $value | humanize }}}} times their median over the last "
                           f"{t.step_time_baseline_window}, for {t.step_time_for}. A slow rank (a throttled GPU, a "
                           "straggler in the collectives) or a slower fabric slows every rank of the job."),
-        Alert("FleetscopeTrainingJobStalled", f"{STEP_AGE} > {seconds(t.stalled_after)}", "page",
+        Alert("FleetscopeTrainingJobStalled", f"{_step_age(t)} > {seconds(t.stalled_after)}", "page",
               for_=t.stalled_for,
               summary=f"{_JOB_FIRST} has finished no step for {{{{ $value | humanizeDuration }}}}",
               description=f"No rank of {_JOB_TEXT} has finished a step for {{{{ $value | humanizeDuration }}}} "
