@@ -9,9 +9,11 @@ service compares them, so that one a profile cannot score (chisquare on a curren
 categories) is counted as refused and leaves the others.
 
 Then the bound each approximate default method states, over its default threshold, per distribution at 10^4 rows
-and more (the reference profiled whole, the current by 4 replicas and merged), with the worst of 12 seeds; and the
-bytes of one replica's profile of one numerical column per interval, without the logarithmic buckets (format
-version 1, as before) and with them.
+and more (the reference profiled whole, the current by 4 replicas and merged), with the worst of 12 seeds:
+wasserstein on numbers, jensenshannon on columns of many categories (counted exactly up to EXACT_CATEGORIES, a
+frequent-items sketch past them, where a decision whose range straddles the threshold is uncertain); and the bytes
+of one replica's profile of one column per interval: numerical without the logarithmic buckets (format version 1,
+as before) and with them, categorical with exact counts up to 1,000 categories (before) and up to 10,000.
 
     .venv/bin/python benchmarks/profile_accuracy.py [--repeat 3] [--json out.json]
 """
@@ -28,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from fleetscope.drift import compare, compare_profiles
+from fleetscope.drift import profiles as profiles_module
 from fleetscope.drift.profile_comparison import ProfileMethodError
 from fleetscope.drift.profiles import Profile, encode, merge_all, profile
 
@@ -83,6 +86,71 @@ def bounds_table(seeds: int = 12) -> dict:
                 held = held and abs(found.score - truth.score) <= found.error_bound
             table[f"{name} @ {rows}"] = {"method": method, "bound_over_threshold": widest, "held": held}
             print(f"{name:<30}{rows:>10}{method:>13}{widest:>17.3f}{'yes' if held else 'NO':>6}")
+    return table
+
+
+CATEGORY_CASES = {  # name: (draw, shift): values as text, as a client sends categories
+    "Zipf 1.3 (long tail)": (lambda rng, n, s: np.char.add("t", rng.zipf(1.3 + s, n).astype(str)), 0.0),
+    "Zipf 1.6": (lambda rng, n, s: np.char.add("t", rng.zipf(1.6 + s, n).astype(str)), 0.0),
+    "Zipf 1.6, shifted": (lambda rng, n, s: np.char.add("t", rng.zipf(1.6 + s, n).astype(str)), 0.1),
+    "uniform, 5,000 categories": (lambda rng, n, s: np.char.add("u", rng.integers(0, 5_000, n).astype(str)), 0.0),
+    "uniform, 50,000 categories": (lambda rng, n, s: np.char.add("u", rng.integers(0, 50_000, n).astype(str)), 0.0),
+    "5 heavy (90%), tail of 10^5": (lambda rng, n, s: np.where(
+        rng.random(n) < 0.9 - s, np.char.add("h", rng.integers(0, 5, n).astype(str)),
+        np.char.add("t", rng.integers(0, 100_000, n).astype(str))), 0.0),
+}
+
+
+def js_bounds_table(seeds: int = 12) -> dict:
+    """jensenshannon on columns of many categories: per distribution and size, the widest bound / threshold over the
+    seeds, whether every score lay within its bound, and the share of decisions certain."""
+    table: dict = {}
+    print(f"\n{'distribution (jensenshannon)':<30}{'rows':>10}{'distinct':>10}{'bound/threshold':>17}{'held':>6}"
+          f"{'certain':>9}")
+    for name, (draw, shift) in CATEGORY_CASES.items():
+        for rows in (10_000, 60_000, 1_000_000):
+            widest, held, certain, distinct, runs = 0.0, True, 0, 0, seeds if rows < 1_000_000 else 2
+            for seed in range(runs):
+                rng = np.random.default_rng(seed)
+                reference = pd.DataFrame({"c": draw(rng, rows, 0.0)})
+                current = pd.DataFrame({"c": draw(rng, rows, shift)})
+                truth = compare(reference, current, categorical=["c"]).columns["c"]
+                merged = merge_all(profile(part, categorical=["c"], sample_rows=0)
+                                   for part in np.array_split(current, 4))
+                found = compare_profiles(profile(reference, categorical=["c"], sample_rows=0), merged).columns["c"]
+                assert found.method == "jensenshannon"
+                widest = max(widest, found.error_bound / found.threshold)
+                held = held and abs(found.score - truth.score) <= found.error_bound + 1e-12
+                held = held and (not found.decided or found.drifted == truth.drifted)
+                certain += found.decided
+                distinct = max(distinct, int(reference["c"].nunique()), int(current["c"].nunique()))
+            table[f"{name} @ {rows}"] = {"method": "jensenshannon", "bound_over_threshold": widest, "held": held,
+                                         "certain_share": certain / runs, "distinct": distinct}
+            print(f"{name:<30}{rows:>10}{distinct:>10}{widest:>17.3f}{'yes' if held else 'NO':>6}"
+                  f"{certain / runs:>9.0%}")
+    return table
+
+
+def category_bytes_table() -> dict:
+    """Bytes of one replica's profile of one categorical column per interval: exact counts up to 1,000 categories (a
+    frequent-items sketch past them, as before) and up to EXACT_CATEGORIES (now)."""
+    table: dict = {}
+    print(f"\n{'categorical column':<30}{'rows':>8}{'distinct':>10}{'before':>9}{'after':>9}{'ratio':>8}")
+    now = profiles_module.EXACT_CATEGORIES
+    for name in ("Zipf 1.3 (long tail)", "uniform, 5,000 categories", "5 heavy (90%), tail of 10^5"):
+        draw = CATEGORY_CASES[name][0]
+        for rows in (60, 600, 6_000, 60_000):
+            frame = pd.DataFrame({"c": draw(np.random.default_rng(rows), rows, 0.0)})
+            sizes = []
+            for limit in (1_000, now):
+                profiles_module.EXACT_CATEGORIES = limit
+                try:
+                    sizes.append(len(encode(profile(frame, categorical=["c"], sample_rows=0))))
+                finally:
+                    profiles_module.EXACT_CATEGORIES = now
+            distinct = int(frame["c"].nunique())
+            table[f"{name} @ {rows}"] = {"rows": rows, "distinct": distinct, "before": sizes[0], "after": sizes[1]}
+            print(f"{name:<30}{rows:>8}{distinct:>10}{sizes[0]:>9}{sizes[1]:>9}{sizes[1] / sizes[0]:>8.2f}")
     return table
 
 
@@ -149,9 +217,10 @@ def main() -> None:
               f"{found['worst_error']:>14.3g}"
               f"{found['widest_bound']:>14.3g}{found['worst_error_over_bound']:>13.3f}"
               f"{found['decisions_differing']:>10} ({found['decisions_differing_outside_bound']} outside)")
-    bounds, sizes = bounds_table(), bytes_table()
+    bounds, js_bounds, sizes, category_sizes = bounds_table(), js_bounds_table(), bytes_table(), category_bytes_table()
     if args.json:
-        args.json.write_text(json.dumps({"methods": table, "bounds": bounds, "bytes": sizes}, indent=2) + "\n")
+        args.json.write_text(json.dumps({"methods": table, "bounds": bounds, "jensenshannon_bounds": js_bounds,
+                                         "bytes": sizes, "category_bytes": category_sizes}, indent=2) + "\n")
 
 
 if __name__ == "__main__":

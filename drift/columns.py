@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import enum
 import math
+from collections.abc import Iterable
 
 import numpy as np
 import pandas as pd
@@ -36,7 +37,7 @@ def parse_kind(value: str) -> ColumnKind:
         raise ValueError(f"column kind {value!r} is not one of numerical or categorical") from None
 
 
-def infer_kind_and_counts(column: pd.Series) -> tuple[ColumnKind, pd.Series | None]:
+def infer_kind_and_counts(column: pd.Series) -> tuple[ColumnKind, dict[object, int] | None]:
     """The kind, and the value counts where inferring a string column had to count them anyway."""
     dtype = column.dtype.name
     if dtype.startswith("float"):
@@ -70,9 +71,27 @@ def _missing(value: object) -> bool:
     return bool(pd.api.types.is_scalar(value) and pd.isna(value))
 
 
-def _strings_kind(column: pd.Series) -> tuple[ColumnKind, pd.Series]:
-    counts = column.value_counts(dropna=True)  # nunique() and count() in one pass
-    return (ColumnKind.TEXT if len(counts) > counts.sum() * 0.5 else ColumnKind.CATEGORICAL), counts
+def _strings_kind(column: pd.Series) -> tuple[ColumnKind, dict[object, int]]:
+    counts = dict(category_counts(column))  # nunique() and count() in one pass
+    return (ColumnKind.TEXT if len(counts) > sum(counts.values()) * 0.5 else ColumnKind.CATEGORICAL), counts
+
+
+def category_counts(column: pd.Series) -> Iterable[tuple[object, int]]:
+    """(value, occurrences) of the values present, as column.value_counts(dropna=True) gives them (in another order).
+
+    Text is counted by factorizing once and counting the codes, about 1.5x faster than value_counts() on Python
+    objects (whose hashing holds the GIL, so it is what a window's categorical columns wait on in threads); booleans
+    by counting the true ones."""
+    values = column.to_numpy() if isinstance(column.dtype, np.dtype) else None
+    if values is not None and values.dtype == np.bool_:
+        trues = int(np.count_nonzero(values))
+        return [(value, count) for value, count in ((True, trues), (False, values.size - trues)) if count]
+    if values is not None and values.dtype == object:
+        codes, uniques = pd.factorize(values, use_na_sentinel=True)
+        if codes.size and codes.min() < 0:
+            codes = codes[codes >= 0]
+        return zip(uniques.tolist(), np.bincount(codes, minlength=uniques.size).tolist(), strict=True)
+    return column.value_counts(dropna=True).items()
 
 
 def clean(column: pd.Series) -> pd.Series:

@@ -89,7 +89,7 @@ def column_kinds(current: pd.DataFrame, numerical: Iterable[str] | None = None,
     return _infer(current)[0]
 
 
-def _infer(current: pd.DataFrame) -> tuple[dict[str, ColumnKind], dict[str, pd.Series]]:
+def _infer(current: pd.DataFrame) -> tuple[dict[str, ColumnKind], dict[str, dict[object, int]]]:
     kinds, counts = {}, {}
     for name in current.columns:
         kinds[str(name)], found = infer_kind_and_counts(current[name])
@@ -112,7 +112,7 @@ def compare(reference: pd.DataFrame | PreparedReference, current: pd.DataFrame,
     compared in `workers` threads (default: one per CPU, at most one per column; 1 compares
     them in this thread); the result does not depend on how many.
     """
-    counted: dict[str, pd.Series] = {}  # value counts that inferring kinds made anyway
+    counted: dict[str, dict[object, int]] = {}  # value counts that inferring kinds made anyway
     if isinstance(reference, PreparedReference):
         kinds = reference.kinds
     elif numerical or categorical:

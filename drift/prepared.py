@@ -8,18 +8,19 @@ reference again for every column of every report.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from functools import cached_property
 
 import numpy as np
 import pandas as pd
 
-from fleetscope.drift.columns import ColumnKind, clean
+from fleetscope.drift.columns import ColumnKind, category_counts, clean
 
 
 class PreparedColumn:
     """One side of a comparison: the column's values with NaN and infinities removed."""
 
-    def __init__(self, column: pd.Series, kind: ColumnKind, value_counts: pd.Series | None = None) -> None:
+    def __init__(self, column: pd.Series, kind: ColumnKind, value_counts: Mapping | pd.Series | None = None) -> None:
         self.kind = kind
         if kind is ColumnKind.NUMERICAL:
             self._column = column
@@ -30,10 +31,8 @@ class PreparedColumn:
             # Counting drops NaN and None itself; infinities, which Evidently also drops, are
             # removed from the counts. One pass over the values instead of three, or none
             # when inferring the column's kind counted them already (value_counts).
-            if value_counts is None:
-                value_counts = column.value_counts(dropna=True)
-            self.counts = {value: count for value, count in value_counts.items()
-                           if count and not _is_infinite(value)}
+            counted = value_counts.items() if value_counts is not None else category_counts(column)
+            self.counts = {value: count for value, count in counted if count and not _is_infinite(value)}
             self.size = sum(self.counts.values())
 
     @cached_property

@@ -22,12 +22,19 @@ What a profile can give, per test:
     computes it for D, and its bound is how far it moves over that range of D. A sketch's KS p-value is
     not to be trusted on large samples (whylogs #684): with many rows the p-value's sensitivity to D is
     so high that the bound spans most of [0, 1], and the bound says so instead of a confident p-value.
-- Approximate, with a bound, from a categorical column's frequent-items sketch: jensenshannon and
-  hellinger, on the sketch's lower-bound counts plus one "other" for the rest. The rows the sketch does
-  not account for, as a share t, bound the total variation to the true distribution; JS distance is at
-  most sqrt(ln 2 * t) from it and Hellinger at most sqrt(t), and both are metrics, so the score moves by
-  at most the sum of the two sides' terms.
-- Exact without counts: chisquare of a current past EXACT_DISTINCT categories against a reference counted
+- Categorical columns are counted exactly up to EXACT_CATEGORIES categories (format version 3), so every
+  count-based test is exact there. Past that, from a frequent-items sketch, jensenshannon and hellinger are
+  bounded by what the sketch knows for certain (its bounds are deterministic, not probabilistic): each value it
+  tracks occurred between a lower and an upper count, every other value at most its offset (maximum error), and
+  the values neither side reports hold the rest of each side's rows. Both scores are sums over values of a term
+  of the two shares: JS divergence of f(p, q) = (p ln(2p/(p+q)) + q ln(2q/(p+q))) / 2, jointly convex, so over
+  each value's box of shares it is largest at a corner and smallest at the corner nearest the diagonal (0 where
+  the intervals overlap); over the unreported values together it is at least f of their totals (convexity) and
+  at most ln 2 / 2 of their shares. Hellinger's overlap sum(sqrt(p q)) grows with every share, and over the
+  unreported values is at most sqrt of the product of their totals (Cauchy-Schwarz). The score is the middle of
+  the range so found, the bound half its width: a decision is certain only where the whole range lies on one
+  side of the threshold. A long tail the sketch does not track is genuinely unknown, and the range says so.
+- Exact without counts: chisquare of a current past EXACT_CATEGORIES categories against a reference counted
   exactly is 0, as scipy gives it (a category the reference never had makes the statistic infinite).
 - Refused, with the reason: the other rank tests (anderson, cramer_von_mises, ed, mannw, es) and the
   binned or count tests (psi, kl_div, chisquare otherwise, z, g_test, fisher_exact, and hellinger,
@@ -44,15 +51,21 @@ from functools import cached_property
 import datasketches
 import numpy as np
 import pandas as pd
-from scipy import stats
-from scipy.spatial import distance
+from scipy import special, stats
 from scipy.stats import _stats_py
 
 from fleetscope.drift import log_buckets, stattests
 from fleetscope.drift.columns import ColumnKind
 from fleetscope.drift.comparison import COMPARABLE, ColumnDrift, DriftResult, per_column, skip_reason
 from fleetscope.drift.prepared import PreparedColumn
-from fleetscope.drift.profiles import EXACT_DISTINCT, ColumnProfile, Profile, frequent_lower_bounds
+from fleetscope.drift.profiles import (
+    EXACT_CATEGORIES,
+    EXACT_DISTINCT,
+    ColumnProfile,
+    FrequentBounds,
+    Profile,
+    frequent_bounds,
+)
 
 # Exact numerical sides up to this many rows are rebuilt as values and scored by the row-mode test.
 EXPAND_LIMIT = 1_000_000
@@ -178,12 +191,13 @@ def sketch_view(sketch: datasketches.kll_doubles_sketch) -> tuple[np.ndarray, np
 
 @dataclass
 class CategoricalSide:
-    """A categorical column's counts: exact, or a frequent-items sketch's lower bounds plus OTHER."""
+    """A categorical column's counts: exact, or a frequent-items sketch's lower bounds plus OTHER (and its bounds)."""
 
     counts: dict
     size: int
     unaccounted: float  # share of rows the counts do not account for exactly; 0 when exact
     kind: ColumnKind = ColumnKind.CATEGORICAL
+    bounds: FrequentBounds | None = None  # from a frequent-items sketch: what it knows of each value's count
 
     @property
     def exact(self) -> bool:
@@ -207,11 +221,12 @@ def categorical_side(name: str, column: ColumnProfile) -> CategoricalSide:
     if column.frequent is None:
         raise ValueError(f"column {name!r} is categorical in the current profile but has more than "
                          f"{EXACT_DISTINCT} distinct numerical values in the reference's")
-    counts = frequent_lower_bounds(column)
+    bounds = frequent_bounds(column)
+    counts = {value: count for value, count in bounds.lower.items() if count > 0}
     accounted = sum(counts.values())
     if accounted < column.rows:
         counts[OTHER] = column.rows - accounted
-    return CategoricalSide(counts, column.rows, (column.rows - accounted) / column.rows)
+    return CategoricalSide(counts, column.rows, (column.rows - accounted) / column.rows, bounds=bounds)
 
 
 Side = NumericalSide | CategoricalSide
@@ -251,7 +266,7 @@ def compare_profiles(reference: Profile, current: Profile, methods: Mapping[str,
     skipped = {name: skip_reason(kind) for name, kind in kinds.items() if kind not in COMPARABLE}
     for name, kind in kinds.items():
         if kind is ColumnKind.TEXT and current.columns[name].distinct is None:
-            skipped[name] = (f"more than {EXACT_DISTINCT} distinct values, so whether it is text (more than half "
+            skipped[name] = (f"more than {EXACT_CATEGORIES} distinct values, so whether it is text (more than half "
                              f"its values distinct) is not known from a profile; declare it categorical to "
                              f"compare its frequent values")
     drifts = []
@@ -302,11 +317,11 @@ def _score(test: stattests.StatTest, reference: Side, current: Side) -> tuple[fl
     if test.name in ("jensenshannon", "hellinger"):
         return _categorical_distance(test, reference, current)
     if test.name == "chisquare" and reference.exact and not current.exact:
-        # A current of more than EXACT_DISTINCT categories against a reference of at most that many holds a
+        # A current of more than EXACT_CATEGORIES categories against a reference of at most that many holds a
         # category the reference never had: its expected count is 0, scipy's statistic infinite, p exactly 0.
         return 0.0, 0.0
     raise ProfileMethodError("needs every category's exact count, and a side has more than "
-                             f"{EXACT_DISTINCT} distinct values: use jensenshannon or hellinger, whose error a "
+                             f"{EXACT_CATEGORIES} distinct values: use jensenshannon or hellinger, whose error a "
                              f"frequent-items sketch bounds, or send rows")
 
 
@@ -367,13 +382,48 @@ def _t_test(reference: NumericalSide, current: NumericalSide) -> float:
 
 def _categorical_distance(test: stattests.StatTest, reference: CategoricalSide,
                           current: CategoricalSide) -> tuple[float, float]:
-    keys = list(reference.uniques | current.uniques)
-    reference_shares = np.array([reference.counts.get(key, 0) for key in keys], dtype=np.float64) / reference.size
-    current_shares = np.array([current.counts.get(key, 0) for key in keys], dtype=np.float64) / current.size
+    """jensenshannon or hellinger where a side is a frequent-items sketch: the middle of the range the score may
+    take given what each side knows, and half its width (the module's docstring)."""
+    keys = list((reference.uniques | current.uniques) - {OTHER})
+    (p_low, p_high, p_out), (q_low, q_high, q_out) = (_share_bounds(side, keys) for side in (reference, current))
     if test.name == "jensenshannon":
-        score = float(distance.jensenshannon(reference_shares, current_shares))
-        bound = math.sqrt(math.log(2) * reference.unaccounted) + math.sqrt(math.log(2) * current.unaccounted)
+        corners = [_js_terms(p, q) for p in (p_low, p_high) for q in (q_low, q_high)]
+        highest = float(np.sum(np.maximum.reduce(corners))) + math.log(2) / 2 * (p_out[1] + q_out[1])
+        lowest = float(np.sum(_js_terms(*_nearest(p_low, p_high, q_low, q_high))))
+        lowest += float(np.sum(_js_terms(*_nearest(*(np.array([value]) for value in (*p_out, *q_out))))))
+        low, high = math.sqrt(max(lowest, 0.0)), math.sqrt(min(max(highest, lowest, 0.0), math.log(2)))
     else:
-        score = math.sqrt(1 - float(np.clip(np.sum(np.sqrt(reference_shares * current_shares)), 0, 1)))
-        bound = math.sqrt(reference.unaccounted) + math.sqrt(current.unaccounted)
-    return score, bound
+        overlap_low = float(np.sum(np.sqrt(p_low * q_low)))
+        overlap_high = float(np.sum(np.sqrt(p_high * q_high))) + math.sqrt(p_out[1] * q_out[1])
+        low = math.sqrt(1 - min(max(overlap_high, 0.0), 1.0))
+        high = math.sqrt(1 - min(max(overlap_low, 0.0), 1.0))
+    # The ends are sums of thousands of terms, each rounded: a relative 1e-12 keeps the truth inside them.
+    return (low + high) / 2, (high - low) / 2 + 1e-12 * max(high, 1e-300)
+
+
+def _share_bounds(side: CategoricalSide, keys: list) -> tuple[np.ndarray, np.ndarray, tuple[float, float]]:
+    """Each key's share of the side's rows, from and to, and the range of the share the values outside `keys` hold."""
+    if side.bounds is None:
+        shares = np.array([side.counts.get(key, 0) for key in keys], dtype=np.float64) / side.size
+        return shares, shares, (0.0, 0.0)
+    bounds = side.bounds
+    low = np.array([bounds.lower.get(key, 0) for key in keys], dtype=np.float64) / side.size
+    high = np.array([bounds.upper.get(key, bounds.untracked_max) for key in keys], dtype=np.float64) / side.size
+    high = np.minimum(high, 1.0)
+    outside = (max(0.0, 1.0 - float(np.sum(high))), max(0.0, 1.0 - float(np.sum(low))))
+    return low, high, outside
+
+
+def _js_terms(p: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """Each value's term of the Jensen-Shannon divergence (natural log), as scipy's jensenshannon sums them."""
+    m = (p + q) / 2.0
+    return (special.rel_entr(p, m) + special.rel_entr(q, m)) / 2.0
+
+
+def _nearest(p_low: np.ndarray, p_high: np.ndarray, q_low: np.ndarray, q_high: np.ndarray) -> \
+        tuple[np.ndarray, np.ndarray]:
+    """Where in each box [p_low, p_high] x [q_low, q_high] a jointly convex function that is 0 on p = q, and grows
+    away from it, is least: on the diagonal where the intervals overlap, else at the corner nearest it."""
+    p = np.where(p_high < q_low, p_high, np.where(q_high < p_low, p_low, np.maximum(p_low, q_low)))
+    q = np.where(p_high < q_low, q_low, np.where(q_high < p_low, q_high, np.maximum(p_low, q_low)))
+    return p, q

@@ -13,8 +13,9 @@ as Evidently does) and, for the rest:
   only approximation once the exact counts are dropped, and (since format version 2) exact counts in
   logarithmic buckets (fleetscope.drift.log_buckets), which bound the sketch's error where values lie far
   apart (heavy tails);
-- for categorical columns past EXACT_DISTINCT values, a frequent-items sketch of the values in place of
-  the counts.
+- for categorical columns, exact value counts up to EXACT_CATEGORIES distinct values (since format version 3;
+  EXACT_DISTINCT before), which keeps every count-based test exact on columns of many categories, and past
+  that a frequent-items sketch of the values in place of the counts.
 
 A column's kind is decided at comparison time from the current profile, by Evidently's rules (an integer
 column with at most 10 distinct values is categorical), so replicas need not agree on it in advance.
@@ -41,14 +42,21 @@ from fleetscope.drift.columns import INTEGER_CARDINALITY_LIMIT, ColumnKind, cate
 from fleetscope.drift.samples import Sample
 from fleetscope.log import quoted
 
-FORMAT_VERSION = 2
-# Versions this fleetscope reads: 1 (no buckets: the score's bound is the sketch's alone), 2 (buckets).
-READABLE_VERSIONS = (1, 2)
+FORMAT_VERSION = 3
+# Versions this fleetscope reads: 1 (no buckets: the score's bound is the sketch's alone), 2 (buckets), 3 (a
+# categorical column's exact counts up to EXACT_CATEGORIES values). A profile is written in the lowest version that
+# holds it (2 unless a categorical column counts more than EXACT_DISTINCT values), so that a fleetscope reading
+# versions 1 and 2 still reads what it can.
+READABLE_VERSIONS = (1, 2, 3)
 MAGIC = b"FSPF"
 # Distinct values counted exactly. Above Evidently's limits that matter (5 for choosing a test, 10 for an
 # integer column's kind, 20 for binning, 1,000 reference rows for the test), so that each is decided
 # exactly; and a reference of up to 1,000 rows is kept whole, which makes its tests exact.
 EXACT_DISTINCT = 1000
+# Distinct categories counted exactly (format version 3): jensenshannon and hellinger are exact up to here, where a
+# frequent-items sketch's bound (its untracked share of the rows) would be too wide to decide on long tails. A
+# column of this many categories costs about 5-9 bytes a category compressed (benchmarks/profile_accuracy.py).
+EXACT_CATEGORIES = 10_000
 # KLL's k: DataSketches' default. Its normalized rank error is 1.65% (99% confidence, over all ranks).
 DEFAULT_K = 200
 # Frequent-items sketch size (log2 of its map): tracks up to 768 values, error 3.5/1024 of the rows.
@@ -77,14 +85,14 @@ class ColumnProfile:
     declared: ColumnKind | None
     rows: int = 0  # values present (not missing)
     missing: int = 0
-    counts: dict | None = field(default_factory=dict)  # value -> count; None past EXACT_DISTINCT values
+    counts: dict | None = field(default_factory=dict)  # value -> count; None past count_limit() values
     # Numerical summary (numeric families, or declared numerical): exact but for the sketch.
     minimum: float = math.inf
     maximum: float = -math.inf
     mean: float = 0.0
     squared_deviations: float = 0.0
     sketch: datasketches.kll_doubles_sketch | None = None
-    frequent: datasketches.frequent_strings_sketch | None = None  # categorical values past EXACT_DISTINCT
+    frequent: datasketches.frequent_strings_sketch | None = None  # categorical values past EXACT_CATEGORIES
     # Numerical values counted in logarithmic buckets; None in a profile of format version 1 and any merge of one.
     buckets: log_buckets.LogBuckets | None = None
 
@@ -94,8 +102,12 @@ class ColumnProfile:
 
     @property
     def distinct(self) -> int | None:
-        """Distinct values, or None when there are more than EXACT_DISTINCT."""
+        """Distinct values, or None when there are more than count_limit()."""
         return None if self.counts is None else len(self.counts)
+
+    def count_limit(self) -> int:
+        """The most distinct values counted exactly: EXACT_DISTINCT numbers, EXACT_CATEGORIES categories."""
+        return EXACT_DISTINCT if self.numeric else EXACT_CATEGORIES
 
     @property
     def std(self) -> float:
@@ -244,7 +256,7 @@ def _profile_column(name: str, column: pd.Series, declared: ColumnKind | None, k
               if count and not (isinstance(value, float) and math.isinf(value))}
     rows = sum(counts.values())
     result = ColumnProfile(family, declared, rows=rows, missing=len(column) - rows)
-    if len(counts) > EXACT_DISTINCT:
+    if len(counts) > EXACT_CATEGORIES:
         result.counts, result.frequent = None, _frequent(counts)
     else:
         result.counts = counts
@@ -265,8 +277,8 @@ def _plain(value: object) -> object:
     return value.item() if isinstance(value, np.generic) else value
 
 
-def _capped(counts: dict) -> dict | None:
-    return counts if len(counts) <= EXACT_DISTINCT else None
+def _capped(counts: dict, limit: int = EXACT_DISTINCT) -> dict | None:
+    return counts if len(counts) <= limit else None
 
 
 def _frequent(counts: Mapping) -> datasketches.frequent_strings_sketch:
@@ -289,6 +301,31 @@ def frequent_lower_bounds(column: ColumnProfile) -> dict:
     return {json.loads(item): int(lower) for item, _, lower, _ in rows if lower > 0}
 
 
+@dataclass(frozen=True)
+class FrequentBounds:
+    """What a frequent-items sketch says of every value's count, deterministically (Misra-Gries with an offset):
+    each value it tracks occurred from lower[v] to upper[v] times, every other at most untracked_max times."""
+
+    lower: dict
+    upper: dict
+    untracked_max: int
+
+
+def frequent_bounds(column: ColumnProfile) -> FrequentBounds:
+    if column.frequent is None:
+        raise ProfileError("the column has no frequent-items sketch")
+    rows = column.frequent.get_frequent_items(datasketches.frequent_items_error_type.NO_FALSE_NEGATIVES, 0)
+    lower: dict = {}
+    upper: dict = {}
+    for item, _, low, high in rows:  # items that read as one value ("1" and "1.0") count for it together
+        value = json.loads(item)
+        lower[value], upper[value] = lower.get(value, 0) + max(int(low), 0), upper.get(value, 0) + int(high)
+    # The sketch's offset (its maximum error): every tracked value's upper bound less its lower, and a bound on any
+    # value it does not track. Without tracked values nothing is known of any value but the total.
+    offset = max((high - low for _, _, low, high in rows), default=int(column.frequent.total_weight))
+    return FrequentBounds(lower, upper, int(offset))
+
+
 # -- merging -----------------------------------------------------------------------------------------------------
 
 def _check_mergeable(name: str, a: ColumnProfile, b: ColumnProfile) -> None:
@@ -303,7 +340,7 @@ def _check_mergeable(name: str, a: ColumnProfile, b: ColumnProfile) -> None:
 def _merge_columns(name: str, a: ColumnProfile, b: ColumnProfile, in_place: bool = False) -> ColumnProfile:
     """The two columns merged; _check_mergeable() has passed."""
     merged = ColumnProfile(_merged_family(name, a, b), a.declared, rows=a.rows + b.rows, missing=a.missing + b.missing,
-                           counts=_merged_counts(a.counts, b.counts))
+                           counts=_merged_counts(a.counts, b.counts, a.count_limit()))
     if a.numeric:
         assert a.sketch is not None and b.sketch is not None
         merged.minimum, merged.maximum = min(a.minimum, b.minimum), max(a.maximum, b.maximum)
@@ -335,13 +372,13 @@ def _merged_family(name: str, a: ColumnProfile, b: ColumnProfile) -> str:
     raise ProfileError(f"column {quoted(name)} holds {a.family} values in one profile and {b.family} in the other")
 
 
-def _merged_counts(a: dict | None, b: dict | None) -> dict | None:
+def _merged_counts(a: dict | None, b: dict | None, limit: int = EXACT_DISTINCT) -> dict | None:
     if a is None or b is None:
         return None
     merged = dict(a)
     for value, count in b.items():
         merged[value] = merged.get(value, 0) + count
-    return _capped(merged)
+    return _capped(merged, limit)
 
 
 def _merged_moments(a: ColumnProfile, b: ColumnProfile) -> tuple[float, float]:
@@ -381,7 +418,8 @@ def _copy_frequent(sketch: datasketches.frequent_strings_sketch) -> datasketches
 # -- the wire format ---------------------------------------------------------------------------------------------
 #
 # MAGIC, a version byte, then a zlib-compressed body: a 4-byte length and that much JSON (the columns'
-# exact fields; categorical counts as two lists, values and counts), then, in the JSON's column order, each
+# exact fields; categorical counts as two lists, values and counts, at most EXACT_DISTINCT before version 3 and
+# EXACT_CATEGORIES from it), then, in the JSON's column order, each
 # column's blobs, each a 4-byte length and its bytes: a numerical column's counts ("counts": "binary": its
 # values as float64, then their counts as int64, little-endian), its buckets ("buckets": "binary", version 2:
 # fleetscope.drift.log_buckets.encode), then its sketch (DataSketches' KLL or frequent-items serialization).
@@ -412,7 +450,16 @@ def encode(profile_: Profile) -> bytes:
         header["columns"].append(entry)
     text = json.dumps(header, separators=(",", ":"), allow_nan=True).encode()
     body = struct.pack("<I", len(text)) + text + b"".join(struct.pack("<I", len(blob)) + blob for blob in blobs)
-    return MAGIC + bytes([FORMAT_VERSION]) + zlib.compress(body, 1)  # 1: most of 6's size at a fraction of its time
+    # zlib level 1: most of 6's size at a fraction of its time
+    return MAGIC + bytes([written_version(profile_)]) + zlib.compress(body, 1)
+
+
+def written_version(profile_: Profile) -> int:
+    """The lowest format version that holds the profile: 3 where a categorical column counts more than EXACT_DISTINCT
+    values, 2 otherwise (a merge with a version 1 profile has no buckets, which version 2 writes as none)."""
+    many = any(column.counts is not None and len(column.counts) > EXACT_DISTINCT
+               for column in profile_.columns.values())
+    return FORMAT_VERSION if many else 2
 
 
 def decode(data: bytes) -> Profile:
@@ -473,7 +520,7 @@ def _decoded_column(entry: Any, body: bytes, offset: int, version: int = FORMAT_
         blob, offset = _blob(body, offset)
         counts = _binary_counts(name, blob)
     elif "counts" in entry:
-        counts = _listed_counts(name, entry["counts"])
+        counts = _listed_counts(name, entry["counts"], EXACT_CATEGORIES if version >= 3 else EXACT_DISTINCT)
     if counts is not None and sum(counts.values()) != rows:
         raise ProfileError(f"column {quoted(name)}: its value counts do not add up to its rows")
     column = ColumnProfile(family, declared, rows, missing, counts)
@@ -508,6 +555,8 @@ def _decoded_column(entry: Any, body: bytes, offset: int, version: int = FORMAT_
             raise ProfileError(f"column {quoted(name)}: its frequent-items sketch must weigh its rows, without counts")
     elif counts is None:
         raise ProfileError(f"column {quoted(name)} has neither counts nor a sketch")
+    if counts is not None and len(counts) > column.count_limit():
+        raise ProfileError(f"column {quoted(name)}: a numerical column counts at most {EXACT_DISTINCT} values")
     return column, offset
 
 
@@ -556,11 +605,11 @@ def _binary_counts(name: str, blob: bytes) -> dict:
     return dict(zip(values.tolist(), numbers.tolist(), strict=True))
 
 
-def _listed_counts(name: str, listed: Any) -> dict:
+def _listed_counts(name: str, listed: Any, limit: int) -> dict:
     if not (isinstance(listed, list) and len(listed) == 2 and all(isinstance(part, list) for part in listed)
-            and len(listed[0]) == len(listed[1]) <= EXACT_DISTINCT):
+            and len(listed[0]) == len(listed[1]) <= limit):
         raise ProfileError(f"column {quoted(name)}: its counts are two lists of equal length, at most "
-                           f"{EXACT_DISTINCT} values")
+                           f"{limit} values in a profile of this format version")
     counts: dict = {}
     for value, number in zip(*listed, strict=True):
         if not (isinstance(value, (str, int, bool)) or isinstance(value, float) and math.isfinite(value)):
@@ -685,7 +734,7 @@ def _text_keyed(name: str, sketch: datasketches.frequent_strings_sketch | None, 
             except ValueError:
                 value = None
             if not isinstance(value, str):
-                raise ProfileError(f"column {name!r}: a sketch of more than {EXACT_DISTINCT} categories must hold "
+                raise ProfileError(f"column {name!r}: a sketch of more than {EXACT_CATEGORIES} categories must hold "
                                    f"them as JSON text (as DriftClient(mode='profile') sends them)")
             _category(name, value, max_length)
     return sketch

@@ -8,7 +8,7 @@ from evidently.core.datasets import infer_column_type
 from scipy import stats
 
 from fleetscope.drift import ColumnKind, PreparedReference, compare, stattests
-from fleetscope.drift.columns import infer_kind_and_counts
+from fleetscope.drift.columns import category_counts, infer_kind_and_counts
 from fleetscope.drift.comparison import column_kinds
 from fleetscope.drift.report import evidently_numbers, evidently_snapshot
 from tests.drift.test_compare_parity import assert_same, mixed
@@ -79,3 +79,13 @@ def test_object_columns_get_evidentlys_kind(values):
     column = pd.Series(values, dtype=object)
     theirs = infer_column_type(column).value
     assert infer_kind_and_counts(column)[0].value == (theirs if theirs in ("num", "cat", "text") else "other")
+
+
+@pytest.mark.parametrize("values", [["a", None, np.nan, "b", float("inf"), 1, 1.0, True, "a"], [True, False, True],
+                                    [], [None, None], ["x"] * 5, [pd.NA, "y", pd.NaT, "y"], [True], [False]])
+def test_categories_are_counted_as_value_counts_counts_them(values):
+    for column in (pd.Series(values, dtype=object), pd.Series(values).convert_dtypes()):
+        assert dict(category_counts(column)) == dict(column.value_counts(dropna=True).items())
+    if all(isinstance(value, bool) for value in values):
+        column = pd.Series(values, dtype=bool)
+        assert dict(category_counts(column)) == dict(column.value_counts().items())

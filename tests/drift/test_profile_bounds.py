@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 
 from fleetscope.drift import compare, compare_profiles, log_buckets
+from fleetscope.drift import profiles as profiles_module
 from fleetscope.drift.profile_comparison import ProfileDriftResult
 from fleetscope.drift.profiles import Profile, ProfileError, decode, encode, merge_all, profile
 
@@ -171,3 +172,132 @@ def test_a_version_1_profile_is_still_read_and_merges() -> None:
     with_buckets[4] = 1  # buckets in a version 1 profile
     with pytest.raises(ProfileError, match="version 2"):
         decode(bytes(with_buckets))
+
+
+# -- jensenshannon (and hellinger) on columns of many categories ---------------------------------------------------
+
+CATEGORIES = {
+    "zipf 1.3": lambda rng, n, shift: np.char.add("t", rng.zipf(1.3 + shift, n).astype(str)),
+    "zipf 1.6": lambda rng, n, shift: np.char.add("t", rng.zipf(1.6 + shift, n).astype(str)),
+    "uniform, 3,000": lambda rng, n, shift: np.char.add("u", rng.integers(0, 3000 + int(shift * 3000), n).astype(str)),
+    "uniform, 30,000": lambda rng, n, shift: np.char.add("u", rng.integers(0, 30_000, n).astype(str)),
+    "few heavy, long tail": lambda rng, n, shift: np.where(
+        rng.random(n) < 0.8 - shift / 3, np.char.add("h", rng.integers(0, 5, n).astype(str)),
+        np.char.add("t", rng.integers(0, 100_000, n).astype(str))),
+}
+JS_THRESHOLD = 0.1
+
+
+def _categorical_scores(name: str, seed: int, rows: int, shift: float = 0.0, method: str | None = None):
+    rng = np.random.default_rng(seed)
+    draw = CATEGORIES[name]
+    reference, current = pd.DataFrame({"c": draw(rng, rows, 0.0)}), pd.DataFrame({"c": draw(rng, rows, shift)})
+    exact = compare(reference, current, categorical=["c"], methods=method).columns["c"]
+    merged = merge_all(profile(part, categorical=["c"], sample_rows=0) for part in np.array_split(current, 4))
+    found = compare_profiles(profile(reference, categorical=["c"], sample_rows=0), merged, methods=method).columns["c"]
+    assert found.method == exact.method
+    return exact, found
+
+
+def _holds(exact, found) -> None:
+    assert abs(found.score - exact.score) <= found.error_bound + 1e-12, (found, exact.score)
+    if found.decided:  # a certain decision is the right one
+        assert found.drifted == exact.drifted, (found, exact.score)
+
+
+@pytest.mark.parametrize("name", sorted(CATEGORIES))
+def test_a_frequent_items_sketch_bounds_jensenshannon_and_hellinger_on_every_seeded_data_set(name, monkeypatch):
+    # The sketch, at a size a test runs quickly: past 100 categories, a sketch tracking at most 192 values.
+    monkeypatch.setattr(profiles_module, "EXACT_CATEGORIES", 100)
+    monkeypatch.setattr(profiles_module, "FREQUENT_LG_MAP_SIZE", 8)
+    approximate = 0
+    for seed in range(12):
+        for shift in (0.0, 0.3):
+            exact, found = _categorical_scores(name, seed, 6_000, shift)
+            assert exact.method == "jensenshannon"
+            _holds(exact, found)
+            approximate += found.approximate  # a sketch that kept every category (offset 0) is exact
+        _holds(*_categorical_scores(name, seed, 6_000, 0.3, "hellinger"))
+    assert approximate >= 12
+
+
+def test_a_sketch_that_tracks_a_column_closely_decides_it(monkeypatch):
+    """Few heavy categories and a light tail: the sketch's range is narrow enough to be certain."""
+    monkeypatch.setattr(profiles_module, "EXACT_CATEGORIES", 300)
+    rng = np.random.default_rng(7)
+    heavy = np.char.add("h", rng.integers(0, 20, 200_000).astype(str))
+    tail = np.char.add("t", rng.integers(0, 20_000, 200_000).astype(str))
+    reference = pd.DataFrame({"c": np.where(rng.random(200_000) < 0.995, heavy, tail)})
+    current = reference.sample(frac=1, random_state=1).reset_index(drop=True)
+    current.loc[:40_000, "c"] = "h0"  # a fifth of the rows moved to one category: drift
+    exact = compare(reference, current, categorical=["c"]).columns["c"]
+    found = compare_profiles(profile(reference, categorical=["c"], sample_rows=0),
+                             profile(current, categorical=["c"], sample_rows=0)).columns["c"]
+    assert found.approximate and found.error_bound < 0.25 * JS_THRESHOLD and found.decided
+    _holds(exact, found)
+
+
+@pytest.mark.parametrize("name", sorted(CATEGORIES))
+@pytest.mark.parametrize("rows", [10_000, 60_000])
+def test_jensenshannon_is_within_a_quarter_of_the_threshold_or_uncertain(name, rows):
+    exact, found = _categorical_scores(name, 2, rows, 0.0)
+    _holds(exact, found)
+    if found.error_bound <= 0.25 * JS_THRESHOLD:
+        return
+    # Past EXACT_CATEGORIES categories a side is a sketch; where its range cannot be that narrow, the decision
+    # is uncertain unless the whole range lies on one side of the threshold.
+    assert found.approximate and (not found.decided or abs(found.score - found.threshold) > found.error_bound)
+
+
+def test_columns_up_to_exact_categories_are_exact_and_written_as_version_3():
+    rng = np.random.default_rng(11)
+    values = np.char.add("u", rng.integers(0, 9_000, 40_000).astype(str))
+    made = profile(pd.DataFrame({"c": values}), categorical=["c"], sample_rows=0)
+    assert 1_000 < made.columns["c"].distinct <= profiles_module.EXACT_CATEGORIES
+    data = encode(made)
+    assert data[4] == 3 and decode(data).columns["c"].counts == made.columns["c"].counts
+    few = encode(profile(pd.DataFrame({"c": values[:500]}), categorical=["c"], sample_rows=0))
+    assert few[4] == 2  # a fleetscope reading versions 1 and 2 still reads it
+    # Merging past EXACT_CATEGORIES falls back to the sketch, every row accounted for.
+    other = profile(pd.DataFrame({"c": np.char.add("v", rng.integers(0, 9_000, 40_000).astype(str))}),
+                    categorical=["c"], sample_rows=0)
+    merged = made.merge(other).columns["c"]
+    assert merged.counts is None and merged.frequent is not None and merged.frequent.total_weight == 80_000
+
+
+def _with_counts(data: bytes, version: int, change) -> bytes:
+    import json
+    header, body = _column_blob(data)
+    change(header["columns"][0])
+    text = json.dumps(header).encode()
+    rest = body[4 + struct.unpack_from("<I", body, 0)[0]:]
+    return data[:4] + bytes([version]) + zlib.compress(struct.pack("<I", len(text)) + text + rest)
+
+
+def test_crafted_category_counts_are_refused_by_version():
+    rng = np.random.default_rng(12)
+    data = encode(profile(pd.DataFrame({"c": np.char.add("u", rng.integers(0, 4_000, 30_000).astype(str))}),
+                          categorical=["c"], sample_rows=0))
+    assert data[4] == 3
+    with pytest.raises(ProfileError, match="at most 1000 values"):  # more than version 2 counts
+        decode(_with_counts(data, 2, lambda column: None))
+
+    def past_the_limit(column: dict) -> None:
+        column["counts"] = [[f"x{i}" for i in range(10_001)], [1] * 10_001]
+        column["rows"] = 10_001
+
+    with pytest.raises(ProfileError, match="at most 10000 values"):
+        decode(_with_counts(data, 3, past_the_limit))
+
+    def duplicated(column: dict) -> None:
+        column["counts"][0][1] = column["counts"][0][0]
+
+    with pytest.raises(ProfileError, match="counted twice"):
+        decode(_with_counts(data, 3, duplicated))
+
+    def not_adding_up(column: dict) -> None:
+        column["rows"] += 1
+
+    with pytest.raises(ProfileError, match="do not add up"):
+        decode(_with_counts(data, 3, not_adding_up))
+    assert decode(_with_counts(data, 3, lambda column: None)).columns["c"].distinct > 1_000

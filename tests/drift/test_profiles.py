@@ -153,10 +153,15 @@ def _many_categories(rng, rows: int, shift: float) -> pd.DataFrame:
 
 
 @pytest.mark.parametrize("shift", [0.0, 0.4])
-def test_many_categories_fall_back_to_a_frequent_items_sketch_with_a_bound(shift):
+def test_many_categories_fall_back_to_a_frequent_items_sketch_with_a_bound(shift, monkeypatch):
     rng = np.random.default_rng(14)
     reference, current = _many_categories(rng, 60_000, 0.0), _many_categories(rng, 40_000, shift)
-    assert reference["token"].nunique() > EXACT_DISTINCT
+    assert EXACT_DISTINCT < reference["token"].nunique() <= profiles.EXACT_CATEGORIES
+    counted = compare_profiles(replicas(reference, 4, categorical=["token"]),
+                               replicas(current, 3, categorical=["token"]))
+    assert_within_bound(counted, compare(reference, current, categorical=["token"]))
+    assert not counted.columns["token"].approximate  # counted exactly up to EXACT_CATEGORIES categories
+    monkeypatch.setattr(profiles, "EXACT_CATEGORIES", EXACT_DISTINCT)  # past it: the frequent-items sketch
     ours = compare_profiles(replicas(reference, 4, categorical=["token"]),
                             replicas(current, 3, categorical=["token"]))
     exact = compare(reference, current, categorical=["token"])
