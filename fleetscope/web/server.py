@@ -219,10 +219,11 @@ class WebServer:
         if not addresses:
             raise UserError("no listen address given")
         self._servers: list[_Server] = []
+        handler = self._handler_class()
         for address in addresses:
             host, port = parse_listen_address(address)
             try:
-                self._servers.append(_Server((host, port), self._handler_class(), config.tls, limits))
+                self._servers.append(_Server((host, port), handler, config.tls, limits))
             except OSError as error:
                 self._close()
                 raise UserError(f"cannot listen on {address}: {error.strerror}") from None
