@@ -21,6 +21,10 @@ DURATION_BUCKETS = "fleetscope:nccl_duration_seconds_bucket:rate5m"
 SKEW = "fleetscope:nccl_comm_skew_seconds:max"  # the node with the worst skew
 OLDEST_PROGRESS = "fleetscope:nccl_comm_last_progress_timestamp_seconds:min"  # the node that progressed least recently
 NODE_LATENESS = "fleetscope:node_nccl_rank_lateness_seconds:max"  # by NODE and communicator: its latest rank
+# Hangs named: in a communicator no node has seen progress in for nccl.hang_after, the ranks at the lowest sequence
+# number of an operation, valued by how many of it they are behind the furthest rank, with their hostname: the rank
+# the others wait on. Absent where the ranks agree (a hang inside one collective leaves them equal: nothing to name).
+LAGGING_RANK = "fleetscope:nccl_comm_lagging_rank:behind"
 # Each communicator's latest nodes and latest ranks (per communicator, so that a panel filtered to some jobs
 # still finds its top ones there), and each cluster's busiest and noisiest nodes: the extremes panels read these.
 NODE_LATEST = "fleetscope:node_nccl_rank_lateness_seconds:max_top10"
@@ -70,13 +74,33 @@ def nccl_alerts(config: MonitoringConfig) -> list[Alert]:
               summary="{{ $labels.comm_name }} has completed no collective for {{ $value | humanizeDuration }}",
               description=f"No rank of {_COMM} on {{{{ $labels.hostname }}}} has completed an operation for "
                           "{{ $value | humanizeDuration }}, while processes still hold that node's GPUs: the job "
-                          "is most likely hung in a collective."),
+                          f"is most likely hung in a collective.{_lagging_ranks()}"),
         Alert("FleetscopeNCCLHung", f"{nccl.RAS_HUNG.select(e)} == 1", "page", for_=n.ras_hung_for,
               summary="NCCL RAS reports communicator {{ $labels.comm_id }} hung",
               description="NCCL's RAS service on {{ $labels.hostname }} reports communicator {{ $labels.comm_id }} "
                           "hung: its ranks disagree on the collectives completed (or some are missing) and the "
                           f"counts have not moved, for {n.ras_hung_for}."),
     ]
+
+
+def _lagging_ranks() -> str:
+    """The ranks the communicator waits on, from LAGGING_RANK (Prometheus' template query); nothing where none is
+    behind."""
+    query = f'printf "{LAGGING_RANK}{{comm_id=%q}}" $labels.comm_id'
+    return (f'{{{{ range query ({query}) | sortByLabel "rank" }}}} It waits on rank {{{{ .Labels.rank }}}} on '
+            "{{ .Labels.hostname }}, {{ .Value }} {{ .Labels.operation }} behind the furthest rank.{{ end }}")
+
+
+def lagging_rank(config: MonitoringConfig) -> str:
+    """The ranks at the lowest sequence of each operation of a communicator that stopped, valued by how far behind
+    the furthest rank they are."""
+    e, n = config.selectors.exporter, config.nccl
+    sequence = nccl.SEQUENCE.select(e)
+    operation = f"{_COMMUNICATOR}, operation"
+    lowest = f"{sequence}\n  == on ({operation}) group_left ()\n  min by ({operation}) ({sequence})"
+    stopped = f"time() - max by ({_COMMUNICATOR}) ({nccl.LAST_PROGRESS.select(e)}) > {seconds(n.hang_after)}"
+    return (f"(\n  max by ({operation}) ({sequence})\n  - on ({operation}) group_right ()\n  (\n  {lowest}\n  )\n)"
+            f" > 0\nand on ({_COMMUNICATOR})\n({stopped})")
 
 
 def fabric_alerts(config: MonitoringConfig) -> list[Alert]:
@@ -120,6 +144,7 @@ def nccl_records(config: MonitoringConfig) -> list[dict]:
         record(DURATION_BUCKETS, f"sum by ({_JOB}, le) (rate({nccl.DURATION.select(e, suffix='_bucket')}[5m]))"),
         record(SKEW, f"max by ({_COMMUNICATOR}) ({nccl.SKEW.select(e)})"),
         record(OLDEST_PROGRESS, f"min by ({_COMMUNICATOR}) ({nccl.LAST_PROGRESS.select(e)})"),
+        record(LAGGING_RANK, lagging_rank(config)),
         record(NODE_LATENESS, f"max by ({NODE}, comm_id, comm_name) ({nccl.LATENESS.select(e)})"),
         extremes(NODE_LATEST, NODE_LATENESS, TOP, by=_COMMUNICATOR),
         extremes(STRAGGLERS, nccl.LATENESS.select(e), STRAGGLERS_SHOWN, by=_COMMUNICATOR),

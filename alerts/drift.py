@@ -33,6 +33,15 @@ def drift_alerts(config: MonitoringConfig) -> list[Alert]:
               description=f"{_MODEL}: column {{{{ $labels.column }}}} has differed from the reference for "
                           f"{d.column_detected_for} ({{{{ $labels.method }}}} score "
                           f"{{{{ $value | printf \"%.3g\" }}}})."),
+        # NannyML's alert: the columns taken together (PCA reconstruction error, domain classifier ROC AUC) left
+        # their band, where each column alone may not have drifted.
+        Alert("FleetscopeModelMultivariateDrift",
+              f"{drift.MULTIVARIATE_DETECTED.select(s)} == 1", "ticket", for_=d.detected_for,
+              summary="{{ $labels.model }}'s columns have drifted together ({{ $labels.method }})",
+              description=f"{_MODEL}: its columns taken together have left the reference's band for "
+                          f"{d.detected_for} ({{{{ $labels.method }}}}: the PCA reconstruction error, or the ROC AUC "
+                          "of a classifier telling the window from the reference). Their relations changed, which "
+                          "per-column drift can miss."),
         Alert("FleetscopeDriftEvaluationStale",
               f"time() - {drift.LAST_EVALUATION.select(s)} > {seconds(d.evaluation_stale_after)}", "ticket",
               summary="Drift of {{ $labels.model }} has not been evaluated for {{ $value | humanizeDuration }}",
@@ -112,6 +121,16 @@ def model_quality_alerts(config: MonitoringConfig) -> list[Alert]:
                             f"confidence (CBPE) is below {objective.objective:g} even at the top of its band "
                             f"({{{{ $value | printf \"%.3g\" }}}}), for {d.quality_objective_for}, before the "
                             "window's labels are in."))
+    errors = "|".join(drift.ESTIMATED_ERRORS)
+    estimated = drift.QUALITY_ESTIMATED.select(s, f'metric=~"{errors}"')
+    usual = drift.QUALITY_ESTIMATED_THRESHOLD.select(s, 'bound="upper"')
+    alerts.append(Alert(
+        "FleetscopeModelEstimatedErrorHigh", f"{estimated}\n> ignoring (bound)\n{usual}",
+        "ticket", for_=d.quality_objective_for,
+        summary="{{ $labels.model }}'s estimated {{ $labels.metric }} is above its usual range",
+        description=f"Model {{{{ $labels.model }}}}: the {{{{ $labels.metric }}}} estimated for its current outputs "
+                    f"(DLE, before their labels arrive) is {{{{ $value | printf \"%.3g\" }}}}, above the range its "
+                    f"realized error kept over the labelled outputs before them, for {d.quality_objective_for}."))
     alerts.append(Alert(
         "FleetscopeModelLabelCoverageLow", f"{coverage} < {d.min_label_coverage:g}", "ticket",
         for_=d.label_coverage_for,

@@ -3,10 +3,14 @@
 A model server is a `server`: its pod on Kubernetes (model-server targets carry `namespace` and
 `pod`; the GPU exporter labels each GPU with the pod that holds it, from the kubelet's
 pod-resources), else its scrape `instance`, whose GPUs the inference SDK declares
-(fleetscope_inference_gpu_info{hostname, uuid}). A GPU whose series carry a pod is attributed
-the Kubernetes way only. A GPU that k servers share counts 1/k to each (evenly: the exporter
-does not serve per-process memory), and a server's GPUs are split between its models by their
-output tokens, or evenly among them while the server produces none, so no GPU counts twice.
+(fleetscope_inference_gpu_info{hostname, uuid}). An engine whose requests are counted away from its
+GPUs names its server by the model instead: a Ray Serve application (`ray-serve/<application>`) is
+served by the GPUs whose processes are its replicas (`ray_serve_application`, from the exporter's Ray
+attribution), wherever its proxy runs. A GPU such an engine names is attributed to it only; else a GPU
+whose series carry a pod is attributed the Kubernetes way only. A GPU that k servers share counts 1/k
+to each (evenly: the exporter does not serve per-process memory), and a server's GPUs are split
+between its models by their output tokens, or evenly among them while the server produces none, so
+no GPU counts twice.
 
 Intermediate series, by the inference schema's labels plus `server`:
   fleetscope:inference_server_requests:rate5m, ..._server_output_tokens:rate5m
@@ -43,7 +47,10 @@ MODEL_SHARE = f"{PREFIX}model_share"
 
 
 def _per_server(engine: Engine, metrics: tuple[str, ...], window: str) -> str:
-    """The metrics' rates by the schema's labels and `server`: the pod where there is one, else the instance."""
+    """The metrics' rates by the schema's labels and `server`: the pod where there is one, else the instance;
+    `<engine>/<model>` for an engine whose GPU series name their model."""
+    if engine.gpu_server_label:
+        return f'label_replace({summed(engine, metrics, window)}, "server", "{engine.name}/$1", "model", "(.+)")'
     by_target = summed(engine, metrics, window, "pod", "instance")
     by_instance = f'label_replace({by_target}, "server", "$1", "instance", "(.*)")'
     named = f'label_replace({by_instance}, "server", "$1", "pod", "(.+)")'
@@ -78,9 +85,13 @@ def attribution_rules(config: MonitoringConfig) -> list[dict]:
     def per_server(per_gpu: str) -> str:
         return f"sum by ({SERVER}) (\n{share}\n* on ({GPU}) group_left\n{per_gpu}\n)"
 
+    assigned = f"{on_kubernetes}\nor\n({declared}\nunless on ({GPU}) {allocated})"
+    if named := _named_by_engines(config, served):
+        assigned = f"{named}\nor\n(\n{assigned}\n)\nunless on ({GPU}) {named}"
     return [
-        # A GPU whose series carry a pod is attributed the Kubernetes way only: no declaration counts it again.
-        {"record": ASSIGNMENT, "expr": f"{on_kubernetes}\nor\n({declared}\nunless on ({GPU}) {allocated})"},
+        # A GPU an engine names is its only; else one whose series carry a pod is attributed the Kubernetes way
+        # only: no declaration counts it again.
+        {"record": ASSIGNMENT, "expr": assigned},
         {"record": share, "expr": f"{ASSIGNMENT}\n/ on ({GPU}) group_left\ncount by ({GPU}) ({ASSIGNMENT})"},
         {"record": MODEL_SHARE,
          "expr": (f"{tokens}\n/ on ({SERVER}) group_left()\n{producing}\nor\n"
@@ -94,6 +105,18 @@ def attribution_rules(config: MonitoringConfig) -> list[dict]:
         {"record": f"{PREFIX}server_gpu_energy_watts:rate{w}", "expr": per_server(energy)},
         {"record": f"{PREFIX}server_gpu_busy", "expr": per_server(f"max by ({GPU}) ({gpu.UTILIZATION.select(e)})")},
     ]
+
+
+def _named_by_engines(config: MonitoringConfig, served: str) -> str | None:
+    """GPUs to the servers of engines whose GPU series name them (a Ray Serve application's replicas)."""
+    e = config.selectors.exporter
+    named = [f'label_replace({gpu.POWER.select(e, label + "!=" + chr(34) * 2)}, "server", "{engine.name}/$1", '
+             f'"{label}", "(.+)")'
+             for engine in selected(config.inference.normalization) if (label := engine.gpu_server_label)]
+    if not named:
+        return None
+    return (f"(group by ({SERVER}, hostname, uuid) ({' or '.join(named)})\n"
+            f"and on ({SERVER}) group by ({SERVER}) ({served}))")
 
 
 def schema_rules(config: MonitoringConfig) -> list[dict]:

@@ -70,6 +70,20 @@ class Engine:
     mean_request_duration: tuple[str, tuple[str, ...], float] | None = None
     mean_queue_duration: tuple[str, tuple[str, ...], float] | None = None
     mean_inter_token_latency: tuple[str, tuple[str, ...], float] | None = None
+    # Serving signals (the "Serving signals" of docs/inference.md); an engine that serves none gets nothing here
+    # and the rules record it as not measured. Counters of prompt tokens looked up in the prefix cache, and of
+    # those found there:
+    prefix_cache_queries: str | None = None
+    prefix_cache_hits: str | None = None
+    # Counters of speculative decoding: drafts proposed, the tokens they proposed, and the tokens accepted.
+    spec_decode_drafts: str | None = None
+    spec_decode_draft_tokens: str | None = None
+    spec_decode_accepted_tokens: str | None = None
+    # Per request: from first scheduled to first token (prefill), and from first token to last (decode).
+    prefill_duration: Histogram | None = None
+    decode_duration: Histogram | None = None
+    # Per transfer of KV cache between prefill and decode workers (disaggregated serving).
+    kv_transfer_duration: Histogram | None = None
     # The engine sets this label itself on its series; the rules take the engine's name otherwise.
     own_engine_label: bool = False
     # (prefix, older prefix): every name is also read under the older prefix where the first is absent.
@@ -78,6 +92,10 @@ class Engine:
     # and admission reason): an absent outcome series then means the release does not count that outcome,
     # so it is recorded as not measured rather than read as zero.
     outcomes_created_at_start: bool = False
+    # Where a model's server is neither a pod nor a scrape target: the label of GPU series (exporters/attribution)
+    # naming the model whose server holds the GPU. Ray Serve counts requests at its proxy, not where the
+    # replicas run, so an application is its own server, and its GPUs are those its replicas hold.
+    gpu_server_label: str | None = None
     notes: tuple[str, ...] = field(default=())
 
 
@@ -94,9 +112,14 @@ _SGLANG_E2E = (0.1, 0.2, 0.4, 0.6, 0.8, 1.0, 2.0, 4.0, 6.0, 8.0, 10.0, 20.0, 40.
 _SGLANG_ITL = (0.002, 0.004, 0.006, 0.008, 0.010, 0.015, 0.020, 0.025, 0.030, 0.035, 0.040, 0.060, 0.080, 0.100,
                0.200, 0.400, 0.600, 0.800, 1.0, 2.0, 4.0, 6.0, 8.0)
 _SGLANG_TTFT = (0.1, 0.2, 0.4, 0.6, 0.8, 1.0, 2.0, 4.0, 6.0, 8.0, 10.0, 20.0, 40.0, 60.0, 80.0, 100.0, 200.0, 400.0)
+# NixlPromMetrics' vllm:nixl_xfer_time_seconds (vllm/distributed/kv_transfer/kv_connector/v1/nixl/stats.py, 0.32).
+_VLLM_NIXL_XFER = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 5.0)
+# SchedulerMetricsCollector's sglang:kv_transfer_latency_ms, a histogram from 0.5.10 (a gauge in 0.5.3-0.5.6).
+_SGLANG_KV_TRANSFER_MS = (1.0, 2.0, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0, 5000.0)
 # TGI's metrics-exporter-prometheus buckets for every histogram named *duration (router/src/server.rs).
 _TGI_DURATION = tuple(0.0001 * 1.5 ** k for k in range(35))
-# Ray Serve's DEFAULT_LATENCY_BUCKET_MS (python/ray/serve/_private/constants.py, Ray 2.49).
+# Ray Serve's DEFAULT_LATENCY_BUCKET_MS (python/ray/serve/_private/constants.py): the same list in 2.49 and 2.60,
+# and the boundaries Ray 2.60's page serves for serve_http_request_latency_ms (tests/fixtures/engines/ray-serve-2.60.0).
 _RAY_LATENCY_MS = (1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 300.0, 400.0, 500.0, 1000.0, 2000.0, 5000.0,
                    10000.0, 60000.0, 120000.0, 300000.0, 600000.0)
 SDK = Engine(
@@ -147,6 +170,19 @@ VLLM = Engine(
     inter_token_latency=Histogram("vllm:inter_token_latency_seconds", _VLLM_TPOT,
                                   alternatives=("vllm:time_per_output_token_seconds",)),
     queue_duration=Histogram("vllm:request_queue_time_seconds", _VLLM_LATENCY),
+    # Serving signals, read at 0.32 (vllm/v1/metrics/loggers.py, vllm/v1/spec_decode/metrics.py SpecDecodingProm,
+    # vllm/distributed/kv_transfer/kv_connector/v1/nixl/stats.py NixlPromMetrics). Prefix-cache counters count
+    # tokens and are created at start; the spec-decode counters exist only with --speculative-config, the NIXL
+    # histogram only with the NixlConnector (--kv-transfer-config).
+    prefix_cache_queries="vllm:prefix_cache_queries_total",
+    prefix_cache_hits="vllm:prefix_cache_hits_total",
+    spec_decode_drafts="vllm:spec_decode_num_drafts_total",
+    spec_decode_draft_tokens="vllm:spec_decode_num_draft_tokens_total",
+    spec_decode_accepted_tokens="vllm:spec_decode_num_accepted_tokens_total",
+    # first_token_ts - scheduled_ts and last_token_ts - first_token_ts, per finished request (vllm/v1/metrics/stats.py)
+    prefill_duration=Histogram("vllm:request_prefill_time_seconds", _VLLM_LATENCY),
+    decode_duration=Histogram("vllm:request_decode_time_seconds", _VLLM_LATENCY),
+    kv_transfer_duration=Histogram("vllm:nixl_xfer_time_seconds", _VLLM_NIXL_XFER),
     notes=("Cancellations and client errors are not measured: a client disconnect is aborted without stats and "
            "a 400 is answered before the engine; errors are not measured before 0.13, rejections where the "
            "release has no admission limits.",
@@ -180,7 +216,18 @@ SGLANG = Engine(
     inter_token_latency=Histogram("sglang:inter_token_latency_seconds", _SGLANG_ITL,
                                   bounds_setting="--bucket-inter-token-latency"),
     queue_duration=Histogram("sglang:queue_time_seconds"),
+    # The prefix cache as the tokenizer counts it for each finished request (observe_one_finished_request, from
+    # 0.5.3): its prompt tokens, and those served from the cache, by cache_source from 0.5.10 (added up here).
+    prefix_cache_queries="sglang:prompt_tokens_total",
+    prefix_cache_hits="sglang:cached_tokens_total",
+    # Per request in disaggregated serving, in milliseconds, from 0.5.10 (req_time_stats.py
+    # compute_and_observe_kv_transfer_metrics); 0.5.3-0.5.6 serve a gauge of the same name, which is not read.
+    kv_transfer_duration=Histogram("sglang:kv_transfer_latency_ms", _SGLANG_KV_TRANSFER_MS, seconds_per_unit=0.001),
     notes=("SGLang counts no failed or rejected requests.",
+           "Speculative-decoding acceptance is not measured: sglang:spec_accept_rate and sglang:spec_accept_length "
+           "are gauges of the last batch's average, not counters a rate can be read from.",
+           "Prefill and decode time per request are not read: sglang:per_stage_req_latency_seconds (0.5.10) times "
+           "scheduler stages observed only in some modes; KV transfer time before 0.5.10 is a gauge, not read.",
            "Preemptions from 0.5.10 (sglang:num_retracted_requests_total); 0.5.3-0.5.6 serve only the gauge "
            "sglang:num_retracted_reqs, not read: preemptions are not measured there.",),
 )
@@ -339,21 +386,34 @@ LLAMACPP = Engine(
 )
 
 RAY_SERVE = Engine(
-    name="ray-serve", model_label="application",
-    source="python/ray/serve/_private/proxy.py, replica.py, constants.py and doc/source/serve/monitoring.md, "
-           "Ray 2.49 (read from source)",
+    # The model is the Serve application (serve.run(..., name=)): every request series carries it.
+    name="ray-serve", model_label="application", gpu_server_label="ray_serve_application",
+    source="python/ray/serve/_private/request_ingress_metrics.py (RequestIngressMetrics), proxy.py, "
+           "http_util.py (get_http_response_status), replica.py, router.py and constants.py, Ray 2.49 read from "
+           "source; Ray 2.60 run here (tests/ray/test_ray_serve.py, tests/fixtures/engines/ray-serve-2.60.0)",
     requests=("ray_serve_num_http_requests_total",),
-    # error_code is the HTTP status of every non-2xx/3xx answer; 499: the client disconnected.
-    errors=('ray_serve_num_http_error_requests_total{error_code=~"5..", error_code!="503"}',),
+    # error_code is the status the proxy answered for every 4xx and 5xx (get_http_response_status, seen at 2.60):
+    # 500 an exception in the application, 408 Serve's own request_timeout_s ran out before the answer began
+    # (the server failed to answer in time, so an error, not the client's), 503 backpressure (the deployment's
+    # max_queued_requests was full: BackPressureError) or no replica (DeploymentUnavailableError), 499 the client
+    # disconnected before the answer began.
+    errors=('ray_serve_num_http_error_requests_total{error_code=~"5..|408", error_code!="503"}',),
     rejected=('ray_serve_num_http_error_requests_total{error_code=~"503|429"}',),
     cancelled=('ray_serve_num_http_error_requests_total{error_code="499"}',),
-    client_errors=('ray_serve_num_http_error_requests_total{error_code=~"4..", error_code!~"499|429"}',),
+    client_errors=('ray_serve_num_http_error_requests_total{error_code=~"4..", error_code!~"408|429|499"}',),
     running=("ray_serve_replica_processing_queries",),
     waiting=("ray_serve_deployment_queued_queries",),
     request_duration=Histogram("ray_serve_http_request_latency_ms", _RAY_LATENCY_MS, seconds_per_unit=0.001,
-                               # constants.py reads the variable without a RAY_SERVE_ prefix (its comment has one)
-                               bounds_setting="REQUEST_LATENCY_BUCKETS_MS"),
-    notes=("Ray Serve LLM's engine series are vLLM's with a ray_ prefix (ray_vllm:...): relabel them to vllm: "
+                               # constants.py (2.60) reads RAY_SERVE_REQUEST_LATENCY_BUCKETS_MS, else the older
+                               # REQUEST_LATENCY_BUCKETS_MS; its comment's RAY_SERVE_REQUEST_LATENCY_BUCKET_MS is
+                               # read by nothing.
+                               bounds_setting="RAY_SERVE_REQUEST_LATENCY_BUCKETS_MS"),
+    notes=("A stream the client closes, or that request_timeout_s cuts, after its first byte is counted as the 200 "
+           "already sent (proxy.py keeps the first status): cancellations and timeouts are those before the answer "
+           "began.",
+           "Ray 2.60 serves each histogram's _sum as the sum of its observations' bucket midpoints: the mean request "
+           "duration is as coarse as the buckets.",
+           "Ray Serve LLM's engine series are vLLM's with a ray_ prefix (ray_vllm:...): relabel them to vllm: "
            "(see docs/inference.md) and the vLLM entry reads them.",),
 )
 

@@ -12,6 +12,7 @@
     rules/health.yaml                 node readiness: health verdicts and paging XIDs per node, fleet counts
     rules/self.yaml                   fleetscope's own processes: slow scrapes, restarts, memory, the drift store
     rules/training.yaml               training goodput, badput by cause and ETTR from the training SDK, and its alerts
+    rules/ray.yaml                    Ray's own metrics: lost nodes, Serve replicas replaced, pending tasks, spilling
     alertmanager/alertmanager.yml     the route tree, receivers and inhibit rules
 
 The PrometheusRule manifest holding every group is written with the other deployment files
@@ -37,9 +38,11 @@ from fleetscope.alerts import (
     gpu,
     health,
     inference,
+    ray,
     routing,
     self_monitoring,
     serving,
+    serving_signals,
     training,
 )
 from fleetscope.generated import header
@@ -49,7 +52,7 @@ from fleetscope.mixin.config import MonitoringConfig
 HEADER = header("python -m fleetscope.alerts.generate")
 DIRECTORY = Path(__file__).resolve().parent
 RULE_FILES = ("gpu.yaml", "collectives.yaml", "inference.yaml", "efficiency.yaml", "drift.yaml", "health.yaml",
-              "self.yaml", "training.yaml")
+              "self.yaml", "training.yaml", "ray.yaml")
 
 
 class _Literal(str):
@@ -82,12 +85,13 @@ def rule_files(config: MonitoringConfig) -> dict[str, dict]:
     return {
         "gpu.yaml": {"groups": gpu.rule_groups(config)["groups"] + fleet.rule_groups(config)},
         "collectives.yaml": collectives.rule_groups(config),
-        "inference.yaml": {"groups": normalization + serving.rule_groups(config)},
+        "inference.yaml": {"groups": normalization + serving.rule_groups(config) + serving_signals.rule_groups(config)},
         "efficiency.yaml": {"groups": efficiency.rule_groups(config) + serving.efficiency_rule_groups(config)},
         "drift.yaml": drift.rule_groups(config),
         "health.yaml": health.rule_groups(config),
         "self.yaml": self_monitoring.rule_groups(config),
         "training.yaml": training.rule_groups(config),
+        "ray.yaml": ray.rule_groups(config),
     }
 
 

@@ -10,7 +10,8 @@ Every rule records, by (cluster, namespace, model, engine); see engines.py for w
   fleetscope:inference_error_ratio:rate5m                 (errors + rejected) / requests
   fleetscope:inference_not_measured                       {signal="errors|rejected|cancelled|client_errors"}
       1 where the engine serves the model but does not count that outcome (it has no counter for it,
-      or its release does not serve the counter): the outcome is unknown there, not zero
+      or its release does not serve the counter): the outcome is unknown there, not zero; and
+      {signal="<serving signal>"} where the engine's mapping reads no series for that serving signal
   fleetscope:inference_requests_in_flight                 requests admitted and not finished
   fleetscope:inference_requests_running, ..._waiting      in a batch, and queued
   fleetscope:inference_kv_cache_usage_ratio               0-1, the fullest replica's
@@ -28,7 +29,14 @@ Every rule records, by (cluster, namespace, model, engine); see engines.py for w
   fleetscope:inference_<latency>_seconds:slo_threshold_missing         {threshold="1"}
       is 1 where the engine serves the histogram but no bucket at the threshold.
 where <latency> is request_duration, time_to_first_token, time_per_output_token,
-inter_token_latency or queue_duration. What an engine does not measure is absent, not zero.
+inter_token_latency or queue_duration. The serving signals:
+  fleetscope:inference_prefix_cache_hit_ratio:rate5m      prompt tokens found in the prefix cache / looked up
+  fleetscope:inference_spec_decode_acceptance_ratio:rate5m   draft tokens accepted / proposed
+  fleetscope:inference_spec_decode_accepted_tokens_per_draft:rate5m
+  fleetscope:inference_<phase>_seconds:quantile_rate5m, ...:quantile_upper_bound_rate5m, ...:mean_rate5m
+      as the latencies above, where <phase> is prefill_duration, decode_duration (per request) or
+      kv_transfer_duration (per transfer between prefill and decode workers)
+What an engine does not measure is absent, not zero.
 """
 
 from __future__ import annotations
@@ -46,6 +54,13 @@ NO_MODEL, HAS_MODEL = 'model=""', 'model!=""'
 LATENCIES = ("request_duration", "time_to_first_token", "time_per_output_token", "inter_token_latency",
              "queue_duration")
 OUTCOMES = ("errors", "rejected", "cancelled", "client_errors")
+PHASES = ("prefill_duration", "decode_duration", "kv_transfer_duration")
+# Each serving signal (its `signal` label where not measured) and the Engine fields it needs, all of them.
+SERVING_SIGNALS = {
+    "prefix_cache_hit_ratio": ("prefix_cache_queries", "prefix_cache_hits"),
+    "spec_decode_acceptance_ratio": ("spec_decode_draft_tokens", "spec_decode_accepted_tokens"),
+    **{phase: (phase,) for phase in PHASES},
+}
 SERVED = f"{PREFIX}served"
 
 
@@ -171,6 +186,31 @@ def _not_measured_rules(engine: Engine) -> list[dict]:
             counted = summed(engine, counters, None, aggregation="group")
             rules.append(schema_rule(f"{PREFIX}not_measured", f"{served}\nunless\n{counted}", engine,
                                      signal=outcome))
+    for signal, fields in SERVING_SIGNALS.items():
+        if not all(getattr(engine, name) for name in fields):
+            rules.append(schema_rule(f"{PREFIX}not_measured", served, engine, signal=signal))
+    return rules
+
+
+def _share(engine: Engine, part: str, whole: str, w: str) -> str:
+    """part / whole over the window, where whole grew. A part counter that appears only at its first count
+    (SGLang's cached tokens) reads as zero before it."""
+    parts, wholes = summed(engine, (part,), w), summed(engine, (whole,), w)
+    return f"({parts}\nor\n{wholes} * 0)\n/\n({wholes} > 0)"
+
+
+def _serving_signal_rules(engine: Engine, w: str) -> list[dict]:
+    rules = []
+    if engine.prefix_cache_queries and engine.prefix_cache_hits:
+        rules.append(schema_rule(f"{PREFIX}prefix_cache_hit_ratio:rate{w}",
+                                 _share(engine, engine.prefix_cache_hits, engine.prefix_cache_queries, w), engine))
+    accepted = engine.spec_decode_accepted_tokens
+    if accepted and engine.spec_decode_draft_tokens:
+        rules.append(schema_rule(f"{PREFIX}spec_decode_acceptance_ratio:rate{w}",
+                                 _share(engine, accepted, engine.spec_decode_draft_tokens, w), engine))
+    if accepted and engine.spec_decode_drafts:
+        rules.append(schema_rule(f"{PREFIX}spec_decode_accepted_tokens_per_draft:rate{w}",
+                                 _share(engine, accepted, engine.spec_decode_drafts, w), engine))
     return rules
 
 
@@ -217,11 +257,11 @@ def _quantile_rules(engine: Engine, histogram: Histogram, record: str, config: N
 
 def engine_rules(engine: Engine, config: NormalizationConfig) -> list[dict]:
     w = config.rate_window
-    rules = _outcome_rules(engine, w) + _saturation_rules(engine, w)
+    rules = _outcome_rules(engine, w) + _saturation_rules(engine, w) + _serving_signal_rules(engine, w)
     for direction, metric in (("input", engine.input_tokens), ("output", engine.output_tokens)):
         if metric:
             rules.append(schema_rule(f"{PREFIX}{direction}_tokens:rate{w}", summed(engine, (metric,), w), engine))
-    for latency in LATENCIES:
+    for latency in LATENCIES + PHASES:
         histogram: Histogram | None = getattr(engine, latency)
         record = f"{PREFIX}{latency}_seconds"
         if histogram is not None:

@@ -14,6 +14,9 @@ Hangs show as steps that never end: time inside a step counts as productive in t
 finished no step for stalled_after has its productive time booked here as badput instead, `hang` where NCCL on its
 host has made no progress either (the exporter's collectives signals, joined on cluster and hostname), `stall`
 otherwise.
+
+Which node to blame for the jobs failed, stalled and slowed (lemon nodes) is alerts/training_nodes.py, whose groups
+rule_groups() adds to this rule file.
 """
 
 from __future__ import annotations
@@ -56,12 +59,11 @@ def _phase_cause(expr: str) -> str:
 
 
 def records(config: MonitoringConfig) -> list[dict]:
-    t, e = config.training, config.selectors.exporter
+    t = config.training
     phases = spec.PHASE_SECONDS.select(t.selector)
     working = spec.PHASE_SECONDS.select(t.selector, 'phase=~"productive|recompute"')
     productive = spec.PHASE_SECONDS.select(t.selector, 'phase="productive"')
     stalled_rank = f"time() - {spec.LAST_STEP.select(t.selector)} > {seconds(t.stalled_after)}"
-    nccl_stopped = f"time() - {nccl.LAST_PROGRESS.select(e)} > {seconds(t.stalled_after)}"
     all_phases = f"sum by ({JOB}) ({PHASE})"
     productive_rate = f'sum by ({JOB}) ({PHASE}{{phase="productive"}})'
     stalled_sum = f"sum by ({JOB}) ({STALLED})"
@@ -69,7 +71,7 @@ def records(config: MonitoringConfig) -> list[dict]:
     stuck = f"rate({working}[5m]) and on ({RANK}) ({stalled_rank}) unless on ({RANK}) {RANK_STALLED_IN_COLLECTIVE}"
     return [
         record(PHASE, f"sum by ({JOB}, phase) (rate({phases}[5m]))"),
-        record(RANK_STALLED_IN_COLLECTIVE, f"{stalled_rank}\nand on (cluster, hostname)\n{nccl_stopped}"),
+        record(RANK_STALLED_IN_COLLECTIVE, rank_stalled_in_collective(config)),
         record(STALLED, f"sum by ({JOB}, cause) (\n  {_cause(hung, 'hang')}\n  or\n  {_cause(stuck, 'stall')}\n)"),
         record(PRODUCTIVE, f"{productive_rate}\n-\n({stalled_sum} or {productive_rate} * 0)"),
         record(GOODPUT, f"{PRODUCTIVE}\n/\n({all_phases} > 0)"),
@@ -86,6 +88,14 @@ def records(config: MonitoringConfig) -> list[dict]:
         record(CHECKPOINT_AGE, _checkpoint_age(t)),
         record(STEP_AGE, _step_age(t)),
     ]
+
+
+def rank_stalled_in_collective(config: MonitoringConfig) -> str:
+    """Seconds since each stalled rank's last step, for the ranks whose hosts' NCCL has stopped too."""
+    t, e = config.training, config.selectors.exporter
+    stalled_rank = f"time() - {spec.LAST_STEP.select(t.selector)} > {seconds(t.stalled_after)}"
+    nccl_stopped = f"time() - {nccl.LAST_PROGRESS.select(e)} > {seconds(t.stalled_after)}"
+    return f"{stalled_rank}\nand on (cluster, hostname)\n{nccl_stopped}"
 
 
 def _checkpoint_age(t: TrainingConfig) -> str:
@@ -138,7 +148,12 @@ def alerts(config: MonitoringConfig) -> list[Alert]:
 
 
 def rule_groups(config: MonitoringConfig) -> dict:
+    from fleetscope.alerts import training_nodes  # which reads this module's records
     return {"groups": [
-        {"name": "fleetscope-training-recording", "rules": records(config)},
-        group("fleetscope-training", config.team("training"), config, alerts(config), "training"),
+        {"name": "fleetscope-training-recording", "rules": records(config) + training_nodes.records(config)},
+        {"name": "fleetscope-training-node-increments", "interval": config.training.lemon_interval,
+         "rules": training_nodes.increment_records(config)},
+        {"name": "fleetscope-training-nodes", "rules": training_nodes.window_records(config)},
+        group("fleetscope-training", config.team("training"), config,
+              alerts(config) + training_nodes.alerts(config), "training"),
     ]}

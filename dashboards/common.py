@@ -15,6 +15,7 @@ TITLES = {
     "drift": "Model drift",
     "self": "fleetscope itself",
     "training": "Training goodput",
+    "ray": "Ray cluster",
 }
 
 

@@ -51,7 +51,12 @@ def build(config: MonitoringConfig | None = None) -> dict:
     columns = Row("Columns", [
         timeseries_panel("Drift score by column", "Each column's score from its test: a p-value for ks, "
                                                   "chisquare and z (drift below the threshold), a distance for "
-                                                  "wasserstein, jensenshannon, psi (drift at or above it).", "none",
+                                                  "wasserstein, jensenshannon, psi (drift at or above it). "
+                                                  "Embedding columns: a classifier's ROC AUC (model), the share "
+                                                  "of components drifted (ratio), a distance (distance, mmd); text "
+                                                  "columns: a classifier's ROC AUC (text_content_drift), and each "
+                                                  "descriptor (<column>.text_length, ...) as a numerical column.",
+                         "none",
                          Query(m(drift.SCORE, by_column), "{{model}} {{column}} ({{method}})"),
                          links=[("Drift report for $model", REPORT)]),
         timeseries_panel("Score over threshold", "Score divided by its threshold: above 1 is drift for distances, "
@@ -68,6 +73,18 @@ def build(config: MonitoringConfig | None = None) -> dict:
                     columns=VERDICT_COLUMNS.split(", "), mappings={"drifted": {"0": "no", "1": "drifted"},
                                                                    "certain": {"0": "uncertain", "1": "certain"}},
                     width=24, links=[("Drift report", REPORT)]),
+    ])
+    together = Row("Multivariate drift", [
+        timeseries_panel("Reconstruction error", "Mean PCA reconstruction error of each model's current window "
+                                                 "(and each segment's), with its band from the reference: it leaves "
+                                                 "the band when the columns stop varying together as they did.",
+                         "none", Query(m(drift.MULTIVARIATE_RECONSTRUCTION_SCORE, model), "{{model}} {{segment}}"),
+                         Query(m(drift.MULTIVARIATE_RECONSTRUCTION_BOUND, model), "{{model}} {{segment}} {{bound}}")),
+        timeseries_panel("Domain classifier ROC AUC", "How well a classifier tells each model's current window from "
+                                                      "its reference (0.5: not at all), with its band (0.45 to "
+                                                      "0.65).", "none",
+                         Query(m(drift.MULTIVARIATE_CLASSIFIER_AUC, model), "{{model}} {{segment}}"),
+                         Query(m(drift.MULTIVARIATE_CLASSIFIER_BOUND, whole), "{{model}} {{bound}}"), min=0, max=1),
     ])
     per_column = model + ',column=~"$column"'
     quality = Row("Data quality", [
@@ -109,6 +126,18 @@ def build(config: MonitoringConfig | None = None) -> dict:
                          Query(m(drift.QUALITY_ESTIMATED, measure), "{{model}} {{metric}} estimated"),
                          Query(m(drift.QUALITY_ESTIMATED_BOUND, measure), "{{model}} {{metric}} estimated {{bound}}"),
                          width=24),
+        timeseries_panel("Estimated error (DLE)", "A regression model's MAE and RMSE over all outputs of its quality "
+                                                  "window, estimated before their labels arrive (DLE) with its band, "
+                                                  "the range above which it alerts, and the realized value once "
+                                                  "labels arrive.", "none",
+                         Query(m(drift.QUALITY_ESTIMATED, model + ',metric=~"mae|rmse"'), "{{model}} {{metric}} "
+                                                                                          "estimated"),
+                         Query(m(drift.QUALITY_ESTIMATED_BOUND, model + ',metric=~"mae|rmse"'),
+                               "{{model}} {{metric}} estimated {{bound}}"),
+                         Query(m(drift.QUALITY_ESTIMATED_THRESHOLD, model + ',metric=~"mae|rmse",bound="upper"'),
+                               "{{model}} {{metric}} alert threshold"),
+                         Query(m(drift.QUALITY, whole + ',class="",metric=~"mae|rmse"'), "{{model}} {{metric}} "
+                                                                                       "realized"), width=24),
         timeseries_panel("Label coverage", "Share of the outputs of each model's quality window (and of each "
                                            "segment) that have ground truth: how much the realized figures rest "
                                            "on.", "percentunit",
@@ -162,5 +191,5 @@ def build(config: MonitoringConfig | None = None) -> dict:
                      "Model drift from the fleetscope drift service: drift share per model and segment, each "
                      "column's score against its threshold over time, ingest and rejections, and links to the "
                      "service's Evidently reports; model quality against ground truth, realized and estimated.",
-                     variables, [verdict, columns, quality, model_quality, ingest],
+                     variables, [verdict, columns, together, quality, model_quality, ingest],
                      links_except("drift"))

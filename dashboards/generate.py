@@ -27,10 +27,10 @@ from fleetscope.mixin import generate as generator
 from fleetscope.mixin.config import MonitoringConfig
 
 with generator.needs_extra("dashboards", "python -m fleetscope.dashboards.generate", main=__name__ == "__main__"):
-    from fleetscope.dashboards import collectives, drift, fleet, gpu, inference, self_monitoring, training
+    from fleetscope.dashboards import collectives, drift, fleet, gpu, inference, ray, self_monitoring, training
 
 DIRECTORY = Path(__file__).resolve().parent
-BUILDERS = (fleet, gpu, collectives, inference, drift, self_monitoring, training)
+BUILDERS = (fleet, gpu, collectives, inference, drift, self_monitoring, training, ray)
 HEADER = header("python -m fleetscope.dashboards.generate")
 MOUNT = "/var/lib/grafana/dashboards/fleetscope"
 

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from grafana_foundation_sdk.builders import dashboard as builders
 from grafana_foundation_sdk.models import dashboard as models
 
-from fleetscope.alerts.inference import PREFIX, SERVED
+from fleetscope.alerts.inference import PREFIX, SERVED, SERVING_SIGNALS
 from fleetscope.dashboards.build import (
     Query,
     Row,
@@ -27,6 +27,7 @@ LEGEND = "{{model}} ({{engine}})"
 SLO_TARGETS = (0.9, 0.95, 0.99, 0.995, 0.999)
 FAILED = "errors|rejected"
 OUTCOMES = "errors|rejected|cancelled|client_errors"
+SIGNALS = "|".join(SERVING_SIGNALS)
 
 
 def _schema(name: str, matchers: str = "") -> str:
@@ -52,6 +53,11 @@ def _quantiles(latency: str, quantiles: tuple[str, ...]) -> list[Query]:
         below = _schema(f"{latency}_seconds:quantile_upper_bound_rate5m", f'quantile="{quantile}"')
         queries.append(Query(f"max by ({BY}) ({below})", f"{name} below the first boundary {LEGEND}"))
     return queries
+
+
+def _not_measured(signals: str) -> str:
+    matcher = f'signal=~"{signals}"'
+    return f"max by ({BY}, signal) ({_schema('not_measured', matcher)})"
 
 
 def _good(window: str) -> str:
@@ -88,10 +94,11 @@ def build(config: MonitoringConfig | None = None) -> dict:
         table_panel("Outcomes not measured", "Outcomes the engine does not count for the model: unknown there, "
                                              "not zero (vLLM counts no client cancellations or invalid requests; "
                                              "before 0.13 no errors either). Their rates are absent above.", "none",
-                    Query(f"max by ({BY}, signal) ({_schema('not_measured')})", "state"),
+                    Query(_not_measured(OUTCOMES), "state"),
                     columns=("model", "engine", "signal"), mappings={"state": {"1": "not measured"}},
                     width=24, height=6),
     ])
+    signals = _serving_signals()
     latency = Row("Latency", [
         timeseries_panel("Request latency p50, p90, p99", "From arrival to the last byte.", "s",
                          *_quantiles("request_duration", ("0.5", "0.9", "0.99"))),
@@ -181,7 +188,43 @@ def build(config: MonitoringConfig | None = None) -> dict:
                      "Inference per model and engine, over every engine the normalization rules map: traffic and "
                      "outcomes, latency percentiles, saturation (KV cache, queue, preemptions), serving efficiency "
                      "(energy per token, GPUs and their use), and the latency SLO's burn rates.", variables,
-                     [traffic, latency, saturation, efficiency, slo], links_except("inference"))
+                     [traffic, latency, saturation, signals, efficiency, slo], links_except("inference"))
+
+
+def _serving_signals() -> Row:
+    # Ratios and means cannot be added across clusters: the worst cluster's is shown.
+    def phase(name: str, label: str) -> list[Query]:
+        mean = Query(f"max by ({BY}) ({_schema(f'{name}_seconds:mean_rate5m')})", f"{label} mean {LEGEND}")
+        return [mean] + [Query(query.expr, f"{label} {query.legend}") for query in _quantiles(name, ("0.9",))]
+
+    return Row("Serving signals", [
+        timeseries_panel("Prefix-cache hit ratio", "Share of prompt tokens found in the prefix cache (the worst "
+                                                   "cluster's). A fall below its usual level means prompts are "
+                                                   "computed again: time to first token rises next. Engines that "
+                                                   "count no prefix cache are listed below as not measured.",
+                         "percentunit", Query(f"min by ({BY}) ({_schema('prefix_cache_hit_ratio:rate5m')})", LEGEND),
+                         min=0, max=1),
+        timeseries_panel("Speculative-decoding acceptance", "Share of draft tokens the target model accepted (the "
+                                                            "worst cluster's). Falling, the draft model costs more "
+                                                            "than it saves. Absent where speculative decoding is "
+                                                            "off.", "percentunit",
+                         Query(f"min by ({BY}) ({_schema('spec_decode_acceptance_ratio:rate5m')})", LEGEND),
+                         min=0, max=1),
+        timeseries_panel("Prefill and decode time per request", "Per request: from first scheduled to its first "
+                                                                "token (prefill), and from the first token to the "
+                                                                "last (decode); mean and p90.", "s",
+                         *phase("prefill_duration", "prefill"), *phase("decode_duration", "decode")),
+        timeseries_panel("KV transfer time", "Time to move a request's KV cache from a prefill worker to a decode "
+                                             "worker in disaggregated serving (vLLM's NIXL connector, SGLang's "
+                                             "disaggregation); mean and p90. Absent where serving is not "
+                                             "disaggregated.", "s", *phase("kv_transfer_duration", "transfer")),
+        table_panel("Serving signals not measured", "Serving signals the engine's mapping reads no series for "
+                                                    "(docs/inference.md, the engine table): unknown there, not "
+                                                    "zero.", "none",
+                    Query(_not_measured(SIGNALS), "state"),
+                    columns=("model", "engine", "signal"), mappings={"state": {"1": "not measured"}},
+                    width=24, height=6),
+    ])
 
 
 def _custom(name: str, label: str, values: Iterable[float], default: float) -> builders.CustomVariable:

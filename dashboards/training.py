@@ -4,7 +4,9 @@ last checkpoint is. Every panel reads the records of alerts/training.py, one ser
 whatever the jobs' ranks."""
 
 from fleetscope.alerts import training as records
+from fleetscope.alerts import training_nodes as nodes
 from fleetscope.dashboards.build import (
+    Panel,
     Query,
     Row,
     dashboard,
@@ -64,9 +66,43 @@ def build(config: MonitoringConfig | None = None) -> dict:
                          Query(_r(records.STEP_AGE), JOB), min=0,
                          thresholds=[(parse(t.stalled_after), "red")], width=24),
     ])
+    blame = Row("The node to blame", [_nodes_costing_most(config or MonitoringConfig())])
     variables = [datasource_variable(), label_variable("cluster", "Cluster", records.ETTR),
                  label_variable("training_job", "Training job", records.ETTR, 'cluster=~"$cluster"')]
     return dashboard(UIDS["training"], TITLES["training"],
                      "Training goodput per job and cluster from the training SDK: productive time over wall time, "
                      "badput by cause, the effective training time ratio since the first start, step time against "
-                     "the job's baseline and checkpoint age.", variables, [goodput, steps], links_except("training"))
+                     "the job's baseline and checkpoint age, and the nodes that cost the most goodput.", variables,
+                     [goodput, steps, blame], links_except("training"))
+
+
+def _nodes_costing_most(config: MonitoringConfig) -> Panel:
+    """The ten nodes whose failed and stalled jobs lost the most rank-hours over 30 days, with the signals of their
+    lemon score beside."""
+    t = config.training
+    cluster = 'cluster=~"$cluster"'
+    top = f"topk(10, {nodes.over(nodes.LOST, '30d')}{{{cluster}}})"
+
+    def among_top(expr: str) -> str:
+        return f"{expr} and on (cluster, hostname) {top}"
+
+    def signal(name: str, window: str = "30d", matcher: str = "") -> str:
+        return among_top(f"sum by (cluster, hostname) ({nodes.over(name, window)}{{{cluster}{matcher}}})")
+
+    return table_panel(
+        "Nodes costing the most goodput",
+        "The ten nodes whose training jobs lost the most rank-hours over 30 days to the node: restarts and work "
+        "redone after a hardware XID on it, and hangs in which the others waited on its rank. Beside: the jobs it "
+        "failed, stalled and slowed (a straggling rank), its hardware XIDs, the hours in which its driver asked for "
+        f"a recovery action, and its lemon score; at {t.lemon_score_threshold:g} or more "
+        "FleetscopeTrainingLemonNode proposes it for repair. Counted once an hour, so up to an hour late.",
+        "none",
+        Query(among_top(f"{top} / 3600"), "rank-hours lost, 30d"),
+        Query(among_top(f"sum by (cluster, hostname) ({nodes.over(nodes.LOST, '7d')}{{{cluster}}}) / 3600"),
+              "rank-hours lost, 7d"),
+        Query(signal(nodes.FAILED), "jobs failed"), Query(signal(nodes.STALLED), "jobs stalled"),
+        Query(signal(nodes.LAGGED), "jobs slowed"),
+        Query(signal(nodes.XIDS, matcher=',class=~"page|ticket"'), "hardware XIDs"),
+        Query(signal(nodes.RECOVERY), "recovery asked, h"),
+        Query(among_top(f"{nodes.SCORE}{{{cluster}}}"), "lemon score"),
+        columns=["cluster", "hostname"], width=24, height=8)

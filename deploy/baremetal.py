@@ -1,11 +1,12 @@
 """Bare metal: systemd units for the exporter and the drift service, sandboxed, and a Prometheus
-configuration that finds them through file-based service discovery."""
+configuration that finds them, and Ray's nodes, through file-based service discovery."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
 from fleetscope.deploy.kubernetes import DRIFT, DRIFT_PORT, EXPORTER, EXPORTER_PORT
+from fleetscope.mixin import ray
 
 PREFIX = "/opt/fleetscope"  # python3 -m venv /opt/fleetscope && /opt/fleetscope/bin/pip install 'fleetscope[drift]'
 
@@ -109,13 +110,29 @@ def scrape_configs() -> list[dict]:
     return [scrape_config(job, [f"{FILE_SD}/{job}/*.yaml"], "15s") for job in (EXPORTER, DRIFT, "model-servers")]
 
 
+RAY_DISCOVERY_FILE = f"{ray.DEFAULT_TEMP_DIR}/{ray.DISCOVERY_FILE}"
+
+
+def ray_scrape_config(discovery_file: str = RAY_DISCOVERY_FILE) -> dict:
+    """Ray's own metrics: every live node's metrics export port, and the head's autoscaler and dashboard, from the
+    file the head writes while its dashboard runs (mixin/ray.py), where the head writes it: Prometheus runs on the
+    head, or reads a copy kept in step with it. The file labels every target job="ray", as this job is named. With
+    the dashboard off (`--include-dashboard=false`) Ray writes no file: list each node's `--metrics-export-port` in a
+    static job named `ray` instead (docs/ray.md)."""
+    config = scrape_config(ray.DISCOVERY_JOB, [discovery_file], "15s")
+    # Ray replaces the file every 5 s in the session's folder, behind the link named here: a change there raises
+    # no event where Prometheus watches, so it reads the file again at this interval.
+    config["file_sd_configs"][0]["refresh_interval"] = "30s"
+    return config
+
+
 def prometheus_config(rules_dir: str = "/etc/prometheus/rules/fleetscope") -> dict:
     """fleetscope's scrape jobs and the generated rules."""
     return {
         "global": {"scrape_interval": "15s", "evaluation_interval": "15s"},
         "rule_files": [f"{rules_dir}/*.yaml"],
         "alerting": {"alertmanagers": [{"file_sd_configs": [{"files": [f"{FILE_SD}/alertmanager/*.yaml"]}]}]},
-        "scrape_configs": scrape_configs(),
+        "scrape_configs": scrape_configs() + [ray_scrape_config()],
     }
 
 

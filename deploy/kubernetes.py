@@ -3,7 +3,7 @@
     exporter.yaml       the node exporter: ServiceAccount and DaemonSet on every GPU node
     drift.yaml          the drift service: ConfigMap, StatefulSet (a shard a pod), headless Service
     monitors.yaml       PodMonitor for the exporters and for instrumented model servers, ServiceMonitor
-                        for the drift service
+                        for the drift service, PodMonitor for Ray's own metrics on KubeRay's Pods
     alertmanager.yaml   the generated Alertmanager configuration as the Secret kube-prometheus-stack's
                         Alertmanager reads (alertmanager.alertmanagerSpec.configSecret)
     prometheusrule.yaml and dashboards.yaml come from the alerts and dashboards generators.
@@ -11,9 +11,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from fleetscope import __version__
+from fleetscope.mixin import ray
 from fleetscope.mixin.config import MonitoringConfig
 
 EXPORTER, DRIFT = "fleetscope-exporter", "fleetscope-drift"
@@ -228,7 +230,27 @@ def monitors(config: KubernetesConfig) -> list[dict]:
     drift_monitor = monitor("ServiceMonitor", DRIFT, "drift-service", {
         "jobLabel": "app.kubernetes.io/name", "selector": {"matchLabels": _labels(DRIFT, "drift-service")},
         "endpoints": [{"port": "http", **endpoint}]})
-    return [exporter_monitor, model_servers, drift_monitor]
+    return [exporter_monitor, model_servers, drift_monitor, ray_monitor(config, monitor)]
+
+
+def ray_monitor(config: KubernetesConfig, monitor: Callable[[str, str, str, dict], dict]) -> dict:
+    """Ray's own metrics from KubeRay's Pods, in any namespace: every node's `metrics` port, and the head's
+    `as-metrics` (the autoscaler's) and `dash-metrics` (the dashboard's), which worker Pods do not have. The job
+    is `ray`, as Ray's own discovery file names it, so that one selector (mixin/config.py selectors.ray) reads
+    both; `ray_io_cluster` names the RayCluster, as KubeRay's documentation does."""
+    return monitor("PodMonitor", "fleetscope-ray", "ray", {
+        "namespaceSelector": {"any": True},
+        "selector": {"matchExpressions": [
+            {"key": ray.KUBERAY_NODE_TYPE_LABEL, "operator": "In", "values": ["head", "worker"]}]},
+        "podMetricsEndpoints": [{"port": port, "interval": config.scrape_interval, "relabelings": [
+            {"action": "replace", "targetLabel": "job", "replacement": ray.DISCOVERY_JOB},
+            {"action": "replace", "sourceLabels": [_pod_label(ray.KUBERAY_CLUSTER_LABEL)],
+             "targetLabel": "ray_io_cluster"}]} for port in ray.KUBERAY_PORTS]})
+
+
+def _pod_label(name: str) -> str:
+    """The service-discovery meta label of a Pod label: ray.io/cluster -> __meta_kubernetes_pod_label_ray_io_cluster."""
+    return "__meta_kubernetes_pod_label_" + "".join(c if c.isalnum() else "_" for c in name)
 
 
 def alertmanager_alerts_config(alerts: MonitoringConfig) -> MonitoringConfig:

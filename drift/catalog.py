@@ -19,7 +19,8 @@ def _drift(name: str, type_: str, help_: str, *labels: str, segmented: bool = Fa
 SCORE = _drift(
     "score", "gauge",
     "Latest drift score of a column against the model's reference: a p-value for tests (ks, chisquare, z, ...), "
-    "a distance for the others (wasserstein, jensenshannon, psi, ...); method says which.",
+    "a distance for the others (wasserstein, jensenshannon, psi, ...), a classifier's ROC AUC or a share for "
+    "embedding and text columns (model, ratio, text_content_drift, ...); method says which.",
     "model", "column", "method", segmented=True)
 THRESHOLD = _drift(
     "threshold", "gauge",
@@ -56,6 +57,35 @@ DATASET_DETECTED = _drift(
 WINDOW_ROWS = _drift(
     "window_rows", "gauge", "Rows in the window compared by the latest evaluation, current or reference.",
     "model", "window", segmented=True)
+# Multivariate drift (config: multivariate; fleetscope.drift.multivariate, as NannyML 0.13.1 computes it): the columns
+# together, per model and per segment.
+MULTIVARIATE_RECONSTRUCTION_SCORE = _drift(
+    "multivariate_reconstruction_score", "gauge",
+    "Mean PCA reconstruction error of the current window's rows (standardized columns, PCA fitted on the reference "
+    "keeping 65% of its variance): it grows when the columns stop varying together as they did in the reference.",
+    "model", segmented=True)
+MULTIVARIATE_RECONSTRUCTION_BOUND = _drift(
+    "multivariate_reconstruction_bound", "gauge",
+    "Band of the reconstruction error: the mean +/- 3 standard deviations of it over the reference cut into chunks "
+    "of the current window's rows (bound=lower or upper; no lower series where that end is at or below 0).",
+    "model", "bound", segmented=True)
+MULTIVARIATE_CLASSIFIER_AUC = _drift(
+    "multivariate_domain_classifier_auc_ratio", "gauge",
+    "ROC AUC of a LightGBM classifier telling the current window's rows from the reference's (5-fold "
+    "cross-validated): 0.5 when they cannot be told apart, 1 when they always can.",
+    "model", segmented=True)
+MULTIVARIATE_CLASSIFIER_BOUND = _drift(
+    "multivariate_domain_classifier_bound", "gauge",
+    "Band of the domain classifier's ROC AUC, NannyML's constant 0.45 to 0.65 (bound=lower or upper).",
+    "model", "bound", segmented=True)
+MULTIVARIATE_DETECTED = _drift(
+    "multivariate_detected", "gauge",
+    "1 when the latest evaluation found the method's multivariate value outside its band, else 0; "
+    "method is reconstruction or classifier.",
+    "model", "method", segmented=True)
+MULTIVARIATE_METRICS = (MULTIVARIATE_RECONSTRUCTION_SCORE, MULTIVARIATE_RECONSTRUCTION_BOUND,
+                        MULTIVARIATE_CLASSIFIER_AUC, MULTIVARIATE_CLASSIFIER_BOUND, MULTIVARIATE_DETECTED)
+
 ROWS_ACCEPTED = _drift(
     "rows_accepted_total", "counter",
     "Output rows accepted and stored durably (for a model fed profiles, the rows its profiles summarize).",
@@ -147,13 +177,22 @@ QUALITY_ESTIMATED = _model(
     "quality_estimated", "gauge",
     "Quality of the model over all outputs of its quality window, labelled or not, estimated from its calibrated "
     "confidence (NannyML's CBPE): accuracy for any classifier with a confidence; precision, recall, f1 and roc_auc "
-    "too for a binary one scoring its positive class.",
+    "too for a binary one scoring its positive class; for a regression model, its error estimated by NannyML's DLE "
+    "(mae, mse, rmse) from the labelled outputs before the window.",
     "model", "metric")
 QUALITY_ESTIMATED_BOUND = _model(
     "quality_estimated_bound", "gauge",
     "Lower and upper bound of the estimated quality: 3 standard deviations of the realized value over labels drawn "
-    "from the calibrated probabilities.",
+    "from the calibrated probabilities (DLE: 3 sampling errors of the labelled outputs' error, not below 0).",
     "model", "metric", "bound")
+QUALITY_ESTIMATED_THRESHOLD = _model(
+    "quality_estimated_threshold", "gauge",
+    "A regression model's estimated error (DLE: metric mae, mse or rmse) is alerted on past these: the mean +/- 3 "
+    "standard deviations of the realized error over the labelled outputs before the window, cut into chunks of the "
+    "window's outputs (bound=lower or upper).",
+    "model", "metric", "bound")
+# What DLE estimates for a regression model (fleetscope_model_quality_estimated's metric)
+ESTIMATED_ERRORS = ("mae", "mse", "rmse")
 CONFUSION = _model(
     "confusion_rows", "gauge",
     "Labelled outputs of the quality window by actual and predicted class (the confusion matrix); cells with no "
@@ -185,15 +224,15 @@ LABEL_DELAY = _model(
 LAST_LABEL = _model(
     "last_label_timestamp_seconds", "gauge", "Unix time a label of the model was last stored.", "model")
 
-MODEL_QUALITY_METRICS = (QUALITY, QUALITY_ESTIMATED, QUALITY_ESTIMATED_BOUND, CONFUSION, LABEL_COVERAGE,
-                         QUALITY_WINDOW_ROWS, LABELS, LABEL_DELAY, LAST_LABEL)
+MODEL_QUALITY_METRICS = (QUALITY, QUALITY_ESTIMATED, QUALITY_ESTIMATED_BOUND, QUALITY_ESTIMATED_THRESHOLD, CONFUSION,
+                         LABEL_COVERAGE, QUALITY_WINDOW_ROWS, LABELS, LABEL_DELAY, LAST_LABEL)
 
 SERVICE_METRICS = (SCORE, SCORE_ERROR_BOUND, THRESHOLD, DETECTED, DECISION_CERTAIN, UNCERTAIN_SHARE,
                    SHARE, DATASET_DETECTED, WINDOW_ROWS,
                    ROWS_ACCEPTED, PROFILES_ACCEPTED, ROWS_REJECTED, BATCHES_REJECTED, ROWS_REFUSED_BY_COLUMN,
                    MISSING, NEW_CATEGORIES, OUT_OF_RANGE, EVALUATIONS, LAST_EVALUATION, EVALUATION_DURATION, MODELS,
                    STORE_SIZE, PROFILE_INTERVALS_UNUSABLE, SERIES_LIMIT, SERIES_DROPPED, STORAGE_LIMIT, STORAGE_USED,
-                   STORAGE_MODEL_BYTES, STORAGE_EVICTED, *MODEL_QUALITY_METRICS, BUILD_INFO)
+                   STORAGE_MODEL_BYTES, STORAGE_EVICTED, *MULTIVARIATE_METRICS, *MODEL_QUALITY_METRICS, BUILD_INFO)
 
 CLIENT_ROWS_SENT = _drift(
     "client_rows_sent_total", "counter", "Output rows the drift client delivered to the drift service.", "model")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import enum
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 import numpy as np
 import pandas as pd
@@ -25,16 +25,20 @@ class ColumnKind(enum.StrEnum):
     NUMERICAL = "num"
     CATEGORICAL = "cat"
     TEXT = "text"
+    # fleetscope's own: fixed-length vectors, compared by Evidently's embedding drift methods (drift/embeddings.py).
+    # Never inferred (Evidently takes an embedding as a list of numerical columns, named as one); declared only.
+    EMBEDDING = "embedding"
     OTHER = "other"  # datetimes, lists, empty columns: never compared
 
 
 def parse_kind(value: str) -> ColumnKind:
     aliases = {"num": ColumnKind.NUMERICAL, "numerical": ColumnKind.NUMERICAL,
-               "cat": ColumnKind.CATEGORICAL, "categorical": ColumnKind.CATEGORICAL}
+               "cat": ColumnKind.CATEGORICAL, "categorical": ColumnKind.CATEGORICAL,
+               "text": ColumnKind.TEXT, "embedding": ColumnKind.EMBEDDING}
     try:
         return aliases[value]
     except KeyError:
-        raise ValueError(f"column kind {value!r} is not one of numerical or categorical") from None
+        raise ValueError(f"column kind {value!r} is not one of numerical, categorical, text or embedding") from None
 
 
 def infer_kind_and_counts(column: pd.Series) -> tuple[ColumnKind, dict[object, int] | None]:
@@ -123,3 +127,26 @@ def category_text(value: object) -> str | None:
         if float(value).is_integer():
             return str(int(value))
     raise TypeError(f"{value!r} is not a category (categorical values are strings, integers or booleans)")
+
+
+# Limits.max_embedding_dimensions and Limits.max_text_length by default (fleetscope.drift.service.config).
+DEFAULT_MAX_EMBEDDING_DIMENSIONS = 4096
+DEFAULT_MAX_TEXT_LENGTH = 65_536
+
+
+class ColumnSchema(dict[str, ColumnKind]):
+    """A model's columns and their kinds, with what the values of its embedding and text columns must be:
+    each embedding column's declared dimension (where declared), the most dimensions and the longest text."""
+
+    def __init__(self, kinds: Mapping[str, ColumnKind], dimensions: Mapping[str, int] | None = None,
+                 max_dimensions: int = DEFAULT_MAX_EMBEDDING_DIMENSIONS,
+                 max_text_length: int = DEFAULT_MAX_TEXT_LENGTH) -> None:
+        super().__init__(kinds)
+        self.dimensions = dict(dimensions or {})
+        self.max_dimensions = max_dimensions
+        self.max_text_length = max_text_length
+
+
+def value_rules(columns: Mapping[str, ColumnKind]) -> ColumnSchema:
+    """The schema's rules for embedding and text values: its own where it is a ColumnSchema, the defaults else."""
+    return columns if isinstance(columns, ColumnSchema) else ColumnSchema(columns)

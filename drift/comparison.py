@@ -10,13 +10,18 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TypeVar
 
+import numpy as np
 import pandas as pd
 
-from fleetscope.drift import stattests
-from fleetscope.drift.columns import ColumnKind, infer_kind_and_counts
+from fleetscope.drift import embeddings, stattests, text_content
+from fleetscope.drift.columns import ColumnKind, clean, infer_kind_and_counts
 from fleetscope.drift.prepared import PreparedColumn
+from fleetscope.drift.text_descriptors import descriptor_columns
 
 COMPARABLE = (ColumnKind.NUMERICAL, ColumnKind.CATEGORICAL)
+# Compared from rows only, and only where declared: a text column (its content by a domain classifier, and its
+# descriptors as numerical columns) and an embedding column.
+DECLARED_ONLY = (ColumnKind.TEXT, ColumnKind.EMBEDDING)
 
 
 @dataclass(frozen=True)
@@ -70,22 +75,32 @@ class PreparedReference:
         for name in self.kinds:
             if name not in reference.columns:
                 raise ValueError(f"column {name!r} is not in the reference data")
-        names = list(self.kinds)
-        prepared = for_each_column(lambda name: PreparedColumn(reference[name], self.kinds[name]), names, workers)
+        # A text column's texts and its descriptors' columns; an embedding column's matrix.
+        self.texts = {name: _texts(reference[name]) for name, kind in self.kinds.items() if kind is ColumnKind.TEXT}
+        self.matrices = {name: _matrix(name, reference[name], "reference")
+                         for name, kind in self.kinds.items() if kind is ColumnKind.EMBEDDING}
+        described = _described(reference, self.kinds)
+        names = [name for name, kind in self.kinds.items() if kind not in DECLARED_ONLY] + list(described)
+        prepared = for_each_column(lambda name: PreparedColumn(described[name], ColumnKind.NUMERICAL) if name in
+                                   described else PreparedColumn(reference[name], self.kinds[name]), names, workers)
         self.columns: dict[str, PreparedColumn] = dict(zip(names, prepared, strict=True))
 
 
 def column_kinds(current: pd.DataFrame, numerical: Iterable[str] | None = None,
-                 categorical: Iterable[str] | None = None) -> dict[str, ColumnKind]:
-    """The declared columns only, when either list is given; otherwise every column, kinds inferred as
+                 categorical: Iterable[str] | None = None, text: Iterable[str] | None = None,
+                 embeddings: Iterable[str] | None = None) -> dict[str, ColumnKind]:
+    """The declared columns only, when any list is given; otherwise every column, kinds inferred as
     Evidently infers them from the current data."""
-    numerical, categorical = list(numerical or ()), list(categorical or ())
-    if numerical or categorical:
-        both = set(numerical) & set(categorical)
-        if both:
-            raise ValueError(f"columns declared both numerical and categorical: {sorted(both)}")
-        return {**{name: ColumnKind.NUMERICAL for name in numerical},
-                **{name: ColumnKind.CATEGORICAL for name in categorical}}
+    declared = {ColumnKind.NUMERICAL: list(numerical or ()), ColumnKind.CATEGORICAL: list(categorical or ()),
+                ColumnKind.TEXT: list(text or ()), ColumnKind.EMBEDDING: list(embeddings or ())}
+    if any(declared.values()):
+        kinds: dict[str, ColumnKind] = {}
+        for kind, names in declared.items():
+            twice = sorted(name for name in names if name in kinds)
+            if twice:
+                raise ValueError(f"columns declared as two kinds: {twice}")
+            kinds.update({name: kind for name in names})
+        return kinds
     return _infer(current)[0]
 
 
@@ -102,7 +117,8 @@ def compare(reference: pd.DataFrame | PreparedReference, current: pd.DataFrame,
             numerical: Iterable[str] | None = None, categorical: Iterable[str] | None = None,
             methods: Mapping[str, str] | str | None = None,
             thresholds: Mapping[str, float] | float | None = None,
-            drift_share: float = 0.5, workers: int | None = None) -> DriftResult:
+            drift_share: float = 0.5, workers: int | None = None, text: Iterable[str] | None = None,
+            embeddings: Iterable[str] | None = None) -> DriftResult:
     """Drift of each column of `current` against `reference`.
 
     With no `numerical`/`categorical` lists the kinds are inferred from `current`, as
@@ -111,29 +127,146 @@ def compare(reference: pd.DataFrame | PreparedReference, current: pd.DataFrame,
     Pass a PreparedReference to reuse the reference's preparation across calls. Columns are
     compared in `workers` threads (default: one per CPU, at most one per column; 1 compares
     them in this thread); the result does not depend on how many.
+
+    Declared `text` columns are compared by their content (text_content) and by each of their descriptors
+    (text_descriptors), as numerical columns `<column>.<descriptor>`; declared `embeddings` (a vector per row)
+    by an embedding drift method (embeddings). Text columns inferred, as Evidently infers them, are skipped.
+    A single method or threshold (not a mapping) applies to the numerical and categorical columns only.
     """
     counted: dict[str, dict[object, int]] = {}  # value counts that inferring kinds made anyway
+    declared = True
     if isinstance(reference, PreparedReference):
         kinds = reference.kinds
-    elif numerical or categorical:
-        kinds = column_kinds(current, numerical, categorical)
+    elif numerical or categorical or text or embeddings:
+        kinds = column_kinds(current, numerical, categorical, text, embeddings)
     else:
         kinds, counted = _infer(current)
-    skipped = {name: skip_reason(kind) for name, kind in kinds.items() if kind not in COMPARABLE}
-    kinds = {name: kind for name, kind in kinds.items() if kind in COMPARABLE}
+        declared = False
+    comparable = COMPARABLE + DECLARED_ONLY if declared else COMPARABLE
+    skipped = {name: skip_reason(kind) for name, kind in kinds.items() if kind not in comparable}
+    kinds = {name: kind for name, kind in kinds.items() if kind in comparable}
     for name in kinds:
         if name not in current.columns:
             raise ValueError(f"column {name!r} is not in the current data")
         if isinstance(reference, pd.DataFrame) and name not in reference.columns:
             raise ValueError(f"column {name!r} is not in the reference data")
+    reference_matrices = (reference.matrices if isinstance(reference, PreparedReference) else
+                          {name: _matrix(name, reference[name], "reference")
+                           for name, kind in kinds.items() if kind is ColumnKind.EMBEDDING})
+    matrices = _current_matrices(reference_matrices, current, kinds, skipped)
+    kinds = {name: kind for name, kind in kinds.items() if name not in skipped}
+    described = _described(current, kinds)
+    clashing = sorted(set(described) & set(kinds))
+    if clashing:
+        raise ValueError(f"column {clashing[0]!r} is also the name of a text column's descriptor: rename it")
+    described_reference = _described(reference, kinds) if isinstance(reference, pd.DataFrame) else {}
+    compared = {name: ColumnKind.NUMERICAL if name in described else kind
+                for name, kind in _with_descriptors(kinds, described).items()}
 
     def drift_of(name: str) -> ColumnDrift:
-        return _column_drift(name, _reference_column(reference, name, kinds[name]),
-                             PreparedColumn(current[name], kinds[name], counted.get(name)),
+        kind = compared[name]
+        if kind is ColumnKind.EMBEDDING:
+            return _embedding_drift(name, reference_matrices[name], matrices.pop(name),
+                                    _mapped(methods, name), _mapped(thresholds, name))
+        if kind is ColumnKind.TEXT:
+            return _text_drift(name, _reference_texts(reference, name), _texts(current[name]),
+                               _mapped(methods, name), _mapped(thresholds, name))
+        if name in described:
+            reference_column = (reference.columns[name] if isinstance(reference, PreparedReference)
+                                else PreparedColumn(described_reference[name], kind))
+            return _column_drift(name, reference_column, PreparedColumn(described[name], kind),
+                                 per_column(methods, name), per_column(thresholds, name))
+        return _column_drift(name, _reference_column(reference, name, kind),
+                             PreparedColumn(current[name], kind, counted.get(name)),
                              per_column(methods, name), per_column(thresholds, name))
 
-    drifts = for_each_column(drift_of, list(kinds), workers)
+    drifts = for_each_column(drift_of, list(compared), workers)
     return DriftResult({drift.column: drift for drift in drifts}, drift_share, skipped)
+
+
+def _current_matrices(reference_matrices: Mapping[str, np.ndarray], current: pd.DataFrame,
+                      kinds: Mapping[str, ColumnKind], skipped: dict[str, str]) -> dict[str, np.ndarray]:
+    """The current data's embedding columns as matrices. A column whose vectors differ in length, within the
+    current data or from the reference's (a model that changed its embedding without declaring its dimension), is
+    skipped with the reason instead: the other columns are still compared."""
+    matrices = {}
+    for name, kind in kinds.items():
+        if kind is not ColumnKind.EMBEDDING:
+            continue
+        try:
+            found = embeddings.matrix(current[name])
+        except ValueError as error:
+            skipped[name] = f"the current data's vectors cannot be compared: {error}"
+            continue
+        expected = reference_matrices[name].shape[1]
+        if found.size and expected and found.shape[1] != expected:
+            skipped[name] = (f"the current data's vectors have {found.shape[1]} components and the reference's "
+                             f"{expected}: set the reference again for the new embedding, or declare its dimension "
+                             "so that other vectors are refused when sent")
+            continue
+        matrices[name] = found
+    return matrices
+
+
+def _described(frame: pd.DataFrame, kinds: Mapping[str, ColumnKind]) -> dict[str, pd.Series]:
+    """The descriptor columns of the frame's text columns, by name."""
+    found: dict[str, pd.Series] = {}
+    for name, kind in kinds.items():
+        if kind is ColumnKind.TEXT:
+            found.update(descriptor_columns(name, frame[name]))
+    return found
+
+
+def _with_descriptors(kinds: Mapping[str, ColumnKind], described: Mapping[str, pd.Series]) -> dict[str, ColumnKind]:
+    """The kinds with each text column followed by its descriptors' columns."""
+    ordered: dict[str, ColumnKind] = {}
+    for name, kind in kinds.items():
+        ordered[name] = kind
+        if kind is ColumnKind.TEXT:
+            ordered.update({descriptor: ColumnKind.NUMERICAL for descriptor in described
+                            if descriptor.startswith(f"{name}.")})
+    return ordered
+
+
+def _texts(column: pd.Series) -> list[str]:
+    return [value for value in clean(column).tolist() if isinstance(value, str)]
+
+
+def _matrix(name: str, column: pd.Series, side: str) -> np.ndarray:
+    try:
+        return embeddings.matrix(column)
+    except ValueError as error:
+        raise ValueError(f"column {name!r} in the {side} data: {error}") from None
+
+
+def _reference_texts(reference: pd.DataFrame | PreparedReference, name: str) -> list[str]:
+    return reference.texts[name] if isinstance(reference, PreparedReference) else _texts(reference[name])
+
+
+def _mapped(setting: Mapping[str, T] | T | None, name: str) -> T | None:
+    """A setting for a text or embedding column: only one given for it by name."""
+    return setting.get(name) if isinstance(setting, Mapping) else None
+
+
+def _embedding_drift(name: str, reference: np.ndarray, current: np.ndarray, method: str | None,
+                     threshold: float | None) -> ColumnDrift:
+    if len(reference) == 0 or len(current) == 0:
+        side = "reference" if len(reference) == 0 else "current"
+        raise ValueError(f"column {name!r} has no vectors in the {side} data")
+    chosen, scored = embeddings.score(method, reference, current, threshold)
+    return ColumnDrift(name, ColumnKind.EMBEDDING, chosen.name, scored.score, scored.threshold, scored.drifted,
+                       len(reference), len(current))
+
+
+def _text_drift(name: str, reference: list[str], current: list[str], method: str | None,
+                threshold: float | None) -> ColumnDrift:
+    if len(reference) < 2 or len(current) < 2:
+        side = "reference" if len(reference) < 2 else "current"
+        raise ValueError(f"column {name!r} needs at least 2 texts in the {side} data to compare their content")
+    test = text_content.get(method) if method else text_content.default_for(len(reference))
+    threshold = test.default_threshold if threshold is None else float(threshold)
+    score, drifted = text_content.drift(test, reference, current, threshold)
+    return ColumnDrift(name, ColumnKind.TEXT, test.name, score, threshold, drifted, len(reference), len(current))
 
 
 def _reference_column(reference: pd.DataFrame | PreparedReference, name: str, kind: ColumnKind) -> PreparedColumn:
@@ -184,7 +317,8 @@ def _about_column(name: str) -> Iterator[None]:
 
 def skip_reason(kind: ColumnKind) -> str:
     if kind is ColumnKind.TEXT:
-        return "text column (more than half its values distinct); declare it categorical to compare it"
+        return ("text column (more than half its values distinct); declare it categorical to compare it, or text "
+                "to compare its content and descriptors")
     return "neither numerical nor categorical (datetime, list, or empty)"
 
 

@@ -37,6 +37,8 @@ def from_frames(reference: pd.DataFrame, current: pd.DataFrame,
             outside = (int(np.count_nonzero((values < known.min()) | (values > known.max())))
                        if len(known) else len(values))
             qualities[name] = ColumnQuality(missing, out_of_range_share=_share(outside, len(values)))
+        elif kind in (ColumnKind.TEXT, ColumnKind.EMBEDDING):  # texts and vectors: missing only
+            qualities[name] = ColumnQuality(missing)
         else:
             new = int((~present.isin(set(known))).sum())
             qualities[name] = ColumnQuality(missing, new_category_share=_share(new, len(present)))

@@ -23,9 +23,16 @@ def evidently_snapshot(reference: pd.DataFrame, current: pd.DataFrame,
                        kinds: Mapping[str, ColumnKind] | None = None,
                        methods: Mapping[str, str] | None = None,
                        thresholds: Mapping[str, float] | None = None, drift_share: float = 0.5):
-    """Run Evidently's DataDriftPreset; with `kinds` None, Evidently infers column kinds itself."""
+    """Run Evidently's DataDriftPreset; with `kinds` None, Evidently infers column kinds itself. Embedding
+    columns, and text descriptors' columns (not in the frames), are left out: the preset has no place for them."""
     from evidently import DataDefinition, Dataset, Report
     from evidently.presets import DataDriftPreset
+
+    if kinds is not None:
+        kinds = {name: kind for name, kind in kinds.items()
+                 if kind is not ColumnKind.EMBEDDING and name in current.columns}
+        methods = {name: method for name, method in (methods or {}).items() if name in kinds}
+        thresholds = {name: threshold for name, threshold in (thresholds or {}).items() if name in kinds}
 
     preset = DataDriftPreset(drift_share=drift_share, per_column_method=dict(methods or {}) or None,
                              per_column_threshold=dict(thresholds or {}) or None)
@@ -34,7 +41,8 @@ def evidently_snapshot(reference: pd.DataFrame, current: pd.DataFrame,
         return _quietly(report.run, current, reference)
     definition = DataDefinition(
         numerical_columns=[name for name, kind in kinds.items() if kind is ColumnKind.NUMERICAL],
-        categorical_columns=[name for name, kind in kinds.items() if kind is ColumnKind.CATEGORICAL])
+        categorical_columns=[name for name, kind in kinds.items() if kind is ColumnKind.CATEGORICAL],
+        text_columns=[name for name, kind in kinds.items() if kind is ColumnKind.TEXT])
     columns = list(kinds)
     return _quietly(report.run, Dataset.from_pandas(current[columns], data_definition=definition),
                     Dataset.from_pandas(reference[columns], data_definition=definition))

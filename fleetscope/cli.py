@@ -28,6 +28,8 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
                  "fleetscope.exporters.command", "", words, extended_by="fleetscope.simulation.node")
     _add_command(commands, ("check",), "check whether this node is fit for work (Slurm, NHC, node-problem-detector)",
                  "fleetscope.exporters.health.command", "", words, extended_by="fleetscope.simulation.node")
+    _add_command(commands, ("flight-recorder",), "name the first collective where a job's ranks diverge, from "
+                 "PyTorch Flight Recorder dumps", "fleetscope.exporters.nccl.flight_recorder", "", words)
     _add_command(commands, ("simulate-fleet",), "serve many simulated nodes, one scrape target each",
                  "fleetscope.simulation.fleet_command", "", words)
     drift = commands.add_parser("drift", help="the drift service", description="The drift service.")

@@ -41,6 +41,8 @@ class Selectors:
     exporter: str = 'job="fleetscope-exporter"'  # `fleetscope exporter` on every GPU node
     drift_service: str = 'job="fleetscope-drift"'  # `fleetscope drift serve`
     model_servers: str = ""  # the drift client's series in model servers
+    # Ray's own pages (mixin/ray.py): the job Ray's discovery file names and deploy/'s PodMonitor sets.
+    ray: str = 'job="ray"'
 
 
 @dataclass(frozen=True)
@@ -169,6 +171,12 @@ class InferenceConfig:
     preemptions_for: str = "15m"
     queue_waiting: float = 10.0  # requests waiting, growing for queue_growing_for
     queue_growing_for: str = "15m"
+    # A prefix-cache hit ratio fallen below this share of its own mean over the baseline window (serving_signals.py):
+    # prompts recomputed that were cached, so time to first token and GPU time rise next.
+    prefix_cache_collapse_factor: float = 0.5
+    prefix_cache_baseline_window: str = "1d"
+    prefix_cache_min_baseline: float = 0.1  # a baseline under this is no cache to lose
+    prefix_cache_collapse_for: str = "15m"
     # Serving efficiency (efficiency.py): energy per output token against the model's own baseline...
     energy_per_token_factor: float = 1.3  # worse than the baseline by this factor
     energy_baseline_window: str = "7d"  # the baseline: the median over this window
@@ -256,6 +264,38 @@ class TrainingConfig:
     step_time_for: str = "15m"
     stalled_after: str = "10m"  # no rank finished a step this long: stalled (and its time badput, not productive)
     stalled_for: str = "5m"
+    # The node to blame (alerts/training.py, lemon nodes): per-node increments are recorded once per lemon_interval
+    # (a rule group of that interval, so that they never overlap) and summed over 7 and 30 days. A job that
+    # restarted is blamed on a node that ran one of its ranks and had a hardware XID within two increments.
+    lemon_interval: str = "1h"
+    # The lemon score over 30 days: each job the node failed or stalled counts lemon_job_weight, each job a
+    # straggling rank on it slowed lemon_lag_weight, each hardware XID (gpu.xid_page, gpu.xid_ticket)
+    # lemon_xid_weight, each increment in which the driver asked for a recovery action lemon_recovery_weight.
+    lemon_job_weight: float = 1.0
+    lemon_lag_weight: float = 0.25
+    lemon_xid_weight: float = 0.25
+    lemon_recovery_weight: float = 0.5
+    lemon_score_threshold: float = 3.0  # e.g. three jobs failed or stalled in 30 days: propose the node for repair
+
+
+@dataclass(frozen=True)
+class RayConfig:
+    """Ray's own cluster metrics (alerts/ray.py), scraped through Ray's discovery file or the KubeRay PodMonitor."""
+    # A node that served its metrics within node_lost_window and serves none now, beyond the nodes the autoscaler
+    # stopped in that window: it died. The alert lasts the window, as the lost node is forgotten after it.
+    node_lost_window: str = "10m"
+    node_lost_for: str = "1m"
+    # Replicas the Serve controller started beyond the deployment's target, within replica_restart_window.
+    replica_restarts: int = 3
+    replica_restart_window: str = "30m"
+    replica_restart_for: str = "5m"
+    # Tasks waiting for a node that has the resources they ask for (PENDING_NODE_ASSIGNMENT).
+    pending_tasks: float = 0.0  # more than this many...
+    pending_for: str = "15m"  # ...at every evaluation for this long
+    # Bytes a node's object store spills to disk per second, averaged over spill_window.
+    spill_bytes_per_second: float = 0.0
+    spill_window: str = "10m"
+    spill_for: str = "15m"
 
 
 @dataclass(frozen=True)
@@ -317,7 +357,8 @@ class MonitoringConfig:
     severities: Severities = field(default_factory=Severities)
     teams: dict[str, str] = field(default_factory=lambda: {
         "exporter": "gpu-infra", "gpu": "gpu-infra", "fabric": "gpu-infra", "waste": "ml-platform",
-        "nccl": "ml-platform", "serving": "serving", "drift": "ml-platform", "training": "ml-platform"})
+        "nccl": "ml-platform", "serving": "serving", "drift": "ml-platform", "training": "ml-platform",
+        "ray": "ml-platform"})
     exporter: ExporterConfig = field(default_factory=ExporterConfig)
     gpu: GpuConfig = field(default_factory=GpuConfig)
     waste: WasteConfig = field(default_factory=WasteConfig)
@@ -327,6 +368,7 @@ class MonitoringConfig:
     drift: DriftConfig = field(default_factory=DriftConfig)
     self_monitoring: SelfMonitoringConfig = field(default_factory=SelfMonitoringConfig)
     training: TrainingConfig = field(default_factory=TrainingConfig)
+    ray: RayConfig = field(default_factory=RayConfig)
     routing: Routing = field(default_factory=Routing)
 
     def __post_init__(self) -> None:
@@ -408,7 +450,7 @@ def check(config: MonitoringConfig) -> None:
     """Raises ConfigError for values no rule can use. What only the alerts know (the engines, the latencies their
     schema records) is checked by the alerts generator (alerts/checks.py)."""
     for section in (config.exporter, config.gpu, config.waste, config.nccl, config.fabric, config.inference,
-                    config.drift, config.self_monitoring, config.training):
+                    config.drift, config.self_monitoring, config.training, config.ray):
         for f in dataclasses.fields(section):
             value = getattr(section, f.name)
             if f.name.endswith(("_for", "_window", "_within", "_after", "_interval")) and isinstance(value, str):
@@ -437,9 +479,17 @@ def check(config: MonitoringConfig) -> None:
             raise ConfigError(f"self_monitoring.{name} must be a share above 0, at most 1")
     if not 0 <= config.drift.min_label_coverage <= 1:
         raise ConfigError("drift.min_label_coverage must be a share from 0 to 1")
+    if config.ray.replica_restarts < 1 or config.ray.pending_tasks < 0 or config.ray.spill_bytes_per_second < 0:
+        raise ConfigError("ray: replica_restarts must be at least 1, pending_tasks and spill_bytes_per_second "
+                          "at least 0")
     if not 0 < config.training.goodput_objective < 1:
         raise ConfigError("training.goodput_objective must be a share between 0 and 1")
-    missing = {"exporter", "gpu", "fabric", "waste", "nccl", "serving", "drift", "training"} - set(config.teams)
+    for name in ("lemon_job_weight", "lemon_lag_weight", "lemon_xid_weight", "lemon_recovery_weight"):
+        if not getattr(config.training, name) >= 0:
+            raise ConfigError(f"training.{name} must be a weight of 0 or more")
+    if not config.training.lemon_score_threshold > 0:
+        raise ConfigError("training.lemon_score_threshold must be above 0")
+    missing = {"exporter", "gpu", "fabric", "waste", "nccl", "serving", "drift", "training", "ray"} - set(config.teams)
     if missing:
         raise ConfigError(f"teams: no team for {', '.join(sorted(missing))}")
     for name, team in config.teams.items():

@@ -12,6 +12,7 @@ UIDS = {
     "drift": "fleetscope-drift",
     "self": "fleetscope-self",
     "training": "fleetscope-training",
+    "ray": "fleetscope-ray",
 }
 # (variable, the alert label that sets it) for each dashboard.
 FILTERS = {
@@ -22,6 +23,7 @@ FILTERS = {
     "drift": (("cluster", "cluster"), ("model", "model")),
     "self": (("cluster", "cluster"), ("job", "job"), ("instance", "instance")),
     "training": (("cluster", "cluster"), ("training_job", "training_job")),
+    "ray": (("cluster", "cluster"), ("instance", "instance")),
 }
 
 

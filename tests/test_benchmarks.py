@@ -56,3 +56,9 @@ def test_storage_amplification_benchmark_runs(tmp_path):
     rows = json.loads(out.read_text())
     assert [row["answers"] for row in rows["bodies"]] == [[202]] and rows["bodies"][0]["pages_ratio"] < 2
     assert rows["blob"]["compressed_bytes"] < rows["blob"]["plain_bytes"]
+
+
+def test_drift_multivariate_benchmark_runs_and_agrees_with_nannyml(tmp_path):
+    rows = run_benchmark("drift_multivariate.py", tmp_path, "--quick")
+    fleetscope, nannyml = rows[::2], rows[1::2]
+    assert len(rows) == 4 and all(abs(a["value"] - b["value"]) < 1e-9 for a, b in zip(fleetscope, nannyml, strict=True))

@@ -62,6 +62,9 @@ UPSTREAM: dict[str, str] = {
     "nannyml/": r"nannyml",                                     # NannyML
     "scipy/": r"scipy",                                         # SciPy
     "core/metric_types.py": r"evidently",                       # Evidently
+    "evidently/legacy/": r"evidently",                          # Evidently's legacy API (embeddings, text)
+    "legacy/metrics/": r"evidently",                            # Evidently's legacy API, relative to its package
+    "ray/serve/": r"\bray\b",                                   # Ray Serve, relative to python/
     "etc/default-counters.csv": r"dcgm-exporter",               # NVIDIA dcgm-exporter
     "grafana/dcgm-exporter-dashboard.json": r"dcgm-exporter",   # NVIDIA dcgm-exporter
     "grafana/keda-gpu-scaling.json": r"dcgm-exporter",          # NVIDIA dcgm-exporter

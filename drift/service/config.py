@@ -18,6 +18,7 @@ with the `defaults` settings.
              max_category_length: 256, max_concurrent_writes: 4, max_concurrent_evaluations: 2,
              max_concurrent_reports: 1, max_decoded_bytes: 134217728, max_connections: 1024, max_classes: 20,
              max_profile_rows: 100000000, max_series: 50000, max_segment_values: 100, max_replicas: 1000,
+             max_embedding_dimensions: 4096, max_text_length: 65536,
              header_timeout_seconds: 10, body_timeout_seconds: 30, idle_timeout_seconds: 60}
     auth:
       read_tokens_file: /etc/fleetscope/drift-read-tokens    # one token a line
@@ -49,6 +50,14 @@ with the `defaults` settings.
           window: 1h                                  # quality of the outputs of the last hour
           horizon: 7d                                 # labels for older outputs are refused (beyond_horizon)
           calibration_rows: 10000                     # labelled outputs before the window CBPE calibrates on
+                                                      # (a regression model's: DLE learns its error from them)
+        multivariate:                                 # drift of the columns together (fleetscope.drift.multivariate)
+          methods: [reconstruction, classifier]       # PCA reconstruction error; domain classifier ROC AUC
+          columns: [score, region]                    # optional: by default every numerical and categorical column
+      search:                                         # an embedding column and a text column (rows only)
+        columns: {query_vector: embedding, query: text, latency: numerical}
+        dimensions: {query_vector: 384}               # optional: else the reference's vectors' length
+        methods: {query_vector: mmd, query.text_length: psi}
       chat:                                           # replicas send profiles (DriftClient(mode="profile"))
         mode: profiles
         columns: {latency: numerical, tokens: numerical, finish: categorical}
@@ -66,9 +75,17 @@ from typing import Any
 import yaml
 
 from fleetscope import durations
-from fleetscope.drift import stattests
-from fleetscope.drift.columns import ColumnKind, category_text, parse_kind
+from fleetscope.drift import embeddings, stattests, text_content
+from fleetscope.drift.columns import (
+    DEFAULT_MAX_EMBEDDING_DIMENSIONS,
+    DEFAULT_MAX_TEXT_LENGTH,
+    ColumnKind,
+    ColumnSchema,
+    category_text,
+    parse_kind,
+)
 from fleetscope.drift.sharding import shard_of
+from fleetscope.drift.text_descriptors import DESCRIPTORS, descriptor_name
 from fleetscope.web.connections import ConnectionLimits
 
 MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")
@@ -120,6 +137,16 @@ class QualityConfig:
         return self.task == "classification"
 
 
+MULTIVARIATE_METHODS = ("reconstruction", "classifier")  # fleetscope.drift.multivariate.METHODS
+
+
+@dataclass(frozen=True)
+class MultivariateConfig:
+    """Multivariate drift of a model fed rows: the methods, and the numerical and categorical columns they take."""
+    methods: tuple[str, ...]
+    columns: tuple[str, ...]
+
+
 @dataclass(frozen=True)
 class ModelConfig:
     name: str
@@ -136,6 +163,7 @@ class ModelConfig:
     # interval (fleetscope.drift.profiles), merged and compared by compare_profiles().
     mode: str = "rows"
     quality: QualityConfig | None = None
+    multivariate: MultivariateConfig | None = None
     # A model fed profiles: whether a column whose drift decision is uncertain (its score's error bound straddles
     # the threshold) counts toward the dataset's drift share when it is found drifted: exclude (the default: the
     # dataset is found drifted on certain columns only) or count.
@@ -153,7 +181,8 @@ class ModelConfig:
 
 # Series one compared column adds to a drift result on /metrics (fleetscope.drift.service.series): score, error
 # bound, threshold and detected; its missing share; its new-category or out-of-range share. And a result's own:
-# drifted share, dataset detected, and the two window sizes.
+# drifted share, dataset detected, and the two window sizes. (Multivariate drift, config: multivariate, adds at most
+# 8 more to a result, admitted within limits.max_series like the rest.)
 SERIES_PER_COLUMN = 6
 SERIES_PER_RESULT = 4
 # The most counter and gauge series one model has besides its evaluation's and its columns' refusals (a few of
@@ -183,6 +212,10 @@ class Limits:
     # A model fed profiles, per interval: distinct segment labels stored, and replicas that sent a profile.
     max_segment_values: int = 100
     max_replicas: int = 1000
+    # An embedding column's vectors (dimensions.<column>, or any length up to this where not declared), and a text
+    # column's texts, in characters. A window of an embedding column takes rows x dimensions x 8 bytes to compare.
+    max_embedding_dimensions: int = DEFAULT_MAX_EMBEDDING_DIMENSIONS
+    max_text_length: int = DEFAULT_MAX_TEXT_LENGTH
     # What a body may decode to (Arrow, Parquet and CSV columns; dictionary-encoded text expanded).
     max_decoded_bytes: int = 128 * 1024 * 1024
     max_connections: int = 1024
@@ -351,7 +384,8 @@ def model_config(name: str, document: Mapping, service: ServiceConfig, base: Pat
     if not MODEL_NAME.match(name):
         raise ConfigError(f"{where}: a model name is 1-128 letters, digits, '_', '.', ':' or '-'")
     _only(document, where, {"columns", "segments", "window", "reference", "methods", "thresholds", "drift_share",
-                            "evaluation_interval", "mode", "quality", "uncertain_columns"})
+                            "evaluation_interval", "mode", "quality", "uncertain_columns", "dimensions",
+                            "multivariate"})
     mode = str(document.get("mode", "rows"))
     if mode not in ("rows", "profiles"):
         raise ConfigError(f"{where}.mode must be rows or profiles, not {mode!r}")
@@ -369,22 +403,24 @@ def model_config(name: str, document: Mapping, service: ServiceConfig, base: Pat
             columns[str(column)] = parse_kind(str(kind))
         except ValueError as error:
             raise ConfigError(f"{where}.columns.{column}: {error}") from None
+    columns = _rows_only_columns(columns, document, mode, service.limits, where)
     segments = tuple(str(segment) for segment in document.get("segments") or ())
     for segment in segments:
         if columns.get(segment) is not ColumnKind.CATEGORICAL:
             raise ConfigError(f"{where}.segments: {segment!r} must be one of the model's categorical columns")
     methods = {str(column): str(method) for column, method in
                _mapping(document.get("methods", {}), f"{where}.methods").items()}
+    compared = _compared_columns(columns)
     for column, method in methods.items():
-        if column not in columns:
+        if column not in compared:
             raise ConfigError(f"{where}.methods: {column!r} is not one of the model's columns")
         try:
-            stattests.get(method, columns[column])
+            _check_method(method, compared[column])
         except ValueError as error:
             raise ConfigError(f"{where}.methods.{column}: {error}") from None
     thresholds = {}
     for column, threshold in _mapping(document.get("thresholds", {}), f"{where}.thresholds").items():
-        if column not in columns:
+        if column not in compared:
             raise ConfigError(f"{where}.thresholds: {column!r} is not one of the model's columns")
         if not isinstance(threshold, (int, float)) or isinstance(threshold, bool) or not threshold == threshold:
             raise ConfigError(f"{where}.thresholds.{column} must be a number")
@@ -406,9 +442,11 @@ def model_config(name: str, document: Mapping, service: ServiceConfig, base: Pat
         raise ConfigError(f"{where}.window: a model fed profiles has no rows to count; give the window a duration")
     interval = document.get("evaluation_interval")
     quality = _quality(document["quality"], columns, mode, service, where) if document.get("quality") else None
+    multivariate = (_multivariate(document["multivariate"], columns, segments, mode, where)
+                    if document.get("multivariate") else None)
     return ModelConfig(
         name=name, columns=columns, segments=segments,
-        window=window, mode=mode, quality=quality,
+        window=window, mode=mode, quality=quality, multivariate=multivariate,
         reference_file=base / str(reference["file"]) if "file" in reference else None,
         rolling_reference=rolling, methods=methods, thresholds=thresholds,
         drift_share=_share(document.get("drift_share", service.default_drift_share), f"{where}.drift_share"),
@@ -458,6 +496,81 @@ def _quality(document: Any, columns: dict[str, ColumnKind], mode: str, service: 
     if quality.horizon > service.retention:
         raise ConfigError(f"{where}.horizon is longer than storage.retention keeps outputs")
     return quality
+
+
+def _multivariate(document: Any, columns: dict[str, ColumnKind], segments: tuple[str, ...], mode: str,
+                  model_where: str) -> MultivariateConfig:
+    where = f"{model_where}.multivariate"
+    document = _mapping(document, where)
+    _only(document, where, {"methods", "columns"})
+    if mode == "profiles":
+        raise ConfigError(f"{where}: a model fed profiles cannot have multivariate drift: its profiles summarize each "
+                          "column alone, and neither a PCA's reconstruction error nor a classifier telling windows "
+                          "apart can be computed, or bounded, from per-column sketches; send rows (mode: rows)")
+    methods = document.get("methods", list(MULTIVARIATE_METHODS))
+    if not isinstance(methods, list) or not methods or not all(method in MULTIVARIATE_METHODS for method in methods):
+        raise ConfigError(f"{where}.methods must list one or more of {', '.join(MULTIVARIATE_METHODS)}, not "
+                          f"{str(methods)[:200]}")
+    usable = [name for name, kind in columns.items() if kind in (ColumnKind.NUMERICAL, ColumnKind.CATEGORICAL)]
+    chosen = document.get("columns", [name for name in usable if name not in segments])
+    if not isinstance(chosen, list) or not chosen:
+        raise ConfigError(f"{where}.columns must list one or more of the model's numerical or categorical columns")
+    for column in chosen:
+        if str(column) not in usable:
+            raise ConfigError(f"{where}.columns: {str(column)[:200]!r} is not one of the model's numerical or "
+                              f"categorical columns ({', '.join(usable)})")
+    if len(set(map(str, chosen))) != len(chosen):
+        raise ConfigError(f"{where}.columns names a column twice")
+    return MultivariateConfig(tuple(dict.fromkeys(map(str, methods))), tuple(map(str, chosen)))
+
+
+def _rows_only_columns(columns: dict[str, ColumnKind], document: Mapping, mode: str, limits: Limits,
+                       where: str) -> ColumnSchema:
+    """The columns as a ColumnSchema: with the declared dimension of each embedding column (dimensions), and the
+    limits on embedding and text values. A text column counts toward limits.max_columns as itself and its
+    descriptors, each of which is a compared column with its own series."""
+    rows_only = [name for name, kind in columns.items() if kind in (ColumnKind.TEXT, ColumnKind.EMBEDDING)]
+    if rows_only and mode == "profiles":
+        raise ConfigError(f"{where}.columns.{rows_only[0]}: a model fed profiles cannot have {columns[rows_only[0]]} "
+                          "columns: the embedding methods model and mmd and text content drift need the rows, and "
+                          "profiles do not carry sketches of vectors or texts; send rows (mode: rows)")
+    descriptors = {descriptor_name(name, descriptor) for name, kind in columns.items() if kind is ColumnKind.TEXT
+                   for descriptor in DESCRIPTORS}
+    clashing = sorted(descriptors & set(columns))
+    if clashing:
+        raise ConfigError(f"{where}.columns: {clashing[0]!r} is also the name of a text column's descriptor; "
+                          "rename it")
+    counted = len(columns) + len(DESCRIPTORS) * sum(kind is ColumnKind.TEXT for kind in columns.values())
+    if counted > limits.max_columns:
+        raise ConfigError(f"{where} compares {counted} columns (each text column is itself and {len(DESCRIPTORS)} "
+                          f"descriptors); limits.max_columns is {limits.max_columns}")
+    dimensions = {}
+    for column, value in _mapping(document.get("dimensions", {}), f"{where}.dimensions").items():
+        if columns.get(str(column)) is not ColumnKind.EMBEDDING:
+            raise ConfigError(f"{where}.dimensions: {column!r} is not one of the model's embedding columns")
+        if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= limits.max_embedding_dimensions:
+            raise ConfigError(f"{where}.dimensions.{column} must be a whole number from 1 to "
+                              f"limits.max_embedding_dimensions ({limits.max_embedding_dimensions}), not {value!r}")
+        dimensions[str(column)] = value
+    return ColumnSchema(columns, dimensions, limits.max_embedding_dimensions, limits.max_text_length)
+
+
+def _compared_columns(columns: Mapping[str, ColumnKind]) -> dict[str, ColumnKind]:
+    """The columns a drift result holds: the model's, and each text column's descriptors (numerical)."""
+    compared = dict(columns)
+    for name, kind in columns.items():
+        if kind is ColumnKind.TEXT:
+            compared.update({descriptor_name(name, descriptor): ColumnKind.NUMERICAL for descriptor in DESCRIPTORS})
+    return compared
+
+
+def _check_method(method: str, kind: ColumnKind) -> None:
+    if kind is ColumnKind.EMBEDDING:
+        embeddings.get(method)
+    elif kind is ColumnKind.TEXT:
+        text_content.get(method)
+    else:
+        stattests.get(method, kind)
 
 
 def _category(value: Any, where: str) -> str | None:

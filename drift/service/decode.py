@@ -5,6 +5,11 @@ written as text, so a reference read from CSV and outputs sent as JSON agree). N
 missing value; NaN and infinity are refused, because Evidently would silently drop them and
 a model that emits them has a bug someone should see. A batch is validated whole before
 anything is stored: one bad value refuses the batch.
+
+An embedding column's vectors (JSON arrays of numbers, Arrow fixed-size or plain lists of numbers) become
+fixed-size lists of float64, all of one length (the declared dimension, or the batch's first vector's), no longer
+than limits.max_embedding_dimensions, every component finite; null is a missing vector. A text column's values
+are strings of at most limits.max_text_length characters.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from fleetscope.drift.columns import ColumnKind, category_text
+from fleetscope.drift.columns import DEFAULT_MAX_TEXT_LENGTH, ColumnKind, category_text, value_rules
 from fleetscope.drift.service import arrow_ipc
 from fleetscope.log import quoted
 
@@ -49,6 +54,7 @@ class BodyLimits:
     max_columns: int
     max_decoded_bytes: int
     max_category_length: int
+    max_text_length: int = DEFAULT_MAX_TEXT_LENGTH
 
 
 def read_table(body: bytes, content_type: str, limits: BodyLimits) -> pa.Table | _ObjectTable:
@@ -162,11 +168,18 @@ def _json_table(body: bytes, limits: BodyLimits) -> _ObjectTable:
     return _json_rows(document)
 
 
+# An embedding's vector is a JSON array: one more container per row and embedding column, allowed for every
+# this many bytes of body (a vector of 384 components takes at least 768 bytes; one that needs more containers
+# than this allows is sent as Arrow). Parsed, an array of a few components takes about this many bytes too.
+BODY_BYTES_PER_VECTOR = 256
+
+
 def _check_json_containers(body: bytes, limits: BodyLimits) -> None:
     """Refuses, before parsing, a body with more objects and arrays than any batch within the
-    limits has (one per row, one per column and a few around them): parsed, each costs
-    hundreds of bytes, so 16 MB of `[{"c":[]},...]` would take half a gigabyte."""
-    allowed = limits.max_rows + limits.max_columns + 4
+    limits has (one per row, one per column and a few around them, and embeddings' vectors at most one per
+    BODY_BYTES_PER_VECTOR bytes): parsed, each costs hundreds of bytes, so 16 MB of `[{"c":[]},...]` would take
+    half a gigabyte."""
+    allowed = limits.max_rows + limits.max_columns + 4 + len(body) // BODY_BYTES_PER_VECTOR
     if body.count(b"[") + body.count(b"{") <= allowed:
         return  # the common case: an upper bound, since brackets inside strings count too
     containers = _containers_outside_strings(body)
@@ -303,11 +316,17 @@ def _check_names(names: list[str], columns: Mapping[str, ColumnKind], rows: int)
 def _typed(table: pa.Table | _ObjectTable, columns: Mapping[str, ColumnKind], rows: int,
            limits: BodyLimits) -> pa.Table:
     arrays = {}
+    rules = value_rules(columns)
     for name, kind in columns.items():
         column = table[name]
         try:
             if kind is ColumnKind.NUMERICAL:
                 arrays[name] = _numerical(name, column, rows)
+            elif kind is ColumnKind.EMBEDDING:
+                arrays[name] = embedding_values(name, column, rows, rules.dimensions.get(name),
+                                                rules.max_dimensions, limits.max_decoded_bytes)
+            elif kind is ColumnKind.TEXT:
+                arrays[name] = text_values(name, column, rows, rules.max_text_length)
             else:
                 arrays[name] = _categorical(name, column, rows, limits.max_category_length)
         except BadBatch as refused:
@@ -327,10 +346,13 @@ def _check_expansion(table: pa.Table, limits: BodyLimits) -> None:
                 continue
             dictionary = chunk.dictionary
             if pa.types.is_string(dictionary.type) or pa.types.is_large_string(dictionary.type):
+                # Whether the column is categorical or text is not known yet: each value's own limit is checked
+                # once it is, here only the longer of the two.
                 longest = pc.max(pc.utf8_length(dictionary)).as_py() or 0
-                if longest > limits.max_category_length:
+                if longest > max(limits.max_category_length, limits.max_text_length):
                     raise BadBatch(400, "too_long", f"a dictionary value of {longest} characters; "
-                                                    f"the limit is {limits.max_category_length}", table.num_rows)
+                                                    f"the limit is {limits.max_category_length} for a category "
+                                                    f"and {limits.max_text_length} for a text", table.num_rows)
                 value_bytes = pc.binary_length(dictionary)
                 decoded += (pc.sum(pc.take(value_bytes, chunk.indices)).as_py() or 0) + 8 * len(chunk)
             else:
@@ -402,6 +424,153 @@ def _categorical(name: str, column, rows: int, max_length: int) -> pa.Array:
         index = pc.index(pc.greater(lengths, max_length), True).as_py()
         raise BadBatch(400, "too_long", f"row {index}, column {name!r}: a category of {lengths[index].as_py()} "
                                         f"characters; the limit is {max_length}", rows)
+    return values
+
+
+def embedding_values(name: str, column, rows: int, dimension: int | None, max_dimensions: int,
+                     max_bytes: int) -> pa.Array:
+    """The column's vectors as fixed-size lists of float64, or BadBatch naming the first bad row."""
+    if isinstance(column, _Values):
+        return _json_vectors(name, column, rows, dimension, max_dimensions, max_bytes)
+    column = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    kind = column.type
+    if pa.types.is_null(kind):
+        if dimension is None:
+            raise BadBatch(400, "schema", f"column {name!r}: every vector is null and the column declares no "
+                                          "dimension (dimensions in the config)", rows)
+        return pa.nulls(len(column), pa.list_(pa.float64(), dimension))
+    listed = pa.types.is_fixed_size_list(kind) or pa.types.is_list(kind) or pa.types.is_large_list(kind)
+    if not listed or not (pa.types.is_integer(kind.value_type) or pa.types.is_floating(kind.value_type)):
+        raise BadBatch(400, "schema", f"column {name!r} holds {kind} but is an embedding column (a list of numbers "
+                                      "per row)", rows)
+    lengths = pc.list_value_length(column)
+    present = pc.drop_null(lengths)
+    if len(present) == 0 and dimension is None:
+        raise BadBatch(400, "schema", f"column {name!r}: every vector is null and the column declares no dimension "
+                                      "(dimensions in the config)", rows)
+    expected = dimension if dimension is not None else present[0].as_py()
+    _check_dimension(name, expected, max_dimensions, pc.index(lengths, present[0]).as_py() if len(present) else 0,
+                     rows, declared=dimension is not None)
+    wrong = pc.fill_null(pc.not_equal(lengths, expected), False)
+    if pc.any(wrong).as_py():
+        index = pc.index(wrong, True).as_py()
+        raise BadBatch(400, "ragged", f"row {index}, column {name!r}: a vector of {lengths[index].as_py()} "
+                                      f"components; this column's vectors have {expected}", rows)
+    flat = pc.list_flatten(column)  # the present vectors' components only
+    if flat.null_count:
+        row = _row_of_component(column, pc.index(pc.is_null(flat), True).as_py())
+        raise BadBatch(400, "not_finite", f"row {row}, column {name!r}: a vector with a null component; send null "
+                                          "for a missing vector", rows)
+    values = flat.cast(pa.float64())
+    finite = pc.is_finite(values)
+    if not pc.all(finite).as_py():
+        position = pc.index(finite, False).as_py()
+        row = _row_of_component(column, position)
+        raise BadBatch(400, "not_finite", f"row {row}, column {name!r}: a vector with the component "
+                                          f"{values[position].as_py()}; every component must be finite", rows)
+    mask = pc.is_null(column) if column.null_count else None
+    filled = _spread(values, mask, expected) if mask is not None else values
+    return pa.FixedSizeListArray.from_arrays(filled, expected, mask=mask)
+
+
+def _check_dimension(name: str, dimension: int, max_dimensions: int, row: int, rows: int, declared: bool) -> None:
+    if dimension < 1:
+        raise BadBatch(400, "ragged", f"row {row}, column {name!r}: an empty vector", rows)
+    if not declared and dimension > max_dimensions:
+        raise BadBatch(400, "too_many_dimensions", f"row {row}, column {name!r}: a vector of {dimension} "
+                                                   f"components; the limit is {max_dimensions} "
+                                                   "(limits.max_embedding_dimensions)", rows)
+
+
+def _row_of_component(column: pa.Array, position: int) -> int:
+    """The row whose vector holds the `position`-th component of the column's flattened present vectors."""
+    lengths = np.asarray(pc.fill_null(pc.list_value_length(column), 0))
+    return int(np.searchsorted(np.cumsum(lengths), position, side="right"))
+
+
+def _spread(values: pa.Array, mask: pa.Array, dimension: int) -> pa.Array:
+    """The present vectors' components with `dimension` zeros where each missing vector stands, which a
+    fixed-size list array needs (its mask hides them)."""
+    missing = np.asarray(mask, dtype=bool)
+    spread = np.zeros((len(missing), dimension))
+    spread[~missing] = np.asarray(values).reshape(-1, dimension)
+    return pa.array(spread.reshape(-1))
+
+
+def _json_vectors(name: str, column: _Values, rows: int, dimension: int | None, max_dimensions: int,
+                  max_bytes: int) -> pa.Array:
+    expected = dimension
+    components: list = []
+    missing = np.zeros(len(column), dtype=bool)
+    for index, vector in enumerate(column):
+        if vector is None:
+            missing[index] = True
+            continue
+        if type(vector) is not list:
+            raise BadBatch(400, "schema", f"row {index}, column {name!r}: {_describe(vector)} is not a vector "
+                                          "(an embedding column takes a list of numbers; null for no vector)", rows)
+        if expected is None:
+            expected = len(vector)
+            _check_dimension(name, expected, max_dimensions, index, rows, declared=False)
+        if not components and len(column) * expected * 8 > max_bytes:
+            raise BadBatch(413, "too_large", f"column {name!r}: {len(column)} vectors of {expected} components "
+                                             f"decode to {len(column) * expected * 8} bytes; the limit is "
+                                             f"{max_bytes} (limits.max_decoded_bytes)", rows)
+        if len(vector) != expected:
+            raise BadBatch(400, "ragged", f"row {index}, column {name!r}: a vector of {len(vector)} components; "
+                                          f"this column's vectors have {expected}", rows)
+        for component in vector:
+            kind = type(component)
+            if kind is not float and kind is not int:
+                raise BadBatch(400, "schema", f"row {index}, column {name!r}: {_describe(component)} in a vector is "
+                                              "not a number", rows)
+        components.extend(vector)
+    if expected is None:
+        if dimension is None:
+            raise BadBatch(400, "schema", f"column {name!r}: every vector is null and the column declares no "
+                                          "dimension (dimensions in the config)", rows)
+        expected = dimension
+    try:
+        values = np.array(components, dtype=np.float64)
+    except OverflowError:  # an integer beyond float64
+        raise BadBatch(400, "not_finite", f"column {name!r}: a component is beyond float64's range", rows) from None
+    finite = np.isfinite(values)
+    if not finite.all():
+        position = int(np.argmin(finite))
+        row = int(np.flatnonzero(~missing)[position // expected])
+        raise BadBatch(400, "not_finite", f"row {row}, column {name!r}: a vector with the component "
+                                          f"{values[position]}; every component must be finite", rows)
+    mask = pa.array(missing) if missing.any() else None
+    flat = _spread(pa.array(values), mask, expected) if mask is not None else pa.array(values)
+    return pa.FixedSizeListArray.from_arrays(flat, expected, mask=mask)
+
+
+def text_values(name: str, column, rows: int, max_length: int) -> pa.Array:
+    """The column's texts, or BadBatch naming the first row that is not a text or is too long."""
+    if isinstance(column, _Values):
+        for index, value in enumerate(column):
+            if value is not None and type(value) is not str:
+                raise BadBatch(400, "schema", f"row {index}, column {name!r}: {_describe(value)} is not a text "
+                                              "(text column; null for no text)", rows)
+        try:
+            values = pa.array(column, type=pa.string())
+        except (pa.ArrowException, UnicodeError):
+            index = next(index for index, value in enumerate(column) if not _is_utf8(value))
+            raise BadBatch(400, "bad_text", f"row {index}, column {name!r}: a text that is not valid Unicode (a "
+                                            "lone surrogate?)", rows) from None
+    else:
+        column = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+        if pa.types.is_dictionary(column.type):
+            column = column.dictionary_decode()
+        if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type) or
+                pa.types.is_null(column.type)):
+            raise BadBatch(400, "schema", f"column {name!r} holds {column.type} but is a text column", rows)
+        values = column.cast(pa.string())
+    lengths = pc.fill_null(pc.utf8_length(values), 0)
+    if len(lengths) and pc.max(lengths).as_py() > max_length:
+        index = pc.index(pc.greater(lengths, max_length), True).as_py()
+        raise BadBatch(400, "too_long", f"row {index}, column {name!r}: a text of {lengths[index].as_py()} "
+                                        f"characters; the limit is {max_length} (limits.max_text_length)", rows)
     return values
 
 

@@ -3,14 +3,16 @@ per segment, and the outcome kept for the API, the metrics and the report."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import pandas as pd
 
-from fleetscope.drift import quality
+from fleetscope.drift import multivariate, quality
 from fleetscope.drift.comparison import DriftResult, PreparedReference, compare
+from fleetscope.drift.multivariate import MultivariateDrift, MultivariateError, Reconstruction
 from fleetscope.drift.quality import ColumnQuality
 from fleetscope.drift.samples import Sample
 from fleetscope.drift.segments import segment_label
@@ -41,6 +43,12 @@ class Evaluation:
     samples: tuple[Sample | None, Sample | None] | None = None  # fed profiles: (reference, current) rows kept
     model_quality: WindowQuality | None = None  # of a model whose quality is measured (config: quality)
     series_dropped: int = 0  # of its series, those left off /metrics for limits.max_series
+    # multivariate drift (config: multivariate), by segment label ("" the model as a whole), then by method; a method
+    # that could not be computed on the data is left out with the reason, by segment label and method
+    multivariate: dict[str, dict[str, MultivariateDrift]] = field(default_factory=dict)
+    multivariate_skipped: dict[str, dict[str, str]] = field(default_factory=dict)
+    # a regression model's estimated errors (DLE): the range of the realized error before the window, by measure
+    estimated_thresholds: dict[str, tuple[float, float]] = field(default_factory=dict)
 
     def to_json(self) -> dict:
         document: dict[str, Any] = {
@@ -63,8 +71,19 @@ class Evaluation:
             document["skipped_segments"] = self.skipped_segments
             document["quality"] = {column: {key: value for key, value in asdict(found).items() if value is not None}
                                    for column, found in self.quality.items()}
+        if self.multivariate or self.multivariate_skipped:
+            document["multivariate"] = _multivariate_json(self.multivariate.get("", {}),
+                                                          self.multivariate_skipped.get("", {}))
+            for label in sorted((set(self.multivariate) | set(self.multivariate_skipped)) - {""}):
+                if label in document.get("segments", {}):
+                    document["segments"][label]["multivariate"] = _multivariate_json(
+                        self.multivariate.get(label, {}), self.multivariate_skipped.get(label, {}))
         if self.model_quality is not None:
             document["model_quality"] = self.model_quality.to_json()
+            if self.estimated_thresholds:
+                document["model_quality"]["estimated_thresholds"] = {
+                    measure: {"lower": lower, "upper": upper}
+                    for measure, (lower, upper) in self.estimated_thresholds.items()}
         if self.series_dropped:
             document["series_dropped"] = {"series": self.series_dropped, "reason": "limits.max_series: the /metrics "
                                           "page is full; the largest segments were kept"}
@@ -86,6 +105,17 @@ def _result_json(result: DriftResult) -> dict:
     }
 
 
+def _multivariate_json(found: dict[str, MultivariateDrift], skipped: dict[str, str]) -> dict:
+    return {"methods": {method: {"value": drift.value, "lower": drift.lower, "upper": drift.upper,
+                                 "drifted": drift.drifted,
+                                 # NaN for a window of one row: JSON has no NaN
+                                 "sampling_error": (drift.sampling_error if drift.sampling_error is not None
+                                                    and math.isfinite(drift.sampling_error) else None),
+                                 "current_rows": drift.current_rows, "reference_rows": drift.reference_rows}
+                        for method, drift in found.items()},
+            "skipped_methods": skipped}
+
+
 class PreparedCache:
     """A fixed reference as read from the store, and prepared per segment, kept until the
     reference changes (its version is when it was set)."""
@@ -94,10 +124,27 @@ class PreparedCache:
         self.version: object = None
         self.prepared: dict[str, PreparedReference] = {}
         self._frame: pd.DataFrame | None = None
+        self.reconstructions: dict[str, Reconstruction | MultivariateError] = {}  # by segment label and columns
 
     def _at(self, version: object) -> None:
         if version != self.version:
             self.version, self.prepared, self._frame = version, {}, None
+            self.reconstructions = {}
+
+    def reconstruction(self, version: object, label: str, reference: pd.DataFrame,
+                       kinds: dict) -> Reconstruction:
+        """The PCA fitted on the reference (or the reason it cannot be), fitted once per reference version."""
+        self._at(version)
+        key = f"{label}\0{','.join(kinds)}"
+        if key not in self.reconstructions:
+            try:
+                self.reconstructions[key] = Reconstruction(reference, kinds)
+            except MultivariateError as error:
+                self.reconstructions[key] = error
+        found = self.reconstructions[key]
+        if isinstance(found, MultivariateError):
+            raise found
+        return found
 
     def frame(self, version: object, load: Callable[[], pd.DataFrame]) -> pd.DataFrame:
         self._at(version)
@@ -140,6 +187,9 @@ def run(config: ModelConfig, current: pd.DataFrame, reference: pd.DataFrame, max
             evaluation.segments[label] = _compare(config, segment_current, segment_reference, kinds, label, cache,
                                                   version)
             evaluation.segment_rows[label] = (len(segment_current), len(segment_reference))
+            _multivariate(config, segment_current, segment_reference, label, cache, version, evaluation)
+    if config.multivariate is not None:
+        _multivariate(config, current, reference, "", cache, version, evaluation)
     evaluation.outcome = "success"
     return evaluation
 
@@ -159,3 +209,28 @@ def _compare(config: ModelConfig, current: pd.DataFrame, reference: pd.DataFrame
     result = compare(prepared, current, methods=config.methods, thresholds=config.thresholds,
                      drift_share=config.drift_share)
     return DriftResult(result.columns, result.drift_share, {**result.skipped, **skipped})
+
+
+def _multivariate(config: ModelConfig, current: pd.DataFrame, reference: pd.DataFrame, label: str,
+                  cache: PreparedCache | None, version: object, evaluation: Evaluation) -> None:
+    """Multivariate drift of the model as a whole (label "") or of a segment, whose own columns are left out."""
+    if config.multivariate is None:
+        return
+    kinds = {name: config.columns[name] for name in config.multivariate.columns
+             if not (label and name in config.segments)}
+    found, skipped = {}, {}
+    for method in config.multivariate.methods:
+        try:
+            if method == "reconstruction":
+                fitted = (cache.reconstruction(version, label, reference, kinds) if cache is not None
+                          else Reconstruction(reference, kinds))
+                found[method] = fitted.compare(current)
+            else:
+                found[method] = multivariate.classifier_auc(reference, current, kinds,
+                                                            seed=int(evaluation.evaluated_at) & 0xFFFFFFFF)
+        except MultivariateError as error:
+            skipped[method] = str(error)
+    if found:
+        evaluation.multivariate[label] = found
+    if skipped:
+        evaluation.multivariate_skipped[label] = skipped

@@ -12,7 +12,7 @@ import pandas as pd
 
 from fleetscope import log
 from fleetscope.drift.profiles import Profile
-from fleetscope.drift.service import evaluation, outcomes, profiled, series, windows
+from fleetscope.drift.service import estimated_errors, evaluation, outcomes, profiled, series, windows
 from fleetscope.drift.service.config import ModelConfig
 from fleetscope.drift.service.model_state import ModelState
 from fleetscope.drift.service.store import RowRange, Store
@@ -40,6 +40,8 @@ class Evaluator:
                 result = self._evaluate(model)
                 if model.config.quality is not None:
                     result.model_quality = self._evaluate_quality(model.config, result.evaluated_at)
+                    if result.model_quality is not None and not model.config.quality.classification:
+                        result.estimated_thresholds = self._estimate_errors(model.config, result.model_quality)
                 admitted = service.series.admit(name, series.blocks(result, service.limits.max_classes))
                 result.series_dropped = admitted.dropped
                 model.latest, model.series = result, admitted
@@ -102,6 +104,14 @@ class Evaluator:
         except Exception:  # as with drift: the service stays up, the log says why
             _log.exception("model quality evaluation failed", extra={"model": config.name})
             return None
+
+    def _estimate_errors(self, config: ModelConfig,
+                         window: outcomes.WindowQuality) -> dict[str, tuple[float, float]]:
+        try:
+            return estimated_errors.estimate(self._service.store, config, window)
+        except Exception:  # as with drift: the service stays up, the log says why
+            _log.exception("error estimation failed", extra={"model": config.name})
+            return {}
 
     def _evaluate_profiles(self, model: ModelState, now: float, outcome: evaluation.Evaluation) -> None:
         config, store = model.config, self._service.store

@@ -13,6 +13,7 @@ from fleetscope.catalog import FamilySet
 from fleetscope.drift import catalog
 from fleetscope.drift.comparison import DriftResult
 from fleetscope.drift.model_quality import Quality
+from fleetscope.drift.multivariate import MultivariateDrift
 from fleetscope.drift.quality import ColumnQuality
 from fleetscope.drift.service.evaluation import Evaluation
 from fleetscope.drift.service.outcomes import WindowQuality
@@ -28,15 +29,21 @@ def blocks(evaluation: Evaluation, max_classes: int) -> list[FamilySet]:
         whole = FamilySet()
         _add_result(whole, {"model": model}, evaluation.result, evaluation.current_rows, evaluation.reference_rows)
         _add_data_quality(whole, model, evaluation.quality)
+        _add_multivariate(whole, {"model": model}, evaluation.multivariate.get("", {}))
         found.append(whole)
     window = evaluation.model_quality
     if window is not None:
         whole_quality = FamilySet()
         _add_window_quality(whole_quality, {"model": model}, window, max_classes)
+        for metric, bounds in evaluation.estimated_thresholds.items():
+            for bound, value in zip(("lower", "upper"), bounds, strict=True):
+                whole_quality.add(catalog.QUALITY_ESTIMATED_THRESHOLD, {"model": model, "metric": metric,
+                                                                         "bound": bound}, value)
         found.append(whole_quality)
     for label, result in evaluation.segments.items():
         segment = FamilySet()
         _add_result(segment, {"model": model, "segment": label}, result, *evaluation.segment_rows[label])
+        _add_multivariate(segment, {"model": model, "segment": label}, evaluation.multivariate.get(label, {}))
         found.append(segment)
     if window is not None and window.quality is not None:
         for label, (outputs, labelled, quality) in window.segments.items():
@@ -105,6 +112,19 @@ def _add_result(families: FamilySet, labels: dict[str, str], result: DriftResult
     families.add(catalog.DATASET_DETECTED, labels, result.dataset_drifted)
     families.add(catalog.WINDOW_ROWS, {**labels, "window": "current"}, current_rows)
     families.add(catalog.WINDOW_ROWS, {**labels, "window": "reference"}, reference_rows)
+
+
+def _add_multivariate(families: FamilySet, labels: dict[str, str], found: dict[str, MultivariateDrift]) -> None:
+    """Each method's value, its band's ends (a missing end has no series) and whether it is outside them."""
+    specs = {"reconstruction": (catalog.MULTIVARIATE_RECONSTRUCTION_SCORE, catalog.MULTIVARIATE_RECONSTRUCTION_BOUND),
+             "classifier": (catalog.MULTIVARIATE_CLASSIFIER_AUC, catalog.MULTIVARIATE_CLASSIFIER_BOUND)}
+    for method, drift in found.items():
+        value_spec, bound_spec = specs[method]
+        families.add(value_spec, labels, drift.value)
+        for bound, value in (("lower", drift.lower), ("upper", drift.upper)):
+            if value is not None:
+                families.add(bound_spec, {**labels, "bound": bound}, value)
+        families.add(catalog.MULTIVARIATE_DETECTED, {**labels, "method": method}, drift.drifted)
 
 
 def _add_data_quality(families: FamilySet, model: str, quality: dict[str, ColumnQuality]) -> None:

@@ -38,7 +38,8 @@ class Overloaded(Exception):
 
 
 def body_limits(limits: Limits, max_rows: int) -> BodyLimits:
-    return BodyLimits(max_rows, limits.max_columns, limits.max_decoded_bytes, limits.max_category_length)
+    return BodyLimits(max_rows, limits.max_columns, limits.max_decoded_bytes, limits.max_category_length,
+                      limits.max_text_length)
 
 
 class Writes:

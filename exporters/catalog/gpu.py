@@ -11,9 +11,10 @@ GPU_LABELS = ("gpu", "uuid", "pci_bus_id", "model_name", "hostname")
 MIG_LABELS = ("gpu_instance_id", "compute_instance_id", "mig_profile")
 POD_LABELS = ("namespace", "pod", "container")
 # Who holds the GPU (exporters/attribution): a Kubernetes pod, its UID (--collector.gpu.pod-uid), a Slurm
-# job, a DRA claim; dcgm-exporter's label names.
+# job, a DRA claim (dcgm-exporter's label names); a Ray worker's job, actor class and Serve deployment.
 DRA_LABELS = ("dra_claim_name", "dra_claim_namespace", "dra_driver_name", "dra_pool_name", "dra_device_name")
-JOB_LABELS = POD_LABELS + ("pod_uid", "hpc_job") + DRA_LABELS
+RAY_LABELS = ("ray_job", "ray_actor_class", "ray_serve_application", "ray_serve_deployment")
+JOB_LABELS = POD_LABELS + ("pod_uid", "hpc_job") + DRA_LABELS + RAY_LABELS
 
 
 def _gpu(name: str, type_: str, help_: str, *extra: str, mig: bool = False) -> MetricSpec:

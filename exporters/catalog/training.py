@@ -2,8 +2,10 @@
 on their own pages.
 
 Every series carries SERIES_LABELS: the training job's name (`training_job`, not `job`, which is Prometheus' own
-target label and would be renamed exported_job on a scrape), the process's rank and its host. A process serves its
-own rank only, and phases and checkpoint operations are fixed sets, so a process serves at most a few dozen series.
+target label and would be renamed exported_job on a scrape), the process's rank and its node (`hostname`:
+NODE_NAME, else the host's name, as the node exporter names the node, so that rules join ranks to their GPUs and NCCL
+series). A process serves its own rank only, and phases and checkpoint operations are fixed sets, so a process serves
+at most a few dozen series.
 
 The phase counter partitions the job's wall time: each second of a rank, from the job's first start to its last
 end, falls in exactly one phase (PHASES). With a state directory the SDK carries the counters across restarts and

@@ -74,7 +74,10 @@ class TrainingMetrics:
             with metrics.step(samples=len(batch)):
                 ...
 
-    rank defaults to the RANK environment variable (torchrun's). Without state_dir the counters start at zero in
+    rank defaults to the RANK environment variable (torchrun's), hostname to NODE_NAME, then the host's name, as the
+    node exporter's --collector.hostname does: the rules join a rank to its node's GPUs and NCCL series on it, and in
+    a Kubernetes pod the host's name is the pod's, so give the pod NODE_NAME from the downward API (spec.nodeName),
+    as the exporter's DaemonSet has it. Without state_dir the counters start at zero in
     each process and a relaunch is not seen as a restart; with it, they carry on, the downtime counts as restart
     time and steps redone after restoring an older checkpoint count as recompute (the work lost).
     """
@@ -84,7 +87,7 @@ class TrainingMetrics:
                  clock: Callable[[], float] = time.monotonic, wall: Callable[[], float] = time.time):
         self.job = job
         self.rank = int(os.environ.get("RANK", "0")) if rank is None else rank
-        self.hostname = hostname or socket.gethostname()
+        self.hostname = hostname or os.environ.get("NODE_NAME") or socket.gethostname()
         self._clock, self._wall = clock, wall
         self._lock = threading.Lock()
         self._file = StateFile(state_path(state_dir, job, self.rank)) if state_dir is not None else None

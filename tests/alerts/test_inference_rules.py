@@ -56,7 +56,15 @@ def test_every_signal_an_engine_declares_is_recorded_and_nothing_else():
                      if getattr(engine, f"{d}_tokens")}
         if any(not getattr(engine, outcome) or engine.outcomes_created_at_start for outcome in inference.OUTCOMES):
             expected.add("fleetscope:inference_not_measured")
-        for latency in inference.LATENCIES:
+        if any(not all(getattr(engine, name) for name in fields) for fields in inference.SERVING_SIGNALS.values()):
+            expected.add("fleetscope:inference_not_measured")
+        if engine.prefix_cache_queries and engine.prefix_cache_hits:
+            expected.add("fleetscope:inference_prefix_cache_hit_ratio:rate5m")
+        if engine.spec_decode_accepted_tokens and engine.spec_decode_draft_tokens:
+            expected.add("fleetscope:inference_spec_decode_acceptance_ratio:rate5m")
+        if engine.spec_decode_accepted_tokens and engine.spec_decode_drafts:
+            expected.add("fleetscope:inference_spec_decode_accepted_tokens_per_draft:rate5m")
+        for latency in inference.LATENCIES + inference.PHASES:
             histogram = getattr(engine, latency)
             if histogram is not None:
                 expected |= {f"fleetscope:inference_{latency}_seconds:{s}_rate5m" for s in ("quantile", "mean")}
@@ -82,9 +90,9 @@ def test_time_per_output_token_is_never_read_from_a_per_step_histogram():
     assert "vllm:request_time_per_output_token_seconds" in text["vllm"]
 
 
-def _not_measured(engine) -> dict[str, str]:
+def _not_measured(engine, signals=inference.OUTCOMES) -> dict[str, str]:
     return {rule["labels"]["signal"]: rule["expr"] for rule in inference.engine_rules(engine, NormalizationConfig())
-            if rule["record"] == "fleetscope:inference_not_measured"}
+            if rule["record"] == "fleetscope:inference_not_measured" and rule["labels"]["signal"] in signals}
 
 
 def test_what_an_engine_does_not_count_is_recorded_as_not_measured_never_as_zero():
@@ -106,6 +114,23 @@ def test_what_an_engine_does_not_count_is_recorded_as_not_measured_never_as_zero
     assert lmdeploy.time_per_output_token is None
     # An engine that counts every outcome has nothing not measured.
     assert _not_measured(engines.SDK) == {}
+
+
+def test_a_serving_signal_an_engine_does_not_serve_is_recorded_as_not_measured():
+    def unmeasured(engine) -> set[str]:
+        return set(_not_measured(engine, tuple(inference.SERVING_SIGNALS)))
+
+    # vLLM 0.32 serves every one (spec decode and NIXL only where configured: absent there, not zero).
+    assert unmeasured(engines.VLLM) == set()
+    # SGLang's acceptance is a gauge of the last batch, and its per-request phases are not read.
+    assert unmeasured(engines.SGLANG) == {"spec_decode_acceptance_ratio", "prefill_duration", "decode_duration"}
+    assert unmeasured(engines.TGI) == set(inference.SERVING_SIGNALS)
+    # Not measured is the model's presence, never a zero and never read from the signal's own series.
+    for expr in _not_measured(engines.TGI, tuple(inference.SERVING_SIGNALS)).values():
+        assert "unless" not in expr and "* 0" not in expr
+    # SGLang counts cached tokens only from a request's first hit: before it the ratio is zero, not absent.
+    ratio = _expr(engines.SGLANG, "fleetscope:inference_prefix_cache_hit_ratio:rate5m")
+    assert "sglang:cached_tokens_total" in ratio and "\nor\n" in ratio and "> 0)" in ratio
 
 
 def _expr(engine, record: str) -> str:
@@ -158,10 +183,12 @@ def test_a_quantile_inside_the_first_bucket_is_an_upper_bound_not_an_interpolati
     assert f"{record}:quantile_upper_bound_rate5m" not in dynamo
 
 
-def test_ray_serve_2_49_boundaries_and_their_setting():
+def test_ray_serve_2_60_boundaries_and_their_setting():
     histogram = engines.RAY_SERVE.request_duration
-    # DEFAULT_LATENCY_BUCKET_MS has 300 and 400 ms; constants.py reads REQUEST_LATENCY_BUCKETS_MS, unprefixed.
-    assert {300.0, 400.0} <= set(histogram.bounds) and histogram.bounds_setting == "REQUEST_LATENCY_BUCKETS_MS"
+    # DEFAULT_LATENCY_BUCKET_MS has 300 and 400 ms (the real page serves them: tests/fixtures/engines/ray-serve-2.60.0);
+    # constants.py reads RAY_SERVE_REQUEST_LATENCY_BUCKETS_MS, falling back to the unprefixed name.
+    assert {300.0, 400.0} <= set(histogram.bounds)
+    assert histogram.bounds_setting == "RAY_SERVE_REQUEST_LATENCY_BUCKETS_MS"
 
 
 @pytest.mark.parametrize("bounds, setting, threshold, expected", [
@@ -197,12 +224,21 @@ def _vllm(t: int) -> str:
                                                     f'{labels},finished_reason="error"': 1}, t) +
             histogram("vllm:e2e_request_latency_seconds", labels,
                        [("0.5", 0), ("0.8", 5), ("1.0", 10), ("2.5", 10), ("+Inf", 10)], 9.0, t) +
-            gauge("vllm:kv_cache_usage_perc", labels, 0.75))
+            gauge("vllm:kv_cache_usage_perc", labels, 0.75) +
+            # 400 prompt tokens looked up, 300 found cached; 10 drafts of 3 tokens, 12 accepted.
+            counter("vllm:prefix_cache_queries_total", {labels: 400}, t) +
+            counter("vllm:prefix_cache_hits_total", {labels: 300}, t) +
+            counter("vllm:spec_decode_num_drafts_total", {labels: 10}, t) +
+            counter("vllm:spec_decode_num_draft_tokens_total", {labels: 30}, t) +
+            counter("vllm:spec_decode_num_accepted_tokens_total", {labels: 12}, t) +
+            histogram("vllm:request_prefill_time_seconds", labels, [("0.3", 4), ("0.5", 10), ("+Inf", 10)], 2.5, t))
 
 
 def _sglang(t: int) -> str:
     labels = 'model_name="qwen"'
+    # 1000 prompt tokens, none found cached: sglang:cached_tokens_total has no series before a first hit.
     return (counter("sglang:num_requests_total", {labels: 10}, t) +
+            counter("sglang:prompt_tokens_total", {labels: 1000}, t) +
             counter("sglang:num_aborted_requests_total", {labels: 1}, t) +
             histogram("sglang:e2e_request_latency_seconds", labels, [("2.0", 0), ("4.0", 9), ("+Inf", 9)], 27, t))
 
@@ -300,8 +336,10 @@ def test_prometheus_records_one_schema_over_every_engine(tmp_path, fleetscope_pr
         # LMDeploy counts only requests that finished well: no error ratio, its outcomes not measured.
         assert by_engine == pytest.approx({"vllm": 0.1, "tgi": 0.1, "triton": 0.05, "sklearn": 0, "dynamo": 0.2,
                                            "ray-serve": 0.1, "opentelemetry": 0})
-        unmeasured = server.wait_for('fleetscope:inference_not_measured{engine=~"vllm|lmdeploy"}',
-                                     lambda r: len(r) == 7, timeout=30)
+        outcomes = "|".join(inference.OUTCOMES)
+        unmeasured = server.wait_for(
+            f'fleetscope:inference_not_measured{{engine=~"vllm|lmdeploy",signal=~"{outcomes}"}}',
+            lambda r: len(r) == 7, timeout=30)
         assert {(r["metric"]["engine"], r["metric"]["signal"]) for r in unmeasured} == {
             ("vllm", "rejected"), ("vllm", "cancelled"), ("vllm", "client_errors"), ("lmdeploy", "errors"),
             ("lmdeploy", "rejected"), ("lmdeploy", "cancelled"), ("lmdeploy", "client_errors")}
@@ -318,6 +356,19 @@ def test_prometheus_records_one_schema_over_every_engine(tmp_path, fleetscope_pr
         mean = server.wait_for('fleetscope:inference_request_duration_seconds:mean_rate5m{engine="triton"}',
                                timeout=30)
         assert float(mean[0]["value"][1]) == pytest.approx(0.4 / 19)  # per success: failures add no duration
+        hits = server.wait_for("fleetscope:inference_prefix_cache_hit_ratio:rate5m", lambda r: len(r) == 2, timeout=30)
+        assert {r["metric"]["engine"]: float(r["value"][1]) for r in hits} == pytest.approx({"vllm": 0.75, "sglang": 0})
+        accepted = server.wait_for("fleetscope:inference_spec_decode_acceptance_ratio:rate5m", timeout=30)
+        assert [(r["metric"]["engine"], float(r["value"][1])) for r in accepted] == [("vllm", pytest.approx(0.4))]
+        per_draft = server.wait_for("fleetscope:inference_spec_decode_accepted_tokens_per_draft:rate5m", timeout=30)
+        assert float(per_draft[0]["value"][1]) == pytest.approx(1.2)
+        prefill = server.wait_for("fleetscope:inference_prefill_duration_seconds:mean_rate5m", timeout=30)
+        assert [(r["metric"]["engine"], float(r["value"][1])) for r in prefill] == [("vllm", pytest.approx(0.25))]
+        # Every engine served here but vLLM and SGLang (llama.cpp's page has no request gauges: it is not served).
+        signals = server.wait_for('fleetscope:inference_not_measured{signal="prefix_cache_hit_ratio"}',
+                                  lambda r: len(r) == 8, timeout=30)
+        assert {r["metric"]["engine"] for r in signals} == {"sklearn", "tgi", "triton", "trtllm", "dynamo", "lmdeploy",
+                                                            "ray-serve", "opentelemetry"}
         kv = server.wait_for("fleetscope:inference_kv_cache_usage_ratio", lambda r: len(r) == 2, timeout=30)
         assert {r["metric"]["engine"]: float(r["value"][1]) for r in kv} == {"vllm": 0.75, "trtllm": 0.5}
         itl = server.wait_for("fleetscope:inference_inter_token_latency_seconds:mean_rate5m", timeout=30)
@@ -336,7 +387,10 @@ def test_the_readme_engine_tables_name_every_metric_each_engine_is_read_from():
             assert f"| `{engine.name}` (" in readme, engine.name
         names = [*engine.requests, *engine.running, *engine.waiting, *engine.kv_cache_usage, *engine.in_flight,
                  *(h.metric for h in (engine.request_duration, engine.time_to_first_token, engine.time_per_output_token,
-                                      engine.inter_token_latency, engine.queue_duration) if h is not None)]
+                                      engine.inter_token_latency, engine.queue_duration, engine.prefill_duration,
+                                      engine.decode_duration, engine.kv_transfer_duration) if h is not None),
+                 *(name for name in (engine.prefix_cache_queries, engine.prefix_cache_hits, engine.spec_decode_drafts,
+                                     engine.spec_decode_draft_tokens, engine.spec_decode_accepted_tokens) if name)]
         for name in names:
             base = name.split("{")[0]
             assert base in readme or base.replace("fleetscope_inference", "..") in readme, (engine.name, base)

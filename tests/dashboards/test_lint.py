@@ -29,7 +29,7 @@ WINDOW_FUNCTIONS = ("rate", "irate", "increase")
 FILTERS = {"fleet": {"cluster"}, "gpu": {"cluster", "hostname", "gpu"},
            "collectives": {"cluster", "hostname"}, "inference": {"cluster", "model", "engine"},
            "drift": {"cluster", "model"}, "self": {"cluster", "job", "instance"},
-           "training": {"cluster", "training_job"}}
+           "training": {"cluster", "training_job"}, "ray": {"cluster", "instance"}}
 
 
 def _specs() -> dict[str, str]:
@@ -49,7 +49,7 @@ SPECS = _specs()
 def test_committed_files_are_what_the_generator_writes():
     for name, text in generate.files().items():
         assert (generate.DIRECTORY / name).read_text() == text, f"{name}: run python -m fleetscope.dashboards.generate"
-    assert len(BOARDS) == len(UIDS) == 7
+    assert len(BOARDS) == len(UIDS) == 8
 
 
 @pytest.mark.parametrize("key", UIDS)
@@ -247,8 +247,9 @@ def test_every_raw_series_is_scoped_to_its_producers_job_as_the_alerts_are(board
             job = selectors.drift_service if base in drift_names else selectors.exporter
             assert (matchers + ",").startswith(job + ","), f"{board['uid']}: {name}{{{matchers}}} not scoped to {job}"
             checked += 1
-    # The inference and training dashboards and the fleet overview read only recorded series, which carry no job.
-    assert checked or board["uid"] in {UIDS["inference"], UIDS["fleet"], UIDS["training"]}
+    # The inference and training dashboards and the fleet overview read only recorded series, which carry no job;
+    # the Ray dashboard reads Ray's own (tests/alerts/test_ray_metric_names.py holds them to selectors.ray).
+    assert checked or board["uid"] in {UIDS["inference"], UIDS["fleet"], UIDS["training"], UIDS["ray"]}
 
 
 def test_the_alerts_config_reaches_the_dashboards():

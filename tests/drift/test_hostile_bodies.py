@@ -39,8 +39,12 @@ def hostile_bodies() -> list[tuple[str, bytes, str, int, str]]:
          "too_many_rows"),
         ("zstd buffers declaring 5 TiB", hostile.with_declared_uncompressed_size(zstd, 5 << 40), hostile.ARROW_STREAM,
          413, "too_large"),
+        # 10,000 characters may be a text (limits.max_text_length): refused for what its rows expand to
         ("a Parquet dictionary of one 10,000-character value on 20,000 rows",
-         hostile.parquet_bytes(hostile.dictionary_bomb(20_000, 10_000), compression="zstd"), hostile.PARQUET, 400,
+         hostile.parquet_bytes(hostile.dictionary_bomb(20_000, 10_000), compression="zstd"), hostile.PARQUET, 413,
+         "too_large"),
+        ("a Parquet dictionary of one 70,000-character value on 20 rows",
+         hostile.parquet_bytes(hostile.dictionary_bomb(20, 70_000), compression="zstd"), hostile.PARQUET, 400,
          "too_long"),
         ("an Arrow dictionary expanding to 8 MB (limit 4 MB)",
          hostile.arrow_stream(hostile.dictionary_bomb(20_000, 200), "zstd"), hostile.ARROW_STREAM, 413, "too_large"),

@@ -147,7 +147,7 @@ def test_concurrent_writers_lose_nothing(tmp_path):
 
 @pytest.mark.parametrize(("document", "message"), [
     ({"models": {"m": {"columns": {}}}}, "at least one column"),
-    ({"models": {"m": {"columns": {"a": "text"}}}}, "not one of numerical or categorical"),
+    ({"models": {"m": {"columns": {"a": "datetime"}}}}, "not one of numerical, categorical, text or embedding"),
     ({"models": {"m": {"columns": {"a": "numerical"}, "segments": ["a"]}}}, "categorical columns"),
     ({"models": {"m": {"columns": {"a": "numerical"}, "methods": {"a": "chisquare"}}}}, "does not apply"),
     ({"models": {"m": {"columns": {"a": "numerical"}, "window": {"type": "tumbling", "duration": "5m",

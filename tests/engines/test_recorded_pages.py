@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from tests.engines.replay import FIXTURES, engine_of, replay
+from tests.engines.replay import FIXTURES, _total, engine_of, replay
 from tests.support.engine_pages import REPLAY_CLOCK, recorded_phases, replayed_phase
 
 RECORDED = sorted(folder for folder in FIXTURES.iterdir() if folder.is_dir()) if FIXTURES.exists() else []
@@ -26,6 +26,19 @@ def test_ground_truth_adds_up_and_names_its_engine(folder):
         assert truth["engine"] == engine.name and folder.name == f"{engine.name}-{truth['version']}", name
         assert counts["sent"] == len(truth["requests"]) == sum(v for k, v in counts.items() if k != "sent"), name
         assert page.startswith("# HELP") and "# EOF" not in page, f"{name}: not the 0.0.4 text format"
+
+
+def test_the_recorded_vllm_pages_carry_the_serving_signals_they_are_checked_against():
+    """The replay checks the serving signals against what each page implies: the pages must carry them, and
+    the prefill and decode times must have moved, or the check would pass on nothing."""
+    for folder in (folder for folder in RECORDED if folder.name.startswith("vllm-")):
+        pages = [page for _, page, _ in recorded_phases(folder)]
+        for name in ("vllm:prefix_cache_queries_total", "vllm:prefix_cache_hits_total",
+                     "vllm:request_prefill_time_seconds_count", "vllm:request_decode_time_seconds_sum"):
+            assert all(_total(page, name) is not None for page in pages), (folder.name, name)
+        assert _total(pages[-1], "vllm:request_decode_time_seconds_sum") > 0, folder.name
+        # The prefix-cache phase sends one long prompt four times: its first block is found cached.
+        assert _total(pages[-1], "vllm:prefix_cache_hits_total") > 0, folder.name
 
 
 def test_a_replayed_phase_grows_by_what_the_phase_added():

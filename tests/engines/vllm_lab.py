@@ -6,7 +6,8 @@ outcomes the client knows, its /metrics page recorded after every phase with tha
 
 Phases: idle (the page before any request), successes (stopped by a stop token), length (max_tokens),
 client errors (prompts past max_model_len, a bad parameter, an unknown model), cancelled (streams the
-client closes after their first chunk), overload (more requests at once than --max-num-queued-reqs admits).
+client closes after their first chunk), overload (more requests at once than --max-num-queued-reqs admits),
+prefix cache (one long prompt sent again and again, so its first block is found cached).
 Server errors are not provoked: nothing a client sends makes this engine fail a request (its
 finished_reason="error" is a KV-transfer failure), and the ground truth says so."""
 
@@ -28,6 +29,7 @@ ENGINES = REPOSITORY / ".engines"
 PYTHON = ENGINES / "vllm" / "bin" / "python"
 MODEL = "tiny-llama"
 MAX_MODEL_LEN, MAX_NUM_SEQS, MAX_NUM_QUEUED_REQS = 256, 4, 6
+PREFIX_PROMPT_WORDS = 200  # about a token a word: more than one KV block, within max_model_len
 STARTUP_SECONDS = 420  # two shared cores: the engine's start took 60-90 s here
 REQUEST_SECONDS = 60
 PHASE_SETTLE_SECONDS = 30
@@ -179,8 +181,17 @@ def _overload(server: Server) -> list[Outcome]:
     return outcomes
 
 
+def _prefix_cache(server: Server) -> list[Outcome]:
+    # One prompt longer than a KV block (128 tokens on this CPU build), sent four times, one after another: the
+    # first computes it, the next three find its first full block in the prefix cache (tokens, not requests).
+    body = {"model": MODEL, "prompt": _prompt(PREFIX_PROMPT_WORDS), "max_tokens": 16,
+            "stop_token_ids": list(range(3, 512))}
+    return [server.post(body, "stop") for _ in range(4)]
+
+
 PHASES = (("idle", lambda server: []), ("successes", _successes), ("length", _lengths),
-          ("client-errors", _client_errors), ("cancelled", _cancelled), ("overload", _overload))
+          ("client-errors", _client_errors), ("cancelled", _cancelled), ("overload", _overload),
+          ("prefix-cache", _prefix_cache))
 
 
 def counts(outcomes: list[Outcome]) -> dict[str, int]:

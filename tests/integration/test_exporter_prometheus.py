@@ -24,6 +24,7 @@ from tests.support.inspector import coll, dump_v43, p2p
 from tests.support.kubelet import encode_response, start_kubelet
 from tests.support.ras import FakeRas
 from tests.support.ras import report as ras_report
+from tests.support.ray_dashboard import RayDashboardStub, actor, node
 
 pytestmark = pytest.mark.integration
 
@@ -138,6 +139,12 @@ def test_every_cataloged_metric_appears_on_a_live_page(monkeypatch, tmp_path):
     process = tmp_path / "proc" / "41230"  # the simulated process on GPU 0
     process.mkdir(parents=True)
     (process / "cgroup").write_text("0::/kubepods/pod1f2e3d4c-5b6a-4789-9abc-def012345678/0123abcd\n")
+    # ... and is a Ray Serve replica, whose actor the Ray dashboard lists on this node.
+    (process / "cmdline").write_bytes(b"ray::ServeReplica:chat:LLMServer\0")
+    (process / "environ").write_bytes(b"RAY_JOB_ID=02000000\0")
+    (tmp_path / "ray-token").write_text("test-token-0123456789")
+    dashboard = RayDashboardStub("test-token-0123456789", [node("n1", "node-a")],
+                                 {"n1": {"a": actor(41230, "02000000", "ServeReplica:chat:LLMServer")}})
     inspector = tmp_path / "nccl"
     inspector.mkdir()
     from types import SimpleNamespace
@@ -167,6 +174,8 @@ def test_every_cataloged_metric_appears_on_a_live_page(monkeypatch, tmp_path):
                                       f"--collector.gpu.pod-resources-socket={socket_path}",
                                       f"--collector.gpu.hpc-job-mapping-dir={tmp_path / 'hpc-jobs'}",
                                       "--collector.gpu.pod-uid", f"--path.procfs={tmp_path / 'proc'}",
+                                      "--collector.hostname=node-a", f"--collector.gpu.ray-dashboard={dashboard.url}",
+                                      f"--collector.gpu.ray-token-file={tmp_path / 'ray-token'}",
                                       f"--collector.nccl.ras-address=127.0.0.1:{ras_service.address[1]}",
                                       "--collector.nccl.ras-hang-after=0s"])
     registry, server = build(args)
@@ -192,4 +201,5 @@ def test_every_cataloged_metric_appears_on_a_live_page(monkeypatch, tmp_path):
         registry.close()
         grpc_server.stop(grace=None)
         ras_service.close()
+        dashboard.close()
 

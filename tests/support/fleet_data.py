@@ -29,6 +29,15 @@ models:
     window: {type: sliding, duration: 10m}
     quality: {task: classification, request_id: request_id, prediction: label, confidence: p,
               confidence_of: positive, positive: fraud, window: 30m}
+  loans:
+    columns: {income: numerical, debt: numerical, tier: categorical}
+    window: {type: sliding, rows: 500}
+    evaluation_interval: 5s
+    multivariate: {methods: [reconstruction, classifier]}
+  flats:
+    columns: {price: numerical}
+    evaluation_interval: 5s
+    quality: {task: regression, prediction: price, window: 30m}
 """
 
 
@@ -37,6 +46,31 @@ def feed_drift_service(address: str) -> None:
     assert call(address, "POST", "/v1/models/iris/outputs", outputs(1500, seed=2, shift=1.0))[0] == 202
     assert call(address, "POST", "/v1/models/iris/outputs", [{"score": "x", "label": "a", "region": "eu"}])[0] == 400
     feed_fraud_model(address)
+    feed_multivariate_and_regression_models(address)
+
+
+def feed_multivariate_and_regression_models(address: str, seed: int = 5) -> None:
+    """loans: income and debt correlated in the reference, not in its outputs (multivariate drift); flats: a
+    regression model's labels sent pre-joined, 40 minutes old (DLE learns from them) and now."""
+    rng = random.Random(seed)
+
+    def loans(count: int, correlated: bool) -> list[dict]:
+        rows = []
+        for _ in range(count):
+            income = rng.gauss(0, 1)
+            debt = (income if correlated else rng.gauss(0, 1)) + rng.gauss(0, 0.3)
+            rows.append({"income": income, "debt": debt, "tier": "gold" if income > 0 else "basic"})
+        return rows
+
+    assert call(address, "PUT", "/v1/models/loans/reference", loans(2500, True))[0] == 200
+    assert call(address, "POST", "/v1/models/loans/outputs", loans(500, False))[0] == 202
+
+    def flats(count: int, when: float) -> list[dict]:
+        return [{"price": actual + rng.gauss(0, 1) * actual / 20, "actual": actual, "output_time": when}
+                for actual in (rng.uniform(100, 1000) for _ in range(count))]
+
+    assert call(address, "POST", "/v1/models/flats/labels", flats(300, time.time() - 2400))[0] == 202
+    assert call(address, "POST", "/v1/models/flats/labels", flats(100, time.time()))[0] == 202
 
 
 def _scored(rng: random.Random, count: int, hardness: float = 1.5) -> list[tuple[float, str, str]]:
@@ -167,4 +201,14 @@ def vllm_page(t: int) -> str:
             counter("vllm:num_preemptions_total", {labels: 0.5}, t) +
             counter("vllm:request_success_total", {f'{labels},finished_reason="stop"': 20}, t) +
             histogram("vllm:inter_token_latency_seconds", labels,
-                      [("0.01", 0), ("0.025", 300), ("0.05", 400), ("+Inf", 400)], 8.0, t))
+                      [("0.01", 0), ("0.025", 300), ("0.05", 400), ("+Inf", 400)], 8.0, t) +
+            counter("vllm:prefix_cache_queries_total", {labels: 400}, t) +
+            counter("vllm:prefix_cache_hits_total", {labels: 300}, t) +
+            counter("vllm:spec_decode_num_drafts_total", {labels: 10}, t) +
+            counter("vllm:spec_decode_num_draft_tokens_total", {labels: 30}, t) +
+            counter("vllm:spec_decode_num_accepted_tokens_total", {labels: 21}, t) +
+            histogram("vllm:request_prefill_time_seconds", labels, [("0.3", 15), ("0.5", 20), ("+Inf", 20)], 5.0, t) +
+            histogram("vllm:request_decode_time_seconds", labels,
+                      [("0.3", 0), ("1.0", 12), ("2.5", 20), ("+Inf", 20)], 24.0, t) +
+            histogram("vllm:nixl_xfer_time_seconds", labels,
+                      [("0.005", 0), ("0.01", 15), ("0.025", 20), ("+Inf", 20)], 0.2, t))

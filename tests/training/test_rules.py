@@ -40,7 +40,22 @@ def test_settings_reach_the_rules_and_the_dashboard():
     assert "Below 80% over 1h" in board and "past 4h" in board
 
 
+def test_lemon_settings_reach_the_rules():
+    document = {"training": {"lemon_interval": "30m", "lemon_score_threshold": 5, "lemon_lag_weight": 0.5}}
+    text = generate.files(from_mapping(document))["rules/training.yaml"]
+    groups = {group["name"]: group for group in yaml.safe_load(text)["groups"]}
+    assert groups["fleetscope-training-node-increments"]["interval"] == "30m"
+    assert "[30m]" in groups["fleetscope-training-node-increments"]["rules"][0]["expr"]
+    rules = _rules(document)
+    assert rules["FleetscopeTrainingLemonNode"]["expr"].endswith(">= 5")
+    assert "0.5 * fleetscope:node_training_jobs_lagged:increase30d" in \
+        rules["fleetscope:node_training_lemon_score:30d"]["expr"]
+
+
 @pytest.mark.parametrize("document, message", [
+    ({"training": {"lemon_xid_weight": -1}}, "training.lemon_xid_weight"),
+    ({"training": {"lemon_score_threshold": 0}}, "training.lemon_score_threshold"),
+    ({"training": {"lemon_interval": "hourly"}}, "TrainingConfig.lemon_interval"),
     ({"training": {"goodput_objective": 1.2}}, "training.goodput_objective"),
     ({"training": {"stalled_after": "soon"}}, "TrainingConfig.stalled_after"),
     ({"training": {"no_such": 1}}, "unknown setting training.no_such"),

@@ -3,6 +3,8 @@ by the state file (the downtime booked to restart, redone steps to recompute), d
 
 from __future__ import annotations
 
+import socket
+
 import pytest
 from prometheus_client.exposition import generate_latest
 
@@ -177,3 +179,12 @@ def test_a_torn_or_foreign_state_file_starts_afresh(tmp_path):
 def test_an_unknown_checkpoint_operation_is_refused():
     with pytest.raises(ValueError, match="save, load"):
         _metrics(Clock()).checkpoint("upload")
+
+
+def test_the_rank_is_labelled_with_its_node_as_the_exporter_names_it(monkeypatch):
+    """The rules join ranks to their nodes' GPU and NCCL series on hostname; in a pod the host's name is the pod's."""
+    monkeypatch.setenv("NODE_NAME", "gpu-node-17")
+    assert TrainingMetrics(job="llama", rank=0).hostname == "gpu-node-17"
+    assert TrainingMetrics(job="llama", rank=0, hostname="given").hostname == "given"
+    monkeypatch.delenv("NODE_NAME")
+    assert TrainingMetrics(job="llama", rank=0).hostname == socket.gethostname()

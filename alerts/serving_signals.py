@@ -1,0 +1,39 @@
+"""Alerts on the serving signals that warn before latency degrades, read from the normalized records of
+inference.py so they hold for every engine that serves the signal: a prefix cache whose hit ratio collapses
+recomputes prompts it used to reuse, and time to first token and GPU time per request rise next."""
+
+from __future__ import annotations
+
+from fleetscope.alerts.inference import PREFIX
+from fleetscope.alerts.rule import Alert, group
+from fleetscope.mixin.config import MonitoringConfig
+
+_MODEL = ("{{ $labels.model }} ({{ $labels.engine }}){{ with $labels.namespace }} in namespace {{ . }}{{ end }}"
+          "{{ with $labels.cluster }} of cluster {{ . }}{{ end }}")
+_SERIES = "cluster, namespace, model, engine"
+
+
+def prefix_cache_collapse_alert(config: MonitoringConfig) -> Alert:
+    """The hit ratio below a share of its own mean over the baseline window, where that mean was worth keeping
+    and the model is busy: the ratio exists only while prompt tokens are looked up, so an idle model is quiet."""
+    i = config.inference
+    ratio = f"{PREFIX}prefix_cache_hit_ratio:rate5m"
+    baseline = f"avg_over_time({ratio}[{i.prefix_cache_baseline_window}])"
+    return Alert(
+        "FleetscopeInferencePrefixCacheHitRatioCollapsed",
+        f"{ratio}\n< {i.prefix_cache_collapse_factor:g} * {baseline}\n"
+        f"and on ({_SERIES})\n{baseline} > {i.prefix_cache_min_baseline:g}\n"
+        f"and on ({_SERIES})\n{PREFIX}requests:rate5m > {i.min_requests_per_second:g}",
+        "ticket", for_=i.prefix_cache_collapse_for,
+        summary="{{ $labels.model }}'s prefix-cache hit ratio fell to {{ $value | humanizePercentage }}",
+        description=f"{_MODEL} has found {{{{ $value | humanizePercentage }}}} of its prompt tokens in the prefix "
+                    f"cache over 5 minutes, for {i.prefix_cache_collapse_for}: less than "
+                    f"{i.prefix_cache_collapse_factor:g} of its mean over {i.prefix_cache_baseline_window}. Prompts it "
+                    "used to reuse are computed again, so time to first token and GPU time per request rise next: "
+                    "a cache evicted by memory pressure, a changed prompt template or system prompt, or routing "
+                    "that no longer sends a conversation back to the replica holding its prefix.")
+
+
+def rule_groups(config: MonitoringConfig) -> list[dict]:
+    return [group("fleetscope-inference-serving-signal-alerts", config.team("serving"), config,
+                  [prefix_cache_collapse_alert(config)], "inference")]

@@ -1,0 +1,53 @@
+"""Ray's dashboard as far as the exporter's Ray attribution reads it (GET /nodes?view=summary and
+GET /nodes/<node_id>, in Ray 2.60's shapes), behind token authentication, on loopback."""
+
+from __future__ import annotations
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+def node(node_id: str, hostname: str) -> dict:
+    return {"hostname": hostname, "raylet": {"nodeId": node_id, "nodeManagerHostname": hostname}}
+
+
+def actor(pid: int, job: str, class_name: str, state: str = "ALIVE") -> dict:
+    return {"pid": pid, "jobId": job, "className": class_name, "state": state}
+
+
+class RayDashboardStub:
+    def __init__(self, token: str, nodes: list[dict], actors: dict[str, dict]):
+        self.token, self.nodes, self.actors, self.requests = token, nodes, actors, 0
+        self.body_override: bytes | None = None
+        stub = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+                stub.requests += 1
+                if self.headers.get("Authorization") != f"Bearer {stub.token}":
+                    self.send_response(401)
+                    self.end_headers()
+                    return
+                if stub.body_override is not None:
+                    body = stub.body_override
+                elif self.path == "/nodes?view=summary":
+                    body = json.dumps({"data": {"summary": stub.nodes}}).encode()
+                else:
+                    node_id = self.path.removeprefix("/nodes/")
+                    body = json.dumps({"data": {"detail": {"actors": stub.actors.get(node_id, {})}}}).encode()
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
