@@ -272,25 +272,35 @@ TRITON = Engine(
     name="triton", model_label="model",
     source="src/metric_model_reporter.cc (InitializeCounters), src/infer_stats.cc (UpdateSuccess, UpdateFailure), "
            "src/metrics.cc, Triton core r24.06, r24.07 and r25.01 (read from source), and tensorrtllm_backend "
-           "inflight_batcher_llm/src/custom_metrics_reporter (nv_trt_llm_*)",
+           "inflight_batcher_llm/src/custom_metrics_reporter (nv_trt_llm_*); Triton 2.51.0 (r24.10, the "
+           "tritonserver nvidia-pytriton 0.7.0 bundles, Python backend on CPU) run here (scripts/engines.sh "
+           "triton, tests/fixtures/engines/triton-2.51.0)",
     # Every series below is created at zero when a model loads: r24.07+ one failure series per reason,
     # before it one failure series with no reason.
     outcomes_created_at_start=True,
     requests=("nv_inference_request_success", "nv_inference_request_failure"),
     # reason (REJECTED, CANCELED, BACKEND, OTHER) from r24.07. Before it the failure counter has no reason:
     # every failure, rejections and cancellations among them, is read as an error, and rejections and
-    # cancellations are not measured.
+    # cancellations are not measured. Seen at 2.51: BACKEND a model that raised (answered 500), REJECTED a
+    # request that waited in the queue past its queue policy's timeout (timeout_action REJECT, 503 "Request
+    # timeout expired"), CANCELED a gRPC call the client cancelled while its request was queued. A request
+    # refused because the queue was full (max_queue_size, 503 "Exceeds maximum queue size") is counted nowhere,
+    # nor is one answered 400 or 404 (an unknown input, a wrong datatype, an unknown model).
     errors=('nv_inference_request_failure{reason!~"REJECTED|CANCELED"}',),
     rejected=('nv_inference_request_failure{reason="REJECTED"}',),
     cancelled=('nv_inference_request_failure{reason="CANCELED"}',),
     running=('nv_trt_llm_request_metrics{request_type="scheduled"}',),
+    # Queued only, seen at 2.51: the request executing is not pending; a request past its queue timeout stays
+    # pending until the scheduler next looks at the queue (after the batch executing).
     waiting=("nv_inference_pending_request_count",),
     kv_cache_usage=('nv_trt_llm_kv_cache_block_metrics{kv_cache_block_type="fraction"}',),
     # Incremented by UpdateSuccess only (infer_stats.cc): a failure adds no duration, so the mean is per success.
     mean_request_duration=("nv_inference_request_duration_us", ("nv_inference_request_success",), 1e-6),
     mean_queue_duration=("nv_inference_queue_duration_us", ("nv_inference_request_success",), 1e-6),
     # Opt-in (--metrics-config histogram_latencies=true), decoupled (streaming) models only: the time to
-    # the first response, which for a streaming LLM backend is its first token.
+    # the first response, which for a streaming LLM backend is its first token. Read from r25.01 source, not
+    # seen run: the 2.51.0 build nvidia-pytriton bundles serves no histogram (its core library knows no
+    # histogram_latencies setting), so its streams have no time to first token.
     time_to_first_token=Histogram("nv_inference_first_response_histogram_ms", seconds_per_unit=0.001,
                                   bounds_setting="model_metrics histogram_options in config.pbtxt"),
     notes=("Request latency is a pair of cumulative microsecond counters (successes only): means, no quantiles or "
@@ -299,7 +309,13 @@ TRITON = Engine(
            "prometheus-cpp's 60 s sliding window, and cannot be added up into a model's quantile; the request "
            "summary is off where the response cache is on; their _sum and _count give the means already read.",
            "Before r24.07 failures have no reason: all are errors, rejections and cancellations not measured.",
-           "Client errors are not told apart from OTHER failures.",
+           "Client errors are not measured: an unknown input or a wrong datatype (400) and an unknown model (404) "
+           "are refused before any counter (seen at 2.51; read from source they were thought to fall under "
+           "OTHER).",
+           "Rejections are the queue policy's timeouts only: a request refused by a full queue (max_queue_size) is "
+           "counted nowhere (seen at 2.51).",
+           "A decoupled (streaming) model's request duration is its Python backend's execute, which returns "
+           "before the responses are sent: 0.4 ms for 160 ms streams at 2.51, not the stream's length.",
            "Running requests and KV cache come from the TensorRT-LLM backend only."),
 )
 
@@ -328,7 +344,8 @@ TRTLLM = Engine(
 DYNAMO = Engine(
     name="dynamo", model_label="model",
     source="lib/runtime/src/metrics/prometheus_names.rs (frontend_service) and lib/llm/src/http/service/"
-           "metrics.rs, NVIDIA Dynamo 0.7",
+           "metrics.rs, NVIDIA Dynamo 0.7; run here: ai-dynamo 1.6.1's frontend in front of its mocker engine "
+           "(tests/engines/dynamo_lab.py)",
     requests=("dynamo_frontend_requests_total",),
     # error_type (from 0.6) classes a failure; before it every status="error" is an error.
     errors=('dynamo_frontend_requests_total{status="error", error_type!~"validation|not_found|overload|cancelled"}',),
@@ -343,7 +360,17 @@ DYNAMO = Engine(
     time_to_first_token=Histogram("dynamo_frontend_time_to_first_token_seconds"),
     inter_token_latency=Histogram("dynamo_frontend_inter_token_latency_seconds"),
     notes=("The frontend's own view; its workers' engine series (vllm:, sglang:, trtllm_) are read by their "
-           "entries, so a model served through Dynamo appears under both engine labels.",),
+           "entries, so a model served through Dynamo appears under both engine labels.",
+           # What the 1.6.1 lab showed (tests/fixtures/engines/dynamo-1.6.1/).
+           "Client errors are a floor: at 1.6.1 a request whose sampling parameters the frontend refuses (400) is "
+           "answered before dynamo_frontend_requests_total counts it (only dynamo_frontend_failures_total"
+           "{class=\"InvalidRequest\"}, with no model label, does); an unknown model (404) is counted as "
+           "error_type=\"not_found\" under model=\"unknown_model\".",
+           "Cancellations are a floor: a stream the client leaves is counted error_type=\"cancelled\" only where "
+           "the frontend notices before the worker's stream ends, else status=\"success\" (1 of 3 at 1.6.1).",
+           "Overload is the KV router finding every worker busy (--active-decode-blocks-threshold): HTTP 529, "
+           "error_type=\"overload\". A prompt past the worker's max_model_len is failed by the worker: 500, "
+           "error_type=\"internal\", read as an error.",),
 )
 
 LMDEPLOY = Engine(

@@ -255,7 +255,10 @@ def replay(folder: Path, prometheus, tmp_path: Path, timeout: float = 60) -> lis
     try:
         scrape = [{"job_name": name, "metrics_path": EnginePages.path(name),
                    "static_configs": [{"targets": [served.address]}],
-                   "metric_relabel_configs": [{"target_label": engine.model_label, "replacement": name}]}
+                   # The recorded model kept apart, so that a page serving several (Triton's) does not collide.
+                   "metric_relabel_configs": [{"source_labels": [engine.model_label],
+                                               "target_label": f"recorded_{engine.model_label}"},
+                                              {"target_label": engine.model_label, "replacement": name}]}
                   for name in pages]
         rules = tmp_path / "inference.yaml"
         config = NormalizationConfig(slo_interval="2s", engines=(engine.name,))

@@ -56,3 +56,14 @@ def test_recorded_pages_are_read_as_their_ground_truth_says(folder, prometheus, 
     assert rows, folder
     bad = [str(row) for row in rows if not row.ok]
     assert not bad, "\n".join(bad) + "\n" + json.dumps([str(row) for row in rows], indent=0)
+
+
+def test_the_recorded_triton_pages_moved_every_failure_reason_they_are_checked_against():
+    """The Triton replay checks errors, rejections and cancellations: the last page must have counted each
+    (BACKEND, REJECTED, CANCELED), or the checks would pass on zeros."""
+    for folder in (folder for folder in RECORDED if folder.name.startswith("triton-")):
+        last = recorded_phases(folder)[-1][1]
+        for reason in ("BACKEND", "REJECTED", "CANCELED"):
+            moved = [line for line in last.splitlines() if line.startswith("nv_inference_request_failure{")
+                     and f'reason="{reason}"' in line and float(line.rsplit(maxsplit=1)[1]) > 0]
+            assert moved, (folder.name, reason)

@@ -16,13 +16,14 @@ from __future__ import annotations
 import http.client
 import json
 import subprocess
-import threading
 import time
 import urllib.request
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 from fleetscope.localstack.process import ManagedProcess, http_ok, start_on_free_port
+from tests.engines.traffic import Completion as Outcome
+from tests.engines.traffic import at_once, completion_counts
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 ENGINES = REPOSITORY / ".engines"
@@ -36,14 +37,7 @@ PHASE_SETTLE_SECONDS = 30
 TEXT_FORMAT = "text/plain; version=0.0.4"  # prometheus_client 0.26's OpenMetrics spells colon names otherwise
 
 
-@dataclass
-class Outcome:
-    kind: str  # what the client meant: stop, length, too_long, bad_parameter, unknown_model, cancelled, overload
-    status: int  # the HTTP status, 0 where the client closed the stream
-    finish_reason: str | None = None
-    prompt_tokens: int | None = None
-    completion_tokens: int | None = None
-    seconds: float = 0.0  # from sending to the last byte read, on the client
+
 
 
 def version() -> str:
@@ -135,22 +129,6 @@ def _length(server: Server, tokens: int = 16) -> Outcome:
     return server.post({"model": MODEL, "prompt": _prompt(6), "max_tokens": tokens, "ignore_eos": True}, "length")
 
 
-def _together(calls: list, gap: float = 0.01) -> list[Outcome]:
-    results: list[Outcome | None] = [None] * len(calls)
-
-    def run(i: int) -> None:
-        results[i] = calls[i]()
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(calls))]
-    for thread in threads:
-        thread.start()
-        time.sleep(gap)
-    for thread in threads:
-        thread.join(REQUEST_SECONDS * 2)
-    assert all(r is not None for r in results), "a request of the phase never returned"
-    return results  # type: ignore[return-value]
-
-
 def _successes(server: Server) -> list[Outcome]:
     return [_stop(server) for _ in range(6)]
 
@@ -175,7 +153,7 @@ def _cancelled(server: Server) -> list[Outcome]:
 
 def _overload(server: Server) -> list[Outcome]:
     # Ten long requests at once against 4 running and 6 admitted in all: the rest are refused with 503.
-    outcomes = _together([lambda: _length(server, 200) for _ in range(10)])
+    outcomes = at_once([lambda: _length(server, 200) for _ in range(10)], gap=0.01, timeout=REQUEST_SECONDS * 2)
     for outcome in outcomes:
         outcome.kind = "overload"
     return outcomes
@@ -192,24 +170,6 @@ def _prefix_cache(server: Server) -> list[Outcome]:
 PHASES = (("idle", lambda server: []), ("successes", _successes), ("length", _lengths),
           ("client-errors", _client_errors), ("cancelled", _cancelled), ("overload", _overload),
           ("prefix-cache", _prefix_cache))
-
-
-def counts(outcomes: list[Outcome]) -> dict[str, int]:
-    """What the client saw, by outcome."""
-    tally = {"sent": len(outcomes), "stop": 0, "length": 0, "client_error": 0, "rejected": 0, "cancelled": 0,
-             "server_error": 0}
-    for o in outcomes:
-        if o.status == 200:
-            tally[o.finish_reason if o.finish_reason in ("stop", "length") else "server_error"] += 1
-        elif o.status == 0:
-            tally["cancelled"] += 1
-        elif o.status in (429, 503):
-            tally["rejected"] += 1
-        elif 400 <= o.status < 500:
-            tally["client_error"] += 1
-        else:
-            tally["server_error"] += 1
-    return tally
 
 
 def _settle(server: Server) -> None:
@@ -243,7 +203,7 @@ def record(folder: Path, workdir: Path) -> list[str]:
                 "engine": "vllm", "version": engine_version, "phase": phase, "model": MODEL,
                 "server": {"max_model_len": MAX_MODEL_LEN, "max_num_seqs": MAX_NUM_SEQS,
                            "max_num_queued_reqs": MAX_NUM_QUEUED_REQS},
-                "counts": counts(outcomes),
+                "counts": completion_counts(outcomes),
                 "server_errors_provoked": False,
                 # Tokens of the requests answered in full; the cancelled streams' are not known to the client.
                 "tokens": {"prompt": sum(o.prompt_tokens or 0 for o in answered),

@@ -17,7 +17,6 @@ import json
 import os
 import subprocess
 import sys
-import threading
 import time
 import urllib.request
 from dataclasses import asdict, dataclass
@@ -25,6 +24,7 @@ from pathlib import Path
 
 from fleetscope.localstack.process import free_port
 from fleetscope.localstack.ray import RayHead
+from tests.engines.traffic import at_once
 
 REQUEST_TIMEOUT_S = 2.0  # Serve's http_options.request_timeout_s in the lab
 TOKENS_MAX_ONGOING, TOKENS_MAX_QUEUED = 1, 1  # so that three of five requests at once are refused
@@ -146,19 +146,7 @@ class ServeLab:
 
 
 def _together(calls: list, gap: float = 0.02) -> list[Outcome]:
-    results: list[Outcome | None] = [None] * len(calls)
-
-    def run(i: int) -> None:
-        results[i] = calls[i]()
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(calls))]
-    for thread in threads:
-        thread.start()
-        time.sleep(gap)
-    for thread in threads:
-        thread.join(REQUEST_SECONDS * 2)
-    assert all(r is not None for r in results), "a request of the phase never returned"
-    return results  # type: ignore[return-value]
+    return at_once(calls, gap, timeout=REQUEST_SECONDS * 2)
 
 
 def _iris(lab: ServeLab) -> Outcome:

@@ -1,0 +1,245 @@
+"""The Dynamo lab (scripts/engines.sh dynamo): NVIDIA Dynamo's frontend (`python -m dynamo.frontend`, its own
+virtual environment made by scripts/engines.sh) in front of its mocker engine (`python -m dynamo.mocker`, which
+simulates a vLLM-style scheduler and KV cache with no model weights) on 127.0.0.1, driven by a scripted traffic
+mix whose outcomes the client knows, the frontend's /metrics page recorded after every phase with that ground
+truth beside it.
+
+    record(folder, workdir) -> the phase names, each written as <folder>/<nn>-<phase>.prom and .json
+
+No etcd and no NATS: discovery through files (--discovery-backend file, DYN_FILE_KV), requests over TCP, events
+over ZMQ. The mocker reads only the model's config and tokenizer; the frontend wants a chat template in its
+tokenizer_config.json ("prompt_formatter_from_mdc: chat_template field is required"), so the tiny model is
+copied with one added.
+
+Phases: successes, client errors (an unknown model: 404; a temperature out of range: 400), too long (prompts past
+the mocker's max_model_len: the worker fails them and the frontend answers 500), cancelled (streams the client
+leaves 0.3 s in: Dynamo counts some as successes, see dynamo_expectations.py), overload (more long requests at
+once than the KV router lets onto a worker whose few KV blocks are busy: the frontend answers 529)."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import shutil
+import subprocess
+import time
+import urllib.request
+from dataclasses import asdict
+from pathlib import Path
+
+from fleetscope.localstack.process import ManagedProcess, start_on_free_port
+from tests.engines.traffic import Completion as Outcome
+from tests.engines.traffic import at_once, completion_counts
+
+REPOSITORY = Path(__file__).resolve().parents[2]
+ENGINES = REPOSITORY / ".engines"
+PYTHON = ENGINES / "dynamo" / "bin" / "python"
+MODEL = "tiny-llama"
+MAX_MODEL_LEN, MAX_NUM_SEQS, KV_BLOCKS = 256, 2, 8  # the mocker's; 8 blocks of 64 tokens
+SPEEDUP_RATIO = 1.0  # the mocker's simulated step times as they are: about 6 ms a token here
+STREAM_READ_SECONDS = 0.3  # how long the client reads a stream before it leaves
+BUSY_THRESHOLD = 0.2  # the frontend's --active-decode-blocks-threshold: a worker past it is busy
+STARTUP_SECONDS = 180
+REQUEST_SECONDS = 60
+PHASE_SETTLE_SECONDS = 30
+CHAT_TEMPLATE = ("{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}"
+                 "{% if add_generation_prompt %}assistant:{% endif %}")
+
+
+
+
+
+def version() -> str:
+    out = subprocess.run([str(PYTHON), "-c", "from importlib.metadata import version; print(version('ai-dynamo'))"],
+                         capture_output=True, text=True, timeout=120, check=True)
+    return out.stdout.strip().splitlines()[-1]
+
+
+def make_model(folder: Path) -> Path:
+    """The tiny Llama's config and tokenizer (no weights: the mocker loads none), with a chat template."""
+    source = ENGINES / "models" / MODEL
+    if not (source / "tokenizer.json").exists():
+        subprocess.run([str(ENGINES / "vllm" / "bin" / "python"), str(Path(__file__).with_name("tiny_model.py")),
+                        str(source)], check=True, timeout=300, capture_output=True)
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in ("config.json", "generation_config.json", "tokenizer.json", "special_tokens_map.json"):
+        shutil.copy(source / name, folder / name)
+    config = json.loads((source / "tokenizer_config.json").read_text())
+    (folder / "tokenizer_config.json").write_text(json.dumps({**config, "chat_template": CHAT_TEMPLATE}, indent=1))
+    return folder
+
+
+class Server:
+    def __init__(self, model: Path, workdir: Path):
+        self.model, self.workdir = model, workdir
+        self.mocker: ManagedProcess | None = None
+        self.frontend: ManagedProcess | None = None
+        self.port = 0
+        self.settings = {"DYN_FILE_KV": str(workdir / "kv"), "TMPDIR": str(workdir), "HF_HUB_OFFLINE": "1",
+                         "TRANSFORMERS_OFFLINE": "1", "DYN_LOG": "info"}
+        self.planes = ["--discovery-backend", "file", "--request-plane", "tcp", "--event-plane", "zmq"]
+
+    def _env(self) -> list[str]:
+        return ["env", *(f"{k}={v}" for k, v in self.settings.items()), "nice"]
+
+    def start(self) -> Server:
+        mocker = [str(PYTHON), "-m", "dynamo.mocker", "--model-path", str(self.model), "--model-name", MODEL,
+                  "--max-model-len", str(MAX_MODEL_LEN), "--max-num-seqs", str(MAX_NUM_SEQS),
+                  "--num-gpu-blocks-override", str(KV_BLOCKS), "--speedup-ratio", str(SPEEDUP_RATIO), *self.planes]
+        registered = self.workdir / "kv"
+        self.mocker = ManagedProcess([*self._env(), *mocker], self.workdir / "mocker.log",
+                                     lambda: any(registered.rglob("*")) if registered.exists() else False)
+        self.mocker.start(timeout=STARTUP_SECONDS)
+
+        def make(port: int) -> ManagedProcess:
+            argv = [str(PYTHON), "-m", "dynamo.frontend", "--http-host", "127.0.0.1", "--http-port", str(port),
+                    "--router-mode", "kv", "--active-decode-blocks-threshold", str(BUSY_THRESHOLD), *self.planes]
+            return ManagedProcess([*self._env(), *argv], self.workdir / "frontend.log",
+                                  lambda: MODEL in _get(f"http://127.0.0.1:{port}/v1/models"))
+
+        self.frontend, self.port = start_on_free_port(make, timeout=STARTUP_SECONDS, attempts=2)
+        return self
+
+    def stop(self) -> None:
+        for process in (self.frontend, self.mocker):
+            if process is not None:
+                process.stop(timeout=30)
+
+    def page(self) -> str:
+        return _get(f"http://127.0.0.1:{self.port}/metrics")
+
+    def post(self, body: dict, kind: str) -> Outcome:
+        started = time.monotonic()
+        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=REQUEST_SECONDS)
+        try:
+            connection.request("POST", "/v1/completions", json.dumps(body), {"content-type": "application/json"})
+            response = connection.getresponse()
+            raw = response.read() or b"{}"
+        finally:
+            connection.close()
+        outcome = Outcome(kind, response.status, seconds=time.monotonic() - started)
+        if response.status == 200:
+            answer = json.loads(raw)
+            outcome.finish_reason = answer["choices"][0]["finish_reason"]
+            outcome.prompt_tokens = answer["usage"]["prompt_tokens"]
+            outcome.completion_tokens = answer["usage"]["completion_tokens"]
+        return outcome
+
+    def cancel_after_first_chunk(self, body: dict) -> Outcome:
+        started = time.monotonic()
+        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=REQUEST_SECONDS)
+        connection.request("POST", "/v1/completions", json.dumps({**body, "stream": True}),
+                           {"content-type": "application/json"})
+        response = connection.getresponse()
+        if response.status != 200:  # refused before the stream began (529 when the router finds no idle worker)
+            response.read()
+            connection.close()
+            return Outcome("cancelled", response.status, seconds=time.monotonic() - started)
+        assert response.fp.readline(), "the stream ended before its first chunk"
+        while time.monotonic() - started < STREAM_READ_SECONDS:
+            response.fp.readline()
+        connection.sock.shutdown(2)
+        connection.close()
+        return Outcome("cancelled", 0, seconds=time.monotonic() - started)
+
+
+def _get(url: str) -> str:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            return response.read().decode()
+    except OSError:
+        return ""
+
+
+def _prompt(words: int) -> str:
+    return " ".join(("gpu", "fleet", "token", "model")[i % 4] for i in range(words))
+
+
+def _completion(server: Server, tokens: int = 8, kind: str = "success") -> Outcome:
+    return server.post({"model": MODEL, "prompt": _prompt(6), "max_tokens": tokens, "ignore_eos": True}, kind)
+
+
+def _successes(server: Server) -> list[Outcome]:
+    return [_completion(server) for _ in range(6)]
+
+
+def _client_errors(server: Server) -> list[Outcome]:
+    unknown = [server.post({"model": "no-such-model", "prompt": _prompt(4), "max_tokens": 8}, "unknown_model")
+               for _ in range(2)]
+    bad = [server.post({"model": MODEL, "prompt": _prompt(4), "max_tokens": 8, "temperature": -1.0},
+                       "bad_parameter") for _ in range(3)]
+    return unknown + bad
+
+
+def _too_long(server: Server) -> list[Outcome]:
+    return [server.post({"model": MODEL, "prompt": _prompt(MAX_MODEL_LEN + 40), "max_tokens": 8}, "too_long")
+            for _ in range(2)]
+
+
+def _cancelled(server: Server) -> list[Outcome]:
+    # One at a time, each after the worker has let go of the last one's blocks: a stream the client left keeps
+    # its blocks until the worker hears of it, and the router would refuse the next as overload.
+    body = {"model": MODEL, "prompt": _prompt(6), "max_tokens": MAX_MODEL_LEN - 16, "ignore_eos": True}
+    outcomes = []
+    for _ in range(3):
+        _settle(server, pause=0)
+        outcomes.append(server.cancel_after_first_chunk(body))
+    return outcomes
+
+
+def _overload(server: Server) -> list[Outcome]:
+    # Ten at once: the router lets a request onto the worker while its active KV blocks are under the threshold
+    # (1.6 of 8) and refuses the rest with 529.
+    return at_once([lambda: _completion(server, 200, "overload") for _ in range(10)], gap=0.02,
+                   timeout=REQUEST_SECONDS * 2)
+
+
+PHASES = (("successes", _successes), ("client-errors", _client_errors), ("too-long", _too_long),
+          ("cancelled", _cancelled), ("overload", _overload))
+
+
+def _settle(server: Server, pause: float = 2) -> None:
+    """Waits (bounded) until the frontend holds nothing in flight or queued and the worker no KV blocks, so the
+    page holds the whole phase and the next phase starts on an idle worker."""
+    deadline = time.monotonic() + PHASE_SETTLE_SECONDS
+    while time.monotonic() < deadline:
+        busy = [line for line in server.page().splitlines()
+                if line.startswith(("dynamo_frontend_inflight_requests{", "dynamo_frontend_queued_requests{",
+                                    "dynamo_frontend_worker_active_decode_blocks{"))
+                and float(line.rsplit(" ", 1)[1]) > 0]
+        if not busy:
+            time.sleep(pause)  # a closed stream is counted once the frontend notices it
+            return
+        time.sleep(0.5)
+    raise TimeoutError(f"Dynamo still busy {PHASE_SETTLE_SECONDS}s after a phase")
+
+
+def record(folder: Path, workdir: Path) -> list[str]:
+    engine_version = version()
+    model = make_model(workdir / "model")
+    server = Server(model, workdir).start()
+    written = []
+    try:
+        for index, (phase, drive) in enumerate(PHASES, start=1):
+            outcomes = drive(server)
+            _settle(server)
+            name = f"{index:02d}-{phase}"
+            (folder / f"{name}.prom").write_text(server.page())
+            answered = [o for o in outcomes if o.status == 200]
+            truth = {
+                "engine": "dynamo", "version": engine_version, "phase": phase, "model": MODEL,
+                "server": {"max_model_len": MAX_MODEL_LEN, "max_num_seqs": MAX_NUM_SEQS, "kv_blocks": KV_BLOCKS,
+                           "busy_threshold": BUSY_THRESHOLD, "speedup_ratio": SPEEDUP_RATIO,
+                           "worker": "dynamo.mocker"},
+                "counts": completion_counts(outcomes, rejected=(429, 503, 529)),  # 529: every worker busy
+                "tokens": {"prompt": sum(o.prompt_tokens or 0 for o in answered),
+                           "completion": sum(o.completion_tokens or 0 for o in answered),
+                           "complete": all(o.status != 0 for o in outcomes)},
+                "requests": [asdict(o) for o in outcomes],
+            }
+            (folder / f"{name}.json").write_text(json.dumps(truth, indent=1) + "\n")
+            written.append(name)
+    finally:
+        server.stop()
+    return written
+
