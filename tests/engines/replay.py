@@ -286,3 +286,10 @@ def replay(folder: Path, prometheus, tmp_path: Path, timeout: float = 60) -> lis
         return rows
     finally:
         served.close()
+
+
+def assert_agree(rows: list[Row]) -> None:
+    """Every row of a replay as its ground truth says; where not, the rows that differ, then every row."""
+    assert rows, "the replay compared nothing"
+    bad = [str(row) for row in rows if not row.ok]
+    assert not bad, "\n".join(bad) + "\n\nevery row:\n" + "\n".join(str(row) for row in rows)

@@ -8,7 +8,8 @@ from __future__ import annotations
 import pytest
 
 from tests.engines import dynamo_lab
-from tests.engines.replay import FIXTURES, replay
+from tests.engines.replay import FIXTURES, assert_agree, replay
+from tests.engines.traffic import emptied
 
 pytestmark = [pytest.mark.engines, pytest.mark.integration, pytest.mark.timeout(900)]
 
@@ -16,12 +17,9 @@ pytestmark = [pytest.mark.engines, pytest.mark.integration, pytest.mark.timeout(
 def test_dynamo_pages_recorded_and_read_as_the_ground_truth_says(tmp_path, prometheus):
     if not dynamo_lab.PYTHON.exists():
         pytest.fail(f"no Dynamo environment at {dynamo_lab.PYTHON.parent.parent}: run `bash scripts/engines.sh dynamo`")
-    folder = FIXTURES / f"dynamo-{dynamo_lab.version()}"
-    folder.mkdir(parents=True, exist_ok=True)
-    for old in (*folder.glob("*.prom"), *folder.glob("*.json")):
-        old.unlink()
+    folder = emptied(FIXTURES / f"dynamo-{dynamo_lab.version()}")
     phases = dynamo_lab.record(folder, tmp_path)
     assert [name.split("-", 1)[1] for name in phases] == [phase for phase, _ in dynamo_lab.PHASES]
     rows = replay(folder, prometheus, tmp_path)
     print("\n" + "\n".join(str(row) for row in rows))
-    assert rows and all(row.ok for row in rows), "\n".join(str(row) for row in rows if not row.ok)
+    assert_agree(rows)

@@ -4,11 +4,9 @@ fleetscope:inference_* series compared with the ground truth recorded beside the
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
-from tests.engines.replay import FIXTURES, _total, engine_of, replay
+from tests.engines.replay import FIXTURES, _total, assert_agree, engine_of, replay
 from tests.support.engine_pages import REPLAY_CLOCK, recorded_phases, replayed_phase
 
 RECORDED = sorted(folder for folder in FIXTURES.iterdir() if folder.is_dir()) if FIXTURES.exists() else []
@@ -52,10 +50,7 @@ def test_a_replayed_phase_grows_by_what_the_phase_added():
 @pytest.mark.integration
 @pytest.mark.parametrize("folder", RECORDED, ids=lambda folder: folder.name)
 def test_recorded_pages_are_read_as_their_ground_truth_says(folder, prometheus, tmp_path):
-    rows = replay(folder, prometheus, tmp_path)
-    assert rows, folder
-    bad = [str(row) for row in rows if not row.ok]
-    assert not bad, "\n".join(bad) + "\n" + json.dumps([str(row) for row in rows], indent=0)
+    assert_agree(replay(folder, prometheus, tmp_path))
 
 
 def test_the_recorded_triton_pages_moved_every_failure_reason_they_are_checked_against():

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.engines.replay import FIXTURES, replay
+from tests.engines.replay import FIXTURES, assert_agree, replay
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 PYTHON = REPOSITORY / ".engines" / "triton" / "bin" / "python"
@@ -33,4 +33,4 @@ def test_triton_pages_recorded_and_read_as_the_ground_truth_says(tmp_path, prome
     assert [p.stem.split("-", 1)[1] for p in sorted(folder.glob("*.prom"))] == PHASES
     rows = replay(folder, prometheus, tmp_path)
     print("\n" + "\n".join(str(row) for row in rows))
-    assert rows and all(row.ok for row in rows), "\n".join(str(row) for row in rows if not row.ok)
+    assert_agree(rows)

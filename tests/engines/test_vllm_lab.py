@@ -8,7 +8,8 @@ from __future__ import annotations
 import pytest
 
 from tests.engines import vllm_lab
-from tests.engines.replay import FIXTURES, replay
+from tests.engines.replay import FIXTURES, assert_agree, replay
+from tests.engines.traffic import emptied
 
 # The engine's start takes one to three minutes on two shared cores, the traffic and the replay two more.
 pytestmark = [pytest.mark.engines, pytest.mark.integration, pytest.mark.timeout(900)]
@@ -17,12 +18,9 @@ pytestmark = [pytest.mark.engines, pytest.mark.integration, pytest.mark.timeout(
 def test_vllm_pages_recorded_and_read_as_the_ground_truth_says(tmp_path, prometheus):
     if not vllm_lab.PYTHON.exists():
         pytest.fail(f"no vLLM environment at {vllm_lab.PYTHON.parent.parent}: run `bash scripts/engines.sh vllm`")
-    folder = FIXTURES / f"vllm-{vllm_lab.version()}"
-    folder.mkdir(parents=True, exist_ok=True)
-    for old in (*folder.glob("*.prom"), *folder.glob("*.json")):
-        old.unlink()
+    folder = emptied(FIXTURES / f"vllm-{vllm_lab.version()}")
     phases = vllm_lab.record(folder, tmp_path)
     assert [name.split("-", 1)[1] for name in phases] == [phase for phase, _ in vllm_lab.PHASES]
     rows = replay(folder, prometheus, tmp_path)
     print("\n" + "\n".join(str(row) for row in rows))
-    assert rows and all(row.ok for row in rows), "\n".join(str(row) for row in rows if not row.ok)
+    assert_agree(rows)

@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 # Run as a script in the engine's environment, this folder is on sys.path: traffic.py is the standard library only.
-from traffic import at_once
+from traffic import at_once, emptied, write_phase
 
 SLOW_SECONDS = 1.0
 SLOW_QUEUE = 1  # slow's max_queue_size: one request running, one queued, the rest rejected
@@ -293,15 +293,10 @@ def record(fixtures: Path, workdir: Path) -> Path:
     lab = Lab(workdir).start()
     try:
         version = lab.version()
-        folder = fixtures / f"triton-{version}"
-        folder.mkdir(parents=True, exist_ok=True)
-        for old in (*folder.glob("*.prom"), *folder.glob("*.json")):
-            old.unlink()
+        folder = emptied(fixtures / f"triton-{version}")
         for index, (phase, drive) in enumerate(PHASES, start=1):
             outcomes = drive(lab)
             _settle(lab)
-            name = f"{index:02d}-{phase}"
-            (folder / f"{name}.prom").write_text(lab.page())
             truth = {
                 "engine": "triton", "version": version, "phase": phase,
                 "server": {"slow_seconds": SLOW_SECONDS, "slow_max_queue_size": SLOW_QUEUE,
@@ -311,7 +306,7 @@ def record(fixtures: Path, workdir: Path) -> Path:
                 "counts": counts(outcomes),
                 "requests": [asdict(o) for o in outcomes],
             }
-            (folder / f"{name}.json").write_text(json.dumps(truth, indent=1) + "\n")
+            write_phase(folder, index, phase, lab.page(), truth)
     finally:
         lab.stop()
     return folder

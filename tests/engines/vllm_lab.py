@@ -23,7 +23,7 @@ from pathlib import Path
 
 from fleetscope.localstack.process import ManagedProcess, http_ok, start_on_free_port
 from tests.engines.traffic import Completion as Outcome
-from tests.engines.traffic import at_once, completion_counts
+from tests.engines.traffic import at_once, completion_counts, completion_tokens, post_completion, write_phase
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 ENGINES = REPOSITORY / ".engines"
@@ -87,20 +87,7 @@ class Server:
             return response.read().decode()
 
     def post(self, body: dict, kind: str) -> Outcome:
-        started = time.monotonic()
-        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=REQUEST_SECONDS)
-        try:
-            connection.request("POST", "/v1/completions", json.dumps(body), {"content-type": "application/json"})
-            response = connection.getresponse()
-            answer = json.loads(response.read() or b"{}")
-        finally:
-            connection.close()
-        outcome = Outcome(kind, response.status, seconds=time.monotonic() - started)
-        if response.status == 200:
-            outcome.finish_reason = answer["choices"][0]["finish_reason"]
-            outcome.prompt_tokens = answer["usage"]["prompt_tokens"]
-            outcome.completion_tokens = answer["usage"]["completion_tokens"]
-        return outcome
+        return post_completion(self.port, body, kind, REQUEST_SECONDS)
 
     def cancel_after_first_chunk(self, body: dict) -> Outcome:
         started = time.monotonic()
@@ -196,23 +183,16 @@ def record(folder: Path, workdir: Path) -> list[str]:
         for index, (phase, drive) in enumerate(PHASES):
             outcomes = drive(server)
             _settle(server)
-            name = f"{index:02d}-{phase}"
-            (folder / f"{name}.prom").write_text(server.page())
-            answered = [o for o in outcomes if o.status == 200]
             truth = {
                 "engine": "vllm", "version": engine_version, "phase": phase, "model": MODEL,
                 "server": {"max_model_len": MAX_MODEL_LEN, "max_num_seqs": MAX_NUM_SEQS,
                            "max_num_queued_reqs": MAX_NUM_QUEUED_REQS},
                 "counts": completion_counts(outcomes),
                 "server_errors_provoked": False,
-                # Tokens of the requests answered in full; the cancelled streams' are not known to the client.
-                "tokens": {"prompt": sum(o.prompt_tokens or 0 for o in answered),
-                           "completion": sum(o.completion_tokens or 0 for o in answered),
-                           "complete": all(o.status != 0 for o in outcomes)},
+                "tokens": completion_tokens(outcomes),
                 "requests": [asdict(o) for o in outcomes],
             }
-            (folder / f"{name}.json").write_text(json.dumps(truth, indent=1) + "\n")
-            written.append(name)
+            written.append(write_phase(folder, index, phase, server.page(), truth))
     finally:
         server.stop()
     return written

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from fleetscope.localstack.process import free_port
 from fleetscope.localstack.ray import RayHead
-from tests.engines.traffic import at_once
+from tests.engines.traffic import at_once, write_phase
 
 REQUEST_TIMEOUT_S = 2.0  # Serve's http_options.request_timeout_s in the lab
 TOKENS_MAX_ONGOING, TOKENS_MAX_QUEUED = 1, 1  # so that three of five requests at once are refused
@@ -252,8 +252,6 @@ def record(lab: ServeLab, folder: Path) -> list[str]:
         outcomes = drive(lab)
         total += len(outcomes)
         page = settle(lab, total)
-        name = f"{index:02d}-{phase}"
-        (folder / f"{name}.prom").write_text(serve_families(page))
         truth = {
             "engine": "ray-serve", "version": ray_version, "phase": phase,
             "server": {"request_timeout_s": REQUEST_TIMEOUT_S, "tokens_max_ongoing_requests": TOKENS_MAX_ONGOING,
@@ -261,6 +259,5 @@ def record(lab: ServeLab, folder: Path) -> list[str]:
             "counts": counts(outcomes),
             "requests": [asdict(outcome) for outcome in outcomes],
         }
-        (folder / f"{name}.json").write_text(json.dumps(truth, indent=1) + "\n")
-        written.append(name)
+        written.append(write_phase(folder, index, phase, serve_families(page), truth))
     return written

@@ -30,7 +30,7 @@ from fleetscope.alerts import inference
 from fleetscope.example import load
 from fleetscope.example.model import IrisModel
 from tests.drift.support import call
-from tests.engines.replay import FIXTURES, replay
+from tests.engines.replay import FIXTURES, assert_agree, replay
 from tests.ray.serve_lab import PHASES, ServeLab, _together, record, settle, version
 
 RULES = FIXTURES.parents[2] / "alerts" / "rules" / "inference.yaml"
@@ -55,10 +55,7 @@ def test_every_phase_is_read_as_its_ground_truth(recorded, prometheus, tmp_path)
     _, folder = recorded
     assert sorted(path.stem for path in folder.glob("*.json")) == [f"{i:02d}-{name}" for i, (name, _) in
                                                                    enumerate(PHASES, start=1)]
-    rows = replay(folder, prometheus, tmp_path)
-    assert rows
-    bad = [str(row) for row in rows if not row.ok]
-    assert not bad, "\n".join(bad) + "\n" + json.dumps([str(row) for row in rows], indent=0)
+    assert_agree(replay(folder, prometheus, tmp_path))
 
 
 def _by_application(server, record: str) -> dict[str, float]:
