@@ -119,7 +119,9 @@ class RayDashboard:
             found = {int(actor["pid"]): RayActor(actor["jobId"], bounded(str(actor["className"])))
                      for actor in actors.values()
                      if actor.get("state") == "ALIVE" and _is_job_id(actor.get("jobId")) and actor.get("pid")}
-        except (OSError, ValueError, KeyError, TypeError, StopIteration) as error:
+        # Whatever the dashboard answers, even a hostile one: JSON nested past the parser's recursion, objects where
+        # lists belong.
+        except (OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError, StopIteration) as error:
             self._report(str(error) or type(error).__name__)
             return {}
         self._report(None)

@@ -22,6 +22,7 @@ import pytest
 
 from fleetscope.exporters.attribution.processes import ProcessAttribution
 from fleetscope.exporters.attribution.ray import (
+    DASHBOARD_TIMEOUT_SECONDS,
     MAX_DASHBOARD_BYTES,
     RayAttribution,
     RayDashboard,
@@ -116,7 +117,8 @@ def test_the_dashboard_names_a_pooled_actors_job_and_class_on_this_node_only(tmp
     assert dashboard.requests == 4
 
 
-@pytest.mark.parametrize("problem", ["token", "unreachable", "oversized", "not json", "not an object", "no node"])
+@pytest.mark.parametrize("problem", ["token", "unreachable", "slow", "oversized", "nested", "not json",
+                                     "not an object", "wrong shapes", "no node"])
 def test_a_dashboard_that_cannot_answer_leaves_the_title_and_environment(tmp_path, dashboard, caplog, problem):
     token_file = tmp_path / "token"
     token_file.write_text("wrong" if problem == "token" else dashboard.token)
@@ -125,6 +127,12 @@ def test_a_dashboard_that_cannot_answer_leaves_the_title_and_environment(tmp_pat
         dashboard.close()
     elif problem == "oversized":
         dashboard.body_override = b"[" + b"0," * (MAX_DASHBOARD_BYTES // 2) + b"0]"
+    elif problem == "slow":
+        dashboard.delay = DASHBOARD_TIMEOUT_SECONDS + 1
+    elif problem == "nested":
+        dashboard.body_override = b"[" * 100_000 + b"]" * 100_000
+    elif problem == "wrong shapes":
+        dashboard.body_override = b'{"data": {"summary": "gpu-7", "detail": []}}'
     elif problem == "not json":
         dashboard.body_override = b"<html>login</html>"
     elif problem == "not an object":

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
@@ -20,11 +21,13 @@ class RayDashboardStub:
     def __init__(self, token: str, nodes: list[dict], actors: dict[str, dict]):
         self.token, self.nodes, self.actors, self.requests = token, nodes, actors, 0
         self.body_override: bytes | None = None
+        self.delay = 0.0  # seconds before each answer
         stub = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:  # noqa: N802 (http.server's name)
                 stub.requests += 1
+                time.sleep(stub.delay)
                 if self.headers.get("Authorization") != f"Bearer {stub.token}":
                     self.send_response(401)
                     self.end_headers()
