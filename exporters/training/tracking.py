@@ -68,8 +68,9 @@ class TrainingMetrics:
 
         metrics = TrainingMetrics(job="llama-8b", state_dir="/checkpoints/run-7")
         serve(metrics, port=9500)
-        with metrics.checkpoint("load", step=resumed_step):
-            ...
+        with metrics.checkpoint("load") as restore:   # or checkpoint("load", step=...) when the step is known
+            state = torch.load(path)
+            restore.step = state["step"]
         for batch in metrics.data(loader):
             with metrics.step(samples=len(batch)):
                 ...
@@ -246,7 +247,7 @@ class TrainingMetrics:
 class _Region:
     """A context manager that is also a decorator (a fresh region per call)."""
 
-    def __enter__(self) -> None:
+    def __enter__(self) -> object:
         raise NotImplementedError
 
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
@@ -291,8 +292,9 @@ class Phase(_Region):
     def _fresh(self) -> Phase:
         return Phase(self._metrics, self._phase)
 
-    def __enter__(self) -> None:
+    def __enter__(self) -> Phase:
         self._previous = self._metrics._switch(self._phase)
+        return self
 
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
                  traceback: TracebackType | None) -> None:
@@ -309,9 +311,11 @@ class Checkpoint(Phase):
     def _fresh(self) -> Checkpoint:
         return Checkpoint(self._metrics, self.operation, self.step)
 
-    def __enter__(self) -> None:
+    def __enter__(self) -> Checkpoint:
+        """The checkpoint, whose `step` a load may set inside the block once it has read the checkpoint."""
         super().__enter__()
         self._started = self._metrics._clock()
+        return self
 
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
                  traceback: TracebackType | None) -> None:

@@ -52,8 +52,9 @@ def main(workdir: Path, port: int, run: int) -> None:
     first = 1
     if run > 1:
         begin = time.time()
-        with metrics.checkpoint("load", step=torch.load(checkpoint)["step"]):
+        with metrics.checkpoint("load") as restore:
             saved = torch.load(checkpoint)
+            restore.step = saved["step"]
             model.load_state_dict(saved["model"])
             first = saved["step"] + 1
         log("load", begin, time.time())

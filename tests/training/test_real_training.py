@@ -26,10 +26,11 @@ JOB = Path(job.__file__)
 REPO = Path(__file__).resolve().parent.parent.parent
 RULES = Path(generate.__file__).resolve().parent / "rules" / "training.yaml"
 WORLD = 2
-# Of the wall time. On a quiet machine every cause agrees within 0.005 (five runs); on one loaded by a parallel suite
-# the relaunch after the crash (a Python and torch start-up) stretched restart and initialization apart by up to
-# 0.017, so the suite holds them to 2% and docs/training.md states both figures.
-TOLERANCE = 0.02
+# Of the wall time: the issue's 1%. The recompute is the time the redo takes, as the SDK counts it, and a restore
+# names its step inside its checkpoint block, so that reading the checkpoint counts as checkpoint time on both sides;
+# so the causes agree within 0.0001 on a quiet machine, and within 0.0072 under a load average of 12 that stretched
+# the wall time fourfold (three and four runs).
+TOLERANCE = 0.01
 
 
 def _launch(workdir: Path, ports: list[int], run: int) -> list[subprocess.Popen]:
@@ -51,8 +52,9 @@ def _wait(processes: list[subprocess.Popen], timeout: float = 120) -> list[tuple
 
 
 def _truth(path: Path) -> dict[str, float]:
-    """Seconds by cause for one rank, from its own timeline: the crashed run's steps after the last checkpoint are
-    the work lost (recompute); their redo in run 2 is productive."""
+    """Seconds by cause for one rank, from its own timeline. The work lost since the last checkpoint is measured as
+    the SDK measures it, by the time the second run takes to redo it (recompute): the crashed run's steps counted as
+    productive while they ran, and a counter cannot take them back."""
     events = [json.loads(line) for line in path.read_text().splitlines()]
 
     def total(kind: str, run: int | None = None, before: float = float("inf"), after: float = 0.0) -> float:
@@ -64,8 +66,7 @@ def _truth(path: Path) -> dict[str, float]:
     end = next(e[2] for e in events if e[0] == "end")
     first_step_1, first_step_2 = steps[1][0][2], steps[2][0][2]
     crash = steps[1][-1][3]  # the end of the last step before the crash: the SDK's last write
-    last_save = max(e[4] for e in events if e[0] == "save" and e[1] == 1)
-    lost = [e for e in steps[1] if e[4] > last_save]
+    redone = [e for e in steps[2] if e[4] <= steps[1][-1][4]]
     truth = {
         "wall": end - start,
         "data_wait": total("data"),
@@ -73,7 +74,7 @@ def _truth(path: Path) -> dict[str, float]:
         "evaluation": total("evaluation"),
         "initialization": first_step_1 - start - total("data", 1, before=first_step_1),
         "restart": first_step_2 - crash - total("load", 2) - total("data", 2, before=first_step_2),
-        "recompute": lost[-1][3] - lost[0][2] - total("data", 1, before=lost[-1][3], after=lost[0][2]),
+        "recompute": redone[-1][3] - redone[0][2] - total("data", 2, before=redone[-1][3], after=redone[0][2]),
     }
     truth["productive"] = truth["wall"] - sum(value for cause, value in truth.items() if cause != "wall")
     return truth
@@ -152,4 +153,7 @@ def test_goodput_and_each_cause_of_a_real_job_with_faults_match_the_ground_truth
     assert len(goodput) == 1 and 0 < float(goodput[0]["value"][1]) < 1, goodput
     # Every injected fault shows: the restart, the slow loader, the lost work.
     assert _value(restarts) == 1
-    assert expected["data_wait"] > 0.05 and expected["recompute"] > 0.01 and expected["restart"] > 0.05, report
+    per_rank = {cause: sum(truth[cause] for truth in truths) / WORLD for cause in ("data_wait", "recompute", "restart")}
+    assert per_rank["data_wait"] >= len(job.SLOW_DATA) * job.DATA_SLEEP * 0.9, per_rank
+    redone = (job.CRASH_AT % job.CHECKPOINT_EVERY) * job.STEP_SLEEP
+    assert per_rank["recompute"] > redone and per_rank["restart"] > 0.5, per_rank

@@ -88,8 +88,9 @@ def test_a_relaunch_books_its_downtime_to_restart_and_redone_steps_to_recompute(
     clock.tick(7)
     again = _metrics(clock, state_dir=tmp_path)
     clock.tick(4)  # re-initialization
-    with again.checkpoint("load", step=20):
+    with again.checkpoint("load") as restore:  # the step is learnt by reading the checkpoint
         clock.tick(1)
+        restore.step = 20
     for _ in range(15):
         with again.step():
             clock.tick(1)
