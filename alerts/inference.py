@@ -36,6 +36,10 @@ inter_token_latency or queue_duration. The serving signals:
   fleetscope:inference_<phase>_seconds:quantile_rate5m, ...:quantile_upper_bound_rate5m, ...:mean_rate5m
       as the latencies above, where <phase> is prefill_duration, decode_duration (per request) or
       kv_transfer_duration (per transfer between prefill and decode workers)
+  fleetscope:inference_lora_adapter_running               {adapter="<name>"} 1 for each LoRA adapter with requests
+                                                          running (on any replica)
+  fleetscope:inference_lora_adapters_running              how many; 0 where the engine shows none running
+  fleetscope:inference_not_measured{signal="lora_requests"}   requests per adapter: no engine mapped counts them
 What an engine does not measure is absent, not zero.
 """
 
@@ -44,7 +48,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-from fleetscope.alerts.engines import ENGINES, Engine, Histogram
+from fleetscope.alerts.engines import ENGINES, Engine, Histogram, LoraInfo
 from fleetscope.mixin.config import NormalizationConfig
 
 TOPOLOGY = ("cluster", "namespace", "model")
@@ -60,7 +64,12 @@ SERVING_SIGNALS = {
     "prefix_cache_hit_ratio": ("prefix_cache_queries", "prefix_cache_hits"),
     "spec_decode_acceptance_ratio": ("spec_decode_draft_tokens", "spec_decode_accepted_tokens"),
     **{phase: (phase,) for phase in PHASES},
+    "lora_adapters_running": ("lora_info",),
 }
+# Requests per LoRA adapter: no engine mapped here counts them (vLLM 0.32's request counters label the base model's
+# served name, an adapter's requests included: seen in its lab), so every engine records them as not measured.
+UNMEASURED_SIGNALS = ("lora_requests",)
+LORA_POSITIONS = 16  # entries read from a comma-joined list of adapters; a longer list is not measured
 SERVED = f"{PREFIX}served"
 
 
@@ -186,10 +195,24 @@ def _not_measured_rules(engine: Engine) -> list[dict]:
             counted = summed(engine, counters, None, aggregation="group")
             rules.append(schema_rule(f"{PREFIX}not_measured", f"{served}\nunless\n{counted}", engine,
                                      signal=outcome))
-    for signal, fields in SERVING_SIGNALS.items():
-        if not all(getattr(engine, name) for name in fields):
+    for signal in SERVING_SIGNALS:
+        if not serves(engine, signal):
             rules.append(schema_rule(f"{PREFIX}not_measured", served, engine, signal=signal))
+        elif signal in engine.unmeasured_where_absent:
+            # Where the signal's counter is absent the engine runs without what measures it: unknown, not zero.
+            counter = getattr(engine, SERVING_SIGNALS[signal][0])
+            counted = summed(engine, (counter,), None, aggregation="group")
+            rules.append(schema_rule(f"{PREFIX}not_measured", f"{served}\nunless\n{counted}", engine,
+                                     signal=signal))
+    for signal in UNMEASURED_SIGNALS:
+        rules.append(schema_rule(f"{PREFIX}not_measured", served, engine, signal=signal))
     return rules
+
+
+def serves(engine: Engine, signal: str) -> bool:
+    """Whether the engine's mapping reads series for a serving signal: every field it needs, or for a phase its
+    histogram or its mean counters."""
+    return all(getattr(engine, name) or getattr(engine, f"mean_{name}", None) for name in SERVING_SIGNALS[signal])
 
 
 def _share(engine: Engine, part: str, whole: str, w: str) -> str:
@@ -212,6 +235,41 @@ def _serving_signal_rules(engine: Engine, w: str) -> list[dict]:
         rules.append(schema_rule(f"{PREFIX}spec_decode_accepted_tokens_per_draft:rate{w}",
                                  _share(engine, accepted, engine.spec_decode_drafts, w), engine))
     return rules
+
+
+def _lora_latest(engine: Engine, lora: LoraInfo, matcher: str = "") -> str:
+    """Each target's current adapter list (the series set last: every list shown stays on the page), where its
+    adapters label matches `matcher`, labelled with the model of the target's first `running` gauge."""
+    if not engine.running or engine.model_label is None:
+        raise ValueError(f"{engine.name}: LoRA info needs a running gauge labelled with the model to join with")
+    selector = _with_selector(lora.metric, matcher) if matcher else lora.metric
+    latest = f"({selector} == on (job, instance) group_left () max by (job, instance) ({lora.metric}))"
+    carrier = f"group by (job, instance, {engine.model_label}) ({engine.running[0]})"
+    return _with_model(engine, f"({latest} * on (job, instance) group_left ({engine.model_label}) {carrier})", None)
+
+
+def _lora_rules(engine: Engine) -> list[dict]:
+    """One series per adapter with requests running (value 1, label adapter), their count per model (0 where the
+    engine shows an empty list), and not measured where a list is longer than LORA_POSITIONS: PromQL cannot split
+    a label, so entry k is matched by a regular expression, for k below LORA_POSITIONS."""
+    lora = engine.lora_info
+    if lora is None:
+        return []
+    label, by = lora.adapters_label, schema_labels(engine)
+    entries = []
+    for k in range(LORA_POSITIONS):
+        skip = f"(?:[^,]*,){{{k}}}"
+        latest = _lora_latest(engine, lora, f'{label}=~"{skip}[^,]+(?:,.*)?"')
+        entries.append(f'label_replace({latest}, "adapter", "$1", "{label}", "{skip}([^,]+)(?:,.*)?")')
+    per_adapter = f"group by ({by}, adapter) (\n" + "\nor\n".join(entries) + "\n)"
+    longer = f'{label}=~"(?:[^,]*,){{{LORA_POSITIONS}}}.*"'
+    too_long = f"group by ({by}) ({_lora_latest(engine, lora, longer)})"
+    record = f"{PREFIX}lora_adapter_running"
+    own = _with_selector(record, f'engine="{engine.name}"')
+    count = (f"(count by ({by}) ({own})\nor\ngroup by ({by}) ({_lora_latest(engine, lora)}) * 0)\n"
+             f"unless\n{too_long}")
+    return [schema_rule(record, per_adapter, engine), schema_rule(f"{PREFIX}lora_adapters_running", count, engine),
+            schema_rule(f"{PREFIX}not_measured", too_long, engine, signal="lora_adapters_running")]
 
 
 def _saturation_rules(engine: Engine, w: str) -> list[dict]:
@@ -258,6 +316,7 @@ def _quantile_rules(engine: Engine, histogram: Histogram, record: str, config: N
 def engine_rules(engine: Engine, config: NormalizationConfig) -> list[dict]:
     w = config.rate_window
     rules = _outcome_rules(engine, w) + _saturation_rules(engine, w) + _serving_signal_rules(engine, w)
+    rules += _lora_rules(engine)
     for direction, metric in (("input", engine.input_tokens), ("output", engine.output_tokens)):
         if metric:
             rules.append(schema_rule(f"{PREFIX}{direction}_tokens:rate{w}", summed(engine, (metric,), w), engine))

@@ -1,6 +1,8 @@
 """Alerts on the serving signals that warn before latency degrades, read from the normalized records of
 inference.py so they hold for every engine that serves the signal: a prefix cache whose hit ratio collapses
-recomputes prompts it used to reuse, and time to first token and GPU time per request rise next."""
+recomputes prompts it used to reuse, and time to first token and GPU time per request rise next; a
+speculative-decoding acceptance that collapses spends GPU time on drafts the target model rejects, and time per
+output token rises next."""
 
 from __future__ import annotations
 
@@ -34,6 +36,28 @@ def prefix_cache_collapse_alert(config: MonitoringConfig) -> Alert:
                     "that no longer sends a conversation back to the replica holding its prefix.")
 
 
+def spec_decode_collapse_alert(config: MonitoringConfig) -> Alert:
+    """The acceptance ratio below a share of its own mean over the baseline window, where that mean was worth
+    drafting for and the model is busy: the ratio exists only while draft tokens are proposed, so a model that
+    drafts nothing (idle, or speculative decoding off) is quiet."""
+    i = config.inference
+    ratio = f"{PREFIX}spec_decode_acceptance_ratio:rate5m"
+    baseline = f"avg_over_time({ratio}[{i.spec_decode_baseline_window}])"
+    return Alert(
+        "FleetscopeInferenceSpecDecodeAcceptanceCollapsed",
+        f"{ratio}\n< {i.spec_decode_collapse_factor:g} * {baseline}\n"
+        f"and on ({_SERIES})\n{baseline} > {i.spec_decode_min_baseline:g}\n"
+        f"and on ({_SERIES})\n{PREFIX}requests:rate5m > {i.min_requests_per_second:g}",
+        "ticket", for_=i.spec_decode_collapse_for,
+        summary="{{ $labels.model }}'s speculative-decoding acceptance fell to {{ $value | humanizePercentage }}",
+        description=f"{_MODEL} has accepted {{{{ $value | humanizePercentage }}}} of its draft tokens over 5 minutes, "
+                    f"for {i.spec_decode_collapse_for}: less than {i.spec_decode_collapse_factor:g} of its mean over "
+                    f"{i.spec_decode_baseline_window}. Each rejected draft token is GPU time spent for nothing, so "
+                    "time per output token and throughput degrade next: traffic unlike what the draft model was "
+                    "trained on (a new language, task or prompt template), a changed sampling temperature, or a "
+                    "draft model or speculative config that no longer matches the target model.")
+
+
 def rule_groups(config: MonitoringConfig) -> list[dict]:
     return [group("fleetscope-inference-serving-signal-alerts", config.team("serving"), config,
-                  [prefix_cache_collapse_alert(config)], "inference")]
+                  [prefix_cache_collapse_alert(config), spec_decode_collapse_alert(config)], "inference")]

@@ -25,9 +25,10 @@ once per training.lemon_interval (1h), records each node's increment over that i
 so their sum is the total), and the 7- and 30-day records sum those: 168 and 720 samples per node series and
 evaluation, whatever the scrape interval and the number of GPUs, ranks and XID codes. The hourly group reads two
 hours of raw samples once an hour, and looks for stalls and stragglers with a subquery at one-minute resolution over
-its hour (61 evaluations of the blame expression, once an hour). Cost grows with nodes times signals, linearly in the
-window's length over the interval. An increment missed (Prometheus down at that minute) is lost from the sums, not
-counted twice.
+its hour (61 evaluations of the blame expression, once an hour). A job's restarts and lost time are counted from
+the last sample before the increment to the last in it, so a job down across the boundary is not missed by both.
+Cost grows with nodes times signals, linearly in the window's length over the interval. An increment missed
+(Prometheus down at that minute) is lost from the sums, not counted twice.
 """
 
 from __future__ import annotations
@@ -127,7 +128,7 @@ def increment_records(config: MonitoringConfig) -> list[dict]:
     """Evaluated once per training.lemon_interval, over that interval: windows that never overlap."""
     e, t = config.selectors.exporter, config.training
     window = t.lemon_interval
-    restarted = f"max by ({JOB}) (increase({spec.RESTARTS.select(t.selector)}[{window}])) > 0"
+    restarted = f"max by ({JOB}) ({_increase(spec.RESTARTS.select(t.selector), window)}) > 0"
     failed_pairs = (f"{_ranks_on_nodes(config, window)}\nand on ({JOB})\n({restarted})\nand on ({NODE})\n"
                     f"{_hardware_xids(config, _twice(window))}")
     stalled_pairs = _began(stall_blame(config), window)
@@ -148,11 +149,20 @@ def _lost(config: MonitoringConfig, failed_pairs: str) -> str:
     (their hang time: the hour's average share, times the hour; exact for jobs that ran all of it)."""
     t, window = config.training, config.training.lemon_interval
     lost_phases = spec.PHASE_SECONDS.select(t.selector, 'phase=~"restart|recompute"')
-    restarts = f"sum by ({JOB}) (increase({lost_phases}[{window}]))\n  * on ({JOB}) group_right ()\n  ({failed_pairs})"
+    restarts = f"sum by ({JOB}) ({_increase(lost_phases, window)})\n  * on ({JOB}) group_right ()\n  ({failed_pairs})"
     hangs = (f"(avg_over_time({HANG_RATE}[{window}]) * {seconds(window)} > 0)\n  * on ({JOB}) group_right ()\n"
              f"  max_over_time((\n{stall_blame(config)}\n)[{window}:{BLAME_STEP}])")
     return (f"sum by ({NODE}) (\n  {_labelled(restarts, 'cause', 'failed')}\n  or\n"
             f"  {_labelled(hangs, 'cause', 'stalled')}\n)")
+
+
+def _increase(counter: str, window: str) -> str:
+    """A counter's rise from its last sample before the window to its last sample in it, so that a rise between two
+    windows' samples is counted by the window that sees it: a job down across the boundary is scraped before it in
+    one window and relaunched in the next, where increase() of either window sees no rise. increase() where the
+    counter has no sample in the window before (a new series) or went back (a reset)."""
+    return (f"(\n  (last_over_time({counter}[{window}]) - last_over_time({counter}[{window}] offset {window})) >= 0\n"
+            f"  or\n  increase({counter}[{window}])\n)")
 
 
 def _labelled(expr: str, label: str, value: str) -> str:

@@ -10,18 +10,24 @@ categories) is counted as refused and leaves the others.
 
 Then the bound each approximate default method states, over its default threshold, per distribution at 10^4 rows
 and more (the reference profiled whole, the current by 4 replicas and merged), with the worst of 12 seeds:
-wasserstein on numbers, jensenshannon on columns of many categories (counted exactly up to EXACT_CATEGORIES, a
-frequent-items sketch past them, where a decision whose range straddles the threshold is uncertain); and the bytes
-of one replica's profile of one column per interval: numerical without the logarithmic buckets (format version 1,
-as before) and with them, categorical with exact counts up to 1,000 categories (before) and up to 10,000.
+wasserstein on numbers, jensenshannon on columns of many categories (counted exactly up to EXACT_CATEGORIES,
+100,000, a frequent-items sketch past them, where a decision whose range straddles the threshold is uncertain); and
+the bytes of one replica's profile of one column per interval: numerical without the logarithmic buckets (format
+version 1, as before) and with them, categorical with exact counts up to 10,000 categories (before, format version
+3) and up to EXACT_CATEGORIES (now; version 5 past 10,000), up to 250,000 rows a replica-interval (10^6 rows over 4
+replicas); and the memory the service holds for an open interval of one categorical column at 10,000 and at
+EXACT_CATEGORIES categories. --categorical-only runs the categorical parts alone (about half a minute).
 
-    .venv/bin/python benchmarks/profile_accuracy.py [--repeat 3] [--json out.json]
+    .venv/bin/python benchmarks/profile_accuracy.py [--repeat 3] [--json out.json] [--categorical-only]
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import json
+import time
+import tracemalloc
 import warnings
 from collections import defaultdict
 from pathlib import Path
@@ -31,8 +37,9 @@ import pandas as pd
 
 from fleetscope.drift import compare, compare_profiles
 from fleetscope.drift import profiles as profiles_module
+from fleetscope.drift.columns import ColumnKind
 from fleetscope.drift.profile_comparison import ProfileMethodError
-from fleetscope.drift.profiles import Profile, encode, merge_all, profile
+from fleetscope.drift.profiles import Profile, as_declared, decode, encode, merge_all, profile
 
 NUMERICAL = {
     "normal": lambda rng, n, shift: rng.normal(shift, 1, n),
@@ -131,27 +138,64 @@ def js_bounds_table(seeds: int = 12) -> dict:
     return table
 
 
+BYTES_BEFORE = profiles_module.V3_EXACT_CATEGORIES  # categories counted exactly before issue 40's change
+
+
 def category_bytes_table() -> dict:
-    """Bytes of one replica's profile of one categorical column per interval: exact counts up to 1,000 categories (a
-    frequent-items sketch past them, as before) and up to EXACT_CATEGORIES (now)."""
+    """Bytes of one replica's profile of one categorical column per interval (and its format version): exact counts
+    up to 10,000 categories (a frequent-items sketch past them, as before) and up to EXACT_CATEGORIES (now)."""
     table: dict = {}
-    print(f"\n{'categorical column':<30}{'rows':>8}{'distinct':>10}{'before':>9}{'after':>9}{'ratio':>8}")
-    now = profiles_module.EXACT_CATEGORIES
-    for name in ("Zipf 1.3 (long tail)", "uniform, 5,000 categories", "5 heavy (90%), tail of 10^5"):
+    print(f"\n{'categorical column':<30}{'rows':>8}{'distinct':>10}{'before':>9}{'after':>9}{'ratio':>8}"
+          f"{'version':>8}")
+    for name in ("Zipf 1.3 (long tail)", "uniform, 5,000 categories", "uniform, 50,000 categories",
+                 "5 heavy (90%), tail of 10^5"):
         draw = CATEGORY_CASES[name][0]
-        for rows in (60, 600, 6_000, 60_000):
+        for rows in (600, 6_000, 60_000, 250_000):
             frame = pd.DataFrame({"c": draw(np.random.default_rng(rows), rows, 0.0)})
-            sizes = []
-            for limit in (1_000, now):
-                profiles_module.EXACT_CATEGORIES = limit
-                try:
-                    sizes.append(len(encode(profile(frame, categorical=["c"], sample_rows=0))))
-                finally:
-                    profiles_module.EXACT_CATEGORIES = now
+            before = encode(profile(frame, categorical=["c"], sample_rows=0, exact_categories=BYTES_BEFORE))
+            after = encode(profile(frame, categorical=["c"], sample_rows=0))
             distinct = int(frame["c"].nunique())
-            table[f"{name} @ {rows}"] = {"rows": rows, "distinct": distinct, "before": sizes[0], "after": sizes[1]}
-            print(f"{name:<30}{rows:>8}{distinct:>10}{sizes[0]:>9}{sizes[1]:>9}{sizes[1] / sizes[0]:>8.2f}")
+            table[f"{name} @ {rows}"] = {"rows": rows, "distinct": distinct, "before": len(before),
+                                         "after": len(after), "version": after[4]}
+            print(f"{name:<30}{rows:>8}{distinct:>10}{len(before):>9}{len(after):>9}{len(after) / len(before):>8.2f}"
+                  f"{after[4]:>8}")
     return table
+
+
+def category_memory(categories: int = profiles_module.EXACT_CATEGORIES, replicas: int = 4) -> dict:
+    """What the service holds for an open interval of one categorical column at the limit: `replicas` profiles of
+    `categories` short categories each (every replica sees every category, the merge's worst case), decoded,
+    declared and merged as the service merges them; tracemalloc's bytes held after and at the peak, and the CPU
+    seconds each replica's profile took to decode, declare and merge."""
+    rng = np.random.default_rng(categories)
+    bodies = [encode(profile(pd.DataFrame({"c": np.char.add("u", rng.permutation(categories).astype(str))}),
+                             categorical=["c"], sample_rows=0)) for _ in range(replicas)]
+    kinds = {"c": ColumnKind.CATEGORICAL}
+    gc.collect()
+    tracemalloc.start()
+    base = tracemalloc.get_traced_memory()[0]
+    merged, seconds = None, time.process_time()
+    for body in bodies:
+        found = as_declared(decode(body), kinds)
+        merged = found if merged is None else merged.merge(found, exact_categories=categories)
+        del found
+    seconds = (time.process_time() - seconds) / replicas
+    gc.collect()
+    held, peak = (value - base for value in tracemalloc.get_traced_memory())
+    tracemalloc.stop()
+    assert merged is not None and merged.columns["c"].distinct == categories
+    result = {"categories": categories, "replica_bytes": len(bodies[0]), "held_bytes": held, "peak_bytes": peak,
+              "bytes_per_category": held / categories, "merge_seconds_per_replica": seconds}
+    print(f"\nopen interval of one categorical column, {categories:,} categories merged from {replicas} replicas: "
+          f"{held / 1e6:.1f} MB held ({held / categories:.0f} B a category), peak {peak / 1e6:.1f} MB; "
+          f"{len(bodies[0]):,} B a replica's profile, {seconds * 1e3:.0f} ms CPU to decode, declare and merge each")
+    return result
+
+
+def category_memory_table() -> list[dict]:
+    """category_memory() at 10,000 categories (before) and at EXACT_CATEGORIES (now)."""
+    return [category_memory(categories)
+            for categories in (profiles_module.V3_EXACT_CATEGORIES, profiles_module.EXACT_CATEGORIES)]
 
 
 def bytes_table() -> dict:
@@ -173,8 +217,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--categorical-only", action="store_true",
+                        help="only the jensenshannon bounds and the categorical bytes tables")
     args = parser.parse_args()
     warnings.simplefilter("ignore")  # scipy's and pandas' warnings on degenerate data sets, as compare() gives them
+    if args.categorical_only:
+        js_bounds, category_sizes, memory = js_bounds_table(), category_bytes_table(), category_memory_table()
+        if args.json:
+            args.json.write_text(json.dumps({"jensenshannon_bounds": js_bounds, "category_bytes": category_sizes,
+                                             "category_memory": memory}, indent=2) + "\n")
+        return
     seen: dict = defaultdict(lambda: {"columns": 0, "refused": 0, "approximate": 0, "worst_error": 0.0,
                                       "widest_bound": 0.0, "worst_error_over_bound": 0.0, "decisions_differing": 0,
                                       "decisions_differing_outside_bound": 0})
@@ -218,9 +270,11 @@ def main() -> None:
               f"{found['widest_bound']:>14.3g}{found['worst_error_over_bound']:>13.3f}"
               f"{found['decisions_differing']:>10} ({found['decisions_differing_outside_bound']} outside)")
     bounds, js_bounds, sizes, category_sizes = bounds_table(), js_bounds_table(), bytes_table(), category_bytes_table()
+    memory = category_memory_table()
     if args.json:
         args.json.write_text(json.dumps({"methods": table, "bounds": bounds, "jensenshannon_bounds": js_bounds,
-                                         "bytes": sizes, "category_bytes": category_sizes}, indent=2) + "\n")
+                                         "bytes": sizes, "category_bytes": category_sizes, "category_memory": memory},
+                                        indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from grafana_foundation_sdk.builders import dashboard as builders
 from grafana_foundation_sdk.models import dashboard as models
 
-from fleetscope.alerts.inference import PREFIX, SERVED, SERVING_SIGNALS
+from fleetscope.alerts.inference import PREFIX, SERVED, SERVING_SIGNALS, UNMEASURED_SIGNALS
 from fleetscope.dashboards.build import (
     Query,
     Row,
@@ -27,7 +27,7 @@ LEGEND = "{{model}} ({{engine}})"
 SLO_TARGETS = (0.9, 0.95, 0.99, 0.995, 0.999)
 FAILED = "errors|rejected"
 OUTCOMES = "errors|rejected|cancelled|client_errors"
-SIGNALS = "|".join(SERVING_SIGNALS)
+SIGNALS = "|".join((*SERVING_SIGNALS, *UNMEASURED_SIGNALS))
 
 
 def _schema(name: str, matchers: str = "") -> str:
@@ -216,8 +216,16 @@ def _serving_signals() -> Row:
                          *phase("prefill_duration", "prefill"), *phase("decode_duration", "decode")),
         timeseries_panel("KV transfer time", "Time to move a request's KV cache from a prefill worker to a decode "
                                              "worker in disaggregated serving (vLLM's NIXL connector, SGLang's "
-                                             "disaggregation); mean and p90. Absent where serving is not "
-                                             "disaggregated.", "s", *phase("kv_transfer_duration", "transfer")),
+                                             "disaggregation; Triton's TensorRT-LLM backend serves a mean only); "
+                                             "mean and p90. Absent where serving is not disaggregated.", "s",
+                         *phase("kv_transfer_duration", "transfer")),
+        timeseries_panel("LoRA adapters running", "LoRA adapters with requests running, per model (vLLM with "
+                                                  "--enable-lora; an adapter whose requests wait for a slot is not "
+                                                  "counted), and each adapter while it runs. Requests per adapter "
+                                                  "are not measured by any engine: listed below.", "none",
+                         Query(f"max by ({BY}) ({_schema('lora_adapters_running')})", LEGEND),
+                         Query(f"max by ({BY}, adapter) ({_schema('lora_adapter_running')})",
+                               "{{adapter}} on " + LEGEND), min=0),
         table_panel("Serving signals not measured", "Serving signals the engine's mapping reads no series for "
                                                     "(docs/inference.md, the engine table): unknown there, not "
                                                     "zero.", "none",

@@ -118,11 +118,14 @@ def ray_scrape_config(discovery_file: str = RAY_DISCOVERY_FILE) -> dict:
     file the head writes while its dashboard runs (mixin/ray.py), where the head writes it: Prometheus runs on the
     head, or reads a copy kept in step with it. The file labels every target job="ray", as this job is named. With
     the dashboard off (`--include-dashboard=false`) Ray writes no file: list each node's `--metrics-export-port` in a
-    static job named `ray` instead (docs/ray.md)."""
+    static job named `ray` instead (docs/ray.md). Ray Serve LLM's vLLM series are renamed to vLLM's own names."""
     config = scrape_config(ray.DISCOVERY_JOB, [discovery_file], "15s")
     # Ray replaces the file every 5 s in the session's folder, behind the link named here: a change there raises
     # no event where Prometheus watches, so it reads the file again at this interval.
     config["file_sd_configs"][0]["refresh_interval"] = "30s"
+    regex, replacement = ray.SERVE_LLM_VLLM_NAMES
+    config["metric_relabel_configs"] = [{"source_labels": ["__name__"], "regex": regex, "target_label": "__name__",
+                                         "replacement": replacement}]
     return config
 
 

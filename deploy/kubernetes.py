@@ -237,7 +237,9 @@ def ray_monitor(config: KubernetesConfig, monitor: Callable[[str, str, str, dict
     """Ray's own metrics from KubeRay's Pods, in any namespace: every node's `metrics` port, and the head's
     `as-metrics` (the autoscaler's) and `dash-metrics` (the dashboard's), which worker Pods do not have. The job
     is `ray`, as Ray's own discovery file names it, so that one selector (mixin/config.py selectors.ray) reads
-    both; `ray_io_cluster` names the RayCluster, as KubeRay's documentation does."""
+    both; `ray_io_cluster` names the RayCluster, as KubeRay's documentation does. Ray Serve LLM's vLLM series are
+    renamed to vLLM's own names (mixin/ray.py SERVE_LLM_VLLM_NAMES)."""
+    regex, replacement = ray.SERVE_LLM_VLLM_NAMES
     return monitor("PodMonitor", "fleetscope-ray", "ray", {
         "namespaceSelector": {"any": True},
         "selector": {"matchExpressions": [
@@ -245,7 +247,10 @@ def ray_monitor(config: KubernetesConfig, monitor: Callable[[str, str, str, dict
         "podMetricsEndpoints": [{"port": port, "interval": config.scrape_interval, "relabelings": [
             {"action": "replace", "targetLabel": "job", "replacement": ray.DISCOVERY_JOB},
             {"action": "replace", "sourceLabels": [_pod_label(ray.KUBERAY_CLUSTER_LABEL)],
-             "targetLabel": "ray_io_cluster"}]} for port in ray.KUBERAY_PORTS]})
+             "targetLabel": "ray_io_cluster"}],
+            "metricRelabelings": [{"action": "replace", "sourceLabels": ["__name__"], "regex": regex,
+                                   "targetLabel": "__name__", "replacement": replacement}]}
+            for port in ray.KUBERAY_PORTS]})
 
 
 def _pod_label(name: str) -> str:

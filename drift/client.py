@@ -21,7 +21,10 @@ the process: each flush summarizes the queued rows into the current interval's p
 (fleetscope.drift.profiles, merged as it goes), and once an interval has ended its profiles are posted
 to /v1/models/{model}/profiles, keyed by replica, segment and interval start, so that a retry is stored
 once. Rows are filed under the interval in which they are summarized (within flush_interval of when
-they were sent). Profile mode needs pandas and datasketches (the `drift` extra) and the model's columns.
+they were sent). Profile mode needs pandas and datasketches (the `drift` extra) and the model's columns: text
+columns are profiled as their descriptors and embedding columns as a count and a sum vector (fleetscope.drift.
+profiles); a batch with a value rows ingest would refuse (a text past max_text_length, ragged vectors, ...) is
+dropped, counted under the reason the service would give.
 """
 
 from __future__ import annotations
@@ -70,9 +73,15 @@ class DriftClient:
                  backoff: float = 0.5, max_backoff: float = 30.0, timeout: float = 10.0, mode: str = "rows",
                  numerical: Sequence[str] = (), categorical: Sequence[str] = (), segments: Sequence[str] = (),
                  interval: float = 60.0, replica: str | None = None,
-                 clock: Callable[[], float] = time.time, shards: int = 1) -> None:
+                 clock: Callable[[], float] = time.time, shards: int = 1, text: Sequence[str] = (),
+                 embeddings: Sequence[str] = (), max_text_length: int = 65_536,
+                 max_dimensions: int = 4096, exact_categories: int | None = None) -> None:
         """shards: how many drift service instances the models are spread over; `url` then holds {shard}, and
-        the model's shard is chosen as the service instances choose it (fleetscope.drift.sharding)."""
+        the model's shard is chosen as the service instances choose it (fleetscope.drift.sharding).
+        text, embeddings (profile mode): the model's text and embedding columns; max_text_length and max_dimensions
+        as the service's limits.max_text_length and limits.max_embedding_dimensions. exact_categories (profile
+        mode): the most categories a categorical column counts exactly in an interval, a frequent-items sketch
+        past it; at most the service's limits.max_exact_categories (None: its default, 100,000)."""
         if mode not in ("rows", "profile"):
             raise ValueError(f"mode must be rows or profile, not {mode!r}")
         self.mode = mode
@@ -80,7 +89,8 @@ class DriftClient:
         self.endpoint = f"{url.rstrip('/')}/v1/models/{model}/{'outputs' if mode == 'rows' else 'profiles'}"
         self.model = model
         self._profiles = None if mode == "rows" else _Profiles(numerical, categorical, segments, interval,
-                                                               replica or _replica_id(), clock)
+                                                               replica or _replica_id(), clock, text, embeddings,
+                                                               max_text_length, max_dimensions, exact_categories)
         self.batch_rows, self.flush_interval = batch_rows, flush_interval
         self.max_queue_rows, self.max_retries = max_queue_rows, max_retries
         self.backoff, self.max_backoff, self.timeout = backoff, max_backoff, timeout
@@ -174,7 +184,7 @@ class DriftClient:
                 profiles.add(batch)
             except (ValueError, TypeError) as error:  # a value of the wrong type for its column: not summarized
                 _log.warning("drift client dropped a batch it could not profile", extra={"error": str(error)})
-                self.dropped["invalid"] += len(batch)
+                self.dropped[getattr(error, "reason", "invalid")] += len(batch)
         for key, (profile, rows) in profiles.due(everything=closing):
             if not closing and time.monotonic() < self._paused_until:  # the store is full: kept for later
                 break
@@ -307,9 +317,12 @@ class _Profiles:
     EXPIRY_INTERVALS = 10  # an interval the service has not taken after this many more is given up
 
     def __init__(self, numerical: Sequence[str], categorical: Sequence[str], segments: Sequence[str],
-                 interval: float, replica: str, clock: Callable[[], float]) -> None:
-        if not (numerical or categorical):
-            raise ValueError("profile mode needs the model's columns: numerical=[...] and/or categorical=[...]")
+                 interval: float, replica: str, clock: Callable[[], float], text: Sequence[str] = (),
+                 embeddings: Sequence[str] = (), max_text_length: int = 65_536, max_dimensions: int = 4096,
+                 exact_categories: int | None = None) -> None:
+        if not (numerical or categorical or text or embeddings):
+            raise ValueError("profile mode needs the model's columns: numerical=[...], categorical=[...], text=[...] "
+                             "and/or embeddings=[...]")
         if not 1 <= interval <= 3600:
             raise ValueError("interval must be between 1 and 3600 seconds")
         # pandas and datasketches: only profile mode loads them
@@ -320,8 +333,12 @@ class _Profiles:
         self._module, self._label, self._text = profiles, segment_label, category_text
         self._sample_rows = profiles.samples.ROWS  # rows of an interval sent with its profile, for the report
         self.numerical, self.categorical = list(numerical), list(categorical)
+        self.text, self.embeddings = list(text), list(embeddings)
+        self.max_text_length, self.max_dimensions = max_text_length, max_dimensions
+        self.exact_categories = profiles.category_limit(exact_categories)
         self.segments, self.interval, self.replica, self.clock = list(segments), interval, replica, clock
-        self.columns = [c for c in self.numerical + self.categorical if c not in self.segments]
+        self.columns = [c for c in self.numerical + self.categorical + self.text + self.embeddings
+                        if c not in self.segments]
         self.textual = list(dict.fromkeys(self.categorical + self.segments))
         self.numerical_columns = [c for c in self.numerical if c in self.columns]
         self.categorical_columns = [c for c in self.categorical if c in self.columns]
@@ -341,22 +358,27 @@ class _Profiles:
             columns[name] = np.array(values, dtype=object)
         for name in self.numerical_columns:  # None becomes NaN; text raises ValueError, and the batch is refused
             columns[name] = np.array(columns[name], dtype=np.float64)
+        for name in self.text + self.embeddings:  # one object per row (np.array would make vectors a matrix)
+            columns[name] = pd.Series(columns[name], dtype=object)
         frame = pd.DataFrame(columns, copy=False)
         groups = frame.groupby(self.segments, dropna=False, sort=False) if self.segments else [((), frame)]
         made = []
         for values, group in groups:
             key = (start, self._label(self.segments, values if isinstance(values, tuple) else (values,)))
             pending = self.pending.get(key)
-            uncounted = [] if pending is None else [name for name in self.columns
-                                                    if pending[0].columns[name].numeric
-                                                    and pending[0].columns[name].counts is None]
+            uncounted = [] if pending is None else [name for name, column in pending[0].columns.items()
+                                                    if column.numeric and column.counts is None]
             data = group[self.columns] if self.segments else group  # without segments, the frame is the columns
-            made.append((key, self._module.profile(data, self.numerical_columns,
-                                                   self.categorical_columns, uncounted=uncounted), len(group)))
+            made.append((key, self._module.profile(data, self.numerical_columns, self.categorical_columns,
+                                                   uncounted=uncounted, text=self.text, embeddings=self.embeddings,
+                                                   max_text_length=self.max_text_length,
+                                                   max_dimensions=self.max_dimensions,
+                                                   exact_categories=self.exact_categories), len(group)))
         for key, profile, count in made:  # all or nothing: a batch that fails to profile changes nothing
             if key in self.pending:
                 merged, before = self.pending[key]
-                merged.absorb(profile, self._sample_rows)  # the pending profile is this client's own
+                # the pending profile is this client's own
+                merged.absorb(profile, self._sample_rows, self.exact_categories)
                 profile, count = merged, before + count
             self.pending[key] = (profile, count)
 

@@ -22,7 +22,8 @@ What a profile can give, per test:
     computes it for D, and its bound is how far it moves over that range of D. A sketch's KS p-value is
     not to be trusted on large samples (whylogs #684): with many rows the p-value's sensitivity to D is
     so high that the bound spans most of [0, 1], and the bound says so instead of a confident p-value.
-- Categorical columns are counted exactly up to EXACT_CATEGORIES categories (format version 3), so every
+- Categorical columns are counted exactly up to exact_categories categories (EXACT_CATEGORIES by default; format
+  version 5 past V3_EXACT_CATEGORIES, version 3 up to it), so every
   count-based test is exact there. Past that, from a frequent-items sketch, jensenshannon and hellinger are
   bounded by what the sketch knows for certain (its bounds are deterministic, not probabilistic): each value it
   tracks occurred between a lower and an upper count, every other value at most its offset (maximum error), and
@@ -34,8 +35,11 @@ What a profile can give, per test:
   unreported values is at most sqrt of the product of their totals (Cauchy-Schwarz). The score is the middle of
   the range so found, the bound half its width: a decision is certain only where the whole range lies on one
   side of the threshold. A long tail the sketch does not track is genuinely unknown, and the range says so.
-- Exact without counts: chisquare of a current past EXACT_CATEGORIES categories against a reference counted
+- Exact without counts: chisquare of a current past its exact count of categories against a reference counted
   exactly is 0, as scipy gives it (a category the reference never had makes the statistic infinite).
+- Embedding columns (a count and a sum vector per profile, fleetscope.drift.embedding_profiles): the distance
+  methods, exact from the merged means (up to the order of floating-point addition); every other embedding method
+  is refused with the reason (it needs the vectors, or per-component sketches too large or too loose to decide).
 - Refused, with the reason: the other rank tests (anderson, cramer_von_mises, ed, mannw, es) and the
   binned or count tests (psi, kl_div, chisquare otherwise, z, g_test, fisher_exact, and hellinger,
   jensenshannon of a numerical column) once a side is a sketch: a sketch gives them no bound worth stating.
@@ -54,7 +58,7 @@ import pandas as pd
 from scipy import special, stats
 from scipy.stats import _stats_py
 
-from fleetscope.drift import log_buckets, stattests
+from fleetscope.drift import embedding_profiles, log_buckets, stattests
 from fleetscope.drift.columns import ColumnKind
 from fleetscope.drift.comparison import COMPARABLE, ColumnDrift, DriftResult, per_column, skip_reason
 from fleetscope.drift.prepared import PreparedColumn
@@ -263,23 +267,43 @@ def compare_profiles(reference: Profile, current: Profile, methods: Mapping[str,
     its decision is certain); the dataset's decision counts certain columns only, unless count_uncertain.
     """
     kinds = {name: column.kind() for name, column in current.columns.items()}
-    skipped = {name: skip_reason(kind) for name, kind in kinds.items() if kind not in COMPARABLE}
+    skipped = {name: skip_reason(kind) for name, kind in kinds.items()
+               if kind not in COMPARABLE and kind is not ColumnKind.EMBEDDING}
     for name, kind in kinds.items():
         if kind is ColumnKind.TEXT and current.columns[name].distinct is None:
-            skipped[name] = (f"more than {EXACT_CATEGORIES} distinct values, so whether it is text (more than half "
+            skipped[name] = (f"more distinct values than its replicas counted exactly (exact_categories, "
+                             f"{EXACT_CATEGORIES} by default), so whether it is text (more than half "
                              f"its values distinct) is not known from a profile; declare it categorical to "
                              f"compare its frequent values")
     drifts = []
     for name, kind in kinds.items():
+        if name not in reference.columns and (kind in COMPARABLE or kind is ColumnKind.EMBEDDING):
+            raise ValueError(f"column {name!r} is not in the reference profile")
+        if kind is ColumnKind.EMBEDDING:
+            drifts.append(_embedding_drift(name, reference.columns[name], current.columns[name], methods, thresholds))
         if kind not in COMPARABLE:
             continue
-        if name not in reference.columns:
-            raise ValueError(f"column {name!r} is not in the reference profile")
         sides = [(numerical_side if kind is ColumnKind.NUMERICAL else categorical_side)(name, profile_.columns[name])
                  for profile_ in (reference, current)]
         drifts.append(_column_drift(name, sides[0], sides[1], per_column(methods, name),
                                     per_column(thresholds, name)))
     return ProfileDriftResult({drift.column: drift for drift in drifts}, drift_share, skipped, count_uncertain)
+
+
+def _embedding_drift(name: str, reference: ColumnProfile, current: ColumnProfile,
+                     methods: Mapping[str, str] | str | None,
+                     thresholds: Mapping[str, float] | float | None) -> ColumnDrift:
+    """Evidently's DistanceDriftMethod from the two sides' counts and sum vectors; ProfileMethodError for any other
+    method, or sides that cannot be compared, saying why."""
+    if reference.vector_sum is None or current.vector_sum is None:
+        raise ValueError(f"column {name!r} is an embedding column in one profile only")
+    method, threshold = embedding_profiles.method_and_threshold(name, methods, thresholds)
+    try:
+        found, chosen, drifted = embedding_profiles.score(method, reference.rows, reference.vector_sum,
+                                                          current.rows, current.vector_sum, threshold)
+    except ValueError as error:
+        raise ProfileMethodError(f"column {name!r}: {error}") from None
+    return ColumnDrift(name, ColumnKind.EMBEDDING, str(method), found, chosen, drifted, reference.rows, current.rows)
 
 
 def _column_drift(name: str, reference: Side, current: Side, method: str | None,
@@ -317,12 +341,12 @@ def _score(test: stattests.StatTest, reference: Side, current: Side) -> tuple[fl
     if test.name in ("jensenshannon", "hellinger"):
         return _categorical_distance(test, reference, current)
     if test.name == "chisquare" and reference.exact and not current.exact:
-        # A current of more than EXACT_CATEGORIES categories against a reference of at most that many holds a
+        # A current past its exact count of categories against a reference counted exactly holds a
         # category the reference never had: its expected count is 0, scipy's statistic infinite, p exactly 0.
         return 0.0, 0.0
-    raise ProfileMethodError("needs every category's exact count, and a side has more than "
-                             f"{EXACT_CATEGORIES} distinct values: use jensenshannon or hellinger, whose error a "
-                             f"frequent-items sketch bounds, or send rows")
+    raise ProfileMethodError("needs every category's exact count, and a side has more distinct values than its "
+                             f"replicas counted exactly (exact_categories, {EXACT_CATEGORIES} by default): use "
+                             "jensenshannon or hellinger, whose error a frequent-items sketch bounds, or send rows")
 
 
 # Tests that read the values themselves, not counts or histograms.

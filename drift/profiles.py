@@ -13,9 +13,14 @@ as Evidently does) and, for the rest:
   only approximation once the exact counts are dropped, and (since format version 2) exact counts in
   logarithmic buckets (fleetscope.drift.log_buckets), which bound the sketch's error where values lie far
   apart (heavy tails);
-- for categorical columns, exact value counts up to EXACT_CATEGORIES distinct values (since format version 3;
-  EXACT_DISTINCT before), which keeps every count-based test exact on columns of many categories, and past
-  that a frequent-items sketch of the values in place of the counts.
+- for categorical columns, exact value counts up to a limit of distinct values, profile()'s exact_categories=
+  (EXACT_CATEGORIES by default; format version 3 holds up to V3_EXACT_CATEGORIES of them, version 5 more, and
+  EXACT_DISTINCT before version 3), which keeps every count-based test exact on columns of many categories, and
+  past that a frequent-items sketch of the values in place of the counts;
+- for embedding columns (since format version 4), the count of vectors and their per-component sum
+  (fleetscope.drift.embedding_profiles), merged by addition;
+- for text columns, no column of their own: each text's descriptors are profiled as the numerical columns
+  `<column>.<descriptor>` (fleetscope.drift.text_profiles).
 
 A column's kind is decided at comparison time from the current profile, by Evidently's rules (an integer
 column with at most 10 distinct values is categorical), so replicas need not agree on it in advance.
@@ -37,26 +42,39 @@ import datasketches
 import numpy as np
 import pandas as pd
 
-from fleetscope.drift import log_buckets, samples, sketch_bytes
-from fleetscope.drift.columns import INTEGER_CARDINALITY_LIMIT, ColumnKind, category_text
+from fleetscope.drift import embedding_profiles, log_buckets, samples, sketch_bytes, text_profiles
+from fleetscope.drift.columns import (
+    DEFAULT_MAX_EMBEDDING_DIMENSIONS,
+    DEFAULT_MAX_TEXT_LENGTH,
+    INTEGER_CARDINALITY_LIMIT,
+    ColumnKind,
+    category_text,
+)
 from fleetscope.drift.samples import Sample
 from fleetscope.log import quoted
 
-FORMAT_VERSION = 3
+FORMAT_VERSION = 5
 # Versions this fleetscope reads: 1 (no buckets: the score's bound is the sketch's alone), 2 (buckets), 3 (a
-# categorical column's exact counts up to EXACT_CATEGORIES values). A profile is written in the lowest version that
-# holds it (2 unless a categorical column counts more than EXACT_DISTINCT values), so that a fleetscope reading
-# versions 1 and 2 still reads what it can.
-READABLE_VERSIONS = (1, 2, 3)
+# categorical column's exact counts up to V3_EXACT_CATEGORIES values), 4 (embedding columns' sum vectors), 5 (a
+# categorical column's exact counts up to MAX_EXACT_CATEGORIES values). A profile is written in the lowest version
+# that holds it (2 unless a categorical column counts more than EXACT_DISTINCT values or an embedding column is
+# profiled), so that a fleetscope reading versions 1 to 4 still reads what it can, and refuses what it cannot as a
+# version it does not support rather than misread it.
+READABLE_VERSIONS = (1, 2, 3, 4, 5)
 MAGIC = b"FSPF"
 # Distinct values counted exactly. Above Evidently's limits that matter (5 for choosing a test, 10 for an
 # integer column's kind, 20 for binning, 1,000 reference rows for the test), so that each is decided
 # exactly; and a reference of up to 1,000 rows is kept whole, which makes its tests exact.
 EXACT_DISTINCT = 1000
-# Distinct categories counted exactly (format version 3): jensenshannon and hellinger are exact up to here, where a
-# frequent-items sketch's bound (its untracked share of the rows) would be too wide to decide on long tails. A
-# column of this many categories costs about 5-9 bytes a category compressed (benchmarks/profile_accuracy.py).
-EXACT_CATEGORIES = 10_000
+# Distinct categories counted exactly by default (profile()'s and merge()'s exact_categories=; the service's
+# limits.max_exact_categories): jensenshannon and hellinger are exact up to here, where a frequent-items sketch's
+# bound (its untracked share of the rows) would be too wide to decide on long tails (issue 40). A column of many
+# short categories costs about 3-9 bytes a category compressed (benchmarks/profile_accuracy.py).
+EXACT_CATEGORIES = 100_000
+# The most categories format versions 3 and 4 count exactly: a profile counting more is written as version 5.
+V3_EXACT_CATEGORIES = 10_000
+# The most categories any profile counts exactly (version 5), whatever exact_categories= asks.
+MAX_EXACT_CATEGORIES = 1_000_000
 # KLL's k: DataSketches' default. Its normalized rank error is 1.65% (99% confidence, over all ranks).
 DEFAULT_K = 200
 # Frequent-items sketch size (log2 of its map): tracks up to 768 values, error 3.5/1024 of the rows.
@@ -72,11 +90,16 @@ MIN_K, MAX_K = 8, 65535
 # categories to limits.max_category_length, checked against the model when the profile is declared.
 MAX_ITEM_BYTES = 8192
 
-FAMILIES = ("float", "int", "bool", "string", "category", "other")
+FAMILIES = ("float", "int", "bool", "string", "category", "other", "vector")  # vector: format version 4
 
 
 class ProfileError(ValueError):
-    """A profile that cannot be built, merged or read; the message says which column and why."""
+    """A profile that cannot be built, merged or read; the message says which column and why. `reason`: where the
+    rows themselves would be refused by the service's ingest, the reason it gives (ragged, too_long, ...)."""
+
+    def __init__(self, message: str, reason: str = "invalid") -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 @dataclass
@@ -92,9 +115,15 @@ class ColumnProfile:
     mean: float = 0.0
     squared_deviations: float = 0.0
     sketch: datasketches.kll_doubles_sketch | None = None
-    frequent: datasketches.frequent_strings_sketch | None = None  # categorical values past EXACT_CATEGORIES
+    frequent: datasketches.frequent_strings_sketch | None = None  # categorical values past exact_categories
     # Numerical values counted in logarithmic buckets; None in a profile of format version 1 and any merge of one.
     buckets: log_buckets.LogBuckets | None = None
+    # An embedding column's per-component sum of its `rows` vectors (empty while it has none); None for the others.
+    vector_sum: np.ndarray | None = None
+
+    @property
+    def embedding(self) -> bool:
+        return self.vector_sum is not None
 
     @property
     def numeric(self) -> bool:
@@ -105,9 +134,10 @@ class ColumnProfile:
         """Distinct values, or None when there are more than count_limit()."""
         return None if self.counts is None else len(self.counts)
 
-    def count_limit(self) -> int:
-        """The most distinct values counted exactly: EXACT_DISTINCT numbers, EXACT_CATEGORIES categories."""
-        return EXACT_DISTINCT if self.numeric else EXACT_CATEGORIES
+    def count_limit(self, exact_categories: int | None = None) -> int:
+        """The most distinct values counted exactly: EXACT_DISTINCT numbers, exact_categories categories
+        (EXACT_CATEGORIES where None)."""
+        return EXACT_DISTINCT if self.numeric else category_limit(exact_categories)
 
     @property
     def std(self) -> float:
@@ -143,23 +173,27 @@ class Profile:
     def rows(self) -> int:
         return max((c.rows + c.missing for c in self.columns.values()), default=0)
 
-    def merge(self, other: Profile, sample_cap: int = samples.CAP) -> Profile:
-        """A new profile of both; neither is changed. Its sample keeps at most sample_cap rows."""
-        return self._merged(other, in_place=False, sample_cap=sample_cap)
+    def merge(self, other: Profile, sample_cap: int = samples.CAP, exact_categories: int | None = None) -> Profile:
+        """A new profile of both; neither is changed. Its sample keeps at most sample_cap rows. A categorical
+        column of more than exact_categories categories (EXACT_CATEGORIES where None) merged becomes a
+        frequent-items sketch."""
+        return self._merged(other, in_place=False, sample_cap=sample_cap, exact_categories=exact_categories)
 
-    def absorb(self, other: Profile, sample_cap: int = samples.CAP) -> None:
+    def absorb(self, other: Profile, sample_cap: int = samples.CAP, exact_categories: int | None = None) -> None:
         """Merges `other` into this profile, reusing its sketches: for accumulating many profiles into one
         that nothing else holds (merging copies every sketch). Its sample keeps at most sample_cap rows."""
-        merged = self._merged(other, in_place=True, sample_cap=sample_cap)
+        merged = self._merged(other, in_place=True, sample_cap=sample_cap, exact_categories=exact_categories)
         self.columns, self.k, self.sample = merged.columns, merged.k, merged.sample
 
-    def _merged(self, other: Profile, in_place: bool, sample_cap: int = samples.CAP) -> Profile:
+    def _merged(self, other: Profile, in_place: bool, sample_cap: int = samples.CAP,
+                exact_categories: int | None = None) -> Profile:
+        limit = category_limit(exact_categories)
         if set(self.columns) != set(other.columns):
             raise ProfileError(f"profiles of different columns cannot merge: {quoted(sorted(self.columns))} and "
                                f"{quoted(sorted(other.columns))}")
         for name, column in self.columns.items():  # all checked before any sketch is merged in place
             _check_mergeable(name, column, other.columns[name])
-        return Profile({name: _merge_columns(name, column, other.columns[name], in_place)
+        return Profile({name: _merge_columns(name, column, other.columns[name], in_place, limit)
                         for name, column in self.columns.items()}, min(self.k, other.k),
                        samples.merged(self.sample, other.sample, sample_cap))
 
@@ -171,44 +205,89 @@ class Profile:
         return decode(data)
 
 
-def merge_all(profiles: Iterable[Profile]) -> Profile:
-    """One profile of them all; none of them is changed."""
+def merge_all(profiles: Iterable[Profile], exact_categories: int | None = None) -> Profile:
+    """One profile of them all; none of them is changed. Categories counted exactly as merge() counts them."""
     merged: Profile | None = None
     for count, profile_ in enumerate(profiles):
         if merged is None:
             merged = profile_
         elif count == 1:
-            merged = merged.merge(profile_)  # the first copy: the rest merge into it
+            merged = merged.merge(profile_, exact_categories=exact_categories)  # the first copy: the rest merge into it
         else:
-            merged.absorb(profile_)
+            merged.absorb(profile_, exact_categories=exact_categories)
     if merged is None:
         raise ProfileError("no profiles to merge")
     return merged
 
 
+def category_limit(exact_categories: int | None = None) -> int:
+    """The most categories a categorical column counts exactly: exact_categories, EXACT_CATEGORIES where None."""
+    if exact_categories is None:
+        return EXACT_CATEGORIES
+    if not isinstance(exact_categories, int) or isinstance(exact_categories, bool) \
+            or not 1 <= exact_categories <= MAX_EXACT_CATEGORIES:
+        raise ProfileError(f"exact_categories must be a whole number from 1 to {MAX_EXACT_CATEGORIES}, not "
+                           f"{quoted(exact_categories)}")
+    return exact_categories
+
+
 # -- building ----------------------------------------------------------------------------------------------------
 
 def profile(df: pd.DataFrame, numerical: Iterable[str] | None = None, categorical: Iterable[str] | None = None,
-            k: int = DEFAULT_K, uncounted: Iterable[str] = (), sample_rows: int = samples.ROWS) -> Profile:
-    """A profile of every column of `df`, or of the declared columns only when either list is given.
+            k: int = DEFAULT_K, uncounted: Iterable[str] = (), sample_rows: int = samples.ROWS,
+            text: Iterable[str] = (), embeddings: Iterable[str] = (),
+            max_text_length: int = DEFAULT_MAX_TEXT_LENGTH,
+            max_dimensions: int = DEFAULT_MAX_EMBEDDING_DIMENSIONS, exact_categories: int | None = None) -> Profile:
+    """A profile of every column of `df`, or of the declared columns only when any list is given.
 
     uncounted: numerical columns whose exact value counts are not kept (the profile this one will merge into
     has more than EXACT_DISTINCT values already), which saves sorting them.
-    sample_rows: rows kept as they are (fleetscope.drift.samples), 0 for none."""
-    numerical, categorical = list(numerical or ()), list(categorical or ())
+    sample_rows: rows kept as they are (fleetscope.drift.samples), 0 for none; embedding columns are not sampled.
+    text: columns of texts, profiled as their descriptors' numerical columns `<column>.<descriptor>`, each text at
+    most max_text_length characters. embeddings: columns of vectors (lists or arrays of numbers, None for none),
+    profiled as their count and sum, at most max_dimensions components. exact_categories: the most categories a
+    categorical column counts exactly (EXACT_CATEGORIES where None), a frequent-items sketch of them past it. Values
+    rows ingest would refuse raise ProfileError, whose `reason` is the reason that ingest gives."""
+    numerical, categorical, text, embedded = list(numerical or ()), list(categorical or ()), list(text), \
+        list(embeddings)
     both = set(numerical) & set(categorical)
     if both:
         raise ProfileError(f"columns declared both numerical and categorical: {sorted(both)}")
-    declared = {**{n: ColumnKind.NUMERICAL for n in numerical}, **{n: ColumnKind.CATEGORICAL for n in categorical}}
+    listed = numerical + categorical + text + embedded
+    twice = sorted({name for name in listed if listed.count(name) > 1})
+    if twice:
+        raise ProfileError(f"columns declared as two kinds: {twice}")
+    for name in text + embedded:
+        if name not in df.columns:
+            raise ProfileError(f"column {name!r} is not in the data")
+    if text:
+        try:
+            df = text_profiles.described(df, text, max_text_length)
+        except text_profiles.TextError as error:
+            raise ProfileError(str(error), error.reason) from None
+        numerical += [name for column in text for name in text_profiles.descriptor_names(column)]
+    declared = {**{n: ColumnKind.NUMERICAL for n in numerical}, **{n: ColumnKind.CATEGORICAL for n in categorical},
+                **{n: ColumnKind.EMBEDDING for n in embedded}}
     names = list(declared) if declared else [str(name) for name in df.columns]
     for name in names:
         if name not in df.columns:
             raise ProfileError(f"column {name!r} is not in the data")
     if not 8 <= k <= 65535:
         raise ProfileError(f"k must be between 8 and 65535, not {k}")
-    uncounted = set(uncounted)
-    return Profile({name: _profile_column(name, df[name], declared.get(name), k, name not in uncounted)
-                    for name in names}, k, samples.draw(df, names, sample_rows) if sample_rows else None)
+    uncounted, limit = set(uncounted), category_limit(exact_categories)
+    columns = {name: _profile_embedding(name, df[name], max_dimensions) if name in embedded else
+               _profile_column(name, df[name], declared.get(name), k, name not in uncounted, limit)
+               for name in names}
+    sampled = [name for name in names if name not in embedded]
+    return Profile(columns, k, samples.draw(df, sampled, sample_rows) if sample_rows else None)
+
+
+def _profile_embedding(name: str, column: pd.Series, max_dimensions: int) -> ColumnProfile:
+    try:
+        rows, missing, total = embedding_profiles.summarize(name, column, max_dimensions)
+    except embedding_profiles.VectorError as error:
+        raise ProfileError(str(error), error.reason) from None
+    return ColumnProfile("vector", ColumnKind.EMBEDDING, rows, missing, counts=None, vector_sum=total)
 
 
 def _family(column: pd.Series) -> str:
@@ -228,7 +307,7 @@ def _family(column: pd.Series) -> str:
 
 
 def _profile_column(name: str, column: pd.Series, declared: ColumnKind | None, k: int,
-                    counted: bool = True) -> ColumnProfile:
+                    counted: bool = True, exact_categories: int = EXACT_CATEGORIES) -> ColumnProfile:
     family = _family(column)
     numeric = declared is ColumnKind.NUMERICAL or (declared is None and family in ("float", "int"))
     if numeric:
@@ -256,7 +335,7 @@ def _profile_column(name: str, column: pd.Series, declared: ColumnKind | None, k
               if count and not (isinstance(value, float) and math.isinf(value))}
     rows = sum(counts.values())
     result = ColumnProfile(family, declared, rows=rows, missing=len(column) - rows)
-    if len(counts) > EXACT_CATEGORIES:
+    if len(counts) > exact_categories:
         result.counts, result.frequent = None, _frequent(counts)
     else:
         result.counts = counts
@@ -335,13 +414,20 @@ def _check_mergeable(name: str, a: ColumnProfile, b: ColumnProfile) -> None:
     _merged_family(name, a, b)
     if a.numeric != b.numeric:
         raise ProfileError(f"column {quoted(name)} is numerical in one profile and categorical in the other")
+    if a.vector_sum is not None and b.vector_sum is not None and a.vector_sum.size and b.vector_sum.size \
+            and a.vector_sum.size != b.vector_sum.size:
+        raise ProfileError(f"column {quoted(name)}: vectors of {a.vector_sum.size} components in one profile and "
+                           f"{b.vector_sum.size} in the other; an embedding column keeps one dimension")
 
 
-def _merge_columns(name: str, a: ColumnProfile, b: ColumnProfile, in_place: bool = False) -> ColumnProfile:
+def _merge_columns(name: str, a: ColumnProfile, b: ColumnProfile, in_place: bool = False,
+                   exact_categories: int | None = None) -> ColumnProfile:
     """The two columns merged; _check_mergeable() has passed."""
     merged = ColumnProfile(_merged_family(name, a, b), a.declared, rows=a.rows + b.rows, missing=a.missing + b.missing,
-                           counts=_merged_counts(a.counts, b.counts, a.count_limit()))
-    if a.numeric:
+                           counts=_merged_counts(a.counts, b.counts, a.count_limit(exact_categories)))
+    if a.vector_sum is not None and b.vector_sum is not None:
+        merged.vector_sum = embedding_profiles.merged(a.vector_sum, b.vector_sum)
+    elif a.numeric:
         assert a.sketch is not None and b.sketch is not None
         merged.minimum, merged.maximum = min(a.minimum, b.minimum), max(a.maximum, b.maximum)
         merged.mean, merged.squared_deviations = _merged_moments(a, b)
@@ -418,9 +504,9 @@ def _copy_frequent(sketch: datasketches.frequent_strings_sketch) -> datasketches
 # -- the wire format ---------------------------------------------------------------------------------------------
 #
 # MAGIC, a version byte, then a zlib-compressed body: a 4-byte length and that much JSON (the columns'
-# exact fields; categorical counts as two lists, values and counts, at most EXACT_DISTINCT before version 3 and
-# EXACT_CATEGORIES from it), then, in the JSON's column order, each
-# column's blobs, each a 4-byte length and its bytes: a numerical column's counts ("counts": "binary": its
+# exact fields; categorical counts as two lists, values and counts, at most EXACT_DISTINCT before version 3,
+# V3_EXACT_CATEGORIES in versions 3 and 4 and MAX_EXACT_CATEGORIES from version 5), then, in the JSON's column
+# order, each column's blobs, each a 4-byte length and its bytes: a numerical column's counts ("counts": "binary": its
 # values as float64, then their counts as int64, little-endian), its buckets ("buckets": "binary", version 2:
 # fleetscope.drift.log_buckets.encode), then its sketch (DataSketches' KLL or frequent-items serialization).
 
@@ -443,6 +529,9 @@ def encode(profile_: Profile) -> bytes:
         if column.numeric and column.buckets is not None:
             entry["buckets"] = "binary"
             blobs.append(log_buckets.encode(column.buckets))
+        if column.vector_sum is not None:
+            entry["vector"] = "binary"
+            blobs.append(embedding_profiles.encode(column.vector_sum))
         sketch = column.sketch if column.numeric else column.frequent
         entry["sketch"] = None if sketch is None else ("kll" if column.numeric else "frequent")
         if sketch is not None:
@@ -455,11 +544,17 @@ def encode(profile_: Profile) -> bytes:
 
 
 def written_version(profile_: Profile) -> int:
-    """The lowest format version that holds the profile: 3 where a categorical column counts more than EXACT_DISTINCT
-    values, 2 otherwise (a merge with a version 1 profile has no buckets, which version 2 writes as none)."""
-    many = any(column.counts is not None and len(column.counts) > EXACT_DISTINCT
-               for column in profile_.columns.values())
-    return FORMAT_VERSION if many else 2
+    """The lowest format version that holds the profile: 5 where a categorical column counts more than
+    V3_EXACT_CATEGORIES values, 4 where it has an embedding column, 3 where a categorical column counts more than
+    EXACT_DISTINCT values, 2 otherwise (a merge with a version 1 profile has no buckets, which version 2 writes as
+    none)."""
+    counted = [len(column.counts) for column in profile_.columns.values()
+               if column.counts is not None and not column.numeric]
+    if any(distinct > V3_EXACT_CATEGORIES for distinct in counted):
+        return 5
+    if any(column.embedding for column in profile_.columns.values()):
+        return 4
+    return 3 if any(distinct > EXACT_DISTINCT for distinct in counted) else 2
 
 
 def decode(data: bytes) -> Profile:
@@ -520,10 +615,12 @@ def _decoded_column(entry: Any, body: bytes, offset: int, version: int = FORMAT_
         blob, offset = _blob(body, offset)
         counts = _binary_counts(name, blob)
     elif "counts" in entry:
-        counts = _listed_counts(name, entry["counts"], EXACT_CATEGORIES if version >= 3 else EXACT_DISTINCT)
+        counts = _listed_counts(name, entry["counts"], _listed_limit(version))
     if counts is not None and sum(counts.values()) != rows:
         raise ProfileError(f"column {quoted(name)}: its value counts do not add up to its rows")
     column = ColumnProfile(family, declared, rows, missing, counts)
+    if family == "vector" or "vector" in entry or declared is ColumnKind.EMBEDDING:
+        return _decoded_embedding(name, entry, column, body, offset, version)
     buckets_blob = None
     if entry.get("buckets") is not None:
         if version < 2 or entry["buckets"] != "binary":
@@ -555,8 +652,34 @@ def _decoded_column(entry: Any, body: bytes, offset: int, version: int = FORMAT_
             raise ProfileError(f"column {quoted(name)}: its frequent-items sketch must weigh its rows, without counts")
     elif counts is None:
         raise ProfileError(f"column {quoted(name)} has neither counts nor a sketch")
-    if counts is not None and len(counts) > column.count_limit():
+    if counts is not None and column.numeric and len(counts) > EXACT_DISTINCT:
         raise ProfileError(f"column {quoted(name)}: a numerical column counts at most {EXACT_DISTINCT} values")
+    return column, offset
+
+
+def _listed_limit(version: int) -> int:
+    """The most values a column's listed (categorical) counts hold in a profile of this format version."""
+    if version >= 5:
+        return MAX_EXACT_CATEGORIES
+    return V3_EXACT_CATEGORIES if version >= 3 else EXACT_DISTINCT
+
+
+def _decoded_embedding(name: str, entry: dict, column: ColumnProfile, body: bytes, offset: int,
+                       version: int) -> tuple[ColumnProfile, int]:
+    """An embedding column: its family, declared kind and sum vector, and nothing else."""
+    if version < 4:
+        raise ProfileError(f"column {quoted(name)}: embedding columns are in profiles of format version 4")
+    if not (column.family == "vector" and column.declared is ColumnKind.EMBEDDING and entry.get("vector") == "binary"):
+        raise ProfileError(f"column {quoted(name)}: an embedding column is of family vector, declared embedding, "
+                           "with a binary sum vector")
+    if any(entry.get(key) is not None for key in ("counts", "buckets", "sketch")):
+        raise ProfileError(f"column {quoted(name)}: an embedding column has a sum vector only, no counts or sketch")
+    blob, offset = _blob(body, offset)
+    try:
+        column.vector_sum = embedding_profiles.decode(blob, column.rows)
+    except ValueError as error:
+        raise ProfileError(f"column {quoted(name)}: {error}") from None
+    column.counts = None
     return column, offset
 
 
@@ -662,12 +785,16 @@ def _blob(body: bytes, offset: int) -> tuple[bytes, int]:
 
 
 def as_declared(profile_: Profile, kinds: Mapping[str, ColumnKind], max_category_length: int = MAX_ITEM_BYTES,
-                max_rows: int = MAX_COUNT) -> Profile:
+                max_rows: int = MAX_COUNT, dimensions: Mapping[str, int] | None = None,
+                max_dimensions: int = DEFAULT_MAX_EMBEDDING_DIMENSIONS,
+                max_exact_categories: int = MAX_EXACT_CATEGORIES) -> Profile:
     """The profile with each column declared the kind a model's config gives it: a numerical column profiled
     by a replica that read it as few-valued integers becomes categorical from its counts, with its categories as
     text. Refuses a profile missing a column or holding an unknown one, one whose columns count different rows,
     more than max_rows, a column that cannot be its kind, or a category longer than max_category_length: what
-    passes merges with any other profile this accepts for the same kinds."""
+    passes merges with any other profile this accepts for the same kinds. An embedding column's vectors have the
+    dimension `dimensions` declares for it (where it does) and at most max_dimensions components. A categorical
+    column counts at most max_exact_categories categories exactly (the service's limits.max_exact_categories)."""
     unknown = set(profile_.columns) - set(kinds)
     if unknown:
         raise ProfileError(f"the profile has column(s) {quoted(sorted(unknown))} the model does not")
@@ -684,6 +811,15 @@ def as_declared(profile_: Profile, kinds: Mapping[str, ColumnKind], max_category
         if column.declared not in (None, kind):
             raise ProfileError(f"column {name!r} is declared {_said(column.declared)} in the profile and "
                                f"{_said(kind)} in the model")
+        if (kind is ColumnKind.EMBEDDING) != column.embedding:
+            raise ProfileError(f"column {name!r} is {_said(kind)} in the model, but the profile holds "
+                               f"{'vectors' if column.embedding else column.family + ' values'}")
+        if column.vector_sum is not None:
+            try:
+                embedding_profiles.declared_check(name, column.vector_sum, (dimensions or {}).get(name),
+                                                  max_dimensions)
+            except ValueError as error:
+                raise ProfileError(str(error)) from None
         if kind is ColumnKind.NUMERICAL and not column.numeric:
             raise ProfileError(f"column {name!r} is numerical, but the profile holds {column.family} values")
         if kind is ColumnKind.CATEGORICAL and column.numeric and column.counts is None:
@@ -695,10 +831,14 @@ def as_declared(profile_: Profile, kinds: Mapping[str, ColumnKind], max_category
             column = ColumnProfile("string", kind, column.rows, column.missing,
                                    _as_text(name, column.counts, max_category_length),
                                    frequent=_text_keyed(name, column.frequent, max_category_length))
+            if column.counts is not None and len(column.counts) > max_exact_categories:
+                raise ProfileError(f"column {name!r} counts {len(column.counts)} categories exactly; "
+                                   f"limits.max_exact_categories is {max_exact_categories}")
         else:
             column = replace(column, declared=kind)
         columns[name] = column
-    return Profile(columns, profile_.k, _declared_sample(profile_.sample, kinds, list(columns), max_category_length))
+    sampled = [name for name in columns if kinds[name] is not ColumnKind.EMBEDDING]
+    return Profile(columns, profile_.k, _declared_sample(profile_.sample, kinds, sampled, max_category_length))
 
 
 def _as_text(name: str, counts: dict | None, max_length: int) -> dict | None:
@@ -734,7 +874,7 @@ def _text_keyed(name: str, sketch: datasketches.frequent_strings_sketch | None, 
             except ValueError:
                 value = None
             if not isinstance(value, str):
-                raise ProfileError(f"column {name!r}: a sketch of more than {EXACT_CATEGORIES} categories must hold "
+                raise ProfileError(f"column {name!r}: a sketch of categories past those counted exactly must hold "
                                    f"them as JSON text (as DriftClient(mode='profile') sends them)")
             _category(name, value, max_length)
     return sketch

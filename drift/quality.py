@@ -53,6 +53,8 @@ def from_profiles(reference: Profile, current: Profile, kinds: Mapping[str, Colu
         if kind is ColumnKind.NUMERICAL:
             outside, approximate = _outside(then, now)
             qualities[name] = ColumnQuality(missing, out_of_range_share=outside, approximate=approximate)
+        elif kind is ColumnKind.EMBEDDING:  # vectors: missing only, as from frames
+            qualities[name] = ColumnQuality(missing)
         else:
             new, approximate = _new_categories(then, now)
             qualities[name] = ColumnQuality(missing, new_category_share=new, approximate=approximate)

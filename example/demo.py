@@ -4,8 +4,10 @@ It starts a real Prometheus with the generated rules, a real Alertmanager with t
 routing (PagerDuty, Opsgenie, Slack and the webhook all pointed at a local receiver that prints
 each notification), simulated exporters for a few nodes, the drift service, and the example
 model server under steady load, whose flowers' true species reach the drift service as labels a
-few seconds after each answer. Then, on a timeline: an XID on a GPU, a shift in the model's
-inputs (its drift, then its falling accuracy), a slowdown of the model server. Each alert is
+few seconds after each answer, and a training job with a rank on each node (example/training.py).
+Then, on a timeline: an XID on a GPU, which also crashes the training job (it restarts from its
+last checkpoint and its goodput falls), a shift in the model's inputs (its drift, then its falling
+accuracy), a slowdown of the model server. Each alert is
 printed as it fires and resolves; at the end the dashboards are drawn from the demo's Prometheus,
 and a summary says what fired, when, what resolved, and where every notification and image is.
 """
@@ -13,7 +15,6 @@ and a summary says what fired, when, what resolved, and where every notification
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import random
 import shutil
@@ -32,9 +33,11 @@ from fleetscope import durations, log
 from fleetscope.alerts import generate
 from fleetscope.alerts.inference import PREFIX
 from fleetscope.alerts.routing import local_receivers
+from fleetscope.alerts.training import GOODPUT
 from fleetscope.drift import catalog as drift_catalog
 from fleetscope.example import remediation, tour
 from fleetscope.example.load import Load, instances
+from fleetscope.example.training import TrainingJob
 from fleetscope.generated import write_all
 from fleetscope.localstack.alertmanager import Alertmanager
 from fleetscope.localstack.process import ManagedProcess, StartError, fleetscope_server
@@ -45,6 +48,7 @@ from fleetscope.prometheus_api import QueryError
 
 DESCRIPTION = __doc__.split("\n\n", 1)[1].strip() if __doc__ else ""
 MODEL = "iris"
+TRAINING_JOB = "llm-pretrain"
 ENERGY_PER_TOKEN = f"{PREFIX}energy_joules_per_output_token:rate5m"
 ACCURACY = drift_catalog.QUALITY.name
 LABEL_DELAY = 5.0  # seconds from an answer to its label: a click, not a chargeback
@@ -64,7 +68,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--nodes", type=NODES, default=3, metavar="N",
                         help=f"simulated GPU nodes, 8 H100s each ({NODES.range})")
     parser.add_argument("--xid-after", type=AFTER, default=20.0, metavar="DURATION",
-                        help=f"when GPU 2 of the first node reports XID 79 (fallen off the bus; {AFTER.range})")
+                        help="when GPU 2 of the first node reports XID 79 (fallen off the bus), crashing the training "
+                             f"job, which restarts from its last checkpoint ({AFTER.range})")
     parser.add_argument("--shift-after", type=AFTER, default=40.0, metavar="DURATION",
                         help=f"when the model's inputs shift (longer and wider petals; {AFTER.range})")
     parser.add_argument("--slowdown-after", type=AFTER, default=80.0, metavar="DURATION",
@@ -82,6 +87,11 @@ def demo_alerts_config(workdir: Path, receiver_url: str) -> dict:
         "drift": {"detected_for": "20s", "column_detected_for": "1m", "quality_objective_for": "20s"},
         # GPU down pages 20 s after the XID 79; the node's health verdict pages as unfit 20 s after that.
         "gpu": {"gpu_down_for": "20s", "health_unfit_for": "40s"},
+        # The XID crashes the training job: its goodput (over 5m, so about its whole life in a demo) falls from about
+        # 95% under the 90% objective within seconds; averaged over 30 s and held 10 s, the ticket follows about half
+        # a minute after the crash. The lemon-node increments are recorded each minute rather than each hour, so that
+        # gpu-node-1 is seen to have failed the job (its score rises to 1.25, under the threshold of 3).
+        "training": {"goodput_window": "30s", "goodput_for": "10s", "lemon_interval": "1m"},
         "inference": {"normalization": {"slo_interval": "10s"},
                       "burn_rates": [["page", "1h", "5m", 14.4, "20s"], ["page", "6h", "30m", 6.0, "1m"],
                                      ["ticket", "1d", "2h", 3.0, "5m"], ["ticket", "3d", "6h", 1.0, "10m"]]},
@@ -90,29 +100,36 @@ def demo_alerts_config(workdir: Path, receiver_url: str) -> dict:
     }
 
 
+EMBEDDING = "embedding"  # the model server's --drift.embedding-column
+REFERENCE = "reference.parquet"
+
+
 def write_reference(path: Path, count: int = 1500, seed: int = 7) -> None:
-    """What the model answers to unshifted inputs: the drift service's reference."""
+    """What the model answers to unshifted inputs, its embeddings included: the drift service's reference, as
+    Parquet (a CSV cell cannot hold a vector; Parquet keeps the embedding a list of float64 per row)."""
     import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as parquet
 
     from fleetscope.example.model import IrisModel
 
     model = IrisModel()
     features = np.asarray(instances(random.Random(seed), count, shifted=False))
-    rows = model.rows(features, model.predict(features))
-    with path.open("w", newline="") as out:
-        writer = csv.DictWriter(out, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    parquet.write_table(pa.Table.from_pylist(model.rows(features, model.predict(features),
+                                                        embedding_column=EMBEDDING)), path)
 
 
+# The embedding (12 terms of the model's decision function, example/model.py) is compared by Evidently's default
+# method: with 1500 reference rows (1000 or more), `model`, a domain classifier's ROC AUC against 0.55.
 DRIFT_CONFIG = """\
 evaluation_interval: 5s
 models:
   iris:
     columns: {sepal_length: numerical, sepal_width: numerical, petal_length: numerical,
-              petal_width: numerical, label: categorical, confidence: numerical}
+              petal_width: numerical, label: categorical, confidence: numerical, embedding: embedding}
+    dimensions: {embedding: 12}   # IrisModel.embedding_names: 3 classes x 4 features
     window: {type: sliding, duration: 30s}
-    reference: {file: reference.csv}
+    reference: {file: reference.parquet}
     # Ground truth: the load posts each flower's species a few seconds after its answer, under its request id.
     quality: {task: classification, request_id: request_id, prediction: label, confidence: confidence,
               window: 30s, horizon: 1h}
@@ -166,6 +183,7 @@ class Demo:
         self._load: Load | None = None
         self._printer: AlertPrinter | None = None
         self._audit: remediation.AuditPrinter | None = None
+        self._training: TrainingJob | None = None
 
     def say(self, text: str) -> None:
         self.out.write(f"{_clock(self.started)} {text}\n")
@@ -199,7 +217,7 @@ class Demo:
         self.say(f"Alertmanager     {self._alertmanager.url}  (PagerDuty, Opsgenie, Slack and the webhook "
                  f"all go to {self._receiver.url})")
 
-        write_reference(work / "reference.csv")
+        write_reference(work / REFERENCE)
         (work / "drift.yaml").write_text(DRIFT_CONFIG)
         [drift] = self._serve(["drift", "serve", f"--config.file={work / 'drift.yaml'}",
                                f"--storage.path={work / 'drift.sqlite'}"])
@@ -211,16 +229,26 @@ class Demo:
                  + ([f"--simulate.xid={args.xid_after:g}s:2:79"] if node == 0 else []) for node in range(args.nodes)]
         *exporters, server = self._serve(*nodes, ["model-server", f"--drift.url=http://{drift}",
                                                   "--drift.request-id-column=request_id",
+                                                  f"--drift.embedding-column={EMBEDDING}",
                                                   f"--simulate.slowdown={args.slowdown_after:g}s:3s",
                                                   *_serving_gpus(f"gpu-node-{args.nodes}")])
         self.say(f"drift service    http://{drift}/v1/models  (report: http://{drift}/v1/models/{MODEL}/report)")
         self.say(f"node exporters   {', '.join(f'http://{a}/metrics' for a in exporters)}")
         self.say(f"model server     http://{server}/metrics")
+        # Started once the exporters answer, so that their simulated GPUs' clocks (which time the XID) started first
+        # and the crash comes with the XID or a few seconds after it (the model server may answer last).
+        hosts = [f"gpu-node-{node + 1}" for node in range(args.nodes)]
+        self._training = TrainingJob(work / "training", hosts, name=TRAINING_JOB, fault_after=args.xid_after,
+                                     announce=self.say).start()
+        self.say(f"training job     {', '.join(f'http://{a}/metrics' for a in self._training.addresses)}  "
+                 f"({TRAINING_JOB}: a rank on each of {', '.join(hosts)}, a step every "
+                 f"{self._training.pace.step:g}s, a checkpoint every {self._training.pace.checkpoint_every} steps)")
 
         self._prometheus = Prometheus(
             work / "prometheus",
             [Prometheus.targets("fleetscope-exporter", exporters), Prometheus.targets("fleetscope-drift", [drift]),
-             Prometheus.targets("model-servers", [server])],
+             Prometheus.targets("model-servers", [server]),
+             Prometheus.targets("training", self._training.addresses)],
             scrape_interval=SCRAPE_INTERVAL, evaluation_interval=SCRAPE_INTERVAL,
             rule_files=[work / "config" / "rules" / name for name in generate.RULE_FILES],
             alertmanagers=[self._alertmanager.address]).start()
@@ -230,7 +258,8 @@ class Demo:
         self.say(f"remediator       http://{remediator}/webhook  (fleetscope remediate, dry-run on Slurm: drains the "
                  f"node FleetscopeNodeUnfit names; audit log {work / remediation.AUDIT})")
         self.say(f"timeline: XID 79 on gpu-node-1 GPU 2 at {args.xid_after:g}s (the GPU turns unfit, its node is "
-                 f"paged and drained in dry-run), inputs shift at "
+                 f"paged and drained in dry-run, and the training job crashes with it: it restarts from its last "
+                 f"checkpoint and its goodput falls), inputs shift at "
                  f"{args.shift_after:g}s (and the model's accuracy falls, as its labels arrive {LABEL_DELAY:g}s "
                  f"after each answer), predictions slow down at {args.slowdown_after:g}s")
 
@@ -259,6 +288,14 @@ class Demo:
         except (QueryError, OSError):
             accuracy = []
         per_token += f" · accuracy {float(accuracy[0]['value'][1]):.0%}" if accuracy else ""
+        try:
+            goodput = self._prometheus.query(f'{GOODPUT}{{training_job="{TRAINING_JOB}"}}')
+        except (QueryError, OSError):
+            goodput = []
+        if goodput and self._training is not None:
+            restarts = self._training.restarts
+            per_token += (f" · training goodput {float(goodput[0]['value'][1]):.0%}"
+                          + (f" ({restarts} restart{'s' * (restarts > 1)})" if restarts else ""))
         self.say(f"targets up {value(up)}/{value(targets)} · requests {self._load.sent} "
                  f"({'shifted' if self._load.shifted else 'reference'} inputs){per_token} · firing: {names}")
 
@@ -286,6 +323,8 @@ class Demo:
     def stop(self) -> None:
         if self._load is not None:
             self._load.stop()
+        if self._training is not None:
+            self._training.stop()
         if self._prometheus is not None:
             self._prometheus.stop()
         for process in reversed(self._processes):
@@ -297,7 +336,8 @@ class Demo:
         if self._receiver is not None:
             self._receiver.stop()
         if not self._keep:  # what the tour printed stays (notifications, dashboards, summary, logs); its stores go
-            for store in ("prometheus", "alertmanager", "drift.sqlite", "drift.sqlite-wal", "drift.sqlite-shm"):
+            for store in ("prometheus", "alertmanager", "drift.sqlite", "drift.sqlite-wal", "drift.sqlite-shm",
+                          "training"):
                 _remove(self.workdir / store)
 
 

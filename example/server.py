@@ -1,14 +1,16 @@
 """`fleetscope model-server`: the iris model behind an ASGI (Starlette) app, tracked by the SDK.
 
     POST /v1/models/iris/predict   {"instances": [[5.1, 3.5, 1.4, 0.2], ...]}
-                                   -> {"predictions": [{"request_id", "label", "confidence"}, ...]}
+                                   -> {"predictions": [{"request_id", "label", "confidence", "embedding"}, ...]}
     GET  /metrics                  the SDK's metrics (OpenMetrics with exemplars when asked for), and the server's
                                    own process (process_*, python_*, fleetscope_build_info)
     GET  /-/healthy, /-/ready
 
 Predictions run in a pool of --workers threads; a request waits for a free one, and that
 wait is its queue time. Each answer's rows (inputs and outputs) go to `outputs`, where a drift
-client can take them.
+client can take them. An answer's embedding is the model's 12 terms of its decision function
+(example/model.py, IrisModel.embedding_of); the rows carry it where --drift.embedding-column
+names a column.
 """
 
 from __future__ import annotations
@@ -56,9 +58,10 @@ SLOWDOWN_DELAY = durations.bounded_duration("0s", "1m")
 def create_app(model: IrisModel, metrics: InferenceMetrics, workers: int = 4,
                outputs: Outputs | None = None, collectors: Sequence[Collector] = (),
                slowdown: Slowdown | None = None, limits: ConnectionLimits = DEFAULT_LIMITS,
-               request_id_column: str | None = None) -> SecurityHeaders:
+               request_id_column: str | None = None, embedding_column: str | None = None) -> SecurityHeaders:
     """request_id_column: send each answer's request id to `outputs` in this column (a drift service whose model
-    has a quality section joins labels by it); None sends none, as a model without one expects."""
+    has a quality section joins labels by it); None sends none, as a model without one expects. embedding_column:
+    likewise each answer's embedding (a list of numbers), for a model that declares that column `embedding`."""
     slots = asyncio.Semaphore(workers)
     started = time.monotonic()
     metrics.declare(model.name, "predict")
@@ -88,9 +91,10 @@ def create_app(model: IrisModel, metrics: InferenceMetrics, workers: int = 4,
         request_ids = [uuid.uuid4().hex for _ in predictions]
         if outputs is not None:
             outputs(model.name, model.rows(features, predictions,
-                                           (request_id_column, request_ids) if request_id_column else None))
+                                           (request_id_column, request_ids) if request_id_column else None,
+                                           embedding_column))
         return JSONResponse({"model": model.name, "predictions": [
-            {"request_id": request, "label": p.label, "confidence": p.confidence}
+            {"request_id": request, "label": p.label, "confidence": p.confidence, "embedding": list(p.embedding)}
             for request, p in zip(request_ids, predictions, strict=True)]})
 
     async def healthy(request: Request) -> PlainTextResponse:
@@ -134,6 +138,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--drift.request-id-column", dest="drift_request_id_column", metavar="NAME",
                         help="send each answer's request id to the drift service in this column, for a model "
                              "whose quality section names it (quality.request_id); by default none is sent")
+    parser.add_argument("--drift.embedding-column", dest="drift_embedding_column", metavar="NAME",
+                        help="send each answer's embedding (the 12 terms of the model's decision function, a list "
+                             "of numbers) to the drift service in this column, for a model that declares it "
+                             "`embedding`; by default none is sent")
     parser.add_argument("--drift.token-file", dest="drift_token_file", type=Path,
                         help="file holding a write token for the drift service")
     parser.add_argument("--gpus", default=None, metavar="UUID,...",
@@ -185,6 +193,7 @@ def run(args: argparse.Namespace) -> int:
         raise log.UserError(f"--workers must be at least 1, not {args.workers}")
     host, port = parse_listen_address(args.listen_address)
     model, client = IrisModel(), None
+    _check_drift_columns(model, args.drift_request_id_column, args.drift_embedding_column)
     if args.drift_url:
         from fleetscope.drift.client import DriftClient
 
@@ -198,7 +207,8 @@ def run(args: argparse.Namespace) -> int:
     app = create_app(model, metrics, workers=args.workers, limits=limits,
                      outputs=(lambda _, rows: client.send_many(rows)) if client else None,
                      collectors=(client,) if client else (), slowdown=args.slowdown,
-                     request_id_column=args.drift_request_id_column)
+                     request_id_column=args.drift_request_id_column,
+                     embedding_column=args.drift_embedding_column)
     log.get("fleetscope.model_server").info("allocator settings", extra=memory.configure())
     log.get("fleetscope.model_server").info("serving the iris model", extra={"address": args.listen_address})
     raise_open_file_limit(limits)
@@ -206,6 +216,16 @@ def run(args: argparse.Namespace) -> int:
     if client is not None:
         client.close()
     return 0
+
+
+def _check_drift_columns(model: IrisModel, request_id: str | None, embedding: str | None) -> None:
+    """The columns the flags name must be new ones: a row holds one value by each name."""
+    taken = {*model.features, "label", "confidence"}
+    for flag, column in (("--drift.request-id-column", request_id), ("--drift.embedding-column", embedding)):
+        if column is not None and column in taken:
+            raise log.UserError(f"{flag}: {column!r} is already a column of the rows ({', '.join(sorted(taken))})")
+        if column is not None:
+            taken.add(column)
 
 
 def _read_token(path: Path) -> str:

@@ -177,6 +177,12 @@ class InferenceConfig:
     prefix_cache_baseline_window: str = "1d"
     prefix_cache_min_baseline: float = 0.1  # a baseline under this is no cache to lose
     prefix_cache_collapse_for: str = "15m"
+    # A speculative-decoding acceptance ratio fallen below this share of its own mean over the baseline window
+    # (serving_signals.py): the target model rejects most drafts, so drafting costs more GPU time than it saves.
+    spec_decode_collapse_factor: float = 0.6
+    spec_decode_baseline_window: str = "1d"
+    spec_decode_min_baseline: float = 0.2  # a baseline under this is drafting already not worth its cost
+    spec_decode_collapse_for: str = "15m"
     # Serving efficiency (efficiency.py): energy per output token against the model's own baseline...
     energy_per_token_factor: float = 1.3  # worse than the baseline by this factor
     energy_baseline_window: str = "7d"  # the baseline: the median over this window
@@ -477,6 +483,11 @@ def check(config: MonitoringConfig) -> None:
     for name in ("scrape_duration_ratio", "memory_ratio", "storage_ratio"):
         if not 0 < getattr(config.self_monitoring, name) <= 1:
             raise ConfigError(f"self_monitoring.{name} must be a share above 0, at most 1")
+    for name in ("prefix_cache_collapse_factor", "prefix_cache_min_baseline", "spec_decode_collapse_factor",
+                 "spec_decode_min_baseline"):
+        share = getattr(config.inference, name)
+        if not 0 < share < 1:  # NaN fails too
+            raise ConfigError(f"inference.{name} must be a share between 0 and 1, got {share}")
     if not 0 <= config.drift.min_label_coverage <= 1:
         raise ConfigError("drift.min_label_coverage must be a share from 0 to 1")
     if config.ray.replica_restarts < 1 or config.ray.pending_tasks < 0 or config.ray.spill_bytes_per_second < 0:

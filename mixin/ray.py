@@ -43,6 +43,11 @@ DASHBOARD_METRICS_PORT = 44227  # python/ray/dashboard/consts.py DASHBOARD_METRI
 KUBERAY_PORTS = ("metrics", "as-metrics", "dash-metrics")
 KUBERAY_NODE_TYPE_LABEL = "ray.io/node-type"
 KUBERAY_CLUSTER_LABEL = "ray.io/cluster"
+# Ray Serve LLM's engines serve vLLM's series through Ray's metrics, vllm:x renamed ray_vllm_x (vLLM 0.32's
+# vllm/v1/metrics/ray_wrappers.py swaps the colon, Ray adds its prefix; seen at Ray 2.60): the generated `ray` jobs
+# rename them back, so that the vllm mapping of the inference schema reads them. Ray's own Grafana panels for
+# Serve LLM read the ray_vllm_ names, and go empty under this rename.
+SERVE_LLM_VLLM_NAMES = ("ray_vllm_(.+)", "vllm:$1")
 
 _REPORTER = "python/ray/dashboard/modules/reporter/reporter_agent.py (METRICS_GAUGES)"
 _RAYLET = "python/ray/core/src/ray/raylet/raylet (src/ray/stats/metric_defs.cc)"

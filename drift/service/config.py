@@ -18,7 +18,7 @@ with the `defaults` settings.
              max_category_length: 256, max_concurrent_writes: 4, max_concurrent_evaluations: 2,
              max_concurrent_reports: 1, max_decoded_bytes: 134217728, max_connections: 1024, max_classes: 20,
              max_profile_rows: 100000000, max_series: 50000, max_segment_values: 100, max_replicas: 1000,
-             max_embedding_dimensions: 4096, max_text_length: 65536,
+             max_embedding_dimensions: 4096, max_text_length: 65536, max_exact_categories: 100000,
              header_timeout_seconds: 10, body_timeout_seconds: 30, idle_timeout_seconds: 60}
     auth:
       read_tokens_file: /etc/fleetscope/drift-read-tokens    # one token a line
@@ -75,7 +75,7 @@ from typing import Any
 import yaml
 
 from fleetscope import durations
-from fleetscope.drift import embeddings, stattests, text_content
+from fleetscope.drift import embedding_profiles, embeddings, stattests, text_content
 from fleetscope.drift.columns import (
     DEFAULT_MAX_EMBEDDING_DIMENSIONS,
     DEFAULT_MAX_TEXT_LENGTH,
@@ -84,6 +84,7 @@ from fleetscope.drift.columns import (
     category_text,
     parse_kind,
 )
+from fleetscope.drift.profiles import EXACT_CATEGORIES, MAX_EXACT_CATEGORIES
 from fleetscope.drift.sharding import shard_of
 from fleetscope.drift.text_descriptors import DESCRIPTORS, descriptor_name
 from fleetscope.web.connections import ConnectionLimits
@@ -216,6 +217,10 @@ class Limits:
     # column's texts, in characters. A window of an embedding column takes rows x dimensions x 8 bytes to compare.
     max_embedding_dimensions: int = DEFAULT_MAX_EMBEDDING_DIMENSIONS
     max_text_length: int = DEFAULT_MAX_TEXT_LENGTH
+    # Categories a categorical column of a profile counts exactly (at most MAX_EXACT_CATEGORIES): a replica's profile
+    # counting more is refused, and an interval's merge past it keeps a frequent-items sketch instead. An open
+    # interval holds about 93 bytes a short category counted, 9.3 MB a column at 100,000 (docs/drift.md).
+    max_exact_categories: int = EXACT_CATEGORIES
     # What a body may decode to (Arrow, Parquet and CSV columns; dictionary-encoded text expanded).
     max_decoded_bytes: int = 128 * 1024 * 1024
     max_connections: int = 1024
@@ -346,6 +351,9 @@ def parse(document: Mapping, base: Path = Path(".")) -> ServiceConfig:
                           f"{SERIES_PER_COLUMN} + {SERIES_PER_RESULT}) x (limits.max_segments + 1)), more than "
                           f"limits.max_series ({limits.max_series:,}): lower max_models, max_columns or "
                           "max_segments, or raise max_series")
+    if limits.max_exact_categories > MAX_EXACT_CATEGORIES:
+        raise ConfigError(f"limits.max_exact_categories must be at most {MAX_EXACT_CATEGORIES} (what a profile "
+                          f"counts exactly at most), not {limits.max_exact_categories}")
     tls = _mapping(document.get("tls", {}), "tls")
     _only(tls, "tls", {"cert_file", "key_file"})
     if bool(tls.get("cert_file")) != bool(tls.get("key_file")):
@@ -529,11 +537,8 @@ def _rows_only_columns(columns: dict[str, ColumnKind], document: Mapping, mode: 
     """The columns as a ColumnSchema: with the declared dimension of each embedding column (dimensions), and the
     limits on embedding and text values. A text column counts toward limits.max_columns as itself and its
     descriptors, each of which is a compared column with its own series."""
-    rows_only = [name for name, kind in columns.items() if kind in (ColumnKind.TEXT, ColumnKind.EMBEDDING)]
-    if rows_only and mode == "profiles":
-        raise ConfigError(f"{where}.columns.{rows_only[0]}: a model fed profiles cannot have {columns[rows_only[0]]} "
-                          "columns: the embedding methods model and mmd and text content drift need the rows, and "
-                          "profiles do not carry sketches of vectors or texts; send rows (mode: rows)")
+    if mode == "profiles":
+        _check_profiled_embeddings(columns, document, where)
     descriptors = {descriptor_name(name, descriptor) for name, kind in columns.items() if kind is ColumnKind.TEXT
                    for descriptor in DESCRIPTORS}
     clashing = sorted(descriptors & set(columns))
@@ -553,6 +558,24 @@ def _rows_only_columns(columns: dict[str, ColumnKind], document: Mapping, mode: 
                               f"limits.max_embedding_dimensions ({limits.max_embedding_dimensions}), not {value!r}")
         dimensions[str(column)] = value
     return ColumnSchema(columns, dimensions, limits.max_embedding_dimensions, limits.max_text_length)
+
+
+def _check_profiled_embeddings(columns: Mapping[str, ColumnKind], document: Mapping, where: str) -> None:
+    """A model fed profiles compares an embedding column from its profiles' sum vectors: by a distance method
+    (fleetscope.drift.embedding_profiles), with its dimension declared so that a replica's profile of another is
+    refused when it arrives, before it could meet the others' in a merge."""
+    methods, dimensions = (found if isinstance(found := document.get(key), Mapping) else {}
+                           for key in ("methods", "dimensions"))
+    for name, kind in columns.items():
+        if kind is not ColumnKind.EMBEDDING:
+            continue
+        refusal = embedding_profiles.refusal(methods.get(name))
+        if refusal is not None:
+            raise ConfigError(f"{where}.methods.{name}: a model fed profiles compares embedding column {name!r} from "
+                              f"a count and sum vector per profile: {refusal}")
+        if name not in dimensions:
+            raise ConfigError(f"{where}.dimensions.{name}: a model fed profiles declares each embedding column's "
+                              "dimension, so that a profile of other vectors is refused when it arrives")
 
 
 def _compared_columns(columns: Mapping[str, ColumnKind]) -> dict[str, ColumnKind]:

@@ -7,8 +7,8 @@ import re
 
 import pandas as pd
 
-from fleetscope.drift import quality, samples
-from fleetscope.drift.columns import ColumnKind
+from fleetscope.drift import quality, samples, text_profiles
+from fleetscope.drift.columns import ColumnKind, value_rules
 from fleetscope.drift.comparison import DriftResult
 from fleetscope.drift.profile_comparison import ProfileDriftResult, ProfileMethodError, compare_profiles
 from fleetscope.drift.profiles import DEFAULT_K, Profile, merge_all, profile
@@ -38,20 +38,36 @@ def parse_segment(config: ModelConfig, label: str, max_length: int) -> str:
 
 def reference_profiles(config: ModelConfig, frame: pd.DataFrame, k: int = DEFAULT_K) -> dict[str, Profile]:
     """A rows reference profiled once: as a whole and per segment."""
-    kinds = compared_kinds(config)
-    numerical = [name for name, kind in kinds.items() if kind is ColumnKind.NUMERICAL]
-    categorical = [name for name in kinds if name not in numerical]
-    profiles = {WHOLE: profile(frame, numerical, categorical, k, sample_rows=samples.CAP)}
+    kinds = {name: kind for name, kind in config.columns.items() if name not in config.segments}
+    declared = {kind: [name for name, found in kinds.items() if found is kind] for kind in ColumnKind}
+    rules = value_rules(config.columns)
+
+    def of(rows: pd.DataFrame, sample_rows: int = 0) -> Profile:
+        return profile(rows, declared[ColumnKind.NUMERICAL], declared[ColumnKind.CATEGORICAL], k,
+                       sample_rows=sample_rows, text=declared[ColumnKind.TEXT],
+                       embeddings=declared[ColumnKind.EMBEDDING], max_text_length=rules.max_text_length,
+                       max_dimensions=rules.max_dimensions)
+
+    profiles = {WHOLE: of(frame, samples.CAP)}
     if config.segments:
         for values, group in frame.groupby(list(config.segments), dropna=False, sort=False):
             values = values if isinstance(values, tuple) else (values,)
-            profiles[segment_label(config.segments, values)] = profile(group, numerical, categorical, k)
+            profiles[segment_label(config.segments, values)] = of(group)
     return profiles
 
 
 def compared_kinds(config: ModelConfig) -> dict:
-    """The columns compared: segment columns are constant within a segment, and profiles leave them out."""
-    return {name: kind for name, kind in config.columns.items() if name not in config.segments}
+    """The columns a profile of the model holds: segment columns are constant within a segment, and profiles leave
+    them out; a text column is its descriptors' numerical columns (fleetscope.drift.text_profiles)."""
+    found = {}
+    for name, kind in config.columns.items():
+        if name in config.segments:
+            continue
+        if kind is ColumnKind.TEXT:
+            found.update(dict.fromkeys(text_profiles.descriptor_names(name), ColumnKind.NUMERICAL))
+        else:
+            found[name] = kind
+    return found
 
 
 def run(config: ModelConfig, current: dict[str, tuple[Profile, int]], reference: dict[str, Profile],
@@ -83,6 +99,9 @@ def _compare(config: ModelConfig, reference: Profile, current: Profile) -> Drift
     """Column by column, so that a column a profile cannot score is skipped with the reason and the rest
     still are."""
     columns, skipped = {}, {}
+    for name, kind in config.columns.items():
+        if kind is ColumnKind.TEXT:
+            skipped[name] = text_profiles.CONTENT_REFUSAL.format(column=name)
     for name in compared_kinds(config):
         if current.columns[name].rows == 0 or reference.columns[name].rows == 0:
             skipped[name] = f"no values in the {'current window' if current.columns[name].rows == 0 else 'reference'}"

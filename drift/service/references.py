@@ -57,6 +57,12 @@ def load_file(service: DriftService, config: ModelConfig) -> None:
     content_type = FILE_TYPES.get(path.suffix.lower())
     if content_type is None:
         raise log.UserError(f"model {config.name}: reference file {path} must be .csv, .parquet, .json or .arrow")
+    vectors = [name for name, kind in config.columns.items() if kind is ColumnKind.EMBEDDING]
+    if content_type == FILE_TYPES[".csv"] and vectors:
+        # A CSV cell holds text, and reading a vector back out of it would be a second, looser decoder.
+        raise log.UserError(f"model {config.name}: reference file {path}: a CSV file cannot hold the vectors of "
+                            f"embedding column {quoted(vectors[0])}; write the reference as .parquet, .json or "
+                            ".arrow")
     try:
         body = path.read_bytes()
         table = conform(read_table(body, content_type, limits), config.columns, limits)

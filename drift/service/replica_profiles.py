@@ -7,12 +7,14 @@ import math
 from typing import TYPE_CHECKING
 
 from fleetscope import log
+from fleetscope.drift.columns import ColumnKind, value_rules
 from fleetscope.drift.profiles import Profile, ProfileError, as_declared
 from fleetscope.drift.service import profiled
 from fleetscope.drift.service.config import Limits, ModelConfig
 from fleetscope.drift.service.decode import BadBatch
 from fleetscope.drift.service.model_state import ModelState
 from fleetscope.drift.service.writes import IDENTIFIER, MAX_CLOCK_AHEAD_SECONDS
+from fleetscope.drift.text_descriptors import descriptor_name
 
 if TYPE_CHECKING:
     from fleetscope.drift.service.service import DriftService
@@ -70,7 +72,24 @@ def checked_profile(config: ModelConfig, body: bytes, limits: Limits) -> Profile
     try:
         received = Profile.from_bytes(body)
         received.columns = {name: column for name, column in received.columns.items() if name not in config.segments}
-        return as_declared(received, profiled.compared_kinds(config), limits.max_category_length,
-                           limits.max_profile_rows)
+        declared = as_declared(received, profiled.compared_kinds(config), limits.max_category_length,
+                               limits.max_profile_rows, value_rules(config.columns).dimensions,
+                               limits.max_embedding_dimensions, limits.max_exact_categories)
+        _check_text_lengths(config, declared, limits.max_text_length)
+        return declared
     except ProfileError as error:
         raise BadBatch(400, "bad_profile", str(error)) from None
+
+
+def _check_text_lengths(config: ModelConfig, checked: Profile, max_length: int) -> None:
+    """A text column's longest text, its text_length descriptor's exact maximum, within limits.max_text_length, as
+    rows ingest requires of each text; and no text shorter than nothing."""
+    for name, kind in config.columns.items():
+        if kind is not ColumnKind.TEXT or name in config.segments:
+            continue
+        lengths = checked.columns[descriptor_name(name, "text_length")]
+        if lengths.rows and lengths.maximum > max_length:
+            raise ProfileError(f"column {name!r}: a text of {lengths.maximum:.0f} characters; the limit is "
+                               f"{max_length} (limits.max_text_length)")
+        if lengths.rows and lengths.minimum < 0:
+            raise ProfileError(f"column {name!r}: its text_length descriptor holds a negative length")

@@ -712,7 +712,8 @@ class Store:
             try:
                 stored = None if row is None else self._open_intervals.get(key) or _stored_interval(db, key)
                 merged, count = (profile, 1) if stored is None else (
-                    stored[0].merge(profile, sample_cap=samples.INTERVAL_ROWS), stored[1] + 1)
+                    stored[0].merge(profile, sample_cap=samples.INTERVAL_ROWS,
+                                    exact_categories=limits.max_exact_categories), stored[1] + 1)
             except ProfileError as error:
                 # Stored by an older fleetscope that checked profiles less: no evaluation can use it, and it gives
                 # way to this profile rather than refuse every replica's that follows.

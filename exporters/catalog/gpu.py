@@ -11,9 +11,9 @@ GPU_LABELS = ("gpu", "uuid", "pci_bus_id", "model_name", "hostname")
 MIG_LABELS = ("gpu_instance_id", "compute_instance_id", "mig_profile")
 POD_LABELS = ("namespace", "pod", "container")
 # Who holds the GPU (exporters/attribution): a Kubernetes pod, its UID (--collector.gpu.pod-uid), a Slurm
-# job, a DRA claim (dcgm-exporter's label names); a Ray worker's job, actor class and Serve deployment.
+# job, a DRA claim (dcgm-exporter's label names); a Ray worker's job, actor class, Serve deployment and replica.
 DRA_LABELS = ("dra_claim_name", "dra_claim_namespace", "dra_driver_name", "dra_pool_name", "dra_device_name")
-RAY_LABELS = ("ray_job", "ray_actor_class", "ray_serve_application", "ray_serve_deployment")
+RAY_LABELS = ("ray_job", "ray_actor_class", "ray_serve_application", "ray_serve_deployment", "ray_serve_replica")
 JOB_LABELS = POD_LABELS + ("pod_uid", "hpc_job") + DRA_LABELS + RAY_LABELS
 
 

@@ -37,8 +37,8 @@ def _flags(group: argparse._ArgumentGroup) -> None:
                             "(its process title)")
     group.add_argument("--collector.gpu.ray-dashboard", dest="gpu_ray_dashboard", default="", metavar="URL",
                        help="the Ray dashboard (http://<head>:8265): the job and actor class of actors in workers "
-                            "Ray prestarted, which only it knows; read at most every 15s with a 2s timeout. Empty "
-                            "disables")
+                            "Ray prestarted, and the Serve replica (ray_serve_replica) an actor is or was placed for, "
+                            "which only it knows; read at most every 15s with a 2s timeout. Empty disables")
     group.add_argument("--collector.gpu.ray-token-file", dest="gpu_ray_token_file", type=Path, default=None,
                        metavar="PATH", help="the Ray cluster's token, for a dashboard with token authentication "
                                             "(Ray's default since 2.52; ~/.ray/auth_token on the head)")

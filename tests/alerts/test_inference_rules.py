@@ -64,6 +64,8 @@ def test_every_signal_an_engine_declares_is_recorded_and_nothing_else():
             expected.add("fleetscope:inference_spec_decode_acceptance_ratio:rate5m")
         if engine.spec_decode_accepted_tokens and engine.spec_decode_drafts:
             expected.add("fleetscope:inference_spec_decode_accepted_tokens_per_draft:rate5m")
+        if engine.lora_info:
+            expected |= {"fleetscope:inference_lora_adapter_running", "fleetscope:inference_lora_adapters_running"}
         for latency in inference.LATENCIES + inference.PHASES:
             histogram = getattr(engine, latency)
             if histogram is not None:
@@ -120,10 +122,14 @@ def test_a_serving_signal_an_engine_does_not_serve_is_recorded_as_not_measured()
     def unmeasured(engine) -> set[str]:
         return set(_not_measured(engine, tuple(inference.SERVING_SIGNALS)))
 
-    # vLLM 0.32 serves every one (spec decode and NIXL only where configured: absent there, not zero).
-    assert unmeasured(engines.VLLM) == set()
+    # vLLM 0.32 serves every one (spec decode and NIXL only where configured: absent there, not zero); its adapters
+    # running are not measured only where a list is longer than the rules read.
+    assert unmeasured(engines.VLLM) == {"lora_adapters_running"}
+    longer = _not_measured(engines.VLLM, ("lora_adapters_running",))["lora_adapters_running"]
+    assert f'running_lora_adapters=~"(?:[^,]*,){{{inference.LORA_POSITIONS}}}.*"' in longer
     # SGLang's acceptance is a gauge of the last batch, and its per-request phases are not read.
-    assert unmeasured(engines.SGLANG) == {"spec_decode_acceptance_ratio", "prefill_duration", "decode_duration"}
+    assert unmeasured(engines.SGLANG) == {"spec_decode_acceptance_ratio", "prefill_duration", "decode_duration",
+                                          "lora_adapters_running"}
     assert unmeasured(engines.TGI) == set(inference.SERVING_SIGNALS)
     # Not measured is the model's presence, never a zero and never read from the signal's own series.
     for expr in _not_measured(engines.TGI, tuple(inference.SERVING_SIGNALS)).values():

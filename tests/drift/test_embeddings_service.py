@@ -91,7 +91,7 @@ def test_methods_and_thresholds_are_chosen_per_column(tmp_path):
     ({"dimensions": {"latency": 3}}, "not one of the model's embedding columns"),
     ({"dimensions": {"vec": 65}}, "limits.max_embedding_dimensions"),
     ({"dimensions": {"vec": 0}}, "from 1 to"),
-    ({"mode": "profiles", "window": {"duration": "1h"}}, "model and mmd and text content drift need the rows"),
+    ({"mode": "profiles", "window": {"duration": "1h"}}, "no method is set, and Evidently's default"),
     ({"columns": {"query": "text", "query.word_count": "numerical"}}, "also the name of a text column's descriptor"),
 ])
 def test_configurations_that_cannot_work_are_refused_saying_why(tmp_path, model, message):

@@ -258,11 +258,13 @@ def test_columns_up_to_exact_categories_are_exact_and_written_as_version_3():
     assert data[4] == 3 and decode(data).columns["c"].counts == made.columns["c"].counts
     few = encode(profile(pd.DataFrame({"c": values[:500]}), categorical=["c"], sample_rows=0))
     assert few[4] == 2  # a fleetscope reading versions 1 and 2 still reads it
-    # Merging past EXACT_CATEGORIES falls back to the sketch, every row accounted for.
+    # Merging past the merge's exact_categories falls back to the sketch, every row accounted for.
     other = profile(pd.DataFrame({"c": np.char.add("v", rng.integers(0, 9_000, 40_000).astype(str))}),
                     categorical=["c"], sample_rows=0)
-    merged = made.merge(other).columns["c"]
+    merged = made.merge(other, exact_categories=10_000).columns["c"]
     assert merged.counts is None and merged.frequent is not None and merged.frequent.total_weight == 80_000
+    within = made.merge(other).columns["c"]  # within the default, EXACT_CATEGORIES: still counted exactly
+    assert within.distinct == made.columns["c"].distinct + other.columns["c"].distinct > 10_000
 
 
 def _with_counts(data: bytes, version: int, change) -> bytes:

@@ -68,12 +68,33 @@ def vllm_expectations(truth: dict) -> dict[str, object]:
         "cancelled:rate5m": ABSENT, "client_errors:rate5m": ABSENT,
         'not_measured{signal="cancelled"}': 1, 'not_measured{signal="client_errors"}': 1,
         'not_measured{signal="errors"}': ABSENT, 'not_measured{signal="rejected"}': ABSENT,
-        "requests_running": 0, "requests_waiting": 0, "requests_in_flight": 0,
         "error_ratio:rate5m": (c["server_error"] + c["rejected"]) / requests if requests else ABSENT,
+        **_vllm_in_flight(truth), **_vllm_lora(truth),
     }
     if truth["tokens"]["complete"]:
         expected["input_tokens:rate5m"] = truth["tokens"]["prompt"]
         expected["output_tokens:rate5m"] = truth["tokens"]["completion"]
+    return expected
+
+
+def _vllm_in_flight(truth: dict) -> dict[str, object]:
+    """Nothing in flight on a page read after its phase settled; what the client held open on one read mid-flight."""
+    held = truth.get("in_flight", {})
+    running, waiting = held.get("running", 0), held.get("waiting", 0)
+    return {"requests_running": running, "requests_waiting": waiting, "requests_in_flight": running + waiting}
+
+
+def _vllm_lora(truth: dict) -> dict[str, object]:
+    """The adapters whose requests the client had running when the page was read (each 1, the others absent) and
+    their count; none before the first request (vLLM sets its LoRA gauge at the first logging step). Requests per
+    adapter: not measured, whatever the phase sent."""
+    adapters = truth["server"].get("lora_adapters", [])
+    running = truth.get("lora", {}).get("running", [])
+    expected: dict[str, object] = {'not_measured{signal="lora_requests"}': 1}
+    if adapters:
+        expected["lora_adapters_running"] = ABSENT if truth["phase"] == "idle" else len(running)
+        expected.update({f'lora_adapter_running{{adapter="{name}"}}': 1 if name in running else ABSENT
+                         for name in adapters})
     return expected
 
 
@@ -228,7 +249,7 @@ def schema_by_phase(server, phases: list[str]) -> dict[str, dict[str, float]]:
         if labels.get("model") not in found:
             continue
         name = labels["__name__"].removeprefix(PREFIX)
-        for extra in ("quantile", "signal", "threshold"):
+        for extra in ("quantile", "signal", "threshold", "adapter"):
             if extra in labels:
                 name += f'{{{extra}="{labels[extra]}"}}'
         value = float(sample["value"][1])

@@ -39,6 +39,35 @@ def test_the_recorded_vllm_pages_carry_the_serving_signals_they_are_checked_agai
         assert _total(pages[-1], "vllm:prefix_cache_hits_total") > 0, folder.name
 
 
+def _lora_lists(page: str) -> dict[str, float]:
+    """vllm:lora_requests_info's running lists on a page, each with the time it was last set."""
+    prefix = "vllm:lora_requests_info{"
+    return {line.split('running_lora_adapters="', 1)[1].split('"', 1)[0]: float(line.rsplit(maxsplit=1)[1])
+            for line in page.splitlines() if line.startswith(prefix)}
+
+
+def test_the_recorded_vllm_lora_phases_show_what_the_replay_checks_and_what_it_says_is_not_measured():
+    """The LoRA phase's requests to adapters are counted under the base model's name (so requests per adapter are
+    not measured), and the page read mid-flight has the adapters the client held open as its latest list (so the
+    replay's adapter count is checked on a list that is not empty)."""
+    for folder in (folder for folder in RECORDED if folder.name.startswith("vllm-")):
+        phases = {name.split("-", 1)[1]: (page, truth) for name, page, truth in recorded_phases(folder)}
+        before, _ = phases["prefix-cache"]
+        page, truth = phases["lora"]
+        adapters = truth["server"]["lora_adapters"]
+        assert all(truth["lora"]["requests"][name] > 0 for name in adapters), folder.name
+        added = _total(page, "vllm:request_success_total") - _total(before, "vllm:request_success_total")
+        assert added == sum(truth["lora"]["requests"].values()) == truth["counts"]["sent"], folder.name
+        assert not [line for line in page.splitlines() if any(f'model_name="{name}"' in line for name in adapters)]
+        # Three adapters sent at once, two slots: as many ran together as there are slots, never more.
+        widest = max(len(listed.split(",")) for listed in _lora_lists(page) if listed)
+        assert widest == truth["server"]["max_loras"] < len(adapters), folder.name
+        page, truth = phases["lora-running"]
+        lists = _lora_lists(page)
+        assert truth["lora"]["running"] and max(lists, key=lists.__getitem__) == ",".join(truth["lora"]["running"])
+        assert _lora_lists(phases["idle"][0]) == {}, "the replay expects no LoRA list before the first request"
+
+
 def test_a_replayed_phase_grows_by_what_the_phase_added():
     before = "# TYPE c_total counter\nc_total{a=\"1\"} 5.0\n# TYPE g gauge\ng 3.0\n"
     after = "# TYPE c_total counter\nc_total{a=\"1\"} 8.0\nc_total_created{a=\"1\"} 1.7e9\n# TYPE g gauge\ng 1.0\n"

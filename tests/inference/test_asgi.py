@@ -51,6 +51,8 @@ def test_predictions_are_tracked_and_their_rows_handed_on(model):
     (b'{"instances": [[1, 2, 3, Infinity]]}', "inf is not a finite number"),
     (b'[1, 2]', "non-empty list"),
     (b'{"instances": [[1, 2, 3, 1' + b"0" * 400 + b']]}', "is not a finite number"),  # past float's range
+    (b'{"instances": [[1, 2, 3, 1e308]]}', "petal_width: 1e+308 cm is out of range"),  # finite, but NaN to the model
+    (b'{"instances": [[-2e6, 2, 3, 4]]}', "sepal_length: -2e+06 cm is out of range"),
     (b'{"instances": [[1, 2, 3, 1' + b"0" * 5000 + b']]}', "Exceeds the limit"),  # past int parsing's limit
     (b'{"instances": ' + b"[" * 100_000, "nests too deeply"),
 ])

@@ -26,7 +26,10 @@ EXPECTED = {"FleetscopeGPUXidError": ("critical", "gpu-infra"), "FleetscopeGPUDo
             "FleetscopeInferenceLatencyBudgetBurn": ("critical", "serving"),
             # the lost GPU turns its node unfit in the exporter's health verdict: one page for the node, which the
             # demo's remediator drains in dry-run
-            "FleetscopeNodeUnfit": ("critical", "gpu-infra")}
+            "FleetscopeNodeUnfit": ("critical", "gpu-infra"),
+            # the XID crashes the training job (example/training.py): restarted from its last checkpoint, it loses
+            # the downtime, its re-initialization and the steps since that checkpoint
+            "FleetscopeTrainingGoodputLow": ("warning", "ml-platform")}
 
 
 def _firing(workdir) -> dict[str, dict]:
@@ -43,6 +46,26 @@ def _dry_run_drains(workdir) -> list[dict]:
     path = workdir / "remediation-audit.jsonl"
     records = [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
     return [r for r in records if (r["action"], r["decision"]) == ("drain", "dry_run")]
+
+
+def _drifted_columns(workdir) -> dict[str, dict]:
+    """The iris model's columns that FleetscopeModelColumnDrift fired for, each with its first firing alert."""
+    path, columns = workdir / "notifications.jsonl", {}
+    for line in path.read_text().splitlines() if path.exists() else []:
+        for alert in json.loads(line)["alerts"]:
+            labels = alert["labels"]
+            if (labels["alertname"], labels.get("model"), alert["status"]) == ("FleetscopeModelColumnDrift", "iris",
+                                                                               "firing"):
+                columns.setdefault(labels["column"], alert)
+    return columns
+
+
+def _first_firing(workdir, name: str) -> dict:
+    for line in (workdir / "notifications.jsonl").read_text().splitlines():
+        for alert in json.loads(line)["alerts"]:
+            if alert["labels"]["alertname"] == name and alert["status"] == "firing":
+                return alert
+    return {}
 
 
 def _node_unfit(workdir) -> dict:
@@ -67,6 +90,10 @@ def test_the_demo_shows_gpu_drift_and_inference_alerts_then_stops_cleanly(tmp_pa
             time.sleep(1)
         while not _dry_run_drains(tmp_path) and time.monotonic() < deadline + 30 and demo.poll() is None:
             time.sleep(1)
+        # The model server's embedding column (example/model.py) drifts with the inputs; its column alert waits 1m.
+        while "embedding" not in _drifted_columns(tmp_path) and time.monotonic() < deadline + 60 and \
+                demo.poll() is None:
+            time.sleep(1)
         firing = _firing(tmp_path)
         demo.send_signal(signal.SIGINT)
         output, _ = demo.communicate(timeout=120)  # the dashboards are drawn (up to 60 s), then everything stops
@@ -90,12 +117,26 @@ def test_the_demo_shows_gpu_drift_and_inference_alerts_then_stops_cleanly(tmp_pa
     # XID 79: the exporter's health verdict of GPU 2 (nvml: lost) and the paging XID make gpu-node-1 unfit; its page
     # reaches the remediator, which drains it in dry-run and never calls scontrol.
     assert firing["FleetscopeNodeUnfit"]["hostname"] == "gpu-node-1"
+    # The training job crashed with the XID and came back from its last checkpoint: a restart its ranks' pages counted,
+    # and a goodput under the objective (90%) for the job by name.
+    assert re.search(r"training job llm-pretrain crashed at step \d+", output), output
+    assert re.search(r"training job llm-pretrain relaunched: restoring step \d+ from its last checkpoint", output)
+    assert firing["FleetscopeTrainingGoodputLow"]["training_job"] == "llm-pretrain"
+    goodput = _first_firing(tmp_path, "FleetscopeTrainingGoodputLow")["annotations"]["description"]
+    assert float(re.search(r"spent ([0-9.]+)% of its ranks' time", goodput).group(1)) < 90, goodput
     assert re.search(r"health checks for 40s: .*\bnvml\b", _node_unfit(tmp_path)["annotations"]["description"])
     [drain] = _dry_run_drains(tmp_path)
     assert (drain["alertname"], drain["node"], drain["backend"]) == ("FleetscopeNodeUnfit", "gpu-node-1", "slurm")
     assert "REMEDIATE dry-run drain of gpu-node-1 for FleetscopeNodeUnfit: would run scontrol update " \
            "nodename=gpu-node-1 state=drain" in output
     assert not (tmp_path / "scontrol-calls.log").exists()
+    # The embedding column, compared by Evidently's default method for the demo's 1500 reference rows (`model`, a
+    # domain classifier's ROC AUC), drifted after the shift.
+    embedding = _drifted_columns(tmp_path).get("embedding")
+    assert embedding is not None, f"the embedding column never drifted:\n{output}"
+    assert embedding["labels"]["method"] == "model", embedding
+    score = float(re.search(r"\(model score ([0-9.e+-]+)\)", embedding["annotations"]["description"]).group(1))
+    assert 0.55 < score <= 1.0, embedding["annotations"]["description"]
     # The tour's end: every receiver's notifications kept, the dashboards drawn, and what fired, with its files.
     pages = [json.loads(line) for line in (tmp_path / "notifications" / "pagerduty.jsonl").read_text().splitlines()]
     assert any(page["body"]["payload"]["summary"].startswith("[FIRING") for page in pages), pages[:2]

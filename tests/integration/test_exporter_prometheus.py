@@ -144,7 +144,8 @@ def test_every_cataloged_metric_appears_on_a_live_page(monkeypatch, tmp_path):
     (process / "environ").write_bytes(b"RAY_JOB_ID=02000000\0")
     (tmp_path / "ray-token").write_text("test-token-0123456789")
     dashboard = RayDashboardStub("test-token-0123456789", [node("n1", "node-a")],
-                                 {"n1": {"a": actor(41230, "02000000", "ServeReplica:chat:LLMServer")}})
+                                 {"n1": {"a": actor(41230, "02000000", "ServeReplica:chat:LLMServer",
+                                                         name="SERVE_REPLICA::chat#LLMServer#abcd1234")}})
     inspector = tmp_path / "nccl"
     inspector.mkdir()
     from types import SimpleNamespace

@@ -211,4 +211,7 @@ def vllm_page(t: int) -> str:
             histogram("vllm:request_decode_time_seconds", labels,
                       [("0.3", 0), ("1.0", 12), ("2.5", 20), ("+Inf", 20)], 24.0, t) +
             histogram("vllm:nixl_xfer_time_seconds", labels,
-                      [("0.005", 0), ("0.01", 15), ("0.025", 20), ("+Inf", 20)], 0.2, t))
+                      [("0.005", 0), ("0.01", 15), ("0.025", 20), ("+Inf", 20)], 0.2, t) +
+            # The adapters with requests running, comma-joined, no model label; its value the time it was set.
+            gauge("vllm:lora_requests_info", 'max_lora="2",running_lora_adapters="alpha,beta",'
+                                             'waiting_lora_adapters="alpha,beta"', 1.7e9 + t))
