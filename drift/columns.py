@@ -136,15 +136,32 @@ DEFAULT_MAX_TEXT_LENGTH = 65_536
 
 class ColumnSchema(dict[str, ColumnKind]):
     """A model's columns and their kinds, with what the values of its embedding and text columns must be:
-    each embedding column's declared dimension (where declared), the most dimensions and the longest text."""
+    each embedding column's declared dimension (where declared), else the dimension of the model's reference
+    (where one is set), the most dimensions and the longest text."""
 
     def __init__(self, kinds: Mapping[str, ColumnKind], dimensions: Mapping[str, int] | None = None,
                  max_dimensions: int = DEFAULT_MAX_EMBEDDING_DIMENSIONS,
-                 max_text_length: int = DEFAULT_MAX_TEXT_LENGTH) -> None:
+                 max_text_length: int = DEFAULT_MAX_TEXT_LENGTH,
+                 reference_dimensions: Mapping[str, int] | None = None) -> None:
         super().__init__(kinds)
         self.dimensions = dict(dimensions or {})
         self.max_dimensions = max_dimensions
         self.max_text_length = max_text_length
+        self.reference_dimensions = {name: size for name, size in (reference_dimensions or {}).items()
+                                     if name not in self.dimensions}
+
+    def expected_dimension(self, name: str) -> tuple[int | None, str]:
+        """The length an embedding column's vectors must have, and where it comes from ("" where nothing sets
+        it: the batch's first vector then does)."""
+        if name in self.dimensions:
+            return self.dimensions[name], "its declared dimension"
+        if name in self.reference_dimensions:
+            return self.reference_dimensions[name], "the reference's dimension"
+        return None, ""
+
+    def with_reference(self, reference_dimensions: Mapping[str, int]) -> ColumnSchema:
+        """These columns, expecting the reference's dimension of each embedding column that declares none."""
+        return ColumnSchema(self, self.dimensions, self.max_dimensions, self.max_text_length, reference_dimensions)
 
 
 def value_rules(columns: Mapping[str, ColumnKind]) -> ColumnSchema:

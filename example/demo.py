@@ -130,6 +130,9 @@ models:
     dimensions: {embedding: 12}   # IrisModel.embedding_names: 3 classes x 4 features
     window: {type: sliding, duration: 30s}
     reference: {file: reference.parquet}
+    # How the columns vary together, as NannyML's domain classifier sees it (the reconstruction's band would need a
+    # reference of 5 windows' rows).
+    multivariate: {methods: [classifier], columns: [sepal_length, sepal_width, petal_length, petal_width]}
     # Ground truth: the load posts each flower's species a few seconds after its answer, under its request id.
     quality: {task: classification, request_id: request_id, prediction: label, confidence: confidence,
               window: 30s, horizon: 1h}

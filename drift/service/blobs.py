@@ -38,6 +38,11 @@ def _few_values_encoded(column: pa.ChunkedArray) -> pa.ChunkedArray | pa.Array:
     return pa.DictionaryArray.from_arrays(encoded.indices.cast(width), encoded.dictionary)
 
 
+def schema_of(blob: bytes) -> pa.Schema:
+    """The schema of the table a blob holds, read from the stream's first message alone (nothing decompressed)."""
+    return pa.ipc.open_stream(pa.py_buffer(blob)).schema
+
+
 def decoded(blob: bytes) -> pa.Table:
     """The table a blob holds (written by encoded(), or uncompressed by an older fleetscope), plain columns again."""
     table = pa.ipc.open_stream(pa.py_buffer(blob)).read_all()

@@ -323,8 +323,9 @@ def _typed(table: pa.Table | _ObjectTable, columns: Mapping[str, ColumnKind], ro
             if kind is ColumnKind.NUMERICAL:
                 arrays[name] = _numerical(name, column, rows)
             elif kind is ColumnKind.EMBEDDING:
-                arrays[name] = embedding_values(name, column, rows, rules.dimensions.get(name),
-                                                rules.max_dimensions, limits.max_decoded_bytes)
+                dimension, source = rules.expected_dimension(name)
+                arrays[name] = embedding_values(name, column, rows, dimension, rules.max_dimensions,
+                                                limits.max_decoded_bytes, source)
             elif kind is ColumnKind.TEXT:
                 arrays[name] = text_values(name, column, rows, rules.max_text_length)
             else:
@@ -428,10 +429,11 @@ def _categorical(name: str, column, rows: int, max_length: int) -> pa.Array:
 
 
 def embedding_values(name: str, column, rows: int, dimension: int | None, max_dimensions: int,
-                     max_bytes: int) -> pa.Array:
-    """The column's vectors as fixed-size lists of float64, or BadBatch naming the first bad row."""
+                     max_bytes: int, source: str = "") -> pa.Array:
+    """The column's vectors as fixed-size lists of float64, or BadBatch naming the first bad row. source: where
+    the expected dimension comes from, for the refusal of a vector of another length."""
     if isinstance(column, _Values):
-        return _json_vectors(name, column, rows, dimension, max_dimensions, max_bytes)
+        return _json_vectors(name, column, rows, dimension, max_dimensions, max_bytes, source)
     column = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
     kind = column.type
     if pa.types.is_null(kind):
@@ -455,7 +457,7 @@ def embedding_values(name: str, column, rows: int, dimension: int | None, max_di
     if pc.any(wrong).as_py():
         index = pc.index(wrong, True).as_py()
         raise BadBatch(400, "ragged", f"row {index}, column {name!r}: a vector of {lengths[index].as_py()} "
-                                      f"components; this column's vectors have {expected}", rows)
+                                      f"components; this column's vectors have {expected}{_from(source)}", rows)
     flat = pc.list_flatten(column)  # the present vectors' components only
     if flat.null_count:
         row = _row_of_component(column, pc.index(pc.is_null(flat), True).as_py())
@@ -497,8 +499,12 @@ def _spread(values: pa.Array, mask: pa.Array, dimension: int) -> pa.Array:
     return pa.array(spread.reshape(-1))
 
 
+def _from(source: str) -> str:
+    return f" ({source})" if source else ""
+
+
 def _json_vectors(name: str, column: _Values, rows: int, dimension: int | None, max_dimensions: int,
-                  max_bytes: int) -> pa.Array:
+                  max_bytes: int, source: str) -> pa.Array:
     expected = dimension
     components: list = []
     missing = np.zeros(len(column), dtype=bool)
@@ -518,7 +524,7 @@ def _json_vectors(name: str, column: _Values, rows: int, dimension: int | None, 
                                              f"{max_bytes} (limits.max_decoded_bytes)", rows)
         if len(vector) != expected:
             raise BadBatch(400, "ragged", f"row {index}, column {name!r}: a vector of {len(vector)} components; "
-                                          f"this column's vectors have {expected}", rows)
+                                          f"this column's vectors have {expected}{_from(source)}", rows)
         for component in vector:
             kind = type(component)
             if kind is not float and kind is not int:

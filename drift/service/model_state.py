@@ -4,8 +4,10 @@ report, and when it is next due."""
 from __future__ import annotations
 
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from fleetscope.drift.columns import ColumnKind
 from fleetscope.drift.profiles import Profile
 from fleetscope.drift.report import SafeReport
 from fleetscope.drift.service import evaluation
@@ -24,3 +26,10 @@ class ModelState:
     next_due: float = 0.0
     reference_profiles: tuple[object, dict[str, Profile]] | None = None  # (reference version, per segment)
     series: Admitted = field(default_factory=Admitted)  # what /metrics serves of the latest evaluation
+    # What outputs are conformed to where the reference sets more than the config: the columns expecting the
+    # reference's dimension of each embedding column that declares none (references.expect_reference_dimensions).
+    reference_columns: Mapping[str, ColumnKind] | None = None
+
+    @property
+    def output_columns(self) -> Mapping[str, ColumnKind]:
+        return self.config.columns if self.reference_columns is None else self.reference_columns

@@ -4,6 +4,7 @@ estimated quality (fleetscope.drift.model_quality, fleetscope.drift.performance_
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -47,14 +48,17 @@ ACTUAL = "actual"  # a label batch's column of actual values
 TIME = "output_time"  # a pre-joined batch's optional column: when the output was made (Unix seconds)
 
 
-def conform_outputs(config: ModelConfig, table: Any, limits: BodyLimits) -> tuple[pa.Table, list[str | None] | None]:
-    """Outputs as sent, conformed to the model's columns in one pass with the request id column split off: the
-    table, and the ids (text, None where a row has none) when the batch holds that column."""
+def conform_outputs(config: ModelConfig, table: Any, limits: BodyLimits,
+                    columns: Mapping[str, ColumnKind] | None = None) -> tuple[pa.Table, list[str | None] | None]:
+    """Outputs as sent, conformed to the model's columns (or `columns`: the model's, with what its reference sets)
+    in one pass with the request id column split off: the table, and the ids (text, None where a row has none)
+    when the batch holds that column."""
+    columns = config.columns if columns is None else columns
     name = config.quality.request_id if config.quality is not None else None
     if name is None or name not in table.column_names:
-        return conform(table, config.columns, limits), None
+        return conform(table, columns, limits), None
     alone = f"the batch holds only request ids ({name!r}); send the outputs with them"
-    conformed, ids = conform_apart(table, config.columns, name, limits, alone)
+    conformed, ids = conform_apart(table, columns, name, limits, alone)
     return conformed, ids.to_pylist()
 
 

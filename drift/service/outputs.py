@@ -21,7 +21,8 @@ def ingest(service: DriftService, name: str, body: bytes, content_type: str, bat
     slot_taken: the caller holds a write slot (the HTTP API takes one before reading the body)."""
     with service.writes.to(name, slot_taken) as model:
         config, limits = model.config, service.batch_limits
-        table, ids = outcomes.conform_outputs(config, read_table(body, content_type, limits), limits)
+        table, ids = outcomes.conform_outputs(config, read_table(body, content_type, limits), limits,
+                                              model.output_columns)
         rows = outcomes.output_rows(config, table, ids) if config.quality is not None else None
         stored = service.store.append(name, table, batch_id, rows, digest=Store.digest(body, content_type))
     if not stored.replayed:

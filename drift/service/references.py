@@ -3,10 +3,13 @@ known takes its schema from the rows it is first given."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
+import pyarrow as pa
+
 from fleetscope import log
-from fleetscope.drift.columns import ColumnKind
+from fleetscope.drift.columns import ColumnKind, value_rules
 from fleetscope.drift.comparison import column_kinds
 from fleetscope.drift.service import outcomes, replica_profiles
 from fleetscope.drift.service.config import COLUMN_NAME, MODEL_NAME, ModelConfig
@@ -14,6 +17,7 @@ from fleetscope.drift.service.decode import BadBatch, conform, read_table
 from fleetscope.log import quoted
 
 if TYPE_CHECKING:
+    from fleetscope.drift.service.model_state import ModelState
     from fleetscope.drift.service.service import DriftService
 
 _log = log.get("fleetscope.drift")
@@ -44,7 +48,8 @@ def put(service: DriftService, name: str, body: bytes, content_type: str, numeri
                 _check_room(service)
             service.store.put_reference(name, table, None if model is not None else config.to_json())
             if model is None:
-                service.hold(config)
+                model = service.hold(config)
+            expect_reference_dimensions(model, table.schema)
     _log.info("reference set", extra={"model": name, "rows": table.num_rows})
     return table.num_rows
 
@@ -71,6 +76,29 @@ def load_file(service: DriftService, config: ModelConfig) -> None:
     except BadBatch as error:
         raise log.UserError(f"model {config.name}: reference file {path}: {error.message}") from None
     service.store.put_reference(config.name, table)
+    expect_reference_dimensions(service.held[config.name], table.schema)
+
+
+def undeclared_embeddings(columns: Mapping[str, ColumnKind]) -> list[str]:
+    """The embedding columns whose dimension the config leaves to the reference."""
+    declared = value_rules(columns).dimensions
+    return [name for name, kind in columns.items() if kind is ColumnKind.EMBEDDING and name not in declared]
+
+
+def expect_reference_dimensions(model: ModelState, reference: pa.Schema | None) -> None:
+    """From now on, outputs of each embedding column that declares no dimension must have the vectors' length of
+    the reference whose (conformed) schema this is: read once, when the reference is set or the service starts."""
+    undeclared = undeclared_embeddings(model.config.columns)
+    found = {} if reference is None else {
+        name: reference.field(name).type.list_size for name in undeclared
+        if name in reference.names and pa.types.is_fixed_size_list(reference.field(name).type)}
+    model.reference_columns = value_rules(model.config.columns).with_reference(found) if found else None
+
+
+def restore_reference_dimensions(service: DriftService, model: ModelState) -> None:
+    """expect_reference_dimensions() of the stored reference, at start-up (its schema only is read)."""
+    if undeclared_embeddings(model.config.columns):
+        expect_reference_dimensions(model, service.store.reference_schema(model.config.name))
 
 
 def _new_model_config(service: DriftService, name: str, table, numerical: list[str] | None,

@@ -59,7 +59,9 @@ class DriftService:
                 references.load_file(self, model_config)
 
     def hold(self, config: ModelConfig) -> ModelState:
-        model = self.held[config.name] = ModelState(config)
+        model = ModelState(config)
+        references.restore_reference_dimensions(self, model)
+        self.held[config.name] = model
         return model
 
     def models(self) -> dict[str, ModelConfig]:

@@ -502,6 +502,12 @@ class Store:
                                          (model,)).fetchone()
         return None if found is None else (found[0], blobs.decoded(found[1]))
 
+    def reference_schema(self, model: str) -> pa.Schema | None:
+        """The schema of the model's reference, without decoding its rows; None if it has none."""
+        with self._read_lock:
+            found = self._reader.execute("SELECT data FROM model_references WHERE model = ?", (model,)).fetchone()
+        return None if found is None else blobs.schema_of(found[0])
+
     # -- outputs ---------------------------------------------------------------------
 
     def append(self, model: str, table: pa.Table, batch_id: str | None = None,

@@ -147,8 +147,11 @@ def hostile() -> list[tuple[str, bytes, str, int, str, str]]:
                          ids=[case[0] for case in hostile()])
 def test_hostile_values_are_refused_whole_and_the_service_keeps_what_it_had(tmp_path, what, body, content_type,
                                                                            status, reason, column):
-    service = search_service(tmp_path, dimensions=None if reason == "too_many_dimensions" else {"vec": DIMENSIONS})
-    service.put_reference("search", json.dumps(rows(50, seed=1)).encode(), "application/json")
+    # the limit refuses a vector where nothing sets the dimension yet: no declared one, no reference
+    undeclared = reason == "too_many_dimensions"
+    service = search_service(tmp_path, dimensions=None if undeclared else {"vec": DIMENSIONS})
+    if not undeclared:
+        service.put_reference("search", json.dumps(rows(50, seed=1)).encode(), "application/json")
     send(service, rows(40, seed=2))
     with pytest.raises(BadBatch) as refused:
         send(service, body, content_type)
@@ -157,20 +160,63 @@ def test_hostile_values_are_refused_whole_and_the_service_keeps_what_it_had(tmp_
     whole_column = content_type != "application/json" and reason == "schema"  # a column of the wrong type
     assert whole_column or refused.value.message.startswith("row "), refused.value.message
     assert service.store.total_rows("search") == 40
+    if undeclared:
+        service.put_reference("search", json.dumps(rows(50, seed=1)).encode(), "application/json")
     assert service.evaluate("search").current_rows == 40
     assert service.batches_rejected["search", reason] == 1
 
 
 def test_without_a_declared_dimension_a_batch_keeps_one_and_the_reference_sets_it(tmp_path):
     service = search_service(tmp_path)
-    service.put_reference("search", json.dumps(rows(100, seed=1)).encode(), "application/json")
-    with pytest.raises(BadBatch, match="row 1, column 'vec': a vector of 5 components; this column's vectors have 8"):
+    send(service, rows(30, seed=5, dimensions=5))  # no reference yet: the batch's first vector sets the length
+    with pytest.raises(BadBatch, match="row 1, column 'vec': a vector of 5 components; this column's vectors have 8$"):
         send(service, [rows(1, seed=2)[0], rows(1, seed=3, dimensions=5)[0]])
-    send(service, rows(50, seed=4, dimensions=5))  # consistent in itself, but not the reference's dimension
+    service.put_reference("search", json.dumps(rows(100, seed=1)).encode(), "application/json")
+    for body, content_type in ((rows(50, seed=4, dimensions=5), "application/json"),  # consistent in itself
+                               (arrow_stream(pa.table({"vec": pa.array([[0.5] * 5] * 3, pa.list_(pa.float32(), 5)),
+                                                       "query": ["a", "b", "c"], "latency": [1.0, 2.0, 3.0]})),
+                                "application/vnd.apache.arrow.stream")):
+        with pytest.raises(BadBatch) as refused:
+            send(service, body, content_type)
+        assert (refused.value.status, refused.value.reason, refused.value.column) == (400, "ragged", "vec")
+        assert refused.value.message == ("row 0, column 'vec': a vector of 5 components; this column's vectors "
+                                         "have 8 (the reference's dimension)")
+    assert service.store.total_rows("search") == 30  # nothing of the refused batches
+    assert send(service, rows(50, seed=4)) == 50
+    # the outputs stored before the reference was set are of another length: found out when evaluated
     evaluation = service.evaluate("search")
     assert evaluation.outcome == "success" and "vec" not in evaluation.result.columns
     assert "vectors have 5 components and the reference's 8" in evaluation.result.skipped["vec"]
     assert {"query", "latency"} <= set(evaluation.result.columns)
+
+
+def test_the_reference_dimension_holds_after_a_restart_and_follows_a_new_reference(tmp_path):
+    service = search_service(tmp_path)
+    service.put_reference("search", json.dumps(rows(100, seed=1)).encode(), "application/json")
+    send(service, rows(40, seed=2))
+    service.close()
+    service = search_service(tmp_path)  # the same storage path: the dimension is read from the stored reference
+    with pytest.raises(BadBatch, match="row 0, column 'vec': a vector of 5 components; this column's vectors have "
+                                       r"8 \(the reference's dimension\)"):
+        send(service, rows(20, seed=3, dimensions=5))
+    assert service.store.total_rows("search") == 40
+    assert send(service, rows(20, seed=3)) == 20
+    # a new reference of another length is the model's new reference: its length is the one expected
+    service.put_reference("search", json.dumps(rows(100, seed=4, dimensions=5)).encode(), "application/json")
+    with pytest.raises(BadBatch, match="have 5 \\(the reference's dimension\\)"):
+        send(service, rows(20, seed=3))
+    assert send(service, rows(20, seed=3, dimensions=5)) == 20
+    assert service.store.total_rows("search") == 80
+
+
+def test_a_reference_of_another_dimension_than_declared_is_refused_naming_both(tmp_path):
+    service = search_service(tmp_path, dimensions={"vec": DIMENSIONS})
+    with pytest.raises(BadBatch) as refused:
+        service.put_reference("search", json.dumps(rows(100, seed=1, dimensions=5)).encode(), "application/json")
+    assert (refused.value.status, refused.value.reason, refused.value.column) == (400, "ragged", "vec")
+    assert refused.value.message == ("row 0, column 'vec': a vector of 5 components; this column's vectors have 8 "
+                                     "(its declared dimension)")
+    assert service.store.reference("search") is None
 
 
 def test_a_missing_vector_or_text_is_a_missing_value(tmp_path):

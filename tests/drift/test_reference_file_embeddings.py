@@ -13,6 +13,7 @@ import pytest
 
 from fleetscope import log
 from fleetscope.drift.service import config as service_config
+from fleetscope.drift.service.decode import BadBatch
 from fleetscope.drift.service.service import DriftService
 from tests.drift.hostile import arrow_file
 
@@ -72,6 +73,8 @@ def hostile_parquet() -> list[tuple[str, list, pa.DataType, str, int | None]]:
          "vector with the component inf", DIMENSIONS),
         ("a null component", [good[0], [None] * 6, *good[2:]], pa.list_(pa.float64()), "row 1, column 'vec': a "
          "vector with a null component", DIMENSIONS),
+        ("another dimension than declared", [vec[:5] for vec in good], pa.list_(pa.float64()), "row 0, column "
+         "'vec': a vector of 5 components; this column's vectors have 6 (its declared dimension)", DIMENSIONS),
         ("more dimensions than the limit", [[0.5] * 17] * 4, pa.list_(pa.float64()), "row 0, column 'vec': a vector "
          "of 17 components; the limit is 16 (limits.max_embedding_dimensions)", None),
         ("numbers, not vectors", [1.0, 2.0, 3.0, 4.0], pa.float64(), "column 'vec' holds double but is an "
@@ -102,3 +105,17 @@ def test_a_csv_reference_cannot_hold_an_embedding_column_and_says_what_can(tmp_p
     with pytest.raises(log.UserError, match=r"a CSV file cannot hold the vectors of embedding column 'vec'; write "
                                             r"the reference as \.parquet, \.json or \.arrow"):
         service_with(tmp_path, "reference.csv")
+
+
+def test_without_a_declared_dimension_the_reference_file_sets_the_one_outputs_must_have(tmp_path):
+    write_parquet(tmp_path / "reference.parquet", vectors())
+    service = service_with(tmp_path, "reference.parquet", dimensions=None)
+    shorter = json.dumps([{"vec": vec[:4], "score": 0.5} for vec in vectors(seed=1)]).encode()
+    with pytest.raises(BadBatch) as refused:
+        service.ingest("m", shorter, "application/json")
+    assert (refused.value.reason, refused.value.column) == ("ragged", "vec")
+    assert refused.value.message == ("row 0, column 'vec': a vector of 4 components; this column's vectors have 6 "
+                                     "(the reference's dimension)")
+    assert service.store.total_rows("m") == 0
+    body = json.dumps([{"vec": vec, "score": 0.5} for vec in vectors(seed=1)]).encode()
+    assert service.ingest("m", body, "application/json").rows == 40

@@ -10,7 +10,11 @@ only in dynamo_frontend_failures_total{class="InvalidRequest"}, which names no m
 A stream the client leaves is counted once, but as cancelled only where the frontend notices before the worker's
 stream ends: in the lab (1.6.1, the client leaving 0.3 s into a 240-token stream) one of three was counted
 error_type="cancelled" and two status="success". So in a phase where the client left streams the total is
-checked and the cancelled count is not: the schema's cancelled rate is a floor."""
+checked and the cancelled count is not: the schema's cancelled rate is a floor.
+
+The lab's frontend runs the KV router (--router-mode kv), so every page serves the router's counters and the
+prefix-cache hit ratio is measured: the cached tokens the router should have found over the prompt tokens it routed
+(the lab's prefix_cache_truth), absent where the phase routed nothing (its requests were all refused first)."""
 
 from __future__ import annotations
 
@@ -26,6 +30,8 @@ def dynamo_expectations(truth: dict) -> dict[str, object]:
         "requests:rate5m": requests, "errors:rate5m": c["server_error"], "rejected:rate5m": c["rejected"],
         "cancelled:rate5m": c["cancelled"], "client_errors:rate5m": c["client_error"] - uncounted,
         **{f'not_measured{{signal="{outcome}"}}': ABSENT for outcome in OUTCOMES},
+        'not_measured{signal="prefix_cache_hit_ratio"}': ABSENT,
+        "prefix_cache_hit_ratio:rate5m": _hit_ratio(truth["prefix_cache"]),
         "requests_in_flight": 0, "requests_waiting": 0,
         "error_ratio:rate5m": (c["server_error"] + c["rejected"]) / requests if requests else ABSENT,
     }
@@ -35,3 +41,8 @@ def dynamo_expectations(truth: dict) -> dict[str, object]:
         expected["input_tokens:rate5m"] = truth["tokens"]["prompt"]
         expected["output_tokens:rate5m"] = truth["tokens"]["completion"]
     return expected
+
+
+def _hit_ratio(prefix_cache: dict) -> float | None:
+    routed = prefix_cache["routed_tokens"]
+    return prefix_cache["cached_tokens"] / routed if routed else ABSENT

@@ -14,7 +14,11 @@ copied with one added.
 Phases: successes, client errors (an unknown model: 404; a temperature out of range: 400), too long (prompts past
 the mocker's max_model_len: the worker fails them and the frontend answers 500), cancelled (streams the client
 leaves 0.3 s in: Dynamo counts some as successes, see dynamo_expectations.py), overload (more long requests at
-once than the KV router lets onto a worker whose few KV blocks are busy: the frontend answers 529)."""
+once than the KV router lets onto a worker whose few KV blocks are busy: the frontend answers 529), prefix cache
+(one long prompt sent four times, one after another: the KV router finds its full blocks cached on the worker).
+
+Each phase's ground truth also says what the KV router (--router-mode kv) should count for the prefix cache: the
+prompt tokens it routed and those it found cached on the worker it selected (prefix_cache_truth)."""
 
 from __future__ import annotations
 
@@ -35,7 +39,9 @@ REPOSITORY = Path(__file__).resolve().parents[2]
 ENGINES = REPOSITORY / ".engines"
 PYTHON = ENGINES / "dynamo" / "bin" / "python"
 MODEL = "tiny-llama"
-MAX_MODEL_LEN, MAX_NUM_SEQS, KV_BLOCKS = 256, 2, 8  # the mocker's; 8 blocks of 64 tokens
+MAX_MODEL_LEN, MAX_NUM_SEQS, KV_BLOCKS = 256, 2, 8  # the mocker's; 8 blocks of BLOCK_SIZE tokens
+BLOCK_SIZE = 64  # the mocker's KV block: its vLLM-style default at 1.6.1, given so that the ground truth names it
+PREFIX_PROMPT_WORDS, PREFIX_SENDS = 200, 4  # 3 full blocks and 8 tokens; with 8 generated, 4 of the 8 KV blocks
 SPEEDUP_RATIO = 1.0  # the mocker's simulated step times as they are: about 6 ms a token here
 STREAM_READ_SECONDS = 0.3  # how long the client reads a stream before it leaves
 BUSY_THRESHOLD = 0.2  # the frontend's --active-decode-blocks-threshold: a worker past it is busy
@@ -78,6 +84,7 @@ class Server:
         self.settings = {"DYN_FILE_KV": str(workdir / "kv"), "TMPDIR": str(workdir), "HF_HUB_OFFLINE": "1",
                          "TRANSFORMERS_OFFLINE": "1", "DYN_LOG": "info"}
         self.planes = ["--discovery-backend", "file", "--request-plane", "tcp", "--event-plane", "zmq"]
+        self.sent: list[tuple[list[str], Outcome]] = []  # every completion's prompt (its words) and outcome
 
     def _env(self) -> list[str]:
         return ["env", *(f"{k}={v}" for k, v in self.settings.items()), "nice"]
@@ -85,7 +92,8 @@ class Server:
     def start(self) -> Server:
         mocker = [str(PYTHON), "-m", "dynamo.mocker", "--model-path", str(self.model), "--model-name", MODEL,
                   "--max-model-len", str(MAX_MODEL_LEN), "--max-num-seqs", str(MAX_NUM_SEQS),
-                  "--num-gpu-blocks-override", str(KV_BLOCKS), "--speedup-ratio", str(SPEEDUP_RATIO), *self.planes]
+                  "--num-gpu-blocks-override", str(KV_BLOCKS), "--block-size", str(BLOCK_SIZE),
+                  "--speedup-ratio", str(SPEEDUP_RATIO), *self.planes]
         registered = self.workdir / "kv"
         self.mocker = ManagedProcess([*self._env(), *mocker], self.workdir / "mocker.log",
                                      lambda: any(registered.rglob("*")) if registered.exists() else False)
@@ -109,7 +117,9 @@ class Server:
         return _get(f"http://127.0.0.1:{self.port}/metrics")
 
     def post(self, body: dict, kind: str) -> Outcome:
-        return post_completion(self.port, body, kind, REQUEST_SECONDS)
+        outcome = post_completion(self.port, body, kind, REQUEST_SECONDS)
+        self.sent.append((body["prompt"].split(), outcome))
+        return outcome
 
     def cancel_after_first_chunk(self, body: dict) -> Outcome:
         started = time.monotonic()
@@ -120,13 +130,16 @@ class Server:
         if response.status != 200:  # refused before the stream began (529 when the router finds no idle worker)
             response.read()
             connection.close()
-            return Outcome("cancelled", response.status, seconds=time.monotonic() - started)
-        assert response.fp.readline(), "the stream ended before its first chunk"
-        while time.monotonic() - started < STREAM_READ_SECONDS:
-            response.fp.readline()
-        connection.sock.shutdown(2)
-        connection.close()
-        return Outcome("cancelled", 0, seconds=time.monotonic() - started)
+            outcome = Outcome("cancelled", response.status, seconds=time.monotonic() - started)
+        else:
+            assert response.fp.readline(), "the stream ended before its first chunk"
+            while time.monotonic() - started < STREAM_READ_SECONDS:
+                response.fp.readline()
+            connection.sock.shutdown(2)
+            connection.close()
+            outcome = Outcome("cancelled", 0, seconds=time.monotonic() - started)
+        self.sent.append((body["prompt"].split(), outcome))
+        return outcome
 
 
 def _get(url: str) -> str:
@@ -137,8 +150,9 @@ def _get(url: str) -> str:
         return ""
 
 
-def _prompt(words: int) -> str:
-    return " ".join(("gpu", "fleet", "token", "model")[i % 4] for i in range(words))
+def _prompt(words: int, vocabulary: tuple[str, ...] = ("gpu", "fleet", "token", "model")) -> str:
+    # Each of the tiny tokenizer's words is one token (tests/engines/tiny_model.py; checked in prefix_cache_truth).
+    return " ".join(vocabulary[i % len(vocabulary)] for i in range(words))
 
 
 def _completion(server: Server, tokens: int = 8, kind: str = "success") -> Outcome:
@@ -180,8 +194,50 @@ def _overload(server: Server) -> list[Outcome]:
                    timeout=REQUEST_SECONDS * 2)
 
 
+def _prefix_cache(server: Server) -> list[Outcome]:
+    # One at a time, each on an idle worker (the router refuses one sent while the last one's blocks are active),
+    # in words no other phase sends, so that only this phase's own sends can be found cached.
+    body = {"model": MODEL, "prompt": _prompt(PREFIX_PROMPT_WORDS, ("serve", "batch", "queue", "cache")),
+            "max_tokens": 8, "ignore_eos": True}
+    outcomes = []
+    for _ in range(PREFIX_SENDS):
+        _settle(server, pause=0)
+        outcomes.append(server.post(body, "success"))
+    return outcomes
+
+
 PHASES = (("successes", _successes), ("client-errors", _client_errors), ("too-long", _too_long),
-          ("cancelled", _cancelled), ("overload", _overload))
+          ("cancelled", _cancelled), ("overload", _overload), ("prefix-cache", _prefix_cache))
+# What reaches the KV router's counters: a request it routed to the worker, which answered it (200), failed it
+# (500) or streamed it until the client left (0). A 400 or 404 is refused before routing, a 529 by the router.
+ROUTED = (200, 500, 0)
+
+
+def _full_blocks_shared(prompt: list[str], earlier: list[str]) -> int:
+    shared = next((i for i, (a, b) in enumerate(zip(prompt, earlier, strict=False)) if a != b),
+                  min(len(prompt), len(earlier)))
+    return shared // BLOCK_SIZE
+
+
+def prefix_cache_truth(sent: list[tuple[list[str], Outcome]], before: list[list[str]]) -> dict[str, int]:
+    """What the KV router should count for `sent` (a phase's prompts, as words, and outcomes) on a worker that
+    already holds the blocks of the prompts in `before` (those it served earlier; this adds the phase's own):
+    every routed prompt's tokens, and of them the full blocks it shares from its start with a prompt the worker
+    served before it. The router counts whole blocks (a prompt's last partial block is never a hit) from the
+    worker's KV events; a prompt the worker fails (500: past max_model_len) is never scheduled, so it stores
+    nothing. A block holding generated tokens is never counted: the client's prompts are not the mocker's output.
+    Nothing is evicted: the lab's prompts that share blocks fit the worker's KV blocks with room to spare."""
+    routed = cached = 0
+    for words, outcome in sent:
+        if outcome.prompt_tokens is not None and outcome.prompt_tokens != len(words):
+            raise AssertionError(f"{len(words)} words counted as {outcome.prompt_tokens} tokens: not one a word")
+        if outcome.status not in ROUTED:
+            continue
+        routed += len(words)
+        cached += max((_full_blocks_shared(words, earlier) for earlier in before), default=0) * BLOCK_SIZE
+        if outcome.status != 500:
+            before.append(words)
+    return {"block_size": BLOCK_SIZE, "routed_tokens": routed, "cached_tokens": cached}
 
 
 def _settle(server: Server, pause: float = 2) -> None:
@@ -204,9 +260,10 @@ def record(folder: Path, workdir: Path) -> list[str]:
     engine_version = version()
     model = make_model(workdir / "model")
     server = Server(model, workdir).start()
-    written = []
+    written, served = [], []
     try:
         for index, (phase, drive) in enumerate(PHASES, start=1):
+            first = len(server.sent)
             outcomes = drive(server)
             _settle(server)
             truth = {
@@ -216,6 +273,7 @@ def record(folder: Path, workdir: Path) -> list[str]:
                            "worker": "dynamo.mocker"},
                 "counts": completion_counts(outcomes, rejected=(429, 503, 529)),  # 529: every worker busy
                 "tokens": completion_tokens(outcomes),
+                "prefix_cache": prefix_cache_truth(server.sent[first:], served),
                 "requests": [asdict(o) for o in outcomes],
             }
             written.append(write_phase(folder, index, phase, server.page(), truth))

@@ -21,6 +21,8 @@ pytestmark = pytest.mark.integration
 # XID 79 is the GPU falling off the bus: the XID pages, and so does the GPU that stopped answering.
 EXPECTED = {"FleetscopeGPUXidError": ("critical", "gpu-infra"), "FleetscopeGPUDown": ("critical", "gpu-infra"),
             "FleetscopeModelDriftDetected": ("warning", "ml-platform"),
+            # the shifted inputs, taken together: NannyML's domain classifier tells them from the reference's
+            "FleetscopeModelMultivariateDrift": ("warning", "ml-platform"),
             # the shifted flowers' species arrive as labels: the model's realized accuracy falls below 0.8
             "FleetscopeModelQualityBelowObjective": ("warning", "ml-platform"),
             "FleetscopeInferenceLatencyBudgetBurn": ("critical", "serving"),
@@ -107,6 +109,8 @@ def test_the_demo_shows_gpu_drift_and_inference_alerts_then_stops_cleanly(tmp_pa
     assert firing["FleetscopeGPUXidError"]["xid"] == "79" and firing["FleetscopeGPUXidError"]["gpu"] == "2"
     assert (firing["FleetscopeGPUDown"]["gpu"], firing["FleetscopeGPUDown"]["hostname"]) == ("2", "gpu-node-1")
     assert firing["FleetscopeModelDriftDetected"]["model"] == "iris"
+    assert (firing["FleetscopeModelMultivariateDrift"]["model"],
+            firing["FleetscopeModelMultivariateDrift"]["method"]) == ("iris", "classifier")
     assert (firing["FleetscopeModelQualityBelowObjective"]["model"],
             firing["FleetscopeModelQualityBelowObjective"]["metric"]) == ("iris", "accuracy")
     for name in EXPECTED:
