@@ -417,8 +417,9 @@ DYNAMO = Engine(
     request_duration=Histogram("dynamo_frontend_request_duration_seconds"),
     time_to_first_token=Histogram("dynamo_frontend_time_to_first_token_seconds"),
     inter_token_latency=Histogram("dynamo_frontend_inter_token_latency_seconds"),
-    # The KV router's view (--router-mode kv), per routing attempt, seen at 1.6.1 (the lab's frontend and mocker,
-    # a 200-token prompt sent 3 times: 0, 192 and 192 cached of 600 routed): prompt tokens routed, and those the
+    # The KV router's view (--router-mode kv), per routing attempt, seen at 1.6.1 (the lab's phase 06-prefix-cache,
+    # frontend and mocker: a 200-token prompt sent 4 times, 576 of 800 routed tokens cached, three full 64-token
+    # blocks from the second send on; tests/fixtures/engines/dynamo-1.6.1): prompt tokens routed, and those the
     # selected worker held cached as its KV events told the router. Not the frontend's dynamo_frontend_cached_tokens:
     # at 1.6.1 it observes a stream's cached tokens while dynamo_frontend_input_sequence_tokens does not observe the
     # stream's prompt (cached 384 of "400" after two unary requests and one stream).

@@ -178,11 +178,12 @@ def _too_long(server: Server) -> list[Outcome]:
 
 def _cancelled(server: Server) -> list[Outcome]:
     # One at a time, each after the worker has let go of the last one's blocks: a stream the client left keeps
-    # its blocks until the worker hears of it, and the router would refuse the next as overload.
+    # its blocks until the worker hears of it, and the router would refuse the next as overload. The router hears
+    # of it later than the frontend's gauges show: with no pause after them, 3 of 4 lab runs had one refused (529).
     body = {"model": MODEL, "prompt": _prompt(6), "max_tokens": MAX_MODEL_LEN - 16, "ignore_eos": True}
     outcomes = []
     for _ in range(3):
-        _settle(server, pause=0)
+        _settle(server)
         outcomes.append(server.cancel_after_first_chunk(body))
     return outcomes
 
@@ -195,13 +196,15 @@ def _overload(server: Server) -> list[Outcome]:
 
 
 def _prefix_cache(server: Server) -> list[Outcome]:
-    # One at a time, each on an idle worker (the router refuses one sent while the last one's blocks are active),
-    # in words no other phase sends, so that only this phase's own sends can be found cached.
+    # One at a time, each on an idle worker, in words no other phase sends, so that only this phase's own sends can
+    # be found cached. The router may refuse one (529) sent right after the last one ended, the worker still busy as
+    # it last heard (1 of 4 in a lab run with no pause after the frontend's gauges; none in 3 runs with the pause):
+    # one refused is sent again, until PREFIX_SENDS were answered. It is routed nowhere; the ground truth leaves it out.
     body = {"model": MODEL, "prompt": _prompt(PREFIX_PROMPT_WORDS, ("serve", "batch", "queue", "cache")),
             "max_tokens": 8, "ignore_eos": True}
-    outcomes = []
-    for _ in range(PREFIX_SENDS):
-        _settle(server, pause=0)
+    outcomes: list[Outcome] = []
+    while sum(o.status == 200 for o in outcomes) < PREFIX_SENDS and len(outcomes) < 2 * PREFIX_SENDS:
+        _settle(server)
         outcomes.append(server.post(body, "success"))
     return outcomes
 
@@ -230,7 +233,7 @@ def prefix_cache_truth(sent: list[tuple[list[str], Outcome]], before: list[list[
     routed = cached = 0
     for words, outcome in sent:
         if outcome.prompt_tokens is not None and outcome.prompt_tokens != len(words):
-            raise AssertionError(f"{len(words)} words counted as {outcome.prompt_tokens} tokens: not one a word")
+            raise ValueError(f"{len(words)} words counted as {outcome.prompt_tokens} tokens: not one a word")
         if outcome.status not in ROUTED:
             continue
         routed += len(words)

@@ -39,6 +39,21 @@ def test_the_recorded_vllm_pages_carry_the_serving_signals_they_are_checked_agai
         assert _total(pages[-1], "vllm:prefix_cache_hits_total") > 0, folder.name
 
 
+def test_the_recorded_dynamo_pages_carry_the_kv_routers_counters_and_the_prefix_phase_found_its_blocks():
+    """The replay checks Dynamo's prefix-cache hit ratio on the KV router's counters: every page must carry them
+    (the lab's frontend runs --router-mode kv), and the prefix-cache phase must have found blocks cached, as its
+    ground truth says, or the check would pass on zeros."""
+    for folder in (folder for folder in RECORDED if folder.name.startswith("dynamo-")):
+        phases = recorded_phases(folder)
+        cached = "dynamo_component_router_kv_selected_cached_prefix_tokens_total"
+        for name in ("dynamo_component_router_input_sequence_tokens_sum", cached):
+            assert all(_total(page, name) is not None for _, page, _ in phases), (folder.name, name)
+        at = next(i for i, (name, _, _) in enumerate(phases) if name.endswith("-prefix-cache"))
+        (_, page, truth), before = phases[at], phases[at - 1][1] if at else ""
+        assert truth["prefix_cache"]["cached_tokens"] > 0, folder.name
+        assert _total(page, cached) - (_total(before, cached) or 0) == truth["prefix_cache"]["cached_tokens"]
+
+
 def _lora_lists(page: str) -> dict[str, float]:
     """vllm:lora_requests_info's running lists on a page, each with the time it was last set."""
     prefix = "vllm:lora_requests_info{"
