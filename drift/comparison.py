@@ -180,8 +180,21 @@ def compare(reference: pd.DataFrame | PreparedReference, current: pd.DataFrame,
                              PreparedColumn(current[name], kind, counted.get(name)),
                              per_column(methods, name), per_column(thresholds, name))
 
+    if {ColumnKind.EMBEDDING, ColumnKind.TEXT} & set(compared.values()):
+        _import_classifiers()
     drifts = for_each_column(drift_of, list(compared), workers)
     return DriftResult({drift.column: drift for drift in drifts}, drift_share, skipped)
+
+
+def _import_classifiers() -> None:
+    """Imports the scikit-learn modules the embedding and text methods use, here, before the columns' threads: two
+    threads importing scikit-learn for the first time at once can each find a module of its import cycle partly
+    initialized (ImportError: cannot import name 'clone' from partially initialized module 'sklearn.base')."""
+    import sklearn.feature_extraction.text  # noqa: F401
+    import sklearn.linear_model  # noqa: F401
+    import sklearn.metrics  # noqa: F401
+    import sklearn.model_selection  # noqa: F401
+    import sklearn.pipeline  # noqa: F401
 
 
 def _current_matrices(reference_matrices: Mapping[str, np.ndarray], current: pd.DataFrame,

@@ -83,6 +83,7 @@ from fleetscope.drift.columns import (
     ColumnSchema,
     category_text,
     parse_kind,
+    value_rules,
 )
 from fleetscope.drift.profiles import EXACT_CATEGORIES, MAX_EXACT_CATEGORIES
 from fleetscope.drift.sharding import shard_of
@@ -176,8 +177,10 @@ class ModelConfig:
 
     def to_json(self) -> dict:
         """The schema part that the store keeps for models created through the API."""
+        dimensions = value_rules(self.columns).dimensions
         return {"columns": {name: kind.value for name, kind in self.columns.items()},
-                "segments": list(self.segments), **({"mode": self.mode} if self.profiled else {})}
+                "segments": list(self.segments), **({"mode": self.mode} if self.profiled else {}),
+                **({"dimensions": dict(dimensions)} if dimensions else {})}
 
 
 # Series one compared column adds to a drift result on /metrics (fleetscope.drift.service.series): score, error

@@ -8,6 +8,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from fleetscope.drift.columns import value_rules
 from fleetscope.drift.service.decode import BadBatch
 from fleetscope.drift.service.http_api import Api, batch_id_of, names, replayed
 from fleetscope.drift.service.outcomes import LABEL_OUTCOMES
@@ -59,11 +60,13 @@ def routes(api: Api) -> list[Route]:
             rows = await run_in_threadpool(
                 service.put_reference, model, body, request.headers.get("content-type", ""),
                 names(query.get("numerical")), names(query.get("categorical")), names(query.get("segments")),
-                slot_taken=True, mode=query.get("mode", "rows"))
+                slot_taken=True, mode=query.get("mode", "rows"), embedding=names(query.get("embedding")),
+                text=names(query.get("text")))
         config = service.model(model).config
+        dimensions = value_rules(config.columns).dimensions
         return JSONResponse({"model": model, "rows": rows,
                              "columns": {name: kind.name.lower() for name, kind in config.columns.items()},
-                             "segments": list(config.segments)})
+                             "segments": list(config.segments), **({"dimensions": dimensions} if dimensions else {})})
 
     return [
         Route("/v1/models/{model}/outputs", api.endpoint(outputs, True, False, 429), methods=["POST"]),

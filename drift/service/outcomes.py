@@ -63,7 +63,8 @@ def conform_outputs(config: ModelConfig, table: Any, limits: BodyLimits,
 
 
 def output_rows(config: ModelConfig, table: pa.Table, ids: list[str | None] | None) -> list[tuple]:
-    """(request id, segment, prediction, confidence) of each stored output that has a request id."""
+    """(request id, segment, prediction, confidence, position in the batch) of each stored output that has a
+    request id."""
     quality = config.quality
     assert quality is not None
     if ids is None or not any(ids):
@@ -71,8 +72,8 @@ def output_rows(config: ModelConfig, table: pa.Table, ids: list[str | None] | No
     segments = _segments(config, table)
     predictions = table[quality.prediction].to_pylist()
     confidences = table[quality.confidence].to_pylist() if quality.confidence else [None] * table.num_rows
-    return [(request, segment, prediction, confidence) for request, segment, prediction, confidence
-            in zip(ids, segments, predictions, confidences, strict=True) if request is not None]
+    return [(request, segment, prediction, confidence, position) for position, (request, segment, prediction,
+            confidence) in enumerate(zip(ids, segments, predictions, confidences, strict=True)) if request is not None]
 
 
 def read_labels(config: ModelConfig, body: bytes, content_type: str, limits: BodyLimits) -> tuple[str, list[tuple]]:

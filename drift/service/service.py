@@ -101,8 +101,10 @@ class DriftService:
 
     def put_reference(self, name: str, body: bytes, content_type: str, numerical: list[str] | None = None,
                       categorical: list[str] | None = None, segments: list[str] | None = None,
-                      slot_taken: bool = False, mode: str = "rows") -> int:
-        return references.put(self, name, body, content_type, numerical, categorical, segments, slot_taken, mode)
+                      slot_taken: bool = False, mode: str = "rows", embedding: list[str] | None = None,
+                      text: list[str] | None = None) -> int:
+        return references.put(self, name, body, content_type, numerical, categorical, segments, slot_taken, mode,
+                              embedding, text)
 
     # -- evaluations and reports (fleetscope.drift.service.evaluator, reports) -----------------------------------
 

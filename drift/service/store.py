@@ -44,6 +44,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
+import numpy as np
 import pyarrow as pa
 
 from fleetscope import log
@@ -90,7 +91,8 @@ CREATE TABLE IF NOT EXISTS label_batches (
     PRIMARY KEY (model, batch_id));
 """
 # Columns added since the first release, added to a store written before them when it opens.
-_MIGRATIONS = (("batch_ids", "digest", "BLOB"), ("label_batches", "digest", "BLOB"))
+_MIGRATIONS = (("batch_ids", "digest", "BLOB"), ("label_batches", "digest", "BLOB"),
+               ("outcomes", "output_row", "INTEGER"))  # the output's row number, to read its inputs back
 
 
 _log = log.get("fleetscope.drift")
@@ -517,8 +519,9 @@ class Store:
         rows it was stored as, so a batch is kept once however often it is sent; sent with another
         body (digest: Store.digest of the request), it is refused (422).
 
-        outcomes: (request id, segment, prediction, confidence) of each row with a request id, for quality; a
-        request id stored before keeps its first output. StorageRefused (507) where there is no room."""
+        outcomes: (request id, segment, prediction, confidence[, the row's position in the batch]) of each row with
+        a request id, for quality; a request id stored before keeps its first output. StorageRefused (507) where
+        there is no room."""
         blob = blobs.encoded(table)
         rows = table.num_rows
         with self._write_lock:
@@ -530,7 +533,7 @@ class Store:
                     return RowRange(seen[0], seen[0] + seen[1], replayed=True)
             incoming = _ROW + 3 * len(model) + len(blob) + _key_bytes(model, batch_id) + sum(
                 _outcome_bytes(model, request, segment, prediction, None)
-                for request, segment, prediction, _ in outcomes or ())
+                for request, segment, prediction, *_ in outcomes or ())
 
             def write(db: sqlite3.Connection) -> tuple[float, int]:
                 self._make_room(db, model, incoming, rows)
@@ -548,9 +551,10 @@ class Store:
                 if outcomes:
                     last = db.execute("SELECT COALESCE(MAX(id), 0) FROM outcomes").fetchone()[0]
                     db.executemany("INSERT OR IGNORE INTO outcomes (model, request_id, output_at, segment, prediction, "
-                                   "confidence) VALUES (?, ?, ?, ?, ?, ?)",
-                                   [(model, request, received_at, segment, prediction, confidence)
-                                    for request, segment, prediction, confidence in outcomes])
+                                   "confidence, output_row) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                                   [(model, request, received_at, segment, prediction, confidence,
+                                     first + position[0] if position else None)
+                                    for request, segment, prediction, confidence, *position in outcomes])
                     self._count(db, "outcomes", "id > ?", (last,))
                 return received_at, first
 
@@ -584,7 +588,12 @@ class Store:
             start = max(0, rows.first - first_row)
             stop = min(table.num_rows, rows.end - first_row)
             pieces.append(table.slice(start, stop - start))
-        return pa.concat_tables(pieces) if pieces else None
+        if not pieces:
+            return None
+        # Batches whose vectors differ in length (stored before a reference set the length, or under another
+        # reference) come back as plain lists, for the evaluation to skip that column saying so.
+        same = all(piece.schema == pieces[0].schema for piece in pieces)
+        return pa.concat_tables(pieces, promote_options="none" if same else "permissive")
 
     # -- ground truth ----------------------------------------------------------------
 
@@ -684,6 +693,52 @@ class Store:
             return self._reader.execute(
                 "SELECT prediction, confidence, actual FROM outcomes WHERE model = ? AND output_at <= ? AND actual IS "
                 "NOT NULL ORDER BY output_at DESC LIMIT ?", (model, until, rows)).fetchall()
+
+    def labelled_outputs_before(self, model: str, until: float, rows: int) -> list[tuple]:
+        """(row number or None, prediction, actual) of the latest `rows` labelled outputs that arrived by `until`,
+        newest first; None for a pre-joined label's or one stored before row numbers were kept."""
+        with self._read_lock:
+            return self._reader.execute(
+                "SELECT output_row, prediction, actual FROM outcomes WHERE model = ? AND output_at <= ? AND actual IS "
+                "NOT NULL ORDER BY output_at DESC LIMIT ?", (model, until, rows)).fetchall()
+
+    def output_rows_between(self, model: str, since: float, until: float) -> list[tuple]:
+        """(row number or None, prediction) of the outcomes (outputs with a request id, pre-joined labels) that
+        arrived in (since, until]."""
+        with self._read_lock:
+            return self._reader.execute("SELECT output_row, prediction FROM outcomes WHERE model = ? AND output_at > ? "
+                                        "AND output_at <= ?", (model, since, until)).fetchall()
+
+    def numbers_at(self, model: str, rows: list[int | None], columns: list[str]) -> dict[str, np.ndarray]:
+        """The numerical columns' values at these row numbers, NaN where there is none (a null, None for the row,
+        a row retention removed, a column its batch does not hold). Only the batches holding them are read, one
+        at a time: what this holds is a batch and the values found."""
+        wanted = np.array([-1 if row is None else row for row in rows], dtype=np.int64)
+        found = {name: np.full(len(wanted), np.nan) for name in columns}
+        order = np.argsort(wanted, kind="stable")
+        ordered = wanted[order]
+        present = ordered[ordered >= 0]
+        if not len(present) or not columns:
+            return found
+        with self._read_lock:
+            batches = self._reader.execute(
+                "SELECT id, first_row, rows FROM batches WHERE model = ? AND first_row <= ? AND first_row + rows > ? "
+                "ORDER BY first_row", (model, int(present[-1]), int(present[0]))).fetchall()
+        for batch, first_row, count in batches:
+            start, stop = np.searchsorted(ordered, [first_row, first_row + count])
+            if start == stop:
+                continue
+            with self._read_lock:
+                stored = self._reader.execute("SELECT data FROM batches WHERE id = ?", (batch,)).fetchone()
+            if stored is None:  # removed by retention since
+                continue
+            table = blobs.decoded(stored[0])
+            positions = pa.array(ordered[start:stop] - first_row)
+            for name in columns:
+                if name in table.column_names:
+                    values = table.column(name).take(positions).cast(pa.float64())
+                    found[name][order[start:stop]] = values.to_numpy(zero_copy_only=False)
+        return found
 
     def last_label_time(self, model: str) -> float | None:
         """When a label for the model was last stored (since the store was opened, or as read at opening)."""

@@ -183,11 +183,14 @@ def test_without_a_declared_dimension_a_batch_keeps_one_and_the_reference_sets_i
                                          "have 8 (the reference's dimension)")
     assert service.store.total_rows("search") == 30  # nothing of the refused batches
     assert send(service, rows(50, seed=4)) == 50
-    # the outputs stored before the reference was set are of another length: found out when evaluated
+    # the window holds the outputs stored before the reference was set, of another length: found out when evaluated
     evaluation = service.evaluate("search")
     assert evaluation.outcome == "success" and "vec" not in evaluation.result.columns
-    assert "vectors have 5 components and the reference's 8" in evaluation.result.skipped["vec"]
+    assert "vectors of 2 different lengths (5, 8...)" in evaluation.result.skipped["vec"]
     assert {"query", "latency"} <= set(evaluation.result.columns)
+    service.clock.now += 3600  # a window (10 minutes by default) of vectors of the reference's length: compared
+    send(service, rows(50, seed=6))
+    assert service.evaluate("search").result.columns["vec"].current_rows == 50
 
 
 def test_the_reference_dimension_holds_after_a_restart_and_follows_a_new_reference(tmp_path):
