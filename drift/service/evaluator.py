@@ -116,10 +116,12 @@ class Evaluator:
     def _evaluate_profiles(self, model: ModelState, now: float, outcome: evaluation.Evaluation) -> None:
         config, store = model.config, self._service.store
         since, until = windows.current_times(config.window, now)
-        window = store.profiles_between(config.name, since, until)
+        exact_categories = self._service.limits.max_exact_categories
+        window = store.profiles_between(config.name, since, until, exact_categories)
         current, outcome.unusable_intervals = window.segments, window.unusable
         if config.rolling_reference is not None:
-            rolling = store.profiles_between(config.name, *windows.rolling_times(config.rolling_reference, now))
+            rolling = store.profiles_between(config.name, *windows.rolling_times(config.rolling_reference, now),
+                                             exact_categories)
             reference = {label: found for label, (found, _) in rolling.segments.items()}
             outcome.unusable_intervals += rolling.unusable
             outcome.reference = RowRange(0, 0)
@@ -131,7 +133,7 @@ class Evaluator:
             outcome.message = ("the reference window has no profiles" if config.rolling_reference else
                                "no reference: PUT /v1/models/{model}/reference (rows or a profile) or name a file")
         else:
-            profiled.run(config, current, reference, self._service.limits.max_segments, outcome)
+            profiled.run(config, current, reference, self._service.limits.max_segments, outcome, exact_categories)
 
 
 def frame(store: Store, config: ModelConfig, rows: RowRange) -> pd.DataFrame | None:

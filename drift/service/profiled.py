@@ -71,12 +71,13 @@ def compared_kinds(config: ModelConfig) -> dict:
 
 
 def run(config: ModelConfig, current: dict[str, tuple[Profile, int]], reference: dict[str, Profile],
-        max_segments: int, evaluation: Evaluation) -> Evaluation:
-    """Fills `evaluation` from the current window's profiles per segment and the reference's."""
+        max_segments: int, evaluation: Evaluation, exact_categories: int | None = None) -> Evaluation:
+    """Fills `evaluation` from the current window's profiles per segment and the reference's, the segments'
+    categories merged exactly up to exact_categories (limits.max_exact_categories)."""
     evaluation.profiled = True
-    whole = merge_all(found for found, _ in current.values())
+    whole = merge_all((found for found, _ in current.values()), exact_categories)
     evaluation.current_intervals = sum(intervals for _, intervals in current.values())
-    reference_whole = reference.get(WHOLE) or merge_all(reference.values())
+    reference_whole = reference.get(WHOLE) or merge_all(reference.values(), exact_categories)
     evaluation.current_rows, evaluation.reference_rows = whole.rows, reference_whole.rows
     evaluation.result = _compare(config, reference_whole, whole)
     evaluation.quality = quality.from_profiles(reference_whole, whole, compared_kinds(config))

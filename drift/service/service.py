@@ -128,7 +128,8 @@ class DriftService:
         return self.store.readable()
 
     def compact(self) -> int:
-        self.store.roll_up(self.clock() - self.config.profile_rollup_after)
+        self.store.roll_up(self.clock() - self.config.profile_rollup_after,
+                           exact_categories=self.limits.max_exact_categories)
         deleted = self.store.compact(self.config.retention)
         if deleted:
             _log.info("retention compaction", extra={"batches_deleted": deleted})

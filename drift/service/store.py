@@ -221,6 +221,7 @@ class IntervalProfiles:
     which are left out so that the rest is still evaluated."""
     segments: dict[str, tuple[Profile, int]]
     unusable: int = 0
+    exact_categories: int | None = None  # limits.max_exact_categories; past it a merged column becomes a sketch
 
     def add(self, segment: str, blob: bytes) -> None:
         try:
@@ -229,7 +230,8 @@ class IntervalProfiles:
             if merged is None:
                 self.segments[segment] = (found, 1)
             else:
-                merged[0].absorb(found)  # every profile here was read for this window: merging in place is safe
+                # every profile here was read for this window: merging in place is safe
+                merged[0].absorb(found, exact_categories=self.exact_categories)
                 self.segments[segment] = (merged[0], merged[1] + 1)
         except ProfileError as error:
             self.unusable += 1
@@ -829,16 +831,18 @@ class Store:
                                                      "one replica name for its lifetime, or raise the limit")
         return int(replicas)
 
-    def profiles_between(self, model: str, since: float, until: float) -> IntervalProfiles:
+    def profiles_between(self, model: str, since: float, until: float,
+                         exact_categories: int | None = None) -> IntervalProfiles:
         """Per segment, the merged profile of the intervals whose middle lies in [since, until), and how many
         intervals went into it. By the middle, so that an hour rolled up counts in a window that holds most of
         it and not in one that holds little of it. An interval that cannot be read or merged is left out and
-        counted."""
+        counted. A categorical column merged past exact_categories (the profiles' default where None) becomes a
+        frequent-items sketch."""
         with self._read_lock:
             found = self._reader.execute(
                 "SELECT segment, data FROM profile_intervals WHERE model = ? AND start + seconds / 2 >= ? "
                 "AND start + seconds / 2 < ? ORDER BY segment, start", (model, since, until)).fetchall()
-        window = IntervalProfiles({})
+        window = IntervalProfiles({}, exact_categories=exact_categories)
         for segment, blob in found:
             window.add(segment, blob)
         return window
@@ -853,9 +857,10 @@ class Store:
                                          (model,)).fetchone()
         return None if found is None else (found[0], Profile.from_bytes(found[1]))
 
-    def roll_up(self, older_than: float, period: float = 3600.0) -> int:
+    def roll_up(self, older_than: float, period: float = 3600.0, exact_categories: int | None = None) -> int:
         """Merges the intervals that started before `older_than` into one per segment and period (aligned to
-        the Unix epoch); returns the intervals merged away."""
+        the Unix epoch), categories counted exactly up to exact_categories as in profiles_between(); returns the
+        intervals merged away."""
         with self._transaction() as db:
             self._open_intervals.clear()
             found = db.execute(f"SELECT model, segment, start, seconds, profiles, data, {_BYTES['profile_intervals']} "
@@ -868,7 +873,7 @@ class Store:
                 hour = (model, segment, start, period)
                 existing = db.execute(f"SELECT profiles, data FROM profile_intervals WHERE {_INTERVAL}",
                                       hour).fetchone()
-                merged, count = IntervalProfiles({}), 0
+                merged, count = IntervalProfiles({}, exact_categories=exact_categories), 0
                 for profiles, blob in [(row[4], row[5]) for row in rows] + ([existing] if existing else []):
                     left_out = merged.unusable
                     merged.add(segment, blob)  # one an older fleetscope stored that nothing can use is dropped here

@@ -211,3 +211,22 @@ def test_the_client_in_profile_mode_counts_up_to_its_exact_categories():
         assert pending.columns["c"].frequent.total_weight == 800
     finally:
         client.close(timeout=0.1)
+
+
+def test_windows_and_roll_ups_merge_categories_up_to_the_services_limit(tmp_path):
+    # Two intervals of 15,000 categories each, 30,000 together: within the default but past a limit of 20,000, which
+    # the window's merge and the hour's roll-up keep to, as an interval's own merge does.
+    service = service_with(tmp_path, max_exact_categories=20_000)
+    for minute, prefix in enumerate("ab"):
+        body = profile(uniform(17 + minute, 40_000, 15_000, prefix), categorical=["c"], sample_rows=0).to_bytes()
+        service.ingest_profile("chat", body, "r0", START + 60 * minute, 60, "region=eu")
+    limit = service.config.limits.max_exact_categories
+    window = service.store.profiles_between("chat", 0, float("inf"), limit).segments["region=eu"][0].columns["c"]
+    assert window.counts is None and window.frequent.total_weight == 80_000
+    unlimited = service.store.profiles_between("chat", 0, float("inf")).segments["region=eu"][0].columns["c"]
+    assert 20_000 < len(unlimited.counts) <= 30_000
+    service.clock.now += service.config.profile_rollup_after + 2 * 3600
+    service.compact()
+    # Both minutes lie in one hour (START is 1,800,000,000 s, 0 s into its hour): one stored interval, a sketch.
+    [(hour, intervals)] = service.store.profiles_between("chat", 0, float("inf")).segments.values()
+    assert intervals == 1 and hour.columns["c"].counts is None and hour.columns["c"].frequent.total_weight == 80_000
