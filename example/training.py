@@ -23,10 +23,8 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from wsgiref.simple_server import WSGIServer
 
-from prometheus_client import start_http_server
-
 from fleetscope import log
-from fleetscope.exporters.training import TrainingMetrics, registry_for
+from fleetscope.exporters.training import TrainingMetrics, serve
 from fleetscope.localstack.process import StartError
 
 LOG = log.get("fleetscope.example.training")
@@ -231,13 +229,14 @@ class TrainingJob:
         deadline = time.monotonic() + BIND_ATTEMPTS_SECONDS
         while True:
             try:
-                server, _ = start_http_server(self._ports[rank], self.address, registry=registry_for(metrics))
+                server, _ = serve(metrics, self._ports[rank], self.address)
                 break
             except OSError as error:
                 if time.monotonic() >= deadline:
                     raise OSError(f"could not serve its page on {self.address}:{self._ports[rank]}: {error}") \
                         from error
                 incarnation.wait(0.2)
+        assert isinstance(server, WSGIServer)  # prometheus_client's server, typed object by serve()
         self._ports[rank] = server.server_port
         return server
 

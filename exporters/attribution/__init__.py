@@ -21,6 +21,7 @@ POD_UID_LABEL = "pod_uid"
 HPC_JOB_LABEL = "hpc_job"
 MAX_VALUE_LENGTH = 128
 MAX_CGROUP_BYTES = 4096
+MAX_STAT_BYTES = 4096  # a stat line is a few hundred bytes; its command at most 16 characters
 
 
 def bounded(value: str) -> str:
@@ -67,3 +68,9 @@ def labels_of(holders: Holders, *device_keys: str) -> dict[str, str]:
         for name, value in holders.get(key, {}).items():
             found.setdefault(name, value)
     return found
+
+
+def stat_fields(pid: int, proc: Path) -> list[str]:
+    """/proc/<pid>/stat's fields after the command (which may hold spaces and parentheses), from field 3 (the state)
+    on, bounded; empty where it cannot be read."""
+    return (read_head(proc / str(pid) / "stat", MAX_STAT_BYTES) or "").rpartition(")")[2].split()

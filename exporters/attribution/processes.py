@@ -11,14 +11,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from fleetscope.exporters.attribution import HPC_JOB_LABEL, POD_UID_LABEL, bounded, cgroup_of, read_head
+from fleetscope.exporters.attribution import HPC_JOB_LABEL, POD_UID_LABEL, bounded, cgroup_of, stat_fields
 from fleetscope.exporters.attribution.pods import pod_uid_in
 from fleetscope.exporters.attribution.ray import RAY_LABELS, RayAttribution
 from fleetscope.exporters.attribution.slurm import job_label, job_of_process
 
 # Processes remembered at once; past it the memory starts afresh (MPS allows many clients a GPU).
 MAX_REMEMBERED = 4096
-MAX_STAT_BYTES = 4096  # a stat line is a few hundred bytes; its command at most 16 characters
 
 
 class ProcessAttribution:
@@ -65,8 +64,7 @@ class ProcessAttribution:
 
     def _start_time(self, pid: int) -> str:
         """Field 22 of /proc/<pid>/stat (after the command, which may hold spaces); empty if unreadable."""
-        stat = read_head(self.proc / str(pid) / "stat", MAX_STAT_BYTES) or ""
-        fields = stat.rpartition(")")[2].split()
+        fields = stat_fields(pid, self.proc)
         return fields[19] if len(fields) > 19 else ""
 
 

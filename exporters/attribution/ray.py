@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import TypeGuard
 
 from fleetscope import log
-from fleetscope.exporters.attribution import bounded, read_head
+from fleetscope.exporters.attribution import bounded, read_head, stat_fields
 from fleetscope.exporters.catalog.gpu import RAY_LABELS
 
 _logger = log.get("fleetscope.exporters.attribution")
@@ -61,7 +61,6 @@ MAX_DASHBOARD_BYTES = 8 * 1024 * 1024  # a node page is about 14 KB with one act
 DASHBOARD_TIMEOUT_SECONDS = 2.0
 DASHBOARD_REFRESH_SECONDS = 15.0
 MAX_ANCESTORS = 8  # a replica's model runs in its child (EngineCore) or grandchild (EngineCore's Worker)
-MAX_STAT_BYTES = 4096
 # Placement groups named through the state API at one read, where their replica is not on this node's page (a node's
 # GPUs rarely serve more), and the names remembered (a placement group's name never changes).
 MAX_PLACEMENT_GROUP_LOOKUPS = 8
@@ -127,7 +126,7 @@ def job_in_environment(pid: int, proc: Path) -> str | None:
 
 def parent_of(pid: int, proc: Path) -> int | None:
     """Field 4 of /proc/<pid>/stat (after the command, which may hold spaces); None where it cannot be read."""
-    fields = (read_head(proc / str(pid) / "stat", MAX_STAT_BYTES) or "").rpartition(")")[2].split()
+    fields = stat_fields(pid, proc)
     return int(fields[1]) if len(fields) > 1 and fields[1].isdigit() and int(fields[1]) > 1 else None
 
 
