@@ -13,7 +13,7 @@ from typing import TypeVar
 import numpy as np
 import pandas as pd
 
-from fleetscope.drift import embeddings, stattests, text_content
+from fleetscope.drift import embeddings, stattests, text_content, wasserstein
 from fleetscope.drift.columns import ColumnKind, clean, infer_kind_and_counts
 from fleetscope.drift.prepared import PreparedColumn
 from fleetscope.drift.text_descriptors import descriptor_columns
@@ -300,7 +300,10 @@ def for_each_column(work: Callable[[str], R], names: list[str], workers: int | N
     """
     count = min(len(names), os.cpu_count() or 1) if workers is None else min(len(names), workers)
     if count <= 1:
-        return [_named(work, name) for name in names]
+        try:
+            return [_named(work, name) for name in names]
+        finally:
+            wasserstein.release()  # the caller's thread lives on; a pool's threads take their buffers with them
     pool = ThreadPoolExecutor(max_workers=count, thread_name_prefix="fleetscope-compare")
     try:
         futures = [pool.submit(_named, work, name) for name in names]

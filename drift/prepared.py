@@ -51,6 +51,13 @@ class PreparedColumn:
         return frozenset(self.counts)
 
     @cached_property
+    def first_seen(self) -> list:
+        """The distinct values in the order they first appear, as Series.dropna().unique() lists them."""
+        if self.kind is ColumnKind.NUMERICAL:
+            return pd.unique(self.cleaned).tolist()
+        return list(self.counts)  # counted in that order
+
+    @cached_property
     def counts(self) -> dict:
         """Occurrences of each distinct value (a categorical column's are counted in __init__)."""
         values, counts = np.unique(self.sorted, return_counts=True)

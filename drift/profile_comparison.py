@@ -114,6 +114,10 @@ class NumericalSide:
     def unique_count(self) -> int:
         return len(self.values) if self.exact_counts else EXACT_DISTINCT + 1  # "more than", all the tests ask
 
+    @property
+    def first_seen(self) -> list:
+        return list(self.counts)  # a profile keeps no order of appearance: the values' own order
+
     @cached_property
     def uniques(self) -> frozenset:
         return frozenset(self.counts)

@@ -19,8 +19,10 @@ import numpy as np
 from scipy import stats
 from scipy.spatial import distance
 
+from fleetscope.drift import cvm_exact
 from fleetscope.drift.columns import ColumnKind
 from fleetscope.drift.prepared import PreparedColumn, distinct_union_count
+from fleetscope.drift.wasserstein import wasserstein_distance
 
 NUM, CAT = ColumnKind.NUMERICAL, ColumnKind.CATEGORICAL
 # Evidently bins numerical columns with more distinct reference values than this by
@@ -77,7 +79,10 @@ def default_for(reference: PreparedColumn, current: PreparedColumn) -> StatTest:
 # -- helpers shared by several tests ---------------------------------------------------
 
 def _union_keys(reference: PreparedColumn, current: PreparedColumn) -> list:
-    return list(reference.uniques | current.uniques)
+    """The distinct values of both sides in Evidently's order (get_unique_not_nan_values_list_from_series, in
+    evidently/legacy/calculations/stattests/utils.py): a set's order follows the order its values went in, and the
+    tests' sums add in this order."""
+    return list(set(reference.first_seen) | set(current.first_seen))
 
 
 def _counts(column: PreparedColumn, keys: list) -> np.ndarray:
@@ -148,58 +153,6 @@ def wasserstein(reference: PreparedColumn, current: PreparedColumn) -> float:
     return wasserstein_distance(reference.sorted, current.sorted) / max(reference.std, 0.001)
 
 
-# Elements per slice of the Wasserstein sums: their buffers stay in a core's cache and are
-# allocated once, where whole-column temporaries would be allocated and faulted in per column.
-STEP_CHUNK = 32768
-
-
-def wasserstein_distance(u: np.ndarray, v: np.ndarray) -> float:
-    """scipy.stats.wasserstein_distance for two sorted samples, without merging them.
-
-    The distance is the integral of |F_u - F_v| between successive values of the merged
-    samples. Each step starts at a value of u or of v: after u[i] come (i + 1) values of u
-    and s[i] of v (those below u[i]); after v[j], t[j] of u (those at or below v[j]) and
-    j + 1 of v. A step ends at the next value of either sample, so it is summed per sample
-    with one binary search and no merge. Tied values make steps of width zero, so where
-    ties fall in the merge does not matter.
-    """
-    v_below = v.searchsorted(u, "left")
-    u_at_or_below = np.bincount(v_below, minlength=v.size + 1)[:-1]
-    np.cumsum(u_at_or_below, out=u_at_or_below)
-    top = max(u[-1], v[-1])  # ends the last step, where both CDFs are 1: its width counts zero times
-    length = min(STEP_CHUNK, max(u.size, v.size))
-    buffers = np.arange(length, dtype=np.float64), np.empty(length), np.empty(length)
-    return _steps_from(u, v, v_below, top, *buffers) + _steps_from(v, u, u_at_or_below, top, *buffers)
-
-
-def _steps_from(x: np.ndarray, y: np.ndarray, y_seen: np.ndarray, top: float,
-                offsets: np.ndarray, width: np.ndarray, gap: np.ndarray) -> float:
-    """Sum of |F_x - F_y| times width over the steps that start at a value of sample x (see
-    wasserstein_distance); y_seen[i] counts y's values merged before x[i]."""
-    total = 0.0
-    for start in range(0, x.size, STEP_CHUNK):
-        stop = min(start + STEP_CHUNK, x.size)
-        count = stop - start
-        seen = y_seen[start:stop]
-        # The next value of y after x[i] is y[seen[i]], or none (top) once y is used up.
-        ahead = width[:count]
-        np.take(y, seen, out=ahead, mode="clip")
-        ahead[seen.searchsorted(y.size):] = top
-        following = x[start + 1:stop + 1]
-        np.minimum(ahead[:following.size], following, out=ahead[:following.size])
-        if stop == x.size:
-            ahead[-1] = min(ahead[-1], top)
-        ahead -= x[start:stop]
-        cdf_gap = gap[:count]
-        np.add(offsets[:count], start + 1, out=cdf_gap)  # values of x merged, x[i] included
-        cdf_gap /= x.size
-        cdf_gap -= seen / y.size
-        np.abs(cdf_gap, out=cdf_gap)
-        cdf_gap *= ahead
-        total += float(np.sum(cdf_gap))
-    return total
-
-
 @register("jensenshannon", (CAT, NUM), 0.1, operator.ge)
 def jensenshannon(reference: PreparedColumn, current: PreparedColumn) -> float:
     return float(distance.jensenshannon(*binned_percents(reference, current, fill_zeroes=False)))
@@ -219,15 +172,19 @@ def kl_div(reference: PreparedColumn, current: PreparedColumn) -> float:
 @register("hellinger", (CAT, NUM), 0.1, operator.ge)
 def hellinger(reference: PreparedColumn, current: PreparedColumn) -> float:
     keys = _union_keys(reference, current)
+    # Added one term at a time, in Evidently's order, as Evidently adds them.
+    overlap = 0.0
     if reference.kind is CAT:
-        overlap = float(np.sum(np.sqrt(_counts(reference, keys) / reference.size
-                                       * _counts(current, keys) / current.size)))
+        for p, q in zip((_counts(reference, keys) / reference.size).tolist(),
+                        (_counts(current, keys) / current.size).tolist(), strict=True):
+            overlap += math.sqrt(p * q)
     else:
         edges = np.histogram_bin_edges(np.asarray(keys), bins="sturges")
         reference_density = np.histogram(reference.sorted, bins=edges, density=True)[0]
         current_density = np.histogram(current.sorted, bins=edges, density=True)[0]
-        width = (edges.max() - edges.min()) / (len(edges) - 1)
-        overlap = float(np.sum(np.sqrt(reference_density * current_density) * width))
+        width = float((edges.max() - edges.min()) / (len(edges) - 1))
+        for p, q in zip(reference_density.tolist(), current_density.tolist(), strict=True):
+            overlap += math.sqrt(p * q) * width
     return math.sqrt(1 - float(np.clip(overlap, 0, 1)))
 
 
@@ -238,7 +195,10 @@ def anderson(reference: PreparedColumn, current: PreparedColumn) -> float:
 
 @register("cramer_von_mises", (NUM,), 0.1, operator.le)
 def cramer_von_mises(reference: PreparedColumn, current: PreparedColumn) -> float:
-    return float(stats.cramervonmises_2samp(reference.sorted, current.sorted).pvalue)
+    if max(reference.size, current.size) > cvm_exact.EXACT_LIMIT or min(reference.size, current.size) < 2:
+        return float(stats.cramervonmises_2samp(reference.sorted, current.sorted).pvalue)
+    return cvm_exact.exact_pvalue(cvm_exact.statistic_u(reference.sorted, current.sorted), reference.size,
+                                  current.size)
 
 
 @register("ed", (NUM,), 0.1, operator.gt)

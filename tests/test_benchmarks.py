@@ -32,8 +32,9 @@ def test_inference_sdk_benchmark_runs(tmp_path):
 
 
 def test_drift_compare_benchmark_runs_and_agrees_with_evidently(tmp_path):
-    rows = run_benchmark("drift_compare.py", tmp_path, "--rows", "3000", "--repeat", "1", "--memory-rows", "0")
-    assert [row["same_values"] for row in rows] == [True, True] and all(row["columns"] == 20 for row in rows)
+    # Past 10,000 values a Wasserstein merge is summed in OpenBLAS's slices (drift/openblas_dot.py).
+    rows = run_benchmark("drift_compare.py", tmp_path, "--rows", "6000", "--repeat", "1", "--memory-rows", "0")
+    assert [row["same_bits"] for row in rows] == [True, True] and all(row["columns"] == 20 for row in rows)
 
 
 def test_drift_ingest_benchmark_runs(tmp_path):
