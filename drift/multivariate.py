@@ -22,12 +22,15 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from fleetscope.drift import openblas_dot
 from fleetscope.drift.columns import ColumnKind
 
 METHODS = ("reconstruction", "classifier")
@@ -191,12 +194,21 @@ class Reconstruction:
                                  len(current), self.reference_rows)
 
 
-def _one_blas_thread():
+@contextmanager
+def _one_blas_thread() -> Iterator[None]:
     """BLAS on one thread for these small products (rows x at most max_columns): on a busy host its threads spin on
-    each other, and a PCA of 50,000 x 20 took 0.2 to 0.9 s on two threads against 0.003 to 0.1 s on one."""
-    from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]  # scikit-learn's dependency
+    each other, and a PCA of 50,000 x 20 took 0.2 to 0.9 s on two threads against 0.003 to 0.1 s on one.
 
-    return threadpool_limits(limits=1, user_api="blas")
+    numpy's OpenBLAS is held through openblas_dot, whose count compare()'s Wasserstein sums share: two limits that
+    each saved and restored its thread count could interleave and leave it at one. The other BLAS libraries (SciPy's,
+    which the PCA uses) through threadpoolctl."""
+    from threadpoolctl import ThreadpoolController  # type: ignore[import-untyped]  # scikit-learn's dependency
+
+    with openblas_dot.one_thread() as held:
+        blas = ThreadpoolController().select(user_api="blas")
+        with blas.select(filepath=[library.filepath for library in blas.lib_controllers
+                                   if library.filepath != held]).limit(limits=1):
+            yield
 
 
 def classifier_auc(reference: pd.DataFrame, current: pd.DataFrame, kinds: dict[str, ColumnKind],

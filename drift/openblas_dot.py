@@ -20,7 +20,8 @@ import functools
 import itertools
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import numpy as np
 
@@ -39,11 +40,21 @@ def vecdot(x: np.ndarray, y: np.ndarray) -> float:
     library = _numpy_openblas() if x.size > ONE_THREAD_LIMIT else None
     if library is None:
         return float(np.vecdot(x, y))
-    threads = _hold_one_thread(library)
-    try:
+    with _held(library) as threads:
         return _sum_of_slices(x, y, threads)
-    finally:
-        _release(library)
+
+
+@contextmanager
+def one_thread() -> Iterator[str | None]:
+    """numpy's OpenBLAS at one thread for the block, counted with every other holder (the sums above among them): the
+    last one out restores the count the first one in found. Yields the library's path; None where it was not found,
+    and nothing is held."""
+    library = _numpy_openblas()
+    if library is None:
+        yield None
+        return
+    with _held(library):
+        yield library.path
 
 
 def _sum_of_slices(x: np.ndarray, y: np.ndarray, threads: int) -> float:
@@ -57,7 +68,9 @@ def _sum_of_slices(x: np.ndarray, y: np.ndarray, threads: int) -> float:
     return total
 
 
-def _hold_one_thread(library: OpenBLAS) -> int:
+@contextmanager
+def _held(library: OpenBLAS) -> Iterator[int]:
+    """The library at one thread for the block; yields the thread count the first holder found."""
     global _holders, _threads
     with _lock:
         if _holders == 0:
@@ -65,15 +78,14 @@ def _hold_one_thread(library: OpenBLAS) -> int:
             if _threads > 1:
                 library.set_num_threads(1)
         _holders += 1
-        return _threads
-
-
-def _release(library: OpenBLAS) -> None:
-    global _holders
-    with _lock:
-        _holders -= 1
-        if _holders == 0 and _threads > 1:
-            library.set_num_threads(_threads)
+        threads = _threads
+    try:
+        yield threads
+    finally:
+        with _lock:
+            _holders -= 1
+            if _holders == 0 and _threads > 1:
+                library.set_num_threads(_threads)
 
 
 def _numpy_openblas() -> OpenBLAS | None:
@@ -101,8 +113,8 @@ class OpenBLAS:
     set_num_threads does nothing outside the first thread that called it, and a column's test runs in
     whichever thread of a pool is free.)"""
 
-    def __init__(self, get: Callable[[], int], set_: Callable[[int], None]) -> None:
-        self.get_num_threads, self.set_num_threads = get, set_
+    def __init__(self, path: str, get: Callable[[], int], set_: Callable[[int], None]) -> None:
+        self.path, self.get_num_threads, self.set_num_threads = path, get, set_
 
     @classmethod
     def open(cls, path: str) -> OpenBLAS | None:
@@ -113,7 +125,7 @@ class OpenBLAS:
             set_ = getattr(library, f"{prefix}openblas_set_num_threads{suffix}", None)
             parallel = getattr(library, f"{prefix}openblas_get_parallel{suffix}", None)
             if get is not None and set_ is not None and parallel is not None:
-                return cls(get, set_) if parallel() == PTHREADS else None
+                return cls(path, get, set_) if parallel() == PTHREADS else None
         return None
 
 
@@ -123,10 +135,7 @@ def _splits_as_numpy(library: OpenBLAS) -> bool:
     for size in (ONE_THREAD_LIMIT + 1, 65_537, 250_003):
         x, y = rng.random(size) * np.exp(rng.normal(0, 8, size)), rng.random(size)
         expected = float(np.vecdot(x, y))
-        threads = _hold_one_thread(library)
-        try:
+        with _held(library) as threads:
             if _sum_of_slices(x, y, threads) != expected:
                 return False
-        finally:
-            _release(library)
     return True

@@ -11,7 +11,7 @@ import threadpoolctl
 from evidently.core.datasets import infer_column_type
 from scipy import stats
 
-from fleetscope.drift import ColumnKind, PreparedReference, compare, openblas_dot, stattests, wasserstein
+from fleetscope.drift import ColumnKind, PreparedReference, compare, multivariate, openblas_dot, stattests, wasserstein
 from fleetscope.drift.columns import category_counts, infer_kind_and_counts
 from fleetscope.drift.comparison import column_kinds
 from fleetscope.drift.report import evidently_numbers, evidently_snapshot
@@ -102,6 +102,22 @@ def test_dot_products_fall_back_to_numpy_where_the_split_is_not_openblass(monkey
     monkeypatch.setattr(openblas_dot, "_numpy_openblas", lambda: None)
     x, y = np.random.default_rng(39).random((2, 50_000))
     assert openblas_dot.vecdot(x, y) == float(np.vecdot(x, y))
+
+
+def test_a_blas_limit_interleaved_with_a_sum_leaves_the_thread_counts_as_they_were():
+    # The multivariate methods hold BLAS at one thread while they fit; a Wasserstein sum in another thread may hold
+    # numpy's OpenBLAS at one thread when such a limit comes in, and let go before it leaves.
+    before = threadpool_info_threads()
+    if max(before) == 1:
+        pytest.skip("OpenBLAS runs one thread here: nothing to restore")
+    summing = openblas_dot.one_thread()
+    assert summing.__enter__() is not None
+    limited = multivariate._one_blas_thread()
+    limited.__enter__()
+    summing.__exit__(None, None, None)
+    assert set(threadpool_info_threads()) == {1}
+    limited.__exit__(None, None, None)
+    assert threadpool_info_threads() == before
 
 
 def threadpool_info_threads() -> list[int]:
