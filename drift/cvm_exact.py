@@ -3,7 +3,7 @@
 Evidently uses its own copy of an older SciPy (evidently/legacy/calculations/stattests/
 cramer_von_mises_stattest.py, _pval_cvm_2samp_exact; Apache License 2.0, after SciPy's BSD code).
 It counts the binomial coefficient as a float, so np.min_scalar_type() gives the counting arrays a
-float type (float32 for a few dozen values) where SciPy since 1.9 (math.comb) counts in integers:
+float type (float32 for a few dozen values) where SciPy (1.14 and later at least: comb) counts in integers:
 the p-values differ by about 1e-8. The statistic and the asymptotic p-value (past 20 values a side)
 are SciPy's in both.
 

@@ -2,15 +2,15 @@
 
 SciPy (1.16 and later, stats._stats_py._cdf_distance) merges the samples, takes |F_u - F_v| and the
 width of each step between successive merged values, and hands both to np.vecdot, which numpy passes
-to OpenBLAS's dot product. That product adds in an order of its own (four AVX lanes of fused
+to OpenBLAS's dot product. That product adds in an order of its own (sixteen lanes of fused
 multiply-adds, and as many slices as OpenBLAS has threads), so the same terms summed any other way
 differ in the last bits. The terms here are SciPy's, at SciPy's positions in the merge, summed by
 the same dot product: the same bits under the same OpenBLAS thread count (see openblas_dot).
 
 Where values tie, the step's width is zero and its term adds nothing, whatever |F_u - F_v| is
-there; so the CDFs need to be right only where a step has width, and there the values of u up
-to and including a position are those merged before it. That count is a running sum over the
-merge, with no binary search.
+there; so the CDFs need to be right only where a step has width, and there the values of u at or
+below the merged value are those merged up to it. That count is a running sum over the merge, with
+no binary search.
 
 The arrays are as long as both samples together. Allocated anew for every column they would be
 faulted in page by page each time (glibc hands large freed blocks back to the kernel), which
