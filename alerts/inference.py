@@ -238,14 +238,17 @@ def _serving_signal_rules(engine: Engine, w: str) -> list[dict]:
 
 
 def _lora_latest(engine: Engine, lora: LoraInfo, matcher: str = "") -> str:
-    """Each target's current adapter list (the series set last: every list shown stays on the page), where its
-    adapters label matches `matcher`, labelled with the model of the target's first `running` gauge."""
+    """Each server's current adapter list (the series set last: every list shown stays on the page), where its
+    adapters label matches `matcher`, labelled with the model of the server's first `running` gauge. A server is a
+    target, or a replica of one where the engine names its replicas (Ray's metrics agent serves every replica on a
+    node from one target)."""
     if not engine.running or engine.model_label is None:
         raise ValueError(f"{engine.name}: LoRA info needs a running gauge labelled with the model to join with")
+    server = ", ".join(("job", "instance", *((engine.replica_label,) if engine.replica_label else ())))
     selector = _with_selector(lora.metric, matcher) if matcher else lora.metric
-    latest = f"({selector} == on (job, instance) group_left () max by (job, instance) ({lora.metric}))"
-    carrier = f"group by (job, instance, {engine.model_label}) ({engine.running[0]})"
-    return _with_model(engine, f"({latest} * on (job, instance) group_left ({engine.model_label}) {carrier})", None)
+    latest = f"({selector} == on ({server}) group_left () max by ({server}) ({lora.metric}))"
+    carrier = f"group by ({server}, {engine.model_label}) ({engine.running[0]})"
+    return _with_model(engine, f"({latest} * on ({server}) group_left ({engine.model_label}) {carrier})", None)
 
 
 def _lora_rules(engine: Engine) -> list[dict]:
