@@ -63,6 +63,9 @@ def summarize(name: str, column: pd.Series, max_dimensions: int = MAX_DIMENSIONS
         if not isinstance(value, (list, tuple, np.ndarray)):
             raise VectorError("schema", f"column {name!r}: {type(value).__name__} is not a vector (an embedding "
                                         "column takes a list of numbers; None for no vector)")
+        if isinstance(value, np.ndarray) and value.ndim != 1:
+            raise VectorError("schema", f"column {name!r}: an array of {value.ndim} dimensions is not a vector (an "
+                                        "embedding column takes one list of numbers a row)")
         if isinstance(value, np.ndarray) and value.dtype.kind not in "iuf" or not isinstance(value, np.ndarray) and \
                 any(isinstance(part, bool) or not isinstance(part, (int, float, np.integer, np.floating))
                     for part in value):

@@ -414,7 +414,7 @@ def model_config(name: str, document: Mapping, service: ServiceConfig, base: Pat
             columns[str(column)] = parse_kind(str(kind))
         except ValueError as error:
             raise ConfigError(f"{where}.columns.{column}: {error}") from None
-    columns = _rows_only_columns(columns, document, mode, service.limits, where)
+    columns = _rows_only_columns(columns, document, service.limits, where)
     segments = tuple(str(segment) for segment in document.get("segments") or ())
     for segment in segments:
         if columns.get(segment) is not ColumnKind.CATEGORICAL:
@@ -429,6 +429,8 @@ def model_config(name: str, document: Mapping, service: ServiceConfig, base: Pat
             _check_method(method, compared[column])
         except ValueError as error:
             raise ConfigError(f"{where}.methods.{column}: {error}") from None
+    if mode == "profiles":
+        _check_profiled_embeddings(columns, methods, where)
     thresholds = {}
     for column, threshold in _mapping(document.get("thresholds", {}), f"{where}.thresholds").items():
         if column not in compared:
@@ -535,13 +537,11 @@ def _multivariate(document: Any, columns: dict[str, ColumnKind], segments: tuple
     return MultivariateConfig(tuple(dict.fromkeys(map(str, methods))), tuple(map(str, chosen)))
 
 
-def _rows_only_columns(columns: dict[str, ColumnKind], document: Mapping, mode: str, limits: Limits,
+def _rows_only_columns(columns: dict[str, ColumnKind], document: Mapping, limits: Limits,
                        where: str) -> ColumnSchema:
     """The columns as a ColumnSchema: with the declared dimension of each embedding column (dimensions), and the
     limits on embedding and text values. A text column counts toward limits.max_columns as itself and its
     descriptors, each of which is a compared column with its own series."""
-    if mode == "profiles":
-        _check_profiled_embeddings(columns, document, where)
     descriptors = {descriptor_name(name, descriptor) for name, kind in columns.items() if kind is ColumnKind.TEXT
                    for descriptor in DESCRIPTORS}
     clashing = sorted(descriptors & set(columns))
@@ -563,12 +563,10 @@ def _rows_only_columns(columns: dict[str, ColumnKind], document: Mapping, mode: 
     return ColumnSchema(columns, dimensions, limits.max_embedding_dimensions, limits.max_text_length)
 
 
-def _check_profiled_embeddings(columns: Mapping[str, ColumnKind], document: Mapping, where: str) -> None:
+def _check_profiled_embeddings(columns: ColumnSchema, methods: Mapping[str, str], where: str) -> None:
     """A model fed profiles compares an embedding column from its profiles' sum vectors: by a distance method
     (fleetscope.drift.embedding_profiles), with its dimension declared so that a replica's profile of another is
     refused when it arrives, before it could meet the others' in a merge."""
-    methods, dimensions = (found if isinstance(found := document.get(key), Mapping) else {}
-                           for key in ("methods", "dimensions"))
     for name, kind in columns.items():
         if kind is not ColumnKind.EMBEDDING:
             continue
@@ -576,7 +574,7 @@ def _check_profiled_embeddings(columns: Mapping[str, ColumnKind], document: Mapp
         if refusal is not None:
             raise ConfigError(f"{where}.methods.{name}: a model fed profiles compares embedding column {name!r} from "
                               f"a count and sum vector per profile: {refusal}")
-        if name not in dimensions:
+        if name not in columns.dimensions:
             raise ConfigError(f"{where}.dimensions.{name}: a model fed profiles declares each embedding column's "
                               "dimension, so that a profile of other vectors is refused when it arrives")
 

@@ -125,6 +125,8 @@ def test_the_sum_vector_is_the_rows_sum_and_merges_by_addition():
     (["0.5, 0.1"], "schema", "str is not a vector"),
     ([[True, False]], "schema", "something other than numbers"),
     ([["a", "b"]], "schema", "something other than numbers"),
+    ([np.ones((2, 3))], "schema", "an array of 2 dimensions is not a vector"),
+    ([np.array(1.0)], "schema", "an array of 0 dimensions is not a vector"),
 ])
 def test_vectors_rows_ingest_refuses_are_refused_when_profiled_with_its_reason(values, reason, message):
     frame = pd.DataFrame({"vec": pd.Series(values, dtype=object)})
@@ -236,6 +238,8 @@ def test_the_service_merges_replicas_sum_vectors_and_scores_as_compare_does(tmp_
     ({"methods": {"vec": "ratio"}}, "ratio needs each component's Wasserstein distance"),
     ({"methods": {"vec": "model_bootstrap"}}, "model_bootstrap needs the vectors themselves"),
     ({"dimensions": {}}, "declares each embedding column's dimension"),
+    ({"methods": {"vec": ["distance"]}}, r"methods\.vec: embedding drift method .* is not one of"),  # not a name
+    ({"methods": {"vec": {"distance": 1}}}, r"methods\.vec: embedding drift method .* is not one of"),
 ])
 def test_a_model_fed_profiles_refuses_embedding_settings_a_profile_cannot_serve(tmp_path, model, message):
     with pytest.raises(service_config.ConfigError, match=message):
