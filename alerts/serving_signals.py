@@ -15,17 +15,23 @@ _MODEL = ("{{ $labels.model }} ({{ $labels.engine }}){{ with $labels.namespace }
 _SERIES = "cluster, namespace, model, engine"
 
 
+def _collapsed(ratio: str, factor: float, baseline_window: str, min_baseline: float, min_requests: float) -> str:
+    """The ratio below `factor` of its own mean over the baseline window, where that mean is above `min_baseline`
+    and the model serves more than `min_requests` a second."""
+    baseline = f"avg_over_time({ratio}[{baseline_window}])"
+    return (f"{ratio}\n< {factor:g} * {baseline}\n"
+            f"and on ({_SERIES})\n{baseline} > {min_baseline:g}\n"
+            f"and on ({_SERIES})\n{PREFIX}requests:rate5m > {min_requests:g}")
+
+
 def prefix_cache_collapse_alert(config: MonitoringConfig) -> Alert:
     """The hit ratio below a share of its own mean over the baseline window, where that mean was worth keeping
     and the model is busy: the ratio exists only while prompt tokens are looked up, so an idle model is quiet."""
     i = config.inference
-    ratio = f"{PREFIX}prefix_cache_hit_ratio:rate5m"
-    baseline = f"avg_over_time({ratio}[{i.prefix_cache_baseline_window}])"
     return Alert(
         "FleetscopeInferencePrefixCacheHitRatioCollapsed",
-        f"{ratio}\n< {i.prefix_cache_collapse_factor:g} * {baseline}\n"
-        f"and on ({_SERIES})\n{baseline} > {i.prefix_cache_min_baseline:g}\n"
-        f"and on ({_SERIES})\n{PREFIX}requests:rate5m > {i.min_requests_per_second:g}",
+        _collapsed(f"{PREFIX}prefix_cache_hit_ratio:rate5m", i.prefix_cache_collapse_factor,
+                   i.prefix_cache_baseline_window, i.prefix_cache_min_baseline, i.min_requests_per_second),
         "ticket", for_=i.prefix_cache_collapse_for,
         summary="{{ $labels.model }}'s prefix-cache hit ratio fell to {{ $value | humanizePercentage }}",
         description=f"{_MODEL} has found {{{{ $value | humanizePercentage }}}} of its prompt tokens in the prefix "
@@ -41,13 +47,10 @@ def spec_decode_collapse_alert(config: MonitoringConfig) -> Alert:
     drafting for and the model is busy: the ratio exists only while draft tokens are proposed, so a model that
     drafts nothing (idle, or speculative decoding off) is quiet."""
     i = config.inference
-    ratio = f"{PREFIX}spec_decode_acceptance_ratio:rate5m"
-    baseline = f"avg_over_time({ratio}[{i.spec_decode_baseline_window}])"
     return Alert(
         "FleetscopeInferenceSpecDecodeAcceptanceCollapsed",
-        f"{ratio}\n< {i.spec_decode_collapse_factor:g} * {baseline}\n"
-        f"and on ({_SERIES})\n{baseline} > {i.spec_decode_min_baseline:g}\n"
-        f"and on ({_SERIES})\n{PREFIX}requests:rate5m > {i.min_requests_per_second:g}",
+        _collapsed(f"{PREFIX}spec_decode_acceptance_ratio:rate5m", i.spec_decode_collapse_factor,
+                   i.spec_decode_baseline_window, i.spec_decode_min_baseline, i.min_requests_per_second),
         "ticket", for_=i.spec_decode_collapse_for,
         summary="{{ $labels.model }}'s speculative-decoding acceptance fell to {{ $value | humanizePercentage }}",
         description=f"{_MODEL} has accepted {{{{ $value | humanizePercentage }}}} of its draft tokens over 5 minutes, "

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.engines.replay import FIXTURES, _total, assert_agree, engine_of, replay
+from tests.engines.replay import FIXTURES, _added, _total, assert_agree, engine_of, replay
 from tests.support.engine_pages import REPLAY_CLOCK, recorded_phases, replayed_phase
 
 RECORDED = sorted(folder for folder in FIXTURES.iterdir() if folder.is_dir()) if FIXTURES.exists() else []
@@ -51,7 +51,7 @@ def test_the_recorded_dynamo_pages_carry_the_kv_routers_counters_and_the_prefix_
         at = next(i for i, (name, _, _) in enumerate(phases) if name.endswith("-prefix-cache"))
         (_, page, truth), before = phases[at], phases[at - 1][1] if at else ""
         assert truth["prefix_cache"]["cached_tokens"] > 0, folder.name
-        assert _total(page, cached) - (_total(before, cached) or 0) == truth["prefix_cache"]["cached_tokens"]
+        assert _added(before, page, cached) == truth["prefix_cache"]["cached_tokens"]
 
 
 def _lora_lists(page: str) -> dict[str, float]:
@@ -71,7 +71,7 @@ def test_the_recorded_vllm_lora_phases_show_what_the_replay_checks_and_what_it_s
         page, truth = phases["lora"]
         adapters = truth["server"]["lora_adapters"]
         assert all(truth["lora"]["requests"][name] > 0 for name in adapters), folder.name
-        added = _total(page, "vllm:request_success_total") - _total(before, "vllm:request_success_total")
+        added = _added(before, page, "vllm:request_success_total")
         assert added == sum(truth["lora"]["requests"].values()) == truth["counts"]["sent"], folder.name
         assert not [line for line in page.splitlines() if any(f'model_name="{name}"' in line for name in adapters)]
         # Three adapters sent at once, two slots: as many ran together as there are slots, never more.

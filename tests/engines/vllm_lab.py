@@ -27,6 +27,7 @@ from pathlib import Path
 from fleetscope.localstack.process import ManagedProcess, http_ok, start_on_free_port
 from tests.engines.traffic import Completion as Outcome
 from tests.engines.traffic import at_once, completion_counts, completion_tokens, post_completion, write_phase
+from tests.support.exposition import values
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 ENGINES = REPOSITORY / ".engines"
@@ -203,8 +204,7 @@ def _lora_running(server: Server) -> tuple[list[Outcome], str]:
         for model in targets], gap=0.01, timeout=REQUEST_SECONDS)
     page = server.page()
     outcomes = [server.cancel(stream) for stream in streams]
-    running = sum(float(line.rsplit(" ", 1)[1]) for line in page.splitlines()
-                  if line.startswith("vllm:num_requests_running{"))
+    running = sum(values(page, "vllm:num_requests_running"))
     if running != len(targets):
         raise AssertionError(f"the page was read with {running:g} requests running, not the {len(targets)} streams "
                              "held open: they ended first (lengthen LORA_STREAM_TOKENS)")
